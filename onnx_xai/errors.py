@@ -1,0 +1,37 @@
+"""The package's exception hierarchy.
+
+Every error onnx_xai raises on purpose derives from :class:`XaiError`, so callers (and the CLI, which
+turns them into one-line messages and a non-zero exit) can tell a problem with the user's model or
+input from a bug. Messages name the node, op type and attribute at fault, and list every problem found
+in one scan rather than the first one only.
+"""
+from __future__ import annotations
+
+
+class XaiError(Exception):
+    """Base class of every error raised on purpose by onnx_xai."""
+
+
+class ModelError(XaiError):
+    """The model cannot be read, or is not a classifier this tool understands."""
+
+
+class UnsupportedModelError(ModelError):
+    """Nodes on the gradient path have no VJP rule or use an attribute the rule does not handle."""
+
+    def __init__(self, problems: list[str], supported: list[str]):
+        self.problems = problems
+        self.supported = supported
+        noun = "node" if len(problems) == 1 else "nodes"
+        super().__init__(
+            f"cannot differentiate {len(problems)} {noun}: {', '.join(problems)}; "
+            f"supported: {', '.join(supported)}"
+        )
+
+
+class CamNotApplicableError(XaiError):
+    """CAM was asked for on a head that is not global-average-pool followed by a linear layer."""
+
+
+class InputError(XaiError):
+    """An input array, image, class index or option is invalid."""

@@ -1,0 +1,81 @@
+"""Turning an emitter's recorded nodes into a new, valid ModelProto.
+
+The forward graph is kept as it is (its weights shared, never duplicated); the emitted nodes are
+appended, then pruned to those the requested outputs need, so a graph asked only for Grad-CAM carries
+no input-gradient work (onnxruntime runs every node of a graph whatever outputs are fetched).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import onnx
+from onnx import helper
+
+from .autodiff import backward
+from .emitter import Emitter
+from .info import GraphInfo
+
+
+def prune(nodes: Sequence[onnx.NodeProto], needed_outputs: set[str]) -> list[onnx.NodeProto]:
+    """The nodes, in order, that some name in ``needed_outputs`` transitively depends on."""
+    needed, kept = set(needed_outputs), []
+    for node in reversed(nodes):
+        if any(o in needed for o in node.output):
+            kept.append(node)
+            needed.update(i for i in node.input if i)
+    return kept[::-1]
+
+
+def build_model(info: GraphInfo, e: Emitter, inputs: Sequence[onnx.ValueInfoProto],
+                outputs: Sequence[onnx.ValueInfoProto], keep_forward_outputs: bool = True
+                ) -> onnx.ModelProto:
+    """A copy of the model with the emitted nodes, the extra inputs and the given outputs.
+
+    Args:
+        info: facts of the forward model (``info.model`` is not modified).
+        e: the emitter holding the new nodes and constants.
+        inputs: extra graph inputs (e.g. ``xai_target``).
+        outputs: extra graph outputs, each produced by a forward or emitted node.
+        keep_forward_outputs: keep the model's own outputs first.
+    """
+    model = onnx.ModelProto()
+    model.CopyFrom(info.model)
+    graph = model.graph
+    wanted = {o.name for o in outputs} | ({o.name for o in graph.output} if keep_forward_outputs else set())
+    emitted = prune(e.nodes, wanted)
+    used = {i for n in emitted for i in n.input}
+    graph.node.extend(emitted)
+    graph.initializer.extend(t for t in e.initializers if t.name in used)
+    graph.input.extend(inputs)
+    if not keep_forward_outputs:
+        del graph.output[:]
+    graph.output.extend(outputs)
+    return model
+
+
+def value_info(info: GraphInfo, name: str, like: str, shape=None) -> onnx.ValueInfoProto:
+    """An output declaration named ``name`` with the element type (and shape) of tensor ``like``."""
+    dims = info.shape(like) if shape is None else shape
+    return helper.make_tensor_value_info(name, info.dtype(like), list(dims) if dims is not None else None)
+
+
+def vjp_model(model: onnx.ModelProto, output: str, wrt: Sequence[str]) -> onnx.ModelProto:
+    """A model that also takes ``xai_seed`` (shaped like ``output``) and returns its VJP.
+
+    The outputs ``xai_grad/<name>`` hold seed-weighted gradients ``sum(seed * d output / d name)`` for
+    each ``name`` in ``wrt``: the building block of every explanation, and what the rule tests check
+    against finite differences.
+    """
+    info = GraphInfo(model)
+    e = Emitter(info)
+    seed = e.reserve("xai_seed")
+    grads = backward(e, output, seed, list(wrt))
+    outputs = []
+    for name in wrt:
+        out = e.reserve(f"xai_grad/{name}")
+        if grads[name] is None:
+            e.op("Mul", [name, e.scalar(0.0, like=name)], out=[out])
+        else:
+            e.op("Identity", [grads[name]], out=[out])
+        outputs.append(value_info(info, out, name))
+    return build_model(info, e, [value_info(info, seed, output)], outputs, keep_forward_outputs=True)

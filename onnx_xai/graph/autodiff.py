@@ -1,0 +1,94 @@
+"""Reverse-mode autodiff over an ONNX graph: the sweep that applies the VJP rules.
+
+Only the nodes that lie between the differentiated tensors and the score are visited: a node is on
+the path when one of its inputs depends on a ``wrt`` tensor (through float tensors) and the score
+depends on one of its outputs. Everything on the path is checked first, and every node without a rule
+or with an unsupported attribute is reported in one error. The sweep then visits the path in reverse
+order, sums the cotangents that reach a tensor from several consumers, and calls one rule per node.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import onnx
+
+from ..errors import UnsupportedModelError
+from .emitter import Emitter
+from .registry import check_node, rule_for, supported_ops
+
+
+def dependents(e: Emitter, sources: Sequence[str]) -> set[str]:
+    """Float tensors that depend on any of ``sources`` (the sources included)."""
+    reached = set(sources)
+    for node in e.info.nodes():
+        if any(i in reached for i in node.input if i):
+            reached.update(o for o in node.output if o and e.info.is_float(o))
+    return reached
+
+
+def ancestors(e: Emitter, target: str) -> set[str]:
+    """Tensors that ``target`` depends on (itself included)."""
+    needed = {target}
+    for node in reversed(list(e.info.nodes())):
+        if any(o in needed for o in node.output):
+            needed.update(i for i in node.input if i)
+    return needed
+
+
+def path_nodes(e: Emitter, score: str, wrt: Sequence[str]) -> list[onnx.NodeProto]:
+    """The nodes between ``wrt`` and ``score``, in topological order."""
+    forward = dependents(e, wrt)
+    backward = ancestors(e, score)
+    return [n for n in e.info.nodes()
+            if any(i in forward for i in n.input) and any(o in backward for o in n.output)]
+
+
+def describe(node: onnx.NodeProto) -> str:
+    return f"{node.name or node.output[0]!r} ({node.op_type})"
+
+
+def check_path(e: Emitter, nodes: Sequence[onnx.NodeProto]) -> None:
+    """Raise one error listing every node on the path that cannot be differentiated."""
+    problems = []
+    for node in nodes:
+        for problem in check_node(e.info, node, e.wants):
+            problems.append(f"{describe(node)}: {problem}" if problem != "no VJP rule"
+                            else describe(node))
+    if problems:
+        raise UnsupportedModelError(problems, supported_ops())
+
+
+def backward(e: Emitter, score: str, seed: str, wrt: Sequence[str]) -> dict[str, str | None]:
+    """Emit the gradient of ``score`` (seeded with cotangent ``seed``) with respect to ``wrt``.
+
+    Args:
+        e: the emitter of the rewrite.
+        score: forward tensor whose cotangent is ``seed``.
+        seed: tensor name of d(objective)/d(score), same shape as ``score``.
+        wrt: forward tensors to differentiate with respect to.
+
+    Returns:
+        A map from each ``wrt`` name to its cotangent tensor name, or None when the score does not
+        depend on it.
+
+    Raises:
+        UnsupportedModelError: listing every node on the path that has no rule or an unsupported
+            attribute.
+    """
+    nodes = path_nodes(e, score, wrt)
+    e.wanted = (dependents(e, wrt) & ancestors(e, score)) | set(wrt)
+    check_path(e, nodes)
+    grads: dict[str, str] = {score: seed}
+    for node in reversed(nodes):
+        grads_out = [grads.get(o) if o else None for o in node.output]
+        if all(g is None for g in grads_out):
+            continue
+        e.context = f"vjp of {node.op_type} {node.name or node.output[0]!r}"
+        grads_in = rule_for(node.op_type)(e, node, grads_out)
+        assert len(grads_in) == len(node.input), f"rule for {node.op_type} broke the contract"
+        for name, g in zip(node.input, grads_in):
+            if g is None or not e.wants(name):
+                continue
+            grads[name] = e.op("Add", [grads[name], g]) if name in grads else g
+    e.context = ""
+    return {w: grads.get(w) for w in wrt}

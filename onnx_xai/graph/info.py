@@ -1,0 +1,186 @@
+"""Read-only facts about a model's main graph: producers, consumers, types, shapes and constants.
+
+Shapes come from ONNX shape inference run once on a copy of the model; a dimension is an ``int`` when
+static, a ``str`` when symbolic (``"N"``), or ``None`` when unknown. Constants are initializers and
+``Constant`` node outputs, decoded to numpy on request. Everything the rules and the model analysis
+need to know about forward tensors is asked of this object, never re-derived.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from ..errors import ModelError
+
+Dim = int | str | None
+BROADCASTING = frozenset({
+    "Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Mean", "Where", "Relu", "Sigmoid",
+    "Tanh", "Exp", "Log", "Sqrt", "Neg", "Abs", "Erf", "Clip", "LeakyRelu", "HardSigmoid", "HardSwish",
+    "Identity", "Cast", "Reciprocal", "Softplus", "Elu", "Selu", "PRelu", "Gelu", "Mish", "Floor",
+    "Ceil", "Round", "Sign"})
+FLOAT_TYPES = frozenset({onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE,
+                         onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16})
+
+
+def default_opset(model: onnx.ModelProto) -> int:
+    """The model's ``ai.onnx`` opset version."""
+    for imp in model.opset_import:
+        if imp.domain in ("", "ai.onnx"):
+            return imp.version
+    raise ModelError("the model imports no ai.onnx opset")
+
+
+class GraphInfo:
+    """Indexes of one graph, with inferred types and shapes.
+
+    Args:
+        model: the model; it is not modified (shape inference runs on a copy).
+    """
+
+    def __init__(self, model: onnx.ModelProto):
+        self.model = model
+        self.graph = model.graph
+        self.opset = default_opset(model)
+        self.initializers = {t.name: t for t in self.graph.initializer}
+        self.producer: dict[str, onnx.NodeProto] = {}
+        self.consumers: dict[str, list[onnx.NodeProto]] = {}
+        for node in self.graph.node:
+            for name in node.output:
+                if name:
+                    self.producer[name] = node
+            for name in node.input:
+                if name:
+                    self.consumers.setdefault(name, []).append(node)
+        self._types: dict[str, onnx.TypeProto] = {}
+        self._infer()
+        self._const_cache: dict[str, np.ndarray | None] = {}
+
+    def _infer(self) -> None:
+        shell = onnx.ModelProto()
+        shell.CopyFrom(self.model)
+        # Weights are not needed for shape inference beyond their shapes; keep them (small models) or
+        # the inference loses constant-folded Reshape targets.
+        try:
+            inferred = onnx.shape_inference.infer_shapes(shell, data_prop=True)
+        except Exception:  # noqa: BLE001 - inference is best effort; unknown shapes stay unknown
+            inferred = shell
+        g = inferred.graph
+        for vi in list(g.input) + list(g.value_info) + list(g.output):
+            if vi.type.HasField("tensor_type"):
+                self._types[vi.name] = vi.type
+        for t in g.initializer:
+            tp = onnx.helper.make_tensor_type_proto(t.data_type, list(t.dims))
+            self._types[t.name] = tp
+        self._fill_ranks()
+
+    def _fill_ranks(self) -> None:
+        """Where inference gave up, derive the rank of elementwise and Reshape outputs."""
+        for node in self.graph.node:
+            out = node.output[0] if node.output else ""
+            if not out or self.rank(out) is not None:
+                continue
+            rank = None
+            if node.op_type in BROADCASTING:
+                ranks = [self.rank(i) for i in node.input if i]
+                rank = max(ranks) if ranks and None not in ranks else None
+            elif node.op_type == "Reshape":
+                target = self.shape(node.input[1])
+                rank = target[0] if target is not None and isinstance(target[0], int) else None
+            if rank is not None:
+                elem = self.dtype(out) or self.dtype(node.input[-1 if node.op_type == "Where" else 0])
+                self._types[out] = onnx.helper.make_tensor_type_proto(elem, [None] * rank)
+
+    # -- types and shapes --------------------------------------------------------------------------
+    def dtype(self, name: str) -> int:
+        """The ONNX element type of a tensor, 0 when unknown."""
+        tp = self._types.get(name)
+        return tp.tensor_type.elem_type if tp is not None else 0
+
+    def is_float(self, name: str) -> bool:
+        return self.dtype(name) in FLOAT_TYPES
+
+    def shape(self, name: str) -> tuple[Dim, ...] | None:
+        """The tensor's shape, or None when even its rank is unknown."""
+        tp = self._types.get(name)
+        if tp is None or not tp.tensor_type.HasField("shape"):
+            return None
+        dims: list[Dim] = []
+        for d in tp.tensor_type.shape.dim:
+            if d.HasField("dim_value"):
+                dims.append(int(d.dim_value))
+            elif d.HasField("dim_param"):
+                dims.append(d.dim_param)
+            else:
+                dims.append(None)
+        return tuple(dims)
+
+    def rank(self, name: str) -> int | None:
+        s = self.shape(name)
+        return None if s is None else len(s)
+
+    def static_shape(self, name: str) -> tuple[int, ...] | None:
+        """The shape if every dimension is a known integer, else None."""
+        s = self.shape(name)
+        if s is None or not all(isinstance(d, int) for d in s):
+            return None
+        return tuple(int(d) for d in s)  # type: ignore[arg-type]
+
+    def type_proto(self, name: str) -> onnx.TypeProto | None:
+        return self._types.get(name)
+
+    # -- constants ---------------------------------------------------------------------------------
+    def const_value(self, name: str) -> np.ndarray | None:
+        """The value of an initializer or Constant output, else None (also for the empty name)."""
+        if not name:
+            return None
+        if name in self._const_cache:
+            return self._const_cache[name]
+        value = None
+        if name in self.initializers and name not in {i.name for i in self.graph.input}:
+            value = numpy_helper.to_array(self.initializers[name])
+        elif name in self.producer and self.producer[name].op_type == "Constant":
+            value = _constant_node_value(self.producer[name])
+        self._const_cache[name] = value
+        return value
+
+    def is_const(self, name: str) -> bool:
+        return self.const_value(name) is not None
+
+    # -- walks -------------------------------------------------------------------------------------
+    def nodes(self) -> Iterator[onnx.NodeProto]:
+        return iter(self.graph.node)
+
+    def graph_input_names(self) -> list[str]:
+        """Graph inputs that are real inputs (not initializers listed as inputs)."""
+        return [i.name for i in self.graph.input if i.name not in self.initializers]
+
+
+def _constant_node_value(node: onnx.NodeProto) -> np.ndarray | None:
+    for attr in node.attribute:
+        if attr.name == "value":
+            return numpy_helper.to_array(attr.t)
+        if attr.name == "value_float":
+            return np.array(attr.f, dtype=np.float32)
+        if attr.name == "value_floats":
+            return np.array(list(attr.floats), dtype=np.float32)
+        if attr.name == "value_int":
+            return np.array(attr.i, dtype=np.int64)
+        if attr.name == "value_ints":
+            return np.array(list(attr.ints), dtype=np.int64)
+    return None
+
+
+def attr(node: onnx.NodeProto, name: str, default=None):
+    """The value of a node attribute (ints, floats, strings decoded), or ``default``."""
+    for a in node.attribute:
+        if a.name == name:
+            value = onnx.helper.get_attribute_value(a)
+            if isinstance(value, bytes):
+                return value.decode()
+            if isinstance(value, list) and value and isinstance(value[0], bytes):
+                return [v.decode() for v in value]
+            return value
+    return default

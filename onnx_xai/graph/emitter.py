@@ -20,7 +20,8 @@ from .info import GraphInfo
 PREFIX = "xai/"
 # Opset from which an op takes ``axes`` (or ``split``) as an input instead of an attribute.
 AXES_AS_INPUT = {"ReduceSum": 13, "Squeeze": 13, "Unsqueeze": 13, "Split": 13, "ReduceMean": 18,
-                 "ReduceMax": 18, "ReduceMin": 18, "ReduceL2": 18, "ReduceSumSquare": 18}
+                 "ReduceMax": 18, "ReduceMin": 18, "ReduceL2": 18, "ReduceSumSquare": 18, "ReduceL1": 18,
+                 "ReduceLogSumExp": 18, "ReduceLogSum": 18, "ReduceProd": 18}
 NP_DTYPE = {onnx.TensorProto.FLOAT: np.float32, onnx.TensorProto.DOUBLE: np.float64,
             onnx.TensorProto.FLOAT16: np.float16, onnx.TensorProto.INT64: np.int64,
             onnx.TensorProto.INT32: np.int32, onnx.TensorProto.BOOL: np.bool_}

@@ -157,7 +157,8 @@ def build(case: Case, opset: int, dtype) -> onnx.ModelProto:
     inits, nodes = [], []
     for name, value in case.consts.items():
         arr = np.asarray(value)
-        inits.append(numpy_helper.from_array(arr.astype(dtype) if arr.dtype.kind == "f" else arr, name))
+        # float64 constants follow the case dtype; float32 ones (Resize scales) stay as they are
+        inits.append(numpy_helper.from_array(arr.astype(dtype) if arr.dtype == np.float64 else arr, name))
     for i, (op_type, inputs, outs, axes, attrs) in enumerate(case.nodes):
         inputs = list(inputs)
         attrs = {k: (elem if v == "dtype" else v) for k, v in attrs.items()}  # Cast(to=the case dtype)

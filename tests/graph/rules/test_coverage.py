@@ -1,0 +1,21 @@
+"""Every registered VJP rule has at least one table case, and registering an op twice fails."""
+import pytest
+
+from onnx_xai.graph.registry import supported_ops, vjp
+
+from . import test_activation, test_conv, test_elementwise, test_linear, test_norm, test_pool, \
+    test_reduce, test_shape
+
+TABLES = [test_activation, test_conv, test_elementwise, test_linear, test_norm, test_pool,
+          test_reduce, test_shape]
+
+
+def test_every_rule_has_a_case():
+    covered = {spec[0] for table in TABLES for case in table.CASES for spec in case.nodes}
+    missing = sorted(set(supported_ops()) - covered)
+    assert not missing, f"rules without a test case: {missing}"
+
+
+def test_double_registration_raises():
+    with pytest.raises(ValueError, match="already registered"):
+        vjp("Relu")(lambda e, node, g: (None,))

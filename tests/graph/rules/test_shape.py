@@ -1,0 +1,64 @@
+"""Table of cases for data-movement ops and Resize."""
+import numpy as np
+import pytest
+
+from .harness import Case, check, node
+
+R = np.random.default_rng(5)
+I64 = np.int64
+CASES = [
+    Case("flatten", [node("Flatten", ["x"], axis=1)], {"x": (2, 3, 2, 2)}),
+    Case("reshape", [node("Reshape", ["x", "s"])], {"x": (2, 3, 4)}, {"s": np.array([0, -1, 2], I64)}),
+    Case("squeeze", [node("Squeeze", ["x"], axes=[2, 3])], {"x": (2, 3, 1, 1)}),
+    Case("unsqueeze", [node("Unsqueeze", ["x"], axes=[0, 3])], {"x": (2, 3)}),
+    Case("transpose", [node("Transpose", ["x"], perm=[0, 2, 3, 1])], {"x": (2, 3, 4, 5)}),
+    Case("transpose_default", [node("Transpose", ["x"])], {"x": (2, 3, 4)}),
+    Case("concat", [node("Concat", ["a", "b", "c"], axis=1)], {"a": (2, 1, 3), "b": (2, 4, 3)},
+         {"c": R.normal(size=(2, 2, 3))}),
+    Case("concat_negative_axis", [node("Concat", ["a", "a"], axis=-1)], {"a": (2, 3)}),
+    Case("split_attr", [node("Split", ["x"], ["p", "q"], axis=1, split=[1, 3]),
+                        node("Mul", ["p", "two"], "p2"), node("Concat", ["q", "p2"], axis=1)],
+         {"x": (2, 4, 3)}, {"two": np.array(2.0)}, max_opset=12),
+    Case("split_one_output_used", [node("Split", ["x"], ["p", "q", "r"], axis=2),
+                                   node("Mul", ["q", "q"])], {"x": (2, 2, 6)}, max_opset=17),
+    Case("split_num_outputs", [node("Split", ["x"], ["p", "q"], axis=1, num_outputs=2),
+                               node("Sub", ["p", "q"])], {"x": (2, 4, 3)}, min_opset=18),
+    Case("slice_step1", [node("Slice", ["x", "st", "en", "ax"])], {"x": (2, 5, 6)},
+         {"st": np.array([1, -4], I64), "en": np.array([4, 100], I64), "ax": np.array([1, 2], I64)}),
+    Case("slice_negative_steps", [node("Slice", ["x", "st", "en", "ax", "sp"])], {"x": (2, 5, 6)},
+         {"st": np.array([-1, 0], I64), "en": np.array([-6, 6], I64), "ax": np.array([1, 2], I64),
+          "sp": np.array([-2, 2], I64)}),
+    Case("gather_repeated", [node("Gather", ["x", "i"], axis=1)], {"x": (2, 4, 3)},
+         {"i": np.array([[0, 3], [-1, 0]], I64)}, min_opset=16),
+    Case("gather_unique_old_opset", [node("Gather", ["x", "i"], axis=0)], {"x": (4, 3)},
+         {"i": np.array([2, 0], I64)}, max_opset=15),
+    Case("gather_elements", [node("GatherElements", ["x", "i"], axis=1)], {"x": (2, 3)},
+         {"i": np.array([[0, 0, 2], [1, 2, 1]], I64)}, min_opset=16),
+    Case("expand", [node("Expand", ["x", "s"])], {"x": (3, 1)}, {"s": np.array([2, 3, 4], I64)}),
+    Case("tile", [node("Tile", ["x", "r"])], {"x": (2, 3)}, {"r": np.array([2, 3], I64)}),
+    Case("pad_constant", [node("Pad", ["x", "p"])], {"x": (1, 2, 3, 3)},
+         {"p": np.array([0, 0, 1, 2, 0, 1, 2, 0], I64)}),
+    Case("pad_negative", [node("Pad", ["x", "p", "v"])], {"x": (1, 2, 4, 4)},
+         {"p": np.array([0, 0, -1, 2, 0, 0, 1, -2], I64), "v": np.array(0.5)}),
+    Case("pad_axes", [node("Pad", ["x", "p", "", "ax"])], {"x": (1, 2, 3, 3)},
+         {"p": np.array([1, 2, 0, 1], I64), "ax": np.array([2, 3], I64)}, min_opset=18),
+    Case("depth_to_space_dcr", [node("DepthToSpace", ["x"], blocksize=2)], {"x": (1, 8, 2, 3)}),
+    Case("depth_to_space_crd", [node("DepthToSpace", ["x"], blocksize=2, mode="CRD")], {"x": (2, 8, 2, 3)}),
+    Case("space_to_depth", [node("SpaceToDepth", ["x"], blocksize=2)], {"x": (1, 2, 4, 6)}),
+    Case("resize_nearest_scales", [node("Resize", ["x", "", "sc"], mode="nearest")], {"x": (1, 2, 3, 4)},
+         {"sc": np.array([1, 1, 2, 2], np.float32)}, min_opset=13),
+    Case("resize_linear_half_pixel", [node("Resize", ["x", "", "sc"], mode="linear")], {"x": (1, 2, 3, 4)},
+         {"sc": np.array([1, 1, 2.5, 1.5], np.float32)}, min_opset=13),
+    Case("resize_linear_align_corners_sizes", [node("Resize", ["x", "", "", "sz"], mode="linear",
+                                                    coordinate_transformation_mode="align_corners")],
+         {"x": (1, 2, 3, 4)}, {"sz": np.array([1, 2, 7, 5], I64)}, min_opset=13),
+    Case("resize_downsample_asymmetric", [node("Resize", ["x", "roi", "sc"], mode="nearest",
+                                               coordinate_transformation_mode="asymmetric")],
+         {"x": (1, 1, 6, 6)}, {"roi": np.zeros(0, np.float32), "sc": np.array([1, 1, 0.5, 0.5], np.float32)}),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_rule(case):
+    for opset in case.opsets():
+        check(case, opset)

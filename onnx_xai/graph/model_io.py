@@ -1,0 +1,82 @@
+"""Loading and saving models: paths, bytes or ModelProto in; atomic writes out.
+
+A model loaded from a path brings its external data (the PyTorch dynamo exporter writes
+``model.onnx.data`` beside the file). The source's SHA-256 is that of the bytes the user handed over
+(the file, or the serialized proto). Saving never writes over the input, writes to a temporary file
+in the destination folder and renames it into place, and switches to external data only when the
+model is too large for one protobuf (2 GiB).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+import onnx
+
+from ..errors import ModelError
+
+PROTOBUF_LIMIT = 2**31 - 2**24  # leave headroom below protobuf's 2 GiB
+
+
+def load_model(source: str | os.PathLike | bytes | onnx.ModelProto) -> tuple[onnx.ModelProto, str]:
+    """A private copy of the model and the SHA-256 of its source.
+
+    Raises:
+        ModelError: the file is missing or is not an ONNX model.
+    """
+    if isinstance(source, onnx.ModelProto):
+        copy = onnx.ModelProto()
+        copy.CopyFrom(source)
+        return copy, hashlib.sha256(source.SerializeToString()).hexdigest()
+    if isinstance(source, (bytes, bytearray)):
+        return _parse(bytes(source), "the given bytes"), hashlib.sha256(source).hexdigest()
+    path = Path(source)
+    if not path.is_file():
+        raise ModelError(f"no such model file: {path}")
+    data = path.read_bytes()
+    model = _parse(data, str(path))
+    try:
+        onnx.external_data_helper.load_external_data_for_model(model, str(path.parent))
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"cannot read the external data of {path}: {exc}") from None
+    return model, hashlib.sha256(data).hexdigest()
+
+
+def _parse(data: bytes, what: str) -> onnx.ModelProto:
+    model = onnx.ModelProto()
+    try:
+        model.ParseFromString(data)
+    except Exception:  # noqa: BLE001 - protobuf raises its own DecodeError types
+        raise ModelError(f"{what} is not an ONNX model (cannot be parsed)") from None
+    if not model.graph.node or not model.opset_import:
+        raise ModelError(f"{what} is not an ONNX model (no graph)")
+    return model
+
+
+def save_model(model: onnx.ModelProto, path: str | os.PathLike, source: str | os.PathLike | None = None
+               ) -> None:
+    """Write ``model`` to ``path`` atomically; refuses to overwrite ``source``.
+
+    Raises:
+        ModelError: ``path`` is the input file, or its folder does not exist.
+    """
+    path = Path(path)
+    if source is not None and Path(source).exists() and path.exists() and \
+            os.path.samefile(source, path):
+        raise ModelError(f"refusing to write over the input model {path}")
+    if not path.parent.is_dir():
+        raise ModelError(f"output folder does not exist: {path.parent}")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        if model.ByteSize() > PROTOBUF_LIMIT:
+            onnx.save_model(model, tmp, save_as_external_data=True, all_tensors_to_one_file=True,
+                            location=f"{path.name}.data")
+        else:
+            onnx.save_model(model, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -14,6 +14,7 @@ import onnx
 from onnx import numpy_helper
 
 from ..errors import ModelError
+from .shapes import infer_types
 
 Dim = int | str | None
 BROADCASTING = frozenset({
@@ -59,21 +60,7 @@ class GraphInfo:
         self._const_cache: dict[str, np.ndarray | None] = {}
 
     def _infer(self) -> None:
-        shell = onnx.ModelProto()
-        shell.CopyFrom(self.model)
-        # Weights are not needed for shape inference beyond their shapes; keep them (small models) or
-        # the inference loses constant-folded Reshape targets.
-        try:
-            inferred = onnx.shape_inference.infer_shapes(shell, data_prop=True)
-        except Exception:  # noqa: BLE001 - inference is best effort; unknown shapes stay unknown
-            inferred = shell
-        g = inferred.graph
-        for vi in list(g.input) + list(g.value_info) + list(g.output):
-            if vi.type.HasField("tensor_type"):
-                self._types[vi.name] = vi.type
-        for t in g.initializer:
-            tp = onnx.helper.make_tensor_type_proto(t.data_type, list(t.dims))
-            self._types[t.name] = tp
+        self._types = infer_types(self.model)
         self._fill_ranks()
 
     def _fill_ranks(self) -> None:

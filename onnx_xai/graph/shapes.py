@@ -1,0 +1,179 @@
+"""Shape inference that sees through the shape arithmetic of exported graphs.
+
+ONNX shape inference gives up on patterns exporters emit all the time, such as
+``x.reshape(x.shape[0], -1)`` or ``chunk`` lowered to ``Shape -> Gather -> Div -> Slice``: the Reshape
+target or the Slice bounds are computed, so every shape downstream becomes unknown. The rules need
+static spatial sizes (strided Conv, pooling), so this module:
+
+1. infers on a weightless shell of the model (large initializers become typed inputs: cheap even
+   for large models), with the batch dimension of the inputs set to a concrete size;
+2. folds the integer shape subgraphs that have become constant (``Shape`` of a static tensor, then
+   Gather/Concat/arithmetic on constants) into Constant nodes, evaluated by the ONNX reference
+   implementation one node at a time, and infers again, until nothing new folds;
+3. does this for two batch sizes and marks the dimensions that follow the batch as symbolic.
+"""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+FOLDABLE = frozenset({
+    "Gather", "Unsqueeze", "Squeeze", "Concat", "Slice", "Add", "Sub", "Mul", "Div", "Cast", "Reshape",
+    "Range", "Equal", "Where", "ConstantOfShape", "Neg", "Abs", "Floor", "Ceil", "Max", "Min", "Mod",
+    "ReduceProd", "ReduceSum", "Identity", "Expand", "Sqrt", "Less", "Greater", "Not"})
+MAX_ROUNDS = 8
+SMALL = 4096  # initializers up to this many elements keep their values (shape constants, scales)
+
+
+def infer_types(model: onnx.ModelProto) -> dict[str, onnx.TypeProto]:
+    """Tensor types of every value in the main graph, batch dimensions symbolic where they vary."""
+    batch_dims = _batch_dims(model)
+    if not batch_dims:
+        return _infer_folded(_shell(model, {}))
+    small = _infer_folded(_shell(model, {name: 2 for name in batch_dims}))
+    large = _infer_folded(_shell(model, {name: 3 for name in batch_dims}))
+    return {name: _merge(tp, large.get(name), batch_dims) for name, tp in small.items()}
+
+
+def _batch_dims(model: onnx.ModelProto) -> dict[str, str]:
+    """Inputs whose first dimension is symbolic, with the symbol's name."""
+    inits = {t.name for t in model.graph.initializer}
+    found = {}
+    for vi in model.graph.input:
+        dims = vi.type.tensor_type.shape.dim
+        if vi.name not in inits and dims and not dims[0].HasField("dim_value"):
+            found[vi.name] = dims[0].dim_param or "N"
+    return found
+
+
+def _shell(model: onnx.ModelProto, batch: dict[str, int]) -> onnx.ModelProto:
+    """The model without its large weights (they become typed inputs), batch dims set to ``batch``."""
+    graph = model.graph
+    keep = [t for t in graph.initializer if _numel(t) <= SMALL]
+    typed = [helper.make_tensor_value_info(t.name, t.data_type, list(t.dims))
+             for t in graph.initializer if _numel(t) > SMALL]
+    inputs = []
+    for vi in graph.input:
+        vi2 = onnx.ValueInfoProto()
+        vi2.CopyFrom(vi)
+        if vi.name in batch:
+            vi2.type.tensor_type.shape.dim[0].dim_value = batch[vi.name]
+        inputs.append(vi2)
+    names = {vi.name for vi in inputs}
+    # Declared output shapes may pin the batch the shell changes: keep only their element types.
+    outputs = [helper.make_tensor_value_info(o.name, o.type.tensor_type.elem_type, None)
+               for o in graph.output]
+    shell_graph = helper.make_graph(list(graph.node), graph.name,
+                                    inputs + [v for v in typed if v.name not in names], outputs, keep)
+    shell = helper.make_model(shell_graph, opset_imports=list(model.opset_import))
+    shell.ir_version = model.ir_version
+    shell.functions.extend(model.functions)
+    return shell
+
+
+def _numel(t: onnx.TensorProto) -> int:
+    return int(np.prod(t.dims)) if t.dims else 1
+
+
+def _infer(shell: onnx.ModelProto) -> dict[str, onnx.TypeProto]:
+    try:
+        inferred = onnx.shape_inference.infer_shapes(shell, data_prop=True)
+    except Exception:  # noqa: BLE001 - best effort: an inference error leaves shapes unknown
+        inferred = shell
+    g = inferred.graph
+    types = {vi.name: vi.type for vi in list(g.input) + list(g.value_info) + list(g.output)
+             if vi.type.HasField("tensor_type")}
+    for t in g.initializer:
+        types[t.name] = helper.make_tensor_type_proto(t.data_type, list(t.dims))
+    return types
+
+
+def _infer_folded(shell: onnx.ModelProto) -> dict[str, onnx.TypeProto]:
+    types = _infer(shell)
+    for _ in range(MAX_ROUNDS):
+        folded = _fold_round(shell, types)
+        if not folded:
+            break
+        types = _infer(shell)
+    return types
+
+
+def _static(tp: onnx.TypeProto | None) -> list[int] | None:
+    if tp is None or not tp.tensor_type.HasField("shape"):
+        return None
+    dims = tp.tensor_type.shape.dim
+    return [d.dim_value for d in dims] if all(d.HasField("dim_value") for d in dims) else None
+
+
+def _fold_round(shell: onnx.ModelProto, types: dict[str, onnx.TypeProto]) -> bool:
+    """Replace newly constant integer nodes by Constant nodes; True when any was replaced."""
+    values = {t.name: numpy_helper.to_array(t) for t in shell.graph.initializer}
+    changed = False
+    for i, node in enumerate(shell.graph.node):
+        if node.op_type == "Constant":
+            values[node.output[0]] = numpy_helper.to_array(node.attribute[0].t) if \
+                node.attribute[0].name == "value" else None
+            continue
+        value = _evaluate(node, values, types, _opset(shell))
+        if value is None:
+            continue
+        values[node.output[0]] = value
+        shell.graph.node[i].CopyFrom(helper.make_node("Constant", [], [node.output[0]],
+                                                      value=numpy_helper.from_array(value)))
+        changed = True
+    return changed
+
+
+def _opset(model: onnx.ModelProto) -> int:
+    return next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+
+
+def _evaluate(node, values, types, opset: int) -> np.ndarray | None:
+    if len(node.output) != 1 or node.domain not in ("", "ai.onnx"):
+        return None
+    if node.op_type in ("Shape", "Size"):
+        shape = _static(types.get(node.input[0]))
+        if shape is None:
+            return None
+        if node.op_type == "Size":
+            return np.array(int(np.prod(shape)), np.int64)
+        start = next((a.i for a in node.attribute if a.name == "start"), 0)
+        end = next((a.i for a in node.attribute if a.name == "end"), len(shape))
+        return np.array(shape, np.int64)[start:end]
+    if node.op_type not in FOLDABLE or any(i and values.get(i) is None for i in node.input):
+        return None
+    if any(values[i].size > SMALL for i in node.input if i):
+        return None
+    from onnx.reference import ReferenceEvaluator
+
+    inputs = [i for i in node.input if i]
+    graph = helper.make_graph(
+        [node], "fold", [helper.make_tensor_value_info(i, helper.np_dtype_to_tensor_dtype(values[i].dtype),
+                                                       list(values[i].shape)) for i in inputs],
+        [helper.make_tensor_value_info(node.output[0], onnx.TensorProto.UNDEFINED, None)])
+    probe = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    try:
+        (out,) = ReferenceEvaluator(probe).run(None, {i: values[i] for i in inputs})
+    except Exception:  # noqa: BLE001 - an op the reference cannot fold stays unfolded
+        return None
+    out = np.asarray(out)
+    return out if out.dtype.kind in "iub" and out.size <= SMALL else None
+
+
+def _merge(small: onnx.TypeProto, large: onnx.TypeProto | None, batch_dims: dict[str, str]
+           ) -> onnx.TypeProto:
+    """Dims equal at both batch sizes stay; dims that differ become the batch symbol."""
+    a, b = _dims(small), _dims(large)
+    if a is None or b is None or len(a) != len(b):
+        return helper.make_tensor_type_proto(small.tensor_type.elem_type, None)
+    symbol = next(iter(batch_dims.values()))
+    merged = [x if x == y else symbol for x, y in zip(a, b)]
+    return helper.make_tensor_type_proto(small.tensor_type.elem_type, merged)
+
+
+def _dims(tp: onnx.TypeProto | None) -> list | None:
+    if tp is None or not tp.tensor_type.HasField("shape"):
+        return None
+    return [d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
+            for d in tp.tensor_type.shape.dim]

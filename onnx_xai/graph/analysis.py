@@ -66,12 +66,17 @@ def layout_of(info: GraphInfo, image: str) -> str:
 
 
 def _reaches(info: GraphInfo, source: str, target: str, blocked: str) -> bool:
-    """Whether ``target`` depends on ``source`` when ``blocked`` is cut out of the graph."""
+    """Whether ``target`` depends on ``source`` through data (not shape arithmetic, which carries no
+    gradient) when ``blocked`` is cut out of the graph."""
     reached = {source}
     for node in info.nodes():
         if any(i in reached and i != blocked for i in node.input):
-            reached.update(o for o in node.output if o != blocked)
+            reached.update(o for o in node.output if o != blocked and _carries_data(info, o))
     return target in reached
+
+
+def _carries_data(info: GraphInfo, name: str) -> bool:
+    return info.dtype(name) == 0 or info.is_float(name)
 
 
 def _spatial_size_above_one(info: GraphInfo, name: str, layout: str) -> bool:

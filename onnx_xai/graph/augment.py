@@ -24,6 +24,7 @@ from .autodiff import backward
 from .batch import check_batch_free, free_batch, has_static_batch_of_one
 from .emitter import Emitter
 from .info import GraphInfo
+from .simplify import fold_zero_pads
 from .model_io import load_model
 
 OUTPUT_SETS = ("cam", "gradcam", "input_grad")
@@ -63,6 +64,8 @@ def augment(model: str | os.PathLike | bytes | onnx.ModelProto, target_layer: st
     image = image_input(info, input_name)
     if has_static_batch_of_one(info, image):
         info = GraphInfo(free_batch(proto, image))
+    if fold_zero_pads(proto, info):
+        info = GraphInfo(proto)
     score = score_tensor(info, output_name)
     check_batch_free(info, score)
     layout = layout_of(info, image)

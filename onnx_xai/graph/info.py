@@ -60,7 +60,7 @@ class GraphInfo:
         self._const_cache: dict[str, np.ndarray | None] = {}
 
     def _infer(self) -> None:
-        self._types = infer_types(self.model)
+        self._types, self._folded = infer_types(self.model)
         self._fill_ranks()
 
     def _fill_ranks(self) -> None:
@@ -120,7 +120,8 @@ class GraphInfo:
 
     # -- constants ---------------------------------------------------------------------------------
     def const_value(self, name: str) -> np.ndarray | None:
-        """The value of an initializer or Constant output, else None (also for the empty name)."""
+        """The value of an initializer, a Constant, or integer shape arithmetic that folds to a
+        constant for every batch size; None otherwise (also for the empty name)."""
         if not name:
             return None
         if name in self._const_cache:
@@ -130,6 +131,8 @@ class GraphInfo:
             value = numpy_helper.to_array(self.initializers[name])
         elif name in self.producer and self.producer[name].op_type == "Constant":
             value = _constant_node_value(self.producer[name])
+        elif name in self._folded:  # shape arithmetic that is constant for every batch size
+            value = self._folded[name]
         self._const_cache[name] = value
         return value
 

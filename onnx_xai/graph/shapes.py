@@ -21,19 +21,24 @@ from onnx import helper, numpy_helper
 FOLDABLE = frozenset({
     "Gather", "Unsqueeze", "Squeeze", "Concat", "Slice", "Add", "Sub", "Mul", "Div", "Cast", "Reshape",
     "Range", "Equal", "Where", "ConstantOfShape", "Neg", "Abs", "Floor", "Ceil", "Max", "Min", "Mod",
-    "ReduceProd", "ReduceSum", "Identity", "Expand", "Sqrt", "Less", "Greater", "Not"})
+    "ReduceProd", "ReduceSum", "Identity", "Expand", "Sqrt", "Less", "Greater", "Not", "Transpose",
+    "Flatten", "Tile", "ReduceMax", "ReduceMin", "Sign", "And", "Or", "GreaterOrEqual", "LessOrEqual"})
 MAX_ROUNDS = 8
 SMALL = 4096  # initializers up to this many elements keep their values (shape constants, scales)
 
 
-def infer_types(model: onnx.ModelProto) -> dict[str, onnx.TypeProto]:
-    """Tensor types of every value in the main graph, batch dimensions symbolic where they vary."""
+def infer_types(model: onnx.ModelProto) -> tuple[dict[str, onnx.TypeProto], dict[str, np.ndarray]]:
+    """Tensor types of every value in the main graph (batch dimensions symbolic where they vary),
+    and the values of the integer tensors that fold to constants whatever the batch size."""
     batch_dims = _batch_dims(model)
     if not batch_dims:
         return _infer_folded(_shell(model, {}))
-    small = _infer_folded(_shell(model, {name: 2 for name in batch_dims}))
-    large = _infer_folded(_shell(model, {name: 3 for name in batch_dims}))
-    return {name: _merge(tp, large.get(name), batch_dims) for name, tp in small.items()}
+    small, small_values = _infer_folded(_shell(model, {name: 2 for name in batch_dims}))
+    large, large_values = _infer_folded(_shell(model, {name: 3 for name in batch_dims}))
+    types = {name: _merge(tp, large.get(name), batch_dims) for name, tp in small.items()}
+    values = {name: v for name, v in small_values.items()
+              if name in large_values and np.array_equal(v, large_values[name])}
+    return types, values
 
 
 def _batch_dims(model: onnx.ModelProto) -> dict[str, str]:
@@ -89,14 +94,13 @@ def _infer(shell: onnx.ModelProto) -> dict[str, onnx.TypeProto]:
     return types
 
 
-def _infer_folded(shell: onnx.ModelProto) -> dict[str, onnx.TypeProto]:
-    types = _infer(shell)
+def _infer_folded(shell: onnx.ModelProto) -> tuple[dict[str, onnx.TypeProto], dict[str, np.ndarray]]:
+    types, folded = _infer(shell), {}
     for _ in range(MAX_ROUNDS):
-        folded = _fold_round(shell, types)
-        if not folded:
+        if not _fold_round(shell, types, folded):
             break
         types = _infer(shell)
-    return types
+    return types, folded
 
 
 def _static(tp: onnx.TypeProto | None) -> list[int] | None:
@@ -106,8 +110,10 @@ def _static(tp: onnx.TypeProto | None) -> list[int] | None:
     return [d.dim_value for d in dims] if all(d.HasField("dim_value") for d in dims) else None
 
 
-def _fold_round(shell: onnx.ModelProto, types: dict[str, onnx.TypeProto]) -> bool:
-    """Replace newly constant integer nodes by Constant nodes; True when any was replaced."""
+def _fold_round(shell: onnx.ModelProto, types: dict[str, onnx.TypeProto],
+                folded: dict[str, np.ndarray]) -> bool:
+    """Replace newly constant integer nodes by Constant nodes (recorded in ``folded``); True when
+    any was replaced."""
     values = {t.name: numpy_helper.to_array(t) for t in shell.graph.initializer}
     changed = False
     for i, node in enumerate(shell.graph.node):
@@ -118,7 +124,7 @@ def _fold_round(shell: onnx.ModelProto, types: dict[str, onnx.TypeProto]) -> boo
         value = _evaluate(node, values, types, _opset(shell))
         if value is None:
             continue
-        values[node.output[0]] = value
+        values[node.output[0]] = folded[node.output[0]] = value
         shell.graph.node[i].CopyFrom(helper.make_node("Constant", [], [node.output[0]],
                                                       value=numpy_helper.from_array(value)))
         changed = True

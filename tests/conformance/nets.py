@@ -79,7 +79,8 @@ def channel_shuffle(x, groups):
 
 class MobileNetish(nn.Module):
     """Depthwise (stride 1 and 2), grouped convs, ReLU6, Hardswish, SiLU, SE with a GAP inside the
-    body, ShuffleNet channel shuffle and split, Flatten -> Dropout -> Linear head."""
+    body, explicit asymmetric zero padding, ShuffleNet channel shuffle and split, Flatten -> Dropout
+    -> Linear head."""
 
     def __init__(self, classes=6):
         super().__init__()
@@ -87,7 +88,7 @@ class MobileNetish(nn.Module):
         self.dw1 = nn.Sequential(nn.Conv2d(16, 16, 3, 1, 1, groups=16, bias=False), nn.BatchNorm2d(16),
                                  nn.Hardswish())
         self.se = SqueezeExcite(16)
-        self.dw2 = nn.Sequential(nn.Conv2d(16, 32, 5, 2, 2, groups=16, bias=False), nn.BatchNorm2d(32),
+        self.dw2 = nn.Sequential(nn.Conv2d(16, 32, 5, 2, 0, groups=16, bias=False), nn.BatchNorm2d(32),
                                  nn.SiLU())
         self.grouped = nn.Sequential(nn.Conv2d(16, 16, 3, 1, 1, groups=4), nn.BatchNorm2d(16), nn.ReLU())
         self.last = nn.Sequential(nn.Conv2d(32, 24, 1, bias=False), nn.BatchNorm2d(24), nn.ReLU6())
@@ -100,7 +101,8 @@ class MobileNetish(nn.Module):
         return self.head[2].weight
 
     def forward(self, x):
-        x = self.dw2(self.se(self.dw1(self.stem(x))))
+        x = self.se(self.dw1(self.stem(x)))
+        x = self.dw2(F.pad(x, (1, 2, 1, 2)))  # TensorFlow-style "same" padding, as EfficientNet-Lite
         x = channel_shuffle(x, 2)
         a, b = x.chunk(2, dim=1)
         x = torch.cat([a, self.grouped(b)], dim=1)

@@ -85,15 +85,19 @@ def _clip_bounds(e: Emitter, node) -> tuple[str | None, str | None]:
 @vjp("Clip", check=lambda info, node, wants: [
     "bound depends on the input" for b in node.input[1:] if b and wants(b)])
 def clip(e: Emitter, node, g_out):
-    """Clip: dx = dy * [min < x < max] (open interval, as torch's hardtanh/ReLU6)."""
-    x = node.input[0]
+    """Clip: dx = dy * [min < y < max] (open interval, as torch's hardtanh/ReLU6).
+
+    The mask reads the output, which equals the input exactly inside the interval; reading the
+    input would keep onnxruntime from fusing the Clip into the Conv before it.
+    """
+    y = node.output[0]
     lo, hi = _clip_bounds(e, node)
-    masks = [e.op("Greater", [x, lo])] if lo else []
-    masks += [e.op("Less", [x, hi])] if hi else []
+    masks = [e.op("Greater", [y, lo])] if lo else []
+    masks += [e.op("Less", [y, hi])] if hi else []
     if not masks:
-        return _scaled(e, node, g_out, e.scalar(1.0, like=x))
+        return _scaled(e, node, g_out, e.scalar(1.0, like=y))
     inside = masks[0] if len(masks) == 1 else e.op("And", masks)
-    return _scaled(e, node, g_out, e.cast_like(inside, x))
+    return _scaled(e, node, g_out, e.cast_like(inside, y))
 
 
 @vjp("Sigmoid")

@@ -53,7 +53,7 @@ def score_tensor(info: GraphInfo, output: str | None = None) -> str:
         raise ModelError(f"the model has no output {name!r}; outputs: {', '.join(outputs)}")
     while name in info.producer and info.producer[name].op_type in ("Softmax", "LogSoftmax", "Identity"):
         name = info.producer[name].input[0]
-    if info.rank(name) != 2:
+    if info.rank(name) not in (2, None):
         raise ModelError(f"the score {name!r} has shape {info.shape(name)}, expected [batch, classes]")
     return name
 
@@ -99,6 +99,8 @@ def target_layer(info: GraphInfo, image: str, score: str, layout: str) -> str:
 
 
 def check_target_layer(info: GraphInfo, name: str, image: str, score: str) -> None:
+    if name not in info.producer:
+        raise ModelError(f"the model has no tensor named {name!r} produced by a node")
     if info.rank(name) != 4 or not info.is_float(name):
         raise ModelError(f"target layer {name!r} must be a 4-D float tensor, it has shape "
                          f"{info.shape(name)}")
@@ -154,6 +156,8 @@ def head_ops(info: GraphInfo, target: str, score: str) -> list[str]:
     """The op types on the paths from ``target`` to ``score``, in graph order."""
     between = []
     for node in info.nodes():
+        if target in node.output:
+            continue
         if _reaches(info, target, node.output[0], "") and _reaches(info, node.output[0], score, "") \
                 or score in node.output:
             between.append(node.op_type)

@@ -97,7 +97,7 @@ def _output_sets(outputs: Sequence[str]) -> tuple[str, ...]:
 def _emit(info: GraphInfo, image: str, score: str, target: str, layout: str, head, wanted
           ) -> onnx.ModelProto:
     e = Emitter(info)
-    batch = info.shape(score)[0]
+    batch = (info.shape(score) or info.shape(image) or ("N",))[0]
     target_in = e.reserve("xai_target")
     used = _resolve_target(e, score, target_in)
     score_out = e.squeeze(e.op("GatherElements", [score, e.unsqueeze(used, [1])], axis=1), [1])
@@ -124,7 +124,7 @@ def _emit(info: GraphInfo, image: str, score: str, target: str, layout: str, hea
 
 
 def _nchw_shape(shape, layout: str) -> list:
-    shape = list(shape)
+    shape = list(shape) if shape is not None else [None] * 4
     return shape if layout == "NCHW" else [shape[0], shape[3], shape[1], shape[2]]
 
 

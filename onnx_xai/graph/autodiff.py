@@ -49,13 +49,15 @@ def describe(node: onnx.NodeProto) -> str:
 
 def check_path(e: Emitter, nodes: Sequence[onnx.NodeProto]) -> None:
     """Raise one error listing every node on the path that cannot be differentiated."""
-    problems = []
+    problems, unknown_shapes = [], []
     for node in nodes:
         for problem in check_node(e.info, node, e.wants):
-            problems.append(f"{describe(node)}: {problem}" if problem != "no VJP rule"
-                            else describe(node))
-    if problems:
-        raise UnsupportedModelError(problems, supported_ops())
+            entry = describe(node) if problem == "no VJP rule" else f"{describe(node)}: {problem}"
+            (unknown_shapes if problem.startswith("unknown") else problems).append(entry)
+    # Shapes go unknown downstream of an op that shape inference cannot see through (often the very
+    # op without a rule): report those only when nothing else is wrong.
+    if problems or unknown_shapes:
+        raise UnsupportedModelError(problems or unknown_shapes, supported_ops())
 
 
 def backward(e: Emitter, score: str, seed: str, wrt: Sequence[str]) -> dict[str, str | None]:

@@ -62,3 +62,15 @@ def check_node(info, node: onnx.NodeProto, wants: Callable[[str], bool]) -> list
 
 def _load_rules() -> None:
     from . import rules  # noqa: F401  (importing the package registers every family)
+
+
+def op_table() -> str:
+    """The supported-op table in Markdown: op type, rule family and the rule's one-line math."""
+    _load_rules()
+    rows = ["| op | family | gradient |", "|---|---|---|"]
+    for op_type in sorted(RULES):
+        rule = RULES[op_type]
+        family = rule.__module__.rsplit(".", 1)[-1]
+        doc = (rule.__doc__ or "").strip().splitlines()[0].replace("|", "\\|") if rule.__doc__ else ""
+        rows.append(f"| {op_type} | {family} | {doc} |")
+    return "\n".join(rows)

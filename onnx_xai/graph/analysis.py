@@ -59,9 +59,19 @@ def score_tensor(info: GraphInfo, output: str | None = None) -> str:
 
 
 def layout_of(info: GraphInfo, image: str) -> str:
-    """"NHWC" when the image input is channels-last (TensorFlow exports), else "NCHW"."""
+    """"NHWC" when the image input is channels-last (TensorFlow exports), else "NCHW".
+
+    Channels-last when the input goes straight into a Transpose to channels-first, or when its last
+    dimension looks like colour channels (1, 3, 4) and the two before it like an image (> 4).
+    """
+    if any(n.op_type == "Transpose" and attr(n, "perm") == [0, 3, 1, 2]
+           for n in info.consumers.get(image, [])):
+        return "NHWC"
     shape = info.shape(image)
-    channels_last = shape is not None and shape[-1] in (1, 3, 4) and shape[1] not in (1, 3, 4)
+    if shape is None or len(shape) != 4:
+        return "NCHW"
+    spatial = [d for d in shape[1:3] if isinstance(d, int)]
+    channels_last = shape[-1] in (1, 3, 4) and len(spatial) == 2 and min(spatial) > 4
     return "NHWC" if channels_last else "NCHW"
 
 

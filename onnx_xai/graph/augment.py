@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import onnx
@@ -32,28 +33,33 @@ METADATA_KEY = "onnx_xai"
 MIN_OPSET = 11
 
 
-def augment(model: str | os.PathLike | bytes | onnx.ModelProto, target_layer: str | None = None,
-            outputs: Sequence[str] = OUTPUT_SETS, input_name: str | None = None,
-            output_name: str | None = None) -> onnx.ModelProto:
-    """Rewrite a classifier so that it also outputs activations, gradients and CAM maps.
+@dataclass
+class Analysis:
+    """What ``augment`` found out about a model (its private, batch-freed copy included)."""
+    model: onnx.ModelProto
+    info: GraphInfo
+    sha256: str
+    image: str
+    score: str
+    output: str
+    target: str
+    layout: str
+    head: CamHead | str
 
-    Args:
-        model: path, serialized bytes or ModelProto; never modified.
-        target_layer: name of the 4-D tensor to explain; default: the input of the head's spatial
-            collapse (see :mod:`onnx_xai.graph.analysis`).
-        outputs: the output sets to emit, any of ``"cam"``, ``"gradcam"``, ``"input_grad"``.
-        input_name: the image input (default: the first 4-D float input).
-        output_name: the output whose (pre-softmax) score is explained (default: the first).
+    def metadata(self) -> dict:
+        """The description stored in ``metadata_props["onnx_xai"]`` (without the outputs)."""
+        return {"format": 1, "source_sha256": self.sha256, "target_layer": self.target,
+                "score": self.score, "input": self.image, "output": self.output, "layout": self.layout,
+                "cam": isinstance(self.head, CamHead),
+                "head": self.head.ops if isinstance(self.head, CamHead) else self.head}
 
-    Returns:
-        A new ModelProto following the rewritten-model contract.
 
-    Raises:
-        ModelError: the model cannot be read or is not a classifier this tool understands.
-        UnsupportedModelError: nodes on the gradient path cannot be differentiated (all listed).
-        CamNotApplicableError: ``"cam"`` was asked for on a head that is not GAP -> linear.
+def analyze(model: str | os.PathLike | bytes | onnx.ModelProto, target_layer: str | None = None,
+            input_name: str | None = None, output_name: str | None = None) -> Analysis:
+    """Find the image input, the score, the target layer and the head of a classifier.
+
+    Arguments and errors as :func:`augment`.
     """
-    wanted = _output_sets(outputs)
     proto, sha256 = load_model(model)
     if METADATA_KEY in {p.key for p in proto.metadata_props}:
         raise ModelError("the model was already rewritten by onnx_xai")
@@ -72,15 +78,40 @@ def augment(model: str | os.PathLike | bytes | onnx.ModelProto, target_layer: st
     target = target_layer or analysis.target_layer(info, image, score, layout)
     check_target_layer(info, target, image, score)
     head = cam_head(info, target, score, layout)
-    if "cam" in wanted and not isinstance(head, CamHead):
-        raise CamNotApplicableError(f"CAM needs a global-average-pool -> linear head: {head}")
-    rewritten = _emit(info, image, score, target, layout, head, wanted)
-    meta = {"format": 1, "source_sha256": sha256, "target_layer": target, "score": score,
-            "input": image, "output": output_name or info.graph.output[0].name, "layout": layout,
-            "outputs": [o.name for o in rewritten.graph.output if o.name.startswith("xai_")],
-            "output_sets": list(wanted), "cam": isinstance(head, CamHead),
-            "head": head.ops if isinstance(head, CamHead) else head}
-    helper.set_model_props(rewritten, {**{p.key: p.value for p in proto.metadata_props},
+    return Analysis(proto, info, sha256, image, score, output_name or info.graph.output[0].name, target,
+                    layout, head)
+
+
+def augment(model: str | os.PathLike | bytes | onnx.ModelProto | Analysis,
+            target_layer: str | None = None, outputs: Sequence[str] = OUTPUT_SETS,
+            input_name: str | None = None, output_name: str | None = None) -> onnx.ModelProto:
+    """Rewrite a classifier so that it also outputs activations, gradients and CAM maps.
+
+    Args:
+        model: path, serialized bytes or ModelProto (never modified), or the result of
+            :func:`analyze` (then the other selection arguments are ignored).
+        target_layer: name of the 4-D tensor to explain; default: the input of the head's spatial
+            collapse (see :mod:`onnx_xai.graph.analysis`).
+        outputs: the output sets to emit, any of ``"cam"``, ``"gradcam"``, ``"input_grad"``.
+        input_name: the image input (default: the first 4-D float input).
+        output_name: the output whose (pre-softmax) score is explained (default: the first).
+
+    Returns:
+        A new ModelProto following the rewritten-model contract.
+
+    Raises:
+        ModelError: the model cannot be read or is not a classifier this tool understands.
+        UnsupportedModelError: nodes on the gradient path cannot be differentiated (all listed).
+        CamNotApplicableError: ``"cam"`` was asked for on a head that is not GAP -> linear.
+    """
+    wanted = _output_sets(outputs)
+    a = model if isinstance(model, Analysis) else analyze(model, target_layer, input_name, output_name)
+    if "cam" in wanted and not isinstance(a.head, CamHead):
+        raise CamNotApplicableError(f"CAM needs a global-average-pool -> linear head: {a.head}")
+    rewritten = _emit(a.info, a.image, a.score, a.target, a.layout, a.head, wanted)
+    meta = {**a.metadata(), "outputs": [o.name for o in rewritten.graph.output if o.name.startswith("xai_")],
+            "output_sets": list(wanted)}
+    helper.set_model_props(rewritten, {**{p.key: p.value for p in a.model.metadata_props},
                                        METADATA_KEY: json.dumps(meta)})
     return rewritten
 

@@ -1,0 +1,185 @@
+"""The ``Explainer``: the four saliency methods, with maps and boxes, on a model's ONNX file.
+
+Usage::
+
+    ex = onnx_xai.Explainer("resnet50.onnx")        # original or rewritten; path, bytes or ModelProto
+    result = ex.explain(x, "gradcam", target=None)  # x: the preprocessed float32 batch the model takes
+    result.maps, result.boxes
+
+Definitions (DESIGN.md section 4): ``raw`` is the method's attribution, ``maps`` are ``(N, H, W)``
+float32 in [0, 1] at the input's resolution, ``boxes`` are ``(N, 4)`` int (x0, y0, x1, y1),
+half-open, around the largest region above ``box_threshold`` (20 %) of each map's maximum (the
+upsampled map before min-max normalization, as Zhou et al. threshold the CAM itself, so negative
+evidence elsewhere never lowers the threshold).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import InputError
+from .maps import boxes as find_boxes
+from .maps import normalize
+from .methods import METHOD_NAMES, SMOOTHGRAD, Method, SmoothGradOptions, base_method, noisy_batches
+from .sessions import FORWARD, SessionSet
+
+TARGET_INPUT = "xai_target"
+
+
+@dataclass
+class Explanation:
+    """The result of :meth:`Explainer.explain` for a batch of N inputs."""
+    method: str
+    targets: np.ndarray  # (N,) int64, the classes explained
+    scores: np.ndarray  # (N,) float32, their pre-softmax scores
+    raw: np.ndarray  # the method's attribution (input gradient (N, C, H, W) or map (N, h, w))
+    maps: np.ndarray  # (N, H, W) float32 in [0, 1] at input resolution
+    boxes: np.ndarray  # (N, 4) int64, (x0, y0, x1, y1) half-open, in input pixels
+
+
+class Explainer:
+    """Explain an ONNX image classifier with gradient, SmoothGrad, CAM and Grad-CAM.
+
+    Args:
+        model: path, bytes or ``onnx.ModelProto``; an original model is rewritten in memory (one
+            pruned graph per method, on first use), a model from ``onnx-xai augment`` is used as is.
+        target_layer: the 4-D tensor CAM and Grad-CAM explain (default: found automatically).
+        providers: onnxruntime execution providers (default: CUDA then CPU, where available).
+        threads: intra-op threads per session (default: onnxruntime's choice).
+        input_name: the image input, for models with several inputs (default: the first 4-D one).
+        output_name: the output explained, for models with several (default: the first).
+    """
+
+    def __init__(self, model, target_layer: str | None = None, providers: Sequence[str] | None = None,
+                 threads: int | None = None, input_name: str | None = None,
+                 output_name: str | None = None):
+        self._sessions = SessionSet(model, target_layer, list(providers) if providers else None, threads,
+                                    input_name, output_name)
+        forward = self._sessions.get(FORWARD)
+        image = self.input_name
+        spec = next(i for i in forward.get_inputs() if i.name == image)
+        self._input_shape = tuple(spec.shape)
+        self._num_classes = None
+
+    # -- facts ---------------------------------------------------------------------------------------
+    @property
+    def target_layer(self) -> str:
+        """The name of the tensor CAM and Grad-CAM explain."""
+        return self._sessions.description()["target_layer"]
+
+    @property
+    def input_name(self) -> str:
+        return self._sessions.description()["input"]
+
+    @property
+    def layout(self) -> str:
+        """"NCHW" or "NHWC", the image input's layout."""
+        return self._sessions.description()["layout"]
+
+    @property
+    def providers(self) -> list[str]:
+        """The execution providers the sessions actually run on."""
+        return self._sessions.providers
+
+    @property
+    def cam_available(self) -> bool:
+        return bool(self._sessions.description()["cam"])
+
+    # -- calls ---------------------------------------------------------------------------------------
+    def predict(self, x: np.ndarray, **extra_inputs) -> np.ndarray:
+        """The model's output (its first output, or ``output_name``) for a batch."""
+        x = self._check_input(x)
+        feeds = {self.input_name: x, TARGET_INPUT: np.full(len(x), -1, np.int64), **extra_inputs}
+        output = self._sessions.description()["output"]
+        return self._sessions.run(FORWARD, [output], feeds)[0]
+
+    def input_gradient(self, x: np.ndarray, target=None, **extra_inputs) -> np.ndarray:
+        """d score / d x, same shape as ``x``; ``target`` as in :meth:`explain`."""
+        return self._run(base_method("gradient"), self._check_input(x), target, extra_inputs)[0]
+
+    def explain(self, x: np.ndarray, method: str, target=None, box_threshold: float = 0.2,
+                extra_inputs: dict | None = None, **options) -> Explanation:
+        """Explain a batch with one method.
+
+        Args:
+            x: the preprocessed float32 batch the model expects.
+            method: ``"gradient"``, ``"smoothgrad"``, ``"cam"`` or ``"gradcam"``.
+            target: None (each sample's top-1 class), an int, or one int per sample.
+            box_threshold: fraction of each map's maximum that bounds the box region.
+            extra_inputs: values of the model's other inputs, if it has any.
+            **options: SmoothGrad's ``n_samples``, ``noise_level``, ``seed``, ``noise``, ``base``,
+                ``batch_size``.
+
+        Raises:
+            InputError: bad input, target or option; CamNotApplicableError for CAM on other heads.
+        """
+        x = self._check_input(x)
+        extra = dict(extra_inputs or {})
+        if method == SMOOTHGRAD:
+            opts = SmoothGradOptions.parse(options)
+            base = base_method(opts.base)
+            raw, targets, scores = self._smooth(base, x, target, opts, extra)
+        else:
+            if options:
+                raise InputError(f"method {method!r} takes no options {sorted(options)}")
+            base = base_method(method)
+            raw, targets, scores = self._run(base, x, target, extra)
+        pixels = base.to_pixels(raw, self.layout, self._spatial_size(x))
+        return Explanation(method, targets, scores, raw, normalize(pixels), find_boxes(pixels, box_threshold))
+
+    # -- internals -----------------------------------------------------------------------------------
+    def _run(self, method: Method, x: np.ndarray, target, extra: dict):
+        feeds = {self.input_name: x, TARGET_INPUT: self._targets(target, len(x), x, extra), **extra}
+        raw, scores, used = self._sessions.run(
+            method.output_set, [method.raw_output, "xai_score", "xai_target_used"], feeds)
+        return raw, used.astype(np.int64), scores.astype(np.float32)
+
+    def _smooth(self, method: Method, x: np.ndarray, target, opts: SmoothGradOptions, extra: dict):
+        _, targets, scores = self._run(method, x, target, extra)  # resolve top-1 on the clean input
+        total = None
+        for noisy, noisy_targets, owners in noisy_batches(x, targets, opts):
+            raw, _, _ = self._run(method, noisy, noisy_targets, extra)
+            if total is None:
+                total = np.zeros((len(x),) + raw.shape[1:], np.float64)
+            np.add.at(total, owners, raw)
+        count = len(opts.noise) if opts.noise is not None else opts.n_samples
+        return (total / count).astype(np.float32), targets, scores
+
+    def _targets(self, target, n: int, x: np.ndarray, extra: dict) -> np.ndarray:
+        if target is None:
+            return np.full(n, -1, np.int64)
+        values = np.broadcast_to(np.asarray(target), (n,)) if np.ndim(target) == 0 else np.asarray(target)
+        if values.shape != (n,) or values.dtype.kind not in "iu":
+            raise InputError(f"target must be None, an int or {n} ints, got {target!r}")
+        classes = self._classes(x, extra)
+        bad = [int(t) for t in values if not -1 <= t < classes]
+        if bad:
+            raise InputError(f"class {bad[0]} is out of range for a model with {classes} classes")
+        return values.astype(np.int64)
+
+    def _classes(self, x: np.ndarray, extra: dict) -> int:
+        if self._num_classes is None:
+            self._num_classes = int(self.predict(x[:1], **extra).shape[-1])
+        return self._num_classes
+
+    def _check_input(self, x) -> np.ndarray:
+        if not isinstance(x, np.ndarray) or x.dtype.kind != "f":
+            raise InputError(f"x must be a float numpy array, got {type(x).__name__}"
+                             f"{'' if not isinstance(x, np.ndarray) else ' of ' + str(x.dtype)}")
+        expected = self._input_shape
+        if x.ndim != len(expected) or any(isinstance(d, int) and d != s
+                                           for d, s in zip(expected[1:], x.shape[1:])):
+            raise InputError(f"x has shape {x.shape}, expected {tuple(expected)} (batch first)")
+        if len(x) == 0:
+            raise InputError("x is an empty batch")
+        if not np.isfinite(x).all():
+            raise InputError("x contains NaN or infinite values")
+        return np.ascontiguousarray(x, dtype=np.float32)
+
+    def _spatial_size(self, x: np.ndarray) -> tuple[int, int]:
+        return (x.shape[2], x.shape[3]) if self.layout == "NCHW" else (x.shape[1], x.shape[2])
+
+
+__all__ = ["Explainer", "Explanation", "METHOD_NAMES"]

@@ -1,0 +1,105 @@
+"""The saliency methods: one contract, one registry, SmoothGrad written once over any of them.
+
+A :class:`Method` names the output set it needs and the rewritten-model output that is its raw
+attribution. Pixel maps are made one of two ways: for ``gradient`` (Simonyan et al. 2014) the maximum
+over channels of |d score / d x|; for the CAM family (CAM, Zhou et al. 2016; Grad-CAM, Selvaraju et
+al. 2017) the raw ``(N, h, w)`` map upsampled bilinearly to the input size. ``smoothgrad`` (Smilkov
+et al. 2017) averages any base method's raw attribution over noisy copies of the input.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import InputError
+from .maps import upsample
+
+
+@dataclass(frozen=True)
+class Method:
+    """A base method: the output set it needs, its raw output and how raw becomes a pixel map."""
+    name: str
+    output_set: str
+    raw_output: str
+    to_pixels: Callable[[np.ndarray, str, tuple[int, int]], np.ndarray]
+
+
+def gradient_pixels(raw: np.ndarray, layout: str, size: tuple[int, int]) -> np.ndarray:
+    """Pixel importance of an input gradient: max over channels of its magnitude."""
+    return np.abs(raw).max(axis=1 if layout == "NCHW" else -1)
+
+
+def cam_pixels(raw: np.ndarray, layout: str, size: tuple[int, int]) -> np.ndarray:
+    """A CAM-family map upsampled bilinearly to the input size."""
+    return upsample(raw, *size)
+
+
+METHODS: dict[str, Method] = {m.name: m for m in (
+    Method("gradient", "input_grad", "xai_input_grad", gradient_pixels),
+    Method("cam", "cam", "xai_cam", cam_pixels),
+    Method("gradcam", "gradcam", "xai_gradcam", cam_pixels),
+)}
+SMOOTHGRAD = "smoothgrad"
+METHOD_NAMES = tuple(METHODS) + (SMOOTHGRAD,)
+
+
+def base_method(name: str) -> Method:
+    if name not in METHODS:
+        raise InputError(f"unknown method {name!r}; choose from {', '.join(METHOD_NAMES)}")
+    return METHODS[name]
+
+
+@dataclass(frozen=True)
+class SmoothGradOptions:
+    """SmoothGrad's options; ``noise`` (n_samples, *x.shape[1:]) overrides the seeded noise."""
+    n_samples: int = 50
+    noise_level: float = 0.15
+    seed: int | None = None
+    noise: np.ndarray | None = None
+    base: str = "gradient"
+    batch_size: int = 16
+
+    @classmethod
+    def parse(cls, options: dict) -> SmoothGradOptions:
+        unknown = set(options) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise InputError(f"unknown smoothgrad option(s) {sorted(unknown)}; "
+                             f"valid: {', '.join(cls.__dataclass_fields__)}")
+        opts = cls(**options)
+        if opts.base == SMOOTHGRAD:
+            raise InputError("smoothgrad cannot smooth itself; base must be one of "
+                             f"{', '.join(METHODS)}")
+        base_method(opts.base)
+        if opts.noise is None and opts.n_samples < 1 or opts.batch_size < 1 or opts.noise_level < 0:
+            raise InputError("n_samples and batch_size must be >= 1 and noise_level >= 0")
+        return opts
+
+
+def noisy_batches(x: np.ndarray, targets: np.ndarray, opts: SmoothGradOptions
+                  ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Chunks of (noisy copies, their targets, index of the sample each copy belongs to).
+
+    Copies of all samples are streamed through in chunks of ``batch_size``, so memory stays bounded
+    whatever ``n_samples`` is. Noise: ``opts.noise`` if given, else N(0, sigma^2) with
+    sigma = noise_level * (max - min) of each sample, drawn from a generator seeded by ``seed``.
+    """
+    if opts.noise is not None:
+        noise = np.asarray(opts.noise, np.float32)
+        if noise.shape[1:] != x.shape[1:]:
+            raise InputError(f"noise has shape {noise.shape}, expected (n_samples, {', '.join(map(str, x.shape[1:]))})")
+        n_samples = len(noise)
+    else:
+        n_samples, rng = opts.n_samples, np.random.default_rng(opts.seed)
+        sigmas = opts.noise_level * (x.reshape(len(x), -1).max(1) - x.reshape(len(x), -1).min(1))
+    pairs = [(i, j) for i in range(len(x)) for j in range(n_samples)]
+    for start in range(0, len(pairs), opts.batch_size):
+        chunk = pairs[start:start + opts.batch_size]
+        owners = np.array([i for i, _ in chunk])
+        if opts.noise is not None:
+            added = noise[[j for _, j in chunk]]
+        else:
+            added = rng.standard_normal((len(chunk),) + x.shape[1:]).astype(np.float32)
+            added *= sigmas[owners].reshape((-1,) + (1,) * (x.ndim - 1)).astype(np.float32)
+        yield x[owners] + added, targets[owners], owners

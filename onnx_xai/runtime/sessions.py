@@ -1,0 +1,129 @@
+"""onnxruntime sessions for one model: one per output set, created lazily, reused, thread-safe.
+
+Handed an original model, the session set rewrites it (importing ``onnx`` and the graph package only
+then) into one pruned graph per output set on first use: Grad-CAM never pays for the input-gradient
+backward. Handed a model already rewritten by ``onnx-xai augment``, it reads the ``onnx_xai`` metadata
+through onnxruntime (no ``onnx`` import) and serves every output set it contains from that one graph.
+"""
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from ..errors import CamNotApplicableError, InputError, ModelError
+
+FORWARD = "forward"
+METADATA_KEY = "onnx_xai"
+
+
+def default_providers() -> list[str]:
+    """CUDA first when onnxruntime-gpu offers it, then CPU."""
+    available = ort.get_available_providers()
+    return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+
+
+class SessionSet:
+    """Lazily built sessions of one model, keyed by output set (``"forward"``, ``"cam"``, ...).
+
+    Args:
+        model: path, bytes or ``onnx.ModelProto``, original or rewritten.
+        target_layer, input_name, output_name: as :func:`onnx_xai.augment` (original models only).
+        providers: onnxruntime execution providers; default :func:`default_providers`.
+        threads: intra-op threads per session (None: onnxruntime's default).
+    """
+
+    def __init__(self, model, target_layer: str | None = None, providers: list | None = None,
+                 threads: int | None = None, input_name: str | None = None,
+                 output_name: str | None = None):
+        self._source = model
+        self._choice = dict(target_layer=target_layer, input_name=input_name, output_name=output_name)
+        self.requested_providers = list(providers) if providers else default_providers()
+        self._threads = threads
+        self._lock = threading.Lock()
+        self._sessions: dict[str, ort.InferenceSession] = {}
+        self._analysis = None
+        first = self._session_from(self._bytes_or_path())
+        meta = first.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
+        self.rewritten = meta is not None
+        self.meta = json.loads(meta) if meta else None
+        self._sessions[FORWARD] = first
+        if self.rewritten:
+            if any(v is not None for v in self._choice.values()):
+                raise InputError("target_layer, input_name and output_name apply to original models; "
+                                 "this one was already rewritten")
+            for output_set in self.meta.get("output_sets", []):
+                self._sessions[output_set] = first
+
+    def _bytes_or_path(self) -> bytes | str:
+        source = self._source
+        if isinstance(source, (bytes, bytearray)):
+            return bytes(source)
+        if isinstance(source, (str, os.PathLike)):
+            if not Path(source).is_file():
+                raise ModelError(f"no such model file: {source}")
+            return str(source)
+        if hasattr(source, "SerializeToString"):
+            return source.SerializeToString()
+        raise InputError(f"model must be a path, bytes or onnx.ModelProto, not {type(source).__name__}")
+
+    def _session_from(self, model: bytes | str) -> ort.InferenceSession:
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3
+        if self._threads:
+            options.intra_op_num_threads = self._threads
+        try:
+            return ort.InferenceSession(model, options, providers=self.requested_providers)
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
+            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelError(f"onnxruntime cannot load the model: {first_line}") from None
+
+    @property
+    def providers(self) -> list[str]:
+        """The providers the sessions actually use (e.g. CPU when CUDA could not be loaded)."""
+        return self._sessions[FORWARD].get_providers()
+
+    def description(self) -> dict:
+        """The rewrite's description (target layer, layout, input, output, cam, head)."""
+        if self.meta is None:
+            with self._lock:
+                if self.meta is None:
+                    self.meta = self._analyze().metadata()
+        return self.meta
+
+    def _analyze(self):
+        if self._analysis is None:
+            from ..graph.augment import analyze
+            self._analysis = analyze(self._source, **self._choice)
+        return self._analysis
+
+    def get(self, output_set: str) -> ort.InferenceSession:
+        """The session serving ``output_set``, built on first use."""
+        session = self._sessions.get(output_set)
+        if session is not None:
+            return session
+        with self._lock:
+            if output_set not in self._sessions:
+                self._sessions[output_set] = self._build(output_set)
+            return self._sessions[output_set]
+
+    def _build(self, output_set: str) -> ort.InferenceSession:
+        if self.rewritten:
+            if output_set == "cam" and not self.meta.get("cam"):
+                raise CamNotApplicableError(f"CAM needs a global-average-pool -> linear head: "
+                                            f"{self.meta.get('head')}")
+            raise InputError(f"this rewritten model has no {output_set!r} outputs (it has "
+                             f"{', '.join(self.meta.get('output_sets', []))}); rewrite the original with "
+                             f"onnx-xai augment --outputs {output_set}")
+        from ..graph.augment import augment
+        return self._session_from(augment(self._analyze(), outputs=(output_set,)).SerializeToString())
+
+    def run(self, output_set: str, names: list[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        session = self.get(output_set)
+        wanted = {i.name for i in session.get_inputs()}
+        return session.run(names, {k: v for k, v in feeds.items() if k in wanted})

@@ -161,7 +161,10 @@ class Explainer:
 
     def _classes(self, x: np.ndarray, extra: dict) -> int:
         if self._num_classes is None:
-            self._num_classes = int(self.predict(x[:1], **extra).shape[-1])
+            output = self._sessions.description()["output"]
+            spec = next(o for o in self._sessions.get(FORWARD).get_outputs() if o.name == output)
+            static = spec.shape[-1] if spec.shape and isinstance(spec.shape[-1], int) else None
+            self._num_classes = static or int(self.predict(x, **extra).shape[-1])
         return self._num_classes
 
     def _check_input(self, x) -> np.ndarray:

@@ -1,16 +1,19 @@
-"""The ``onnx-xai`` command line.
+"""The ``onnx-xai`` command line: ``augment``, ``inspect``, ``explain`` and ``demo``.
 
 Every subcommand turns the package's errors (:class:`~onnx_xai.errors.XaiError`) and I/O errors into
-one line on stderr and a non-zero exit; nothing is half-written (outputs go through atomic renames).
+one line on stderr and exit status 1; nothing is half-written (outputs go through atomic renames).
 """
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from .errors import XaiError
+
+METHODS = ("gradient", "smoothgrad", "cam", "gradcam")
 
 
 def _augment(args: argparse.Namespace) -> int:
@@ -19,13 +22,137 @@ def _augment(args: argparse.Namespace) -> int:
     model = augment(args.model, target_layer=args.target_layer, outputs=args.outputs,
                     input_name=args.input, output_name=args.output)
     save_model(model, args.out, source=args.model)
-    meta = next(p.value for p in model.metadata_props if p.key == "onnx_xai")
-    print(f"wrote {args.out} ({Path(args.out).stat().st_size / 2**20:.1f} MiB): {meta}")
+    meta = json.loads(next(p.value for p in model.metadata_props if p.key == "onnx_xai"))
+    print(f"wrote {args.out} ({Path(args.out).stat().st_size / 2**20:.1f} MiB): target layer "
+          f"{meta['target_layer']!r}, outputs {', '.join(meta['outputs'])}")
     return 0
 
 
+def _inspect(args: argparse.Namespace) -> int:
+    from .graph.report import inspect_model
+
+    r = inspect_model(args.model, args.target_layer, args.input, args.output)
+    if args.json:
+        print(json.dumps(r, indent=2))
+        return 0
+    print(f"{args.model}: opset {r['opset']}, {r['nodes']} nodes, layout {r['layout']}")
+    for kind, key, mark in (("input", "inputs", r["image_input"]), ("output", "outputs", r["explained_output"])):
+        for t in r[key]:
+            star = "  <- explained" if t["name"] == mark else ""
+            print(f"  {kind:6s} {t['name']}  {t['shape']}  {t['type']}{star}")
+    print(f"score: {r['score']!r} (pre-softmax)")
+    print("target-layer candidates (last first, * = default):")
+    for c in r["candidates"]:
+        print(f"  {'*' if c['name'] == r['target_layer'] else ' '} {c['name']}  {c['shape']}  ({c['op']})")
+    print(f"head: {r['head']}" if r["cam"] else f"head: {r['head']}")
+    methods = ["gradient", "smoothgrad"] + (["cam"] if r["cam"] else []) + ["gradcam"]
+    print(f"methods: {', '.join(methods)}" + ("" if r["cam"] else " (no CAM: the head is not GAP -> linear)"))
+    problems = r["not_differentiable"]
+    print("nodes without a gradient rule: " + (", ".join(problems) if problems else "none"))
+    return 0
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from .images import image_files
+    from .pipeline import Options, explain_files, model_sha256, parse_target, read_labels
+    from .runtime import Explainer
+
+    files = image_files(args.images)
+    ex = Explainer(args.model, target_layer=args.target_layer, threads=args.threads)
+    classes = ex.num_classes or 0
+    labels = read_labels(args.labels, classes)
+    opts = Options(methods=_methods(args.method, args.smooth), target=parse_target(args.target, labels, classes),
+                   preset=args.preset, mean=args.mean, std=args.std, crop=args.crop,
+                   size=tuple(args.size) if args.size else None, smooth=args.smooth, seed=args.seed,
+                   cmap=args.cmap, alpha=args.alpha, batch_size=args.batch_size, sheets=args.sheet,
+                   labels=labels)
+    records = _run_with_progress(ex, files, Path(args.out), opts, model_sha256(args.model),
+                                 show=any(Path(p).is_dir() for p in args.images))
+    for rec in records:
+        first = rec["explanations"][0]
+        print(f"{rec['file']}: {first['label'] or first['target']} ({first['score']:.2f}) -> "
+              f"{Path(args.out) / Path(rec['file']).stem}.*")
+    return 0
+
+
+def _methods(methods: Sequence[str], smooth: int | None) -> list[str]:
+    chosen = list(dict.fromkeys(methods))
+    if "smoothgrad" in chosen:
+        chosen = [m for m in chosen if m != "smoothgrad"] + ["smoothgrad"]
+    if smooth and "smoothgrad" in chosen:
+        raise XaiError("--smooth already smooths every method; drop 'smoothgrad' from --method")
+    return chosen
+
+
+def _run_with_progress(ex, files, out, opts, sha256, show: bool):
+    from tqdm import tqdm
+
+    from .pipeline import explain_files
+    with tqdm(total=len(files), unit="image", disable=not show, file=sys.stderr) as bar:
+        return explain_files(ex, files, out, opts, sha256, progress=bar)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .pipeline import DEMO_MODEL, DEMO_PHOTOS, Options, explain_files, model_sha256, read_labels
+    from .runtime import Explainer
+
+    model = Path(str(DEMO_MODEL))
+    ex = Explainer(model, threads=args.threads)
+    files = sorted(Path(str(DEMO_PHOTOS)).glob("*.jpg"))
+    opts = Options(methods=list(METHODS), labels=read_labels(None, 1000), sheets=True, seed=0)
+    records = explain_files(ex, files, Path(args.out), opts, model_sha256(model))
+    print(f"EfficientNet-Lite0 (ImageNet), {ex.providers[0]}; gradient, smoothgrad, cam, gradcam:")
+    for rec in records:
+        top = rec["explanations"][0]
+        print(f"  {Path(rec['file']).name}: {top['label']} (logit {top['score']:.2f}) -> "
+              f"{Path(args.out) / rec['sheet']}")
+    return 0
+
+
+def _add_model_choice(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--target-layer", help="4-D tensor to explain with CAM/Grad-CAM (default: the input of "
+                   "the head's spatial pooling, after the last conv's BN/ReLU)")
+    p.add_argument("--input", help="image input name (default: the first 4-D float input)")
+    p.add_argument("--output", help="model output whose score is explained (default: the first)")
+
+
+def _add_explain(sub) -> None:
+    from .images import PRESETS
+    from .visuals import COLORMAPS
+
+    p = sub.add_parser("explain", help="explain photos: heatmap overlays, boxes and a JSON record each",
+                       description="Explain image files (or folders of them) with one or more methods. "
+                       "Writes, per photo, <name>.<method>.png (heatmap over the original photo, box in "
+                       "white) and <name>.json (file, model sha256, and per method: target class, "
+                       "label, score, box in original pixels).")
+    p.add_argument("model", help="ONNX classifier (original or rewritten by 'augment')")
+    p.add_argument("images", nargs="+", help="image files or folders")
+    p.add_argument("--method", nargs="+", choices=METHODS, default=["gradcam"], help="default: gradcam")
+    p.add_argument("--target", help="class to explain, as an index or a label name (default: top-1)")
+    p.add_argument("--labels", help="class names, one per line (default: ImageNet for 1000 classes)")
+    p.add_argument("--preset", choices=sorted(PRESETS), default="imagenet",
+                   help="normalization: imagenet mean/std, inception [-1, 1], raw [0, 1]")
+    p.add_argument("--mean", type=float, nargs=3, help="explicit per-channel mean (overrides the preset)")
+    p.add_argument("--std", type=float, nargs=3, help="explicit per-channel std (overrides the preset)")
+    p.add_argument("--crop", type=float, default=0.875, help="centre-crop fraction of the shorter side "
+                   "(default 0.875, as ImageNet evaluation; 1 keeps it all)")
+    p.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), help="input size for models with a "
+                   "dynamic one")
+    p.add_argument("--smooth", type=int, metavar="N", help="SmoothGrad every method with N noisy samples")
+    p.add_argument("--seed", type=int, default=0, help="SmoothGrad noise seed (default 0)")
+    p.add_argument("--cmap", choices=COLORMAPS, default="jet")
+    p.add_argument("--alpha", type=float, default=0.5, help="heatmap opacity (default 0.5)")
+    p.add_argument("--sheet", action="store_true", help="also write <name>.sheet.png, the methods side "
+                   "by side")
+    p.add_argument("--batch-size", type=int, default=8, help="photos per run (default 8)")
+    p.add_argument("--threads", type=int, help="onnxruntime intra-op threads")
+    p.add_argument("--out", default="onnx-xai-out", help="output folder (default: onnx-xai-out)")
+    p.add_argument("--target-layer", help="4-D tensor to explain with CAM/Grad-CAM")
+    p.set_defaults(run=_explain)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    from .graph import OUTPUT_SETS
+    from .graph.augment import OUTPUT_SETS
 
     parser = argparse.ArgumentParser(
         prog="onnx-xai", description="Gradient explanations (gradient, SmoothGrad, CAM, Grad-CAM) "
@@ -38,13 +165,24 @@ def build_parser() -> argparse.ArgumentParser:
         "xai_activation_grad, xai_gradcam, xai_cam, xai_input_grad. The input file is never modified.")
     aug.add_argument("model", help="input ONNX model (external data beside it is read too)")
     aug.add_argument("out", help="where to write the rewritten model (must not be the input)")
-    aug.add_argument("--target-layer", help="4-D tensor to explain (default: the input of the head's "
-                     "spatial pooling)")
     aug.add_argument("--outputs", nargs="+", choices=OUTPUT_SETS, default=list(OUTPUT_SETS),
                      help="output sets to emit; the graph is pruned to them (default: all)")
-    aug.add_argument("--input", help="image input name (default: the first 4-D float input)")
-    aug.add_argument("--output", help="model output whose score is explained (default: the first)")
+    _add_model_choice(aug)
     aug.set_defaults(run=_augment)
+    ins = sub.add_parser("inspect", help="show inputs, layout, target-layer candidates, head, "
+                         "supported methods and ops without a gradient rule",
+                         description="Describe a model as the rewriter sees it.")
+    ins.add_argument("model", help="ONNX classifier")
+    ins.add_argument("--json", action="store_true", help="print JSON instead of text")
+    _add_model_choice(ins)
+    ins.set_defaults(run=_inspect)
+    _add_explain(sub)
+    demo = sub.add_parser("demo", help="explain the bundled photos with the bundled EfficientNet-Lite0",
+                          description="Run all four methods on the bundled photos with the bundled "
+                          "pretrained EfficientNet-Lite0 and write a sheet per photo (no network needed).")
+    demo.add_argument("--out", default="onnx-xai-demo", help="output folder (default: onnx-xai-demo)")
+    demo.add_argument("--threads", type=int, help="onnxruntime intra-op threads")
+    demo.set_defaults(run=_demo)
     return parser
 
 
@@ -56,7 +194,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except XaiError as exc:
         print(f"onnx-xai: error: {exc}", file=sys.stderr)
     except OSError as exc:
-        print(f"onnx-xai: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
+        detail = f"{exc.strerror}: {exc.filename}" if exc.strerror and exc.filename else str(exc)
+        print(f"onnx-xai: error: {detail}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("onnx-xai: interrupted", file=sys.stderr)
+        return 130
     return 1
 
 

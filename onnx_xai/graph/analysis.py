@@ -96,16 +96,29 @@ def _spatial_size_above_one(info: GraphInfo, name: str, layout: str) -> bool:
     return len(known) < 2 or known[0] * known[1] > 1
 
 
-def target_layer(info: GraphInfo, image: str, score: str, layout: str) -> str:
-    """The last 4-D float tensor with spatial size > 1 that every path from image to score crosses."""
+def target_candidates(info: GraphInfo, image: str, score: str, layout: str, limit: int = 10
+                      ) -> list[str]:
+    """4-D float tensors with spatial size > 1 that every path from image to score crosses, last
+    first (at most ``limit``)."""
+    found = []
     for node in reversed(list(info.nodes())):
         for name in node.output:
             if name and info.is_float(name) and info.rank(name) == 4 and \
                     _spatial_size_above_one(info, name, layout) and \
                     not _reaches(info, image, score, blocked=name) and _reaches(info, image, name, ""):
-                return name
-    raise ModelError("found no 4-D activation that every path from the input to the score passes "
-                     "through; name one with target_layer")
+                found.append(name)
+                if len(found) == limit:
+                    return found
+    return found
+
+
+def target_layer(info: GraphInfo, image: str, score: str, layout: str) -> str:
+    """The last 4-D float tensor with spatial size > 1 that every path from image to score crosses."""
+    found = target_candidates(info, image, score, layout, limit=1)
+    if not found:
+        raise ModelError("found no 4-D activation that every path from the input to the score passes "
+                         "through; name one with target_layer")
+    return found[0]
 
 
 def check_target_layer(info: GraphInfo, name: str, image: str, score: str) -> None:

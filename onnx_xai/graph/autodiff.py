@@ -49,6 +49,13 @@ def describe(node: onnx.NodeProto) -> str:
 
 def check_path(e: Emitter, nodes: Sequence[onnx.NodeProto]) -> None:
     """Raise one error listing every node on the path that cannot be differentiated."""
+    problems = path_problems(e, nodes)
+    if problems:
+        raise UnsupportedModelError(problems, supported_ops())
+
+
+def path_problems(e: Emitter, nodes: Sequence[onnx.NodeProto]) -> list[str]:
+    """Every node on the path that cannot be differentiated, described with its problem."""
     problems, unknown_shapes = [], []
     for node in nodes:
         for problem in check_node(e.info, node, e.wants):
@@ -56,8 +63,13 @@ def check_path(e: Emitter, nodes: Sequence[onnx.NodeProto]) -> None:
             (unknown_shapes if problem.startswith("unknown") else problems).append(entry)
     # Shapes go unknown downstream of an op that shape inference cannot see through (often the very
     # op without a rule): report those only when nothing else is wrong.
-    if problems or unknown_shapes:
-        raise UnsupportedModelError(problems or unknown_shapes, supported_ops())
+    return problems or unknown_shapes
+
+
+def prepare_path(e: Emitter, score: str, wrt: Sequence[str]) -> list[onnx.NodeProto]:
+    """The nodes to differentiate, with ``e.wanted`` set to the tensors that need cotangents."""
+    e.wanted = (dependents(e, wrt) & ancestors(e, score)) | set(wrt)
+    return path_nodes(e, score, wrt)
 
 
 def backward(e: Emitter, score: str, seed: str, wrt: Sequence[str]) -> dict[str, str | None]:
@@ -77,8 +89,7 @@ def backward(e: Emitter, score: str, seed: str, wrt: Sequence[str]) -> dict[str,
         UnsupportedModelError: listing every node on the path that has no rule or an unsupported
             attribute.
     """
-    nodes = path_nodes(e, score, wrt)
-    e.wanted = (dependents(e, wrt) & ancestors(e, score)) | set(wrt)
+    nodes = prepare_path(e, score, wrt)
     check_path(e, nodes)
     grads: dict[str, str] = {score: seed}
     for node in reversed(nodes):

@@ -79,6 +79,18 @@ class Explainer:
         return self._sessions.description()["layout"]
 
     @property
+    def input_shape(self) -> tuple:
+        """The image input's shape as the model declares it (symbolic dims as strings)."""
+        return self._input_shape
+
+    @property
+    def num_classes(self) -> int | None:
+        """The number of classes when the model's output declares it, else None."""
+        output = self._sessions.description()["output"]
+        spec = next(o for o in self._sessions.get(FORWARD).get_outputs() if o.name == output)
+        return spec.shape[-1] if spec.shape and isinstance(spec.shape[-1], int) else None
+
+    @property
     def providers(self) -> list[str]:
         """The execution providers the sessions actually run on."""
         return self._sessions.providers
@@ -161,10 +173,7 @@ class Explainer:
 
     def _classes(self, x: np.ndarray, extra: dict) -> int:
         if self._num_classes is None:
-            output = self._sessions.description()["output"]
-            spec = next(o for o in self._sessions.get(FORWARD).get_outputs() if o.name == output)
-            static = spec.shape[-1] if spec.shape and isinstance(spec.shape[-1], int) else None
-            self._num_classes = static or int(self.predict(x, **extra).shape[-1])
+            self._num_classes = self.num_classes or int(self.predict(x, **extra).shape[-1])
         return self._num_classes
 
     def _check_input(self, x) -> np.ndarray:

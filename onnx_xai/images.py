@@ -1,0 +1,149 @@
+"""Images in: loading photos with Pillow and turning them into the batch a model expects.
+
+Loading applies the EXIF orientation, converts palette, grayscale, 16-bit and alpha images to 8-bit
+RGB (alpha composited on white), and turns every decoding problem into one clear
+:class:`~onnx_xai.errors.InputError`. Preprocessing resizes the shorter side to ``size / crop`` and
+centre-crops ``size`` (the ImageNet evaluation convention; ``crop=1`` keeps the whole shorter side),
+scales to [0, 1] and normalizes by a preset (``imagenet``, ``inception`` for [-1, 1], ``raw``) or an
+explicit mean and std, in NCHW or NHWC. :class:`Prepared` remembers where the crop lies in the
+photo, so maps and boxes are mapped back to the original photo's pixels.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import InputError
+
+PRESETS = {
+    "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+    "inception": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+    "raw": ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0)),
+}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+
+
+def load_image(path: str | os.PathLike) -> Image.Image:
+    """An 8-bit RGB Pillow image, upright (EXIF orientation applied), fully decoded.
+
+    Raises:
+        InputError: missing file, not an image, or a truncated/corrupt one.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"no such image file: {path}")
+    try:
+        with Image.open(path) as opened:
+            opened.load()
+            image = ImageOps.exif_transpose(opened)
+            return to_rgb(image)
+    except UnidentifiedImageError:
+        raise InputError(f"{path} is not an image Pillow can read") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise InputError(f"{path} is damaged or truncated: {exc}") from None
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """8-bit RGB from any mode: 16/32-bit grayscale rescaled, alpha composited on white."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        values = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if image.mode.startswith("I;16") or values.max() > 255 else 255.0
+        image = Image.fromarray(np.clip(values / top * 255.0 + 0.5, 0, 255).astype(np.uint8))
+    if image.mode == "P":
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA"):
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(white, rgba)
+    return image.convert("RGB")
+
+
+def normalization(preset: str = "imagenet", mean=None, std=None) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and std from a preset, or explicit values (which win)."""
+    if preset not in PRESETS:
+        raise InputError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
+    base_mean, base_std = PRESETS[preset]
+    mean = np.asarray(mean if mean is not None else base_mean, np.float32).reshape(-1)
+    std = np.asarray(std if std is not None else base_std, np.float32).reshape(-1)
+    if mean.size not in (1, 3) or std.size not in (1, 3) or np.any(std <= 0):
+        raise InputError("mean and std need 1 or 3 values, std > 0")
+    return mean, std
+
+
+@dataclass
+class Prepared:
+    """One photo made into a model input, with the crop that maps results back to the photo."""
+    array: np.ndarray              # (1, C, H, W) or (1, H, W, C) float32
+    photo: Image.Image             # the original, upright RGB photo
+    crop: tuple[float, float, float, float]  # the input's footprint in photo pixels (x0, y0, x1, y1)
+    size: tuple[int, int]          # the input's (H, W)
+
+    def region(self) -> tuple[int, int, int, int]:
+        """The input's footprint rounded to whole photo pixels (x0, y0, x1, y1), half-open."""
+        width, height = self.photo.size
+        x0, y0, x1, y1 = (int(round(v)) for v in self.crop)
+        x0, y0 = max(x0, 0), max(y0, 0)
+        return x0, y0, min(max(x1, x0 + 1), width), min(max(y1, y0 + 1), height)
+
+    def map_to_photo(self, single_map: np.ndarray) -> np.ndarray:
+        """An ``(H, W)`` map over the input as a float map over the whole photo (zero outside)."""
+        width, height = self.photo.size
+        x0, y0, x1, y1 = self.region()
+        resized = Image.fromarray(single_map.astype(np.float32), mode="F").resize((x1 - x0, y1 - y0),
+                                                                                  Image.BILINEAR)
+        canvas = np.zeros((height, width), np.float32)
+        canvas[y0:y1, x0:x1] = np.asarray(resized)
+        return canvas
+
+    def box_to_photo(self, box) -> tuple[int, int, int, int]:
+        """A half-open box in input pixels as a half-open box in photo pixels."""
+        x0, y0, x1, y1 = self.crop
+        sx, sy = (x1 - x0) / self.size[1], (y1 - y0) / self.size[0]
+        width, height = self.photo.size
+        bx0, by0, bx1, by1 = box
+        return (max(0, int(np.floor(x0 + bx0 * sx))), max(0, int(np.floor(y0 + by0 * sy))),
+                min(width, int(np.ceil(x0 + bx1 * sx))), min(height, int(np.ceil(y0 + by1 * sy))))
+
+
+def prepare(photo: Image.Image, size: tuple[int, int], layout: str = "NCHW", preset: str = "imagenet",
+            mean=None, std=None, crop: float = 0.875) -> Prepared:
+    """Resize the shorter side to ``size / crop``, centre-crop ``size`` (H, W), normalize.
+
+    Args:
+        photo: an RGB Pillow image (see :func:`load_image`).
+        size: the model's input height and width.
+        layout: "NCHW" or "NHWC".
+        preset, mean, std: normalization (see :func:`normalization`).
+        crop: fraction of the resized shorter side that the input covers (1 = no margin).
+    """
+    if not 0 < crop <= 1:
+        raise InputError("crop must be in (0, 1]")
+    m, s = normalization(preset, mean, std)
+    height, width = size
+    scale = max(height, width) / crop / min(photo.size)
+    resized_w, resized_h = max(width, round(photo.size[0] * scale)), max(height, round(photo.size[1] * scale))
+    resized = photo.resize((resized_w, resized_h), Image.BILINEAR)
+    left, top = (resized_w - width) // 2, (resized_h - height) // 2
+    pixels = np.asarray(resized.crop((left, top, left + width, top + height)), np.float32) / 255.0
+    array = ((pixels - m) / s).astype(np.float32)
+    array = array.transpose(2, 0, 1)[None] if layout == "NCHW" else array[None]
+    sx, sy = photo.size[0] / resized_w, photo.size[1] / resized_h
+    footprint = (left * sx, top * sy, (left + width) * sx, (top + height) * sy)
+    return Prepared(np.ascontiguousarray(array), photo, footprint, (height, width))
+
+
+def image_files(paths) -> list[Path]:
+    """The files named, with folders expanded to the images they contain (sorted)."""
+    found: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found.extend(sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file()))
+        else:
+            found.append(p)
+    if not found:
+        raise InputError("no image files given (folders searched for " + ", ".join(sorted(IMAGE_SUFFIXES)) + ")")
+    return found

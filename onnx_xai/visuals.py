@@ -1,0 +1,73 @@
+"""Pictures out: colormap LUTs, heatmap overlays with boxes, and a side-by-side sheet of methods.
+
+The colormaps are 256-entry lookup tables interpolated from a few anchor colours (viridis and
+inferno from matplotlib's published anchors, jet from its piecewise-linear definition), so there is
+no matplotlib dependency. Everything is drawn with Pillow.
+"""
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+_ANCHORS = {
+    "viridis": ["#440154", "#482878", "#3e4a89", "#31688e", "#26828e", "#1f9e89", "#35b779", "#6dcd59",
+                "#b4de2c", "#fde725"],
+    "inferno": ["#000004", "#1b0c41", "#4a0c6b", "#781c6d", "#a52c60", "#cf4446", "#ed6925", "#fb9b06",
+                "#f7d13d", "#fcffa4"],
+}
+COLORMAPS = ("jet", "viridis", "inferno")
+
+
+def colormap(name: str) -> np.ndarray:
+    """A (256, 3) uint8 lookup table."""
+    t = np.linspace(0.0, 1.0, 256)
+    if name == "jet":
+        rgb = np.stack([np.clip(1.5 - np.abs(4 * t - c), 0, 1) for c in (3, 2, 1)], axis=1)
+    elif name in _ANCHORS:
+        anchors = np.array([[int(h[i:i + 2], 16) for i in (1, 3, 5)] for h in _ANCHORS[name]]) / 255.0
+        positions = np.linspace(0.0, 1.0, len(anchors))
+        rgb = np.stack([np.interp(t, positions, anchors[:, c]) for c in range(3)], axis=1)
+    else:
+        raise ValueError(f"unknown colormap {name!r}; choose from {', '.join(COLORMAPS)}")
+    return np.round(rgb * 255).astype(np.uint8)
+
+
+def heatmap(values: np.ndarray, cmap: str = "jet") -> Image.Image:
+    """An RGB picture of a map with values in [0, 1]."""
+    index = np.clip(np.round(values * 255), 0, 255).astype(np.uint8)
+    return Image.fromarray(colormap(cmap)[index])
+
+
+def overlay(photo: Image.Image, values: np.ndarray, cmap: str = "jet", alpha: float = 0.5,
+            box: tuple[int, int, int, int] | None = None,
+            region: tuple[int, int, int, int] | None = None) -> Image.Image:
+    """The photo with the map (same size as the photo, values in [0, 1]) blended over it, only inside
+    ``region`` (x0, y0, x1, y1) when given (the part of the photo the model saw), and the box drawn."""
+    photo = photo.convert("RGB")
+    blended = Image.blend(photo, heatmap(values, cmap), alpha)
+    if region is not None:
+        framed = photo.copy()
+        framed.paste(blended.crop(region), region[:2])
+        blended = framed
+    if box is not None and box[2] > box[0] and box[3] > box[1]:
+        width = max(2, round(min(photo.size) / 150))
+        ImageDraw.Draw(blended).rectangle([box[0], box[1], box[2] - 1, box[3] - 1], outline=(255, 255, 255),
+                                          width=width)
+    return blended
+
+
+def sheet(photo: Image.Image, panels: list[tuple[str, Image.Image]], height: int = 320) -> Image.Image:
+    """The photo and the titled panels side by side, each scaled to ``height`` pixels."""
+    font = ImageFont.load_default()
+    tiles = [("input", photo)] + list(panels)
+    scaled = [(title, im.resize((max(1, round(im.size[0] * height / im.size[1])), height))) for title, im in tiles]
+    bar, gap = 22, 6
+    total = sum(im.size[0] for _, im in scaled) + gap * (len(scaled) + 1)
+    canvas = Image.new("RGB", (total, height + bar + gap), (255, 255, 255))
+    draw = ImageDraw.Draw(canvas)
+    x = gap
+    for title, im in scaled:
+        canvas.paste(im, (x, bar))
+        draw.text((x, 4), title, fill=(0, 0, 0), font=font)
+        x += im.size[0] + gap
+    return canvas

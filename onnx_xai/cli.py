@@ -44,7 +44,8 @@ def _inspect(args: argparse.Namespace) -> int:
     print("target-layer candidates (last first, * = default):")
     for c in r["candidates"]:
         print(f"  {'*' if c['name'] == r['target_layer'] else ' '} {c['name']}  {c['shape']}  ({c['op']})")
-    print(f"head: {r['head']}" if r["cam"] else f"head: {r['head']}")
+    print(f"head: {r['head']} (global average pooling -> linear: CAM applies)" if r["cam"]
+          else f"head: {r['head']}")
     methods = ["gradient", "smoothgrad"] + (["cam"] if r["cam"] else []) + ["gradcam"]
     print(f"methods: {', '.join(methods)}" + ("" if r["cam"] else " (no CAM: the head is not GAP -> linear)"))
     problems = r["not_differentiable"]

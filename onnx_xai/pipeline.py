@@ -109,7 +109,7 @@ def explain_files(ex: Explainer, files: Sequence[Path], out: Path, opts: Options
         prepared = [prepare(load_image(f), size, ex.layout, opts.preset, opts.mean, opts.std, opts.crop)
                     for f in chunk]
         batch = np.concatenate([p.array for p in prepared])
-        results = {m: _explain(ex, batch, m, opts) for m in opts.methods}
+        results = _explain(ex, batch, opts)
         for i, (f, p) in enumerate(zip(chunk, prepared)):
             records.append(_write_photo(f, stems[f], p, {m: _pick(r, i) for m, r in results.items()},
                                         out, opts, sha256))
@@ -138,13 +138,13 @@ def unique_stems(files: Sequence[Path]) -> dict[Path, str]:
     return stems
 
 
-def _explain(ex: Explainer, batch: np.ndarray, method: str, opts: Options):
+def _explain(ex: Explainer, batch: np.ndarray, opts: Options) -> dict:
+    """Every method on a batch: one shared run for the plain ones, or SmoothGrad of each."""
     if opts.smooth:
-        return ex.explain(batch, "smoothgrad", target=opts.target, base=method, n_samples=opts.smooth,
-                          seed=opts.seed)
-    if method == "smoothgrad":
-        return ex.explain(batch, method, target=opts.target, seed=opts.seed)
-    return ex.explain(batch, method, target=opts.target)
+        return {m: ex.explain(batch, "smoothgrad", target=opts.target, base=m, n_samples=opts.smooth,
+                              seed=opts.seed) for m in opts.methods}
+    seed = {"seed": opts.seed} if "smoothgrad" in opts.methods else {}
+    return ex.explain_many(batch, opts.methods, target=opts.target, **seed)
 
 
 def _pick(result, i: int) -> dict:

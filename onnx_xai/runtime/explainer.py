@@ -138,15 +138,46 @@ class Explainer:
                 raise InputError(f"method {method!r} takes no options {sorted(options)}")
             base = base_method(method)
             raw, targets, scores = self._run(base, x, target, extra)
-        pixels = base.to_pixels(raw, self.layout, self._spatial_size(x))
-        return Explanation(method, targets, scores, raw, normalize(pixels), find_boxes(pixels, box_threshold))
+        return self._finish(method, base, raw, targets, scores, x, box_threshold)
+
+    def explain_many(self, x: np.ndarray, methods: Sequence[str], target=None, box_threshold: float = 0.2,
+                     extra_inputs: dict | None = None, **options) -> dict[str, Explanation]:
+        """Several methods at once: the non-SmoothGrad ones share one run of one graph (gradient, CAM
+        and Grad-CAM together cost about one gradient); ``smoothgrad`` (options as :meth:`explain`)
+        reuses the targets that run resolved."""
+        x = self._check_input(x)
+        extra = dict(extra_inputs or {})
+        bases = [base_method(m) for m in dict.fromkeys(methods) if m != SMOOTHGRAD]
+        results: dict[str, Explanation] = {}
+        targets = target
+        if bases:
+            raws, targets, scores = self._run_all(bases, x, target, extra)
+            for method in bases:
+                results[method.name] = self._finish(method.name, method, raws[method.name], targets, scores,
+                                                    x, box_threshold)
+        if SMOOTHGRAD in methods:
+            results[SMOOTHGRAD] = self.explain(x, SMOOTHGRAD, targets, box_threshold, extra, **options)
+        elif options:
+            raise InputError(f"options {sorted(options)} apply to smoothgrad only")
+        return {m: results[m] for m in dict.fromkeys(methods)}
 
     # -- internals -----------------------------------------------------------------------------------
+    def _finish(self, name: str, base: Method, raw, targets, scores, x, box_threshold) -> Explanation:
+        pixels = base.to_pixels(raw, self.layout, self._spatial_size(x))
+        return Explanation(name, targets, scores, raw, normalize(pixels), find_boxes(pixels, box_threshold))
+
     def _run(self, method: Method, x: np.ndarray, target, extra: dict):
+        raws, targets, scores = self._run_all([method], x, target, extra)
+        return raws[method.name], targets, scores
+
+    def _run_all(self, methods: Sequence[Method], x: np.ndarray, target, extra: dict):
+        """One run of the graph that serves every method given; raw outputs keyed by method name."""
         feeds = {self.input_name: x, TARGET_INPUT: self._targets(target, len(x), x, extra), **extra}
-        raw, scores, used = self._sessions.run(
-            method.output_set, [method.raw_output, "xai_score", "xai_target_used"], feeds)
-        return raw, used.astype(np.int64), scores.astype(np.float32)
+        sets = tuple(sorted({m.output_set for m in methods}))
+        outputs = self._sessions.run(sets, [m.raw_output for m in methods] + ["xai_score", "xai_target_used"],
+                                     feeds)
+        raws = {m.name: out for m, out in zip(methods, outputs)}
+        return raws, outputs[-1].astype(np.int64), outputs[-2].astype(np.float32)
 
     def _smooth(self, method: Method, x: np.ndarray, target, opts: SmoothGradOptions, extra: dict):
         _, targets, scores = self._run(method, x, target, extra)  # resolve top-1 on the clean input

@@ -102,28 +102,36 @@ class SessionSet:
             self._analysis = analyze(self._source, **self._choice)
         return self._analysis
 
-    def get(self, output_set: str) -> ort.InferenceSession:
-        """The session serving ``output_set``, built on first use."""
-        session = self._sessions.get(output_set)
+    def get(self, output_sets: str | tuple[str, ...]) -> ort.InferenceSession:
+        """The session serving ``output_sets`` (one name, or a tuple served by one graph), built on
+        first use."""
+        key = (output_sets,) if isinstance(output_sets, str) else tuple(sorted(output_sets))
+        key = key[0] if len(key) == 1 else key
+        session = self._sessions.get(key)
         if session is not None:
             return session
         with self._lock:
-            if output_set not in self._sessions:
-                self._sessions[output_set] = self._build(output_set)
-            return self._sessions[output_set]
+            if key not in self._sessions:
+                self._sessions[key] = self._build((key,) if isinstance(key, str) else key)
+            return self._sessions[key]
 
-    def _build(self, output_set: str) -> ort.InferenceSession:
+    def _build(self, output_sets: tuple[str, ...]) -> ort.InferenceSession:
         if self.rewritten:
-            if output_set == "cam" and not self.meta.get("cam"):
+            present = set(self.meta.get("output_sets", []))
+            if set(output_sets) <= present:
+                return self._sessions[FORWARD]
+            missing = sorted(set(output_sets) - present)
+            if "cam" in missing and not self.meta.get("cam"):
                 raise CamNotApplicableError(f"CAM needs a global-average-pool -> linear head: "
                                             f"{self.meta.get('head')}")
-            raise InputError(f"this rewritten model has no {output_set!r} outputs (it has "
-                             f"{', '.join(self.meta.get('output_sets', []))}); rewrite the original with "
-                             f"onnx-xai augment --outputs {output_set}")
+            raise InputError(f"this rewritten model has no {missing[0]!r} outputs (it has "
+                             f"{', '.join(sorted(present))}); rewrite the original with "
+                             f"onnx-xai augment --outputs {' '.join(output_sets)}")
         from ..graph.augment import augment
-        return self._session_from(augment(self._analyze(), outputs=(output_set,)).SerializeToString())
+        return self._session_from(augment(self._analyze(), outputs=output_sets).SerializeToString())
 
-    def run(self, output_set: str, names: list[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-        session = self.get(output_set)
+    def run(self, output_sets: str | tuple[str, ...], names: list[str], feeds: dict[str, np.ndarray]
+            ) -> list[np.ndarray]:
+        session = self.get(output_sets)
         wanted = {i.name for i in session.get_inputs()}
         return session.run(names, {k: v for k, v in feeds.items() if k in wanted})

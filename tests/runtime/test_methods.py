@@ -144,3 +144,15 @@ def test_cam_on_another_head_suggests_gradcam():
     with pytest.raises(CamNotApplicableError, match="gradcam"):
         ex.explain(np.zeros((1, 3, 8, 8), np.float32), "cam")
     assert ex.explain(np.ones((1, 3, 8, 8), np.float32), "gradcam").maps.shape == (1, 8, 8)
+
+
+def test_explain_many_equals_separate_calls(ex):
+    many = ex.explain_many(X, ["gradient", "cam", "gradcam", "smoothgrad"], target=[0, 1, 1], seed=1,
+                           n_samples=3)
+    assert list(many) == ["gradient", "cam", "gradcam", "smoothgrad"]
+    for method in ("gradient", "cam", "gradcam"):
+        one = ex.explain(X, method, target=[0, 1, 1])
+        np.testing.assert_allclose(many[method].raw, one.raw, rtol=1e-6, atol=1e-7)
+        np.testing.assert_array_equal(many[method].boxes, one.boxes)
+    smooth = ex.explain(X, "smoothgrad", target=[0, 1, 1], seed=1, n_samples=3)
+    np.testing.assert_allclose(many["smoothgrad"].raw, smooth.raw, rtol=1e-6)

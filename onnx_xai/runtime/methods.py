@@ -59,7 +59,7 @@ class SmoothGradOptions:
     seed: int | None = None
     noise: np.ndarray | None = None
     base: str = "gradient"
-    batch_size: int = 16
+    batch_size: int = 4  # measured: larger chunks cost memory on CPU and buy no speed
 
     @classmethod
     def parse(cls, options: dict) -> SmoothGradOptions:

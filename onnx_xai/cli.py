@@ -55,7 +55,7 @@ def _inspect(args: argparse.Namespace) -> int:
 
 def _explain(args: argparse.Namespace) -> int:
     from .images import image_files
-    from .pipeline import Options, explain_files, model_sha256, parse_target, read_labels
+    from .pipeline import Options, model_sha256, parse_target, read_labels
     from .runtime import Explainer
 
     files = image_files(args.images)

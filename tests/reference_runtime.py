@@ -3,7 +3,7 @@
 Tests run rewritten graphs on it to prove they are standard ONNX (and in float64, for finite
 differences). The patches fix what onnx.reference gets wrong today: Erf and Gelu computed in float32,
 (Log)Softmax before opset 13 without the 2-D coercion, BatchNormalization of opsets 9-13 ignoring
-epsilon, ConvTranspose with groups, MaxUnpool, and MaxPool Indices with stride 1 and pads.
+epsilon, ConvTranspose with groups, and MaxPool Indices with stride 1 and pads.
 """
 from __future__ import annotations
 
@@ -72,15 +72,6 @@ class BatchNormalization(OpRun):
         return ((x - mean.reshape(shape)) * k + bias.reshape(shape),)
 
 
-class MaxUnpool(OpRun):
-    """The spec's MaxUnpool: write each value at its flat index (N, C included) of a zero tensor."""
-
-    def _run(self, x, indices, output_shape=None, **_):
-        out = np.zeros(int(np.prod(output_shape)), dtype=x.dtype)
-        out[indices.reshape(-1)] = x.reshape(-1)
-        return (out.reshape(output_shape),)
-
-
 class MaxPool(OpRun):
     """MaxPool by brute force for 2-D inputs, with Indices (the reference's Indices are wrong with
     stride 1 and pads, and its ceil_mode output size is off); ceil_mode drops a last window that
@@ -126,7 +117,7 @@ def _brute_max_pool(x, k, s, d, p, out, with_indices):
 
 
 def reference(model: onnx.ModelProto) -> ReferenceEvaluator:
-    ops = [Erf, Gelu, ConvTranspose, BatchNormalization, MaxUnpool, MaxPool]
+    ops = [Erf, Gelu, ConvTranspose, BatchNormalization, MaxPool]
     if any(o.domain in ("", "ai.onnx") and o.version < 13 for o in model.opset_import):
         ops += [_coerced_softmax(False), _coerced_softmax(True)]
     return ReferenceEvaluator(model, new_ops=ops)

@@ -33,10 +33,13 @@ THREADS = 2
 
 
 def interleaved(runs: dict, rounds: dict) -> dict:
-    """Median, min and max ms per configuration; rounds interleaved, expensive ones fewer."""
+    """Median, min and max ms per configuration; rounds interleaved, expensive ones fewer (and not
+    warmed up: they share their sessions with the cheap ones, which are)."""
     times = {k: [] for k in runs}
-    for fn in runs.values():
-        fn()  # warm-up: sessions built, caches filled
+    top = max(rounds.values())
+    for k, fn in runs.items():
+        if rounds[k] == top:
+            fn()  # warm-up: sessions built, caches filled
     for r in range(max(rounds.values())):
         for k, fn in runs.items():
             if r < rounds[k]:
@@ -47,7 +50,7 @@ def interleaved(runs: dict, rounds: dict) -> dict:
 
 
 def peak_memory_mb(model: str, batch: int, config: str, quick: bool) -> float | None:
-    """Peak RSS of a fresh process that runs one configuration twice (tools/bench_memory.py)."""
+    """Peak RSS of a fresh process that runs one configuration (tools/bench_memory.py)."""
     path = configs.load(model)[1]
     cmd = [sys.executable, str(Path(__file__).parent / "bench_memory.py"), model, str(path), str(batch),
            config] + (["--quick"] if quick else [])
@@ -61,7 +64,8 @@ def peak_memory_mb(model: str, batch: int, config: str, quick: bool) -> float | 
 def bench_one(model: str, batch: int, rounds: int, quick: bool, memory: bool) -> list[dict]:
     runs, pairs = configs.build(model, batch, quick)
     cheap = {k: rounds for k in runs}
-    cheap.update({k: max(1, rounds // 2) for k in runs if "smoothgrad" in k or "noisetunnel" in k})
+    expensive = max(1, rounds // 2) if batch == 1 else 1
+    cheap.update({k: expensive for k in runs if "smoothgrad" in k or "noisetunnel" in k})
     stats = interleaved(runs, cheap)
     base = stats["ort forward"][0]
     rows = []

@@ -1,7 +1,7 @@
 """Peak resident memory of one benchmark configuration, in a process of its own.
 
 Our configurations import only onnx_xai (numpy, onnx, onnxruntime); the PyTorch tools import torch
-and the tool. Prints the peak RSS (VmHWM) in MB after running the configuration twice.
+and the tool. Prints the peak RSS (VmHWM) in MB after running the configuration once (sessions included).
 
     python tools/bench_memory.py MODEL_NAME ONNX_PATH BATCH CONFIG [--quick]
 """
@@ -39,7 +39,6 @@ def main() -> None:
         torch.set_num_threads(2)
         runs, _ = bench_configs.build(model, int(batch), quick, only=config)
         run = runs[config]
-    run()
     run()
     print(peak_rss_mb())
 

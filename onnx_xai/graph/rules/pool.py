@@ -2,9 +2,11 @@
 
 MaxPool routes each output's cotangent to the input element its window picked, using the Indices of
 an identical MaxPool: from opset 16 by one ``ScatterElements(reduction="add")`` (exact with
-overlapping windows, ties included); before opset 16, where scatter cannot add, by MaxUnpool over
-groups of windows that do not overlap (MaxUnpool alone overwrites instead of adding and loses 30-40 %
-of the gradient with 3x3/stride-2 windows). AveragePool is a depthwise ConvTranspose of the cotangent
+overlapping windows, ties included); before opset 16, where scatter cannot add, by a plain
+ScatterElements per group of windows that do not overlap, summed (a single MaxUnpool overwrites
+instead of adding and loses 30-40 % of the gradient with 3x3/stride-2 windows; onnxruntime has no
+CUDA MaxUnpool, while ScatterElements runs on CUDA).
+AveragePool is a depthwise ConvTranspose of the cotangent
 scaled by each window's divisor, which is read from the runtime's own AveragePool of ones so that
 count_include_pad and ceil_mode follow whatever convention the runtime uses.
 """
@@ -48,31 +50,35 @@ def max_pool(e: Emitter, node, g_out):
     dy, x = g_out[0], node.input[0]
     idx = _maxpool_indices(e, node)
     if e.opset >= 16:
-        flat = e.ints([-1])
-        zeros = e.op("ConstantOfShape", [e.op("Reshape", [e.op("Size", [x]), e.ints([1])])],
-                     value=e.zero_fill(x))
-        dx = e.op("ScatterElements", [zeros, e.op("Reshape", [idx, flat]),
-                                      e.op("Reshape", [dy, flat])], axis=0, reduction="add")
-        return (e.op("Reshape", [dx, e.op("Shape", [x])]),)
-    return (_unpool_in_groups(e, node, dy, idx),)
+        return (_scatter_flat(e, x, idx, dy, "add"),)
+    parts = [_scatter_flat(e, x, part_idx, part_dy, None) for part_dy, part_idx in _window_groups(e, node, dy, idx)]
+    return (parts[0] if len(parts) == 1 else e.op("Sum", parts),)
 
 
-def _unpool_in_groups(e: Emitter, node, dy: str, idx: str) -> str:
-    """Sum of MaxUnpool over window groups strided far enough apart that no two windows overlap."""
+def _scatter_flat(e: Emitter, x: str, idx: str, values: str, reduction: str | None) -> str:
+    """Zeros shaped like ``x`` with ``values`` scattered to the flat ``idx`` (added when reduction
+    is "add"; written, which is exact only when no index repeats, otherwise)."""
+    flat = e.ints([-1])
+    zeros = e.op("ConstantOfShape", [e.op("Reshape", [e.op("Size", [x]), e.ints([1])])], value=e.zero_fill(x))
+    dx = e.op("ScatterElements", [zeros, e.op("Reshape", [idx, flat]), e.op("Reshape", [values, flat])],
+              axis=0, reduction=reduction)
+    return e.op("Reshape", [dx, e.op("Shape", [x])])
+
+
+def _window_groups(e: Emitter, node, dy: str, idx: str):
+    """(dy, indices) of groups of output windows strided far enough apart that no two overlap, so
+    that no input element is picked twice within a group."""
     kernel = attr(node, "kernel_shape")
     geo: Geometry = geometry(e.info, node, kernel)
-    nd, shape = len(kernel), e.op("Shape", [node.input[0]])
+    nd = len(kernel)
     groups = [-(-k // s) for k, s in zip(geo.effective_kernel, geo.strides)]
-    parts = []
+    if max(groups) == 1:
+        return [(dy, idx)]
+    out = []
     for offsets in itertools.product(*[range(g) for g in groups]):
-        if max(groups) == 1:
-            part_dy, part_idx = dy, idx
-        else:
-            window = [e.ints(offsets), e.ints([2**62] * nd), e.ints(range(2, nd + 2)), e.ints(groups)]
-            part_dy, part_idx = e.op("Slice", [dy] + window), e.op("Slice", [idx] + window)
-        parts.append(e.op("MaxUnpool", [part_dy, part_idx, shape], kernel_shape=kernel,
-                          strides=geo.strides))
-    return parts[0] if len(parts) == 1 else e.op("Sum", parts)
+        window = [e.ints(offsets), e.ints([2**62] * nd), e.ints(range(2, nd + 2)), e.ints(groups)]
+        out.append((e.op("Slice", [dy] + window), e.op("Slice", [idx] + window)))
+    return out
 
 
 def _real_counts(in_size, out_size, geo: Geometry) -> np.ndarray:

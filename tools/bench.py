@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import bench_configs as configs  # noqa: E402
 
 THREADS = 2
+SETTLE_S = 0.3
 
 
 def interleaved(runs: dict, rounds: dict) -> dict:
@@ -43,6 +44,7 @@ def interleaved(runs: dict, rounds: dict) -> dict:
     for r in range(max(rounds.values())):
         for k, fn in runs.items():
             if r < rounds[k]:
+                time.sleep(SETTLE_S)  # let the previous tool's spinning worker threads go idle
                 start = time.perf_counter()
                 fn()
                 times[k].append((time.perf_counter() - start) * 1000)

@@ -15,7 +15,7 @@ evidence elsewhere never lowers the threshold).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -30,13 +30,26 @@ TARGET_INPUT = "xai_target"
 
 @dataclass
 class Explanation:
-    """The result of :meth:`Explainer.explain` for a batch of N inputs."""
+    """The result of :meth:`Explainer.explain` for a batch of N inputs.
+
+    ``boxes`` is computed on first access (it labels connected regions, which costs more than the
+    rest of the post-processing), then kept.
+    """
     method: str
     targets: np.ndarray  # (N,) int64, the classes explained
     scores: np.ndarray  # (N,) float32, their pre-softmax scores
     raw: np.ndarray  # the method's attribution (input gradient (N, C, H, W) or map (N, h, w))
     maps: np.ndarray  # (N, H, W) float32 in [0, 1] at input resolution
-    boxes: np.ndarray  # (N, 4) int64, (x0, y0, x1, y1) half-open, in input pixels
+    pixels: np.ndarray = field(repr=False)  # the maps before normalization, which boxes threshold
+    box_threshold: float = 0.2
+    _boxes: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def boxes(self) -> np.ndarray:
+        """(N, 4) int64, (x0, y0, x1, y1) half-open, in input pixels."""
+        if self._boxes is None:
+            self._boxes = find_boxes(self.pixels, self.box_threshold)
+        return self._boxes
 
 
 class Explainer:
@@ -164,7 +177,7 @@ class Explainer:
     # -- internals -----------------------------------------------------------------------------------
     def _finish(self, name: str, base: Method, raw, targets, scores, x, box_threshold) -> Explanation:
         pixels = base.to_pixels(raw, self.layout, self._spatial_size(x))
-        return Explanation(name, targets, scores, raw, normalize(pixels), find_boxes(pixels, box_threshold))
+        return Explanation(name, targets, scores, raw, normalize(pixels), pixels, box_threshold)
 
     def _run(self, method: Method, x: np.ndarray, target, extra: dict):
         raws, targets, scores = self._run_all([method], x, target, extra)
@@ -186,7 +199,8 @@ class Explainer:
             raw, _, _ = self._run(method, noisy, noisy_targets, extra)
             if total is None:
                 total = np.zeros((len(x),) + raw.shape[1:], np.float64)
-            np.add.at(total, owners, raw)
+            for owner in np.unique(owners):  # copies arrive grouped by sample
+                total[owner] += raw[owners == owner].sum(axis=0, dtype=np.float64)
         count = len(opts.noise) if opts.noise is not None else opts.n_samples
         return (total / count).astype(np.float32), targets, scores
 

@@ -32,8 +32,9 @@ def upsample(maps: np.ndarray, height: int, width: int) -> np.ndarray:
     n, h, w = maps.shape
     if (h, w) == (height, width):
         return maps.astype(np.float32)
-    rows, cols = interpolation_matrix(height, h), interpolation_matrix(width, w)
-    return np.einsum("Hh,nhw,Ww->nHW", rows, maps.astype(np.float64), cols).astype(np.float32)
+    rows = interpolation_matrix(height, h).astype(np.float32)
+    cols = interpolation_matrix(width, w).astype(np.float32)
+    return np.matmul(np.matmul(rows, maps.astype(np.float32)), cols.T)
 
 
 def normalize(maps: np.ndarray) -> np.ndarray:

@@ -63,6 +63,7 @@ def build(model: str, batch: int, quick: bool, only: str | None = None):
     x = np.random.default_rng(0).standard_normal((batch, 3, size, size)).astype(np.float32)
     options = ort.SessionOptions()
     options.intra_op_num_threads, options.log_severity_level = THREADS, 3
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # as the Explainer's
     forward = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     feed_name = forward.get_inputs()[0].name
     targets = forward.run(None, {feed_name: x})[0].argmax(1)

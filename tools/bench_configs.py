@@ -27,13 +27,14 @@ PAIRS = {"gradient": ("captum saliency", "speedup"), "smoothgrad-50": ("captum n
 
 
 def tool_versions() -> str:
+    from importlib import metadata
+
     found = []
-    for name in ("captum", "pytorch_grad_cam", "torchvision"):
+    for dist in ("captum", "grad-cam", "torchvision"):
         try:
-            module = __import__(name)
-            found.append(f"{name} {getattr(module, '__version__', '?')}")
-        except ImportError:
-            found.append(f"{name} missing")
+            found.append(f"{dist} {metadata.version(dist)}")
+        except metadata.PackageNotFoundError:
+            found.append(f"{dist} missing")
     return ", ".join(found)
 
 

@@ -145,3 +145,19 @@ def test_help_is_complete(command, flags):
     assert done.returncode == 0
     for flag in flags:
         assert flag in done.stdout
+
+
+def test_explain_a_channels_last_model(tmp_path):
+    import onnx
+
+    from .graph.test_augment import ChannelsLast, export
+    model = tmp_path / "nhwc.onnx"
+    onnx.save(export(ChannelsLast().eval(), (1, 8, 8, 3)), model)
+    done = cli("explain", model, PHOTOS / "coffee.jpg", "--method", "cam", "gradcam", "--preset", "raw",
+               "--crop", "1", "--out", tmp_path / "out")
+    assert done.returncode == 0, done.stderr
+    record = json.loads((tmp_path / "out" / "coffee.json").read_text())
+    assert [e["label"] for e in record["explanations"]] == [None, None]  # 4 classes: no ImageNet names
+    for e in record["explanations"]:
+        w, h = record["size"]
+        assert e["box"] is None or (0 <= e["box"][0] < e["box"][2] <= w and 0 <= e["box"][1] < e["box"][3] <= h)

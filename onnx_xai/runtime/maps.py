@@ -10,12 +10,16 @@
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from scipy import ndimage
 
 
+@functools.lru_cache(maxsize=64)
 def interpolation_matrix(size_out: int, size_in: int) -> np.ndarray:
-    """The ``size_out x size_in`` bilinear (half-pixel, align_corners=False) resampling matrix."""
+    """The ``size_out x size_in`` bilinear (half-pixel, align_corners=False) resampling matrix
+    (float32, cached: the sizes repeat from call to call)."""
     scale = size_in / size_out
     src = np.maximum((np.arange(size_out) + 0.5) * scale - 0.5, 0.0)
     lo = np.floor(src).astype(np.int64)
@@ -24,6 +28,8 @@ def interpolation_matrix(size_out: int, size_in: int) -> np.ndarray:
     m = np.zeros((size_out, size_in), np.float64)
     np.add.at(m, (np.arange(size_out), lo), 1.0 - frac)
     np.add.at(m, (np.arange(size_out), hi), frac)
+    m = m.astype(np.float32)
+    m.flags.writeable = False
     return m
 
 
@@ -32,18 +38,17 @@ def upsample(maps: np.ndarray, height: int, width: int) -> np.ndarray:
     n, h, w = maps.shape
     if (h, w) == (height, width):
         return maps.astype(np.float32)
-    rows = interpolation_matrix(height, h).astype(np.float32)
-    cols = interpolation_matrix(width, w).astype(np.float32)
+    rows, cols = interpolation_matrix(height, h), interpolation_matrix(width, w)
     return np.matmul(np.matmul(rows, maps.astype(np.float32)), cols.T)
 
 
 def normalize(maps: np.ndarray) -> np.ndarray:
     """Min-max normalize each ``(h, w)`` map of a batch to [0, 1]; constant maps become zeros."""
-    flat = maps.reshape(len(maps), -1).astype(np.float64)
+    flat = maps.reshape(len(maps), -1).astype(np.float32)
     lo, hi = flat.min(axis=1, keepdims=True), flat.max(axis=1, keepdims=True)
     span = hi - lo
-    out = np.where(span > 0, (flat - lo) / np.where(span > 0, span, 1.0), 0.0)
-    return out.reshape(maps.shape).astype(np.float32)
+    scale = np.where(span > 0, 1.0 / np.where(span > 0, span, 1.0), 0.0).astype(np.float32)
+    return np.clip((flat - lo) * scale, 0.0, 1.0).reshape(maps.shape)
 
 
 def box(single_map: np.ndarray, threshold: float = 0.2) -> tuple[int, int, int, int]:

@@ -60,7 +60,7 @@ def _explain(args: argparse.Namespace) -> int:
 
     files = image_files(args.images)
     ex = Explainer(args.model, target_layer=args.target_layer, threads=args.threads)
-    classes = ex.num_classes or 0
+    classes = ex.num_classes
     labels = read_labels(args.labels, classes)
     opts = Options(methods=_methods(args.method, args.smooth), target=parse_target(args.target, labels, classes),
                    preset=args.preset, mean=args.mean, std=args.std, crop=args.crop,

@@ -48,8 +48,9 @@ class Options:
     labels: list[str] = field(default_factory=list)
 
 
-def read_labels(path: str | os.PathLike | None, classes: int) -> list[str]:
-    """Class names from a file (one per line); the bundled ImageNet names for 1000-class models."""
+def read_labels(path: str | os.PathLike | None, classes: int | None) -> list[str]:
+    """Class names from a file (one per line); the bundled ImageNet names for 1000-class models.
+    ``classes`` None (a model whose output does not declare its size) skips the count check."""
     if path is None:
         if classes != 1000:
             return []
@@ -59,13 +60,14 @@ def read_labels(path: str | os.PathLike | None, classes: int) -> list[str]:
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"cannot read labels file {path}: {exc}") from None
     names = [n for n in names if n]
-    if len(names) != classes:
+    if classes is not None and len(names) != classes:
         raise InputError(f"labels file {path} has {len(names)} names, the model has {classes} classes")
     return names
 
 
-def parse_target(text: str | None, labels: list[str], classes: int) -> int | None:
-    """A class index from a number or a label name (case-insensitive)."""
+def parse_target(text: str | None, labels: list[str], classes: int | None) -> int | None:
+    """A class index from a number or a label name (case-insensitive); the range is checked when
+    the class count is known (the Explainer checks it again at run time)."""
     if text is None:
         return None
     if text.lstrip("-").isdigit():
@@ -75,8 +77,9 @@ def parse_target(text: str | None, labels: list[str], classes: int) -> int | Non
         if text.lower() not in lowered:
             raise InputError(f"unknown class {text!r}" + ("" if labels else " (no labels: give --labels)"))
         index = lowered.index(text.lower())
-    if not 0 <= index < classes:
-        raise InputError(f"class {index} is out of range for a model with {classes} classes")
+    if index < 0 or classes is not None and index >= classes:
+        size = f" for a model with {classes} classes" if classes is not None else ""
+        raise InputError(f"class {index} is out of range{size}")
     return index
 
 

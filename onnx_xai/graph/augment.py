@@ -69,7 +69,7 @@ def analyze(model: str | os.PathLike | bytes | onnx.ModelProto, target_layer: st
                          "(convert it with onnx.version_converter)")
     image = image_input(info, input_name)
     if has_static_batch_of_one(info, image):
-        info = GraphInfo(free_batch(proto, image))
+        info = GraphInfo(free_batch(proto, info))
     if fold_zero_pads(proto, info):
         info = GraphInfo(proto)
     score = score_tensor(info, output_name)

@@ -24,8 +24,12 @@ def has_static_batch_of_one(info: GraphInfo, image: str) -> bool:
     return shape is not None and len(shape) > 0 and shape[0] == 1
 
 
-def free_batch(model: onnx.ModelProto, image: str) -> onnx.ModelProto:
-    """Make the batch dimension of ``model`` (already a private copy) symbolic, in place."""
+def free_batch(model: onnx.ModelProto, info: GraphInfo) -> onnx.ModelProto:
+    """Make the batch dimension of ``model`` (already a private copy) symbolic, in place.
+
+    ``info`` describes the model before the change; only its literal constants are read (values
+    folded from shapes were computed with the batch pinned to 1 and may depend on it).
+    """
     graph = model.graph
     for vi in list(graph.input) + list(graph.output):
         dims = vi.type.tensor_type.shape.dim
@@ -35,7 +39,6 @@ def free_batch(model: onnx.ModelProto, image: str) -> onnx.ModelProto:
             dims[0].dim_param = BATCH
     del graph.value_info[:]
     taken = all_names(graph)
-    info = GraphInfo(model)
     for node in graph.node:
         if node.op_type == "Reshape":
             _free_reshape_target(info, graph, node, taken)
@@ -44,7 +47,7 @@ def free_batch(model: onnx.ModelProto, image: str) -> onnx.ModelProto:
 
 def _free_reshape_target(info: GraphInfo, graph: onnx.GraphProto, node: onnx.NodeProto,
                          taken: set[str]) -> None:
-    shape = info.const_value(node.input[1])
+    shape = info.const_value(node.input[1], folded=False)
     if shape is None or shape.size == 0 or shape.reshape(-1)[0] != 1:
         return
     freed = shape.reshape(-1).copy()

@@ -119,22 +119,20 @@ class GraphInfo:
         return self._types.get(name)
 
     # -- constants ---------------------------------------------------------------------------------
-    def const_value(self, name: str) -> np.ndarray | None:
-        """The value of an initializer, a Constant, or integer shape arithmetic that folds to a
-        constant for every batch size; None otherwise (also for the empty name)."""
+    def const_value(self, name: str, folded: bool = True) -> np.ndarray | None:
+        """The value of an initializer, a Constant, or (when ``folded``) integer shape arithmetic
+        that folds to a constant for every batch size; None otherwise (also for the empty name)."""
         if not name:
             return None
-        if name in self._const_cache:
-            return self._const_cache[name]
-        value = None
-        if name in self.initializers and name not in {i.name for i in self.graph.input}:
-            value = numpy_helper.to_array(self.initializers[name])
-        elif name in self.producer and self.producer[name].op_type == "Constant":
-            value = _constant_node_value(self.producer[name])
-        elif name in self._folded:  # shape arithmetic that is constant for every batch size
-            value = self._folded[name]
-        self._const_cache[name] = value
-        return value
+        if name not in self._const_cache:
+            value = None
+            if name in self.initializers and name not in {i.name for i in self.graph.input}:
+                value = numpy_helper.to_array(self.initializers[name])
+            elif name in self.producer and self.producer[name].op_type == "Constant":
+                value = _constant_node_value(self.producer[name])
+            self._const_cache[name] = value
+        value = self._const_cache[name]
+        return self._folded.get(name) if value is None and folded else value
 
     def is_const(self, name: str) -> bool:
         return self.const_value(name) is not None

@@ -6,11 +6,14 @@ target or the Slice bounds are computed, so every shape downstream becomes unkno
 static spatial sizes (strided Conv, pooling), so this module:
 
 1. infers on a weightless shell of the model (large initializers become typed inputs: cheap even
-   for large models), with the batch dimension of the inputs set to a concrete size;
+   for large models), with every dynamic input dimension set to a concrete size: the batch, and the
+   height and width of 4-D inputs exported with a dynamic spatial size;
 2. folds the integer shape subgraphs that have become constant (``Shape`` of a static tensor, then
    Gather/Concat/arithmetic on constants) into Constant nodes, evaluated by the ONNX reference
    implementation one node at a time, and infers again, until nothing new folds;
-3. does this for two batch sizes and marks the dimensions that follow the batch as symbolic.
+3. does this twice, with batch 2 and spatial size 224, then batch 3 and spatial size 256: a dimension
+   equal in both runs is static, one that follows the batch (2, then 3) is the batch symbol, any
+   other that differs is unknown; a folded value is kept only when both runs agree.
 """
 from __future__ import annotations
 
@@ -27,33 +30,47 @@ MAX_ROUNDS = 8
 SMALL = 4096  # initializers up to this many elements keep their values (shape constants, scales)
 
 
+RUNS = ((2, 224), (3, 256))  # (batch, spatial size) of the two inference runs
+
+
 def infer_types(model: onnx.ModelProto) -> tuple[dict[str, onnx.TypeProto], dict[str, np.ndarray]]:
-    """Tensor types of every value in the main graph (batch dimensions symbolic where they vary),
-    and the values of the integer tensors that fold to constants whatever the batch size."""
-    batch_dims = _batch_dims(model)
-    if not batch_dims:
+    """Tensor types of every value in the main graph (batch dimensions symbolic, other dynamic
+    dimensions unknown), and the values of the integer tensors that fold to constants whatever the
+    dynamic sizes."""
+    dynamic = _dynamic_dims(model)
+    if not dynamic:
         return _infer_folded(_shell(model, {}))
-    small, small_values = _infer_folded(_shell(model, {name: 2 for name in batch_dims}))
-    large, large_values = _infer_folded(_shell(model, {name: 3 for name in batch_dims}))
-    types = {name: _merge(tp, large.get(name), batch_dims) for name, tp in small.items()}
+    (small, small_values), (large, large_values) = (
+        _infer_folded(_shell(model, _concrete(dynamic, batch, spatial))) for batch, spatial in RUNS)
+    symbol = next((axes[0] for axes in dynamic.values() if 0 in axes), "N")
+    types = {name: _merge(tp, large.get(name), symbol) for name, tp in small.items()}
     values = {name: v for name, v in small_values.items()
               if name in large_values and np.array_equal(v, large_values[name])}
     return types, values
 
 
-def _batch_dims(model: onnx.ModelProto) -> dict[str, str]:
-    """Inputs whose first dimension is symbolic, with the symbol's name."""
+def _dynamic_dims(model: onnx.ModelProto) -> dict[str, dict[int, str]]:
+    """Per input, its dynamic dimensions: axis 0 with its symbol (the batch), and for 4-D inputs the
+    other axes without a static size (height and width exported as dynamic)."""
     inits = {t.name for t in model.graph.initializer}
     found = {}
     for vi in model.graph.input:
         dims = vi.type.tensor_type.shape.dim
-        if vi.name not in inits and dims and not dims[0].HasField("dim_value"):
-            found[vi.name] = dims[0].dim_param or "N"
+        if vi.name in inits or not dims:
+            continue
+        axes = {i: d.dim_param or "N" for i, d in enumerate(dims)
+                if not d.HasField("dim_value") and (i == 0 or len(dims) == 4)}
+        if axes:
+            found[vi.name] = axes
     return found
 
 
-def _shell(model: onnx.ModelProto, batch: dict[str, int]) -> onnx.ModelProto:
-    """The model without its large weights (they become typed inputs), batch dims set to ``batch``."""
+def _concrete(dynamic: dict[str, dict[int, str]], batch: int, spatial: int) -> dict[str, dict[int, int]]:
+    return {name: {axis: batch if axis == 0 else spatial for axis in axes} for name, axes in dynamic.items()}
+
+
+def _shell(model: onnx.ModelProto, sizes: dict[str, dict[int, int]]) -> onnx.ModelProto:
+    """The model without its large weights (they become typed inputs), dynamic dims set to ``sizes``."""
     graph = model.graph
     keep = [t for t in graph.initializer if _numel(t) <= SMALL]
     typed = [helper.make_tensor_value_info(t.name, t.data_type, list(t.dims))
@@ -62,8 +79,8 @@ def _shell(model: onnx.ModelProto, batch: dict[str, int]) -> onnx.ModelProto:
     for vi in graph.input:
         vi2 = onnx.ValueInfoProto()
         vi2.CopyFrom(vi)
-        if vi.name in batch:
-            vi2.type.tensor_type.shape.dim[0].dim_value = batch[vi.name]
+        for axis, size in sizes.get(vi.name, {}).items():
+            vi2.type.tensor_type.shape.dim[axis].dim_value = size
         inputs.append(vi2)
     names = {vi.name for vi in inputs}
     # Declared output shapes may pin the batch the shell changes: keep only their element types.
@@ -167,14 +184,14 @@ def _evaluate(node, values, types, opset: int) -> np.ndarray | None:
     return out if out.dtype.kind in "iub" and out.size <= SMALL else None
 
 
-def _merge(small: onnx.TypeProto, large: onnx.TypeProto | None, batch_dims: dict[str, str]
-           ) -> onnx.TypeProto:
-    """Dims equal at both batch sizes stay; dims that differ become the batch symbol."""
+def _merge(small: onnx.TypeProto, large: onnx.TypeProto | None, symbol: str) -> onnx.TypeProto:
+    """Dims equal in both runs stay; dims that follow the batch (2, then 3) become the batch
+    symbol; other dims that differ are unknown."""
     a, b = _dims(small), _dims(large)
     if a is None or b is None or len(a) != len(b):
         return helper.make_tensor_type_proto(small.tensor_type.elem_type, None)
-    symbol = next(iter(batch_dims.values()))
-    merged = [x if x == y else symbol for x, y in zip(a, b)]
+    batch = (RUNS[0][0], RUNS[1][0])
+    merged = [x if x == y else (symbol if (x, y) == batch else None) for x, y in zip(a, b)]
     return helper.make_tensor_type_proto(small.tensor_type.elem_type, merged)
 
 

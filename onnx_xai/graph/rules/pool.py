@@ -6,9 +6,10 @@ overlapping windows, ties included); before opset 16, where scatter cannot add, 
 ScatterElements per group of windows that do not overlap, summed (a single MaxUnpool overwrites
 instead of adding and loses 30-40 % of the gradient with 3x3/stride-2 windows; onnxruntime has no
 CUDA MaxUnpool, while ScatterElements runs on CUDA).
-AveragePool is a depthwise ConvTranspose of the cotangent
-scaled by each window's divisor, which is read from the runtime's own AveragePool of ones so that
-count_include_pad and ceil_mode follow whatever convention the runtime uses.
+AveragePool is a depthwise ConvTranspose of the cotangent scaled by each window's divisor, which is
+read from the runtime's own AveragePool of ones so that count_include_pad and ceil_mode follow
+whatever convention the runtime uses; with sizes known only at run time, the ones and the real
+counts per window are computed in-graph from the input's shape.
 """
 from __future__ import annotations
 
@@ -16,25 +17,21 @@ import itertools
 
 import numpy as np
 
+from onnx import numpy_helper
+
 from ..emitter import Emitter
 from ..info import attr
 from ..registry import vjp
-from ._shared import spread_extreme, spread_mean
-from .conv import Geometry, geometry, transpose_pads
+from ._shared import Geometry, geometry, scatter_to, spread_extreme, spread_mean, transpose_to_input
 
 
 def _pool_check(info, node, wants) -> list[str]:
-    problems = []
-    if attr(node, "storage_order", 0):
-        problems.append("storage_order=1")
-    x, y = info.static_shape(node.input[0]), info.static_shape(node.output[0])
-    if node.op_type == "AveragePool" and (x is None or y is None):
-        shapes = [info.shape(node.input[0]), info.shape(node.output[0])]
-        if any(s is None or not all(isinstance(d, int) for d in s[1:]) for s in shapes):
-            problems.append("channels or spatial size unknown")
-    if node.op_type == "MaxPool" and info.opset < 16 and attr(node, "auto_pad", "NOTSET") not in (
-            "NOTSET", "VALID") and x is None:
-        problems.append("auto_pad SAME with unknown input size")
+    problems = ["storage_order=1"] if attr(node, "storage_order", 0) else []
+    shape = info.shape(node.input[0])
+    if shape is None:
+        problems.append("input rank unknown")
+    elif node.op_type == "AveragePool" and not isinstance(shape[1], int):
+        problems.append("channel count unknown")
     return problems
 
 
@@ -50,19 +47,10 @@ def max_pool(e: Emitter, node, g_out):
     dy, x = g_out[0], node.input[0]
     idx = _maxpool_indices(e, node)
     if e.opset >= 16:
-        return (_scatter_flat(e, x, idx, dy, "add"),)
-    parts = [_scatter_flat(e, x, part_idx, part_dy, None) for part_dy, part_idx in _window_groups(e, node, dy, idx)]
+        return (scatter_to(e, x, idx, dy, add=True),)
+    parts = [scatter_to(e, x, part_idx, part_dy, add=False)
+             for part_dy, part_idx in _window_groups(e, node, dy, idx)]
     return (parts[0] if len(parts) == 1 else e.op("Sum", parts),)
-
-
-def _scatter_flat(e: Emitter, x: str, idx: str, values: str, reduction: str | None) -> str:
-    """Zeros shaped like ``x`` with ``values`` scattered to the flat ``idx`` (added when reduction
-    is "add"; written, which is exact only when no index repeats, otherwise)."""
-    flat = e.ints([-1])
-    zeros = e.op("ConstantOfShape", [e.op("Reshape", [e.op("Size", [x]), e.ints([1])])], value=e.zero_fill(x))
-    dx = e.op("ScatterElements", [zeros, e.op("Reshape", [idx, flat]), e.op("Reshape", [values, flat])],
-              axis=0, reduction=reduction)
-    return e.op("Reshape", [dx, e.op("Shape", [x])])
 
 
 def _window_groups(e: Emitter, node, dy: str, idx: str):
@@ -99,21 +87,43 @@ def average_pool(e: Emitter, node, g_out):
     """AveragePool: dx = ConvTranspose(dy / divisor, ones, group=C) with the runtime's divisors."""
     dy, x, y = g_out[0], node.input[0], node.output[0]
     kernel = attr(node, "kernel_shape")
-    geo = geometry(e.info, node, kernel)
-    channels, *in_size = e.info.shape(x)[1:]
-    out_size = list(e.info.shape(y)[2:])
+    geo, channels = geometry(e.info, node, kernel), e.info.shape(x)[1]
+    ones = e.const(np.ones([channels, 1] + kernel, dtype=e.np_dtype(x)))
+    scaled = e.op("Mul", [dy, _inverse_divisors(e, node, geo, x, y)])
+    return (transpose_to_input(e, scaled, ones, geo, channels, x, y),)
+
+
+def _inverse_divisors(e: Emitter, node, geo: Geometry, x: str, y: str) -> str:
+    """1 / divisor per output position, [1, 1, *out]: the runtime's AveragePool of ones (real count
+    / divisor, whatever its count_include_pad and ceil_mode conventions) over the real count."""
+    shape_x, shape_y = e.info.shape(x), e.info.shape(y)
+    in_size, out_size = list(shape_x[2:]), list(shape_y[2:]) if shape_y is not None else None
     dtype = e.np_dtype(x)
-    ones_in = e.const(np.ones([1, 1] + in_size, dtype=dtype))
-    inverse_divisor = e.op("Div", [e.op("AveragePool", [ones_in], **_attrs(node)),
-                                   e.const(np.maximum(_real_counts(in_size, out_size, geo), 1)
-                                           .astype(dtype)[None, None])])
-    ends, extra = transpose_pads(in_size, out_size, geo)
-    dx = e.op("ConvTranspose", [e.op("Mul", [dy, inverse_divisor]),
-                                e.const(np.ones([channels, 1] + kernel, dtype=dtype))],
-              group=channels, strides=geo.strides, dilations=geo.dilations,
-              pads=geo.pads_begin + ends, kernel_shape=kernel,
-              output_padding=extra if any(extra) else None)
-    return (dx,)
+    if all(isinstance(d, int) for d in in_size + (out_size or [None])) and geo.static_pads:
+        ones_in = e.const(np.ones([1, 1] + in_size, dtype=dtype))
+        counts = e.const(np.maximum(_real_counts(in_size, out_size, geo), 1).astype(dtype)[None, None])
+    else:
+        spatial = e.op("Slice", [e.op("Shape", [x]), e.ints([2]), e.ints([2 + len(in_size)])])
+        ones_in = e.op("ConstantOfShape", [e.op("Concat", [e.ints([1, 1]), spatial], axis=0)],
+                       value=numpy_helper.from_array(np.ones(1, dtype)))
+        counts = _counts_at_run_time(e, node, geo, ones_in, y)
+    return e.op("Div", [e.op("AveragePool", [ones_in], **_attrs(node)), counts])
+
+
+def _counts_at_run_time(e: Emitter, node, geo: Geometry, ones_in: str, y: str) -> str:
+    """How many real input elements each window covers, from a Conv of ones with the same window
+    (zero padding counts nothing); ceil_mode's extra windows come from s - 1 more end padding."""
+    nd, dtype = len(geo.kernel), e.np_dtype(node.input[0])
+    window = dict(strides=geo.strides, dilations=geo.dilations, kernel_shape=geo.kernel)
+    if geo.auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        window["auto_pad"] = geo.auto_pad
+    else:
+        extra = [s - 1 for s in geo.strides] if attr(node, "ceil_mode", 0) else [0] * nd
+        window["pads"] = geo.pads_begin + [p + x for p, x in zip(geo.pads_end, extra)]
+    counts = e.op("Conv", [ones_in, e.const(np.ones([1, 1] + geo.kernel, dtype))], **window)
+    size = e.op("Slice", [e.op("Shape", [y]), e.ints([2]), e.ints([2 + nd])])
+    sliced = e.op("Slice", [counts, e.ints([0] * nd), size, e.ints(range(2, 2 + nd))])
+    return e.op("Max", [sliced, e.scalar(1.0, like=node.input[0])])
 
 
 def _attrs(node) -> dict:

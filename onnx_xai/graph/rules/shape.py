@@ -12,7 +12,7 @@ import numpy as np
 from ..emitter import Emitter
 from ..info import attr
 from ..registry import vjp
-from ._shared import const_input, norm_axes, unbroadcast
+from ._shared import const_input, norm_axes, scatter_to, unbroadcast
 
 
 def _reshape_back(e: Emitter, node, g_out) -> tuple:
@@ -77,16 +77,9 @@ def split(e: Emitter, node, g_out):
 
 def _scatter_back(e: Emitter, x: str, dy: str, select, add: bool) -> str:
     """dx = scatter of dy to the flat indices that ``select`` picks from x's index tensor."""
-    shape = e.op("Shape", [x])
-    size = e.op("Size", [x])
-    index = e.op("Reshape", [e.op("Range", [e.const(np.array(0, np.int64)), size,
-                                            e.const(np.array(1, np.int64))]), shape])
-    flat = e.ints([-1])
-    zeros = e.op("ConstantOfShape", [e.op("Reshape", [size, e.ints([1])])], value=e.zero_fill(x))
-    dx = e.op("ScatterElements", [zeros, e.op("Reshape", [select(index), flat]),
-                                  e.op("Reshape", [dy, flat])], axis=0,
-              reduction="add" if add else None)
-    return e.op("Reshape", [dx, shape])
+    index = e.op("Reshape", [e.op("Range", [e.const(np.array(0, np.int64)), e.op("Size", [x]),
+                                            e.const(np.array(1, np.int64))]), e.op("Shape", [x])])
+    return scatter_to(e, x, select(index), dy, add)
 
 
 def _slice_pads(e: Emitter, node) -> list[int] | None:

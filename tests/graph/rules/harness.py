@@ -34,6 +34,7 @@ class Case:
     max_opset: int = 21
     low: float = -2.0  # range of the random inputs
     high: float = 2.0
+    dynamic: bool = False  # declare the height and width of 4-D inputs as unknown (dynamic size)
 
     def opsets(self) -> list[int]:
         chosen = [o for o in OPSETS if self.min_opset <= o <= self.max_opset]
@@ -65,7 +66,7 @@ def build(case: Case, opset: int, dtype) -> onnx.ModelProto:
         nodes.append(helper.make_node(op_type, inputs, outs, name=f"{op_type}_{i}", **attrs))
     graph = helper.make_graph(
         nodes, case.name,
-        [helper.make_tensor_value_info(n, elem, list(s)) for n, s in case.wrt.items()],
+        [helper.make_tensor_value_info(n, elem, _declared(s, case.dynamic)) for n, s in case.wrt.items()],
         [helper.make_tensor_value_info("y", elem, None)], inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
     model.ir_version = min(model.ir_version, 10)
@@ -77,6 +78,10 @@ def build(case: Case, opset: int, dtype) -> onnx.ModelProto:
         y_info = helper.make_tensor_value_info("y", elem, reference(model).run(["y"], feeds)[0].shape)
     model.graph.output[0].CopyFrom(y_info)
     return model
+
+
+def _declared(shape, dynamic: bool) -> list:
+    return list(shape[:2]) + ["H", "W"] if dynamic and len(shape) == 4 else list(shape)
 
 
 def check(case: Case, opset: int, seed: int = 0) -> None:

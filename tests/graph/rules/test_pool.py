@@ -23,6 +23,17 @@ CASES = [
     Case("avgpool_ceil", [node("AveragePool", ["x"], kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1)],
          {"x": (1, 2, 8, 8)}),
     Case("avgpool_stride1", [node("AveragePool", ["x"], kernel_shape=[3, 3], pads=[1, 1, 1, 1])], X),
+    # Dynamic height and width: divisors and the backward's size come from the input at run time.
+    Case("avgpool_pad_exclude_dynamic", [node("AveragePool", ["x"], kernel_shape=[3, 3], strides=[2, 2],
+                                              pads=[1, 1, 1, 1])], X, dynamic=True),
+    Case("avgpool_pad_include_dynamic", [node("AveragePool", ["x"], kernel_shape=[3, 3], strides=[2, 2],
+                                              pads=[1, 1, 1, 1], count_include_pad=1)], X, dynamic=True),
+    Case("avgpool_ceil_dynamic", [node("AveragePool", ["x"], kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1)],
+         {"x": (1, 2, 8, 8)}, dynamic=True),
+    Case("avgpool_same_upper_dynamic", [node("AveragePool", ["x"], kernel_shape=[3, 3], strides=[2, 2],
+                                             auto_pad="SAME_UPPER")], X, dynamic=True),
+    Case("maxpool_overlapping_dynamic", [node("MaxPool", ["x"], kernel_shape=[3, 3], strides=[2, 2],
+                                              pads=[1, 1, 1, 1])], X, dynamic=True),
     Case("global_average_pool", [node("GlobalAveragePool", ["x"])], X),
     Case("global_max_pool", [node("GlobalMaxPool", ["x"])], X),
 ]

@@ -55,6 +55,18 @@ CASES = [
     Case("resize_downsample_asymmetric", [node("Resize", ["x", "roi", "sc"], mode="nearest",
                                                coordinate_transformation_mode="asymmetric")],
          {"x": (1, 1, 6, 6)}, {"roi": np.zeros(0, np.float32), "sc": np.array([1, 1, 0.5, 0.5], np.float32)}),
+    # Dynamic height and width: the interpolation matrices are the runtime's resize of an identity.
+    Case("resize_nearest_scales_dynamic", [node("Resize", ["x", "", "sc"], mode="nearest")], {"x": (1, 2, 3, 4)},
+         {"sc": np.array([1, 1, 2, 2], np.float32)}, min_opset=13, dynamic=True),
+    Case("resize_linear_half_pixel_dynamic", [node("Resize", ["x", "", "sc"], mode="linear")],
+         {"x": (2, 2, 3, 4)}, {"sc": np.array([1, 1, 2.5, 1.5], np.float32)}, min_opset=13, dynamic=True),
+    Case("resize_cubic_sizes_dynamic", [node("Resize", ["x", "", "", "sz"], mode="cubic",
+                                             coordinate_transformation_mode="align_corners")],
+         {"x": (1, 2, 3, 4)}, {"sz": np.array([1, 2, 7, 5], I64)}, min_opset=13, dynamic=True),
+    Case("resize_downsample_asymmetric_dynamic", [node("Resize", ["x", "roi", "sc"], mode="nearest",
+                                                       coordinate_transformation_mode="asymmetric")],
+         {"x": (1, 1, 6, 6)}, {"roi": np.zeros(0, np.float32), "sc": np.array([1, 1, 0.5, 0.5], np.float32)},
+         dynamic=True),
 ]
 
 

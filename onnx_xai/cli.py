@@ -28,6 +28,10 @@ def _augment(args: argparse.Namespace) -> int:
     return 0
 
 
+SCORE_KINDS = {"logit": "the output itself", "pre-softmax": "before the Softmax",
+               "pre-sigmoid": "before the Sigmoid: multi-label"}
+
+
 def _inspect(args: argparse.Namespace) -> int:
     from .graph.report import inspect_model
 
@@ -35,15 +39,18 @@ def _inspect(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(r, indent=2))
         return 0
-    print(f"{args.model}: opset {r['opset']}, {r['nodes']} nodes, layout {r['layout']}")
+    print(f"{args.model}: opset {r['opset']}, {r['nodes']} nodes, input layout {r['layout']}")
     for kind, key, mark in (("input", "inputs", r["image_input"]), ("output", "outputs", r["explained_output"])):
         for t in r[key]:
             star = "  <- explained" if t["name"] == mark else ""
             print(f"  {kind:6s} {t['name']}  {t['shape']}  {t['type']}{star}")
-    print(f"score: {r['score']!r} (pre-softmax)")
+    if r["differentiated"] != r["image_input"]:
+        print(f"integer pixels: gradients are taken at {r['differentiated']!r}, their first float cast")
+    print(f"score: {r['score']!r} ({SCORE_KINDS[r['score_kind']]})")
     print("target-layer candidates (last first, * = default):")
     for c in r["candidates"]:
-        print(f"  {'*' if c['name'] == r['target_layer'] else ' '} {c['name']}  {c['shape']}  ({c['op']})")
+        print(f"  {'*' if c['name'] == r['target_layer'] else ' '} {c['name']}  {c['shape']}  "
+              f"{_layout_words(c)}  ({c['op']})")
     print(f"head: {r['head']} (global average pooling -> linear: CAM applies)" if r["cam"]
           else f"head: {r['head']}")
     methods = ["gradient", "smoothgrad"] + (["cam"] if r["cam"] else []) + ["gradcam"]
@@ -51,6 +58,13 @@ def _inspect(args: argparse.Namespace) -> int:
     problems = r["not_differentiable"]
     print("nodes without a gradient rule: " + (", ".join(problems) if problems else "none"))
     return 0
+
+
+def _layout_words(candidate: dict) -> str:
+    if candidate["layout"] != "tokens":
+        return candidate["layout"]
+    h, w = candidate["grid"]
+    return f"tokens ({candidate['prefix']} dropped, {h}x{w} grid)"
 
 
 def _explain(args: argparse.Namespace) -> int:

@@ -1,10 +1,10 @@
-"""``augment``: any ONNX CNN classifier in, an ordinary ONNX model with explanation outputs out.
+"""``augment``: an ONNX image classifier in, an ordinary ONNX model with explanation outputs out.
 
-The rewritten-model contract (DESIGN.md section 2, documented in the README): an extra input
-``xai_target`` int64 [N] (-1 = top-1 class), the outputs ``xai_score``, ``xai_target_used`` and,
-per requested output set, ``xai_activation``, ``xai_activation_grad``, ``xai_gradcam``, ``xai_cam``
-and ``xai_input_grad``; the graph is pruned to the requested sets, and
-``metadata_props["onnx_xai"]`` describes it so that the runtime never re-derives anything.
+The rewritten-model contract (documented in the README): an extra input ``xai_target`` int64 [N]
+(-1 = top-1 class), the outputs ``xai_score``, ``xai_target_used`` and, per requested output set,
+``xai_activation``, ``xai_activation_grad``, ``xai_gradcam``, ``xai_cam`` and ``xai_input_grad``,
+float32 whatever the model's own float type; the graph is pruned to the requested sets, and
+``metadata_props["onnx_xai"]`` describes the rewrite so that the runtime never re-derives anything.
 """
 from __future__ import annotations
 
@@ -18,19 +18,24 @@ import onnx
 from onnx import helper
 
 from ..errors import CamNotApplicableError, InputError, ModelError
-from . import analysis
-from .analysis import CamHead, cam_head, check_target_layer, image_input, layout_of, score_tensor
+from .analysis import Score, differentiable_input, image_input, score_tensor
 from .assemble import build_model
-from .autodiff import backward
-from .batch import check_batch_free, free_batch, has_static_batch_of_one
+from .autodiff import backward, undo_moves
+from .batch import check_batch_free, free_batch, static_batch
 from .emitter import Emitter
+from .head import CamHead, cam_head
 from .info import GraphInfo
-from .simplify import fold_zero_pads
+from .layout import NCHW, tensor_layouts
 from .model_io import load_model
+from .simplify import fold_zero_pads
+from .target import TargetView, check_target, default_target, view_of
+from .views import channels_first, channels_first_shape
 
 OUTPUT_SETS = ("cam", "gradcam", "input_grad")
 METADATA_KEY = "onnx_xai"
+FORMAT = 2
 MIN_OPSET = 11
+FLOAT = onnx.TensorProto.FLOAT
 
 
 @dataclass
@@ -40,18 +45,28 @@ class Analysis:
     info: GraphInfo
     sha256: str
     image: str
-    score: str
+    source: str  # the float tensor gradients are taken for (the image, or its first float cast)
+    moves: list  # the nodes from an integer image input to ``source``
+    score: Score
     output: str
-    target: str
-    layout: str
+    layouts: dict[str, str]
+    view: TargetView
     head: CamHead | str
+
+    @property
+    def layout(self) -> str:
+        return self.layouts.get(self.image, NCHW)
 
     def metadata(self) -> dict:
         """The description stored in ``metadata_props["onnx_xai"]`` (without the outputs)."""
-        return {"format": 1, "source_sha256": self.sha256, "target_layer": self.target,
-                "score": self.score, "input": self.image, "output": self.output, "layout": self.layout,
-                "cam": isinstance(self.head, CamHead),
-                "head": self.head.ops if isinstance(self.head, CamHead) else self.head}
+        head = self.head
+        return {"format": FORMAT, "source_sha256": self.sha256, "input": self.image,
+                "input_type": onnx.TensorProto.DataType.Name(self.info.dtype(self.image)).lower(),
+                "layout": self.layout, "differentiated": self.source, "output": self.output,
+                "score": self.score.name, "score_kind": self.score.kind,
+                "target_layer": self.view.name, "target": self.view.describe(),
+                "cam": isinstance(head, CamHead),
+                "head": " -> ".join(head.ops) if isinstance(head, CamHead) else head}
 
 
 def analyze(model: str | os.PathLike | bytes | onnx.ModelProto, target_layer: str | None = None,
@@ -68,33 +83,37 @@ def analyze(model: str | os.PathLike | bytes | onnx.ModelProto, target_layer: st
         raise ModelError(f"the model uses opset {info.opset}; onnx_xai needs opset {MIN_OPSET} or newer "
                          "(convert it with onnx.version_converter)")
     image = image_input(info, input_name)
-    if has_static_batch_of_one(info, image):
-        info = GraphInfo(free_batch(proto, info))
+    batch = static_batch(info, image)
+    if batch is not None:
+        info = GraphInfo(free_batch(proto, info, batch))
     if fold_zero_pads(proto, info):
         info = GraphInfo(proto)
     score = score_tensor(info, output_name)
-    check_batch_free(info, score)
-    layout = layout_of(info, image)
-    target = target_layer or analysis.target_layer(info, image, score, layout)
-    check_target_layer(info, target, image, score)
-    head = cam_head(info, target, score, layout)
-    return Analysis(proto, info, sha256, image, score, output_name or info.graph.output[0].name, target,
-                    layout, head)
+    check_batch_free(info, score.name, batch)
+    source, moves = differentiable_input(info, image)
+    layouts = tensor_layouts(info, image)
+    view = (view_of(info, target_layer, source, score.name, layouts) if target_layer
+            else default_target(info, source, score.name, layouts))
+    check_target(info, view, source, score.name)
+    return Analysis(proto, info, sha256, image, source, moves, score,
+                    output_name or info.graph.output[0].name, layouts, view,
+                    cam_head(info, view, score.name))
 
 
 def augment(model: str | os.PathLike | bytes | onnx.ModelProto | Analysis,
-            target_layer: str | None = None, outputs: Sequence[str] = OUTPUT_SETS,
+            target_layer: str | None = None, outputs: Sequence[str] | None = None,
             input_name: str | None = None, output_name: str | None = None) -> onnx.ModelProto:
     """Rewrite a classifier so that it also outputs activations, gradients and CAM maps.
 
     Args:
         model: path, serialized bytes or ModelProto (never modified), or the result of
             :func:`analyze` (then the other selection arguments are ignored).
-        target_layer: name of the 4-D tensor to explain; default: the input of the head's spatial
-            collapse (see :mod:`onnx_xai.graph.analysis`).
-        outputs: the output sets to emit, any of ``"cam"``, ``"gradcam"``, ``"input_grad"``.
-        input_name: the image input (default: the first 4-D float input).
-        output_name: the output whose (pre-softmax) score is explained (default: the first).
+        target_layer: name of the tensor to explain (4-D, or a vision transformer's tokens);
+            default: the input of the head's spatial collapse (see :mod:`onnx_xai.graph.target`).
+        outputs: the output sets to emit, any of ``"cam"``, ``"gradcam"``, ``"input_grad"``;
+            default: every set the model allows (``"cam"`` only on a GAP -> linear head).
+        input_name: the image input (default: the first 4-D float input, else integer input).
+        output_name: the output whose score is explained (default: the first).
 
     Returns:
         A new ModelProto following the rewritten-model contract.
@@ -104,11 +123,11 @@ def augment(model: str | os.PathLike | bytes | onnx.ModelProto | Analysis,
         UnsupportedModelError: nodes on the gradient path cannot be differentiated (all listed).
         CamNotApplicableError: ``"cam"`` was asked for on a head that is not GAP -> linear.
     """
-    wanted = _output_sets(outputs)
     a = model if isinstance(model, Analysis) else analyze(model, target_layer, input_name, output_name)
+    wanted = _output_sets(outputs, isinstance(a.head, CamHead))
     if "cam" in wanted and not isinstance(a.head, CamHead):
         raise CamNotApplicableError(f"CAM needs a global-average-pool -> linear head: {a.head}")
-    rewritten = _emit(a.info, a.image, a.score, a.target, a.layout, a.head, wanted)
+    rewritten = _emit(a, wanted)
     meta = {**a.metadata(), "outputs": [o.name for o in rewritten.graph.output if o.name.startswith("xai_")],
             "output_sets": list(wanted)}
     helper.set_model_props(rewritten, {**{p.key: p.value for p in a.model.metadata_props},
@@ -116,7 +135,9 @@ def augment(model: str | os.PathLike | bytes | onnx.ModelProto | Analysis,
     return rewritten
 
 
-def _output_sets(outputs: Sequence[str]) -> tuple[str, ...]:
+def _output_sets(outputs: Sequence[str] | None, cam_allowed: bool) -> tuple[str, ...]:
+    if outputs is None:
+        return tuple(o for o in OUTPUT_SETS if cam_allowed or o != "cam")
     if isinstance(outputs, str):
         outputs = [outputs]
     unknown = [o for o in outputs if o not in OUTPUT_SETS]
@@ -125,44 +146,42 @@ def _output_sets(outputs: Sequence[str]) -> tuple[str, ...]:
     return tuple(o for o in OUTPUT_SETS if o in outputs)
 
 
-def _emit(info: GraphInfo, image: str, score: str, target: str, layout: str, head, wanted
-          ) -> onnx.ModelProto:
-    e = Emitter(info)
-    batch = (info.shape(score) or info.shape(image) or ("N",))[0]
+def _emit(a: Analysis, wanted: tuple[str, ...]) -> onnx.ModelProto:
+    info, e, score, target = a.info, Emitter(a.info), a.score.name, a.view.name
+    batch = (info.shape(score) or info.shape(a.image) or ("N",))[0]
     target_in = e.reserve("xai_target")
     used = _resolve_target(e, score, target_in)
     score_out = e.squeeze(e.op("GatherElements", [score, e.unsqueeze(used, [1])], axis=1), [1])
-    outs = [_publish(e, "xai_score", score_out, info.dtype(score), [batch]),
+    outs = [_publish(e, "xai_score", _as_float32(e, score_out, score), [batch]),
             helper.make_tensor_value_info(used, onnx.TensorProto.INT64, [batch])]
-    wrt = ([target] if "gradcam" in wanted else []) + ([image] if "input_grad" in wanted else [])
+    wrt = ([target] if "gradcam" in wanted else []) + ([a.source] if "input_grad" in wanted else [])
     grads = backward(e, score, _seed(e, score, used), wrt) if wrt else {}
-    elem, act_shape = info.dtype(target), _nchw_shape(info.shape(target), layout)
-    map_shape = [act_shape[0], act_shape[2], act_shape[3]]
-    activation = _channels_first(e, target, layout)
+    act_shape = channels_first_shape(info, a.view)
     if "cam" in wanted or "gradcam" in wanted:
-        outs.append(_publish(e, "xai_activation", activation, elem, act_shape))
+        activation = _as_float32(e, channels_first(e, a.view, target), target)
+        outs.append(_publish(e, "xai_activation", activation, act_shape))
     if "gradcam" in wanted:
-        d_activation = _channels_first(e, grads[target], layout)
-        outs.append(_publish(e, "xai_activation_grad", d_activation, elem, act_shape))
-        outs.append(_publish(e, "xai_gradcam", _gradcam(e, activation, d_activation), elem, map_shape))
+        d_activation = _as_float32(e, channels_first(e, a.view, grads[target] or e.zeros_like(target)), target)
+        outs.append(_publish(e, "xai_activation_grad", d_activation, act_shape))
+        outs.append(_publish(e, "xai_gradcam", _gradcam(e, activation, d_activation), act_shape[:1] + act_shape[2:]))
     if "cam" in wanted:
-        outs.append(_publish(e, "xai_cam", _cam(e, activation, head, used), elem, map_shape))
+        outs.append(_publish(e, "xai_cam", _cam(e, activation, a.head, used), act_shape[:1] + act_shape[2:]))
     if "input_grad" in wanted:
-        outs.append(_publish(e, "xai_input_grad", grads[image], info.dtype(image),
-                             list(info.shape(image))))
+        d_input = undo_moves(e, a.moves, grads[a.source] or e.zeros_like(a.source))
+        outs.append(_publish(e, "xai_input_grad", _as_float32(e, d_input, a.source), list(info.shape(a.image))))
     target_vi = helper.make_tensor_value_info(target_in, onnx.TensorProto.INT64, [batch])
     return build_model(info, e, [target_vi], outs)
 
 
-def _nchw_shape(shape, layout: str) -> list:
-    shape = list(shape) if shape is not None else [None] * 4
-    return shape if layout == "NCHW" else [shape[0], shape[3], shape[1], shape[2]]
-
-
-def _publish(e: Emitter, public: str, name: str, elem_type: int, shape: list) -> onnx.ValueInfoProto:
-    """Expose tensor ``name`` as the graph output ``public``."""
+def _publish(e: Emitter, public: str, name: str, shape: list) -> onnx.ValueInfoProto:
+    """Expose the float32 tensor ``name`` as the graph output ``public``."""
     e.op("Identity", [name], out=[e.reserve(public)])
-    return helper.make_tensor_value_info(public, elem_type, shape)
+    return helper.make_tensor_value_info(public, FLOAT, shape)
+
+
+def _as_float32(e: Emitter, name: str, like: str) -> str:
+    """``name``, which has the element type of the forward tensor ``like``, in float32."""
+    return name if e.info.dtype(like) == FLOAT else e.op("Cast", [name], to=FLOAT)
 
 
 def _resolve_target(e: Emitter, score: str, target_in: str) -> str:
@@ -180,12 +199,8 @@ def _seed(e: Emitter, score: str, used: str) -> str:
     return e.cast_like(e.op("Equal", [rng, e.unsqueeze(used, [1])]), score)
 
 
-def _channels_first(e: Emitter, name: str, layout: str) -> str:
-    return name if layout == "NCHW" else e.op("Transpose", [name], perm=[0, 3, 1, 2])
-
-
 def _gradcam(e: Emitter, activation: str, d_activation: str) -> str:
-    """ReLU(sum_k alpha_k A_k), alpha_k = spatial mean of dS/dA_k."""
+    """ReLU(sum_k alpha_k A_k), alpha_k = spatial mean of dS/dA_k (float32 tensors)."""
     alpha = e.reduce("ReduceMean", d_activation, [2, 3], keepdims=True)
     return e.op("Relu", [e.reduce("ReduceSum", e.op("Mul", [alpha, activation]), [1], keepdims=False)])
 
@@ -196,7 +211,8 @@ def _cam(e: Emitter, activation: str, head: CamHead, used: str) -> str:
         rows = e.op("Transpose", [e.op("Gather", [head.weight, used], axis=1)], perm=[1, 0])
     else:
         rows = e.op("Gather", [head.weight, used], axis=0)
+    rows = _as_float32(e, rows, head.weight)
     if head.alpha != 1.0:
-        rows = e.op("Mul", [rows, e.scalar(head.alpha, like=head.weight)])
+        rows = e.op("Mul", [rows, e.const(np.array(head.alpha, np.float32))])
     weights = e.unsqueeze(rows, [2, 3])
     return e.reduce("ReduceSum", e.op("Mul", [weights, activation]), [1], keepdims=False)

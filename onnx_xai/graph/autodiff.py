@@ -1,8 +1,8 @@
 """Reverse-mode autodiff over an ONNX graph: the sweep that applies the VJP rules.
 
 Only the nodes that lie between the differentiated tensors and the score are visited: a node is on
-the path when one of its inputs depends on a ``wrt`` tensor (through float tensors) and the score
-depends on one of its outputs. Everything on the path is checked first, and every node without a rule
+the path when one of its inputs depends on a ``wrt`` tensor (through tensors that carry data, see
+:mod:`.paths`) and the score depends on one of its outputs. Everything on the path is checked first, and every node without a rule
 or with an unsupported attribute is reported in one error. The sweep then visits the path in reverse
 order, sums the cotangents that reach a tensor from several consumers, and calls one rule per node.
 """
@@ -14,33 +14,8 @@ import onnx
 
 from ..errors import UnsupportedModelError
 from .emitter import Emitter
+from .paths import ancestors, dependents, path_nodes
 from .registry import check_node, rule_for, supported_ops
-
-
-def dependents(e: Emitter, sources: Sequence[str]) -> set[str]:
-    """Float tensors that depend on any of ``sources`` (the sources included)."""
-    reached = set(sources)
-    for node in e.info.nodes():
-        if any(i in reached for i in node.input if i):
-            reached.update(o for o in node.output if o and e.info.is_float(o))
-    return reached
-
-
-def ancestors(e: Emitter, target: str) -> set[str]:
-    """Tensors that ``target`` depends on (itself included)."""
-    needed = {target}
-    for node in reversed(list(e.info.nodes())):
-        if any(o in needed for o in node.output):
-            needed.update(i for i in node.input if i)
-    return needed
-
-
-def path_nodes(e: Emitter, score: str, wrt: Sequence[str]) -> list[onnx.NodeProto]:
-    """The nodes between ``wrt`` and ``score``, in topological order."""
-    forward = dependents(e, wrt)
-    backward = ancestors(e, score)
-    return [n for n in e.info.nodes()
-            if any(i in forward for i in n.input) and any(o in backward for o in n.output)]
 
 
 def describe(node: onnx.NodeProto) -> str:
@@ -68,8 +43,8 @@ def path_problems(e: Emitter, nodes: Sequence[onnx.NodeProto]) -> list[str]:
 
 def prepare_path(e: Emitter, score: str, wrt: Sequence[str]) -> list[onnx.NodeProto]:
     """The nodes to differentiate, with ``e.wanted`` set to the tensors that need cotangents."""
-    e.wanted = (dependents(e, wrt) & ancestors(e, score)) | set(wrt)
-    return path_nodes(e, score, wrt)
+    e.wanted = (dependents(e.info, wrt) & ancestors(e.info, score)) | set(wrt)
+    return path_nodes(e.info, wrt, score)
 
 
 def backward(e: Emitter, score: str, seed: str, wrt: Sequence[str]) -> dict[str, str | None]:
@@ -105,3 +80,13 @@ def backward(e: Emitter, score: str, seed: str, wrt: Sequence[str]) -> dict[str,
             grads[name] = e.op("Add", [grads[name], g]) if name in grads else g
     e.context = ""
     return {w: grads.get(w) for w in wrt}
+
+
+def undo_moves(e: Emitter, moves: Sequence[onnx.NodeProto], grad: str) -> str:
+    """Carry a cotangent back through data moves (Transpose, Reshape, ...) with their rules: from the
+    first float tensor of an integer input back to the input's own shape and layout."""
+    for node in reversed(moves):
+        e.context = f"vjp of {node.op_type} {node.name or node.output[0]!r}"
+        grad = rule_for(node.op_type)(e, node, [grad])[0]
+    e.context = ""
+    return grad

@@ -1,10 +1,11 @@
-"""Freeing the batch dimension of models exported with a static batch of 1.
+"""Freeing the batch dimension of models exported with a static batch (1, 4, any size).
 
 The rewritten graph explains a whole batch in one run (SmoothGrad sends its noisy copies as one
-batch), so the batch dimension must be symbolic. For a model exported with batch 1, the input and
-output batch dimensions become ``"N"``, stale ``value_info`` is dropped, and constant Reshape targets
-that hard-code the 1 get a 0 (copy the input's batch) or -1 in its place. If shape inference still
-pins the score's batch to 1 afterwards, the model is refused with a clear error.
+batch), so the batch dimension must be symbolic. For a model exported with a fixed batch B, the
+input and output batch dimensions equal to B become ``"N"``, stale ``value_info`` is dropped, and
+constant Reshape targets that hard-code B as the first dimension of a tensor whose first dimension
+is the batch get a 0 (copy the input's batch) or -1 in its place. If shape inference still pins the
+score's batch afterwards, the model is refused with an error that says how to re-export it.
 """
 from __future__ import annotations
 
@@ -19,36 +20,39 @@ from .info import GraphInfo, attr
 BATCH = "N"
 
 
-def has_static_batch_of_one(info: GraphInfo, image: str) -> bool:
+def static_batch(info: GraphInfo, image: str) -> int | None:
+    """The image input's batch size when the model fixes it, else None."""
     shape = info.shape(image)
-    return shape is not None and len(shape) > 0 and shape[0] == 1
+    return shape[0] if shape is not None and len(shape) > 0 and isinstance(shape[0], int) else None
 
 
-def free_batch(model: onnx.ModelProto, info: GraphInfo) -> onnx.ModelProto:
-    """Make the batch dimension of ``model`` (already a private copy) symbolic, in place.
+def free_batch(model: onnx.ModelProto, info: GraphInfo, batch: int) -> onnx.ModelProto:
+    """Make the fixed batch ``batch`` of ``model`` (already a private copy) symbolic, in place.
 
     ``info`` describes the model before the change; only its literal constants are read (values
-    folded from shapes were computed with the batch pinned to 1 and may depend on it).
+    folded from shapes were computed with the batch pinned and may depend on it).
     """
     graph = model.graph
     for vi in list(graph.input) + list(graph.output):
         dims = vi.type.tensor_type.shape.dim
         if vi.name in {t.name for t in graph.initializer} or not dims:
             continue
-        if dims[0].HasField("dim_value") and dims[0].dim_value == 1:
+        if dims[0].HasField("dim_value") and dims[0].dim_value == batch:
             dims[0].dim_param = BATCH
     del graph.value_info[:]
     taken = all_names(graph)
     for node in graph.node:
         if node.op_type == "Reshape":
-            _free_reshape_target(info, graph, node, taken)
+            _free_reshape_target(info, graph, node, taken, batch)
     return model
 
 
 def _free_reshape_target(info: GraphInfo, graph: onnx.GraphProto, node: onnx.NodeProto,
-                         taken: set[str]) -> None:
+                         taken: set[str], batch: int) -> None:
     shape = info.const_value(node.input[1], folded=False)
-    if shape is None or shape.size == 0 or shape.reshape(-1)[0] != 1:
+    data = info.shape(node.input[0])
+    if shape is None or shape.size == 0 or shape.reshape(-1)[0] != batch or \
+            (batch != 1 and (not data or data[0] != batch)):
         return
     freed = shape.reshape(-1).copy()
     if attr(node, "allowzero", 0) == 0:
@@ -71,8 +75,9 @@ def _unique(base: str, taken: set[str]) -> str:
     return name
 
 
-def check_batch_free(info: GraphInfo, score: str) -> None:
+def check_batch_free(info: GraphInfo, score: str, batch: int | None) -> None:
     shape = info.shape(score)
-    if shape is not None and shape[0] == 1:
-        raise ModelError("the model was exported with a static batch of 1 and hard-codes it beyond "
-                         "Reshape targets; re-export it with a dynamic batch dimension")
+    if batch is not None and shape is not None and isinstance(shape[0], int):
+        raise ModelError(f"the model was exported with a static batch of {batch} and hard-codes it "
+                         "beyond Reshape targets; re-export it with a dynamic batch axis (torch: "
+                         "dynamic_axes={'input': {0: 'N'}}; tf2onnx: a None batch dimension)")

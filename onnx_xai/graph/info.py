@@ -2,8 +2,10 @@
 
 Shapes come from ONNX shape inference run once on a copy of the model; a dimension is an ``int`` when
 static, a ``str`` when symbolic (``"N"``), or ``None`` when unknown. Constants are initializers and
-``Constant`` node outputs, decoded to numpy on request. Everything the rules and the model analysis
-need to know about forward tensors is asked of this object, never re-derived.
+``Constant`` node outputs, decoded to numpy on request. A node's inputs include the outer-scope
+tensors its subgraphs read (an ``If`` depends on what its branches use), so walks over the graph see
+control flow. Everything the rules and the model analysis need to know about forward tensors is
+asked of this object, never re-derived.
 """
 from __future__ import annotations
 
@@ -24,6 +26,8 @@ BROADCASTING = frozenset({
     "Ceil", "Round", "Sign"})
 FLOAT_TYPES = frozenset({onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE,
                          onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16})
+# Ops whose integer output still carries data (a quantized activation), unlike shape arithmetic.
+QUANTIZING = frozenset({"QuantizeLinear"})
 
 
 def default_opset(model: onnx.ModelProto) -> int:
@@ -46,13 +50,18 @@ class GraphInfo:
         self.graph = model.graph
         self.opset = default_opset(model)
         self.initializers = {t.name: t for t in self.graph.initializer}
+        self._input_names = {i.name for i in self.graph.input}
         self.producer: dict[str, onnx.NodeProto] = {}
         self.consumers: dict[str, list[onnx.NodeProto]] = {}
+        self._implicit: dict[int, list[str]] = {}
         for node in self.graph.node:
             for name in node.output:
                 if name:
                     self.producer[name] = node
-            for name in node.input:
+            implicit = [n for n in _outer_scope_names(node) if n not in node.input]
+            if implicit:
+                self._implicit[id(node)] = implicit
+            for name in list(node.input) + implicit:
                 if name:
                     self.consumers.setdefault(name, []).append(node)
         self._types: dict[str, onnx.TypeProto] = {}
@@ -88,6 +97,13 @@ class GraphInfo:
 
     def is_float(self, name: str) -> bool:
         return self.dtype(name) in FLOAT_TYPES
+
+    def carries_data(self, name: str) -> bool:
+        """Whether a tensor carries image data (float, unknown type, or a quantized activation), as
+        opposed to shape arithmetic and indices, through which no gradient flows."""
+        producer = self.producer.get(name)
+        return self.dtype(name) == 0 or self.is_float(name) or (
+            producer is not None and producer.op_type in QUANTIZING)
 
     def shape(self, name: str) -> tuple[Dim, ...] | None:
         """The tensor's shape, or None when even its rank is unknown."""
@@ -126,7 +142,7 @@ class GraphInfo:
             return None
         if name not in self._const_cache:
             value = None
-            if name in self.initializers and name not in {i.name for i in self.graph.input}:
+            if name in self.initializers and name not in self._input_names:
                 value = numpy_helper.to_array(self.initializers[name])
             elif name in self.producer and self.producer[name].op_type == "Constant":
                 value = _constant_node_value(self.producer[name])
@@ -137,13 +153,38 @@ class GraphInfo:
     def is_const(self, name: str) -> bool:
         return self.const_value(name) is not None
 
+    def is_literal(self, name: str) -> bool:
+        """Whether a tensor is written in the file (an initializer or a Constant node's output),
+        without decoding it."""
+        producer = self.producer.get(name)
+        return (name in self.initializers and name not in self._input_names) or (
+            producer is not None and producer.op_type == "Constant")
+
     # -- walks -------------------------------------------------------------------------------------
     def nodes(self) -> Iterator[onnx.NodeProto]:
         return iter(self.graph.node)
 
+    def inputs_of(self, node: onnx.NodeProto) -> list[str]:
+        """The node's inputs, with the outer-scope tensors its subgraphs read (control flow)."""
+        return [i for i in node.input if i] + self._implicit.get(id(node), [])
+
     def graph_input_names(self) -> list[str]:
         """Graph inputs that are real inputs (not initializers listed as inputs)."""
         return [i.name for i in self.graph.input if i.name not in self.initializers]
+
+
+def _outer_scope_names(node: onnx.NodeProto) -> list[str]:
+    """Names a node's subgraphs read but do not define (their outer-scope inputs)."""
+    found: list[str] = []
+    for a in node.attribute:
+        for sub in list(a.graphs) + ([a.g] if a.HasField("g") else []):
+            defined = {v.name for v in list(sub.input) + list(sub.initializer)}
+            for inner in sub.node:
+                for name in list(inner.input) + _outer_scope_names(inner):
+                    if name and name not in defined and name not in found:
+                        found.append(name)
+                defined.update(inner.output)
+    return found
 
 
 def _constant_node_value(node: onnx.NodeProto) -> np.ndarray | None:

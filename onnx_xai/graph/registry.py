@@ -23,6 +23,7 @@ Check = Callable[..., list]
 
 RULES: dict[str, Rule] = {}
 CHECKS: dict[str, Check] = {}
+CONTROL_FLOW = frozenset({"If", "Loop", "Scan"})
 
 
 def vjp(*op_types: str, check: Check | None = None):
@@ -54,6 +55,9 @@ def check_node(info, node: onnx.NodeProto, wants: Callable[[str], bool]) -> list
     _load_rules()
     if node.domain not in ("", "ai.onnx"):
         return [f"op from non-standard domain {node.domain!r}"]
+    if node.op_type in CONTROL_FLOW:
+        return ["control flow is not supported (export the model with the branch resolved, e.g. by "
+                "tracing instead of scripting)"]
     if node.op_type not in RULES:
         return ["no VJP rule"]
     check = CHECKS.get(node.op_type)

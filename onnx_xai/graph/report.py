@@ -1,16 +1,18 @@
 """``inspect``: what the rewriter sees in a model, as a plain dict for the CLI to print.
 
-Inputs and outputs, the layout, the score, the target-layer candidates (the default first), the head
-and whether CAM applies, and every node on the input-gradient path that cannot be differentiated
-(listed instead of raised).
+Inputs and outputs, the image input's layout and type (and, for integer pixels, the float tensor
+gradients start from), the score and what it is (logit, pre-softmax, pre-sigmoid), the target-layer
+candidates with their layouts (the default first), the head and whether CAM applies, and every node
+on the input-gradient path that cannot be differentiated (listed instead of raised).
 """
 from __future__ import annotations
 
-from . import analysis
 from .augment import analyze
 from .autodiff import path_problems, prepare_path
 from .emitter import Emitter
+from .head import CamHead
 from .info import GraphInfo
+from .target import candidates
 
 
 def _describe(info: GraphInfo, name: str) -> dict:
@@ -28,16 +30,20 @@ def inspect_model(model, target_layer: str | None = None, input_name: str | None
     a = analyze(model, target_layer, input_name, output_name)
     info = a.info
     e = Emitter(info)
-    problems = path_problems(e, prepare_path(e, a.score, [a.image]))
+    problems = path_problems(e, prepare_path(e, a.score.name, [a.source]))
+    found = candidates(info, a.source, a.score.name, a.layouts)
+    if all(c.name != a.view.name for c in found):
+        found.insert(0, a.view)
     return {
         "opset": info.opset, "nodes": len(info.graph.node),
         "inputs": [_describe(info, n) for n in info.graph_input_names()],
         "outputs": [_describe(info, o.name) for o in info.graph.output],
-        "image_input": a.image, "explained_output": a.output, "score": a.score, "layout": a.layout,
-        "target_layer": a.target,
-        "candidates": [_describe(info, n) | {"op": info.producer[n].op_type}
-                       for n in analysis.target_candidates(info, a.image, a.score, a.layout)],
-        "cam": isinstance(a.head, analysis.CamHead),
-        "head": " -> ".join(a.head.ops) if isinstance(a.head, analysis.CamHead) else a.head,
+        "image_input": a.image, "differentiated": a.source, "explained_output": a.output,
+        "score": a.score.name, "score_kind": a.score.kind, "layout": a.layout,
+        "target_layer": a.view.name,
+        "candidates": [_describe(info, c.name) | {"op": info.producer[c.name].op_type} | c.describe()
+                       for c in found],
+        "cam": isinstance(a.head, CamHead),
+        "head": " -> ".join(a.head.ops) if isinstance(a.head, CamHead) else a.head,
         "not_differentiable": problems,
     }

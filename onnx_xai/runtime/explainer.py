@@ -3,7 +3,7 @@
 Usage::
 
     ex = onnx_xai.Explainer("resnet50.onnx")        # original or rewritten; path, bytes or ModelProto
-    result = ex.explain(x, "gradcam", target=None)  # x: the preprocessed float32 batch the model takes
+    result = ex.explain(x, "gradcam", target=None)  # x: the preprocessed batch the model takes
     result.maps, result.boxes
 
 Definitions (DESIGN.md section 4): ``raw`` is the method's attribution, ``maps`` are ``(N, H, W)``
@@ -22,6 +22,7 @@ import numpy as np
 from ..errors import InputError
 from .maps import boxes as find_boxes
 from .maps import normalize
+from .inputs import InputSpec
 from .methods import METHOD_NAMES, SMOOTHGRAD, Method, SmoothGradOptions, base_method, noisy_batches
 from .sessions import FORWARD, SessionSet
 
@@ -71,9 +72,8 @@ class Explainer:
         self._sessions = SessionSet(model, target_layer, list(providers) if providers else None, threads,
                                     input_name, output_name)
         forward = self._sessions.get(FORWARD)
-        image = self.input_name
-        spec = next(i for i in forward.get_inputs() if i.name == image)
-        self._input_shape = tuple(spec.shape)
+        spec = next(i for i in forward.get_inputs() if i.name == self.input_name)
+        self._input = InputSpec.of(spec.name, spec.shape, spec.type)
         self._num_classes = None
 
     # -- facts ---------------------------------------------------------------------------------------
@@ -94,7 +94,18 @@ class Explainer:
     @property
     def input_shape(self) -> tuple:
         """The image input's shape as the model declares it (symbolic dims as strings)."""
-        return self._input_shape
+        return self._input.shape
+
+    @property
+    def input_dtype(self) -> np.dtype:
+        """The image input's element type (float32, float16, or uint8 for raw-pixel models)."""
+        return self._input.dtype
+
+    @property
+    def input_channels(self) -> int | None:
+        """The number of image channels, when the model fixes it."""
+        channels = self.input_shape[self.layout.index("C")]
+        return channels if isinstance(channels, int) else None
 
     @property
     def num_classes(self) -> int | None:
@@ -185,7 +196,8 @@ class Explainer:
 
     def _run_all(self, methods: Sequence[Method], x: np.ndarray, target, extra: dict):
         """One run of the graph that serves every method given; raw outputs keyed by method name."""
-        feeds = {self.input_name: x, TARGET_INPUT: self._targets(target, len(x), x, extra), **extra}
+        feeds = {self.input_name: self._input.cast(x), TARGET_INPUT: self._targets(target, len(x), x, extra),
+                 **extra}
         sets = tuple(sorted({m.output_set for m in methods}))
         outputs = self._sessions.run(sets, [m.raw_output for m in methods] + ["xai_score", "xai_target_used"],
                                      feeds)
@@ -222,21 +234,10 @@ class Explainer:
         return self._num_classes
 
     def _check_input(self, x) -> np.ndarray:
-        if not isinstance(x, np.ndarray) or x.dtype.kind != "f":
-            raise InputError(f"x must be a float numpy array, got {type(x).__name__}"
-                             f"{'' if not isinstance(x, np.ndarray) else ' of ' + str(x.dtype)}")
-        expected = self._input_shape
-        if x.ndim != len(expected) or any(isinstance(d, int) and d != s
-                                           for d, s in zip(expected[1:], x.shape[1:])):
-            raise InputError(f"x has shape {x.shape}, expected {tuple(expected)} (batch first)")
-        if len(x) == 0:
-            raise InputError("x is an empty batch")
-        if not np.isfinite(x).all():
-            raise InputError("x contains NaN or infinite values")
-        return np.ascontiguousarray(x, dtype=np.float32)
+        return self._input.check(x)
 
     def _spatial_size(self, x: np.ndarray) -> tuple[int, int]:
-        return (x.shape[2], x.shape[3]) if self.layout == "NCHW" else (x.shape[1], x.shape[2])
+        return x.shape[self.layout.index("H")], x.shape[self.layout.index("W")]
 
 
 __all__ = ["Explainer", "Explanation", "METHOD_NAMES"]

@@ -28,7 +28,7 @@ class Method:
 
 def gradient_pixels(raw: np.ndarray, layout: str, size: tuple[int, int]) -> np.ndarray:
     """Pixel importance of an input gradient: max over channels of its magnitude."""
-    return np.abs(raw).max(axis=1 if layout == "NCHW" else -1)
+    return np.abs(raw).max(axis=layout.index("C"))
 
 
 def cam_pixels(raw: np.ndarray, layout: str, size: tuple[int, int]) -> np.ndarray:

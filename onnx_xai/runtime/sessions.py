@@ -27,6 +27,10 @@ def default_providers() -> list[str]:
     return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
 
 
+def _fixed_batch(shape) -> bool:
+    return len(shape) > 1 and isinstance(shape[0], int)
+
+
 class SessionSet:
     """Lazily built sessions of one model, keyed by output set (``"forward"``, ``"cam"``, ...).
 
@@ -52,6 +56,9 @@ class SessionSet:
         self.rewritten = meta is not None
         self.meta = json.loads(meta) if meta else None
         self._sessions[FORWARD] = first
+        if not self.rewritten and any(_fixed_batch(i.shape) for i in first.get_inputs()):
+            # An export with a fixed batch size: serve the forward from the batch-freed copy.
+            self._sessions[FORWARD] = self._session_from(self._analyze().model.SerializeToString())
         if self.rewritten:
             if any(v is not None for v in self._choice.values()):
                 raise InputError("target_layer, input_name and output_name apply to original models; "

@@ -47,8 +47,10 @@ def test_contract_outputs_and_metadata():
     target = next(i for i in model.graph.input if i.name == "xai_target")
     assert target.type.tensor_type.elem_type == TensorProto.INT64
     meta = json.loads(next(p.value for p in model.metadata_props if p.key == "onnx_xai"))
-    assert meta["format"] == 1 and meta["layout"] == "NCHW" and meta["cam"] is True
-    assert set(meta) >= {"source_sha256", "target_layer", "score", "input", "outputs"}
+    assert meta["format"] == 2 and meta["layout"] == "NCHW" and meta["cam"] is True
+    assert meta["score_kind"] == "logit" and meta["input_type"] == "float"
+    assert meta["target"] == {"name": meta["target_layer"], "layout": "NCHW", "prefix": 0, "grid": None}
+    assert set(meta) >= {"source_sha256", "target_layer", "score", "input", "outputs", "output_sets"}
     assert meta["outputs"] == names[1:]
 
 

@@ -1,0 +1,144 @@
+"""The CAM head: whether the score is a linear function of the target's spatial mean, and its weights.
+
+CAM (Zhou et al. 2016) needs ``score = W · mean_hw(A) + b``. From the target the head is walked along
+its one data consumer (``Shape``/``Size`` readers carry no data and are ignored), tracking the
+layout through Transposes: one global average over the spatial axes (``GlobalAveragePool`` on a
+channels-first tensor, or ``ReduceMean`` over the two spatial axes of the current layout), any
+number of moves that keep a ``[N, C]`` vector (Flatten, Squeeze, Identity, Dropout, Transpose, a
+quantized model's Quantize/DequantizeLinear, and Reshape proved to be a flatten from ranks and
+element counts), then ``Gemm``, or ``MatMul`` with an optional constant ``Add``, with constant
+(or dequantized constant) weights, producing the score.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import onnx
+
+from .analysis import data_consumers
+from .info import GraphInfo, attr
+from .layout import permuted, spatial_axes
+from .rules._shared import reduce_axes
+from .target import TOKENS, TargetView
+
+MOVES = ("Flatten", "Reshape", "Squeeze", "Dropout", "Identity", "Transpose", "QuantizeLinear",
+         "DequantizeLinear")
+
+
+@dataclass
+class CamHead:
+    """A GAP -> linear head: ``weight`` is an initializer of shape [K, C] (``transposed`` False) or
+    [C, K] (``transposed`` True), scaled by ``alpha``."""
+    weight: str
+    transposed: bool
+    alpha: float
+    ops: list[str]
+
+
+def cam_head(info: GraphInfo, view: TargetView, score: str) -> CamHead | str:
+    """The CAM head after the target, or a sentence saying why the head is not GAP -> linear."""
+    if view.layout == TOKENS:
+        return _not_cam(info, view.name, score)
+    ops, name, layout = [], view.name, view.layout
+    node = _next(info, name)
+    while node is not None and node.op_type == "Transpose" and len(attr(node, "perm") or []) == 4:
+        ops.append("Transpose")
+        layout, name = permuted(layout, attr(node, "perm")), node.output[0]
+        node = _next(info, name)
+    if node is None or not _is_spatial_mean(info, node, layout):
+        return _not_cam(info, view.name, score)
+    ops.append(node.op_type)
+    name, node = node.output[0], _next(info, node.output[0])
+    while node is not None and node.op_type in MOVES and _keeps_vector(info, node):
+        ops.append(node.op_type)
+        name, node = node.output[0], _next(info, node.output[0])
+    linear = _linear(info, node, name, score)
+    if linear is None:
+        return _not_cam(info, view.name, score)
+    return CamHead(linear.weight, linear.transposed, linear.alpha, ops + linear.ops)
+
+
+def _next(info: GraphInfo, name: str) -> onnx.NodeProto | None:
+    consumers = data_consumers(info, name)
+    return consumers[0] if len(consumers) == 1 and consumers[0].input[0] == name else None
+
+
+def _is_spatial_mean(info: GraphInfo, node: onnx.NodeProto, layout: str) -> bool:
+    if node.op_type == "GlobalAveragePool":
+        return layout.startswith("NC")
+    if node.op_type == "ReduceMean":
+        return reduce_axes(info, node) == sorted(spatial_axes(layout))
+    return False
+
+
+def _keeps_vector(info: GraphInfo, node: onnx.NodeProto) -> bool:
+    """Whether a move after the pooling leaves the per-sample channel vector in order: a Flatten at
+    axis 1, or a Reshape/Squeeze to rank 2 of a tensor whose dims besides batch and channels are 1
+    (then, element counts being equal, the output can only be [N, C])."""
+    if node.op_type in ("Dropout", "Identity", "QuantizeLinear", "DequantizeLinear"):
+        return True
+    shape = info.shape(node.input[0])
+    if shape is None:
+        return False
+    if node.op_type == "Flatten":
+        return attr(node, "axis", 1) == 1
+    if node.op_type == "Transpose":
+        perm = attr(node, "perm") or []
+        return perm[:1] == [0] and [shape[p] for p in perm if shape[p] != 1] == [d for d in shape if d != 1]
+    out = info.shape(node.output[0])
+    channels = [d for d in shape[1:] if d != 1]
+    return out is not None and len(out) == 2 and out[0] == shape[0] and len(channels) <= 1
+
+
+@dataclass
+class _Linear:
+    weight: str
+    transposed: bool
+    alpha: float
+    ops: list[str]
+
+
+def _linear(info: GraphInfo, node, name: str, score: str) -> _Linear | None:
+    if node is None or node.op_type not in ("Gemm", "MatMul") or info.rank(node.input[1]) != 2:
+        return None
+    weight = node.input[1]
+    if not _constant_weight(info, weight) or attr(node, "transA", 0):
+        return None
+    ops, end = [node.op_type], node.output[0]
+    if node.op_type == "MatMul" and end != score:
+        bias = _next_any(info, end)
+        if bias is None or bias.op_type != "Add" or not any(info.is_const(i) for i in bias.input):
+            return None
+        ops.append("Add")
+        end = bias.output[0]
+    if end != score:
+        return None
+    transposed = node.op_type == "MatMul" or not attr(node, "transB", 0)
+    return _Linear(weight, transposed, float(attr(node, "alpha", 1.0)), ops)
+
+
+def _constant_weight(info: GraphInfo, name: str) -> bool:
+    """A constant, or a DequantizeLinear of constants (a quantized model's weight)."""
+    producer = info.producer.get(name)
+    if producer is not None and producer.op_type == "DequantizeLinear":
+        return all(info.is_literal(i) for i in producer.input if i)
+    return info.is_literal(name)
+
+
+def _next_any(info: GraphInfo, name: str) -> onnx.NodeProto | None:
+    consumers = data_consumers(info, name)
+    return consumers[0] if len(consumers) == 1 else None
+
+
+def head_ops(info: GraphInfo, target: str, score: str) -> list[str]:
+    """The op types of the nodes after ``target`` that the score depends on, in graph order."""
+    from .paths import path_nodes
+    return [n.op_type for n in path_nodes(info, [target], score)
+            if any(info.carries_data(o) for o in n.output if o)]
+
+
+def _not_cam(info: GraphInfo, target: str, score: str) -> str:
+    ops = head_ops(info, target, score)
+    shown = " -> ".join(ops[:12]) + (f" -> ... ({len(ops)} ops)" if len(ops) > 12 else "")
+    return (f"the head after {target!r} is {shown or 'empty'}, not global average pooling "
+            "followed by one linear layer; use method 'gradcam', which works on any head")

@@ -1,0 +1,112 @@
+"""The layout of every 4-D tensor, tracked per tensor rather than guessed from the model input.
+
+ONNX's convolution, pooling and normalization ops are channels-first, so their data inputs and
+outputs are ``NCHW`` whatever the exporter. From those anchors layouts spread through the graph in
+both directions: a ``Transpose`` permutes the letters (tf2onnx's ``NHWC input -> Transpose -> NCHW
+convs -> Transpose -> ReduceMean(axes=[1, 2])`` becomes NHWC, NCHW, NHWC), and ops that keep a
+tensor's axes in place (elementwise arithmetic, activations, Concat, Slice, Pad, Resize ...) give
+their 4-D outputs the layout of their 4-D inputs and back. A layout is a string of the letters
+N, C, H, W; tensors that no evidence reaches stay unknown. The image input, when no evidence
+reaches it, is guessed from its shape (colour channels last, an image before them).
+"""
+from __future__ import annotations
+
+import onnx
+
+from .info import BROADCASTING, GraphInfo, attr
+
+NCHW, NHWC = "NCHW", "NHWC"
+CHANNELS_FIRST = frozenset({
+    "Conv", "ConvTranspose", "MaxPool", "AveragePool", "LpPool", "GlobalAveragePool", "GlobalMaxPool",
+    "GlobalLpPool", "BatchNormalization", "InstanceNormalization", "LRN", "DepthToSpace",
+    "SpaceToDepth", "MaxUnpool", "QLinearConv"})
+AXES_KEPT = BROADCASTING | {"Concat", "Split", "Slice", "Pad", "Resize", "Upsample", "Softmax",
+                            "LogSoftmax", "QuantizeLinear", "DequantizeLinear", "Dropout", "Sum"}
+MAX_ROUNDS = 4
+
+
+def tensor_layouts(info: GraphInfo, image: str) -> dict[str, str]:
+    """The layout of every 4-D tensor that evidence reaches, the image input included."""
+    layouts = _anchors(info)
+    for _ in range(MAX_ROUNDS):
+        before = len(layouts)
+        _spread_forward(info, layouts)
+        _spread_backward(info, layouts)
+        if len(layouts) == before:
+            break
+    if image not in layouts and info.rank(image) == 4:
+        layouts[image] = guess_from_shape(info.shape(image))
+        _spread_forward(info, layouts)
+    return layouts
+
+
+def guess_from_shape(shape) -> str:
+    """NHWC when the last dimension looks like colour channels (1, 3, 4) and the two before it like
+    an image (> 4 pixels); NCHW otherwise."""
+    if shape is None or len(shape) != 4:
+        return NCHW
+    spatial = [d for d in shape[1:3] if isinstance(d, int)]
+    channels_last = shape[-1] in (1, 3, 4) and len(spatial) == 2 and min(spatial) > 4
+    return NHWC if channels_last else NCHW
+
+
+def spatial_axes(layout: str) -> list[int]:
+    """The height and width axes of a layout (``[2, 3]`` for NCHW, ``[1, 2]`` for NHWC)."""
+    return [layout.index("H"), layout.index("W")]
+
+
+def permuted(layout: str, perm) -> str:
+    """The layout of ``Transpose(x, perm)`` when x has ``layout``."""
+    return "".join(layout[p] for p in perm)
+
+
+def _anchors(info: GraphInfo) -> dict[str, str]:
+    layouts: dict[str, str] = {}
+    for node in info.nodes():
+        if node.op_type in CHANNELS_FIRST:
+            for name in list(node.input[:1]) + list(node.output[:1]):
+                if name and info.rank(name) == 4:
+                    layouts.setdefault(name, NCHW)
+    return layouts
+
+
+def _perm(info: GraphInfo, node: onnx.NodeProto) -> list[int] | None:
+    perm = attr(node, "perm")
+    rank = info.rank(node.input[0])
+    return list(perm) if perm else (list(reversed(range(rank))) if rank else None)
+
+
+def _data_inputs(info: GraphInfo, node: onnx.NodeProto) -> list[str]:
+    """The 4-D inputs that are computed tensors or graph inputs (not weights)."""
+    return [i for i in node.input if i and info.rank(i) == 4 and not info.is_literal(i)]
+
+
+def _spread_forward(info: GraphInfo, layouts: dict[str, str]) -> None:
+    for node in info.nodes():
+        outputs = [o for o in node.output if o and info.rank(o) == 4 and o not in layouts]
+        if not outputs:
+            continue
+        if node.op_type == "Transpose":
+            perm, known = _perm(info, node), layouts.get(node.input[0])
+            if known and perm and len(perm) == 4:
+                layouts[node.output[0]] = permuted(known, perm)
+        elif node.op_type in AXES_KEPT:
+            known = next((layouts[i] for i in _data_inputs(info, node) if i in layouts), None)
+            for o in outputs:
+                if known:
+                    layouts[o] = known
+
+
+def _spread_backward(info: GraphInfo, layouts: dict[str, str]) -> None:
+    for node in reversed(list(info.nodes())):
+        known = layouts.get(node.output[0]) if node.output else None
+        if known is None:
+            continue
+        if node.op_type == "Transpose":
+            perm = _perm(info, node)
+            if perm and len(perm) == 4 and info.rank(node.input[0]) == 4:
+                inverse = [perm.index(i) for i in range(4)]
+                layouts.setdefault(node.input[0], permuted(known, inverse))
+        elif node.op_type in AXES_KEPT:
+            for i in _data_inputs(info, node):
+                layouts.setdefault(i, known)

@@ -1,0 +1,67 @@
+"""Which tensors lie between the input and the score, and which of them every path crosses.
+
+Data flows along tensors that carry data (float tensors, quantized activations), not along shape
+arithmetic: ``Reshape(x, Concat(Shape(x), ...))`` depends on ``x`` only through its first input. A
+node's inputs include what its subgraphs read, so control flow sits on the paths it really is on.
+
+A tensor *dominates* the path when every path from the source to the score passes through it (a
+residual block's output does, the tensors inside its branches do not). In a graph sorted
+topologically, that is a tensor which, at some point of the sweep, is the only path tensor still
+waiting for a consumer: one linear pass finds them all.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import onnx
+
+from .info import GraphInfo
+
+
+def dependents(info: GraphInfo, sources: Iterable[str]) -> set[str]:
+    """Tensors that carry data depending on any of ``sources`` (the sources included)."""
+    reached = set(sources)
+    for node in info.nodes():
+        if any(i in reached for i in info.inputs_of(node)):
+            reached.update(o for o in node.output if o and info.carries_data(o))
+    return reached
+
+
+def ancestors(info: GraphInfo, target: str) -> set[str]:
+    """Tensors that ``target`` depends on (itself included)."""
+    needed = {target}
+    for node in reversed(list(info.nodes())):
+        if any(o in needed for o in node.output):
+            needed.update(info.inputs_of(node))
+    return needed
+
+
+def reaches(info: GraphInfo, source: str, target: str) -> bool:
+    """Whether ``target`` depends on ``source`` through data."""
+    return target in dependents(info, [source])
+
+
+def path_nodes(info: GraphInfo, sources: Iterable[str], score: str) -> list[onnx.NodeProto]:
+    """The nodes between ``sources`` and ``score``, in topological order."""
+    forward, backward = dependents(info, sources), ancestors(info, score)
+    return [n for n in info.nodes()
+            if any(i in forward for i in info.inputs_of(n)) and any(o in backward for o in n.output)]
+
+
+def dominators(info: GraphInfo, source: str, score: str) -> list[str]:
+    """The tensors every path from ``source`` to ``score`` passes through, in order (both ends
+    included when the score depends on the source; just the source otherwise)."""
+    on_path = dependents(info, [source]) & ancestors(info, score)
+    nodes = path_nodes(info, [source], score)
+    last_use: dict[str, int] = {}
+    for k, node in enumerate(nodes):
+        for name in info.inputs_of(node):
+            if name in on_path:
+                last_use[name] = k
+    found, live = [source], {source}
+    for k, node in enumerate(nodes):
+        live.update(o for o in node.output if o in on_path)
+        live = {t for t in live if last_use.get(t, -1) > k or t == score}
+        if len(live) == 1 and next(iter(live)) not in found:
+            found.append(next(iter(live)))
+    return found

@@ -1,0 +1,155 @@
+"""The target layer: the tensor CAM-family methods explain, and how it reads as ``[N, K, h, w]``.
+
+CNNs: the candidates are the 4-D tensors every path from the input to the score crosses, after the
+first convolution (before it they are the preprocessed image) and before the global spatial collapse
+(the first of them whose spatial size is 1 x 1, or a flatten to [N, K]); the default is the last, the
+input of the head's pooling after the BN/ReLU of the last conv (ResNet ``layer4``, VGG
+``features``). Each candidate is read in its own layout (:mod:`.layout`), so a channels-last
+tensor of a TensorFlow export explains the same as its channels-first twin.
+
+Vision transformers: when the last 4-D tensor is a patch embedding whose grid (h, w) is followed by
+token sequences ``[N, prefix + h*w, C]`` mixed by attention (a MatMul of two computed tensors), the
+default is the normalized tokens that feed the last attention (the last block's first LayerNorm,
+as pytorch-grad-cam's ViT recipe), read without the class/distillation tokens and reshaped to the
+patch grid.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from ..errors import ModelError
+from .info import GraphInfo
+from .layout import NCHW, spatial_axes
+from .paths import ancestors, dependents, dominators, reaches
+
+TOKENS = "tokens"
+CONVOLUTIONS = frozenset({"Conv", "ConvTranspose", "QLinearConv", "ConvInteger"})
+MAX_PREFIX = 8  # class, distillation and register tokens before the patch tokens
+
+
+@dataclass(frozen=True)
+class TargetView:
+    """A target tensor and how it reads as channels-first activations.
+
+    ``layout`` is a permutation of ``"NCHW"`` for 4-D tensors, or ``"tokens"`` for a token sequence
+    ``[N, prefix + h*w, C]`` of which the first ``prefix`` tokens are dropped and the rest laid on
+    the ``grid`` (h, w).
+    """
+    name: str
+    layout: str
+    prefix: int = 0
+    grid: tuple[int, int] | None = None
+
+    def describe(self) -> dict:
+        return asdict(self) | {"grid": list(self.grid) if self.grid else None}
+
+
+@dataclass(frozen=True)
+class TokenGrid:
+    """A vision transformer's patch grid: the patch-embedding tensor, the grid and token count."""
+    patches: str
+    grid: tuple[int, int]
+    tokens: int
+    mixer: str  # output of the last attention MatMul (both operands computed from the input)
+
+    @property
+    def prefix(self) -> int:
+        return self.tokens - self.grid[0] * self.grid[1]
+
+
+def candidates(info: GraphInfo, source: str, score: str, layouts: dict[str, str], limit: int = 10
+               ) -> list[TargetView]:
+    """Target-layer candidates, the default first (see the module docstring)."""
+    doms = dominators(info, source, score)
+    spatial = _spatial_candidates(info, doms, layouts)[:limit]
+    grid = token_grid(info, source, doms, layouts)
+    if grid is None:
+        return spatial
+    tokens = [TargetView(n, TOKENS, grid.prefix, grid.grid) for n in _token_tensors(info, doms, grid)]
+    return (tokens + spatial)[:limit]
+
+
+def default_target(info: GraphInfo, source: str, score: str, layouts: dict[str, str]) -> TargetView:
+    found = candidates(info, source, score, layouts, limit=1)
+    if not found:
+        raise ModelError("found no 4-D activation that every path from the input to the score passes "
+                         "through; name one with target_layer")
+    return found[0]
+
+
+def _spatial_size(info: GraphInfo, name: str, layout: str) -> list:
+    shape = info.shape(name)
+    return [shape[a] for a in spatial_axes(layout)] if shape is not None else [None, None]
+
+
+def _spatial_candidates(info: GraphInfo, doms: list[str], layouts: dict[str, str]) -> list[TargetView]:
+    """4-D tensors after the first convolution (before it, tensors are the preprocessed image) and
+    before the global spatial collapse (after it, nothing is a map)."""
+    convolved = dependents(info, [n.output[0] for n in info.nodes() if n.op_type in CONVOLUTIONS])
+    found = []
+    for name in doms[1:]:
+        if info.rank(name) == 2 or (name in layouts and _spatial_size(info, name, layouts[name]) == [1, 1]):
+            break
+        if info.rank(name) == 4 and info.is_float(name) and name in layouts and name in convolved:
+            found.append(TargetView(name, layouts[name]))
+    return found[::-1]
+
+
+def token_grid(info: GraphInfo, source: str, doms: list[str], layouts: dict[str, str]
+               ) -> TokenGrid | None:
+    """The patch grid of a vision transformer, or None for other models."""
+    patches = [d for d in doms if info.rank(d) == 4 and layouts.get(d) == NCHW]
+    mixers = _attention_outputs(info, source)
+    if not patches or patches[-1] == source or not mixers:
+        return None
+    size = info.shape(patches[-1])[2:]
+    if not all(isinstance(d, int) for d in size):
+        return None
+    feeding = ancestors(info, mixers[-1])
+    counts = [_token_count(info, d, size[0] * size[1]) for d in doms[doms.index(patches[-1]) + 1:]
+              if d in feeding]
+    counts = [c for c in counts if c]
+    return TokenGrid(patches[-1], (size[0], size[1]), counts[-1], mixers[-1]) if counts else None
+
+
+def _token_count(info: GraphInfo, name: str, patches: int) -> int | None:
+    shape = info.shape(name)
+    if shape is None or len(shape) != 3 or not isinstance(shape[1], int) or not isinstance(shape[2], int):
+        return None
+    return shape[1] if 0 <= shape[1] - patches <= MAX_PREFIX else None
+
+
+def _attention_outputs(info: GraphInfo, source: str) -> list[str]:
+    """Outputs of MatMuls whose two operands are both computed from the input (attention)."""
+    computed = dependents(info, [source])
+    return [n.output[0] for n in info.nodes()
+            if n.op_type == "MatMul" and all(i in computed for i in n.input)]
+
+
+def _token_tensors(info: GraphInfo, doms: list[str], grid: TokenGrid) -> list[str]:
+    """Token sequences that feed the last attention, last first: LayerNorm outputs, then the
+    residual-stream tensors every path crosses."""
+    feeding = ancestors(info, grid.mixer)
+    normed = [n.output[0] for n in info.nodes() if n.op_type == "LayerNormalization" and
+              n.output[0] in feeding and _token_count(info, n.output[0], grid.tokens - grid.prefix) == grid.tokens]
+    stream = [d for d in doms if d in feeding and _token_count(info, d, grid.tokens - grid.prefix) == grid.tokens]
+    return normed[::-1] + stream[::-1]
+
+
+def view_of(info: GraphInfo, name: str, source: str, score: str, layouts: dict[str, str]) -> TargetView:
+    """How a target layer named by the user reads as [N, K, h, w] (unknown 4-D layouts as NCHW)."""
+    if name not in info.producer:
+        raise ModelError(f"the model has no tensor named {name!r} produced by a node")
+    rank = info.rank(name)
+    if rank == 4 and info.is_float(name):
+        return TargetView(name, layouts.get(name, NCHW))
+    grid = token_grid(info, source, dominators(info, source, score), layouts) if rank == 3 else None
+    if grid is not None and _token_count(info, name, grid.tokens - grid.prefix) == grid.tokens:
+        return TargetView(name, TOKENS, grid.prefix, grid.grid)
+    raise ModelError(f"target layer {name!r} has shape {info.shape(name)}: it must be a 4-D float tensor, "
+                     "or a vision transformer's token sequence [N, prefix + h*w, C]")
+
+
+def check_target(info: GraphInfo, view: TargetView, source: str, score: str) -> None:
+    if not reaches(info, source, view.name) or not reaches(info, view.name, score):
+        raise ModelError(f"target layer {view.name!r} does not lie between the input and the score")

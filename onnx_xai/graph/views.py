@@ -1,0 +1,35 @@
+"""Reading a target tensor (or its gradient) as channels-first activations ``[N, K, h, w]``.
+
+The contract publishes ``xai_activation`` and ``xai_activation_grad`` channels-first whatever the
+target's own layout: a 4-D tensor is transposed from its layout (NHWC and any other order of the
+four axes), a vision transformer's token sequence ``[N, prefix + h*w, C]`` loses its first
+``prefix`` tokens and is reshaped to ``[N, h, w, C]``, then transposed.
+"""
+from __future__ import annotations
+
+from .emitter import Emitter
+from .info import GraphInfo
+from .layout import NCHW
+from .target import TOKENS, TargetView
+
+INT64_MAX = 2**63 - 1
+
+
+def channels_first(e: Emitter, view: TargetView, name: str) -> str:
+    """``name`` (the target or its cotangent, shaped like the target) as [N, K, h, w]."""
+    if view.layout == TOKENS:
+        patches = e.op("Slice", [name, e.ints([view.prefix]), e.ints([INT64_MAX]), e.ints([1])])
+        grid = e.op("Reshape", [patches, e.ints([0, view.grid[0], view.grid[1], -1])])
+        return e.op("Transpose", [grid], perm=[0, 3, 1, 2])
+    if view.layout == NCHW:
+        return name
+    return e.op("Transpose", [name], perm=[view.layout.index(axis) for axis in NCHW])
+
+
+def channels_first_shape(info: GraphInfo, view: TargetView) -> list:
+    """The static-where-known shape [N, K, h, w] of :func:`channels_first` of the target."""
+    shape = info.shape(view.name)
+    if view.layout == TOKENS:
+        return [shape[0], shape[2], *view.grid]
+    shape = list(shape) if shape is not None else [None] * 4
+    return [shape[view.layout.index(axis)] for axis in NCHW]

@@ -4,10 +4,10 @@ import pytest
 from onnx_xai.graph.registry import supported_ops, vjp
 
 from . import test_activation, test_conv, test_elementwise, test_linear, test_norm, test_pool, \
-    test_reduce, test_shape
+    test_quantize, test_reduce, test_shape
 
 TABLES = [test_activation, test_conv, test_elementwise, test_linear, test_norm, test_pool,
-          test_reduce, test_shape]
+          test_quantize, test_reduce, test_shape]
 
 
 def test_every_rule_has_a_case():

@@ -25,6 +25,8 @@ def _augment(args: argparse.Namespace) -> int:
     meta = json.loads(next(p.value for p in model.metadata_props if p.key == "onnx_xai"))
     print(f"wrote {args.out} ({Path(args.out).stat().st_size / 2**20:.1f} MiB): target layer "
           f"{meta['target_layer']!r}, outputs {', '.join(meta['outputs'])}")
+    if not meta["cam"]:
+        print(f"no CAM outputs: {meta['head']}")
     return 0
 
 
@@ -145,10 +147,13 @@ def _add_explain(sub) -> None:
     p.add_argument("--method", nargs="+", choices=METHODS, default=["gradcam"], help="default: gradcam")
     p.add_argument("--target", help="class to explain, as an index or a label name (default: top-1)")
     p.add_argument("--labels", help="class names, one per line (default: ImageNet for 1000 classes)")
-    p.add_argument("--preset", choices=sorted(PRESETS), default="imagenet",
-                   help="normalization: imagenet mean/std, inception [-1, 1], raw [0, 1]")
-    p.add_argument("--mean", type=float, nargs=3, help="explicit per-channel mean (overrides the preset)")
-    p.add_argument("--std", type=float, nargs=3, help="explicit per-channel std (overrides the preset)")
+    p.add_argument("--preset", choices=sorted(PRESETS),
+                   help="normalization: imagenet mean/std (the default), inception [-1, 1], raw [0, 1]; "
+                   "models that take integer pixels get them as they are")
+    p.add_argument("--mean", type=float, nargs="+", help="explicit mean, one value or one per channel "
+                   "(overrides the preset)")
+    p.add_argument("--std", type=float, nargs="+", help="explicit std, one value or one per channel "
+                   "(overrides the preset)")
     p.add_argument("--crop", type=float, default=0.875, help="centre-crop fraction of the shorter side "
                    "(default 0.875, as ImageNet evaluation; 1 keeps it all)")
     p.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), help="input size for models with a "
@@ -180,8 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
         "xai_activation_grad, xai_gradcam, xai_cam, xai_input_grad. The input file is never modified.")
     aug.add_argument("model", help="input ONNX model (external data beside it is read too)")
     aug.add_argument("out", help="where to write the rewritten model (must not be the input)")
-    aug.add_argument("--outputs", nargs="+", choices=OUTPUT_SETS, default=list(OUTPUT_SETS),
-                     help="output sets to emit; the graph is pruned to them (default: all)")
+    aug.add_argument("--outputs", nargs="+", choices=OUTPUT_SETS,
+                     help="output sets to emit; the graph is pruned to them (default: every set the "
+                     "model allows; cam needs a global-average-pool -> linear head)")
     _add_model_choice(aug)
     aug.set_defaults(run=_augment)
     ins = sub.add_parser("inspect", help="show inputs, layout, target-layer candidates, head, "

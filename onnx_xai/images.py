@@ -4,9 +4,11 @@ Loading applies the EXIF orientation, converts palette, grayscale, 16-bit and al
 RGB (alpha composited on white), and turns every decoding problem into one clear
 :class:`~onnx_xai.errors.InputError`. Preprocessing resizes the shorter side to ``size / crop`` and
 centre-crops ``size`` (the ImageNet evaluation convention; ``crop=1`` keeps the whole shorter side),
-scales to [0, 1] and normalizes by a preset (``imagenet``, ``inception`` for [-1, 1], ``raw``) or an
-explicit mean and std, in NCHW or NHWC. :class:`Prepared` remembers where the crop lies in the
-photo, so maps and boxes are mapped back to the original photo's pixels.
+takes the model's channels (1: grayscale luma, 3: RGB, 4: RGBA), scales to [0, 1] and normalizes by a
+preset (``imagenet``, ``inception`` for [-1, 1], ``raw``) or an explicit mean and std, in the
+model's layout; models that take integer pixels (their preprocessing is inside) get the pixel values
+as they are. :class:`Prepared` remembers where the crop lies in the photo, so maps and boxes are
+mapped back to the original photo's pixels.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ PRESETS = {
     "inception": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
     "raw": ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0)),
 }
+PHOTO_MODES = {1: "L", 3: "RGB", 4: "RGBA"}  # model channels -> the Pillow mode that gives them
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 
 
@@ -62,16 +65,25 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def normalization(preset: str = "imagenet", mean=None, std=None) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel mean and std from a preset, or explicit values (which win)."""
+def normalization(preset: str = "imagenet", mean=None, std=None, channels: int = 3
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and std from a preset, or explicit values (which win). A preset's RGB values
+    are averaged for a grayscale model (ImageNet: 0.449 and 0.226) and for an alpha channel."""
     if preset not in PRESETS:
         raise InputError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
-    base_mean, base_std = PRESETS[preset]
-    mean = np.asarray(mean if mean is not None else base_mean, np.float32).reshape(-1)
-    std = np.asarray(std if std is not None else base_std, np.float32).reshape(-1)
-    if mean.size not in (1, 3) or std.size not in (1, 3) or np.any(std <= 0):
-        raise InputError("mean and std need 1 or 3 values, std > 0")
+    base = [_for_channels(np.asarray(v, np.float32), channels) for v in PRESETS[preset]]
+    mean = np.asarray(mean if mean is not None else base[0], np.float32).reshape(-1)
+    std = np.asarray(std if std is not None else base[1], np.float32).reshape(-1)
+    if mean.size not in (1, channels) or std.size not in (1, channels) or np.any(std <= 0):
+        raise InputError(f"mean and std need 1 or {channels} values, std > 0")
     return mean, std
+
+
+def _for_channels(rgb: np.ndarray, channels: int) -> np.ndarray:
+    """A preset's RGB values for a model with ``channels`` channels (their mean for gray/alpha)."""
+    if channels == 3:
+        return rgb
+    return np.append(rgb, rgb.mean()) if channels == 4 else np.full(channels, rgb.mean(), np.float32)
 
 
 @dataclass
@@ -110,27 +122,33 @@ class Prepared:
 
 
 def prepare(photo: Image.Image, size: tuple[int, int], layout: str = "NCHW", preset: str = "imagenet",
-            mean=None, std=None, crop: float = 0.875) -> Prepared:
+            mean=None, std=None, crop: float = 0.875, channels: int = 3, pixels: bool = False) -> Prepared:
     """Resize the shorter side to ``size / crop``, centre-crop ``size`` (H, W), normalize.
 
     Args:
         photo: an RGB Pillow image (see :func:`load_image`).
         size: the model's input height and width.
-        layout: "NCHW" or "NHWC".
+        layout: the model input's layout ("NCHW", "NHWC", any order of those letters).
         preset, mean, std: normalization (see :func:`normalization`).
         crop: fraction of the resized shorter side that the input covers (1 = no margin).
+        channels: the model's channels: 1 (grayscale), 3 (RGB) or 4 (RGBA).
+        pixels: give the pixel values 0..255 as they are (models with the preprocessing inside).
     """
     if not 0 < crop <= 1:
         raise InputError("crop must be in (0, 1]")
-    m, s = normalization(preset, mean, std)
+    if channels not in PHOTO_MODES:
+        raise InputError(f"the model takes {channels} channels; photos give 1 (grayscale), 3 (RGB) or 4 (RGBA)")
     height, width = size
     scale = max(height, width) / crop / min(photo.size)
     resized_w, resized_h = max(width, round(photo.size[0] * scale)), max(height, round(photo.size[1] * scale))
-    resized = photo.resize((resized_w, resized_h), Image.BILINEAR)
+    resized = photo.convert(PHOTO_MODES[channels]).resize((resized_w, resized_h), Image.BILINEAR)
     left, top = (resized_w - width) // 2, (resized_h - height) // 2
-    pixels = np.asarray(resized.crop((left, top, left + width, top + height)), np.float32) / 255.0
-    array = ((pixels - m) / s).astype(np.float32)
-    array = array.transpose(2, 0, 1)[None] if layout == "NCHW" else array[None]
+    values = np.asarray(resized.crop((left, top, left + width, top + height)), np.float32).reshape(
+        height, width, channels)
+    if not pixels:
+        m, s = normalization(preset, mean, std, channels)
+        values = (values / 255.0 - m) / s
+    array = values.astype(np.float32).transpose([("HWC").index(a) for a in layout.replace("N", "")])[None]
     sx, sy = photo.size[0] / resized_w, photo.size[1] / resized_h
     footprint = (left * sx, top * sy, (left + width) * sx, (top + height) * sy)
     return Prepared(np.ascontiguousarray(array), photo, footprint, (height, width))

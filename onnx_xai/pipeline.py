@@ -34,7 +34,7 @@ class Options:
     """How to explain a set of photos (the CLI's flags, as a value)."""
     methods: Sequence[str] = ("gradcam",)
     target: int | None = None
-    preset: str = "imagenet"
+    preset: str | None = None  # None: "imagenet" for float inputs, nothing for integer pixels
     mean: Sequence[float] | None = None
     std: Sequence[float] | None = None
     crop: float = 0.875
@@ -103,14 +103,13 @@ def explain_files(ex: Explainer, files: Sequence[Path], out: Path, opts: Options
     """Explain photo files with each method; returns the JSON records written (one per photo)."""
     for f in files:  # decode everything first: a bad file stops the run before anything is written
         load_image(f)
+    preprocessing = model_preprocessing(ex, opts)
     out = prepare_output_folder(out)
-    size = input_size(ex, opts)
     stems = unique_stems(files)
     records = []
     for start in range(0, len(files), opts.batch_size):
         chunk = files[start:start + opts.batch_size]
-        prepared = [prepare(load_image(f), size, ex.layout, opts.preset, opts.mean, opts.std, opts.crop)
-                    for f in chunk]
+        prepared = [prepare(load_image(f), **preprocessing) for f in chunk]
         batch = np.concatenate([p.array for p in prepared])
         results = _explain(ex, batch, opts)
         for i, (f, p) in enumerate(zip(chunk, prepared)):
@@ -121,14 +120,27 @@ def explain_files(ex: Explainer, files: Sequence[Path], out: Path, opts: Options
     return records
 
 
+def model_preprocessing(ex: Explainer, opts: Options) -> dict:
+    """The arguments of :func:`~onnx_xai.images.prepare` for this model: its size, layout and
+    channels, and either the normalization asked for or, for a model that takes integer pixels,
+    none at all (its preprocessing is inside; normalizing again would explain the wrong input)."""
+    pixels = ex.input_dtype.kind in "iu"
+    if pixels and (opts.preset is not None or opts.mean is not None or opts.std is not None):
+        raise InputError(f"the model takes {ex.input_dtype} pixels and normalizes them itself; "
+                         "drop --preset/--mean/--std")
+    return dict(size=input_size(ex, opts), layout=ex.layout, preset=opts.preset or "imagenet",
+                mean=opts.mean, std=opts.std, crop=opts.crop, channels=ex.input_channels or 3,
+                pixels=pixels)
+
+
 def input_size(ex: Explainer, opts: Options) -> tuple[int, int]:
     shape = ex.input_shape
-    dims = shape[2:4] if ex.layout == "NCHW" else shape[1:3]
+    dims = (shape[ex.layout.index("H")], shape[ex.layout.index("W")])
     if opts.size is not None:
         return tuple(opts.size)
     if not all(isinstance(d, int) for d in dims):
         raise InputError(f"the model's input size is not fixed ({shape}); give --size H W")
-    return tuple(dims)
+    return dims
 
 
 def unique_stems(files: Sequence[Path]) -> dict[Path, str]:

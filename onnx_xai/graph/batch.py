@@ -76,8 +76,10 @@ def _unique(base: str, taken: set[str]) -> str:
 
 
 def check_batch_free(info: GraphInfo, score: str, batch: int | None) -> None:
+    """After freeing, the score's first dimension must follow the batch (shape inference gives it
+    the batch symbol); a fixed size or an unknown one means the batch is baked in elsewhere."""
     shape = info.shape(score)
-    if batch is not None and shape is not None and isinstance(shape[0], int):
+    if batch is not None and (shape is None or not isinstance(shape[0], str)):
         raise ModelError(f"the model was exported with a static batch of {batch} and hard-codes it "
                          "beyond Reshape targets; re-export it with a dynamic batch axis (torch: "
                          "dynamic_axes={'input': {0: 'N'}}; tf2onnx: a None batch dimension)")

@@ -143,5 +143,9 @@ class SessionSet:
     def run(self, output_sets: str | tuple[str, ...], names: list[str], feeds: dict[str, np.ndarray]
             ) -> list[np.ndarray]:
         session = self.get(output_sets)
-        wanted = {i.name for i in session.get_inputs()}
+        wanted = [i.name for i in session.get_inputs()]
+        missing = [name for name in wanted if name not in feeds]
+        if missing:
+            raise InputError(f"the model also takes input(s) {', '.join(missing)}: give their values "
+                             "with extra_inputs")
         return session.run(names, {k: v for k, v in feeds.items() if k in wanted})

@@ -102,7 +102,7 @@ def _linear(info: GraphInfo, node, name: str, score: str) -> _Linear | None:
     if node is None or node.op_type not in ("Gemm", "MatMul") or info.rank(node.input[1]) != 2:
         return None
     weight = node.input[1]
-    if not _constant_weight(info, weight) or attr(node, "transA", 0):
+    if not info.is_weight(weight) or attr(node, "transA", 0):
         return None
     ops, end = [node.op_type], node.output[0]
     if node.op_type == "MatMul" and end != score:
@@ -115,14 +115,6 @@ def _linear(info: GraphInfo, node, name: str, score: str) -> _Linear | None:
         return None
     transposed = node.op_type == "MatMul" or not attr(node, "transB", 0)
     return _Linear(weight, transposed, float(attr(node, "alpha", 1.0)), ops)
-
-
-def _constant_weight(info: GraphInfo, name: str) -> bool:
-    """A constant, or a DequantizeLinear of constants (a quantized model's weight)."""
-    producer = info.producer.get(name)
-    if producer is not None and producer.op_type == "DequantizeLinear":
-        return all(info.is_literal(i) for i in producer.input if i)
-    return info.is_literal(name)
 
 
 def _next_any(info: GraphInfo, name: str) -> onnx.NodeProto | None:

@@ -153,6 +153,14 @@ class GraphInfo:
     def is_const(self, name: str) -> bool:
         return self.const_value(name) is not None
 
+    def is_weight(self, name: str) -> bool:
+        """A literal, or a DequantizeLinear/Transpose/Cast of literals (a quantized or transposed
+        weight): a tensor that no input of the model changes."""
+        producer = self.producer.get(name)
+        if producer is not None and producer.op_type in ("DequantizeLinear", "Transpose", "Cast"):
+            return all(self.is_literal(i) for i in producer.input if i)
+        return self.is_literal(name)
+
     def is_literal(self, name: str) -> bool:
         """Whether a tensor is written in the file (an initializer or a Constant node's output),
         without decoding it."""

@@ -9,9 +9,10 @@ tensor of a TensorFlow export explains the same as its channels-first twin.
 
 Vision transformers: when the last 4-D tensor is a patch embedding whose grid (h, w) is followed by
 token sequences ``[N, prefix + h*w, C]`` mixed by attention (a MatMul of two computed tensors), the
-default is the normalized tokens that feed the last attention (the last block's first LayerNorm,
-as pytorch-grad-cam's ViT recipe), read without the class/distillation tokens and reshaped to the
-patch grid.
+default is the normalized tokens that feed the last attention's projections (the last block's first
+LayerNorm, as in pytorch-grad-cam's ViT recipe, found as the input of the last linear layer on
+tokens before that attention, so a LayerNorm spelled out in elementwise ops is found too), read
+without the class/distillation tokens and reshaped to the patch grid.
 """
 from __future__ import annotations
 
@@ -127,13 +128,18 @@ def _attention_outputs(info: GraphInfo, source: str) -> list[str]:
 
 
 def _token_tensors(info: GraphInfo, doms: list[str], grid: TokenGrid) -> list[str]:
-    """Token sequences that feed the last attention, last first: LayerNorm outputs, then the
-    residual-stream tensors every path crosses."""
+    """Token sequences that feed the last attention, last first: the inputs of its projections
+    (and earlier ones: linear layers with constant weights on tokens, the normalized tokens of each
+    block, whether LayerNormalization is one op or spelled out), then the residual stream."""
     feeding = ancestors(info, grid.mixer)
-    normed = [n.output[0] for n in info.nodes() if n.op_type == "LayerNormalization" and
-              n.output[0] in feeding and _token_count(info, n.output[0], grid.tokens - grid.prefix) == grid.tokens]
-    stream = [d for d in doms if d in feeding and _token_count(info, d, grid.tokens - grid.prefix) == grid.tokens]
-    return normed[::-1] + stream[::-1]
+
+    def tokens(name: str) -> bool:
+        return name in feeding and _token_count(info, name, grid.tokens - grid.prefix) == grid.tokens
+
+    projected = [n.input[0] for n in info.nodes() if n.op_type in ("MatMul", "Gemm") and
+                 info.is_weight(n.input[1]) and tokens(n.input[0])]
+    stream = [d for d in doms if tokens(d)]
+    return list(dict.fromkeys(projected[::-1] + stream[::-1]))
 
 
 def view_of(info: GraphInfo, name: str, source: str, score: str, layouts: dict[str, str]) -> TargetView:

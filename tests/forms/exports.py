@@ -45,6 +45,7 @@ FORMS = {
     "shufflenet_dynamic": Form("shufflenet", opset=13, dynamic=("batch", "spatial")),
     "convnext_head": Form("convnext_head"),
     "vit": Form("vit"),
+    "vit_layernorm_spelled_out": Form("vit", opset=13),  # LayerNormalization is an op from opset 17
     "uint8_pixels": Form("uint8_pixels", opset=13),
     "sigmoid_head": Form("sigmoid_head"),
     "grayscale": Form("grayscale"),

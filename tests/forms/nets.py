@@ -18,17 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-def randomize_bn(net: nn.Module) -> nn.Module:
-    """Inference-mode BatchNorm that is not the identity (random statistics and affine)."""
-    g = torch.Generator().manual_seed(0)
-    for m in net.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)
-            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-            m.weight.data.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-            m.bias.data.copy_(torch.randn(m.num_features, generator=g) * 0.1)
-    return net.eval()
+from ..conformance.nets import randomize_bn
 
 
 def conv_bn_relu(cin: int, cout: int, stride: int = 1, groups: int = 1) -> nn.Sequential:
@@ -50,15 +40,31 @@ class FormNet(nn.Module):
         return self(x)
 
 
-class KerasNHWC(FormNet):
-    """tf2onnx's pattern: NHWC input -> Transpose -> NCHW convs -> Transpose back -> ReduceMean over
-    axes 1, 2 -> MatMul -> Add -> Softmax."""
-    input_layout = "NHWC"
+class GapLinear(FormNet):
+    """``features`` (the target layer) -> global average pooling -> Flatten -> Linear ``fc``."""
 
-    def __init__(self, classes: int = 5):
+    def __init__(self, features: nn.Module, channels: int, classes: int):
         super().__init__()
-        self.features = nn.Sequential(conv_bn_relu(3, 8, 2), conv_bn_relu(8, 16, 2), conv_bn_relu(16, 16))
-        self.weight = nn.Parameter(torch.randn(16, classes) * 0.3)
+        self.features, self.fc = features, nn.Linear(channels, classes)
+        self.target = self.features
+        randomize_bn(self)
+
+    @property
+    def cam_weight(self):
+        return self.fc.weight
+
+    def forward(self, x):
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(self.features(x), 1), 1))
+
+
+class DenseSoftmax(FormNet):
+    """``features`` (the target layer) and a Keras/Paddle-style head on the pooled vector: MatMul by
+    a [C, K] weight, Add, Softmax (the score is taken at ``dense``, before the Softmax)."""
+
+    def __init__(self, features: nn.Module, channels: int, classes: int):
+        super().__init__()
+        self.features = features
+        self.weight = nn.Parameter(torch.randn(channels, classes) * 0.3)
         self.bias = nn.Parameter(torch.randn(classes) * 0.1)
         self.dense = nn.Identity()
         self.target, self.score_module = self.features, self.dense
@@ -68,9 +74,21 @@ class KerasNHWC(FormNet):
     def cam_weight(self):
         return self.weight.t()
 
+    def head(self, pooled: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.dense(pooled @ self.weight + self.bias), dim=-1)
+
+
+class KerasNHWC(DenseSoftmax):
+    """tf2onnx's pattern: NHWC input -> Transpose -> NCHW convs -> Transpose back -> ReduceMean over
+    axes 1, 2 -> MatMul -> Add -> Softmax."""
+    input_layout = "NHWC"
+
+    def __init__(self, classes: int = 5):
+        super().__init__(nn.Sequential(conv_bn_relu(3, 8, 2), conv_bn_relu(8, 16, 2), conv_bn_relu(16, 16)),
+                         16, classes)
+
     def forward(self, x):
-        y = self.features(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
-        return torch.softmax(self.dense(y.mean((1, 2)) @ self.weight + self.bias), dim=-1)
+        return self.head(self.features(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1).mean((1, 2)))
 
 
 class MinimalNHWC(FormNet):
@@ -102,30 +120,19 @@ class HardSE(nn.Module):
         return x * F.hardsigmoid(self.b(F.relu(self.a(F.adaptive_avg_pool2d(x, 1)))))
 
 
-class PaddleDynamic(FormNet):
+class PaddleDynamic(DenseSoftmax):
     """Any input size: strided and depthwise convs, average pooling, SE, and Paddle's head
     GlobalAveragePool -> Reshape(x, Concat(Slice(Shape(x)), C)) -> MatMul -> Add -> Softmax."""
 
     def __init__(self, classes: int = 3):
-        super().__init__()
-        self.features = nn.Sequential(
+        super().__init__(nn.Sequential(
             conv_bn_relu(3, 8, 2), nn.Conv2d(8, 8, 3, 2, 1, groups=8), nn.Hardswish(),
             nn.AvgPool2d(3, 2, 1, ceil_mode=True, count_include_pad=False), HardSE(8),
-            nn.Conv2d(8, 16, 1), nn.BatchNorm2d(16), nn.ReLU())
-        self.weight = nn.Parameter(torch.randn(16, classes) * 0.3)
-        self.bias = nn.Parameter(torch.randn(classes) * 0.1)
-        self.dense = nn.Identity()
-        self.target, self.score_module = self.features, self.dense
-        randomize_bn(self)
-
-    @property
-    def cam_weight(self):
-        return self.weight.t()
+            nn.Conv2d(8, 16, 1), nn.BatchNorm2d(16), nn.ReLU()), 16, classes)
 
     def forward(self, x):
         pooled = F.adaptive_avg_pool2d(self.features(x), 1)
-        flat = pooled.reshape(pooled.shape[:1] + (16,))
-        return torch.softmax(self.dense(flat @ self.weight + self.bias), dim=-1)
+        return self.head(pooled.reshape(pooled.shape[:1] + (16,)))
 
 
 def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
@@ -242,68 +249,41 @@ class TinyViT(FormNet):
         return self.head(self.norm(self.blocks(x))[:, 0])
 
 
-class PixelsNHWC(FormNet):
+class PixelsNHWC(GapLinear):
     """Edge export with the preprocessing baked in: uint8 [N, H, W, 3] -> Cast -> Sub/Div -> Transpose
     -> convs -> GlobalAveragePool -> Linear."""
     input_layout = "NHWC"
     pixels = True
 
     def __init__(self, classes: int = 4):
-        super().__init__()
+        super().__init__(nn.Sequential(conv_bn_relu(3, 8, 2), conv_bn_relu(8, 16, 2)), 16, classes)
         self.register_buffer("mean", torch.tensor([123.7, 116.3, 103.5]))
         self.register_buffer("std", torch.tensor([58.4, 57.1, 57.4]))
-        self.features = nn.Sequential(conv_bn_relu(3, 8, 2), conv_bn_relu(8, 16, 2))
-        self.fc = nn.Linear(16, classes)
-        self.target = self.features
-        randomize_bn(self)
-
-    @property
-    def cam_weight(self):
-        return self.fc.weight
 
     def float_forward(self, x):
-        y = ((x - self.mean.to(x.dtype)) / self.std.to(x.dtype)).permute(0, 3, 1, 2)
-        return self.fc(torch.flatten(F.adaptive_avg_pool2d(self.features(y), 1), 1))
+        return super().forward(((x - self.mean.to(x.dtype)) / self.std.to(x.dtype)).permute(0, 3, 1, 2))
 
     def forward(self, x):
         return self.float_forward(x.float())
 
 
-class SigmoidHead(FormNet):
+class SigmoidHead(GapLinear):
     """A multi-label head: GlobalAveragePool -> Linear -> Sigmoid."""
 
     def __init__(self, classes: int = 6):
-        super().__init__()
-        self.features = nn.Sequential(conv_bn_relu(3, 8, 2), conv_bn_relu(8, 16))
-        self.fc = nn.Linear(16, classes)
-        self.target, self.score_module = self.features, self.fc
-        randomize_bn(self)
-
-    @property
-    def cam_weight(self):
-        return self.fc.weight
+        super().__init__(nn.Sequential(conv_bn_relu(3, 8, 2), conv_bn_relu(8, 16)), 16, classes)
+        self.score_module = self.fc
 
     def forward(self, x):
-        return torch.sigmoid(self.fc(torch.flatten(F.adaptive_avg_pool2d(self.features(x), 1), 1)))
+        return torch.sigmoid(super().forward(x))
 
 
-class Grayscale(FormNet):
+class Grayscale(GapLinear):
     """One input channel (X-rays, documents): convs -> GlobalAveragePool -> Linear."""
     channels = 1
 
     def __init__(self, classes: int = 3):
-        super().__init__()
-        self.features = nn.Sequential(conv_bn_relu(1, 8, 2), conv_bn_relu(8, 8))
-        self.fc = nn.Linear(8, classes)
-        self.target = self.features
-        randomize_bn(self)
-
-    @property
-    def cam_weight(self):
-        return self.fc.weight
-
-    def forward(self, x):
-        return self.fc(torch.flatten(F.adaptive_avg_pool2d(self.features(x), 1), 1))
+        super().__init__(nn.Sequential(conv_bn_relu(1, 8, 2), conv_bn_relu(8, 8)), 8, classes)
 
 
 class FixedBatch(FormNet):
@@ -346,46 +326,24 @@ class YBlock(nn.Module):
         return F.relu(y + (x if self.down is None else self.down(x)))
 
 
-class RegNetYish(FormNet):
+class RegNetYish(GapLinear):
     """RegNet-Y-style: stem, Y blocks with SE gates (Sigmoid), GAP -> Linear."""
 
     def __init__(self, classes: int = 10):
-        super().__init__()
-        self.stem = conv_bn_relu(3, 16, 2)
-        self.trunk = nn.Sequential(YBlock(16, 24, 2), YBlock(24, 24, 1), YBlock(24, 48, 2),
-                                   YBlock(48, 48, 1))
-        self.fc = nn.Linear(48, classes)
-        self.target = self.trunk
-        randomize_bn(self)
-
-    @property
-    def cam_weight(self):
-        return self.fc.weight
-
-    def forward(self, x):
-        return self.fc(torch.flatten(F.adaptive_avg_pool2d(self.trunk(self.stem(x)), 1), 1))
+        trunk = nn.Sequential(YBlock(16, 24, 2), YBlock(24, 24, 1), YBlock(24, 48, 2), YBlock(48, 48, 1))
+        super().__init__(nn.Sequential(conv_bn_relu(3, 16, 2), trunk), 48, classes)
+        self.target = trunk
 
 
-class Smooth(FormNet):
+class Smooth(GapLinear):
     """No kinks (SiLU, GELU, average pooling): float16 gradients can be compared with float64 ones
     without ReLU or max-pooling decisions that float16 rounding flips (a flipped decision moves a
     whole gradient path, in torch's own float16 as much as in any runtime)."""
 
     def __init__(self, classes: int = 5):
-        super().__init__()
-        self.features = nn.Sequential(
+        super().__init__(nn.Sequential(
             nn.Conv2d(3, 8, 3, 2, 1), nn.BatchNorm2d(8), nn.SiLU(), nn.Conv2d(8, 8, 3, 1, 1, groups=8),
-            nn.GELU(), nn.AvgPool2d(2), nn.Conv2d(8, 16, 1), nn.BatchNorm2d(16), nn.SiLU())
-        self.fc = nn.Linear(16, classes)
-        self.target = self.features
-        randomize_bn(self)
-
-    @property
-    def cam_weight(self):
-        return self.fc.weight
-
-    def forward(self, x):
-        return self.fc(torch.flatten(F.adaptive_avg_pool2d(self.features(x), 1), 1))
+            nn.GELU(), nn.AvgPool2d(2), nn.Conv2d(8, 16, 1), nn.BatchNorm2d(16), nn.SiLU()), 16, classes)
 
 
 NETS = {"keras_nhwc": KerasNHWC, "minimal_nhwc": MinimalNHWC, "paddle_dynamic": PaddleDynamic,

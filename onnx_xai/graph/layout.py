@@ -21,7 +21,8 @@ CHANNELS_FIRST = frozenset({
     "GlobalLpPool", "BatchNormalization", "InstanceNormalization", "LRN", "DepthToSpace",
     "SpaceToDepth", "MaxUnpool", "QLinearConv"})
 AXES_KEPT = BROADCASTING | {"Concat", "Split", "Slice", "Pad", "Resize", "Upsample", "Softmax",
-                            "LogSoftmax", "QuantizeLinear", "DequantizeLinear", "Dropout", "Sum"}
+                            "LogSoftmax", "QuantizeLinear", "DequantizeLinear", "Dropout", "Sum",
+                            "LayerNormalization"}
 MAX_ROUNDS = 4
 
 

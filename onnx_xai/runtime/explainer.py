@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import InputError
+from .inputs import InputSpec
 from .maps import boxes as find_boxes
 from .maps import normalize
-from .inputs import InputSpec
 from .methods import METHOD_NAMES, SMOOTHGRAD, Method, SmoothGradOptions, base_method, noisy_batches
 from .sessions import FORWARD, SessionSet
 

@@ -2,7 +2,7 @@
 
 - ``onnx-xai explain`` on every form with a bundled photo: channels-last, dynamic size (``--size``),
   uint8 pixels fed raw (a normalization flag is refused in one line), grayscale, float16, QDQ, a
-  fixed batch of 4, a ViT; ``inspect`` names layouts, token grids and the score's kind; ``augment``
+  fixed batch of 4, ViTs, ...; ``inspect`` names layouts, token grids and the score's kind; ``augment``
   with the default outputs on a head without CAM writes the other sets and says so.
 - PP-OCR's text-direction classifier, a real PaddlePaddle export shipped in the
   ``rapidocr-onnxruntime`` wheel (input ``[-1, 3, ?, ?]``, head ``GlobalAveragePool -> Reshape(x,
@@ -34,11 +34,7 @@ from .float64 import directional_check
 from .reference import rel
 
 PHOTO = Path(str(DEMO_PHOTOS)) / "chelsea.jpg"
-CLI_FORMS = ["keras_nhwc", "paddle_dynamic", "shufflenet_dynamic", "vit", "uint8_pixels", "grayscale",
-             "float16", "qdq_int8", "fixed_batch4", "sigmoid_head", "convnext_head"]
-
-
-@pytest.mark.parametrize("name", CLI_FORMS)
+@pytest.mark.parametrize("name", list(FORMS))
 def test_explain_from_the_command_line(name, tmp_path, capsys):
     size = ["--size", "40", "56"] if "spatial" in FORMS[name].dynamic else []
     code = main(["explain", str(export(name)), str(PHOTO), "--method", "gradient", "gradcam",

@@ -3,19 +3,20 @@
 A model loaded from a path brings its external data (the PyTorch dynamo exporter writes
 ``model.onnx.data`` beside the file). The source's SHA-256 is that of the bytes the user handed over
 (the file, or the serialized proto). Saving never writes over the input, writes to a temporary file
-in the destination folder and renames it into place, and switches to external data only when the
-model is too large for one protobuf (2 GiB).
+in the destination folder and renames it into place (:func:`onnx_xai.files.write_atomic`), and
+switches to external data only when the model is too large for one protobuf (2 GiB). External data
+that points outside the model's folder is refused (onnx's own check), in one line.
 """
 from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 
 import onnx
 
 from ..errors import ModelError
+from ..files import write_atomic
 
 PROTOBUF_LIMIT = 2**31 - 2**24  # leave headroom below protobuf's 2 GiB
 
@@ -39,9 +40,14 @@ def load_model(source: str | os.PathLike | bytes | onnx.ModelProto) -> tuple[onn
     model = _parse(data, str(path))
     try:
         onnx.external_data_helper.load_external_data_for_model(model, str(path.parent))
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"cannot read the external data of {path}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - OSError, ValueError, onnx's ValidationError (outside paths)
+        raise ModelError(f"cannot read the external data of {path}: {_first_line(exc)}") from None
     return model, hashlib.sha256(data).hexdigest()
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _parse(data: bytes, what: str) -> onnx.ModelProto:
@@ -68,15 +74,11 @@ def save_model(model: onnx.ModelProto, path: str | os.PathLike, source: str | os
         raise ModelError(f"refusing to write over the input model {path}")
     if not path.parent.is_dir():
         raise ModelError(f"output folder does not exist: {path.parent}")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    def write(tmp: str) -> None:
         if model.ByteSize() > PROTOBUF_LIMIT:
             onnx.save_model(model, tmp, save_as_external_data=True, all_tensors_to_one_file=True,
                             location=f"{path.name}.data")
         else:
             onnx.save_model(model, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+    write_atomic(path, write)

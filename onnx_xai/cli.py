@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from .errors import XaiError
+from .files import Interrupted, interruptible
 
 METHODS = ("gradient", "smoothgrad", "cam", "gradcam")
 
@@ -41,6 +43,8 @@ def _inspect(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(r, indent=2))
         return 0
+    if r["rewritten"]:
+        return _print_rewrite(args.model, r)
     print(f"{args.model}: opset {r['opset']}, {r['nodes']} nodes, input layout {r['layout']}")
     for kind, key, mark in (("input", "inputs", r["image_input"]), ("output", "outputs", r["explained_output"])):
         for t in r[key]:
@@ -62,6 +66,18 @@ def _inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_rewrite(path: str, report: dict) -> int:
+    r = report["rewrite"]
+    print(f"{path}: rewritten by onnx_xai (format {r['format']}) from a model with sha256 {r['source_sha256']}")
+    print(f"input: {r['input']} ({r.get('input_type', 'float')}, {r['layout']}); explained output: "
+          f"{r['output']}, score {r['score']!r} ({SCORE_KINDS.get(r.get('score_kind'), 'logit')})")
+    target = r.get("target") or {"name": r["target_layer"], "layout": r["layout"]}
+    print(f"target layer: {target['name']}  {_layout_words(target)}")
+    print(f"output sets: {', '.join(r['output_sets'])}; outputs: {', '.join(r['outputs'])}")
+    print(f"head: {r['head']}")
+    return 0
+
+
 def _layout_words(candidate: dict) -> str:
     if candidate["layout"] != "tokens":
         return candidate["layout"]
@@ -74,7 +90,7 @@ def _explain(args: argparse.Namespace) -> int:
     from .pipeline import Options, model_sha256, parse_target, read_labels
     from .runtime import Explainer
 
-    files = image_files(args.images)
+    files = image_files(args.images, exclude=args.out)
     ex = Explainer(args.model, target_layer=args.target_layer, threads=args.threads)
     classes = ex.num_classes
     labels = read_labels(args.labels, classes)
@@ -82,13 +98,18 @@ def _explain(args: argparse.Namespace) -> int:
                    preset=args.preset, mean=args.mean, std=args.std, crop=args.crop,
                    size=tuple(args.size) if args.size else None, smooth=args.smooth, seed=args.seed,
                    cmap=args.cmap, alpha=args.alpha, batch_size=args.batch_size, sheets=args.sheet,
-                   labels=labels)
+                   labels=labels, keep_going=args.keep_going)
+    skipped: list = []
     records = _run_with_progress(ex, files, Path(args.out), opts, model_sha256(args.model),
-                                 show=any(Path(p).is_dir() for p in args.images))
+                                 show=any(Path(p).is_dir() for p in args.images), skipped=skipped)
     for rec in records:
         first = rec["explanations"][0]
         print(f"{rec['file']}: {first['label'] or first['target']} ({first['score']:.2f}) -> "
-              f"{Path(args.out) / Path(rec['file']).stem}.*")
+              f"{Path(args.out) / rec['name']}.*")
+    for path, reason in skipped:
+        print(f"onnx-xai: warning: skipped {path}: {reason}", file=sys.stderr)
+    if skipped:
+        raise XaiError(f"{len(skipped)} of {len(files)} photos could not be read; the others were explained")
     return 0
 
 
@@ -101,12 +122,47 @@ def _methods(methods: Sequence[str], smooth: int | None) -> list[str]:
     return chosen
 
 
-def _run_with_progress(ex, files, out, opts, sha256, show: bool):
+def _run_with_progress(ex, files, out, opts, sha256, show: bool, skipped: list):
     from tqdm import tqdm
 
     from .pipeline import explain_files
     with tqdm(total=len(files), unit="image", disable=not show, file=sys.stderr) as bar:
-        return explain_files(ex, files, out, opts, sha256, progress=bar)
+        return explain_files(ex, files, out, opts, sha256, progress=bar, skipped=skipped)
+
+
+def _number(text: str, kind=float):
+    try:
+        return kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a {'whole ' if kind is int else ''}number") from None
+
+
+def _at_least(low: int):
+    """argparse type: a whole number, ``low`` or more."""
+    def parse(text: str) -> int:
+        value = _number(text, int)
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{text} is less than {low}")
+        return value
+    return parse
+
+
+def _fraction(closed_low: bool):
+    """argparse type: a number in [0, 1], or in (0, 1]."""
+    def parse(text: str) -> float:
+        value = _number(text)
+        if not (0 <= value <= 1 if closed_low else 0 < value <= 1):
+            raise argparse.ArgumentTypeError(f"{text} is not in {'[' if closed_low else '('}0, 1]")
+        return value
+    return parse
+
+
+def _finite(text: str) -> float:
+    """argparse type: a finite number."""
+    value = _number(text)
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text} is not a finite number")
+    return value
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -145,28 +201,34 @@ def _add_explain(sub) -> None:
     p.add_argument("model", help="ONNX classifier (original or rewritten by 'augment')")
     p.add_argument("images", nargs="+", help="image files or folders")
     p.add_argument("--method", nargs="+", choices=METHODS, default=["gradcam"], help="default: gradcam")
-    p.add_argument("--target", help="class to explain, as an index or a label name (default: top-1)")
+    p.add_argument("--target", help="class to explain, as an index or a label name (default, or -1: "
+                   "each photo's top-1 class)")
     p.add_argument("--labels", help="class names, one per line (default: ImageNet for 1000 classes)")
     p.add_argument("--preset", choices=sorted(PRESETS),
                    help="normalization: imagenet mean/std (the default), inception [-1, 1], raw [0, 1]; "
                    "models that take integer pixels get them as they are")
-    p.add_argument("--mean", type=float, nargs="+", help="explicit mean, one value or one per channel "
+    p.add_argument("--mean", type=_finite, nargs="+", help="explicit mean, one value or one per channel "
                    "(overrides the preset)")
-    p.add_argument("--std", type=float, nargs="+", help="explicit std, one value or one per channel "
+    p.add_argument("--std", type=_finite, nargs="+", help="explicit std, one value or one per channel "
                    "(overrides the preset)")
-    p.add_argument("--crop", type=float, default=0.875, help="centre-crop fraction of the shorter side "
-                   "(default 0.875, as ImageNet evaluation; 1 keeps it all)")
-    p.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), help="input size for models with a "
-                   "dynamic one")
-    p.add_argument("--smooth", type=int, metavar="N", help="SmoothGrad every method with N noisy samples")
-    p.add_argument("--seed", type=int, default=0, help="SmoothGrad noise seed (default 0)")
+    p.add_argument("--crop", type=_fraction(closed_low=False), default=0.875, help="centre-crop fraction "
+                   "of the shorter side, in (0, 1] (default 0.875, as ImageNet evaluation; 1 keeps it all)")
+    p.add_argument("--size", type=_at_least(1), nargs=2, metavar=("H", "W"), help="input size for models "
+                   "with a dynamic one (a fixed one must match)")
+    p.add_argument("--smooth", type=_at_least(1), metavar="N", help="SmoothGrad every method with N noisy "
+                   "samples")
+    p.add_argument("--seed", type=_at_least(0), default=0, help="SmoothGrad noise seed (default 0)")
     p.add_argument("--cmap", choices=COLORMAPS, default="jet")
-    p.add_argument("--alpha", type=float, default=0.5, help="heatmap opacity (default 0.5)")
+    p.add_argument("--alpha", type=_fraction(closed_low=True), default=0.5,
+                   help="heatmap opacity in [0, 1] (default 0.5)")
     p.add_argument("--sheet", action="store_true", help="also write <name>.sheet.png, the methods side "
                    "by side")
-    p.add_argument("--batch-size", type=int, default=8, help="photos per run (default 8)")
-    p.add_argument("--threads", type=int, help="onnxruntime intra-op threads")
-    p.add_argument("--out", default="onnx-xai-out", help="output folder (default: onnx-xai-out)")
+    p.add_argument("--batch-size", type=_at_least(1), default=8, help="photos per run (default 8)")
+    p.add_argument("--threads", type=_at_least(1), help="onnxruntime intra-op threads")
+    p.add_argument("--keep-going", action="store_true", help="skip photos that cannot be read (a warning "
+                   "each, exit status 1 at the end) instead of stopping before anything is written")
+    p.add_argument("--out", default="onnx-xai-out", help="output folder (default: onnx-xai-out; "
+                   "never searched for input photos)")
     p.add_argument("--target-layer", help="4-D tensor to explain with CAM/Grad-CAM")
     p.set_defaults(run=_explain)
 
@@ -202,7 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
                           description="Run all four methods on the bundled photos with the bundled "
                           "pretrained EfficientNet-Lite0 and write a sheet per photo (no network needed).")
     demo.add_argument("--out", default="onnx-xai-demo", help="output folder (default: onnx-xai-demo)")
-    demo.add_argument("--threads", type=int, help="onnxruntime intra-op threads")
+    demo.add_argument("--threads", type=_at_least(1), help="onnxruntime intra-op threads")
     demo.set_defaults(run=_demo)
     return parser
 
@@ -211,16 +273,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``onnx-xai`` console script."""
     args = build_parser().parse_args(argv)
     try:
-        return args.run(args)
+        with interruptible():
+            return args.run(args)
     except XaiError as exc:
-        print(f"onnx-xai: error: {exc}", file=sys.stderr)
+        print(f"onnx-xai: error: {_one_line(str(exc))}", file=sys.stderr)
     except OSError as exc:
         detail = f"{exc.strerror}: {exc.filename}" if exc.strerror and exc.filename else str(exc)
-        print(f"onnx-xai: error: {detail}", file=sys.stderr)
-    except KeyboardInterrupt:
+        print(f"onnx-xai: error: {_one_line(detail)}", file=sys.stderr)
+    except (Interrupted, KeyboardInterrupt) as exc:
         print("onnx-xai: interrupted", file=sys.stderr)
-        return 130
+        return 128 + getattr(exc, "signum", 2)
     return 1
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split()) or "unknown error"
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 Loading applies the EXIF orientation, converts palette, grayscale, 16-bit and alpha images to 8-bit
 RGB (alpha composited on white), and turns every decoding problem into one clear
-:class:`~onnx_xai.errors.InputError`. Preprocessing resizes the shorter side to ``size / crop`` and
+:class:`~onnx_xai.errors.InputError` (Pillow's decompression-bomb limit included). Preprocessing resizes the shorter side to ``size / crop`` and
 centre-crops ``size`` (the ImageNet evaluation convention; ``crop=1`` keeps the whole shorter side),
 takes the model's channels (1: grayscale luma, 3: RGB, 4: RGBA), scales to [0, 1] and normalizes by a
 preset (``imagenet``, ``inception`` for [-1, 1], ``raw``) or an explicit mean and std, in the
@@ -46,6 +46,8 @@ def load_image(path: str | os.PathLike) -> Image.Image:
             return to_rgb(image)
     except UnidentifiedImageError:
         raise InputError(f"{path} is not an image Pillow can read") from None
+    except Image.DecompressionBombError as exc:
+        raise InputError(f"{path} is too large to decode safely: {exc}") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise InputError(f"{path} is damaged or truncated: {exc}") from None
 
@@ -154,14 +156,23 @@ def prepare(photo: Image.Image, size: tuple[int, int], layout: str = "NCHW", pre
     return Prepared(np.ascontiguousarray(array), photo, footprint, (height, width))
 
 
-def image_files(paths) -> list[Path]:
-    """The files named, with folders expanded to the images they contain (sorted)."""
-    found: list[Path] = []
+def image_files(paths, exclude: str | os.PathLike | None = None) -> list[tuple[Path, str]]:
+    """The files named, with folders expanded to the images they contain (sorted), each with its
+    name for outputs: the file name, or its path inside the folder argument it was found in.
+    Anything inside ``exclude`` (the output folder) is left out of folders."""
+    skip = Path(exclude).resolve() if exclude is not None else None
+    found: list[tuple[Path, str]] = []
     for p in map(Path, paths):
-        if p.is_dir():
-            found.extend(sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file()))
-        else:
-            found.append(p)
+        if not p.is_dir():
+            found.append((p, p.name))
+            continue
+        for f in sorted(p.rglob("*")):
+            if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file() and not _inside(f, skip):
+                found.append((f, f.relative_to(p).as_posix()))
     if not found:
         raise InputError("no image files given (folders searched for " + ", ".join(sorted(IMAGE_SUFFIXES)) + ")")
     return found
+
+
+def _inside(path: Path, folder: Path | None) -> bool:
+    return folder is not None and folder in path.resolve().parents

@@ -1,16 +1,16 @@
 """Explaining photo files end to end: load, preprocess, explain in batches, write overlays and JSON.
 
 Every input is decoded once up front, so a missing, non-image or truncated file stops the run before
-anything is written. Outputs are written atomically (temporary file, then rename): a run never leaves
-a half-written file. Per photo: one PNG overlay per method (heatmap on the original photo, box in
-original pixels), optionally a side-by-side sheet of the methods, and one JSON record.
+anything is written (or, with ``keep_going``, is left out and reported). Per photo: one PNG overlay per
+method (heatmap on the original photo, box in original pixels), optionally a side-by-side sheet of the
+methods, and one JSON record listing them; the set is written aside and moved into place whole
+(:mod:`onnx_xai.outputs`), so an interrupted run leaves complete sets and no temporary files.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -19,7 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
+from .files import interruptible
 from .images import Prepared, load_image, prepare
+from .outputs import Staging, unique_names
 from .runtime import Explainer
 from .visuals import overlay, sheet
 
@@ -46,6 +48,7 @@ class Options:
     batch_size: int = 8
     sheets: bool = False
     labels: list[str] = field(default_factory=list)
+    keep_going: bool = False  # leave out photos that do not decode instead of stopping
 
 
 def read_labels(path: str | os.PathLike | None, classes: int | None) -> list[str]:
@@ -66,9 +69,10 @@ def read_labels(path: str | os.PathLike | None, classes: int | None) -> list[str
 
 
 def parse_target(text: str | None, labels: list[str], classes: int | None) -> int | None:
-    """A class index from a number or a label name (case-insensitive); the range is checked when
-    the class count is known (the Explainer checks it again at run time)."""
-    if text is None:
+    """A class index from a number or a label name (case-insensitive), or None for -1 (each photo's
+    top-1 class, as the API's -1); the range is checked when the class count is known (the Explainer
+    checks it again at run time)."""
+    if text is None or text.strip() == "-1":
         return None
     if text.lstrip("-").isdigit():
         index = int(text)
@@ -98,26 +102,49 @@ def model_sha256(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-def explain_files(ex: Explainer, files: Sequence[Path], out: Path, opts: Options, sha256: str,
-                  progress=None) -> list[dict]:
-    """Explain photo files with each method; returns the JSON records written (one per photo)."""
-    for f in files:  # decode everything first: a bad file stops the run before anything is written
-        load_image(f)
+def explain_files(ex: Explainer, files: Sequence[Path | tuple[Path, str]], out: Path, opts: Options,
+                  sha256: str, progress=None, skipped: list | None = None) -> list[dict]:
+    """Explain photo files with each method; returns the JSON records written (one per photo).
+
+    ``files`` are paths, or (path, output name) pairs as :func:`~onnx_xai.images.image_files` gives.
+    Every photo is decoded before anything is written: a bad one stops the run, or, with
+    ``opts.keep_going``, is left out and appended to ``skipped`` as (path, reason).
+    """
+    pairs = [f if isinstance(f, tuple) else (Path(f), Path(f).name) for f in files]
+    pairs = _readable(pairs, opts.keep_going, skipped)
     preprocessing = model_preprocessing(ex, opts)
     out = prepare_output_folder(out)
-    stems = unique_stems(files)
+    names = dict(zip([path for path, _ in pairs], unique_names([name for _, name in pairs])))
     records = []
-    for start in range(0, len(files), opts.batch_size):
-        chunk = files[start:start + opts.batch_size]
-        prepared = [prepare(load_image(f), **preprocessing) for f in chunk]
-        batch = np.concatenate([p.array for p in prepared])
-        results = _explain(ex, batch, opts)
-        for i, (f, p) in enumerate(zip(chunk, prepared)):
-            records.append(_write_photo(f, stems[f], p, {m: _pick(r, i) for m, r in results.items()},
-                                        out, opts, sha256))
-        if progress is not None:
-            progress.update(len(chunk))
+    with interruptible(), Staging(out) as staging:
+        for start in range(0, len(pairs), opts.batch_size):
+            chunk = [path for path, _ in pairs[start:start + opts.batch_size]]
+            prepared = [prepare(load_image(f), **preprocessing) for f in chunk]
+            results = _explain(ex, np.concatenate([p.array for p in prepared]), opts)
+            for i, (f, p) in enumerate(zip(chunk, prepared)):
+                picked = {m: _pick(r, i) for m, r in results.items()}
+                records.append(_write_photo(f, names[f], p, picked, staging, opts, sha256))
+            if progress is not None:
+                progress.update(len(chunk))
     return records
+
+
+def _readable(pairs: list[tuple[Path, str]], keep_going: bool, skipped: list | None) -> list[tuple[Path, str]]:
+    """The photos that decode; without ``keep_going`` the first that does not raises."""
+    kept = []
+    for path, name in pairs:
+        try:
+            load_image(path)
+        except InputError as exc:
+            if not keep_going:
+                raise
+            if skipped is not None:
+                skipped.append((path, str(exc)))
+            continue
+        kept.append((path, name))
+    if not kept:
+        raise InputError("none of the photos could be read")
+    return kept
 
 
 def model_preprocessing(ex: Explainer, opts: Options) -> dict:
@@ -136,21 +163,15 @@ def model_preprocessing(ex: Explainer, opts: Options) -> dict:
 def input_size(ex: Explainer, opts: Options) -> tuple[int, int]:
     shape = ex.input_shape
     dims = (shape[ex.layout.index("H")], shape[ex.layout.index("W")])
+    fixed = [d for d in dims if isinstance(d, int)]
     if opts.size is not None:
+        if any(isinstance(d, int) and d != s for d, s in zip(dims, opts.size)):
+            raise InputError(f"--size {opts.size[0]} {opts.size[1]} contradicts the model's input size "
+                             f"{' x '.join(str(d) for d in dims)}")
         return tuple(opts.size)
-    if not all(isinstance(d, int) for d in dims):
+    if len(fixed) < 2:
         raise InputError(f"the model's input size is not fixed ({shape}); give --size H W")
     return dims
-
-
-def unique_stems(files: Sequence[Path]) -> dict[Path, str]:
-    seen: dict[str, int] = {}
-    stems = {}
-    for f in files:
-        n = seen.get(f.stem, 0) + 1
-        seen[f.stem] = n
-        stems[f] = f.stem if n == 1 else f"{f.stem}_{n}"
-    return stems
 
 
 def _explain(ex: Explainer, batch: np.ndarray, opts: Options) -> dict:
@@ -167,37 +188,27 @@ def _pick(result, i: int) -> dict:
             "box": result.boxes[i].tolist()}
 
 
-def _write_photo(path: Path, stem: str, p: Prepared, per_method: dict, out: Path, opts: Options,
+def _write_photo(path: Path, name: str, p: Prepared, per_method: dict, staging: Staging, opts: Options,
                  sha256: str) -> dict:
-    panels, entries = [], []
+    """Stage the photo's overlays, sheet and JSON record, then move them into place together."""
+    panels, entries, written = [], [], []
     for method, r in per_method.items():
         box = p.box_to_photo(r["box"]) if r["box"][2] > r["box"][0] else None
         picture = overlay(p.photo, p.map_to_photo(r["map"]), opts.cmap, opts.alpha, box, p.region())
-        name = f"{stem}.{method}.png"
-        write_atomic(out / name, lambda tmp, im=picture: im.save(tmp, format="PNG"))
+        written.append(f"{name}.{method}.png")
+        picture.save(staging.path(written[-1]), format="PNG")
         label = opts.labels[r["target"]] if opts.labels else None
-        title = f"{('smooth ' if opts.smooth else '')}{method}: {label or r['target']}"
-        panels.append((title, picture))
+        panels.append((f"{('smooth ' if opts.smooth else '')}{method}: {label or r['target']}", picture))
         entries.append({"method": method, "smoothgrad_samples": opts.smooth, "target": r["target"],
                         "label": label, "score": round(r["score"], 6),
-                        "box": list(box) if box else None, "overlay": name})
-    record = {"file": str(path), "model_sha256": sha256, "size": list(p.photo.size),
+                        "box": list(box) if box else None, "overlay": written[-1]})
+    record = {"file": str(path), "name": name, "model_sha256": sha256, "size": list(p.photo.size),
               "explanations": entries}
     if opts.sheets:
-        record["sheet"] = f"{stem}.sheet.png"
-        picture = sheet(p.photo, panels)
-        write_atomic(out / record["sheet"], lambda tmp: picture.save(tmp, format="PNG"))
-    write_atomic(out / f"{stem}.json", lambda tmp: Path(tmp).write_text(json.dumps(record, indent=2) + "\n"))
+        record["sheet"] = f"{name}.sheet.png"
+        written.append(record["sheet"])
+        sheet(p.photo, panels).save(staging.path(record["sheet"]), format="PNG")
+    record["outputs"] = written
+    staging.path(f"{name}.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    staging.commit(written, f"{name}.json")
     return record
-
-
-def write_atomic(path: Path, write) -> None:
-    """Call ``write(temporary_path)`` then rename the result to ``path``; nothing half-written."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -42,10 +42,10 @@ def demo(tmp_path_factory):
 def test_demo_writes_valid_sheets_and_records(demo):
     out, stdout = demo
     for stem in ("chelsea", "coffee", "rocket"):
-        assert str(out / f"{stem}.sheet.png") in stdout
-        with Image.open(out / f"{stem}.sheet.png") as im:
+        assert str(out / f"{stem}.jpg.sheet.png") in stdout
+        with Image.open(out / f"{stem}.jpg.sheet.png") as im:
             im.verify()
-        record = json.loads((out / f"{stem}.json").read_text())
+        record = json.loads((out / f"{stem}.jpg.json").read_text())
         assert [e["method"] for e in record["explanations"]] == ["gradient", "smoothgrad", "cam", "gradcam"]
         for e in record["explanations"]:
             with Image.open(out / e["overlay"]) as im:
@@ -54,7 +54,7 @@ def test_demo_writes_valid_sheets_and_records(demo):
 
 def test_demo_finds_the_cat(demo):
     out, _ = demo
-    record = json.loads((out / "chelsea.json").read_text())
+    record = json.loads((out / "chelsea.jpg.json").read_text())
     by_method = {e["method"]: e for e in record["explanations"]}
     assert by_method["gradcam"]["target"] in CAT_CLASSES
     assert "cat" in by_method["gradcam"]["label"]
@@ -75,13 +75,13 @@ def test_explain_a_folder_with_a_named_target(tmp_path):
                "--cmap", "viridis", "--sheet")
     assert done.returncode == 0, done.stderr
     for stem in ("chelsea", "coffee"):
-        record = json.loads((out / f"{stem}.json").read_text())
+        record = json.loads((out / f"{stem}.jpg.json").read_text())
         assert record["file"].endswith(f"{stem}.jpg") and len(record["model_sha256"]) == 64
         for e in record["explanations"]:
             assert e["target"] == 281 and e["label"] == "tabby"
             w, h = record["size"]
             assert 0 <= e["box"][0] < e["box"][2] <= w and 0 <= e["box"][1] < e["box"][3] <= h
-        assert (out / f"{stem}.cam.png").exists() and (out / f"{stem}.sheet.png").exists()
+        assert (out / f"{stem}.jpg.cam.png").exists() and (out / f"{stem}.jpg.sheet.png").exists()
     assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == []
 
 
@@ -89,7 +89,7 @@ def test_smooth_flag_and_index_target(tmp_path):
     done = cli("explain", MODEL, PHOTOS / "coffee.jpg", "--method", "gradient", "--smooth", "4",
                "--target", "967", "--out", tmp_path)
     assert done.returncode == 0, done.stderr
-    entry = json.loads((tmp_path / "coffee.json").read_text())["explanations"][0]
+    entry = json.loads((tmp_path / "coffee.jpg.json").read_text())["explanations"][0]
     assert entry["smoothgrad_samples"] == 4 and entry["label"] == "espresso"
 
 
@@ -156,7 +156,7 @@ def test_explain_a_channels_last_model(tmp_path):
     done = cli("explain", model, PHOTOS / "coffee.jpg", "--method", "cam", "gradcam", "--preset", "raw",
                "--crop", "1", "--out", tmp_path / "out")
     assert done.returncode == 0, done.stderr
-    record = json.loads((tmp_path / "out" / "coffee.json").read_text())
+    record = json.loads((tmp_path / "out" / "coffee.jpg.json").read_text())
     assert [e["label"] for e in record["explanations"]] == [None, None]  # 4 classes: no ImageNet names
     for e in record["explanations"]:
         w, h = record["size"]

@@ -40,10 +40,10 @@ def test_explain_from_the_command_line(name, tmp_path, capsys):
     code = main(["explain", str(export(name)), str(PHOTO), "--method", "gradient", "gradcam",
                  "--sheet", "--out", str(tmp_path), *size])
     assert code == 0, capsys.readouterr().err
-    record = json.loads((tmp_path / "chelsea.json").read_text())
+    record = json.loads((tmp_path / "chelsea.jpg.json").read_text())
     assert [e["method"] for e in record["explanations"]] == ["gradient", "gradcam"]
     assert all((tmp_path / e["overlay"]).is_file() for e in record["explanations"])
-    assert (tmp_path / "chelsea.sheet.png").is_file()
+    assert (tmp_path / "chelsea.jpg.sheet.png").is_file()
 
 
 def test_raw_pixel_models_refuse_a_second_normalization(tmp_path, capsys):

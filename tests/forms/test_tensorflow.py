@@ -91,5 +91,5 @@ def test_tf2onnx_export_from_the_command_line(converted, tmp_path, capsys):
     path, _ = converted
     photo = f"{DEMO_PHOTOS}/coffee.jpg"
     assert main(["explain", str(path), photo, "--method", "gradient", "cam", "gradcam", "--out", str(tmp_path)]) == 0
-    record = json.loads((tmp_path / "coffee.json").read_text())
+    record = json.loads((tmp_path / "coffee.jpg.json").read_text())
     assert [e["method"] for e in record["explanations"]] == ["gradient", "cam", "gradcam"]

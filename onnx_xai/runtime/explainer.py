@@ -127,13 +127,13 @@ class Explainer:
     def predict(self, x: np.ndarray, **extra_inputs) -> np.ndarray:
         """The model's output (its first output, or ``output_name``) for a batch."""
         x = self._check_input(x)
-        feeds = {self.input_name: x, TARGET_INPUT: np.full(len(x), -1, np.int64), **extra_inputs}
+        feeds = {self.input_name: x, TARGET_INPUT: np.full(len(x), -1, np.int64), **self._extra(extra_inputs)}
         output = self._sessions.description()["output"]
         return self._sessions.run(FORWARD, [output], feeds)[0]
 
     def input_gradient(self, x: np.ndarray, target=None, **extra_inputs) -> np.ndarray:
         """d score / d x, same shape as ``x``; ``target`` as in :meth:`explain`."""
-        return self._run(base_method("gradient"), self._check_input(x), target, extra_inputs)[0]
+        return self._run(base_method("gradient"), self._check_input(x), target, self._extra(extra_inputs))[0]
 
     def explain(self, x: np.ndarray, method: str, target=None, box_threshold: float = 0.2,
                 extra_inputs: dict | None = None, **options) -> Explanation:
@@ -151,9 +151,9 @@ class Explainer:
         Raises:
             InputError: bad input, target or option; CamNotApplicableError for CAM on other heads.
         """
-        x = self._check_input(x)
-        extra = dict(extra_inputs or {})
-        if method == SMOOTHGRAD:
+        x, extra = self._check_input(x), self._extra(extra_inputs)
+        _check_threshold(box_threshold)
+        if isinstance(method, str) and method == SMOOTHGRAD:
             opts = SmoothGradOptions.parse(options)
             base = base_method(opts.base)
             raw, targets, scores = self._smooth(base, x, target, opts, extra)
@@ -169,8 +169,10 @@ class Explainer:
         """Several methods at once: the non-SmoothGrad ones share one run of one graph (gradient, CAM
         and Grad-CAM together cost about one gradient); ``smoothgrad`` (options as :meth:`explain`)
         reuses the targets that run resolved."""
-        x = self._check_input(x)
-        extra = dict(extra_inputs or {})
+        x, extra = self._check_input(x), self._extra(extra_inputs)
+        _check_threshold(box_threshold)
+        if isinstance(methods, str) or not all(isinstance(m, str) for m in methods) or not methods:
+            raise InputError(f"methods must be a non-empty list of method names, not {methods!r}")
         bases = [base_method(m) for m in dict.fromkeys(methods) if m != SMOOTHGRAD]
         results: dict[str, Explanation] = {}
         targets = target
@@ -187,6 +189,9 @@ class Explainer:
 
     # -- internals -----------------------------------------------------------------------------------
     def _finish(self, name: str, base: Method, raw, targets, scores, x, box_threshold) -> Explanation:
+        if not np.isfinite(raw).all():
+            raise InputError(f"{name} is not finite for this input: the model's values overflow "
+                             f"{self.input_dtype} (check the input's scale and the noise level)")
         pixels = base.to_pixels(raw, self.layout, self._spatial_size(x))
         return Explanation(name, targets, scores, raw, normalize(pixels), pixels, box_threshold)
 
@@ -236,8 +241,25 @@ class Explainer:
     def _check_input(self, x) -> np.ndarray:
         return self._input.check(x)
 
+    def _extra(self, extra_inputs) -> dict:
+        """The model's other inputs: a dict of arrays, never the image or the target."""
+        if extra_inputs is None:
+            return {}
+        if not isinstance(extra_inputs, dict):
+            raise InputError(f"extra_inputs must be a dict of arrays, not {type(extra_inputs).__name__}")
+        clash = [k for k in extra_inputs if k in (self.input_name, TARGET_INPUT)]
+        if clash:
+            raise InputError(f"extra_inputs cannot set {clash[0]!r}: pass the image as x and the class as target")
+        return {k: np.asarray(v) for k, v in extra_inputs.items()}
+
     def _spatial_size(self, x: np.ndarray) -> tuple[int, int]:
         return x.shape[self.layout.index("H")], x.shape[self.layout.index("W")]
+
+
+def _check_threshold(value) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or \
+            not 0 < value <= 1:
+        raise InputError(f"box_threshold must be a number in (0, 1], not {value!r}")
 
 
 __all__ = ["Explainer", "Explanation", "METHOD_NAMES"]

@@ -46,7 +46,7 @@ METHOD_NAMES = tuple(METHODS) + (SMOOTHGRAD,)
 
 
 def base_method(name: str) -> Method:
-    if name not in METHODS:
+    if not isinstance(name, str) or name not in METHODS:
         raise InputError(f"unknown method {name!r}; choose from {', '.join(METHOD_NAMES)}")
     return METHODS[name]
 
@@ -63,18 +63,41 @@ class SmoothGradOptions:
 
     @classmethod
     def parse(cls, options: dict) -> SmoothGradOptions:
+        """Checked options: whole numbers for counts and the seed, a finite noise level >= 0, a
+        finite non-empty noise array, a known base method.
+
+        Raises:
+            InputError: naming the option and what it must be.
+        """
         unknown = set(options) - set(cls.__dataclass_fields__)
         if unknown:
             raise InputError(f"unknown smoothgrad option(s) {sorted(unknown)}; "
                              f"valid: {', '.join(cls.__dataclass_fields__)}")
         opts = cls(**options)
         if opts.base == SMOOTHGRAD:
-            raise InputError("smoothgrad cannot smooth itself; base must be one of "
-                             f"{', '.join(METHODS)}")
+            raise InputError(f"smoothgrad cannot smooth itself; base must be one of {', '.join(METHODS)}")
         base_method(opts.base)
-        if opts.noise is None and opts.n_samples < 1 or (opts.batch_size or 1) < 1 or opts.noise_level < 0:
-            raise InputError("n_samples and batch_size must be >= 1 and noise_level >= 0")
+        _whole("n_samples", opts.n_samples, 1)
+        _whole("batch_size", opts.batch_size, 1, optional=True)
+        _whole("seed", opts.seed, 0, optional=True)
+        if not _real(opts.noise_level) or not 0 <= opts.noise_level < float("inf"):
+            raise InputError(f"noise_level must be a finite number >= 0, not {opts.noise_level!r}")
+        if opts.noise is not None:
+            noise = np.asarray(opts.noise)
+            if noise.dtype.kind not in "fiu" or noise.ndim < 1 or len(noise) == 0 or not np.isfinite(noise).all():
+                raise InputError("noise must be a non-empty numeric array of finite values, one row per sample")
         return opts
+
+
+def _real(value) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
+def _whole(name: str, value, low: int, optional: bool = False) -> None:
+    if optional and value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise InputError(f"{name} must be a whole number >= {low}, not {value!r}")
 
 
 def chunk_size(batch: int) -> int:
@@ -102,7 +125,8 @@ def noisy_batches(x: np.ndarray, targets: np.ndarray, opts: SmoothGradOptions
         n_samples = len(noise)
     else:
         n_samples, rng = opts.n_samples, np.random.default_rng(opts.seed)
-        sigmas = opts.noise_level * (x.reshape(len(x), -1).max(1) - x.reshape(len(x), -1).min(1))
+        with np.errstate(over="ignore"):  # an overflow is reported below, as an InputError
+            sigmas = opts.noise_level * (x.reshape(len(x), -1).max(1) - x.reshape(len(x), -1).min(1))
     pairs = [(i, j) for i in range(len(x)) for j in range(n_samples)]
     size = opts.batch_size or chunk_size(len(x))
     for start in range(0, len(pairs), size):
@@ -112,5 +136,10 @@ def noisy_batches(x: np.ndarray, targets: np.ndarray, opts: SmoothGradOptions
             added = noise[[j for _, j in chunk]]
         else:
             added = rng.standard_normal((len(chunk),) + x.shape[1:], dtype=np.float32)
-            added *= sigmas[owners].reshape((-1,) + (1,) * (x.ndim - 1)).astype(np.float32)
-        yield x[owners] + added, targets[owners], owners
+            with np.errstate(over="ignore", invalid="ignore"):
+                added *= sigmas[owners].reshape((-1,) + (1,) * (x.ndim - 1)).astype(np.float32)
+        with np.errstate(over="ignore", invalid="ignore"):
+            noisy = x[owners] + added
+        if not np.isfinite(noisy).all():
+            raise InputError(f"noise_level {opts.noise_level} makes the noisy copies overflow float32")
+        yield noisy, targets[owners], owners

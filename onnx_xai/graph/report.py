@@ -3,15 +3,19 @@
 Inputs and outputs, the image input's layout and type (and, for integer pixels, the float tensor
 gradients start from), the score and what it is (logit, pre-softmax, pre-sigmoid), the target-layer
 candidates with their layouts (the default first), the head and whether CAM applies, and every node
-on the input-gradient path that cannot be differentiated (listed instead of raised).
+on the input-gradient path that cannot be differentiated (listed instead of raised). A model
+already rewritten by onnx_xai is described by the rewrite's own record.
 """
 from __future__ import annotations
 
-from .augment import analyze
+import json
+
+from .augment import METADATA_KEY, analyze
 from .autodiff import path_problems, prepare_path
 from .emitter import Emitter
 from .head import CamHead
 from .info import GraphInfo
+from .model_io import load_model
 from .target import candidates
 
 
@@ -26,8 +30,16 @@ def _describe(info: GraphInfo, name: str) -> dict:
 
 def inspect_model(model, target_layer: str | None = None, input_name: str | None = None,
                   output_name: str | None = None) -> dict:
-    """A description of the model as the rewriter sees it (see the module docstring)."""
-    a = analyze(model, target_layer, input_name, output_name)
+    """A description of the model as the rewriter sees it (see the module docstring); for a model
+    rewritten by onnx_xai, ``"rewritten": True`` and the record of the rewrite stored in it."""
+    proto, _ = load_model(model)
+    stored = next((p.value for p in proto.metadata_props if p.key == METADATA_KEY), None)
+    if stored is not None:
+        info = GraphInfo(proto)
+        return {"rewritten": True, "rewrite": json.loads(stored), "opset": info.opset, "nodes": len(info.graph.node),
+                "inputs": [_describe(info, n) for n in info.graph_input_names()],
+                "outputs": [_describe(info, o.name) for o in info.graph.output]}
+    a = analyze(proto, target_layer, input_name, output_name)
     info = a.info
     e = Emitter(info)
     problems = path_problems(e, prepare_path(e, a.score.name, [a.source]))
@@ -45,5 +57,5 @@ def inspect_model(model, target_layer: str | None = None, input_name: str | None
                        for c in found],
         "cam": isinstance(a.head, CamHead),
         "head": " -> ".join(a.head.ops) if isinstance(a.head, CamHead) else a.head,
-        "not_differentiable": problems,
+        "not_differentiable": problems, "rewritten": False,
     }

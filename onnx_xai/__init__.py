@@ -2,12 +2,20 @@
 
 ``onnx_xai.augment`` rewrites a classifier into an ordinary ONNX model that also outputs activations
 and exact gradients (needs only ``onnx`` and ``numpy``); ``onnx_xai.Explainer`` computes the methods
-on onnxruntime.
+on onnxruntime. Both are imported on first use, so that the command line starts (and handles
+signals) before the heavy libraries load.
 """
 from .errors import CamNotApplicableError, InputError, ModelError, UnsupportedModelError, XaiError
-from .graph import OUTPUT_SETS, augment, supported_ops
-from .runtime import METHOD_NAMES, Explainer, Explanation
 
 __version__ = "0.1.0"
 __all__ = ["METHOD_NAMES", "OUTPUT_SETS", "CamNotApplicableError", "Explainer", "Explanation",
            "InputError", "ModelError", "UnsupportedModelError", "XaiError", "augment", "supported_ops"]
+_LAZY = {"OUTPUT_SETS": "graph", "augment": "graph", "supported_ops": "graph",
+         "METHOD_NAMES": "runtime", "Explainer": "runtime", "Explanation": "runtime"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        from importlib import import_module
+        return getattr(import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module 'onnx_xai' has no attribute {name!r}")

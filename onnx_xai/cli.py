@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .errors import XaiError
-from .files import Interrupted, interruptible
+from .files import Interrupted, critical, interruptible
 
 METHODS = ("gradient", "smoothgrad", "cam", "gradcam")
 
@@ -100,14 +100,17 @@ def _explain(args: argparse.Namespace) -> int:
                    cmap=args.cmap, alpha=args.alpha, batch_size=args.batch_size, sheets=args.sheet,
                    labels=labels, keep_going=args.keep_going)
     skipped: list = []
+
+    def skip(path, reason: str) -> None:
+        skipped.append(path)
+        print(f"onnx-xai: warning: skipped {path}: {reason}", file=sys.stderr)
+
     records = _run_with_progress(ex, files, Path(args.out), opts, model_sha256(args.model),
-                                 show=any(Path(p).is_dir() for p in args.images), skipped=skipped)
+                                 show=any(Path(p).is_dir() for p in args.images), on_skip=skip)
     for rec in records:
         first = rec["explanations"][0]
         print(f"{rec['file']}: {first['label'] or first['target']} ({first['score']:.2f}) -> "
               f"{Path(args.out) / rec['name']}.*")
-    for path, reason in skipped:
-        print(f"onnx-xai: warning: skipped {path}: {reason}", file=sys.stderr)
     if skipped:
         raise XaiError(f"{len(skipped)} of {len(files)} photos could not be read; the others were explained")
     return 0
@@ -122,12 +125,14 @@ def _methods(methods: Sequence[str], smooth: int | None) -> list[str]:
     return chosen
 
 
-def _run_with_progress(ex, files, out, opts, sha256, show: bool, skipped: list):
+def _run_with_progress(ex, files, out, opts, sha256, show: bool, on_skip):
     from tqdm import tqdm
 
     from .pipeline import explain_files
-    with tqdm(total=len(files), unit="image", disable=not show, file=sys.stderr) as bar:
-        return explain_files(ex, files, out, opts, sha256, progress=bar, skipped=skipped)
+
+    def bar(total: int):
+        return tqdm(total=total, unit="image", disable=not show, file=sys.stderr)
+    return explain_files(ex, files, out, opts, sha256, progress=bar, on_skip=on_skip)
 
 
 def _number(text: str, kind=float):
@@ -271,18 +276,28 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``onnx-xai`` console script."""
+    with interruptible():
+        try:
+            return _run(argv)
+        except (Interrupted, KeyboardInterrupt) as exc:
+            print("onnx-xai: interrupted", file=sys.stderr)
+            return 128 + getattr(exc, "signum", 2)
+
+
+def _run(argv: Sequence[str] | None) -> int:
+    with critical():  # a signal in the middle of a C extension's import can crash the interpreter
+        import numpy  # noqa: F401
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+        import PIL.Image  # noqa: F401
     args = build_parser().parse_args(argv)
     try:
-        with interruptible():
-            return args.run(args)
+        return args.run(args)
     except XaiError as exc:
         print(f"onnx-xai: error: {_one_line(str(exc))}", file=sys.stderr)
     except OSError as exc:
         detail = f"{exc.strerror}: {exc.filename}" if exc.strerror and exc.filename else str(exc)
         print(f"onnx-xai: error: {_one_line(detail)}", file=sys.stderr)
-    except (Interrupted, KeyboardInterrupt) as exc:
-        print("onnx-xai: interrupted", file=sys.stderr)
-        return 128 + getattr(exc, "signum", 2)
     return 1
 
 

@@ -60,7 +60,8 @@ def write_atomic(path: Path, write: Callable[[str], None]) -> None:
         os.chmod(tmp, file_mode())
         os.replace(tmp, path)
     finally:
-        Path(tmp).unlink(missing_ok=True)
+        with critical():
+            Path(tmp).unlink(missing_ok=True)
 
 
 def _in_main_thread() -> bool:

@@ -52,7 +52,8 @@ class Staging:
         return self
 
     def __exit__(self, *exc) -> None:
-        shutil.rmtree(self.dir, ignore_errors=True)
+        with critical():  # a signal must not cut the clean-up short
+            shutil.rmtree(self.dir, ignore_errors=True)
 
     def path(self, name: str) -> Path:
         """Where to write the output ``name`` (relative to ``out``) before the commit."""

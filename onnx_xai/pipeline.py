@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -103,33 +103,43 @@ def model_sha256(path: str | os.PathLike) -> str:
 
 
 def explain_files(ex: Explainer, files: Sequence[Path | tuple[Path, str]], out: Path, opts: Options,
-                  sha256: str, progress=None, skipped: list | None = None) -> list[dict]:
+                  sha256: str, progress: Callable | None = None, on_skip: Callable | None = None
+                  ) -> list[dict]:
     """Explain photo files with each method; returns the JSON records written (one per photo).
 
-    ``files`` are paths, or (path, output name) pairs as :func:`~onnx_xai.images.image_files` gives.
+    Args:
+        files: paths, or (path, output name) pairs as :func:`~onnx_xai.images.image_files` gives.
+        progress: called with the number of photos once they are decoded; returns a progress bar
+            (``update(n)``, ``close()``).
+        on_skip: called with (path, reason) for a photo left out (``opts.keep_going``).
+
     Every photo is decoded before anything is written: a bad one stops the run, or, with
-    ``opts.keep_going``, is left out and appended to ``skipped`` as (path, reason).
+    ``opts.keep_going``, is left out.
     """
     pairs = [f if isinstance(f, tuple) else (Path(f), Path(f).name) for f in files]
-    pairs = _readable(pairs, opts.keep_going, skipped)
+    pairs = _readable(pairs, opts.keep_going, on_skip)
     preprocessing = model_preprocessing(ex, opts)
     out = prepare_output_folder(out)
     names = dict(zip([path for path, _ in pairs], unique_names([name for _, name in pairs])))
-    records = []
-    with interruptible(), Staging(out) as staging:
-        for start in range(0, len(pairs), opts.batch_size):
-            chunk = [path for path, _ in pairs[start:start + opts.batch_size]]
-            prepared = [prepare(load_image(f), **preprocessing) for f in chunk]
-            results = _explain(ex, np.concatenate([p.array for p in prepared]), opts)
-            for i, (f, p) in enumerate(zip(chunk, prepared)):
-                picked = {m: _pick(r, i) for m, r in results.items()}
-                records.append(_write_photo(f, names[f], p, picked, staging, opts, sha256))
-            if progress is not None:
-                progress.update(len(chunk))
+    records, bar = [], progress(len(pairs)) if progress is not None else None
+    try:
+        with interruptible(), Staging(out) as staging:
+            for start in range(0, len(pairs), opts.batch_size):
+                chunk = [path for path, _ in pairs[start:start + opts.batch_size]]
+                prepared = [prepare(load_image(f), **preprocessing) for f in chunk]
+                results = _explain(ex, np.concatenate([p.array for p in prepared]), opts)
+                for i, (f, p) in enumerate(zip(chunk, prepared)):
+                    picked = {m: _pick(r, i) for m, r in results.items()}
+                    records.append(_write_photo(f, names[f], p, picked, staging, opts, sha256))
+                if bar is not None:
+                    bar.update(len(chunk))
+    finally:
+        if bar is not None:
+            bar.close()
     return records
 
 
-def _readable(pairs: list[tuple[Path, str]], keep_going: bool, skipped: list | None) -> list[tuple[Path, str]]:
+def _readable(pairs: list[tuple[Path, str]], keep_going: bool, on_skip) -> list[tuple[Path, str]]:
     """The photos that decode; without ``keep_going`` the first that does not raises."""
     kept = []
     for path, name in pairs:
@@ -138,8 +148,8 @@ def _readable(pairs: list[tuple[Path, str]], keep_going: bool, skipped: list | N
         except InputError as exc:
             if not keep_going:
                 raise
-            if skipped is not None:
-                skipped.append((path, str(exc)))
+            if on_skip is not None:
+                on_skip(path, str(exc))
             continue
         kept.append((path, name))
     if not kept:

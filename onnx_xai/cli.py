@@ -15,7 +15,7 @@ from pathlib import Path
 from .errors import XaiError
 from .files import Interrupted, critical, interruptible
 
-METHODS = ("gradient", "smoothgrad", "cam", "gradcam")
+DEMO_METHODS = ("gradient", "smoothgrad", "integrated_gradients", "cam", "gradcam", "gradcam_pp", "layercam")
 
 
 def _augment(args: argparse.Namespace) -> int:
@@ -96,7 +96,7 @@ def _explain(args: argparse.Namespace) -> int:
     labels = read_labels(args.labels, classes)
     opts = Options(methods=_methods(args.method, args.smooth), target=parse_target(args.target, labels, classes),
                    preset=args.preset, mean=args.mean, std=args.std, crop=args.crop,
-                   size=tuple(args.size) if args.size else None, smooth=args.smooth, seed=args.seed,
+                   size=tuple(args.size) if args.size else None, smooth=args.smooth, seed=args.seed, steps=args.steps,
                    cmap=args.cmap, alpha=args.alpha, batch_size=args.batch_size, sheets=args.sheet,
                    labels=labels, keep_going=args.keep_going)
     skipped: list = []
@@ -177,9 +177,9 @@ def _demo(args: argparse.Namespace) -> int:
     model = Path(str(DEMO_MODEL))
     ex = Explainer(model, threads=args.threads)
     files = sorted(Path(str(DEMO_PHOTOS)).glob("*.jpg"))
-    opts = Options(methods=list(METHODS), labels=read_labels(None, 1000), sheets=True, seed=0)
+    opts = Options(methods=list(DEMO_METHODS), labels=read_labels(None, 1000), sheets=True, seed=0, steps=16)
     records = explain_files(ex, files, Path(args.out), opts, model_sha256(model))
-    print(f"EfficientNet-Lite0 (ImageNet), {ex.providers[0]}; gradient, smoothgrad, cam, gradcam:")
+    print(f"EfficientNet-Lite0 (ImageNet), {ex.providers[0]}; {', '.join(DEMO_METHODS)}:")
     for rec in records:
         top = rec["explanations"][0]
         print(f"  {Path(rec['file']).name}: {top['label']} (logit {top['score']:.2f}) -> "
@@ -196,6 +196,7 @@ def _add_model_choice(p: argparse.ArgumentParser) -> None:
 
 def _add_explain(sub) -> None:
     from .images import PRESETS
+    from .runtime.methods import METHOD_NAMES
     from .visuals import COLORMAPS
 
     p = sub.add_parser("explain", help="explain photos: heatmap overlays, boxes and a JSON record each",
@@ -205,7 +206,8 @@ def _add_explain(sub) -> None:
                        "label, score, box in original pixels).")
     p.add_argument("model", help="ONNX classifier (original or rewritten by 'augment')")
     p.add_argument("images", nargs="+", help="image files or folders")
-    p.add_argument("--method", nargs="+", choices=METHODS, default=["gradcam"], help="default: gradcam")
+    p.add_argument("--method", nargs="+", choices=METHOD_NAMES, default=["gradcam"], metavar="METHOD",
+                   help=f"default: gradcam; any of {', '.join(METHOD_NAMES)}")
     p.add_argument("--target", help="class to explain, as an index or a label name (default, or -1: "
                    "each photo's top-1 class)")
     p.add_argument("--labels", help="class names, one per line (default: ImageNet for 1000 classes)")
@@ -222,6 +224,8 @@ def _add_explain(sub) -> None:
                    "with a dynamic one (a fixed one must match)")
     p.add_argument("--smooth", type=_at_least(1), metavar="N", help="SmoothGrad every method with N noisy "
                    "samples")
+    p.add_argument("--steps", type=_at_least(1), metavar="N", help="integration points of "
+                   "integrated_gradients (default 50)")
     p.add_argument("--seed", type=_at_least(0), default=0, help="SmoothGrad noise seed (default 0)")
     p.add_argument("--cmap", choices=COLORMAPS, default="jet")
     p.add_argument("--alpha", type=_fraction(closed_low=True), default=0.5,

@@ -23,7 +23,7 @@ from .files import interruptible
 from .images import Prepared, load_image, prepare
 from .outputs import Staging, unique_names
 from .runtime import Explainer
-from .visuals import overlay, sheet
+from .visuals import overlay, sheet, spotlight
 
 DATA = resources.files("onnx_xai") / "data"
 DEMO_MODEL = DATA / "efficientnet_lite0.onnx"
@@ -43,6 +43,7 @@ class Options:
     size: tuple[int, int] | None = None
     smooth: int | None = None  # SmoothGrad samples: smooth every method with this many
     seed: int = 0
+    steps: int | None = None  # integrated_gradients' n_steps (None: its default)
     cmap: str = "jet"
     alpha: float = 0.5
     batch_size: int = 8
@@ -185,17 +186,29 @@ def input_size(ex: Explainer, opts: Options) -> tuple[int, int]:
 
 
 def _explain(ex: Explainer, batch: np.ndarray, opts: Options) -> dict:
-    """Every method on a batch: one shared run for the plain ones, or SmoothGrad of each."""
+    """Every method on a batch: one shared run for all of them, or SmoothGrad of each."""
     if opts.smooth:
         return {m: ex.explain(batch, "smoothgrad", target=opts.target, base=m, n_samples=opts.smooth,
                               seed=opts.seed) for m in opts.methods}
-    seed = {"seed": opts.seed} if "smoothgrad" in opts.methods else {}
-    return ex.explain_many(batch, opts.methods, target=opts.target, **seed)
+    options = {"seed": opts.seed} if "smoothgrad" in opts.methods else {}
+    if opts.steps and "integrated_gradients" in opts.methods:
+        options["n_steps"] = opts.steps
+    return ex.explain_many(batch, opts.methods, target=opts.target, **options)
 
 
 def _pick(result, i: int) -> dict:
     return {"target": int(result.targets[i]), "score": float(result.scores[i]), "map": result.maps[i],
-            "box": result.boxes[i].tolist()}
+            "box": result.boxes[i].tolist(), "family": result.family,
+            "signed": None if result.signed is None else result.signed[i]}
+
+
+def _picture(p: Prepared, r: dict, opts: Options, box):
+    """The photo with one method's map: a heatmap for the CAM family, a spotlight (signed ones
+    tinted) for the gradient family (:mod:`onnx_xai.visuals`)."""
+    if r["family"] == "cam":
+        return overlay(p.photo, p.map_to_photo(r["map"]), opts.cmap, opts.alpha, box, p.region())
+    signed = p.map_to_photo(r["signed"]) if r["signed"] is not None else None
+    return spotlight(p.photo, p.map_to_photo(r["map"]), signed, box, p.region())
 
 
 def _write_photo(path: Path, name: str, p: Prepared, per_method: dict, staging: Staging, opts: Options,
@@ -204,7 +217,7 @@ def _write_photo(path: Path, name: str, p: Prepared, per_method: dict, staging: 
     panels, entries, written = [], [], []
     for method, r in per_method.items():
         box = p.box_to_photo(r["box"]) if r["box"][2] > r["box"][0] else None
-        picture = overlay(p.photo, p.map_to_photo(r["map"]), opts.cmap, opts.alpha, box, p.region())
+        picture = _picture(p, r, opts, box)
         written.append(f"{name}.{method}.png")
         picture.save(staging.path(written[-1]), format="PNG")
         label = opts.labels[r["target"]] if opts.labels else None

@@ -1,8 +1,12 @@
 """Pictures out: colormap LUTs, heatmap overlays with boxes, and a side-by-side sheet of methods.
 
 The colormaps are 256-entry lookup tables interpolated from a few anchor colours (viridis and
-inferno from matplotlib's published anchors, jet from its piecewise-linear definition), so there is
-no matplotlib dependency. Everything is drawn with Pillow.
+inferno from matplotlib's published anchors, coolwarm (diverging, for signed attributions) from
+Moreland's, jet from its piecewise-linear definition), so there is no matplotlib dependency.
+CAM-family maps are blended over the photo as heatmaps; gradient-family maps, which are speckled
+pixel by pixel, light the photo where they are important and dim it elsewhere (a spotlight, as
+PAIR's grayscale masks), signed ones tinted red (positive) and blue (negative). Everything is drawn
+with Pillow.
 """
 from __future__ import annotations
 
@@ -14,8 +18,9 @@ _ANCHORS = {
                 "#b4de2c", "#fde725"],
     "inferno": ["#000004", "#1b0c41", "#4a0c6b", "#781c6d", "#a52c60", "#cf4446", "#ed6925", "#fb9b06",
                 "#f7d13d", "#fcffa4"],
+    "coolwarm": ["#3b4cc0", "#6788ee", "#9abbff", "#c9d7f0", "#edd1c2", "#f7a889", "#e26952", "#b40426"],
 }
-COLORMAPS = ("jet", "viridis", "inferno")
+COLORMAPS = ("jet", "viridis", "inferno")  # the CLI's choices; "coolwarm" draws signed maps
 
 
 def colormap(name: str) -> np.ndarray:
@@ -28,7 +33,7 @@ def colormap(name: str) -> np.ndarray:
         positions = np.linspace(0.0, 1.0, len(anchors))
         rgb = np.stack([np.interp(t, positions, anchors[:, c]) for c in range(3)], axis=1)
     else:
-        raise ValueError(f"unknown colormap {name!r}; choose from {', '.join(COLORMAPS)}")
+        raise ValueError(f"unknown colormap {name!r}; choose from {', '.join(COLORMAPS + ('coolwarm',))}")
     return np.round(rgb * 255).astype(np.uint8)
 
 
@@ -44,7 +49,27 @@ def overlay(photo: Image.Image, values: np.ndarray, cmap: str = "jet", alpha: fl
     """The photo with the map (same size as the photo, values in [0, 1]) blended over it, only inside
     ``region`` (x0, y0, x1, y1) when given (the part of the photo the model saw), and the box drawn."""
     photo = photo.convert("RGB")
-    blended = Image.blend(photo, heatmap(values, cmap), alpha)
+    return _framed(photo, Image.blend(photo, heatmap(values, cmap), alpha), box, region)
+
+
+def spotlight(photo: Image.Image, values: np.ndarray, signed: np.ndarray | None = None,
+              box: tuple[int, int, int, int] | None = None,
+              region: tuple[int, int, int, int] | None = None) -> Image.Image:
+    """The photo lit where ``values`` (importance in [0, 1]) is high, dimmed to 20 % where it is
+    zero (the top third of the importance fully lit); ``signed`` maps in [-1, 1] tint it red and
+    blue; inside ``region``, with the box drawn, as :func:`overlay`."""
+    photo = photo.convert("RGB")
+    light = np.clip(values * 1.5, 0, 1)[..., None]
+    mixed = np.asarray(photo, np.float32) * (0.2 + 0.8 * light)
+    if signed is not None:
+        tint = (np.clip(np.abs(signed) * 1.5, 0, 1) * 0.6)[..., None]
+        mixed = mixed * (1 - tint) + np.asarray(heatmap((signed + 1) / 2, "coolwarm"), np.float32) * tint
+    lit = Image.fromarray(np.clip(np.round(mixed), 0, 255).astype(np.uint8))
+    return _framed(photo, lit, box, region)
+
+
+def _framed(photo: Image.Image, blended: Image.Image, box, region) -> Image.Image:
+    """``blended`` inside ``region`` of the photo (all of it without one), the box drawn in white."""
     if region is not None:
         framed = photo.copy()
         framed.paste(blended.crop(region), region[:2])

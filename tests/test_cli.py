@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from onnx_xai.cli import DEMO_METHODS
 from onnx_xai.pipeline import DEMO_MODEL, DEMO_PHOTOS
 
 MODEL = Path(str(DEMO_MODEL))
@@ -46,7 +47,7 @@ def test_demo_writes_valid_sheets_and_records(demo):
         with Image.open(out / f"{stem}.jpg.sheet.png") as im:
             im.verify()
         record = json.loads((out / f"{stem}.jpg.json").read_text())
-        assert [e["method"] for e in record["explanations"]] == ["gradient", "smoothgrad", "cam", "gradcam"]
+        assert [e["method"] for e in record["explanations"]] == list(DEMO_METHODS)
         for e in record["explanations"]:
             with Image.open(out / e["overlay"]) as im:
                 assert im.size == tuple(record["size"])
@@ -58,7 +59,7 @@ def test_demo_finds_the_cat(demo):
     by_method = {e["method"]: e for e in record["explanations"]}
     assert by_method["gradcam"]["target"] in CAT_CLASSES
     assert "cat" in by_method["gradcam"]["label"]
-    for method in ("cam", "gradcam"):
+    for method in ("cam", "gradcam", "gradcam_pp", "layercam"):
         box = by_method[method]["box"]
         cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
         assert iou(box, CAT_BOX) >= 0.4, (method, box)

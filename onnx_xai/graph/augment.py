@@ -1,14 +1,11 @@
 """``augment``: an ONNX image classifier in, an ordinary ONNX model with explanation outputs out.
 
-The rewritten-model contract (documented in the README): an extra input ``xai_target`` int64 [N]
-(-1 = top-1 class), the outputs ``xai_score``, ``xai_target_used`` and, per requested output set,
-``xai_activation``, ``xai_activation_grad``, ``xai_gradcam``, ``xai_cam`` and ``xai_input_grad``,
-float32 whatever the model's own float type; the graph is pruned to the requested sets, and
-``metadata_props["onnx_xai"]`` describes the rewrite so that the runtime never re-derives anything.
+The rewritten-model contract is :mod:`onnx_xai.contract` (names, output sets, the record stored in
+``metadata_props``), documented in the README; the graph is pruned to the requested output sets,
+and the record describes the rewrite so that the runtime never re-derives anything.
 """
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,6 +14,8 @@ import numpy as np
 import onnx
 from onnx import helper
 
+from .. import contract as c
+from ..contract import RewriteRecord, TargetView
 from ..errors import CamNotApplicableError, InputError, ModelError
 from .analysis import Score, differentiable_input, image_input, score_tensor
 from .assemble import build_model
@@ -28,12 +27,11 @@ from .info import GraphInfo
 from .layout import NCHW, tensor_layouts
 from .model_io import load_model
 from .simplify import fold_zero_pads
-from .target import TargetView, check_target, default_target, view_of
+from .rules.guided import guided_rules
+from .target import check_target, default_target, view_of
 from .views import channels_first, channels_first_shape
 
-OUTPUT_SETS = ("cam", "gradcam", "input_grad")
-METADATA_KEY = "onnx_xai"
-FORMAT = 2
+OUTPUT_SETS = tuple(c.OUTPUT_SETS)
 MIN_OPSET = 11
 FLOAT = onnx.TensorProto.FLOAT
 
@@ -57,16 +55,15 @@ class Analysis:
     def layout(self) -> str:
         return self.layouts.get(self.image, NCHW)
 
-    def metadata(self) -> dict:
-        """The description stored in ``metadata_props["onnx_xai"]`` (without the outputs)."""
+    def record(self) -> RewriteRecord:
+        """The record stored in the rewritten model (its outputs and sets filled in by augment)."""
         head = self.head
-        return {"format": FORMAT, "source_sha256": self.sha256, "input": self.image,
-                "input_type": onnx.TensorProto.DataType.Name(self.info.dtype(self.image)).lower(),
-                "layout": self.layout, "differentiated": self.source, "output": self.output,
-                "score": self.score.name, "score_kind": self.score.kind,
-                "target_layer": self.view.name, "target": self.view.describe(),
-                "cam": isinstance(head, CamHead),
-                "head": " -> ".join(head.ops) if isinstance(head, CamHead) else head}
+        return RewriteRecord(
+            source_sha256=self.sha256, input=self.image,
+            input_type=onnx.TensorProto.DataType.Name(self.info.dtype(self.image)).lower(),
+            layout=self.layout, differentiated=self.source, output=self.output, score=self.score.name,
+            score_kind=self.score.kind, target=self.view.describe(), cam=isinstance(head, CamHead),
+            head=" -> ".join(head.ops) if isinstance(head, CamHead) else head)
 
 
 def analyze(model: str | os.PathLike | bytes | onnx.ModelProto, target_layer: str | None = None,
@@ -76,7 +73,7 @@ def analyze(model: str | os.PathLike | bytes | onnx.ModelProto, target_layer: st
     Arguments and errors as :func:`augment`.
     """
     proto, sha256 = load_model(model)
-    if METADATA_KEY in {p.key for p in proto.metadata_props}:
+    if c.METADATA_KEY in {p.key for p in proto.metadata_props}:
         raise ModelError("the model was already rewritten by onnx_xai")
     info = GraphInfo(proto)
     if info.opset < MIN_OPSET:
@@ -110,8 +107,9 @@ def augment(model: str | os.PathLike | bytes | onnx.ModelProto | Analysis,
             :func:`analyze` (then the other selection arguments are ignored).
         target_layer: name of the tensor to explain (4-D, or a vision transformer's tokens);
             default: the input of the head's spatial collapse (see :mod:`onnx_xai.graph.target`).
-        outputs: the output sets to emit, any of ``"cam"``, ``"gradcam"``, ``"input_grad"``;
-            default: every set the model allows (``"cam"`` only on a GAP -> linear head).
+        outputs: the output sets to emit (:data:`onnx_xai.contract.OUTPUT_SETS`: ``"activation"``,
+            ``"cam"``, ``"gradcam"``, ``"input_grad"``, ``"guided"``); default ``"cam"``,
+            ``"gradcam"`` and ``"input_grad"``, CAM only on a GAP -> linear head.
         input_name: the image input (default: the first 4-D float input, else integer input).
         output_name: the output whose score is explained (default: the first).
 
@@ -128,16 +126,17 @@ def augment(model: str | os.PathLike | bytes | onnx.ModelProto | Analysis,
     if "cam" in wanted and not isinstance(a.head, CamHead):
         raise CamNotApplicableError(f"CAM needs a global-average-pool -> linear head: {a.head}")
     rewritten = _emit(a, wanted)
-    meta = {**a.metadata(), "outputs": [o.name for o in rewritten.graph.output if o.name.startswith("xai_")],
-            "output_sets": list(wanted)}
+    record = a.record()
+    record.outputs = [o.name for o in rewritten.graph.output if o.name.startswith("xai_")]
+    record.output_sets = list(wanted)
     helper.set_model_props(rewritten, {**{p.key: p.value for p in a.model.metadata_props},
-                                       METADATA_KEY: json.dumps(meta)})
+                                       c.METADATA_KEY: record.to_json()})
     return rewritten
 
 
 def _output_sets(outputs: Sequence[str] | None, cam_allowed: bool) -> tuple[str, ...]:
     if outputs is None:
-        return tuple(o for o in OUTPUT_SETS if cam_allowed or o != "cam")
+        return tuple(o for o in c.DEFAULT_SETS if cam_allowed or o != "cam")
     if isinstance(outputs, str):
         outputs = [outputs]
     unknown = [o for o in outputs if o not in OUTPUT_SETS]
@@ -147,30 +146,52 @@ def _output_sets(outputs: Sequence[str] | None, cam_allowed: bool) -> tuple[str,
 
 
 def _emit(a: Analysis, wanted: tuple[str, ...]) -> onnx.ModelProto:
-    info, e, score, target = a.info, Emitter(a.info), a.score.name, a.view.name
+    info, e, score = a.info, Emitter(a.info), a.score.name
     batch = (info.shape(score) or info.shape(a.image) or ("N",))[0]
-    target_in = e.reserve("xai_target")
+    target_in = e.reserve(c.TARGET)
     used = _resolve_target(e, score, target_in)
     score_out = e.squeeze(e.op("GatherElements", [score, e.unsqueeze(used, [1])], axis=1), [1])
-    outs = [_publish(e, "xai_score", _as_float32(e, score_out, score), [batch]),
+    outs = [_publish(e, c.SCORE, _as_float32(e, score_out, score), [batch]),
             helper.make_tensor_value_info(used, onnx.TensorProto.INT64, [batch])]
-    wrt = ([target] if "gradcam" in wanted else []) + ([a.source] if "input_grad" in wanted else [])
-    grads = backward(e, score, _seed(e, score, used), wrt) if wrt else {}
-    act_shape = channels_first_shape(info, a.view)
-    if "cam" in wanted or "gradcam" in wanted:
-        activation = _as_float32(e, channels_first(e, a.view, target), target)
-        outs.append(_publish(e, "xai_activation", activation, act_shape))
-    if "gradcam" in wanted:
-        d_activation = _as_float32(e, channels_first(e, a.view, grads[target] or e.zeros_like(target)), target)
-        outs.append(_publish(e, "xai_activation_grad", d_activation, act_shape))
-        outs.append(_publish(e, "xai_gradcam", _gradcam(e, activation, d_activation), act_shape[:1] + act_shape[2:]))
-    if "cam" in wanted:
-        outs.append(_publish(e, "xai_cam", _cam(e, activation, a.head, used), act_shape[:1] + act_shape[2:]))
-    if "input_grad" in wanted:
-        d_input = undo_moves(e, a.moves, grads[a.source] or e.zeros_like(a.source))
-        outs.append(_publish(e, "xai_input_grad", _as_float32(e, d_input, a.source), list(info.shape(a.image))))
+    seed = _seed(e, score, used)
+    wrt = ([a.view.name] if "gradcam" in wanted else []) + ([a.source] if "input_grad" in wanted else [])
+    grads = backward(e, score, seed, wrt) if wrt else {}  # one sweep serves both
+    outs += _layer_outputs(e, a, wanted, used, grads) + _input_outputs(e, a, wanted, grads, seed)
     target_vi = helper.make_tensor_value_info(target_in, onnx.TensorProto.INT64, [batch])
     return build_model(info, e, [target_vi], outs)
+
+
+def _layer_outputs(e: Emitter, a: Analysis, wanted, used: str, grads: dict) -> list:
+    """The target layer's activation (channels-first), its gradient, Grad-CAM and CAM."""
+    if not {"activation", "cam", "gradcam"} & set(wanted):
+        return []
+    target, shape = a.view.name, channels_first_shape(a.info, a.view)
+    activation = _as_float32(e, channels_first(e, a.view, target), target)
+    outs = [_publish(e, c.ACTIVATION, activation, shape)]
+    if "gradcam" in wanted:
+        grad = grads[target] or e.zeros_like(target)
+        d_activation = _as_float32(e, channels_first(e, a.view, grad), target)
+        outs.append(_publish(e, c.ACTIVATION_GRAD, d_activation, shape))
+        outs.append(_publish(e, c.GRADCAM, _gradcam(e, activation, d_activation), shape[:1] + shape[2:]))
+    if "cam" in wanted:
+        outs.append(_publish(e, c.CAM, _cam(e, activation, a.head, used), shape[:1] + shape[2:]))
+    return outs
+
+
+def _input_outputs(e: Emitter, a: Analysis, wanted, grads: dict, seed: str) -> list:
+    """d score / d input, plain and guided (the ReLU rule swapped), in the input's own shape."""
+    outs, shape = [], list(a.info.shape(a.image))
+    if "input_grad" in wanted:
+        outs.append(_publish(e, c.INPUT_GRAD, _input_gradient(e, a, grads[a.source]), shape))
+    if "guided" in wanted:
+        guided = backward(e, a.score.name, seed, [a.source], rules=guided_rules())[a.source]
+        outs.append(_publish(e, c.GUIDED_INPUT_GRAD, _input_gradient(e, a, guided), shape))
+    return outs
+
+
+def _input_gradient(e: Emitter, a: Analysis, grad: str | None) -> str:
+    """A cotangent of the differentiated tensor, back in the input's shape and layout, float32."""
+    return _as_float32(e, undo_moves(e, a.moves, grad or e.zeros_like(a.source)), a.source)
 
 
 def _publish(e: Emitter, public: str, name: str, shape: list) -> onnx.ValueInfoProto:
@@ -188,7 +209,7 @@ def _resolve_target(e: Emitter, score: str, target_in: str) -> str:
     """``xai_target_used``: the requested class, or the top-1 class where -1 was given."""
     top1 = e.op("ArgMax", [score], axis=1, keepdims=0)
     negative = e.op("Less", [target_in, e.const(np.array(0, "int64"))])
-    return e.op("Where", [negative, top1, target_in], out=[e.reserve("xai_target_used")])
+    return e.op("Where", [negative, top1, target_in], out=[e.reserve(c.TARGET_USED)])
 
 
 def _seed(e: Emitter, score: str, used: str) -> str:

@@ -8,14 +8,14 @@ order, sums the cotangents that reach a tensor from several consumers, and calls
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import onnx
 
 from ..errors import UnsupportedModelError
 from .emitter import Emitter
 from .paths import ancestors, dependents, path_nodes
-from .registry import check_node, rule_for, supported_ops
+from .registry import Rule, check_node, rule_table, supported_ops
 
 
 def describe(node: onnx.NodeProto) -> str:
@@ -47,7 +47,8 @@ def prepare_path(e: Emitter, score: str, wrt: Sequence[str]) -> list[onnx.NodePr
     return path_nodes(e.info, wrt, score)
 
 
-def backward(e: Emitter, score: str, seed: str, wrt: Sequence[str]) -> dict[str, str | None]:
+def backward(e: Emitter, score: str, seed: str, wrt: Sequence[str], rules: Mapping[str, Rule] | None = None
+             ) -> dict[str, str | None]:
     """Emit the gradient of ``score`` (seeded with cotangent ``seed``) with respect to ``wrt``.
 
     Args:
@@ -55,6 +56,8 @@ def backward(e: Emitter, score: str, seed: str, wrt: Sequence[str]) -> dict[str,
         score: forward tensor whose cotangent is ``seed``.
         seed: tensor name of d(objective)/d(score), same shape as ``score``.
         wrt: forward tensors to differentiate with respect to.
+        rules: the rule table (op type -> rule); default the registry's. Guided backprop passes the
+            registry's with the ReLU rule replaced.
 
     Returns:
         A map from each ``wrt`` name to its cotangent tensor name, or None when the score does not
@@ -64,6 +67,7 @@ def backward(e: Emitter, score: str, seed: str, wrt: Sequence[str]) -> dict[str,
         UnsupportedModelError: listing every node on the path that has no rule or an unsupported
             attribute.
     """
+    rules = rules if rules is not None else rule_table()
     nodes = prepare_path(e, score, wrt)
     check_path(e, nodes)
     grads: dict[str, str] = {score: seed}
@@ -72,7 +76,7 @@ def backward(e: Emitter, score: str, seed: str, wrt: Sequence[str]) -> dict[str,
         if all(g is None for g in grads_out):
             continue
         e.context = f"vjp of {node.op_type} {node.name or node.output[0]!r}"
-        grads_in = rule_for(node.op_type)(e, node, grads_out)
+        grads_in = rules[node.op_type](e, node, grads_out)
         assert len(grads_in) == len(node.input), f"rule for {node.op_type} broke the contract"
         for name, g in zip(node.input, grads_in):
             if g is None or not e.wants(name):
@@ -87,6 +91,6 @@ def undo_moves(e: Emitter, moves: Sequence[onnx.NodeProto], grad: str) -> str:
     first float tensor of an integer input back to the input's own shape and layout."""
     for node in reversed(moves):
         e.context = f"vjp of {node.op_type} {node.name or node.output[0]!r}"
-        grad = rule_for(node.op_type)(e, node, [grad])[0]
+        grad = rule_table()[node.op_type](e, node, [grad])[0]
     e.context = ""
     return grad

@@ -19,7 +19,8 @@ from .analysis import data_consumers
 from .info import GraphInfo, attr
 from .layout import permuted, spatial_axes
 from .rules._shared import reduce_axes
-from .target import TOKENS, TargetView
+from ..contract import TargetView
+from .target import TOKENS
 
 MOVES = ("Flatten", "Reshape", "Squeeze", "Dropout", "Identity", "Transpose", "QuantizeLinear",
          "DequantizeLinear")

@@ -45,9 +45,10 @@ def supported_ops() -> list[str]:
     return sorted(RULES)
 
 
-def rule_for(op_type: str) -> Rule | None:
+def rule_table() -> dict[str, Rule]:
+    """The registered rules, op type -> rule (a copy: callers may swap rules in it)."""
     _load_rules()
-    return RULES.get(op_type)
+    return dict(RULES)
 
 
 def check_node(info, node: onnx.NodeProto, wants: Callable[[str], bool]) -> list[str]:

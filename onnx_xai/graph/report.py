@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 
-from .augment import METADATA_KEY, analyze
+from ..contract import METADATA_KEY
+from .augment import analyze
 from .autodiff import path_problems, prepare_path
 from .emitter import Emitter
 from .head import CamHead

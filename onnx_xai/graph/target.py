@@ -16,8 +16,9 @@ without the class/distillation tokens and reshaped to the patch grid.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
+from ..contract import TargetView
 from ..errors import ModelError
 from .info import GraphInfo
 from .layout import NCHW, spatial_axes
@@ -26,23 +27,6 @@ from .paths import ancestors, dependents, dominators, reaches
 TOKENS = "tokens"
 CONVOLUTIONS = frozenset({"Conv", "ConvTranspose", "QLinearConv", "ConvInteger"})
 MAX_PREFIX = 8  # class, distillation and register tokens before the patch tokens
-
-
-@dataclass(frozen=True)
-class TargetView:
-    """A target tensor and how it reads as channels-first activations.
-
-    ``layout`` is a permutation of ``"NCHW"`` for 4-D tensors, or ``"tokens"`` for a token sequence
-    ``[N, prefix + h*w, C]`` of which the first ``prefix`` tokens are dropped and the rest laid on
-    the ``grid`` (h, w).
-    """
-    name: str
-    layout: str
-    prefix: int = 0
-    grid: tuple[int, int] | None = None
-
-    def describe(self) -> dict:
-        return asdict(self) | {"grid": list(self.grid) if self.grid else None}
 
 
 @dataclass(frozen=True)

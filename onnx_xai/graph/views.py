@@ -10,7 +10,8 @@ from __future__ import annotations
 from .emitter import Emitter
 from .info import GraphInfo
 from .layout import NCHW
-from .target import TOKENS, TargetView
+from ..contract import TargetView
+from .target import TOKENS
 
 INT64_MAX = 2**63 - 1
 

@@ -1,5 +1,10 @@
 """From raw attributions to pictures and boxes: bilinear upsampling, normalization, localization.
 
+- Gradient-family attributions (shaped like the input) become importance maps as PAIR saliency and
+  Captum draw them: |attribution| summed over channels, clipped at its 99th percentile (a few outlier
+  pixels would otherwise flatten the picture); signed ones also get a signed map, the channel sum
+  over the 99th percentile of its magnitude, in [-1, 1], for a diverging colormap.
+
 - Upsampling follows ``torch.nn.functional.interpolate(mode="bilinear", align_corners=False)``
   (half-pixel centres, source index clamped at 0), written as two small interpolation matrices.
 - Normalization is min-max per sample; a constant map becomes all zeros, never NaN.
@@ -17,11 +22,14 @@ from scipy import ndimage
 
 
 @functools.lru_cache(maxsize=64)
-def interpolation_matrix(size_out: int, size_in: int) -> np.ndarray:
-    """The ``size_out x size_in`` bilinear (half-pixel, align_corners=False) resampling matrix
-    (float32, cached: the sizes repeat from call to call)."""
-    scale = size_in / size_out
-    src = np.maximum((np.arange(size_out) + 0.5) * scale - 0.5, 0.0)
+def interpolation_matrix(size_out: int, size_in: int, aligned: bool = False) -> np.ndarray:
+    """The ``size_out x size_in`` bilinear resampling matrix: half-pixel centres (torch's
+    ``align_corners=False``), or corners aligned (``aligned``, torch's ``UpsamplingBilinear2d``);
+    float32, cached: the sizes repeat from call to call."""
+    if aligned:
+        src = np.arange(size_out) * ((size_in - 1) / (size_out - 1) if size_out > 1 else 0.0)
+    else:
+        src = np.maximum((np.arange(size_out) + 0.5) * (size_in / size_out) - 0.5, 0.0)
     lo = np.floor(src).astype(np.int64)
     hi = np.minimum(lo + 1, size_in - 1)
     frac = src - lo
@@ -40,6 +48,24 @@ def upsample(maps: np.ndarray, height: int, width: int) -> np.ndarray:
         return maps.astype(np.float32)
     rows, cols = interpolation_matrix(height, h), interpolation_matrix(width, w)
     return np.matmul(np.matmul(rows, maps.astype(np.float32)), cols.T)
+
+
+PERCENTILE = 99.0
+
+
+def importance(raw: np.ndarray, layout: str) -> np.ndarray:
+    """``(N, H, W)``: |raw| summed over the channel axis, clipped at each map's 99th percentile."""
+    summed = np.abs(raw).sum(axis=layout.index("C"), dtype=np.float32)
+    ceiling = np.percentile(summed.reshape(len(summed), -1), PERCENTILE, axis=1).astype(np.float32)
+    return np.minimum(summed, ceiling[:, None, None])
+
+
+def signed_map(raw: np.ndarray, layout: str) -> np.ndarray:
+    """``(N, H, W)`` in [-1, 1]: the channel sum over the 99th percentile of its magnitude."""
+    summed = raw.sum(axis=layout.index("C"), dtype=np.float32)
+    scale = np.percentile(np.abs(summed).reshape(len(summed), -1), PERCENTILE, axis=1).astype(np.float32)
+    scale = np.where(scale > 0, scale, 1.0)
+    return np.clip(summed / scale[:, None, None], -1.0, 1.0)
 
 
 def normalize(maps: np.ndarray) -> np.ndarray:

@@ -7,7 +7,6 @@ through onnxruntime (no ``onnx`` import) and serves every output set it contains
 """
 from __future__ import annotations
 
-import json
 import os
 import threading
 from pathlib import Path
@@ -15,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from ..contract import METADATA_KEY, OUTPUT_SETS, RewriteRecord
 from ..errors import CamNotApplicableError, InputError, ModelError
 
 FORWARD = "forward"
-METADATA_KEY = "onnx_xai"
 
 
 def default_providers() -> list[str]:
@@ -52,9 +51,9 @@ class SessionSet:
         self._sessions: dict[str, ort.InferenceSession] = {}
         self._analysis = None
         first = self._session_from(self._bytes_or_path())
-        meta = first.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
-        self.rewritten = meta is not None
-        self.meta = json.loads(meta) if meta else None
+        stored = first.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
+        self.rewritten = stored is not None
+        self._record = RewriteRecord.from_json(stored) if stored else None
         self._sessions[FORWARD] = first
         if not self.rewritten and any(_fixed_batch(i.shape) for i in first.get_inputs()):
             # An export with a fixed batch size: serve the forward from the batch-freed copy.
@@ -63,7 +62,7 @@ class SessionSet:
             if any(v is not None for v in self._choice.values()):
                 raise InputError("target_layer, input_name and output_name apply to original models; "
                                  "this one was already rewritten")
-            for output_set in self.meta.get("output_sets", []):
+            for output_set in self._provided():
                 self._sessions[output_set] = first
 
     def _bytes_or_path(self) -> bytes | str:
@@ -98,13 +97,27 @@ class SessionSet:
         """The providers the sessions actually use (e.g. CPU when CUDA could not be loaded)."""
         return self._sessions[FORWARD].get_providers()
 
-    def description(self) -> dict:
-        """The rewrite's description (target layer, layout, input, output, cam, head)."""
-        if self.meta is None:
+    def record(self) -> RewriteRecord:
+        """The rewrite's record (target layer, layout, input, output, cam, head ...): read from a
+        rewritten model, or from the analysis of an original one."""
+        if self._record is None:
             with self._lock:
-                if self.meta is None:
-                    self.meta = self._analyze().metadata()
-        return self.meta
+                if self._record is None:
+                    self._record = self._analyze().record()
+        return self._record
+
+    def _provided(self) -> list[str]:
+        """The output sets a rewritten model's outputs cover (``activation`` comes with CAM and
+        Grad-CAM)."""
+        present = set(self._record.outputs)
+        return [name for name, outputs in OUTPUT_SETS.items() if set(outputs) <= present]
+
+    def cheapest(self) -> str:
+        """The output set that costs least to run (for runs that need only the score)."""
+        if not self.rewritten:
+            return "activation"
+        provided = self._provided()
+        return next(s for s in ("activation", "cam", "gradcam", "input_grad", "guided") if s in provided)
 
     def _analyze(self):
         if self._analysis is None:
@@ -127,16 +140,17 @@ class SessionSet:
 
     def _build(self, output_sets: tuple[str, ...]) -> ort.InferenceSession:
         if self.rewritten:
-            present = set(self.meta.get("output_sets", []))
+            present = set(self._provided())
             if set(output_sets) <= present:
                 return self._sessions[FORWARD]
             missing = sorted(set(output_sets) - present)
-            if "cam" in missing and not self.meta.get("cam"):
-                raise CamNotApplicableError(f"CAM needs a global-average-pool -> linear head: "
-                                            f"{self.meta.get('head')}")
+            if "cam" in missing and not self._record.cam:
+                raise CamNotApplicableError(f"CAM needs a global-average-pool -> linear head: {self._record.head}")
             raise InputError(f"this rewritten model has no {missing[0]!r} outputs (it has "
                              f"{', '.join(sorted(present))}); rewrite the original with "
                              f"onnx-xai augment --outputs {' '.join(output_sets)}")
+        if "cam" in output_sets and not self.record().cam:
+            raise CamNotApplicableError(f"CAM needs a global-average-pool -> linear head: {self.record().head}")
         from ..graph.augment import augment
         return self._session_from(augment(self._analyze(), outputs=output_sets).SerializeToString())
 

@@ -95,8 +95,8 @@ def test_target_layouts_and_score_kinds():
                 "sigmoid_head": ("NCHW", "NCHW", "pre-sigmoid"), "vit": ("NCHW", "tokens", "logit"),
                 "paddle_dynamic": ("NCHW", "NCHW", "pre-softmax")}
     for name, (input_layout, target_layout, score_kind) in expected.items():
-        meta = onnx_xai.Explainer(export(name))._sessions.description()
-        assert (meta["layout"], meta["target"]["layout"], meta["score_kind"]) == \
+        record = onnx_xai.Explainer(export(name)).record
+        assert (record.layout, record.target["layout"], record.score_kind) == \
             (input_layout, target_layout, score_kind), name
-    vit = onnx_xai.Explainer(export("vit"))._sessions.description()["target"]
+    vit = onnx_xai.Explainer(export("vit")).record.target
     assert vit["prefix"] == 1 and vit["grid"] == [4, 4] and "blocks.1/norm1" in vit["name"]

@@ -1,0 +1,87 @@
+"""The contract between the rewritten model and whoever runs it: names, output sets and the record.
+
+The graph layer writes it, the runtime reads it, plain-onnxruntime users rely on it; every name lives
+here once and this module imports neither onnx nor onnxruntime.
+
+- Inputs added to the model: :data:`TARGET` (int64 ``[N]``, the class per sample, -1 = top-1).
+- Outputs added (float32 whatever the model's float type), grouped in *output sets*, each a pruned
+  graph (runtimes execute every node of a graph whatever is fetched): see :data:`OUTPUT_SETS`.
+  Every set also gives :data:`SCORE` and :data:`TARGET_USED`.
+- The record stored in ``metadata_props[METADATA_KEY]``: :class:`RewriteRecord`, JSON.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+
+TARGET = "xai_target"
+SCORE = "xai_score"
+TARGET_USED = "xai_target_used"
+ACTIVATION = "xai_activation"
+ACTIVATION_GRAD = "xai_activation_grad"
+GRADCAM = "xai_gradcam"
+CAM = "xai_cam"
+INPUT_GRAD = "xai_input_grad"
+GUIDED_INPUT_GRAD = "xai_guided_input_grad"
+METADATA_KEY = "onnx_xai"
+FORMAT = 2
+
+# Output set -> the outputs it adds besides SCORE and TARGET_USED, in contract order.
+OUTPUT_SETS: dict[str, tuple[str, ...]] = {
+    "activation": (ACTIVATION,),
+    "cam": (ACTIVATION, CAM),
+    "gradcam": (ACTIVATION, ACTIVATION_GRAD, GRADCAM),
+    "input_grad": (INPUT_GRAD,),
+    "guided": (GUIDED_INPUT_GRAD,),
+}
+DEFAULT_SETS = ("cam", "gradcam", "input_grad")  # what `augment` writes unless told otherwise
+
+
+@dataclass(frozen=True)
+class TargetView:
+    """The target layer and how it reads as channels-first activations ``[N, K, h, w]``.
+
+    ``layout`` is a permutation of ``"NCHW"`` for 4-D tensors, or ``"tokens"`` for a token sequence
+    ``[N, prefix + h*w, C]`` of which the first ``prefix`` tokens are dropped and the rest laid on
+    the ``grid`` (h, w).
+    """
+    name: str
+    layout: str
+    prefix: int = 0
+    grid: tuple[int, int] | None = None
+
+    def describe(self) -> dict:
+        return asdict(self) | {"grid": list(self.grid) if self.grid else None}
+
+
+@dataclass
+class RewriteRecord:
+    """What a rewrite did, stored as JSON in the model (format 2); every field is documented in the
+    README's contract section."""
+    source_sha256: str
+    input: str
+    input_type: str
+    layout: str
+    differentiated: str
+    output: str
+    score: str
+    score_kind: str
+    target: dict
+    cam: bool
+    head: str
+    outputs: list[str] = field(default_factory=list)
+    output_sets: list[str] = field(default_factory=list)
+    format: int = FORMAT
+
+    @property
+    def target_layer(self) -> str:
+        return self.target["name"]
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self) | {"target_layer": self.target_layer})
+
+    @classmethod
+    def from_json(cls, text: str) -> RewriteRecord:
+        data = json.loads(text)
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})

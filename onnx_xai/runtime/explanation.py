@@ -1,0 +1,53 @@
+"""What ``explain`` returns: the raw attribution, its maps at the input's resolution, and boxes.
+
+``raw`` is the method's attribution (shaped like the input for the gradient family, ``[N, h, w]`` on
+the target layer's grid for the CAM family); ``maps`` are ``(N, H, W)`` float32 in [0, 1] at the
+input's resolution: CAM-family maps upsampled bilinearly (half-pixel centres) and min-max
+normalized, gradient-family maps as importance (|raw| summed over channels, clipped at the 99th
+percentile) min-max normalized; ``signed`` is the signed map in [-1, 1] of signed methods (None
+otherwise). ``boxes`` are ``(N, 4)`` int (x0, y0, x1, y1), half-open, around the largest region above
+``box_threshold`` (20 %) of each map's maximum, thresholding the map before normalization (as Zhou
+et al. threshold the CAM itself, so negative evidence elsewhere never lowers the threshold).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .maps import boxes as find_boxes
+from .maps import importance, normalize, signed_map, upsample
+
+
+@dataclass
+class Explanation:
+    """The result of :meth:`Explainer.explain` for a batch of N inputs.
+
+    ``boxes`` is computed on first access (it labels connected regions, which costs more than the
+    rest of the post-processing), then kept.
+    """
+    method: str
+    family: str  # "gradient" (raw shaped like the input) or "cam" (raw on the target layer's grid)
+    targets: np.ndarray  # (N,) int64, the classes explained
+    scores: np.ndarray  # (N,) float32, their scores (pre-softmax / pre-sigmoid where the model has one)
+    raw: np.ndarray  # the method's attribution
+    maps: np.ndarray  # (N, H, W) float32 in [0, 1] at input resolution
+    pixels: np.ndarray = field(repr=False)  # the maps before normalization, which boxes threshold
+    box_threshold: float = 0.2
+    signed: np.ndarray | None = field(default=None, repr=False)  # (N, H, W) in [-1, 1], signed methods
+    _boxes: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def boxes(self) -> np.ndarray:
+        """(N, 4) int64, (x0, y0, x1, y1) half-open, in input pixels."""
+        if self._boxes is None:
+            self._boxes = find_boxes(self.pixels, self.box_threshold)
+        return self._boxes
+
+
+def explanation(name: str, family: str, signed: bool, raw: np.ndarray, targets: np.ndarray,
+                scores: np.ndarray, layout: str, size: tuple[int, int], box_threshold: float) -> Explanation:
+    """Maps, signed map and the rest from a method's raw attribution (see the module docstring)."""
+    pixels = upsample(raw, *size) if family == "cam" else importance(raw, layout)
+    return Explanation(name, family, targets, scores, raw, normalize(pixels), pixels, box_threshold,
+                       signed_map(raw, layout) if signed and family != "cam" else None)

@@ -1,0 +1,168 @@
+"""The CAM family: maps on the target layer's grid, ``ReLU(sum_k w_k A_k)`` or a variant of it.
+
+One base computes ``ReLU(image)`` with ``image = sum_k weights_k A_k`` from the target activation A
+(``[N, K, h, w]``, channels-first) and its gradient G; each method overrides its weights or its
+image, as in pytorch-grad-cam, whose definitions these follow:
+
+- ``cam`` (Zhou et al. 2016): the head's class weights, read in-graph (no ReLU, as Zhou et al.);
+- ``gradcam`` (Selvaraju et al. 2017): weights = spatial mean of G;
+- ``gradcam_pp`` (Chattopadhay et al. 2018): weights = sum_ij ReLU(G) a_ij,
+  a = G^2 / (2 G^2 + sum_ij A * G^3 + 1e-6), a = 0 where G = 0;
+- ``xgradcam`` (Fu et al. 2020): weights = sum_ij G A / (sum_ij A + 1e-7);
+- ``hirescam`` (Draelos & Carin 2020): image = sum_k G_k A_k, no spatial averaging;
+- ``layercam`` (Jiang et al. 2021): image = sum_k ReLU(G_k) A_k;
+- ``eigencam`` (Muhammad & Yeasin 2020): image = A's centred channels projected on their first
+  right-singular vector (numpy's SVD, whose sign pytorch-grad-cam keeps too); needs no gradient;
+- ``scorecam`` (Wang et al. 2020): weights = softmax over k of the target score of the input masked
+  by each activation map, upsampled (bilinear, corners aligned) and min-max normalized; one run per
+  channel, batched.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ... import contract as c
+from ..maps import interpolation_matrix
+from .base import Context, Method, Options, chunks, register, whole
+
+
+class CamMethod(Method):
+    """``ReLU(image(A, G))``, ``image = sum_k weights_k A_k``; subclasses override one of the two."""
+    family = "cam"
+    sets = ("gradcam",)
+    relu = True
+
+    def attribute(self, ctx: Context, opts: Options) -> np.ndarray:
+        activation = ctx.outputs[c.ACTIVATION].astype(np.float64)
+        gradient = ctx.outputs.get(c.ACTIVATION_GRAD)
+        image = self.image(activation, None if gradient is None else gradient.astype(np.float64), ctx, opts)
+        return (np.maximum(image, 0) if self.relu else image).astype(np.float32)
+
+    def image(self, a: np.ndarray, g: np.ndarray, ctx: Context, opts: Options) -> np.ndarray:
+        return np.einsum("nk,nkhw->nhw", self.weights(a, g, ctx, opts), a)
+
+    def weights(self, a: np.ndarray, g: np.ndarray, ctx: Context, opts: Options) -> np.ndarray:
+        raise NotImplementedError
+
+
+@register
+class Cam(CamMethod):
+    name = "cam"
+    sets = ("cam",)
+    relu = False
+    summary = "sum_k w_k^c A_k with the GAP -> linear head's weights (Zhou et al. 2016)"
+    reference = "the head's weights"
+
+    def image(self, a, g, ctx, opts):
+        return ctx.outputs[c.CAM]
+
+
+@register
+class GradCam(CamMethod):
+    name = "gradcam"
+    summary = "ReLU(sum_k mean_ij(G_k) A_k) (Selvaraju et al. 2017)"
+    reference = "pytorch-grad-cam `GradCAM`"
+
+    def weights(self, a, g, ctx, opts):
+        return g.mean(axis=(2, 3))
+
+
+@register
+class GradCamPlusPlus(CamMethod):
+    name = "gradcam_pp"
+    summary = "Grad-CAM++ weights from G alone (Chattopadhay et al. 2018)"
+    reference = "pytorch-grad-cam `GradCAMPlusPlus`"
+
+    def weights(self, a, g, ctx, opts):
+        g2 = g * g
+        alpha = g2 / (2 * g2 + a.sum(axis=(2, 3), keepdims=True) * g2 * g + 1e-6)
+        return (np.maximum(g, 0) * np.where(g != 0, alpha, 0)).sum(axis=(2, 3))
+
+
+@register
+class XGradCam(CamMethod):
+    name = "xgradcam"
+    summary = "weights sum_ij G A / sum_ij A (Fu et al. 2020)"
+    reference = "pytorch-grad-cam `XGradCAM`"
+
+    def weights(self, a, g, ctx, opts):
+        return (g * a / (a.sum(axis=(2, 3), keepdims=True) + 1e-7)).sum(axis=(2, 3))
+
+
+@register
+class HiResCam(CamMethod):
+    name = "hirescam"
+    summary = "ReLU(sum_k G_k A_k), no spatial averaging (Draelos & Carin 2020)"
+    reference = "pytorch-grad-cam `HiResCAM`"
+
+    def image(self, a, g, ctx, opts):
+        return (g * a).sum(axis=1)
+
+
+@register
+class LayerCam(CamMethod):
+    name = "layercam"
+    summary = "ReLU(sum_k ReLU(G_k) A_k) (Jiang et al. 2021)"
+    reference = "pytorch-grad-cam `LayerCAM`"
+
+    def image(self, a, g, ctx, opts):
+        return (np.maximum(g, 0) * a).sum(axis=1)
+
+
+@register
+class EigenCam(CamMethod):
+    name = "eigencam"
+    sets = ("activation",)
+    summary = "first principal component of A, gradient-free (Muhammad & Yeasin 2020)"
+    reference = "pytorch-grad-cam `EigenCAM`"
+
+    def image(self, a, g, ctx, opts):
+        maps = []
+        for sample in a:
+            flat = sample.reshape(len(sample), -1).T
+            flat = flat - flat.mean(axis=0)
+            vt = np.linalg.svd(flat, full_matrices=False)[2]
+            maps.append((flat @ vt[0]).reshape(sample.shape[1:]))
+        return np.stack(maps)
+
+
+@dataclass(frozen=True)
+class ScoreCamOptions(Options):
+    """``batch_size``: masked copies per run (16, as pytorch-grad-cam)."""
+    batch_size: int = 16
+
+    def check(self) -> None:
+        whole("batch_size", self.batch_size, 1)
+
+
+@register
+class ScoreCam(CamMethod):
+    name = "scorecam"
+    sets = ("activation",)
+    Options = ScoreCamOptions
+    summary = "weights = softmax_k of the score of x masked by each normalized map (Wang et al. 2020)"
+    reference = "pytorch-grad-cam `ScoreCAM`"
+
+    def weights(self, a, g, ctx, opts: ScoreCamOptions):
+        x = ctx.x.astype(np.float32)
+        height, width = x.shape[ctx.layout.index("H")], x.shape[ctx.layout.index("W")]
+        scores = np.zeros(a.shape[:2])
+        for i, sample in enumerate(a):
+            masks = _aligned_upsample(sample, height, width)
+            low, high = masks.min(axis=(1, 2), keepdims=True), masks.max(axis=(1, 2), keepdims=True)
+            masks = np.expand_dims((masks - low) / (high - low + 1e-8), ctx.layout.index("C"))
+            for part in chunks(len(masks), opts.batch_size):
+                masked = (x[i:i + 1] * masks[part]).astype(np.float32)
+                targets = np.full(len(masked), ctx.targets[i], np.int64)
+                scores[i, part] = ctx.run(masked, targets, ("activation",))[c.SCORE]
+        scores = np.exp(scores - scores.max(axis=1, keepdims=True))
+        return scores / scores.sum(axis=1, keepdims=True)
+
+
+def _aligned_upsample(maps: np.ndarray, height: int, width: int) -> np.ndarray:
+    """``(K, h, w)`` maps resized bilinearly with corners aligned (torch's UpsamplingBilinear2d)."""
+    rows = interpolation_matrix(height, maps.shape[1], aligned=True)
+    cols = interpolation_matrix(width, maps.shape[2], aligned=True)
+    return rows @ maps @ cols.T

@@ -7,7 +7,7 @@ Run where ``onnxruntime-gpu`` is installed and a GPU is visible:
 For each model and opset (opset 13 exercises the MaxUnpool lowering of MaxPool's backward, 17 the
 ScatterElements(reduction="add") one) it builds every pruned graph with CPU fallback disabled
 (``session.disable_cpu_ep_fallback``), so a node without a CUDA kernel fails loudly instead of
-running on the CPU, then runs the four methods through ``Explainer`` on CUDA and on CPU and prints
+running on the CPU, then runs every method through ``Explainer`` on CUDA and on CPU and prints
 the largest relative difference of each method's raw attribution.
 """
 from __future__ import annotations
@@ -47,8 +47,9 @@ def compare(path: Path, batch: int = 2) -> dict[str, float]:
     cpu = onnx_xai.Explainer(path, providers=["CPUExecutionProvider"])
     assert gpu.providers[0] == CUDA, f"CUDA provider not used: {gpu.providers}"
     diffs = {}
+    options = {"smoothgrad": {"seed": 0, "n_samples": 8}, "integrated_gradients": {"n_steps": 8}}
     for method in onnx_xai.METHOD_NAMES:
-        opts = {"seed": 0, "n_samples": 8} if method == "smoothgrad" else {}
+        opts = options.get(method, {})
         a = gpu.explain(x, method, target=[-1, 3], **opts)
         b = cpu.explain(x, method, target=[-1, 3], **opts)
         diffs[method] = float(np.abs(a.raw - b.raw).max() / max(np.abs(b.raw).max(), 1e-12))

@@ -1,4 +1,5 @@
-"""Regenerate the supported-op table in README.md from the rule registry (between the markers).
+"""Regenerate the README's generated tables (between their markers): the supported ops, from the
+rule registry, and the methods, from the method registry.
 
     python tools/update_readme.py
 """
@@ -8,14 +9,18 @@ import re
 from pathlib import Path
 
 from onnx_xai.graph.registry import op_table
+from onnx_xai.runtime.methods import method_table
 
 README = Path(__file__).resolve().parent.parent / "README.md"
-BEGIN, END = "<!-- op-table:begin -->", "<!-- op-table:end -->"
+TABLES = {"op-table": op_table, "method-table": method_table}
 
 
 def render(text: str) -> str:
-    pattern = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END), re.S)
-    return pattern.sub(f"{BEGIN}\n{op_table()}\n{END}", text)
+    for marker, table in TABLES.items():
+        begin, end = f"<!-- {marker}:begin -->", f"<!-- {marker}:end -->"
+        pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
+        text = pattern.sub(lambda _: f"{begin}\n{table()}\n{end}", text)
+    return text
 
 
 if __name__ == "__main__":

@@ -46,11 +46,12 @@ class InputXGradient(Method):
 
 
 def quadrature(rule: str, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Points in [0, 1] and weights of Captum's integration rules."""
+    """Points in [0, 1] and weights of Captum's integration rules; its trapezoid rule weighs every
+    step 1/n (the ends 1/2n), so its weights add up to (n - 1)/n, and so do ours."""
     if rule == "gausslegendre":
         nodes, weights = np.polynomial.legendre.leggauss(n)
         return 0.5 * (nodes + 1), 0.5 * weights
-    weights = np.full(n, 1.0 / (n - 1))
+    weights = np.full(n, 1.0 / n)
     weights[[0, -1]] /= 2
     return np.linspace(0.0, 1.0, n), weights
 

@@ -59,7 +59,8 @@ def _inspect(args: argparse.Namespace) -> int:
               f"{_layout_words(c)}  ({c['op']})")
     print(f"head: {r['head']} (global average pooling -> linear: CAM applies)" if r["cam"]
           else f"head: {r['head']}")
-    methods = ["gradient", "smoothgrad"] + (["cam"] if r["cam"] else []) + ["gradcam"]
+    from .runtime.methods import METHOD_NAMES
+    methods = [m for m in METHOD_NAMES if r["cam"] or m != "cam"]
     print(f"methods: {', '.join(methods)}" + ("" if r["cam"] else " (no CAM: the head is not GAP -> linear)"))
     problems = r["not_differentiable"]
     print("nodes without a gradient rule: " + (", ".join(problems) if problems else "none"))
@@ -118,8 +119,6 @@ def _explain(args: argparse.Namespace) -> int:
 
 def _methods(methods: Sequence[str], smooth: int | None) -> list[str]:
     chosen = list(dict.fromkeys(methods))
-    if "smoothgrad" in chosen:
-        chosen = [m for m in chosen if m != "smoothgrad"] + ["smoothgrad"]
     if smooth and "smoothgrad" in chosen:
         raise XaiError("--smooth already smooths every method; drop 'smoothgrad' from --method")
     return chosen

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+import onnx_xai
+
 from onnx_xai.cli import DEMO_METHODS
 from onnx_xai.pipeline import DEMO_MODEL, DEMO_PHOTOS
 
@@ -129,7 +131,7 @@ def test_inspect(tmp_path):
     done = cli("inspect", MODEL)
     assert done.returncode == 0, done.stderr
     assert "  * " in done.stdout and "GlobalAveragePool -> Reshape -> Gemm (" in done.stdout
-    assert "methods: gradient, smoothgrad, cam, gradcam" in done.stdout
+    assert "methods: gradient, input_x_gradient, integrated_gradients" in done.stdout and "scorecam" in done.stdout
     assert "nodes without a gradient rule: none" in done.stdout
     report = json.loads(cli("inspect", MODEL, "--json").stdout)
     assert report["cam"] and report["layout"] == "NCHW" and report["image_input"] == "image"
@@ -162,3 +164,20 @@ def test_explain_a_channels_last_model(tmp_path):
     for e in record["explanations"]:
         w, h = record["size"]
         assert e["box"] is None or (0 <= e["box"][0] < e["box"][2] <= w and 0 <= e["box"][1] < e["box"][3] <= h)
+
+
+def test_every_method_from_the_command_line(tmp_path):
+    import onnx
+
+    from .graph.test_augment import export, small_cnn
+    model = tmp_path / "small.onnx"
+    onnx.save(export(small_cnn(), (1, 3, 8, 8)), model)
+    methods = list(onnx_xai.METHOD_NAMES)
+    done = cli("explain", model, PHOTOS / "coffee.jpg", "--method", *methods, "--steps", "4", "--sheet",
+               "--out", tmp_path / "out")
+    assert done.returncode == 0, done.stderr
+    record = json.loads((tmp_path / "out" / "coffee.jpg.json").read_text())
+    assert [e["method"] for e in record["explanations"]] == methods
+    for name in record["outputs"]:
+        with Image.open(tmp_path / "out" / name) as im:
+            assert im.size[1] in (record["size"][1], 320 + 22 + 6)  # overlays at photo size; the sheet

@@ -13,6 +13,7 @@ from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
 import onnx_xai
+from onnx_xai.contract import METADATA_KEY, RewriteRecord
 from onnx_xai.errors import CamNotApplicableError, InputError, ModelError, UnsupportedModelError
 from onnx_xai.graph import save_model
 
@@ -52,6 +53,17 @@ def test_contract_outputs_and_metadata():
     assert meta["target"] == {"name": meta["target_layer"], "layout": "NCHW", "prefix": 0, "grid": None}
     assert set(meta) >= {"source_sha256", "target_layer", "score", "input", "outputs", "output_sets"}
     assert meta["outputs"] == names[1:]
+    record = RewriteRecord.from_json(next(p.value for p in model.metadata_props if p.key == METADATA_KEY))
+    assert RewriteRecord.from_json(record.to_json()) == record and record.target_layer == meta["target_layer"]
+    assert record.output_sets == ["cam", "gradcam", "input_grad"] and record.cam
+
+
+def test_guided_and_activation_sets():
+    model = onnx_xai.augment(export(small_cnn(), (1, 3, 8, 8)), outputs=("activation", "guided"))
+    assert [o.name for o in model.graph.output] == ["y", "xai_score", "xai_target_used", "xai_activation",
+                                                    "xai_guided_input_grad"]
+    # the guided sweep's ReLU rule clips the cotangent itself: a Relu among the ReLU's backward nodes
+    assert any(n.op_type == "Relu" and n.doc_string.startswith("vjp of Relu") for n in model.graph.node)
 
 
 def test_output_sets_prune_the_graph():

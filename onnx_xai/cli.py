@@ -15,6 +15,8 @@ from pathlib import Path
 from .errors import XaiError
 from .files import Interrupted, critical, interruptible
 
+BACKENDS = ("onnxruntime", "openvino")  # as onnx_xai.runtime.backends, without importing a runtime
+
 DEMO_METHODS = ("gradient", "smoothgrad", "integrated_gradients", "cam", "gradcam", "gradcam_pp", "layercam")
 
 
@@ -92,7 +94,7 @@ def _explain(args: argparse.Namespace) -> int:
     from .runtime import Explainer
 
     files = image_files(args.images, exclude=args.out)
-    ex = Explainer(args.model, target_layer=args.target_layer, threads=args.threads)
+    ex = Explainer(args.model, target_layer=args.target_layer, threads=args.threads, backend=args.backend)
     classes = ex.num_classes
     labels = read_labels(args.labels, classes)
     opts = Options(methods=_methods(args.method, args.smooth), target=parse_target(args.target, labels, classes),
@@ -174,7 +176,7 @@ def _demo(args: argparse.Namespace) -> int:
     from .runtime import Explainer
 
     model = Path(str(DEMO_MODEL))
-    ex = Explainer(model, threads=args.threads)
+    ex = Explainer(model, threads=args.threads, backend=args.backend)
     files = sorted(Path(str(DEMO_PHOTOS)).glob("*.jpg"))
     opts = Options(methods=list(DEMO_METHODS), labels=read_labels(None, 1000), sheets=True, seed=0, steps=16)
     records = explain_files(ex, files, Path(args.out), opts, model_sha256(model))
@@ -232,7 +234,9 @@ def _add_explain(sub) -> None:
     p.add_argument("--sheet", action="store_true", help="also write <name>.sheet.png, the methods side "
                    "by side")
     p.add_argument("--batch-size", type=_at_least(1), default=8, help="photos per run (default 8)")
-    p.add_argument("--threads", type=_at_least(1), help="onnxruntime intra-op threads")
+    p.add_argument("--threads", type=_at_least(1), help="intra-op threads of the runtime")
+    p.add_argument("--backend", choices=BACKENDS, default="onnxruntime", help="the runtime (default "
+                   "onnxruntime; openvino needs the openvino package)")
     p.add_argument("--keep-going", action="store_true", help="skip photos that cannot be read (a warning "
                    "each, exit status 1 at the end) instead of stopping before anything is written")
     p.add_argument("--out", default="onnx-xai-out", help="output folder (default: onnx-xai-out; "
@@ -272,7 +276,8 @@ def build_parser() -> argparse.ArgumentParser:
                           description="Run all four methods on the bundled photos with the bundled "
                           "pretrained EfficientNet-Lite0 and write a sheet per photo (no network needed).")
     demo.add_argument("--out", default="onnx-xai-demo", help="output folder (default: onnx-xai-demo)")
-    demo.add_argument("--threads", type=_at_least(1), help="onnxruntime intra-op threads")
+    demo.add_argument("--threads", type=_at_least(1), help="intra-op threads of the runtime")
+    demo.add_argument("--backend", choices=BACKENDS, default="onnxruntime", help="the runtime")
     demo.set_defaults(run=_demo)
     return parser
 

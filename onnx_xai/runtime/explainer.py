@@ -37,15 +37,16 @@ class Explainer:
         threads: intra-op threads per session (default: onnxruntime's choice).
         input_name: the image input, for models with several inputs (default: the first 4-D one).
         output_name: the output explained, for models with several (default: the first).
+        backend: ``"onnxruntime"`` (default) or ``"openvino"`` (CPU; needs the ``openvino`` package).
     """
 
     def __init__(self, model, target_layer: str | None = None, providers: Sequence[str] | None = None,
                  threads: int | None = None, input_name: str | None = None,
-                 output_name: str | None = None):
+                 output_name: str | None = None, backend: str = "onnxruntime"):
         self._sessions = SessionSet(model, target_layer, list(providers) if providers else None, threads,
-                                    input_name, output_name)
+                                    input_name, output_name, backend)
         forward = self._sessions.get(FORWARD)
-        spec = next(i for i in forward.get_inputs() if i.name == self.input_name)
+        spec = next(i for i in forward.inputs if i.name == self.input_name)
         self._input = InputSpec.of(spec.name, spec.shape, spec.type)
         self._num_classes = None
 
@@ -89,7 +90,7 @@ class Explainer:
     def num_classes(self) -> int | None:
         """The number of classes when the model's output declares it, else None."""
         output = self._sessions.record().output
-        spec = next(o for o in self._sessions.get(FORWARD).get_outputs() if o.name == output)
+        spec = next(o for o in self._sessions.get(FORWARD).outputs if o.name == output)
         return spec.shape[-1] if spec.shape and isinstance(spec.shape[-1], int) else None
 
     @property

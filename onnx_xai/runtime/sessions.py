@@ -1,9 +1,10 @@
-"""onnxruntime sessions for one model: one per output set, created lazily, reused, thread-safe.
+"""The sessions of one model: one per combination of output sets, created lazily, reused, thread-safe.
 
 Handed an original model, the session set rewrites it (importing ``onnx`` and the graph package only
-then) into one pruned graph per output set on first use: Grad-CAM never pays for the input-gradient
-backward. Handed a model already rewritten by ``onnx-xai augment``, it reads the ``onnx_xai`` metadata
-through onnxruntime (no ``onnx`` import) and serves every output set it contains from that one graph.
+then) into one pruned graph per combination of output sets on first use: Grad-CAM never pays for the
+input-gradient backward. Handed a model already rewritten by ``onnx-xai augment``, it reads the
+record through the runtime and serves every output set it contains from that one graph. Sessions
+come from a backend (:mod:`.backends`: onnxruntime or OpenVINO).
 """
 from __future__ import annotations
 
@@ -12,18 +13,12 @@ import threading
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 
 from ..contract import METADATA_KEY, OUTPUT_SETS, RewriteRecord
 from ..errors import CamNotApplicableError, InputError, ModelError
+from .backends import Session, make_session
 
 FORWARD = "forward"
-
-
-def default_providers() -> list[str]:
-    """CUDA first when onnxruntime-gpu offers it, then CPU."""
-    available = ort.get_available_providers()
-    return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
 
 
 def _fixed_batch(shape) -> bool:
@@ -36,26 +31,26 @@ class SessionSet:
     Args:
         model: path, bytes or ``onnx.ModelProto``, original or rewritten.
         target_layer, input_name, output_name: as :func:`onnx_xai.augment` (original models only).
-        providers: onnxruntime execution providers; default :func:`default_providers`.
-        threads: intra-op threads per session (None: onnxruntime's default).
+        providers: onnxruntime execution providers (default: CUDA, then CPU, where available).
+        threads: intra-op threads per session (None: the runtime's default).
+        backend: ``"onnxruntime"`` or ``"openvino"``.
     """
 
     def __init__(self, model, target_layer: str | None = None, providers: list | None = None,
                  threads: int | None = None, input_name: str | None = None,
-                 output_name: str | None = None):
+                 output_name: str | None = None, backend: str = "onnxruntime"):
         self._source = model
         self._choice = dict(target_layer=target_layer, input_name=input_name, output_name=output_name)
-        self.requested_providers = list(providers) if providers else default_providers()
-        self._threads = threads
+        self._providers, self._threads, self.backend = providers, threads, backend
         self._lock = threading.Lock()
-        self._sessions: dict[str, ort.InferenceSession] = {}
+        self._sessions: dict = {}
         self._analysis = None
         first = self._session_from(self._bytes_or_path())
-        stored = first.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
+        stored = first.metadata().get(METADATA_KEY)
         self.rewritten = stored is not None
         self._record = RewriteRecord.from_json(stored) if stored else None
         self._sessions[FORWARD] = first
-        if not self.rewritten and any(_fixed_batch(i.shape) for i in first.get_inputs()):
+        if not self.rewritten and any(_fixed_batch(i.shape) for i in first.inputs):
             # An export with a fixed batch size: serve the forward from the batch-freed copy.
             self._sessions[FORWARD] = self._session_from(self._analyze().model.SerializeToString())
         if self.rewritten:
@@ -77,25 +72,15 @@ class SessionSet:
             return source.SerializeToString()
         raise InputError(f"model must be a path, bytes or onnx.ModelProto, not {type(source).__name__}")
 
-    def _session_from(self, model: bytes | str) -> ort.InferenceSession:
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.log_severity_level = 3
-        # Several sessions (one per method) share the cores: spinning worker threads of one would
-        # slow the next; measured, not spinning costs nothing on 2 cores.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        if self._threads:
-            options.intra_op_num_threads = self._threads
-        try:
-            return ort.InferenceSession(model, options, providers=self.requested_providers)
-        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
-            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ModelError(f"onnxruntime cannot load the model: {first_line}") from None
+    def _session_from(self, model: bytes | str) -> Session:
+        return make_session(self.backend, model, self._providers, self._threads)
 
     @property
     def providers(self) -> list[str]:
-        """The providers the sessions actually use (e.g. CPU when CUDA could not be loaded)."""
-        return self._sessions[FORWARD].get_providers()
+        """What the sessions actually run on (onnxruntime's providers, e.g. CPU when CUDA could not
+        be loaded; the OpenVINO device)."""
+        forward = self._sessions[FORWARD]
+        return getattr(forward, "providers", [forward.device])
 
     def record(self) -> RewriteRecord:
         """The rewrite's record (target layer, layout, input, output, cam, head ...): read from a
@@ -125,7 +110,7 @@ class SessionSet:
             self._analysis = analyze(self._source, **self._choice)
         return self._analysis
 
-    def get(self, output_sets: str | tuple[str, ...]) -> ort.InferenceSession:
+    def get(self, output_sets: str | tuple[str, ...]) -> Session:
         """The session serving ``output_sets`` (one name, or a tuple served by one graph), built on
         first use."""
         key = (output_sets,) if isinstance(output_sets, str) else tuple(sorted(output_sets))
@@ -138,7 +123,7 @@ class SessionSet:
                 self._sessions[key] = self._build((key,) if isinstance(key, str) else key)
             return self._sessions[key]
 
-    def _build(self, output_sets: tuple[str, ...]) -> ort.InferenceSession:
+    def _build(self, output_sets: tuple[str, ...]) -> Session:
         if self.rewritten:
             present = set(self._provided())
             if set(output_sets) <= present:
@@ -157,7 +142,7 @@ class SessionSet:
     def run(self, output_sets: str | tuple[str, ...], names: list[str], feeds: dict[str, np.ndarray]
             ) -> list[np.ndarray]:
         session = self.get(output_sets)
-        wanted = [i.name for i in session.get_inputs()]
+        wanted = [i.name for i in session.inputs]
         missing = [name for name in wanted if name not in feeds]
         if missing:
             raise InputError(f"the model also takes input(s) {', '.join(missing)}: give their values "

@@ -1,0 +1,144 @@
+"""Runtimes that run a (rewritten) ONNX model: one small interface, two implementations.
+
+A :class:`Backend` makes a :class:`Session` from a model (a path or serialized bytes); a session
+lists its inputs (name, shape with symbolic dims as strings, element type as onnxruntime spells it,
+``tensor(float)``), runs with feeds and returns the outputs asked for, and reports the model's
+``metadata_props`` and the device it runs on. Each runtime is imported only when its backend is
+made, so neither is required by the other:
+
+- ``onnxruntime`` (CPU, CUDA from ``onnxruntime-gpu``): sessions at the full optimization level,
+  worker threads that do not spin (several sessions share the cores);
+- ``openvino`` (CPU): the model compiled with ``INFERENCE_PRECISION_HINT=f32`` (OpenVINO defaults to
+  bf16 on CPUs that have it, which would not be the model's arithmetic).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError, ModelError
+
+BACKENDS = ("onnxruntime", "openvino")  # the CLI repeats this tuple (it must not import a runtime)
+
+
+@dataclass(frozen=True)
+class Port:
+    """A model input or output as a session sees it."""
+    name: str
+    shape: tuple
+    type: str  # as onnxruntime spells it: "tensor(float)", "tensor(uint8)", ...
+
+
+class Session:
+    """One compiled model (see the module docstring)."""
+    inputs: list[Port]
+    outputs: list[Port]
+    device: str
+
+    def run(self, names: list[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        raise NotImplementedError
+
+    def metadata(self) -> dict[str, str]:
+        raise NotImplementedError
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+class OnnxRuntimeSession(Session):
+    def __init__(self, model: bytes | str, providers: list[str] | None, threads: int | None):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3
+        # Several sessions (one per method) share the cores: spinning worker threads of one would
+        # slow the next; measured, not spinning costs nothing on 2 cores.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        if threads:
+            options.intra_op_num_threads = threads
+        try:
+            self._session = ort.InferenceSession(model, options, providers=providers or default_providers())
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
+            raise ModelError(f"onnxruntime cannot load the model: {_first_line(exc)}") from None
+        self.inputs = [Port(i.name, tuple(i.shape), i.type) for i in self._session.get_inputs()]
+        self.outputs = [Port(o.name, tuple(o.shape), o.type) for o in self._session.get_outputs()]
+        self.device = self._session.get_providers()[0]
+
+    @property
+    def providers(self) -> list[str]:
+        return self._session.get_providers()
+
+    def run(self, names, feeds):
+        return self._session.run(names, feeds)
+
+    def metadata(self):
+        return dict(self._session.get_modelmeta().custom_metadata_map)
+
+
+def default_providers() -> list[str]:
+    """CUDA first when onnxruntime-gpu offers it, then CPU."""
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+
+
+OPENVINO_TYPES = {"f32": "tensor(float)", "f16": "tensor(float16)", "f64": "tensor(double)",
+                  "u8": "tensor(uint8)", "i8": "tensor(int8)", "u16": "tensor(uint16)", "i16": "tensor(int16)",
+                  "i32": "tensor(int32)", "i64": "tensor(int64)", "boolean": "tensor(bool)"}
+
+
+class OpenVinoSession(Session):
+    def __init__(self, model: bytes | str, threads: int | None):
+        try:
+            import openvino as ov
+        except ImportError:
+            raise InputError("the openvino backend needs the openvino package: pip install "
+                             "'onnx_xai[openvino]'") from None
+        data = Path(model).read_bytes() if isinstance(model, (str, os.PathLike)) else model
+        config = {"INFERENCE_PRECISION_HINT": "f32"} | ({"INFERENCE_NUM_THREADS": threads} if threads else {})
+        try:
+            core = ov.Core()
+            self._compiled = core.compile_model(core.read_model(data), "CPU", config)
+        except Exception as exc:  # noqa: BLE001 - OpenVINO raises its own exception types
+            raise ModelError(f"OpenVINO cannot compile the model: {_first_line(exc)}") from None
+        import onnx
+
+        proto = onnx.load_from_string(data)  # names and metadata as the file declares them
+        self._metadata = {p.key: p.value for p in proto.metadata_props}
+        declared = {o.name for o in proto.graph.output}
+        self.inputs = [self._port(p, declared) for p in self._compiled.inputs]
+        self.outputs = [self._port(p, declared) for p in self._compiled.outputs]
+        self.device = "CPU (OpenVINO)"
+
+    @staticmethod
+    def _port(port, declared: set[str]) -> Port:
+        """A port named as the ONNX file names it (OpenVINO may know a tensor by several names)."""
+        shape = tuple(d.get_length() if d.is_static else "?" for d in port.get_partial_shape())
+        name = next((n for n in sorted(port.get_names()) if n in declared), port.get_any_name())
+        return Port(name, shape, OPENVINO_TYPES.get(port.get_element_type().get_type_name(), "?"))
+
+    def run(self, names, feeds):
+        known = {p.get_any_name() for p in self._compiled.inputs}
+        result = self._compiled.create_infer_request().infer({k: v for k, v in feeds.items() if k in known})
+        by_name = {n: result[o] for o in self._compiled.outputs for n in o.get_names()}
+        return [np.asarray(by_name[n]) for n in names]
+
+    def metadata(self):
+        return dict(self._metadata)
+
+
+def make_session(backend: str, model: bytes | str, providers: list[str] | None = None,
+                 threads: int | None = None) -> Session:
+    """A session of ``backend`` (one of :data:`BACKENDS`) for ``model``."""
+    if backend == "onnxruntime":
+        return OnnxRuntimeSession(model, providers, threads)
+    if backend == "openvino":
+        return OpenVinoSession(model, threads)
+    raise InputError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")

@@ -3,10 +3,13 @@
 The graph layer writes it, the runtime reads it, plain-onnxruntime users rely on it; every name lives
 here once and this module imports neither onnx nor onnxruntime.
 
-- Inputs added to the model: :data:`TARGET` (int64 ``[N]``, the class per sample, -1 = top-1).
+- Inputs added to the model: :data:`TARGET` (int64 ``[N]``, the class per sample, -1 = top-1) for
+  the ``class`` objective, or :data:`SEED` (float32, the explained output's shape) for the ``seed``
+  objective: the score is then sum(seed * output) per sample (a segmentation mask, one detection
+  candidate, a region of a dense map). A rewrite has one of the two.
 - Outputs added (float32 whatever the model's float type), grouped in *output sets*, each a pruned
   graph (runtimes execute every node of a graph whatever is fetched): see :data:`OUTPUT_SETS`.
-  Every set also gives :data:`SCORE` and :data:`TARGET_USED`.
+  Every set also gives :data:`SCORE` and, for the class objective, :data:`TARGET_USED`.
 - The record stored in ``metadata_props[METADATA_KEY]``: :class:`RewriteRecord`, JSON.
 """
 from __future__ import annotations
@@ -15,6 +18,7 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 
 TARGET = "xai_target"
+SEED = "xai_seed"
 SCORE = "xai_score"
 TARGET_USED = "xai_target_used"
 ACTIVATION = "xai_activation"
@@ -71,6 +75,7 @@ class RewriteRecord:
     head: str
     outputs: list[str] = field(default_factory=list)
     output_sets: list[str] = field(default_factory=list)
+    objective: str = "class"  # "class" (xai_target) or "seed" (xai_seed)
     format: int = FORMAT
 
     @property

@@ -189,8 +189,8 @@ def _explain(ex: Explainer, batch: np.ndarray, opts: Options) -> dict:
     """Every method on a batch: one shared run for all of them, or SmoothGrad of each."""
     if opts.smooth:
         return {m: ex.explain(batch, "smoothgrad", target=opts.target, base=m, n_samples=opts.smooth,
-                              seed=opts.seed) for m in opts.methods}
-    options = {"seed": opts.seed} if "smoothgrad" in opts.methods else {}
+                              noise_seed=opts.seed) for m in opts.methods}
+    options = {"noise_seed": opts.seed} if "smoothgrad" in opts.methods else {}
     if opts.steps and "integrated_gradients" in opts.methods:
         options["n_steps"] = opts.steps
     return ex.explain_many(batch, opts.methods, target=opts.target, **options)

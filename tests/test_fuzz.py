@@ -42,7 +42,7 @@ def mostly(valid: list, others: list):
 SMOOTH = st.fixed_dictionaries({}, optional={
     "n_samples": mostly([1, 2, 3], [0, -1, 2.5, "10", None]),
     "noise_level": mostly([0.0, 0.1, 0.5], [-1.0, float("nan"), float("inf"), 1e40]),
-    "seed": mostly([0, 1, None], [-1, 1.5, "s"]),
+    "noise_seed": mostly([0, 1, None], [-1, 1.5, "s"]),
     "batch_size": mostly([None, 1, 2, 4], [0, -1, 1.5]),
     "base": mostly(["gradient", "cam", "gradcam"], ["smoothgrad", "x"]),
     "noise": mostly([None, np.zeros((2, 2, 4, 4))], [np.full((1, 2, 4, 4), np.nan), np.zeros((0, 2, 4, 4)),

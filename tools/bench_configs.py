@@ -95,7 +95,7 @@ def _ours(path, x, samples):
     return {
         "gradient": lambda: (lambda: ex().explain(x, "gradient")),
         f"smoothgrad-{SAMPLES}": lambda: (lambda: ex().explain(x, "smoothgrad", n_samples=samples,
-                                                              noise_level=NOISE, seed=0)),
+                                                              noise_level=NOISE, noise_seed=0)),
         "cam": lambda: (lambda: ex().explain(x, "cam")),
         "gradcam": lambda: (lambda: ex().explain(x, "gradcam")),
         "gradient+cam+gradcam": lambda: (lambda: ex().explain_many(x, ["gradient", "cam", "gradcam"])),

@@ -28,7 +28,7 @@ def main() -> None:
         if config == "gradient+cam+gradcam":
             run = lambda: ex.explain_many(x, ["gradient", "cam", "gradcam"])  # noqa: E731
         elif config == "smoothgrad-50":
-            run = lambda: ex.explain(x, "smoothgrad", n_samples=4 if quick else 50, seed=0)  # noqa: E731
+            run = lambda: ex.explain(x, "smoothgrad", n_samples=4 if quick else 50, noise_seed=0)  # noqa: E731
         else:
             run = lambda: ex.explain(x, config)  # noqa: E731
     else:

@@ -47,7 +47,7 @@ def compare(path: Path, batch: int = 2) -> dict[str, float]:
     cpu = onnx_xai.Explainer(path, providers=["CPUExecutionProvider"])
     assert gpu.providers[0] == CUDA, f"CUDA provider not used: {gpu.providers}"
     diffs = {}
-    options = {"smoothgrad": {"seed": 0, "n_samples": 8}, "integrated_gradients": {"n_steps": 8}}
+    options = {"smoothgrad": {"noise_seed": 0, "n_samples": 8}, "integrated_gradients": {"n_steps": 8}}
     for method in onnx_xai.METHOD_NAMES:
         opts = options.get(method, {})
         a = gpu.explain(x, method, target=[-1, 3], **opts)

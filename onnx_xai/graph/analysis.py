@@ -6,10 +6,11 @@
   from it (the Cast of the pixels, after any Transpose/Reshape of the integers), so that gradients
   are d score / d pixel value. The moves before the Cast are undone on the gradient, which comes
   back in the input's own shape and layout.
-- Score: the model's first output (or a named one), ``[N, K]``. When a Softmax or LogSoftmax
-  produces it, the score is that op's input (pre-softmax); when a Sigmoid does (multi-label heads),
-  the pre-sigmoid logit, whose gradient does not vanish where the probability saturates. A QDQ
-  model's quantized output is read before its quantization.
+- Score: the model's first output (or a named one): ``[N, K]`` for a classifier, any shape for the
+  seeded objectives (segmentation maps, detector outputs, dense maps). When a Softmax or LogSoftmax
+  produces it, the score is that op's input (pre-softmax); when a Sigmoid does (multi-label heads,
+  probability maps), the pre-sigmoid logit, whose gradient does not vanish where the probability
+  saturates. A QDQ model's quantized output is read before its quantization.
 """
 from __future__ import annotations
 
@@ -86,7 +87,7 @@ def _quantized(info: GraphInfo, name: str) -> bool:
 
 
 def score_tensor(info: GraphInfo, output: str | None = None) -> Score:
-    """The score ``[N, K]`` behind the named (or first) model output."""
+    """The score behind the named (or first) model output (see the module docstring)."""
     outputs = [o.name for o in info.graph.output]
     name = output if output is not None else outputs[0]
     if name not in outputs:
@@ -100,7 +101,5 @@ def score_tensor(info: GraphInfo, output: str | None = None) -> Score:
                 break
             kind = SCORE_KINDS[node.op_type]
         name = info.producer[node.input[0]].input[0] if _quantized(info, name) else node.input[0]
-    if info.rank(name) not in (2, None):
-        raise ModelError(f"the score {name!r} has shape {info.shape(name)}, expected [batch, classes]")
     return Score(name, kind)
 

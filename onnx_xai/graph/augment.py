@@ -99,8 +99,9 @@ def analyze(model: str | os.PathLike | bytes | onnx.ModelProto, target_layer: st
 
 def augment(model: str | os.PathLike | bytes | onnx.ModelProto | Analysis,
             target_layer: str | None = None, outputs: Sequence[str] | None = None,
-            input_name: str | None = None, output_name: str | None = None) -> onnx.ModelProto:
-    """Rewrite a classifier so that it also outputs activations, gradients and CAM maps.
+            input_name: str | None = None, output_name: str | None = None,
+            seeded: bool | None = None) -> onnx.ModelProto:
+    """Rewrite an image model so that it also outputs activations, gradients and CAM maps.
 
     Args:
         model: path, serialized bytes or ModelProto (never modified), or the result of
@@ -112,6 +113,8 @@ def augment(model: str | os.PathLike | bytes | onnx.ModelProto | Analysis,
             ``"gradcam"`` and ``"input_grad"``, CAM only on a GAP -> linear head.
         input_name: the image input (default: the first 4-D float input, else integer input).
         output_name: the output whose score is explained (default: the first).
+        seeded: take ``xai_seed`` (the score is sum(seed * output) per sample) instead of
+            ``xai_target``; default: seeded unless the output is a classifier's ``[N, K]``.
 
     Returns:
         A new ModelProto following the rewritten-model contract.
@@ -122,13 +125,20 @@ def augment(model: str | os.PathLike | bytes | onnx.ModelProto | Analysis,
         CamNotApplicableError: ``"cam"`` was asked for on a head that is not GAP -> linear.
     """
     a = model if isinstance(model, Analysis) else analyze(model, target_layer, input_name, output_name)
-    wanted = _output_sets(outputs, isinstance(a.head, CamHead))
-    if "cam" in wanted and not isinstance(a.head, CamHead):
-        raise CamNotApplicableError(f"CAM needs a global-average-pool -> linear head: {a.head}")
-    rewritten = _emit(a, wanted)
+    classifier = a.info.rank(a.score.name) in (2, None)
+    seeded = not classifier if seeded is None else bool(seeded)
+    if not seeded and not classifier:
+        raise ModelError(f"the output {a.output!r} has shape {a.info.shape(a.score.name)}, not [batch, classes]: "
+                         "explain it with a seed (seed=... in the API; --region/--target in the CLI)")
+    cam_allowed = isinstance(a.head, CamHead) and not seeded
+    wanted = _output_sets(outputs, cam_allowed)
+    if "cam" in wanted and not cam_allowed:
+        raise CamNotApplicableError(f"CAM needs a global-average-pool -> linear head: {a.head}"
+                                    if not seeded else "CAM needs a class target: it reads the head's class weights")
+    rewritten = _emit(a, wanted, seeded)
     record = a.record()
     record.outputs = [o.name for o in rewritten.graph.output if o.name.startswith("xai_")]
-    record.output_sets = list(wanted)
+    record.output_sets, record.objective = list(wanted), "seed" if seeded else "class"
     helper.set_model_props(rewritten, {**{p.key: p.value for p in a.model.metadata_props},
                                        c.METADATA_KEY: record.to_json()})
     return rewritten
@@ -145,20 +155,35 @@ def _output_sets(outputs: Sequence[str] | None, cam_allowed: bool) -> tuple[str,
     return tuple(o for o in OUTPUT_SETS if o in outputs)
 
 
-def _emit(a: Analysis, wanted: tuple[str, ...]) -> onnx.ModelProto:
+def _emit(a: Analysis, wanted: tuple[str, ...], seeded: bool) -> onnx.ModelProto:
     info, e, score = a.info, Emitter(a.info), a.score.name
     batch = (info.shape(score) or info.shape(a.image) or ("N",))[0]
-    target_in = e.reserve(c.TARGET)
-    used = _resolve_target(e, score, target_in)
-    score_out = e.squeeze(e.op("GatherElements", [score, e.unsqueeze(used, [1])], axis=1), [1])
-    outs = [_publish(e, c.SCORE, _as_float32(e, score_out, score), [batch]),
-            helper.make_tensor_value_info(used, onnx.TensorProto.INT64, [batch])]
-    seed = _seed(e, score, used)
+    if seeded:
+        seed_vi, seed, score_out, outs = _seeded_objective(e, score)
+        used = None
+    else:
+        target_in = e.reserve(c.TARGET)
+        seed_vi = helper.make_tensor_value_info(target_in, onnx.TensorProto.INT64, [batch])
+        used = _resolve_target(e, score, target_in)
+        score_out = e.squeeze(e.op("GatherElements", [score, e.unsqueeze(used, [1])], axis=1), [1])
+        seed, outs = _seed(e, score, used), [helper.make_tensor_value_info(used, onnx.TensorProto.INT64, [batch])]
+    outs.insert(0, _publish(e, c.SCORE, _as_float32(e, score_out, score), [batch]))
     wrt = ([a.view.name] if "gradcam" in wanted else []) + ([a.source] if "input_grad" in wanted else [])
     grads = backward(e, score, seed, wrt) if wrt else {}  # one sweep serves both
     outs += _layer_outputs(e, a, wanted, used, grads) + _input_outputs(e, a, wanted, grads, seed)
-    target_vi = helper.make_tensor_value_info(target_in, onnx.TensorProto.INT64, [batch])
-    return build_model(info, e, [target_vi], outs)
+    return build_model(info, e, [seed_vi], outs)
+
+
+def _seeded_objective(e: Emitter, score: str) -> tuple:
+    """The ``xai_seed`` input (float32, the output's shape), the seed in the output's type, and
+    the per-sample score sum(seed * output)."""
+    seed_in = e.reserve(c.SEED)
+    shape = e.info.shape(score)
+    seed_vi = helper.make_tensor_value_info(seed_in, FLOAT, list(shape) if shape is not None else None)
+    seed = seed_in if e.info.dtype(score) == FLOAT else e.cast_like(seed_in, score)
+    flat = e.ints([0, -1])
+    product = e.op("Mul", [e.op("Reshape", [score, flat]), e.op("Reshape", [seed, flat])])
+    return seed_vi, seed, e.reduce("ReduceSum", product, [1], keepdims=False), []
 
 
 def _layer_outputs(e: Emitter, a: Analysis, wanted, used: str, grads: dict) -> list:

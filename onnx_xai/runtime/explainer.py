@@ -109,12 +109,12 @@ class Explainer:
         feeds = {self.input_name: x, c.TARGET: np.full(len(x), -1, np.int64), **self._extra(extra_inputs)}
         return self._sessions.run(FORWARD, [self._sessions.record().output], feeds)[0]
 
-    def input_gradient(self, x: np.ndarray, target=None, **extra_inputs) -> np.ndarray:
-        """d score / d x, same shape as ``x``; ``target`` as in :meth:`explain`."""
-        return self.explain(x, "gradient", target, extra_inputs=extra_inputs).raw
+    def input_gradient(self, x: np.ndarray, target=None, seed=None, **extra_inputs) -> np.ndarray:
+        """d score / d x, same shape as ``x``; ``target`` and ``seed`` as in :meth:`explain`."""
+        return self.explain(x, "gradient", target, extra_inputs=extra_inputs, seed=seed).raw
 
     def explain(self, x: np.ndarray, method: str, target=None, box_threshold: float = 0.2,
-                extra_inputs: dict | None = None, **options) -> Explanation:
+                extra_inputs: dict | None = None, seed=None, **options) -> Explanation:
         """Explain a batch with one method.
 
         Args:
@@ -123,31 +123,40 @@ class Explainer:
             target: None or -1 (each sample's top-1 class), an int, or one int per sample.
             box_threshold: fraction of each map's maximum that bounds the box region, in (0, 1].
             extra_inputs: values of the model's other inputs, if it has any.
+            seed: instead of a class, any objective that is a weighted sum of the output: a float
+                array shaped like the explained output (one per sample, or one for all); the score is
+                sum(seed * output). :mod:`onnx_xai.targets` builds seeds for segmentation,
+                detection and dense maps.
             **options: the method's options (the README's method table).
 
         Raises:
-            InputError: bad input, target or option; CamNotApplicableError for CAM on other heads.
+            InputError: bad input, target, seed or option; CamNotApplicableError for CAM on other heads.
         """
-        return self.explain_many(x, [method], target, box_threshold, extra_inputs, **options)[method]
+        return self.explain_many(x, [method], target, box_threshold, extra_inputs, seed, **options)[method]
 
     def explain_many(self, x: np.ndarray, methods: Sequence[str], target=None, box_threshold: float = 0.2,
-                     extra_inputs: dict | None = None, **options) -> dict[str, Explanation]:
+                     extra_inputs: dict | None = None, seed=None, **options) -> dict[str, Explanation]:
         """Several methods at once: one run of one graph gives every method's primitives, the
-        sampling methods run more for the classes that run resolved; each option goes to every
+        sampling methods run more for the classes (or seeds) of that run; each option goes to every
         method that takes it."""
         x, extra = self._check_input(x), self._extra(extra_inputs)
         _check_threshold(box_threshold)
         plan = _plan(methods, options)
         shared = tuple(sorted({s for m, opts in plan for s in m.sets_for(opts)})) or (self._sessions.cheapest(),)
-        outputs = self._run(x, self._targets(target, len(x), x, extra), shared, extra)
-        targets, scores = outputs[c.TARGET_USED].astype(np.int64), outputs[c.SCORE].astype(np.float32)
+        objective = self._seeds(seed, len(x), shared) if seed is not None else self._targets(target, len(x), x, extra)
+        if seed is not None and target is not None:
+            raise InputError("give a target or a seed, not both")
+        outputs = self._run(x, objective, shared, extra)
+        scores = outputs[c.SCORE].astype(np.float32)
+        targets = outputs[c.TARGET_USED].astype(np.int64) if c.TARGET_USED in outputs else np.full(len(x), -1)
 
-        def call(xs: np.ndarray, ts: np.ndarray, sets: tuple) -> dict:
-            return self._run(xs, ts, sets or (self._sessions.cheapest(),), extra)
+        def call(xs: np.ndarray, objectives: np.ndarray, sets: tuple) -> dict:
+            return self._run(xs, objectives, sets or (self._sessions.cheapest(),), extra)
 
+        resolved = targets if seed is None else objective
         results = {}
         for method, opts in plan:
-            raw = method.attribute(Context(x, targets, outputs, call, self.layout), opts)
+            raw = method.attribute(Context(x, resolved, outputs, call, self.layout), opts)
             if not np.isfinite(raw).all():
                 raise InputError(f"{method.name} is not finite for this input: the model's values overflow "
                                  f"{self.input_dtype} (check the input's scale and the noise level)")
@@ -156,12 +165,28 @@ class Explainer:
         return results
 
     # -- internals -----------------------------------------------------------------------------------
-    def _run(self, x: np.ndarray, targets: np.ndarray, sets: tuple[str, ...], extra: dict) -> dict:
-        """One run of the graph serving ``sets``: every output of those sets, the score and the
-        classes used, by name."""
-        names = list(dict.fromkeys(n for s in sets for n in c.OUTPUT_SETS[s])) + [c.SCORE, c.TARGET_USED]
-        feeds = {self.input_name: self._input.cast(x), c.TARGET: targets, **extra}
-        return dict(zip(names, self._sessions.run(sets, names, feeds)))
+    def _run(self, x: np.ndarray, objective: np.ndarray, sets: tuple[str, ...], extra: dict) -> dict:
+        """One run of the graph serving ``sets`` for ``objective`` (int classes, or float seeds):
+        every output of those sets, the score and, for classes, the classes used, by name."""
+        seeded = objective.dtype.kind == "f"
+        names = list(dict.fromkeys(n for s in sets for n in c.OUTPUT_SETS[s])) + [c.SCORE] + (
+            [] if seeded else [c.TARGET_USED])
+        feeds = {self.input_name: self._input.cast(x), c.SEED if seeded else c.TARGET: objective, **extra}
+        return dict(zip(names, self._sessions.run(sets, names, feeds, seeded)))
+
+    def _seeds(self, seed, n: int, sets: tuple[str, ...]) -> np.ndarray:
+        """The seeds as float32 ``[n, *output shape]`` (one seed is repeated for every sample)."""
+        spec = next(i for i in self._sessions.get(sets, seeded=True).inputs if i.name == c.SEED)
+        array = np.asarray(seed) if not isinstance(seed, str) else np.asarray([])
+        if array.dtype.kind not in "fiub" or array.size == 0 or not np.isfinite(array.astype(np.float64)).all():
+            raise InputError("seed must be a non-empty numeric array of finite values")
+        if array.ndim == len(spec.shape) - 1:
+            array = np.broadcast_to(array, (n,) + array.shape)
+        if array.ndim != len(spec.shape) or len(array) != n or any(
+                isinstance(d, int) and d != s for d, s in zip(spec.shape[1:], array.shape[1:])):
+            raise InputError(f"seed has shape {np.shape(seed)}; the explained output has shape {spec.shape} "
+                             f"(give one seed per sample, or one for all)")
+        return np.ascontiguousarray(array, dtype=np.float32)
 
     def _targets(self, target, n: int, x: np.ndarray, extra: dict) -> np.ndarray:
         if target is None:

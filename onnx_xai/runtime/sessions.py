@@ -58,7 +58,7 @@ class SessionSet:
                 raise InputError("target_layer, input_name and output_name apply to original models; "
                                  "this one was already rewritten")
             for output_set in self._provided():
-                self._sessions[output_set] = first
+                self._sessions[((output_set,), self._record.objective == "seed")] = first
 
     def _bytes_or_path(self) -> bytes | str:
         source = self._source
@@ -110,38 +110,48 @@ class SessionSet:
             self._analysis = analyze(self._source, **self._choice)
         return self._analysis
 
-    def get(self, output_sets: str | tuple[str, ...]) -> Session:
-        """The session serving ``output_sets`` (one name, or a tuple served by one graph), built on
-        first use."""
-        key = (output_sets,) if isinstance(output_sets, str) else tuple(sorted(output_sets))
-        key = key[0] if len(key) == 1 else key
+    def get(self, output_sets: str | tuple[str, ...], seeded: bool = False) -> Session:
+        """The session serving ``output_sets`` (one name, or a tuple served by one graph) for the
+        class objective (``xai_target``) or the seeded one (``xai_seed``), built on first use."""
+        if output_sets == FORWARD:
+            return self._sessions[FORWARD]
+        sets = (output_sets,) if isinstance(output_sets, str) else tuple(sorted(output_sets))
+        key = (sets, seeded)
         session = self._sessions.get(key)
         if session is not None:
             return session
         with self._lock:
             if key not in self._sessions:
-                self._sessions[key] = self._build((key,) if isinstance(key, str) else key)
+                self._sessions[key] = self._build(sets, seeded)
             return self._sessions[key]
 
-    def _build(self, output_sets: tuple[str, ...]) -> Session:
+    def _build(self, output_sets: tuple[str, ...], seeded: bool) -> Session:
         if self.rewritten:
-            present = set(self._provided())
-            if set(output_sets) <= present:
-                return self._sessions[FORWARD]
-            missing = sorted(set(output_sets) - present)
-            if "cam" in missing and not self._record.cam:
-                raise CamNotApplicableError(f"CAM needs a global-average-pool -> linear head: {self._record.head}")
-            raise InputError(f"this rewritten model has no {missing[0]!r} outputs (it has "
-                             f"{', '.join(sorted(present))}); rewrite the original with "
-                             f"onnx-xai augment --outputs {' '.join(output_sets)}")
-        if "cam" in output_sets and not self.record().cam:
-            raise CamNotApplicableError(f"CAM needs a global-average-pool -> linear head: {self.record().head}")
+            return self._rewritten_serves(output_sets, seeded)
+        record = self.record()
+        if "cam" in output_sets and (seeded or not record.cam):
+            raise CamNotApplicableError("CAM needs a class target: it reads the head's class weights" if seeded
+                                        else f"CAM needs a global-average-pool -> linear head: {record.head}")
         from ..graph.augment import augment
-        return self._session_from(augment(self._analyze(), outputs=output_sets).SerializeToString())
+        return self._session_from(augment(self._analyze(), outputs=output_sets, seeded=seeded).SerializeToString())
 
-    def run(self, output_sets: str | tuple[str, ...], names: list[str], feeds: dict[str, np.ndarray]
-            ) -> list[np.ndarray]:
-        session = self.get(output_sets)
+    def _rewritten_serves(self, output_sets: tuple[str, ...], seeded: bool) -> Session:
+        """The rewritten model's one session, when it gives these sets for this objective."""
+        record, present = self._record, set(self._provided())
+        if (record.objective == "seed") != seeded:
+            raise InputError(f"this rewritten model takes {'a seed' if record.objective == 'seed' else 'a class target'}; "
+                             f"rewrite the original for the other objective (onnx-xai augment{' --seeded' if seeded else ''})")
+        missing = sorted(set(output_sets) - present)
+        if not missing:
+            return self._sessions[FORWARD]
+        if "cam" in missing and not record.cam:
+            raise CamNotApplicableError(f"CAM needs a global-average-pool -> linear head: {record.head}")
+        raise InputError(f"this rewritten model has no {missing[0]!r} outputs (it has {', '.join(sorted(present))}); "
+                         f"rewrite the original with onnx-xai augment --outputs {' '.join(output_sets)}")
+
+    def run(self, output_sets: str | tuple[str, ...], names: list[str], feeds: dict[str, np.ndarray],
+            seeded: bool = False) -> list[np.ndarray]:
+        session = self.get(output_sets, seeded)
         wanted = [i.name for i in session.inputs]
         missing = [name for name in wanted if name not in feeds]
         if missing:

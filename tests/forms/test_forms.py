@@ -84,7 +84,7 @@ def test_explainer_on_form(name):
     assert ex.cam_available == (net.cam_weight is not None)
     spatial = (x.shape[1], x.shape[2]) if net.input_layout == "NHWC" else x.shape[2:]
     assert all(r.maps.shape == (2, *spatial) for r in results.values())
-    smooth = ex.explain(x, "smoothgrad", n_samples=3, seed=0)
+    smooth = ex.explain(x, "smoothgrad", n_samples=3, noise_seed=0)
     assert smooth.maps.shape == (2, *spatial) and np.isfinite(smooth.raw).all()
     assert ex.predict(x).shape[0] == 2
 

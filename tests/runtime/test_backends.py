@@ -21,7 +21,7 @@ from ..conformance.exports import SIZE, export
 from ..conformance.nets import NETS
 from ..forms.reference import rel
 
-OPTIONS = {"smoothgrad": {"n_samples": 3, "seed": 0}, "integrated_gradients": {"n_steps": 4}}
+OPTIONS = {"smoothgrad": {"n_samples": 3, "noise_seed": 0}, "integrated_gradients": {"n_steps": 4}}
 
 
 @pytest.mark.parametrize("net", list(NETS))

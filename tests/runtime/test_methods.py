@@ -64,10 +64,10 @@ def test_smoothgrad_with_explicit_noise_is_the_mean_of_gradients(ex):
 
 
 def test_smoothgrad_is_reproducible_and_batch_size_free(ex):
-    a = ex.explain(X, "smoothgrad", seed=3, n_samples=7, batch_size=2)
-    b = ex.explain(X, "smoothgrad", seed=3, n_samples=7, batch_size=16)
+    a = ex.explain(X, "smoothgrad", noise_seed=3, n_samples=7, batch_size=2)
+    b = ex.explain(X, "smoothgrad", noise_seed=3, n_samples=7, batch_size=16)
     np.testing.assert_allclose(a.raw, b.raw, rtol=1e-6)
-    assert not np.allclose(a.raw, ex.explain(X, "smoothgrad", seed=4, n_samples=7).raw)
+    assert not np.allclose(a.raw, ex.explain(X, "smoothgrad", noise_seed=4, n_samples=7).raw)
 
 
 def test_a_batch_equals_single_calls(ex):
@@ -147,12 +147,12 @@ def test_cam_on_another_head_suggests_gradcam():
 
 
 def test_explain_many_equals_separate_calls(ex):
-    many = ex.explain_many(X, ["gradient", "cam", "gradcam", "smoothgrad"], target=[0, 1, 1], seed=1,
+    many = ex.explain_many(X, ["gradient", "cam", "gradcam", "smoothgrad"], target=[0, 1, 1], noise_seed=1,
                            n_samples=3)
     assert list(many) == ["gradient", "cam", "gradcam", "smoothgrad"]
     for method in ("gradient", "cam", "gradcam"):
         one = ex.explain(X, method, target=[0, 1, 1])
         np.testing.assert_allclose(many[method].raw, one.raw, rtol=1e-6, atol=1e-7)
         np.testing.assert_array_equal(many[method].boxes, one.boxes)
-    smooth = ex.explain(X, "smoothgrad", target=[0, 1, 1], seed=1, n_samples=3)
+    smooth = ex.explain(X, "smoothgrad", target=[0, 1, 1], noise_seed=1, n_samples=3)
     np.testing.assert_allclose(many["smoothgrad"].raw, smooth.raw, rtol=1e-6)

@@ -28,8 +28,9 @@ Call = Callable[[np.ndarray, np.ndarray, tuple], dict]
 
 @dataclass
 class Context:
-    """What a method computes from: the batch (in the model's type), the resolved classes, the
-    shared run's outputs, a way to run the model again, and the input's layout."""
+    """What a method computes from: the batch (in the model's type), the objective per sample (the
+    resolved classes, int64 ``[N]``, or the seeds, float32 ``[N, *output]``: index either with the
+    same owners), the shared run's outputs, a way to run the model again, and the input's layout."""
     x: np.ndarray
     targets: np.ndarray
     outputs: dict[str, np.ndarray]

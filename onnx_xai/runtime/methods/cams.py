@@ -155,7 +155,7 @@ class ScoreCam(CamMethod):
             masks = np.expand_dims((masks - low) / (high - low + 1e-8), ctx.layout.index("C"))
             for part in chunks(len(masks), opts.batch_size):
                 masked = (x[i:i + 1] * masks[part]).astype(np.float32)
-                targets = np.full(len(masked), ctx.targets[i], np.int64)
+                targets = np.repeat(ctx.targets[i:i + 1], len(masked), axis=0)
                 scores[i, part] = ctx.run(masked, targets, ("activation",))[c.SCORE]
         scores = np.exp(scores - scores.max(axis=1, keepdims=True))
         return scores / scores.sum(axis=1, keepdims=True)

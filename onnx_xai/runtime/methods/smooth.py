@@ -4,7 +4,7 @@
 ``"square"`` averages its square (SmoothGrad-Squared), ``"var"`` takes its variance (VarGrad,
 Adebayo et al. 2018): Captum's ``NoiseTunnel`` ``smoothgrad``, ``smoothgrad_sq`` and ``vargrad``.
 Noise is N(0, sigma^2) with sigma = ``noise_level`` times each sample's value range (PAIR's
-convention), from a generator seeded by ``seed``, or an explicit ``noise`` array. Copies of all
+convention), from a generator seeded by ``noise_seed``, or an explicit ``noise`` array. Copies of all
 samples are streamed in chunks of ``batch_size``, so memory stays bounded whatever ``n_samples`` is;
 every copy is explained for the class resolved on the clean input.
 """
@@ -27,7 +27,7 @@ class SmoothGradOptions(Options):
     """``noise`` (n_samples, *x.shape[1:]) overrides the seeded noise."""
     n_samples: int = 50
     noise_level: float = 0.15
-    seed: int | None = None
+    noise_seed: int | None = None
     noise: object = None
     base: str = "gradient"
     kind: str = "mean"
@@ -42,7 +42,7 @@ class SmoothGradOptions(Options):
             raise InputError(f"kind must be one of {', '.join(KINDS)}, not {self.kind!r}")
         whole("n_samples", self.n_samples, 1)
         whole("batch_size", self.batch_size, 1, optional=True)
-        whole("seed", self.seed, 0, optional=True)
+        whole("noise_seed", self.noise_seed, 0, optional=True)
         finite("noise_level", self.noise_level, 0)
         if self.noise_level > np.finfo(np.float32).max:
             raise InputError(f"noise_level {self.noise_level} overflows float32")
@@ -89,7 +89,7 @@ def noisy_batches(x: np.ndarray, opts: SmoothGradOptions) -> Iterator[tuple[np.n
             raise InputError(f"noise has shape {noise.shape}, expected (n_samples, {', '.join(map(str, x.shape[1:]))})")
         n_samples = len(noise)
     else:
-        n_samples, rng = opts.n_samples, np.random.default_rng(opts.seed)
+        n_samples, rng = opts.n_samples, np.random.default_rng(opts.noise_seed)
         flat = x.reshape(len(x), -1).astype(np.float64)
         sigmas = opts.noise_level * (flat.max(axis=1) - flat.min(axis=1))
     pairs = [(i, j) for i in range(len(x)) for j in range(n_samples)]

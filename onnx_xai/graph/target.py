@@ -45,7 +45,7 @@ class TokenGrid:
 def candidates(info: GraphInfo, source: str, score: str, layouts: dict[str, str], limit: int = 10
                ) -> list[TargetView]:
     """Target-layer candidates, the default first (see the module docstring)."""
-    doms = dominators(info, source, score)
+    doms = [d for d in dominators(info, source, score) if d != score]  # a map's output explains nothing
     spatial = _spatial_candidates(info, doms, layouts)[:limit]
     grid = token_grid(info, source, doms, layouts)
     if grid is None:

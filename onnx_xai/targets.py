@@ -1,0 +1,153 @@
+"""Seeds for what to explain beyond a class: segmentation, detection, dense maps.
+
+A seed is a float array shaped like the explained output; the explained score of each sample is
+``sum(seed * output)`` (pytorch-grad-cam's target objects, as arrays). These helpers build seeds from
+the model's own output (``Explainer.predict``), in the output's layout, one seed per sample:
+
+- :func:`class_seed`: a class of a classifier, as ``target=`` does;
+- :func:`segmentation_seed`: class c summed over a mask, by default the pixels where c is the
+  argmax (pytorch-grad-cam's ``SemanticSegmentationTarget``), optionally within a box;
+- :func:`detection_seed`: the class score of one candidate of a pre-NMS detector output, chosen by
+  index or as the highest-scoring candidate of class c whose box overlaps a given box (IoU >= 0.5);
+  :class:`DetectionLayout` says how boxes and scores are laid out (YOLO's ``[N, 4 + C, A]``,
+  ``cx, cy, w, h`` by default);
+- :func:`dense_seed`: the sum of one channel of a dense map over a region: a box, a mask, or by
+  default the largest connected region above a threshold (a text detector's strongest region).
+
+Boxes are (x0, y0, x1, y1) in the output's own pixels (dense and segmentation maps) or in the
+coordinates the detector's boxes use (input pixels, for YOLO exports). Each helper returns the seed
+and, per sample, a description of what it chose.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from .errors import InputError
+
+
+def _batched(output, rank: int, what: str) -> np.ndarray:
+    output = np.asarray(output)
+    if output.ndim != rank or output.dtype.kind not in "fiu":
+        raise InputError(f"{what} needs the model's output of rank {rank}, got shape {output.shape}")
+    return output.astype(np.float32)
+
+
+def class_seed(output, classes) -> tuple[np.ndarray, list[dict]]:
+    """One-hot seeds of ``classes`` (an int, one per sample, or -1 for the top class) on ``[N, K]``."""
+    output = _batched(output, 2, "class_seed")
+    chosen = np.broadcast_to(np.asarray(classes), (len(output),)).astype(np.int64)
+    chosen = np.where(chosen < 0, output.argmax(axis=1), chosen)
+    seed = np.zeros_like(output)
+    seed[np.arange(len(output)), chosen] = 1
+    return seed, [{"kind": "class", "class": int(c)} for c in chosen]
+
+
+def _box_mask(shape: tuple[int, int], box) -> np.ndarray:
+    height, width = shape
+    x0, y0, x1, y1 = (int(round(v)) for v in box)
+    mask = np.zeros(shape, bool)
+    mask[max(y0, 0):min(y1, height), max(x0, 0):min(x1, width)] = True
+    return mask
+
+
+def segmentation_seed(output, category: int, mask=None, box=None) -> tuple[np.ndarray, list[dict]]:
+    """Class ``category`` of an ``[N, C, H, W]`` segmentation output summed over ``mask`` (``[H, W]``
+    or ``[N, H, W]``; default: where ``category`` is the argmax), within ``box`` if given."""
+    output = _batched(output, 4, "segmentation_seed")
+    if not 0 <= category < output.shape[1]:
+        raise InputError(f"class {category} is out of range for an output with {output.shape[1]} classes")
+    masks = (output.argmax(axis=1) == category) if mask is None else np.broadcast_to(np.asarray(mask, bool), (
+        len(output),) + output.shape[2:])
+    if box is not None:
+        masks = masks & _box_mask(output.shape[2:], box)
+    seed = np.zeros_like(output)
+    seed[:, category] = masks
+    return seed, [{"kind": "segmentation", "class": int(category), "pixels": int(m.sum())} for m in masks]
+
+
+@dataclass(frozen=True)
+class DetectionLayout:
+    """How a pre-NMS detector output lays out its candidates: ``anchors_last`` (``[N, 4 + C, A]``, as
+    YOLOv5/v8 exports) or first (``[N, A, 4 + C]``); ``boxes``: ``"cxcywh"`` or ``"xyxy"``;
+    ``classes_from``: the row of the first class score (4, or 5 after an objectness score)."""
+    anchors_last: bool = True
+    boxes: str = "cxcywh"
+    classes_from: int = 4
+
+    def split(self, output: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``[N, A, 4]`` boxes as (x0, y0, x1, y1) and ``[N, A, C]`` class scores."""
+        rows = output if self.anchors_last else output.transpose(0, 2, 1)
+        raw, scores = rows[:, :4].transpose(0, 2, 1), rows[:, self.classes_from:].transpose(0, 2, 1)
+        if self.boxes == "xyxy":
+            return raw, scores
+        centre, size = raw[..., :2], raw[..., 2:4]
+        return np.concatenate([centre - size / 2, centre + size / 2], axis=-1), scores
+
+
+def iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """Intersection over union of one (x0, y0, x1, y1) box with each of ``boxes``."""
+    low, high = np.maximum(box[:2], boxes[:, :2]), np.minimum(box[2:], boxes[:, 2:])
+    inter = np.prod(np.clip(high - low, 0, None), axis=1)
+    area = lambda b: np.prod(np.clip(b[..., 2:] - b[..., :2], 0, None), axis=-1)  # noqa: E731
+    return inter / np.maximum(area(box) + area(boxes) - inter, 1e-12)
+
+
+def detection_seed(output, category: int | None = None, candidate: int | None = None, box=None,
+                   min_iou: float = 0.5, layout: DetectionLayout = DetectionLayout()) -> tuple[np.ndarray, list[dict]]:
+    """The class score of one candidate per sample: ``candidate`` (an index), or the highest-scoring
+    candidate of ``category`` (default: the highest-scoring class) whose box overlaps ``box`` with
+    IoU >= ``min_iou`` (any box when none is given)."""
+    output = _batched(output, 3, "detection_seed")
+    boxes, scores = layout.split(output)
+    seed, chosen = np.zeros_like(output), []
+    for n in range(len(output)):
+        index, cls = _pick_candidate(boxes[n], scores[n], category, candidate, box, min_iou)
+        row = layout.classes_from + cls
+        seed[(n, row, index) if layout.anchors_last else (n, index, row)] = 1
+        chosen.append({"kind": "detection", "candidate": int(index), "class": int(cls),
+                       "score": float(scores[n, index, cls]), "box": [float(v) for v in boxes[n, index]]})
+    return seed, chosen
+
+
+def _pick_candidate(boxes, scores, category, candidate, box, min_iou) -> tuple[int, int]:
+    if candidate is not None:
+        if not 0 <= candidate < len(boxes):
+            raise InputError(f"candidate {candidate} is out of range for {len(boxes)} candidates")
+        return candidate, int(scores[candidate].argmax()) if category is None else category
+    if category is not None and not 0 <= category < scores.shape[1]:
+        raise InputError(f"class {category} is out of range for a detector with {scores.shape[1]} classes")
+    per_candidate = scores.max(axis=1) if category is None else scores[:, category]
+    if box is not None:
+        per_candidate = np.where(iou(np.asarray(box, np.float32), boxes) >= min_iou, per_candidate, -np.inf)
+        if not np.isfinite(per_candidate).any():
+            raise InputError(f"no candidate box overlaps {list(box)} with IoU >= {min_iou}")
+    index = int(per_candidate.argmax())
+    return index, int(scores[index].argmax()) if category is None else category
+
+
+def dense_seed(output, channel: int = 0, box=None, mask=None, threshold: float = 0.3
+               ) -> tuple[np.ndarray, list[dict]]:
+    """Channel ``channel`` of an ``[N, C, H, W]`` dense map summed over a region: ``box``, ``mask``, or
+    by default the largest 8-connected region above ``threshold``."""
+    output = _batched(output, 4, "dense_seed")
+    if not 0 <= channel < output.shape[1]:
+        raise InputError(f"channel {channel} is out of range for an output with {output.shape[1]} channels")
+    seed, chosen = np.zeros_like(output), []
+    for n, values in enumerate(output[:, channel]):
+        region = (_box_mask(values.shape, box) if box is not None else np.asarray(mask, bool) if mask is not None
+                  else _largest_region(values, threshold))
+        seed[n, channel] = region
+        ys, xs = np.nonzero(region)
+        chosen.append({"kind": "dense", "channel": int(channel), "pixels": int(region.sum()),
+                       "box": [int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1] if len(xs) else None})
+    return seed, chosen
+
+
+def _largest_region(values: np.ndarray, threshold: float) -> np.ndarray:
+    labels, count = ndimage.label(values > threshold, structure=np.ones((3, 3)))
+    if count == 0:
+        raise InputError(f"no region of the map is above {threshold}; give a box or a lower threshold")
+    return labels == 1 + int(np.argmax(np.bincount(labels.ravel())[1:]))

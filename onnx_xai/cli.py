@@ -92,6 +92,7 @@ def _explain(args: argparse.Namespace) -> int:
     from .images import image_files
     from .pipeline import Options, model_sha256, parse_target, read_labels
     from .runtime import Explainer
+    from .targets import DetectionLayout
 
     files = image_files(args.images, exclude=args.out)
     ex = Explainer(args.model, target_layer=args.target_layer, threads=args.threads, backend=args.backend)
@@ -101,7 +102,10 @@ def _explain(args: argparse.Namespace) -> int:
                    preset=args.preset, mean=args.mean, std=args.std, crop=args.crop,
                    size=tuple(args.size) if args.size else None, smooth=args.smooth, seed=args.seed, steps=args.steps,
                    cmap=args.cmap, alpha=args.alpha, batch_size=args.batch_size, sheets=args.sheet,
-                   labels=labels, keep_going=args.keep_going)
+                   labels=labels, keep_going=args.keep_going, objective=args.objective,
+                   region=tuple(args.region) if args.region else None, channel=args.channel,
+                   candidate=args.candidate, threshold=args.threshold,
+                   detection=DetectionLayout(args.anchors == "last", args.boxes, args.classes_from))
     skipped: list = []
 
     def skip(path, reason: str) -> None:
@@ -112,11 +116,25 @@ def _explain(args: argparse.Namespace) -> int:
                                  show=any(Path(p).is_dir() for p in args.images), on_skip=skip)
     for rec in records:
         first = rec["explanations"][0]
-        print(f"{rec['file']}: {first['label'] or first['target']} ({first['score']:.2f}) -> "
+        print(f"{rec['file']}: {_explained(rec['objective'], first)} ({first['score']:.2f}) -> "
               f"{Path(args.out) / rec['name']}.*")
     if skipped:
         raise XaiError(f"{len(skipped)} of {len(files)} photos could not be read; the others were explained")
     return 0
+
+
+def _explained(objective: dict, first: dict) -> str:
+    """What a photo's explanations are of, in a few words."""
+    name = first["label"] or (first["target"] if objective["kind"] == "class" else objective.get("class"))
+    words = [objective["kind"]] if objective["kind"] != "class" else []
+    words += [str(name)] if name is not None else []
+    if objective["kind"] == "dense":
+        words.append(f"channel {objective['channel']}")
+    if "candidate" in objective:
+        words.append(f"candidate {objective['candidate']}")
+    if objective.get("photo_box"):
+        words.append("at " + ",".join(str(v) for v in objective["photo_box"]))
+    return " ".join(words)
 
 
 def _methods(methods: Sequence[str], smooth: int | None) -> list[str]:
@@ -242,7 +260,30 @@ def _add_explain(sub) -> None:
     p.add_argument("--out", default="onnx-xai-out", help="output folder (default: onnx-xai-out; "
                    "never searched for input photos)")
     p.add_argument("--target-layer", help="4-D tensor to explain with CAM/Grad-CAM")
+    _add_objective(p)
     p.set_defaults(run=_explain)
+
+
+def _add_objective(p: argparse.ArgumentParser) -> None:
+    from .objective import KINDS
+
+    g = p.add_argument_group("what to explain beyond a class", "The kind follows the explained output's "
+                             "shape: [N, K] a class (--target), [N, 4+C, A] a pre-NMS detector (the best "
+                             "candidate of --target's class, or of any, overlapping --region), [N, C, H, W] "
+                             "a segmenter (--target's class where it wins) or, for C = 1, a dense map (its "
+                             "largest region above --threshold, or --region).")
+    g.add_argument("--objective", choices=KINDS, default="auto", help="override the kind (default: auto)")
+    g.add_argument("--region", type=_finite, nargs=4, metavar=("X0", "Y0", "X1", "Y1"),
+                   help="a box in photo pixels: the detection to explain (IoU >= 0.5), or the part of a map")
+    g.add_argument("--candidate", type=_at_least(0), help="a detector's candidate by index")
+    g.add_argument("--channel", type=_at_least(0), default=0, help="a dense map's channel (default 0)")
+    g.add_argument("--threshold", type=_finite, default=0.3, help="a dense map's region: the largest "
+                   "above this value (default 0.3)")
+    g.add_argument("--boxes", choices=("cxcywh", "xyxy"), default="cxcywh", help="detector box format")
+    g.add_argument("--anchors", choices=("last", "first"), default="last", help="detector layout: "
+                   "[N, 4+C, A] (last, YOLOv8) or [N, A, 4+C] (first)")
+    g.add_argument("--classes-from", type=_at_least(4), default=4, help="row of the first class score "
+                   "(5 after an objectness score)")
 
 
 def build_parser() -> argparse.ArgumentParser:

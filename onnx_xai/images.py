@@ -113,6 +113,12 @@ class Prepared:
         canvas[y0:y1, x0:x1] = np.asarray(resized)
         return canvas
 
+    def box_to_input(self, box) -> tuple[float, float, float, float]:
+        """A (x0, y0, x1, y1) box in photo pixels as a box in the input's pixels."""
+        x0, y0, x1, y1 = self.crop
+        sx, sy = (x1 - x0) / self.size[1], (y1 - y0) / self.size[0]
+        return ((box[0] - x0) / sx, (box[1] - y0) / sy, (box[2] - x0) / sx, (box[3] - y0) / sy)
+
     def box_to_photo(self, box) -> tuple[int, int, int, int]:
         """A half-open box in input pixels as a half-open box in photo pixels."""
         x0, y0, x1, y1 = self.crop
@@ -123,13 +129,22 @@ class Prepared:
                 min(width, int(np.ceil(x0 + bx1 * sx))), min(height, int(np.ceil(y0 + by1 * sy))))
 
 
-def prepare(photo: Image.Image, size: tuple[int, int], layout: str = "NCHW", preset: str = "imagenet",
+def natural_size(photo: Image.Image, multiple: int = 32, longest: int = 960) -> tuple[int, int]:
+    """(H, W) for a model that takes any size: the photo's own, its longer side at most ``longest``,
+    both rounded to a multiple of ``multiple`` (the strides of fully convolutional nets)."""
+    scale = min(1.0, longest / max(photo.size))
+    width, height = (max(multiple, int(round(d * scale / multiple)) * multiple) for d in photo.size)
+    return height, width
+
+
+def prepare(photo: Image.Image, size: tuple[int, int] | None, layout: str = "NCHW", preset: str = "imagenet",
             mean=None, std=None, crop: float = 0.875, channels: int = 3, pixels: bool = False) -> Prepared:
     """Resize the shorter side to ``size / crop``, centre-crop ``size`` (H, W), normalize.
 
     Args:
         photo: an RGB Pillow image (see :func:`load_image`).
-        size: the model's input height and width.
+        size: the model's input height and width; None for a model that takes any size: the whole
+            photo at :func:`natural_size`, not cropped.
         layout: the model input's layout ("NCHW", "NHWC", any order of those letters).
         preset, mean, std: normalization (see :func:`normalization`).
         crop: fraction of the resized shorter side that the input covers (1 = no margin).
@@ -140,9 +155,12 @@ def prepare(photo: Image.Image, size: tuple[int, int], layout: str = "NCHW", pre
         raise InputError("crop must be in (0, 1]")
     if channels not in PHOTO_MODES:
         raise InputError(f"the model takes {channels} channels; photos give 1 (grayscale), 3 (RGB) or 4 (RGBA)")
-    height, width = size
-    scale = max(height, width) / crop / min(photo.size)
-    resized_w, resized_h = max(width, round(photo.size[0] * scale)), max(height, round(photo.size[1] * scale))
+    height, width = size if size is not None else natural_size(photo)
+    if size is None:  # the whole photo, stretched by at most the rounding to a multiple
+        resized_w, resized_h = width, height
+    else:
+        scale = max(height, width) / crop / min(photo.size)
+        resized_w, resized_h = max(width, round(photo.size[0] * scale)), max(height, round(photo.size[1] * scale))
     resized = photo.convert(PHOTO_MODES[channels]).resize((resized_w, resized_h), Image.BILINEAR)
     left, top = (resized_w - width) // 2, (resized_h - height) // 2
     values = np.asarray(resized.crop((left, top, left + width, top + height)), np.float32).reshape(

@@ -21,9 +21,11 @@ import numpy as np
 from .errors import InputError
 from .files import interruptible
 from .images import Prepared, load_image, prepare
+from .objective import objective
 from .outputs import Staging, unique_names
 from .runtime import Explainer
-from .visuals import overlay, sheet, spotlight
+from .targets import DetectionLayout
+from .visuals import outline, overlay, sheet, spotlight
 
 DATA = resources.files("onnx_xai") / "data"
 DEMO_MODEL = DATA / "efficientnet_lite0.onnx"
@@ -50,6 +52,13 @@ class Options:
     sheets: bool = False
     labels: list[str] = field(default_factory=list)
     keep_going: bool = False  # leave out photos that do not decode instead of stopping
+    # what to explain beyond a class (onnx_xai.objective): the kind, and where
+    objective: str = "auto"
+    region: tuple[float, float, float, float] | None = None  # x0 y0 x1 y1 in photo pixels
+    channel: int = 0
+    candidate: int | None = None
+    detection: DetectionLayout = DetectionLayout()
+    threshold: float = 0.3
 
 
 def read_labels(path: str | os.PathLike | None, classes: int | None) -> list[str]:
@@ -123,15 +132,16 @@ def explain_files(ex: Explainer, files: Sequence[Path | tuple[Path, str]], out: 
     out = prepare_output_folder(out)
     names = dict(zip([path for path, _ in pairs], unique_names([name for _, name in pairs])))
     records, bar = [], progress(len(pairs)) if progress is not None else None
+    step = opts.batch_size if preprocessing["size"] is not None else 1  # any size: each photo its own
     try:
         with interruptible(), Staging(out) as staging:
-            for start in range(0, len(pairs), opts.batch_size):
-                chunk = [path for path, _ in pairs[start:start + opts.batch_size]]
+            for start in range(0, len(pairs), step):
+                chunk = [path for path, _ in pairs[start:start + step]]
                 prepared = [prepare(load_image(f), **preprocessing) for f in chunk]
-                results = _explain(ex, np.concatenate([p.array for p in prepared]), opts)
+                results, chosen = _explain(ex, prepared, opts)
                 for i, (f, p) in enumerate(zip(chunk, prepared)):
                     picked = {m: _pick(r, i) for m, r in results.items()}
-                    records.append(_write_photo(f, names[f], p, picked, staging, opts, sha256))
+                    records.append(_write_photo(f, names[f], p, picked, chosen[i], staging, opts, sha256))
                 if bar is not None:
                     bar.update(len(chunk))
     finally:
@@ -171,7 +181,9 @@ def model_preprocessing(ex: Explainer, opts: Options) -> dict:
                 pixels=pixels)
 
 
-def input_size(ex: Explainer, opts: Options) -> tuple[int, int]:
+def input_size(ex: Explainer, opts: Options) -> tuple[int, int] | None:
+    """The input's (H, W): the model's, or ``--size``; None when neither fixes it (each photo is
+    then given at its own size, :func:`~onnx_xai.images.natural_size`)."""
     shape = ex.input_shape
     dims = (shape[ex.layout.index("H")], shape[ex.layout.index("W")])
     fixed = [d for d in dims if isinstance(d, int)]
@@ -180,20 +192,23 @@ def input_size(ex: Explainer, opts: Options) -> tuple[int, int]:
             raise InputError(f"--size {opts.size[0]} {opts.size[1]} contradicts the model's input size "
                              f"{' x '.join(str(d) for d in dims)}")
         return tuple(opts.size)
-    if len(fixed) < 2:
-        raise InputError(f"the model's input size is not fixed ({shape}); give --size H W")
-    return dims
+    if len(fixed) == 1:
+        raise InputError(f"the model fixes one side of its input ({shape}); give --size H W")
+    return dims if fixed else None
 
 
-def _explain(ex: Explainer, batch: np.ndarray, opts: Options) -> dict:
-    """Every method on a batch: one shared run for all of them, or SmoothGrad of each."""
+def _explain(ex: Explainer, prepared: list[Prepared], opts: Options) -> tuple[dict, list[dict | None]]:
+    """Every method on a batch (one shared run for all of them, or SmoothGrad of each), and what each
+    photo's objective is when it is not a class (:mod:`onnx_xai.objective`)."""
+    batch = np.concatenate([p.array for p in prepared])
+    wanted, chosen = objective(ex, batch, prepared, opts)
     if opts.smooth:
-        return {m: ex.explain(batch, "smoothgrad", target=opts.target, base=m, n_samples=opts.smooth,
-                              noise_seed=opts.seed) for m in opts.methods}
+        return {m: ex.explain(batch, "smoothgrad", base=m, n_samples=opts.smooth, noise_seed=opts.seed,
+                              **wanted) for m in opts.methods}, chosen
     options = {"noise_seed": opts.seed} if "smoothgrad" in opts.methods else {}
     if opts.steps and "integrated_gradients" in opts.methods:
         options["n_steps"] = opts.steps
-    return ex.explain_many(batch, opts.methods, target=opts.target, **options)
+    return ex.explain_many(batch, opts.methods, **wanted, **options), chosen
 
 
 def _pick(result, i: int) -> dict:
@@ -211,22 +226,33 @@ def _picture(p: Prepared, r: dict, opts: Options, box):
     return spotlight(p.photo, p.map_to_photo(r["map"]), signed, box, p.region())
 
 
-def _write_photo(path: Path, name: str, p: Prepared, per_method: dict, staging: Staging, opts: Options,
-                 sha256: str) -> dict:
-    """Stage the photo's overlays, sheet and JSON record, then move them into place together."""
+def _title(chosen: dict | None, target: int, opts: Options) -> tuple[str, str | None]:
+    """What a panel explains, in words, and the class label (None for seeds, or without labels)."""
+    cls = target if chosen is None else chosen.get("class")
+    label = opts.labels[cls] if opts.labels and cls is not None and 0 <= cls < len(opts.labels) else None
+    if chosen is None:
+        return str(label or target), label
+    what = f"{chosen['kind']} {label or ('' if cls is None else cls)}".strip()
+    return (what + (f" #{chosen['candidate']}" if "candidate" in chosen else "")), label
+
+
+def _write_photo(path: Path, name: str, p: Prepared, per_method: dict, chosen: dict | None,
+                 staging: Staging, opts: Options, sha256: str) -> dict:
+    """Stage the photo's overlays, sheet and JSON record, then move them into place together; the
+    objective's own region (a detection, a dense region), when it has one, is outlined in green."""
     panels, entries, written = [], [], []
     for method, r in per_method.items():
         box = p.box_to_photo(r["box"]) if r["box"][2] > r["box"][0] else None
-        picture = _picture(p, r, opts, box)
+        picture = outline(_picture(p, r, opts, box), (chosen or {}).get("photo_box"))
         written.append(f"{name}.{method}.png")
         picture.save(staging.path(written[-1]), format="PNG")
-        label = opts.labels[r["target"]] if opts.labels else None
-        panels.append((f"{('smooth ' if opts.smooth else '')}{method}: {label or r['target']}", picture))
-        entries.append({"method": method, "smoothgrad_samples": opts.smooth, "target": r["target"],
-                        "label": label, "score": round(r["score"], 6),
-                        "box": list(box) if box else None, "overlay": written[-1]})
+        what, label = _title(chosen, r["target"], opts)
+        panels.append((f"{('smooth ' if opts.smooth else '')}{method}: {what}", picture))
+        entries.append({"method": method, "smoothgrad_samples": opts.smooth,
+                        "target": r["target"] if chosen is None else None, "label": label,
+                        "score": round(r["score"], 6), "box": list(box) if box else None, "overlay": written[-1]})
     record = {"file": str(path), "name": name, "model_sha256": sha256, "size": list(p.photo.size),
-              "explanations": entries}
+              "input_size": list(p.size), "objective": chosen or {"kind": "class"}, "explanations": entries}
     if opts.sheets:
         record["sheet"] = f"{name}.sheet.png"
         written.append(record["sheet"])

@@ -23,7 +23,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
 
 from .errors import InputError
 
@@ -80,6 +79,9 @@ class DetectionLayout:
     def split(self, output: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``[N, A, 4]`` boxes as (x0, y0, x1, y1) and ``[N, A, C]`` class scores."""
         rows = output if self.anchors_last else output.transpose(0, 2, 1)
+        if rows.shape[1] <= self.classes_from:
+            raise InputError(f"a detector output of shape {output.shape} has no class scores after row "
+                             f"{self.classes_from} (is the layout {'[N, 4+C, A]' if self.anchors_last else '[N, A, 4+C]'}?)")
         raw, scores = rows[:, :4].transpose(0, 2, 1), rows[:, self.classes_from:].transpose(0, 2, 1)
         if self.boxes == "xyxy":
             return raw, scores
@@ -147,6 +149,8 @@ def dense_seed(output, channel: int = 0, box=None, mask=None, threshold: float =
 
 
 def _largest_region(values: np.ndarray, threshold: float) -> np.ndarray:
+    from scipy import ndimage  # only here: scipy takes a while to import
+
     labels, count = ndimage.label(values > threshold, structure=np.ones((3, 3)))
     if count == 0:
         raise InputError(f"no region of the map is above {threshold}; give a box or a lower threshold")

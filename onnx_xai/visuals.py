@@ -74,11 +74,16 @@ def _framed(photo: Image.Image, blended: Image.Image, box, region) -> Image.Imag
         framed = photo.copy()
         framed.paste(blended.crop(region), region[:2])
         blended = framed
+    return outline(blended, box, (255, 255, 255))
+
+
+def outline(picture: Image.Image, box: tuple[int, int, int, int] | None,
+            colour: tuple[int, int, int] = (0, 230, 64)) -> Image.Image:
+    """The picture with a half-open (x0, y0, x1, y1) box drawn on it in place (nothing without one)."""
     if box is not None and box[2] > box[0] and box[3] > box[1]:
-        width = max(2, round(min(photo.size) / 150))
-        ImageDraw.Draw(blended).rectangle([box[0], box[1], box[2] - 1, box[3] - 1], outline=(255, 255, 255),
-                                          width=width)
-    return blended
+        width = max(2, round(min(picture.size) / 150))
+        ImageDraw.Draw(picture).rectangle([box[0], box[1], box[2] - 1, box[3] - 1], outline=colour, width=width)
+    return picture
 
 
 def sheet(photo: Image.Image, panels: list[tuple[str, Image.Image]], height: int = 320) -> Image.Image:

@@ -87,11 +87,16 @@ class Explainer:
         return channels if isinstance(channels, int) else None
 
     @property
-    def num_classes(self) -> int | None:
-        """The number of classes when the model's output declares it, else None."""
+    def output_shape(self) -> tuple:
+        """The explained output's shape as the model declares it (symbolic dims as strings)."""
         output = self._sessions.record().output
-        spec = next(o for o in self._sessions.get(FORWARD).outputs if o.name == output)
-        return spec.shape[-1] if spec.shape and isinstance(spec.shape[-1], int) else None
+        return tuple(next(o for o in self._sessions.get(FORWARD).outputs if o.name == output).shape or ())
+
+    @property
+    def num_classes(self) -> int | None:
+        """The number of classes when the explained output is ``[N, K]`` with K declared, else None."""
+        shape = self.output_shape
+        return shape[-1] if len(shape) == 2 and isinstance(shape[-1], int) else None
 
     @property
     def providers(self) -> list[str]:

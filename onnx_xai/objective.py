@@ -1,0 +1,77 @@
+"""What the command line explains for each photo: a class, or a seed for any other output.
+
+The kind follows the explained output's shape unless ``--objective`` says otherwise: ``[N, K]`` is a
+classifier (``--target`` a class), ``[N, 4 + C, A]`` a pre-NMS detector (the best candidate of
+``--target``'s class, or of any class, overlapping ``--region`` when given, or ``--candidate``),
+``[N, C, H, W]`` a segmenter when C > 1 (``--target``'s class where it wins, within ``--region``)
+and a dense map when C = 1 (``--channel``, over ``--region`` or its largest region above
+``--threshold``). Seeds come from :mod:`onnx_xai.targets`, built from each photo's own output;
+``--region`` is given in photo pixels and mapped to the model's input (detector boxes) or output
+(maps) pixels.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import targets
+from .errors import InputError
+from .images import Prepared
+
+KINDS = ("auto", "class", "segmentation", "detection", "dense")
+
+
+def output_kind(shape: tuple) -> str:
+    """The objective an output of this declared shape calls for."""
+    if len(shape) == 2:
+        return "class"
+    if len(shape) == 3:
+        return "detection"
+    if len(shape) == 4:
+        return "segmentation" if isinstance(shape[1], int) and shape[1] > 1 else "dense"
+    raise InputError(f"the explained output has shape {shape}: give a seed through the API")
+
+
+def objective(ex, batch: np.ndarray, prepared: list[Prepared], opts) -> tuple[dict, list[dict | None]]:
+    """Keyword arguments of ``explain_many`` (``target=`` or ``seed=``) for a batch, and what each
+    photo's seed stands for (None for classes)."""
+    kind = output_kind(ex.output_shape) if opts.objective == "auto" else opts.objective
+    if opts.region is not None and not (opts.region[2] > opts.region[0] and opts.region[3] > opts.region[1]):
+        raise InputError(f"region {list(opts.region)} is empty: give x0 y0 x1 y1 with x1 > x0 and y1 > y0")
+    if kind == "class":
+        return {"target": opts.target}, [None] * len(prepared)
+    output = ex.predict(batch)
+    seeds, chosen = [], []
+    for i, p in enumerate(prepared):
+        seed, described = _seed(kind, output[i:i + 1], p, opts)
+        if described[0].get("pixels") == 0:
+            raise InputError(f"the {kind} objective covers no pixel of the output map" + (
+                f" (class {opts.target} wins nowhere; choose another --target)" if kind == "segmentation"
+                else " (the region lies outside the photo's input)"))
+        seeds.append(seed)
+        chosen.append(_with_photo_box(described[0], output.shape[2:], p))
+    return {"seed": np.concatenate(seeds)}, chosen
+
+
+def _with_photo_box(described: dict, map_size: tuple, p: Prepared) -> dict:
+    """The description with its box also in photo pixels (``photo_box``): detector boxes are in input
+    pixels, dense-map boxes in the map's own."""
+    if described.get("box") is None:
+        return described
+    box = np.asarray(described["box"], np.float64)
+    if described["kind"] != "detection":
+        box = box * np.array([p.size[1] / map_size[1], p.size[0] / map_size[0]] * 2)
+    return {**described, "photo_box": list(p.box_to_photo(box))}
+
+
+def _seed(kind: str, output: np.ndarray, p: Prepared, opts) -> tuple[np.ndarray, list[dict]]:
+    region = p.box_to_input(opts.region) if opts.region is not None else None
+    if kind == "detection":
+        return targets.detection_seed(output, opts.target, opts.candidate, region, layout=opts.detection)
+    if region is not None:  # from input pixels to the map's own
+        scale = np.array([output.shape[3] / p.size[1], output.shape[2] / p.size[0]] * 2)
+        region = tuple(np.asarray(region) * scale)
+    if kind == "segmentation":
+        if opts.target is None:
+            raise InputError("a segmentation output needs --target (the class to explain)")
+        return targets.segmentation_seed(output, opts.target, box=region)
+    return targets.dense_seed(output, opts.channel, box=region, threshold=opts.threshold)

@@ -24,11 +24,13 @@ def _augment(args: argparse.Namespace) -> int:
     from .graph import augment, save_model
 
     model = augment(args.model, target_layer=args.target_layer, outputs=args.outputs,
-                    input_name=args.input, output_name=args.output)
+                    input_name=args.input, output_name=args.output, seeded=args.seeded or None)
     save_model(model, args.out, source=args.model)
     meta = json.loads(next(p.value for p in model.metadata_props if p.key == "onnx_xai"))
-    print(f"wrote {args.out} ({Path(args.out).stat().st_size / 2**20:.1f} MiB): target layer "
-          f"{meta['target_layer']!r}, outputs {', '.join(meta['outputs'])}")
+    layers = [layer["name"] for layer in meta.get("layers", [])] or [meta["target_layer"]]
+    print(f"wrote {args.out} ({Path(args.out).stat().st_size / 2**20:.1f} MiB): target layer"
+          f"{'s' if len(layers) > 1 else ''} {', '.join(map(repr, layers))}, objective {meta['objective']}, "
+          f"outputs {', '.join(meta['outputs'])}")
     if not meta["cam"]:
         print(f"no CAM outputs: {meta['head']}")
     return 0
@@ -57,8 +59,12 @@ def _inspect(args: argparse.Namespace) -> int:
     print(f"score: {r['score']!r} ({SCORE_KINDS[r['score_kind']]})")
     print("target-layer candidates (last first, * = default):")
     for c in r["candidates"]:
-        print(f"  {'*' if c['name'] == r['target_layer'] else ' '} {c['name']}  {c['shape']}  "
+        print(f"  {'*' if c['name'] in r['target_layers'] else ' '} {c['name']}  {c['shape']}  "
               f"{_layout_words(c)}  ({c['op']})")
+    if len(r["scales"]) > 1:
+        print(f"candidates per scale (grid at a {r['probe_size']}-pixel input; several: --target-layer A B C):")
+        for c in r["scales"]:
+            print(f"    stride {c['stride']:g}  {c['grid'][0]}x{c['grid'][1]}  {c['name']}  ({c['op']})")
     print(f"head: {r['head']} (global average pooling -> linear: CAM applies)" if r["cam"]
           else f"head: {r['head']}")
     from .runtime.methods import METHOD_NAMES
@@ -74,8 +80,9 @@ def _print_rewrite(path: str, report: dict) -> int:
     print(f"{path}: rewritten by onnx_xai (format {r['format']}) from a model with sha256 {r['source_sha256']}")
     print(f"input: {r['input']} ({r.get('input_type', 'float')}, {r['layout']}); explained output: "
           f"{r['output']}, score {r['score']!r} ({SCORE_KINDS.get(r.get('score_kind'), 'logit')})")
-    target = r.get("target") or {"name": r["target_layer"], "layout": r["layout"]}
-    print(f"target layer: {target['name']}  {_layout_words(target)}")
+    for target in r.get("layers") or [r.get("target") or {"name": r["target_layer"], "layout": r["layout"]}]:
+        print(f"target layer: {target['name']}  {_layout_words(target)}")
+    print(f"objective: {'xai_seed (a weighted sum of the output)' if r.get('objective') == 'seed' else 'xai_target (a class)'}")
     print(f"output sets: {', '.join(r['output_sets'])}; outputs: {', '.join(r['outputs'])}")
     print(f"head: {r['head']}")
     return 0
@@ -104,7 +111,7 @@ def _explain(args: argparse.Namespace) -> int:
                    cmap=args.cmap, alpha=args.alpha, batch_size=args.batch_size, sheets=args.sheet,
                    labels=labels, keep_going=args.keep_going, objective=args.objective,
                    region=tuple(args.region) if args.region else None, channel=args.channel,
-                   candidate=args.candidate, threshold=args.threshold,
+                   candidate=args.candidate, threshold=args.threshold, fuse=args.fuse,
                    detection=DetectionLayout(args.anchors == "last", args.boxes, args.classes_from))
     skipped: list = []
 
@@ -207,8 +214,9 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _add_model_choice(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--target-layer", help="4-D tensor to explain with CAM/Grad-CAM (default: the input of "
-                   "the head's spatial pooling, after the last conv's BN/ReLU)")
+    p.add_argument("--target-layer", nargs="+", help="4-D tensor to explain with the CAM family (default: the "
+                   "input of the head's spatial pooling, after the last conv's BN/ReLU); several: their maps "
+                   "fused (inspect lists the candidates per scale)")
     p.add_argument("--input", help="image input name (default: the first 4-D float input)")
     p.add_argument("--output", help="model output whose score is explained (default: the first)")
 
@@ -259,7 +267,10 @@ def _add_explain(sub) -> None:
                    "each, exit status 1 at the end) instead of stopping before anything is written")
     p.add_argument("--out", default="onnx-xai-out", help="output folder (default: onnx-xai-out; "
                    "never searched for input photos)")
-    p.add_argument("--target-layer", help="4-D tensor to explain with CAM/Grad-CAM")
+    p.add_argument("--target-layer", nargs="+", help="4-D tensor(s) to explain with the CAM family (several: "
+                   "each layer's map, fused by --fuse)")
+    p.add_argument("--fuse", choices=("mean", "max"), default="mean", help="how the maps of several target "
+                   "layers combine (default mean, as pytorch-grad-cam)")
     _add_objective(p)
     p.set_defaults(run=_explain)
 
@@ -303,6 +314,9 @@ def build_parser() -> argparse.ArgumentParser:
     aug.add_argument("--outputs", nargs="+", choices=OUTPUT_SETS,
                      help="output sets to emit; the graph is pruned to them (default: every set the "
                      "model allows; cam needs a global-average-pool -> linear head)")
+    aug.add_argument("--seeded", action="store_true", help="take xai_seed (float, the output's shape; the "
+                     "score is sum(seed * output)) instead of xai_target (default: only for outputs that "
+                     "are not [batch, classes])")
     _add_model_choice(aug)
     aug.set_defaults(run=_augment)
     ins = sub.add_parser("inspect", help="show inputs, layout, target-layer candidates, head, "

@@ -9,7 +9,9 @@ here once and this module imports neither onnx nor onnxruntime.
   candidate, a region of a dense map). A rewrite has one of the two.
 - Outputs added (float32 whatever the model's float type), grouped in *output sets*, each a pruned
   graph (runtimes execute every node of a graph whatever is fetched): see :data:`OUTPUT_SETS`.
-  Every set also gives :data:`SCORE` and, for the class objective, :data:`TARGET_USED`.
+  Every set also gives :data:`SCORE` and, for the class objective, :data:`TARGET_USED`. With several
+  target layers, the per-layer outputs (:data:`LAYER_OUTPUTS`) repeat per layer, suffixed ``_1``,
+  ``_2`` ... after the first (:func:`layer_output`).
 - The record stored in ``metadata_props[METADATA_KEY]``: :class:`RewriteRecord`, JSON.
 """
 from __future__ import annotations
@@ -39,6 +41,19 @@ OUTPUT_SETS: dict[str, tuple[str, ...]] = {
     "guided": (GUIDED_INPUT_GRAD,),
 }
 DEFAULT_SETS = ("cam", "gradcam", "input_grad")  # what `augment` writes unless told otherwise
+LAYER_OUTPUTS = (ACTIVATION, ACTIVATION_GRAD, GRADCAM)  # one of each per target layer
+
+
+def layer_output(name: str, layer: int) -> str:
+    """The name of a per-layer output for the ``layer``-th target layer: ``xai_activation`` for the
+    first, ``xai_activation_1`` for the second, and so on."""
+    return name if layer == 0 else f"{name}_{layer}"
+
+
+def outputs_of(output_set: str, layers: int = 1) -> tuple[str, ...]:
+    """The outputs an output set adds for a rewrite with ``layers`` target layers, in contract order."""
+    names = OUTPUT_SETS[output_set]
+    return tuple(layer_output(n, k) for k in range(layers) for n in names if k == 0 or n in LAYER_OUTPUTS)
 
 
 @dataclass(frozen=True)
@@ -76,11 +91,16 @@ class RewriteRecord:
     outputs: list[str] = field(default_factory=list)
     output_sets: list[str] = field(default_factory=list)
     objective: str = "class"  # "class" (xai_target) or "seed" (xai_seed)
+    layers: list[dict] = field(default_factory=list)  # every target layer (the first is ``target``)
     format: int = FORMAT
 
     @property
     def target_layer(self) -> str:
         return self.target["name"]
+
+    @property
+    def target_layers(self) -> list[str]:
+        return [layer["name"] for layer in self.layers] or [self.target_layer]
 
     def to_json(self) -> str:
         return json.dumps(asdict(self) | {"target_layer": self.target_layer})

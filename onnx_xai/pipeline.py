@@ -24,6 +24,7 @@ from .images import Prepared, load_image, prepare
 from .objective import objective
 from .outputs import Staging, unique_names
 from .runtime import Explainer
+from .runtime.methods import get
 from .targets import DetectionLayout
 from .visuals import outline, overlay, sheet, spotlight
 
@@ -59,6 +60,7 @@ class Options:
     candidate: int | None = None
     detection: DetectionLayout = DetectionLayout()
     threshold: float = 0.3
+    fuse: str = "mean"  # how the CAM family's maps of several target layers combine
 
 
 def read_labels(path: str | os.PathLike | None, classes: int | None) -> list[str]:
@@ -208,6 +210,8 @@ def _explain(ex: Explainer, prepared: list[Prepared], opts: Options) -> tuple[di
     options = {"noise_seed": opts.seed} if "smoothgrad" in opts.methods else {}
     if opts.steps and "integrated_gradients" in opts.methods:
         options["n_steps"] = opts.steps
+    if any("fuse" in get(m).Options.__dataclass_fields__ for m in opts.methods):
+        options["fuse"] = opts.fuse
     return ex.explain_many(batch, opts.methods, **wanted, **options), chosen
 
 

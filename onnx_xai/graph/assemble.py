@@ -13,17 +13,32 @@ from onnx import helper
 
 from .autodiff import backward
 from .emitter import Emitter
-from .info import GraphInfo
+from .info import GraphInfo, outer_scope_names
 
 
 def prune(nodes: Sequence[onnx.NodeProto], needed_outputs: set[str]) -> list[onnx.NodeProto]:
-    """The nodes, in order, that some name in ``needed_outputs`` transitively depends on."""
+    """The nodes, in order, that some name in ``needed_outputs`` transitively depends on (through
+    their inputs and what their subgraphs read)."""
     needed, kept = set(needed_outputs), []
     for node in reversed(nodes):
         if any(o in needed for o in node.output):
             kept.append(node)
-            needed.update(i for i in node.input if i)
+            needed.update(i for i in list(node.input) + outer_scope_names(node) if i)
     return kept[::-1]
+
+
+def forward_only(model: onnx.ModelProto, prefix: str = "xai_") -> onnx.ModelProto:
+    """A rewritten model's own forward: its original outputs, without the inputs, outputs and nodes
+    the rewrite added (a seeded rewrite cannot run without a seed of the output's shape)."""
+    graph = model.graph
+    outputs = [o for o in graph.output if not o.name.startswith(prefix)]
+    nodes = prune(list(graph.node), {o.name for o in outputs})
+    used = {i for n in nodes for i in list(n.input) + outer_scope_names(n)}
+    pruned = helper.make_graph(nodes, graph.name, [i for i in graph.input if not i.name.startswith(prefix)],
+                               outputs, [t for t in graph.initializer if t.name in used])
+    forward = helper.make_model(pruned, opset_imports=list(model.opset_import), ir_version=model.ir_version)
+    forward.functions.extend(model.functions)
+    return forward
 
 
 def build_model(info: GraphInfo, e: Emitter, inputs: Sequence[onnx.ValueInfoProto],

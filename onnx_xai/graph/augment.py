@@ -48,8 +48,13 @@ class Analysis:
     score: Score
     output: str
     layouts: dict[str, str]
-    view: TargetView
+    views: list[TargetView]  # the target layers, one or more
     head: CamHead | str
+
+    @property
+    def view(self) -> TargetView:
+        """The first target layer (the one CAM reads)."""
+        return self.views[0]
 
     @property
     def layout(self) -> str:
@@ -63,10 +68,11 @@ class Analysis:
             input_type=onnx.TensorProto.DataType.Name(self.info.dtype(self.image)).lower(),
             layout=self.layout, differentiated=self.source, output=self.output, score=self.score.name,
             score_kind=self.score.kind, target=self.view.describe(), cam=isinstance(head, CamHead),
-            head=" -> ".join(head.ops) if isinstance(head, CamHead) else head)
+            head=" -> ".join(head.ops) if isinstance(head, CamHead) else head,
+            layers=[v.describe() for v in self.views])
 
 
-def analyze(model: str | os.PathLike | bytes | onnx.ModelProto, target_layer: str | None = None,
+def analyze(model: str | os.PathLike | bytes | onnx.ModelProto, target_layer: str | Sequence[str] | None = None,
             input_name: str | None = None, output_name: str | None = None) -> Analysis:
     """Find the image input, the score, the target layer and the head of a classifier.
 
@@ -89,12 +95,25 @@ def analyze(model: str | os.PathLike | bytes | onnx.ModelProto, target_layer: st
     check_batch_free(info, score.name, batch)
     source, moves = differentiable_input(info, image)
     layouts = tensor_layouts(info, image)
-    view = (view_of(info, target_layer, source, score.name, layouts) if target_layer
-            else default_target(info, source, score.name, layouts))
-    check_target(info, view, source, score.name)
+    views = _target_views(info, target_layer, source, score.name, layouts)
+    head = cam_head(info, views[0], score.name) if len(views) == 1 else \
+        "several target layers (CAM reads the one layer the head pools)"
     return Analysis(proto, info, sha256, image, source, moves, score,
-                    output_name or info.graph.output[0].name, layouts, view,
-                    cam_head(info, view, score.name))
+                    output_name or info.graph.output[0].name, layouts, views, head)
+
+
+def _target_views(info: GraphInfo, target_layer, source: str, score: str, layouts: dict) -> list[TargetView]:
+    """The target layers named (one name or several), or the default one."""
+    if not target_layer:
+        views = [default_target(info, source, score, layouts)]
+    else:
+        names = [target_layer] if isinstance(target_layer, str) else list(target_layer)
+        if not all(isinstance(n, str) for n in names) or len(set(names)) != len(names):
+            raise InputError(f"target_layer must be a tensor name or a list of distinct names, not {target_layer!r}")
+        views = [view_of(info, name, source, score, layouts) for name in names]
+    for view in views:
+        check_target(info, view, source, score)
+    return views
 
 
 def augment(model: str | os.PathLike | bytes | onnx.ModelProto | Analysis,
@@ -106,7 +125,8 @@ def augment(model: str | os.PathLike | bytes | onnx.ModelProto | Analysis,
     Args:
         model: path, serialized bytes or ModelProto (never modified), or the result of
             :func:`analyze` (then the other selection arguments are ignored).
-        target_layer: name of the tensor to explain (4-D, or a vision transformer's tokens);
+        target_layer: name of the tensor to explain (4-D, or a vision transformer's tokens), or a
+            list of names (a multi-scale neck: each layer's outputs suffixed ``_1``, ``_2`` ...);
             default: the input of the head's spatial collapse (see :mod:`onnx_xai.graph.target`).
         outputs: the output sets to emit (:data:`onnx_xai.contract.OUTPUT_SETS`: ``"activation"``,
             ``"cam"``, ``"gradcam"``, ``"input_grad"``, ``"guided"``); default ``"cam"``,
@@ -168,7 +188,7 @@ def _emit(a: Analysis, wanted: tuple[str, ...], seeded: bool) -> onnx.ModelProto
         score_out = e.squeeze(e.op("GatherElements", [score, e.unsqueeze(used, [1])], axis=1), [1])
         seed, outs = _seed(e, score, used), [helper.make_tensor_value_info(used, onnx.TensorProto.INT64, [batch])]
     outs.insert(0, _publish(e, c.SCORE, _as_float32(e, score_out, score), [batch]))
-    wrt = ([a.view.name] if "gradcam" in wanted else []) + ([a.source] if "input_grad" in wanted else [])
+    wrt = ([v.name for v in a.views] if "gradcam" in wanted else []) + ([a.source] if "input_grad" in wanted else [])
     grads = backward(e, score, seed, wrt) if wrt else {}  # one sweep serves both
     outs += _layer_outputs(e, a, wanted, used, grads) + _input_outputs(e, a, wanted, grads, seed)
     return build_model(info, e, [seed_vi], outs)
@@ -187,19 +207,22 @@ def _seeded_objective(e: Emitter, score: str) -> tuple:
 
 
 def _layer_outputs(e: Emitter, a: Analysis, wanted, used: str, grads: dict) -> list:
-    """The target layer's activation (channels-first), its gradient, Grad-CAM and CAM."""
+    """Each target layer's activation (channels-first), its gradient and Grad-CAM; CAM (one layer)."""
     if not {"activation", "cam", "gradcam"} & set(wanted):
         return []
-    target, shape = a.view.name, channels_first_shape(a.info, a.view)
-    activation = _as_float32(e, channels_first(e, a.view, target), target)
-    outs = [_publish(e, c.ACTIVATION, activation, shape)]
-    if "gradcam" in wanted:
-        grad = grads[target] or e.zeros_like(target)
-        d_activation = _as_float32(e, channels_first(e, a.view, grad), target)
-        outs.append(_publish(e, c.ACTIVATION_GRAD, d_activation, shape))
-        outs.append(_publish(e, c.GRADCAM, _gradcam(e, activation, d_activation), shape[:1] + shape[2:]))
-    if "cam" in wanted:
-        outs.append(_publish(e, c.CAM, _cam(e, activation, a.head, used), shape[:1] + shape[2:]))
+    outs = []
+    for k, view in enumerate(a.views):
+        target, shape = view.name, channels_first_shape(a.info, view)
+        activation = _as_float32(e, channels_first(e, view, target), target)
+        outs.append(_publish(e, c.layer_output(c.ACTIVATION, k), activation, shape))
+        if "gradcam" in wanted:
+            grad = grads[target] or e.zeros_like(target)
+            d_activation = _as_float32(e, channels_first(e, view, grad), target)
+            outs.append(_publish(e, c.layer_output(c.ACTIVATION_GRAD, k), d_activation, shape))
+            outs.append(_publish(e, c.layer_output(c.GRADCAM, k), _gradcam(e, activation, d_activation),
+                                 shape[:1] + shape[2:]))
+        if "cam" in wanted and k == 0:
+            outs.append(_publish(e, c.CAM, _cam(e, activation, a.head, used), shape[:1] + shape[2:]))
     return outs
 
 

@@ -58,7 +58,7 @@ class GraphInfo:
             for name in node.output:
                 if name:
                     self.producer[name] = node
-            implicit = [n for n in _outer_scope_names(node) if n not in node.input]
+            implicit = [n for n in outer_scope_names(node) if n not in node.input]
             if implicit:
                 self._implicit[id(node)] = implicit
             for name in list(node.input) + implicit:
@@ -181,14 +181,14 @@ class GraphInfo:
         return [i.name for i in self.graph.input if i.name not in self.initializers]
 
 
-def _outer_scope_names(node: onnx.NodeProto) -> list[str]:
+def outer_scope_names(node: onnx.NodeProto) -> list[str]:
     """Names a node's subgraphs read but do not define (their outer-scope inputs)."""
     found: list[str] = []
     for a in node.attribute:
         for sub in list(a.graphs) + ([a.g] if a.HasField("g") else []):
             defined = {v.name for v in list(sub.input) + list(sub.initializer)}
             for inner in sub.node:
-                for name in list(inner.input) + _outer_scope_names(inner):
+                for name in list(inner.input) + outer_scope_names(inner):
                     if name and name not in defined and name not in found:
                         found.append(name)
                 defined.update(inner.output)

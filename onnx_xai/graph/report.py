@@ -2,7 +2,8 @@
 
 Inputs and outputs, the image input's layout and type (and, for integer pixels, the float tensor
 gradients start from), the score and what it is (logit, pre-softmax, pre-sigmoid), the target-layer
-candidates with their layouts (the default first), the head and whether CAM applies, and every node
+candidates with their layouts (the default first), one candidate per scale for multi-scale models
+(with the grid and stride at a probe size), the head and whether CAM applies, and every node
 on the input-gradient path that cannot be differentiated (listed instead of raised). A model
 already rewritten by onnx_xai is described by the rewrite's own record.
 """
@@ -17,6 +18,7 @@ from .emitter import Emitter
 from .head import CamHead
 from .info import GraphInfo
 from .model_io import load_model
+from .scales import PROBE_SIZE, scale_candidates
 from .target import candidates
 
 
@@ -56,6 +58,10 @@ def inspect_model(model, target_layer: str | None = None, input_name: str | None
         "target_layer": a.view.name,
         "candidates": [_describe(info, c.name) | {"op": info.producer[c.name].op_type} | c.describe()
                        for c in found],
+        "target_layers": [v.name for v in a.views], "probe_size": PROBE_SIZE,
+        "scales": [_describe(info, s.view.name) | s.view.describe() | {
+                       "op": info.producer[s.view.name].op_type, "grid": list(s.grid), "stride": s.stride}
+                   for s in scale_candidates(info, a.source, a.score.name, a.layouts)],
         "cam": isinstance(a.head, CamHead),
         "head": " -> ".join(a.head.ops) if isinstance(a.head, CamHead) else a.head,
         "not_differentiable": problems, "rewritten": False,

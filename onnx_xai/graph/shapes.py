@@ -49,6 +49,13 @@ def infer_types(model: onnx.ModelProto) -> tuple[dict[str, onnx.TypeProto], dict
     return types, values
 
 
+def concrete_shapes(model: onnx.ModelProto, spatial: int = 256) -> dict[str, list[int]]:
+    """The static shape of every value the inference pins down when the dynamic input sizes are set
+    to batch 1 and ``spatial`` x ``spatial`` (a model with a fixed size keeps its own)."""
+    types, _ = _infer_folded(_shell(model, _concrete(_dynamic_dims(model), 1, spatial)))
+    return {name: dims for name, tp in types.items() if (dims := _static(tp)) is not None}
+
+
 def _dynamic_dims(model: onnx.ModelProto) -> dict[str, dict[int, str]]:
     """Per input, its dynamic dimensions: axis 0 with its symbol (the batch), and for 4-D inputs the
     other axes without a static size (height and width exported as dynamic)."""

@@ -32,7 +32,9 @@ class Explainer:
     Args:
         model: path, bytes or ``onnx.ModelProto``; an original model is rewritten in memory (one
             pruned graph per method, on first use), a model from ``onnx-xai augment`` is used as is.
-        target_layer: the 4-D tensor CAM and Grad-CAM explain (default: found automatically).
+        target_layer: the 4-D tensor CAM and Grad-CAM explain (default: found automatically), or a
+            list of them (a multi-scale neck): the CAM family's maps are computed per layer and fused
+            (the ``fuse`` option; ``onnx-xai inspect`` lists the candidates per scale).
         providers: onnxruntime execution providers (default: CUDA then CPU, where available).
         threads: intra-op threads per session (default: onnxruntime's choice).
         input_name: the image input, for models with several inputs (default: the first 4-D one).
@@ -40,7 +42,7 @@ class Explainer:
         backend: ``"onnxruntime"`` (default) or ``"openvino"`` (CPU; needs the ``openvino`` package).
     """
 
-    def __init__(self, model, target_layer: str | None = None, providers: Sequence[str] | None = None,
+    def __init__(self, model, target_layer: str | Sequence[str] | None = None, providers: Sequence[str] | None = None,
                  threads: int | None = None, input_name: str | None = None,
                  output_name: str | None = None, backend: str = "onnxruntime"):
         self._sessions = SessionSet(model, target_layer, list(providers) if providers else None, threads,
@@ -58,8 +60,13 @@ class Explainer:
 
     @property
     def target_layer(self) -> str:
-        """The name of the tensor the CAM family explains."""
+        """The name of the tensor the CAM family explains (the first, when there are several)."""
         return self._sessions.record().target_layer
+
+    @property
+    def target_layers(self) -> list[str]:
+        """Every target layer: the CAM family's maps are computed on each and fused."""
+        return self._sessions.record().target_layers
 
     @property
     def input_name(self) -> str:
@@ -174,7 +181,8 @@ class Explainer:
         """One run of the graph serving ``sets`` for ``objective`` (int classes, or float seeds):
         every output of those sets, the score and, for classes, the classes used, by name."""
         seeded = objective.dtype.kind == "f"
-        names = list(dict.fromkeys(n for s in sets for n in c.OUTPUT_SETS[s])) + [c.SCORE] + (
+        layers = len(self._sessions.record().target_layers)
+        names = list(dict.fromkeys(n for s in sets for n in c.outputs_of(s, layers))) + [c.SCORE] + (
             [] if seeded else [c.TARGET_USED])
         feeds = {self.input_name: self._input.cast(x), c.SEED if seeded else c.TARGET: objective, **extra}
         return dict(zip(names, self._sessions.run(sets, names, feeds, seeded)))

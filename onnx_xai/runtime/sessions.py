@@ -36,7 +36,7 @@ class SessionSet:
         backend: ``"onnxruntime"`` or ``"openvino"``.
     """
 
-    def __init__(self, model, target_layer: str | None = None, providers: list | None = None,
+    def __init__(self, model, target_layer=None, providers: list | None = None,
                  threads: int | None = None, input_name: str | None = None,
                  output_name: str | None = None, backend: str = "onnxruntime"):
         self._source = model
@@ -57,8 +57,11 @@ class SessionSet:
             if any(v is not None for v in self._choice.values()):
                 raise InputError("target_layer, input_name and output_name apply to original models; "
                                  "this one was already rewritten")
+            self._whole = first
             for output_set in self._provided():
                 self._sessions[((output_set,), self._record.objective == "seed")] = first
+            if self._record.objective == "seed":  # its graph needs a seed shaped like the output
+                self._sessions[FORWARD] = self._session_from(self._forward_of_rewritten())
 
     def _bytes_or_path(self) -> bytes | str:
         source = self._source
@@ -71,6 +74,11 @@ class SessionSet:
         if hasattr(source, "SerializeToString"):
             return source.SerializeToString()
         raise InputError(f"model must be a path, bytes or onnx.ModelProto, not {type(source).__name__}")
+
+    def _forward_of_rewritten(self) -> bytes:
+        from ..graph.assemble import forward_only
+        from ..graph.model_io import load_model
+        return forward_only(load_model(self._source)[0]).SerializeToString()
 
     def _session_from(self, model: bytes | str) -> Session:
         return make_session(self.backend, model, self._providers, self._threads)
@@ -143,7 +151,7 @@ class SessionSet:
                              f"rewrite the original for the other objective (onnx-xai augment{' --seeded' if seeded else ''})")
         missing = sorted(set(output_sets) - present)
         if not missing:
-            return self._sessions[FORWARD]
+            return self._whole
         if "cam" in missing and not record.cam:
             raise CamNotApplicableError(f"CAM needs a global-average-pool -> linear head: {record.head}")
         raise InputError(f"this rewritten model has no {missing[0]!r} outputs (it has {', '.join(sorted(present))}); "

@@ -16,6 +16,11 @@ image, as in pytorch-grad-cam, whose definitions these follow:
 - ``scorecam`` (Wang et al. 2020): weights = softmax over k of the target score of the input masked
   by each activation map, upsampled (bilinear, corners aligned) and min-max normalized; one run per
   channel, batched.
+
+With several target layers (a multi-scale neck), each method's map is computed on every layer and
+the maps fused as pytorch-grad-cam fuses them: each one ReLU'd, scaled to [0, 1] on its own grid and
+upsampled to the input, then their mean (``fuse="mean"``, pytorch-grad-cam's) or their maximum
+(``fuse="max"``); the fused map is the raw attribution, at the input's resolution.
 """
 from __future__ import annotations
 
@@ -24,19 +29,44 @@ from dataclasses import dataclass
 import numpy as np
 
 from ... import contract as c
-from ..maps import interpolation_matrix
+from ...errors import InputError
+from ..maps import interpolation_matrix, upsample
 from .base import Context, Method, Options, chunks, register, whole
+
+FUSIONS = ("mean", "max")
+
+
+@dataclass(frozen=True)
+class CamOptions(Options):
+    """``fuse``: how the maps of several target layers combine, ``"mean"`` (pytorch-grad-cam's) or
+    ``"max"``; one target layer ignores it."""
+    fuse: str = "mean"
+
+    def check(self) -> None:
+        if self.fuse not in FUSIONS:
+            raise InputError(f"fuse must be one of {', '.join(FUSIONS)}, not {self.fuse!r}")
 
 
 class CamMethod(Method):
     """``ReLU(image(A, G))``, ``image = sum_k weights_k A_k``; subclasses override one of the two."""
     family = "cam"
     sets = ("gradcam",)
+    Options = CamOptions
     relu = True
 
-    def attribute(self, ctx: Context, opts: Options) -> np.ndarray:
-        activation = ctx.outputs[c.ACTIVATION].astype(np.float64)
-        gradient = ctx.outputs.get(c.ACTIVATION_GRAD)
+    def attribute(self, ctx: Context, opts: CamOptions) -> np.ndarray:
+        layers = _layer_count(ctx.outputs)
+        if layers == 1:
+            return self.on_layer(ctx, opts, 0)
+        height, width = (ctx.x.shape[ctx.layout.index(axis)] for axis in "HW")
+        maps = np.stack([upsample(_scaled(np.maximum(self.on_layer(ctx, opts, k), 0)), height, width)
+                         for k in range(layers)])
+        return (maps.mean(axis=0) if opts.fuse == "mean" else maps.max(axis=0)).astype(np.float32)
+
+    def on_layer(self, ctx: Context, opts: Options, layer: int) -> np.ndarray:
+        """The method's map on one target layer's grid."""
+        activation = ctx.outputs[c.layer_output(c.ACTIVATION, layer)].astype(np.float64)
+        gradient = ctx.outputs.get(c.layer_output(c.ACTIVATION_GRAD, layer))
         image = self.image(activation, None if gradient is None else gradient.astype(np.float64), ctx, opts)
         return (np.maximum(image, 0) if self.relu else image).astype(np.float32)
 
@@ -51,6 +81,7 @@ class CamMethod(Method):
 class Cam(CamMethod):
     name = "cam"
     sets = ("cam",)
+    Options = Options  # one layer: the one the head pools
     relu = False
     summary = "sum_k w_k^c A_k with the GAP -> linear head's weights (Zhou et al. 2016)"
     reference = "the head's weights"
@@ -129,11 +160,12 @@ class EigenCam(CamMethod):
 
 
 @dataclass(frozen=True)
-class ScoreCamOptions(Options):
-    """``batch_size``: masked copies per run (16, as pytorch-grad-cam)."""
+class ScoreCamOptions(CamOptions):
+    """``batch_size``: masked copies per run (16, as pytorch-grad-cam); ``fuse`` as the others."""
     batch_size: int = 16
 
     def check(self) -> None:
+        super().check()
         whole("batch_size", self.batch_size, 1)
 
 
@@ -159,6 +191,19 @@ class ScoreCam(CamMethod):
                 scores[i, part] = ctx.run(masked, targets, ("activation",))[c.SCORE]
         scores = np.exp(scores - scores.max(axis=1, keepdims=True))
         return scores / scores.sum(axis=1, keepdims=True)
+
+
+def _scaled(maps: np.ndarray) -> np.ndarray:
+    """Each map minus its minimum over its maximum plus 1e-7 (pytorch-grad-cam's ``scale_cam_image``)."""
+    maps = maps - maps.min(axis=(1, 2), keepdims=True)
+    return maps / (1e-7 + maps.max(axis=(1, 2), keepdims=True))
+
+
+def _layer_count(outputs: dict) -> int:
+    count = 1
+    while c.layer_output(c.ACTIVATION, count) in outputs:
+        count += 1
+    return count
 
 
 def _aligned_upsample(maps: np.ndarray, height: int, width: int) -> np.ndarray:

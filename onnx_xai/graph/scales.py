@@ -1,0 +1,84 @@
+"""Target-layer candidates per scale, for multi-scale models (detector necks: P3, P4, P5).
+
+The default candidates (:mod:`.target`) are tensors every path from the input to the score crosses;
+a multi-scale detector has none after its backbone, since each scale reaches the output on its own
+path. Per scale (a spatial grid, found by inferring shapes at one concrete input size), the candidate
+is the last feature map of that grid that still has a convolution ahead of it on the way to the
+score (so the head's logits and box decoding are left out) and through which every later map of that
+grid is computed: a neck's output that feeds its scale's head (YOLO's P3-P5), or, in a classifier,
+the input of each stage's last convolution.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..contract import TargetView
+from .info import GraphInfo
+from .layout import spatial_axes
+from .paths import ancestors, dependents
+from .shapes import concrete_shapes
+from .target import CONVOLUTIONS
+
+PROBE_SIZE = 256  # the input size at which dynamic models are measured (a multiple of 32)
+
+
+@dataclass(frozen=True)
+class Scale:
+    """One scale's candidate: its grid (h, w) and stride at the probe size, and the tensor."""
+    grid: tuple[int, int]
+    stride: float
+    view: TargetView
+
+
+def scale_candidates(info: GraphInfo, source: str, score: str, layouts: dict[str, str]) -> list[Scale]:
+    """One candidate per spatial scale, finest first (see the module docstring)."""
+    shapes = concrete_shapes(info.model, PROBE_SIZE)
+    source_shape = shapes.get(source)
+    if source_shape is None or len(source_shape) != 4 or source not in layouts:
+        return []
+    input_height = source_shape[spatial_axes(layouts[source])[0]]
+    by_grid: dict[tuple[int, int], list[str]] = {}
+    for name in _feature_maps(info, source, score, layouts):
+        shape = shapes.get(name)
+        if shape is not None and len(shape) == 4:
+            grid = tuple(shape[a] for a in spatial_axes(layouts[name]))
+            if grid != (1, 1):
+                by_grid.setdefault(grid, []).append(name)
+    found = []
+    for grid in sorted(by_grid, key=lambda g: -g[0] * g[1]):
+        name = _funnel(info, source, by_grid[grid])
+        if name is not None:
+            found.append(Scale(grid, input_height / grid[0], TargetView(name, layouts[name])))
+    return found
+
+
+def _feature_maps(info: GraphInfo, source: str, score: str, layouts: dict[str, str]) -> list[str]:
+    """4-D float maps computed by a convolution from the input, with a convolution still ahead of
+    them on a path to the score, in topological order."""
+    on_path = dependents(info, [source]) & ancestors(info, score)
+    convolved = dependents(info, [n.output[0] for n in info.nodes() if n.op_type in CONVOLUTIONS])
+    ahead: set[str] = set()
+    for node in reversed(list(info.nodes())):
+        if (node.op_type in CONVOLUTIONS and node.output[0] in on_path) or any(o in ahead for o in node.output):
+            ahead.update(info.inputs_of(node))
+    return [o for n in info.nodes() for o in n.output
+            if o in on_path and o in convolved and o in ahead and o in layouts and info.rank(o) == 4
+            and info.is_float(o)]
+
+
+def _funnel(info: GraphInfo, source: str, maps: list[str]) -> str | None:
+    """The last of ``maps`` (in topological order) through which every later one is computed."""
+    for k in range(len(maps) - 1, -1, -1):
+        later = maps[k + 1:]
+        if not later or not set(later) & _reachable_avoiding(info, source, maps[k]):
+            return maps[k]
+    return None
+
+
+def _reachable_avoiding(info: GraphInfo, source: str, blocked: str) -> set[str]:
+    """Tensors that depend on ``source`` along paths that do not pass through ``blocked``."""
+    reached = {source}
+    for node in info.nodes():
+        if any(i in reached for i in info.inputs_of(node)):
+            reached.update(o for o in node.output if o and o != blocked and info.carries_data(o))
+    return reached

@@ -17,7 +17,6 @@ from .files import Interrupted, critical, interruptible
 
 BACKENDS = ("onnxruntime", "openvino")  # as onnx_xai.runtime.backends, without importing a runtime
 
-DEMO_METHODS = ("gradient", "smoothgrad", "integrated_gradients", "cam", "gradcam", "gradcam_pp", "layercam")
 
 
 def _augment(args: argparse.Namespace) -> int:
@@ -197,19 +196,9 @@ def _finite(text: str) -> float:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from .pipeline import DEMO_MODEL, DEMO_PHOTOS, Options, explain_files, model_sha256, read_labels
-    from .runtime import Explainer
+    from .demo import classifier_demo, text_demo
 
-    model = Path(str(DEMO_MODEL))
-    ex = Explainer(model, threads=args.threads, backend=args.backend)
-    files = sorted(Path(str(DEMO_PHOTOS)).glob("*.jpg"))
-    opts = Options(methods=list(DEMO_METHODS), labels=read_labels(None, 1000), sheets=True, seed=0, steps=16)
-    records = explain_files(ex, files, Path(args.out), opts, model_sha256(model))
-    print(f"EfficientNet-Lite0 (ImageNet), {ex.providers[0]}; {', '.join(DEMO_METHODS)}:")
-    for rec in records:
-        top = rec["explanations"][0]
-        print(f"  {Path(rec['file']).name}: {top['label']} (logit {top['score']:.2f}) -> "
-              f"{Path(args.out) / rec['sheet']}")
+    print("\n".join((text_demo if args.text else classifier_demo)(Path(args.out), args.threads, args.backend)))
     return 0
 
 
@@ -327,12 +316,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_choice(ins)
     ins.set_defaults(run=_inspect)
     _add_explain(sub)
-    demo = sub.add_parser("demo", help="explain the bundled photos with the bundled EfficientNet-Lite0",
+    demo = sub.add_parser("demo", help="explain the bundled photos with the bundled EfficientNet-Lite0 (--text: a text detector)",
                           description="Run all four methods on the bundled photos with the bundled "
                           "pretrained EfficientNet-Lite0 and write a sheet per photo (no network needed).")
     demo.add_argument("--out", default="onnx-xai-demo", help="output folder (default: onnx-xai-demo)")
     demo.add_argument("--threads", type=_at_least(1), help="intra-op threads of the runtime")
     demo.add_argument("--backend", choices=BACKENDS, default="onnxruntime", help="the runtime")
+    demo.add_argument("--text", action="store_true", help="explain a text detector instead: PP-OCRv4's, "
+                      "from the rapidocr-onnxruntime wheel, on a bundled picture of text")
     demo.set_defaults(run=_demo)
     return parser
 

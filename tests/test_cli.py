@@ -12,7 +12,7 @@ from PIL import Image
 
 import onnx_xai
 
-from onnx_xai.cli import DEMO_METHODS
+from onnx_xai.demo import DEMO_METHODS
 from onnx_xai.pipeline import DEMO_MODEL, DEMO_PHOTOS
 
 MODEL = Path(str(DEMO_MODEL))

@@ -1,7 +1,8 @@
 """The target layer: the tensor CAM-family methods explain, and how it reads as ``[N, K, h, w]``.
 
 CNNs: the candidates are the 4-D tensors every path from the input to the score crosses, after the
-first convolution (before it they are the preprocessed image) and before the global spatial collapse
+first convolution (before it they are the preprocessed image), with more than one channel (a
+one-channel map is a dense output's own logit map) and before the global spatial collapse
 (the first of them whose spatial size is 1 x 1, or a flatten to [N, K]); the default is the last, the
 input of the head's pooling after the BN/ReLU of the last conv (ResNet ``layer4``, VGG
 ``features``). Each candidate is read in its own layout (:mod:`.layout`), so a channels-last
@@ -75,9 +76,16 @@ def _spatial_candidates(info: GraphInfo, doms: list[str], layouts: dict[str, str
     for name in doms[1:]:
         if info.rank(name) == 2 or (name in layouts and _spatial_size(info, name, layouts[name]) == [1, 1]):
             break
-        if info.rank(name) == 4 and info.is_float(name) and name in layouts and name in convolved:
+        if info.rank(name) == 4 and info.is_float(name) and name in layouts and name in convolved \
+                and _channels(info, name, layouts[name]) != 1:
             found.append(TargetView(name, layouts[name]))
     return found[::-1]
+
+
+def _channels(info: GraphInfo, name: str, layout: str):
+    """The channel count of a 4-D tensor (a one-channel map is a dense output itself, which the CAM
+    family cannot explain by channels)."""
+    return info.shape(name)[layout.index("C")]
 
 
 def token_grid(info: GraphInfo, source: str, doms: list[str], layouts: dict[str, str]

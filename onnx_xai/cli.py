@@ -23,7 +23,8 @@ def _augment(args: argparse.Namespace) -> int:
     from .graph import augment, save_model
 
     model = augment(args.model, target_layer=args.target_layer, outputs=args.outputs,
-                    input_name=args.input, output_name=args.output, seeded=args.seeded or None)
+                    input_name=args.input, output_name=args.output, seeded=args.seeded or None,
+                    maxpool=args.maxpool)
     save_model(model, args.out, source=args.model)
     meta = json.loads(next(p.value for p in model.metadata_props if p.key == "onnx_xai"))
     layers = [layer["name"] for layer in meta.get("layers", [])] or [meta["target_layer"]]
@@ -306,6 +307,9 @@ def build_parser() -> argparse.ArgumentParser:
     aug.add_argument("--seeded", action="store_true", help="take xai_seed (float, the output's shape; the "
                      "score is sum(seed * output)) instead of xai_target (default: only for outputs that "
                      "are not [batch, classes])")
+    aug.add_argument("--maxpool", choices=("scatter", "windows"), default="scatter", help="MaxPool's backward: "
+                     "Indices + ScatterElements-add (default, fastest on onnxruntime) or window masks + "
+                     "ConvTranspose (no ScatterElements, no MaxPool Indices: TensorRT, OpenVINO)")
     _add_model_choice(aug)
     aug.set_defaults(run=_augment)
     ins = sub.add_parser("inspect", help="show inputs, layout, target-layer candidates, head, "

@@ -1,18 +1,24 @@
 """Regenerate the README's generated tables (between their markers): the supported ops, from the
-rule registry, and the methods, from the method registry.
+rule registry; the methods, from the method registry; the ops the rewritten graphs use, per output
+set and per forward op (``backward_ops.py``).
 
     python tools/update_readme.py
 """
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
-from onnx_xai.graph.registry import op_table
-from onnx_xai.runtime.methods import method_table
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from backward_ops import backward_ops_table, output_set_table  # noqa: E402
+
+from onnx_xai.graph.registry import op_table  # noqa: E402
+from onnx_xai.runtime.methods import method_table  # noqa: E402
 
 README = Path(__file__).resolve().parent.parent / "README.md"
-TABLES = {"op-table": op_table, "method-table": method_table}
+TABLES = {"op-table": op_table, "method-table": method_table, "output-set-ops": output_set_table,
+          "backward-ops": backward_ops_table}
 
 
 def render(text: str) -> str:

@@ -74,7 +74,7 @@ def value_info(info: GraphInfo, name: str, like: str, shape=None) -> onnx.ValueI
     return helper.make_tensor_value_info(name, info.dtype(like), list(dims) if dims is not None else None)
 
 
-def vjp_model(model: onnx.ModelProto, output: str, wrt: Sequence[str]) -> onnx.ModelProto:
+def vjp_model(model: onnx.ModelProto, output: str, wrt: Sequence[str], rules=None) -> onnx.ModelProto:
     """A model that also takes ``xai_seed`` (shaped like ``output``) and returns its VJP.
 
     The outputs ``xai_grad/<name>`` hold seed-weighted gradients ``sum(seed * d output / d name)`` for
@@ -84,7 +84,7 @@ def vjp_model(model: onnx.ModelProto, output: str, wrt: Sequence[str]) -> onnx.M
     info = GraphInfo(model)
     e = Emitter(info)
     seed = e.reserve("xai_seed")
-    grads = backward(e, output, seed, list(wrt))
+    grads = backward(e, output, seed, list(wrt), rules=rules)
     outputs = []
     for name in wrt:
         out = e.reserve(f"xai_grad/{name}")

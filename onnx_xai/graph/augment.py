@@ -27,11 +27,14 @@ from .info import GraphInfo
 from .layout import NCHW, tensor_layouts
 from .model_io import load_model
 from .simplify import fold_zero_pads
+from .registry import rule_table
 from .rules.guided import guided_rules
+from .rules.maxpool_windows import max_pool_by_windows
 from .target import check_target, default_target, view_of
 from .views import channels_first, channels_first_shape
 
 OUTPUT_SETS = tuple(c.OUTPUT_SETS)
+MAXPOOL_BACKWARDS = {"scatter": rule_table, "windows": lambda: rule_table() | {"MaxPool": max_pool_by_windows}}
 MIN_OPSET = 11
 FLOAT = onnx.TensorProto.FLOAT
 
@@ -119,7 +122,7 @@ def _target_views(info: GraphInfo, target_layer, source: str, score: str, layout
 def augment(model: str | os.PathLike | bytes | onnx.ModelProto | Analysis,
             target_layer: str | None = None, outputs: Sequence[str] | None = None,
             input_name: str | None = None, output_name: str | None = None,
-            seeded: bool | None = None) -> onnx.ModelProto:
+            seeded: bool | None = None, maxpool: str = "scatter") -> onnx.ModelProto:
     """Rewrite an image model so that it also outputs activations, gradients and CAM maps.
 
     Args:
@@ -135,6 +138,9 @@ def augment(model: str | os.PathLike | bytes | onnx.ModelProto | Analysis,
         output_name: the output whose score is explained (default: the first).
         seeded: take ``xai_seed`` (the score is sum(seed * output) per sample) instead of
             ``xai_target``; default: seeded unless the output is a classifier's ``[N, K]``.
+        maxpool: MaxPool's backward: ``"scatter"`` (its Indices and ScatterElements-add, fastest on
+            onnxruntime) or ``"windows"`` (window masks and a ConvTranspose: no ScatterElements and
+            no MaxPool Indices, for TensorRT and OpenVINO; :mod:`onnx_xai.graph.rules.maxpool_windows`).
 
     Returns:
         A new ModelProto following the rewritten-model contract.
@@ -155,7 +161,9 @@ def augment(model: str | os.PathLike | bytes | onnx.ModelProto | Analysis,
     if "cam" in wanted and not cam_allowed:
         raise CamNotApplicableError(f"CAM needs a global-average-pool -> linear head: {a.head}"
                                     if not seeded else "CAM needs a class target: it reads the head's class weights")
-    rewritten = _emit(a, wanted, seeded)
+    if maxpool not in MAXPOOL_BACKWARDS:
+        raise InputError(f"maxpool must be one of {', '.join(MAXPOOL_BACKWARDS)}, not {maxpool!r}")
+    rewritten = _emit(a, wanted, seeded, MAXPOOL_BACKWARDS[maxpool]())
     record = a.record()
     record.outputs = [o.name for o in rewritten.graph.output if o.name.startswith("xai_")]
     record.output_sets, record.objective = list(wanted), "seed" if seeded else "class"
@@ -175,7 +183,7 @@ def _output_sets(outputs: Sequence[str] | None, cam_allowed: bool) -> tuple[str,
     return tuple(o for o in OUTPUT_SETS if o in outputs)
 
 
-def _emit(a: Analysis, wanted: tuple[str, ...], seeded: bool) -> onnx.ModelProto:
+def _emit(a: Analysis, wanted: tuple[str, ...], seeded: bool, rules: dict) -> onnx.ModelProto:
     info, e, score = a.info, Emitter(a.info), a.score.name
     batch = (info.shape(score) or info.shape(a.image) or ("N",))[0]
     if seeded:
@@ -189,8 +197,8 @@ def _emit(a: Analysis, wanted: tuple[str, ...], seeded: bool) -> onnx.ModelProto
         seed, outs = _seed(e, score, used), [helper.make_tensor_value_info(used, onnx.TensorProto.INT64, [batch])]
     outs.insert(0, _publish(e, c.SCORE, _as_float32(e, score_out, score), [batch]))
     wrt = ([v.name for v in a.views] if "gradcam" in wanted else []) + ([a.source] if "input_grad" in wanted else [])
-    grads = backward(e, score, seed, wrt) if wrt else {}  # one sweep serves both
-    outs += _layer_outputs(e, a, wanted, used, grads) + _input_outputs(e, a, wanted, grads, seed)
+    grads = backward(e, score, seed, wrt, rules=rules) if wrt else {}  # one sweep serves both
+    outs += _layer_outputs(e, a, wanted, used, grads) + _input_outputs(e, a, wanted, grads, seed, rules)
     return build_model(info, e, [seed_vi], outs)
 
 
@@ -226,13 +234,13 @@ def _layer_outputs(e: Emitter, a: Analysis, wanted, used: str, grads: dict) -> l
     return outs
 
 
-def _input_outputs(e: Emitter, a: Analysis, wanted, grads: dict, seed: str) -> list:
+def _input_outputs(e: Emitter, a: Analysis, wanted, grads: dict, seed: str, rules: dict) -> list:
     """d score / d input, plain and guided (the ReLU rule swapped), in the input's own shape."""
     outs, shape = [], list(a.info.shape(a.image))
     if "input_grad" in wanted:
         outs.append(_publish(e, c.INPUT_GRAD, _input_gradient(e, a, grads[a.source]), shape))
     if "guided" in wanted:
-        guided = backward(e, a.score.name, seed, [a.source], rules=guided_rules())[a.source]
+        guided = backward(e, a.score.name, seed, [a.source], rules=guided_rules(rules))[a.source]
         outs.append(_publish(e, c.GUIDED_INPUT_GRAD, _input_gradient(e, a, guided), shape))
     return outs
 

@@ -22,6 +22,10 @@ import numpy as np
 from ..errors import InputError, ModelError
 
 BACKENDS = ("onnxruntime", "openvino")  # the CLI repeats this tuple (it must not import a runtime)
+# MaxPool's backward each runtime runs fastest (augment's ``maxpool``): OpenVINO's CPU plugin runs a
+# MaxPool with Indices on a reference kernel (ResNet-50's input gradient: 1.5x onnxruntime's time with
+# it, 1.0x with the window masks; tools/bench_backends.py).
+MAXPOOL_BACKWARD = {"onnxruntime": "scatter", "openvino": "windows"}
 
 
 @dataclass(frozen=True)

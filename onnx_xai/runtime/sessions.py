@@ -16,7 +16,7 @@ import numpy as np
 
 from ..contract import METADATA_KEY, OUTPUT_SETS, RewriteRecord
 from ..errors import CamNotApplicableError, InputError, ModelError
-from .backends import Session, make_session
+from .backends import MAXPOOL_BACKWARD, Session, make_session
 
 FORWARD = "forward"
 
@@ -141,7 +141,8 @@ class SessionSet:
             raise CamNotApplicableError("CAM needs a class target: it reads the head's class weights" if seeded
                                         else f"CAM needs a global-average-pool -> linear head: {record.head}")
         from ..graph.augment import augment
-        return self._session_from(augment(self._analyze(), outputs=output_sets, seeded=seeded).SerializeToString())
+        rewritten = augment(self._analyze(), outputs=output_sets, seeded=seeded, maxpool=MAXPOOL_BACKWARD[self.backend])
+        return self._session_from(rewritten.SerializeToString())
 
     def _rewritten_serves(self, output_sets: tuple[str, ...], seeded: bool) -> Session:
         """The rewritten model's one session, when it gives these sets for this objective."""

@@ -19,6 +19,6 @@ def guided_relu(e: Emitter, node, g_out):
     return (e.op("Mul", [e.op("Relu", [g_out[0]]), mask]),)
 
 
-def guided_rules() -> dict[str, Rule]:
-    """The registry's rules with guided ReLU."""
-    return rule_table() | {"Relu": guided_relu}
+def guided_rules(base: dict[str, Rule] | None = None) -> dict[str, Rule]:
+    """The registry's rules (or ``base``) with guided ReLU."""
+    return (rule_table() if base is None else base) | {"Relu": guided_relu}

@@ -1,7 +1,14 @@
-"""Table of cases for MaxPool, AveragePool and the global pools (overlapping windows, ceil_mode)."""
+"""Table of cases for MaxPool (both backwards), AveragePool and the global pools (overlapping windows, ceil_mode, ties)."""
+import numpy as np
+import onnxruntime as ort
 import pytest
+import torch
 
-from .harness import Case, check, node
+from onnx_xai.graph.assemble import vjp_model
+from onnx_xai.graph.registry import rule_table
+from onnx_xai.graph.rules.maxpool_windows import max_pool_by_windows
+
+from .harness import Case, build, check, node
 
 X = {"x": (2, 3, 7, 7)}
 CASES = [
@@ -43,3 +50,32 @@ CASES = [
 def test_rule(case):
     for opset in case.opsets():
         check(case, opset)
+
+
+WINDOWS = rule_table() | {"MaxPool": max_pool_by_windows}
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.name.startswith("maxpool")], ids=lambda c: c.name)
+def test_scatter_free_maxpool_rule(case):
+    """The alternative MaxPool backward (window masks, no ScatterElements) on the same table."""
+    for opset in case.opsets():
+        check(case, opset, rules=WINDOWS)
+
+
+@pytest.mark.parametrize("kernel,stride,pad,ceil", [(3, 2, 1, 0), (2, 2, 0, 0), (3, 2, 0, 1), (3, 1, 1, 0)])
+def test_both_maxpool_backwards_break_ties_as_torch(kernel, stride, pad, ceil):
+    """With many tied maxima (small integers), both backwards route each window's cotangent to its
+    first maximum, as torch's max_pool2d does (float64 autograd)."""
+    rng = np.random.default_rng(kernel * 10 + stride)
+    x = rng.integers(0, 3, (2, 3, 9, 9)).astype(np.float64)
+    xt = torch.tensor(x, requires_grad=True)
+    y = torch.nn.functional.max_pool2d(xt, kernel, stride, pad, ceil_mode=bool(ceil))
+    ybar = rng.standard_normal(tuple(y.shape))
+    y.backward(torch.tensor(ybar))
+    model = build(Case("ties", [node("MaxPool", ["x"], kernel_shape=[kernel] * 2, strides=[stride] * 2,
+                                     pads=[pad] * 4, ceil_mode=ceil)], {"x": x.shape}), 17, np.float32)
+    for rules in (None, WINDOWS):
+        session = ort.InferenceSession(vjp_model(model, "y", ["x"], rules=rules).SerializeToString(),
+                                       providers=["CPUExecutionProvider"])
+        got = session.run(["xai_grad/x"], {"x": x.astype(np.float32), "xai_seed": ybar.astype(np.float32)})[0]
+        np.testing.assert_allclose(got, xt.grad.numpy(), atol=1e-5)

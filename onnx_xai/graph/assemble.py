@@ -27,6 +27,27 @@ def prune(nodes: Sequence[onnx.NodeProto], needed_outputs: set[str]) -> list[onn
     return kept[::-1]
 
 
+def unshared_weights(model: onnx.ModelProto, prefix: str = "xai/") -> onnx.ModelProto:
+    """The model with a private copy of every initializer that both a forward node and a node the
+    rewrite added read. Sharing is what keeps a rewritten file the size of the original, but
+    OpenVINO's CPU plugin (2026.4) re-lays out, in place, the weights of a grouped Conv or a MatMul
+    for its own kernels, and another consumer of the same constant (the backward's ConvTranspose
+    or Transpose) then reads the re-laid-out copy: gradients off by 100 %. Modified in place."""
+    graph = model.graph
+    backward = [n for n in graph.node if n.name.startswith(prefix)]
+    forward_reads = {i for n in graph.node if not n.name.startswith(prefix) for i in n.input}
+    shared = {t.name: t for t in graph.initializer if t.name in forward_reads and
+              any(t.name in n.input for n in backward)}
+    for name, tensor in shared.items():
+        copy = onnx.TensorProto()
+        copy.CopyFrom(tensor)
+        copy.name = f"{prefix}copy/{name}"
+        graph.initializer.append(copy)
+        for node in backward:
+            node.input[:] = [copy.name if i == name else i for i in node.input]
+    return model
+
+
 def forward_only(model: onnx.ModelProto, prefix: str = "xai_") -> onnx.ModelProto:
     """A rewritten model's own forward: its original outputs, without the inputs, outputs and nodes
     the rewrite added (a seeded rewrite cannot run without a seed of the output's shape)."""

@@ -13,9 +13,7 @@ made, so neither is required by the other:
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -105,16 +103,16 @@ class OpenVinoSession(Session):
         except ImportError:
             raise InputError("the openvino backend needs the openvino package: pip install "
                              "'onnx_xai[openvino]'") from None
-        data = Path(model).read_bytes() if isinstance(model, (str, os.PathLike)) else model
+        from ..graph.assemble import unshared_weights
+        from ..graph.model_io import load_model
+
+        proto = unshared_weights(load_model(model)[0])  # external data read; see unshared_weights
         config = {"INFERENCE_PRECISION_HINT": "f32"} | ({"INFERENCE_NUM_THREADS": threads} if threads else {})
         try:
             core = ov.Core()
-            self._compiled = core.compile_model(core.read_model(data), "CPU", config)
+            self._compiled = core.compile_model(core.read_model(proto.SerializeToString()), "CPU", config)
         except Exception as exc:  # noqa: BLE001 - OpenVINO raises its own exception types
             raise ModelError(f"OpenVINO cannot compile the model: {_first_line(exc)}") from None
-        import onnx
-
-        proto = onnx.load_from_string(data)  # names and metadata as the file declares them
         self._metadata = {p.key: p.value for p in proto.metadata_props}
         declared = {o.name for o in proto.graph.output}
         self.inputs = [self._port(p, declared) for p in self._compiled.inputs]

@@ -53,10 +53,11 @@ def _first_line(exc: Exception) -> str:
 
 
 class OnnxRuntimeSession(Session):
-    def __init__(self, model: bytes | str, providers: list[str] | None, threads: int | None):
+    def __init__(self, model: bytes | str, providers: list[str] | None, threads: int | None, arena: bool = True):
         import onnxruntime as ort
 
         options = ort.SessionOptions()
+        options.enable_cpu_mem_arena = arena
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3
         # Several sessions (one per method) share the cores: spinning worker threads of one would
@@ -136,11 +137,23 @@ class OpenVinoSession(Session):
         return dict(self._metadata)
 
 
+def release_memory() -> None:
+    """Hand the heap's free pages back to the system (glibc keeps what a dropped session freed);
+    a no-op where there is no glibc."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def make_session(backend: str, model: bytes | str, providers: list[str] | None = None,
-                 threads: int | None = None) -> Session:
-    """A session of ``backend`` (one of :data:`BACKENDS`) for ``model``."""
+                 threads: int | None = None, arena: bool = True) -> Session:
+    """A session of ``backend`` (one of :data:`BACKENDS`) for ``model``; ``arena=False`` lets
+    onnxruntime return activation memory after each run (about 10 % slower on a backward graph)."""
     if backend == "onnxruntime":
-        return OnnxRuntimeSession(model, providers, threads)
+        return OnnxRuntimeSession(model, providers, threads, arena)
     if backend == "openvino":
         return OpenVinoSession(model, threads)
     raise InputError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")

@@ -40,13 +40,17 @@ class Explainer:
         input_name: the image input, for models with several inputs (default: the first 4-D one).
         output_name: the output explained, for models with several (default: the first).
         backend: ``"onnxruntime"`` (default) or ``"openvino"`` (CPU; needs the ``openvino`` package).
+        memory: ``"fast"`` (default): a graph per kind of request, so Grad-CAM costs about a forward
+            and a gradient about a backward, at up to three copies of the weights once every kind has
+            been asked; ``"lean"``: one graph at a time (the cheapest serving every request so far;
+            after a gradient, Grad-CAM costs a gradient) and no activation arena, for small machines.
     """
 
     def __init__(self, model, target_layer: str | Sequence[str] | None = None, providers: Sequence[str] | None = None,
                  threads: int | None = None, input_name: str | None = None,
-                 output_name: str | None = None, backend: str = "onnxruntime"):
+                 output_name: str | None = None, backend: str = "onnxruntime", memory: str = "fast"):
         self._sessions = SessionSet(model, target_layer, list(providers) if providers else None, threads,
-                                    input_name, output_name, backend)
+                                    input_name, output_name, backend, memory)
         forward = self._sessions.get(FORWARD)
         spec = next(i for i in forward.inputs if i.name == self.input_name)
         self._input = InputSpec.of(spec.name, spec.shape, spec.type)

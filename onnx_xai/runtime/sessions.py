@@ -16,9 +16,17 @@ import numpy as np
 
 from ..contract import METADATA_KEY, OUTPUT_SETS, RewriteRecord
 from ..errors import CamNotApplicableError, InputError, ModelError
-from .backends import MAXPOOL_BACKWARD, Session, make_session
+from .backends import MAXPOOL_BACKWARD, Session, make_session, release_memory
 
 FORWARD = "forward"
+# The graphs an original model is rewritten into, cheapest first: a request is served by the first
+# that holds every output set it needs (the whole set as a last resort). A graph costs its most
+# expensive set (runtimes execute every node whatever is fetched): the light one about a forward
+# (ResNet-50: 1.0-1.15x), the others a full backward more. Few graphs, few copies of the weights:
+# each session holds its own (about 2.5x the file in onnxruntime, prepacked and reordered).
+MEMORY_MODES = ("fast", "lean")
+TIERS = (("activation", "cam", "gradcam"), ("activation", "cam", "gradcam", "input_grad"),
+         ("activation", "cam", "gradcam", "guided"), tuple(OUTPUT_SETS))
 
 
 def _fixed_batch(shape) -> bool:
@@ -34,11 +42,17 @@ class SessionSet:
         providers: onnxruntime execution providers (default: CUDA, then CPU, where available).
         threads: intra-op threads per session (None: the runtime's default).
         backend: ``"onnxruntime"`` or ``"openvino"``.
+        memory: ``"fast"``: one graph per kind of request (:data:`TIERS`), each about a forward's
+            cost or a backward's; ``"lean"``: one graph at a time, the cheapest that serves every
+            request so far (after a gradient, Grad-CAM costs a gradient), and no activation arena.
     """
 
     def __init__(self, model, target_layer=None, providers: list | None = None,
                  threads: int | None = None, input_name: str | None = None,
-                 output_name: str | None = None, backend: str = "onnxruntime"):
+                 output_name: str | None = None, backend: str = "onnxruntime", memory: str = "fast"):
+        if memory not in MEMORY_MODES:
+            raise InputError(f"memory must be one of {', '.join(MEMORY_MODES)}, not {memory!r}")
+        self._lean, self._asked = memory == "lean", {False: set(), True: set()}
         self._source = model
         self._choice = dict(target_layer=target_layer, input_name=input_name, output_name=output_name)
         self._providers, self._threads, self.backend = providers, threads, backend
@@ -81,7 +95,7 @@ class SessionSet:
         return forward_only(load_model(self._source)[0]).SerializeToString()
 
     def _session_from(self, model: bytes | str) -> Session:
-        return make_session(self.backend, model, self._providers, self._threads)
+        return make_session(self.backend, model, self._providers, self._threads, arena=not self._lean)
 
     @property
     def providers(self) -> list[str]:
@@ -105,10 +119,14 @@ class SessionSet:
         present = set(self._record.outputs)
         return [name for name, outputs in OUTPUT_SETS.items() if set(outputs) <= present]
 
+    def held(self) -> int:
+        """How many sessions (copies of the model) are held now."""
+        return len({id(s) for s in self._sessions.values()})
+
     def cheapest(self) -> str:
         """The output set that costs least to run (for runs that need only the score)."""
         if not self.rewritten:
-            return "activation"
+            return "activation"  # the light graph
         provided = self._provided()
         return next(s for s in ("activation", "cam", "gradcam", "input_grad", "guided") if s in provided)
 
@@ -124,25 +142,47 @@ class SessionSet:
         if output_sets == FORWARD:
             return self._sessions[FORWARD]
         sets = (output_sets,) if isinstance(output_sets, str) else tuple(sorted(output_sets))
-        key = (sets, seeded)
-        session = self._sessions.get(key)
-        if session is not None:
-            return session
         with self._lock:
+            if self._lean and not self.rewritten:
+                self._asked[seeded].update(sets)  # one graph for everything asked so far
+                sets = tuple(sorted(self._asked[seeded]))
+            key = (sets, seeded) if self.rewritten else (self._tier(sets, seeded), seeded)
             if key not in self._sessions:
-                self._sessions[key] = self._build(sets, seeded)
+                self._sessions[key] = self._build(*key) if not self.rewritten else self._rewritten_serves(*key)
+                self._serve_forward_cheaply(key)
             return self._sessions[key]
 
-    def _build(self, output_sets: tuple[str, ...], seeded: bool) -> Session:
-        if self.rewritten:
-            return self._rewritten_serves(output_sets, seeded)
+    def _tier(self, sets: tuple[str, ...], seeded: bool) -> tuple[str, ...]:
+        """The output sets of the first graph of :data:`TIERS` that serves ``sets`` (CAM left out
+        where it does not apply)."""
         record = self.record()
-        if "cam" in output_sets and (seeded or not record.cam):
+        cam = record.cam and not seeded
+        if "cam" in sets and not cam:
             raise CamNotApplicableError("CAM needs a class target: it reads the head's class weights" if seeded
                                         else f"CAM needs a global-average-pool -> linear head: {record.head}")
+        tier = next(t for t in TIERS if set(sets) <= set(t))
+        return tuple(s for s in tier if cam or s != "cam")
+
+    def _build(self, output_sets: tuple[str, ...], seeded: bool) -> Session:
         from ..graph.augment import augment
-        rewritten = augment(self._analyze(), outputs=output_sets, seeded=seeded, maxpool=MAXPOOL_BACKWARD[self.backend])
-        return self._session_from(rewritten.SerializeToString())
+        rewritten = augment(self._analyze(), outputs=output_sets, seeded=seeded,
+                            maxpool=MAXPOOL_BACKWARD[self.backend]).SerializeToString()
+        self._analysis = None  # the model's copy: analyzed again if another graph is ever needed
+        return self._session_from(rewritten)
+
+    def _serve_forward_cheaply(self, key) -> None:
+        """Serve predictions from the cheapest class-objective graph built, and let the original
+        model's own session go (one copy of the weights fewer); in lean mode, drop every other
+        graph of the same objective."""
+        if self.rewritten:
+            return
+        if self._lean:
+            self._sessions = {k: v for k, v in self._sessions.items() if k == FORWARD or k == key or k[1] != key[1]}
+        if not key[1]:
+            built = [k for k in self._sessions if k != FORWARD and not k[1]]
+            cheapest = min(built, key=lambda k: TIERS.index(next(t for t in TIERS if set(k[0]) <= set(t))))
+            self._sessions[FORWARD] = self._sessions[cheapest]
+        release_memory()
 
     def _rewritten_serves(self, output_sets: tuple[str, ...], seeded: bool) -> Session:
         """The rewritten model's one session, when it gives these sets for this objective."""
@@ -166,4 +206,7 @@ class SessionSet:
         if missing:
             raise InputError(f"the model also takes input(s) {', '.join(missing)}: give their values "
                              "with extra_inputs")
-        return session.run(names, {k: v for k, v in feeds.items() if k in wanted})
+        outputs = session.run(names, {k: v for k, v in feeds.items() if k in wanted})
+        if self._lean:
+            release_memory()  # without the arena, a run's activations go back to the heap: return them
+        return outputs

@@ -102,7 +102,8 @@ def _explain(args: argparse.Namespace) -> int:
     from .targets import DetectionLayout
 
     files = image_files(args.images, exclude=args.out)
-    ex = Explainer(args.model, target_layer=args.target_layer, threads=args.threads, backend=args.backend)
+    ex = Explainer(args.model, target_layer=args.target_layer, threads=args.threads, backend=args.backend,
+                   memory=args.memory)
     classes = ex.num_classes
     labels = read_labels(args.labels, classes)
     opts = Options(methods=_methods(args.method, args.smooth), target=parse_target(args.target, labels, classes),
@@ -112,6 +113,7 @@ def _explain(args: argparse.Namespace) -> int:
                    labels=labels, keep_going=args.keep_going, objective=args.objective,
                    region=tuple(args.region) if args.region else None, channel=args.channel,
                    candidate=args.candidate, threshold=args.threshold, fuse=args.fuse,
+                   image_format=args.format, overlays=not args.no_overlays,
                    detection=DetectionLayout(args.anchors == "last", args.boxes, args.classes_from))
     skipped: list = []
 
@@ -249,6 +251,12 @@ def _add_explain(sub) -> None:
                    help="heatmap opacity in [0, 1] (default 0.5)")
     p.add_argument("--sheet", action="store_true", help="also write <name>.sheet.png, the methods side "
                    "by side")
+    p.add_argument("--format", choices=("png", "jpg"), default="png", help="the pictures' format (default png, "
+                   "lossless; jpg is 20x faster to write and 6x smaller)")
+    p.add_argument("--no-overlays", action="store_true", help="write only the JSON records (scores, boxes), "
+                   "no pictures")
+    p.add_argument("--memory", choices=("fast", "lean"), default="fast", help="lean: hold one copy of the "
+                   "model at a time (slower when methods of different costs are mixed)")
     p.add_argument("--batch-size", type=_at_least(1), default=8, help="photos per run (default 8)")
     p.add_argument("--threads", type=_at_least(1), help="intra-op threads of the runtime")
     p.add_argument("--backend", choices=BACKENDS, default="onnxruntime", help="the runtime (default "
@@ -288,7 +296,7 @@ def _add_objective(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .graph.augment import OUTPUT_SETS
+    from .contract import OUTPUT_SETS
 
     parser = argparse.ArgumentParser(
         prog="onnx-xai", description="Gradient explanations (gradient, SmoothGrad, CAM, Grad-CAM) "
@@ -301,7 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
         "xai_activation_grad, xai_gradcam, xai_cam, xai_input_grad. The input file is never modified.")
     aug.add_argument("model", help="input ONNX model (external data beside it is read too)")
     aug.add_argument("out", help="where to write the rewritten model (must not be the input)")
-    aug.add_argument("--outputs", nargs="+", choices=OUTPUT_SETS,
+    aug.add_argument("--outputs", nargs="+", choices=tuple(OUTPUT_SETS),
                      help="output sets to emit; the graph is pruned to them (default: every set the "
                      "model allows; cam needs a global-average-pool -> linear head)")
     aug.add_argument("--seeded", action="store_true", help="take xai_seed (float, the output's shape; the "

@@ -9,29 +9,33 @@ methods, and one JSON record listing them; the set is written aside and moved in
 from __future__ import annotations
 
 import hashlib
-import json
 import os
+import threading
+from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from importlib import resources
+from importlib import import_module, resources
 from pathlib import Path
 
 import numpy as np
 
 from .errors import InputError
-from .files import interruptible
+from .files import critical, interruptible
 from .images import Prepared, load_image, prepare
 from .objective import objective
 from .outputs import Staging, unique_names
+from .photo_outputs import pick, stage_photo
 from .runtime import Explainer
 from .runtime.methods import get
 from .targets import DetectionLayout
-from .visuals import outline, overlay, sheet, spotlight
 
 DATA = resources.files("onnx_xai") / "data"
 DEMO_MODEL = DATA / "efficientnet_lite0.onnx"
 DEMO_PHOTOS = DATA / "photos"
 IMAGENET_LABELS = DATA / "imagenet_classes.txt"
+WORKERS = 2  # decoding and encoding threads beside inference (measured on 2 cores: see BENCHMARKS.md)
+CACHE_PIXELS = 64 * 2**20  # photos decoded up front and kept for the run: at most 192 MiB of RGB
 
 
 @dataclass
@@ -61,6 +65,8 @@ class Options:
     detection: DetectionLayout = DetectionLayout()
     threshold: float = 0.3
     fuse: str = "mean"  # how the CAM family's maps of several target layers combine
+    image_format: str = "png"  # the pictures': "png" (lossless) or "jpg"
+    overlays: bool = True  # False: only the JSON records
 
 
 def read_labels(path: str | os.PathLike | None, classes: int | None) -> list[str]:
@@ -129,42 +135,101 @@ def explain_files(ex: Explainer, files: Sequence[Path | tuple[Path, str]], out: 
     ``opts.keep_going``, is left out.
     """
     pairs = [f if isinstance(f, tuple) else (Path(f), Path(f).name) for f in files]
-    pairs = _readable(pairs, opts.keep_going, on_skip)
-    preprocessing = model_preprocessing(ex, opts)
-    out = prepare_output_folder(out)
-    names = dict(zip([path for path, _ in pairs], unique_names([name for _, name in pairs])))
-    records, bar = [], progress(len(pairs)) if progress is not None else None
-    step = opts.batch_size if preprocessing["size"] is not None else 1  # any size: each photo its own
+    with interruptible():
+        cache = DecodedCache()
+        pairs = _readable(pairs, opts.keep_going, on_skip, cache)
+        preprocessing = model_preprocessing(ex, opts)
+        out = prepare_output_folder(out)
+        names = dict(zip([path for path, _ in pairs], unique_names([name for _, name in pairs])))
+        step = opts.batch_size if preprocessing["size"] is not None else 1  # any size: each photo its own
+        chunks = [[path for path, _ in pairs[k:k + step]] for k in range(0, len(pairs), step)]
+        bar = progress(len(pairs)) if progress is not None else None
+        try:
+            with Staging(out) as staging:
+                return _run_chunks(ex, chunks, names, lambda f: prepare(cache.take(f), **preprocessing), staging,
+                                   opts, sha256, bar)
+        finally:
+            if bar is not None:
+                bar.close()
+
+
+def _run_chunks(ex: Explainer, chunks: list[list[Path]], names: dict, prepared_photo: Callable, staging: Staging,
+                opts: Options, sha256: str, bar) -> list[dict]:
+    """Inference on one batch while the next is decoded and the last ones' pictures are encoded, in
+    worker threads (Pillow and the runtime release the GIL); commits stay in this thread, in order,
+    with signals held; at most two batches of pictures are in flight."""
+    def load(chunk):
+        return [prepared_photo(f) for f in chunk]
+
+    pool = ThreadPoolExecutor(max_workers=WORKERS)
+    records, staged = [], deque()
     try:
-        with interruptible(), Staging(out) as staging:
-            for start in range(0, len(pairs), step):
-                chunk = [path for path, _ in pairs[start:start + step]]
-                prepared = [prepare(load_image(f), **preprocessing) for f in chunk]
-                results, chosen = _explain(ex, prepared, opts)
-                for i, (f, p) in enumerate(zip(chunk, prepared)):
-                    picked = {m: _pick(r, i) for m, r in results.items()}
-                    records.append(_write_photo(f, names[f], p, picked, chosen[i], staging, opts, sha256))
-                if bar is not None:
-                    bar.update(len(chunk))
+        pool.submit(import_module, "scipy.ndimage")  # the boxes need it; half a second, meanwhile
+        upcoming = pool.submit(load, chunks[0])
+        for k, chunk in enumerate(chunks):
+            prepared = upcoming.result()
+            if k + 1 < len(chunks):
+                upcoming = pool.submit(load, chunks[k + 1])
+            results, chosen = _explain(ex, prepared, opts)
+            for i, (f, p) in enumerate(zip(chunk, prepared)):
+                picked = {m: pick(r, i) for m, r in results.items()}
+                staged.append(pool.submit(stage_photo, f, names[f], p, picked, chosen[i], staging, opts, sha256))
+            while len(staged) > 2 * len(chunk) or (k + 1 == len(chunks) and staged):
+                records.append(_commit(staging, staged.popleft().result(), bar))
     finally:
-        if bar is not None:
-            bar.close()
+        with critical():  # the workers finish before the staging folder goes
+            pool.shutdown(wait=True, cancel_futures=True)
     return records
 
 
-def _readable(pairs: list[tuple[Path, str]], keep_going: bool, on_skip) -> list[tuple[Path, str]]:
-    """The photos that decode; without ``keep_going`` the first that does not raises."""
-    kept = []
-    for path, name in pairs:
+def _commit(staging: Staging, done: tuple[list[str], str, dict], bar) -> dict:
+    written, record_name, record = done
+    staging.commit(written, record_name)
+    if bar is not None:
+        bar.update(1)
+    return record
+
+
+class DecodedCache:
+    """Photos decoded while checking them, kept (up to :data:`CACHE_PIXELS`) so that the run does
+    not decode them again; each is handed out once."""
+
+    def __init__(self):
+        self._photos, self._pixels, self._lock = {}, 0, threading.Lock()
+
+    def keep(self, path: Path, photo) -> None:
+        with self._lock:
+            if self._pixels + photo.width * photo.height <= CACHE_PIXELS:
+                self._photos[path] = photo
+                self._pixels += photo.width * photo.height
+
+    def take(self, path: Path):
+        with self._lock:
+            photo = self._photos.pop(path, None)
+        return photo if photo is not None else load_image(path)
+
+
+def _readable(pairs: list[tuple[Path, str]], keep_going: bool, on_skip, cache: DecodedCache
+              ) -> list[tuple[Path, str]]:
+    """The photos that decode (decoded in worker threads, and kept in ``cache``); without
+    ``keep_going`` the first that does not raises."""
+    def problem(path: Path) -> str | None:
         try:
-            load_image(path)
+            cache.keep(path, load_image(path))
         except InputError as exc:
-            if not keep_going:
-                raise
-            if on_skip is not None:
-                on_skip(path, str(exc))
-            continue
-        kept.append((path, name))
+            return str(exc)
+        return None
+
+    kept = []
+    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        for (path, name), reason in zip(pairs, pool.map(problem, [path for path, _ in pairs])):
+            if reason is not None:
+                if not keep_going:
+                    raise InputError(reason)
+                if on_skip is not None:
+                    on_skip(path, reason)
+                continue
+            kept.append((path, name))
     if not kept:
         raise InputError("none of the photos could be read")
     return kept
@@ -213,55 +278,3 @@ def _explain(ex: Explainer, prepared: list[Prepared], opts: Options) -> tuple[di
     if any("fuse" in get(m).Options.__dataclass_fields__ for m in opts.methods):
         options["fuse"] = opts.fuse
     return ex.explain_many(batch, opts.methods, **wanted, **options), chosen
-
-
-def _pick(result, i: int) -> dict:
-    return {"target": int(result.targets[i]), "score": float(result.scores[i]), "map": result.maps[i],
-            "box": result.boxes[i].tolist(), "family": result.family,
-            "signed": None if result.signed is None else result.signed[i]}
-
-
-def _picture(p: Prepared, r: dict, opts: Options, box):
-    """The photo with one method's map: a heatmap for the CAM family, a spotlight (signed ones
-    tinted) for the gradient family (:mod:`onnx_xai.visuals`)."""
-    if r["family"] == "cam":
-        return overlay(p.photo, p.map_to_photo(r["map"]), opts.cmap, opts.alpha, box, p.region())
-    signed = p.map_to_photo(r["signed"]) if r["signed"] is not None else None
-    return spotlight(p.photo, p.map_to_photo(r["map"]), signed, box, p.region())
-
-
-def _title(chosen: dict | None, target: int, opts: Options) -> tuple[str, str | None]:
-    """What a panel explains, in words, and the class label (None for seeds, or without labels)."""
-    cls = target if chosen is None else chosen.get("class")
-    label = opts.labels[cls] if opts.labels and cls is not None and 0 <= cls < len(opts.labels) else None
-    if chosen is None:
-        return str(label or target), label
-    what = f"{chosen['kind']} {label or ('' if cls is None else cls)}".strip()
-    return (what + (f" #{chosen['candidate']}" if "candidate" in chosen else "")), label
-
-
-def _write_photo(path: Path, name: str, p: Prepared, per_method: dict, chosen: dict | None,
-                 staging: Staging, opts: Options, sha256: str) -> dict:
-    """Stage the photo's overlays, sheet and JSON record, then move them into place together; the
-    objective's own region (a detection, a dense region), when it has one, is outlined in green."""
-    panels, entries, written = [], [], []
-    for method, r in per_method.items():
-        box = p.box_to_photo(r["box"]) if r["box"][2] > r["box"][0] else None
-        picture = outline(_picture(p, r, opts, box), (chosen or {}).get("photo_box"))
-        written.append(f"{name}.{method}.png")
-        picture.save(staging.path(written[-1]), format="PNG")
-        what, label = _title(chosen, r["target"], opts)
-        panels.append((f"{('smooth ' if opts.smooth else '')}{method}: {what}", picture))
-        entries.append({"method": method, "smoothgrad_samples": opts.smooth,
-                        "target": r["target"] if chosen is None else None, "label": label,
-                        "score": round(r["score"], 6), "box": list(box) if box else None, "overlay": written[-1]})
-    record = {"file": str(path), "name": name, "model_sha256": sha256, "size": list(p.photo.size),
-              "input_size": list(p.size), "objective": chosen or {"kind": "class"}, "explanations": entries}
-    if opts.sheets:
-        record["sheet"] = f"{name}.sheet.png"
-        written.append(record["sheet"])
-        sheet(p.photo, panels).save(staging.path(record["sheet"]), format="PNG")
-    record["outputs"] = written
-    staging.path(f"{name}.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-    staging.commit(written, f"{name}.json")
-    return record

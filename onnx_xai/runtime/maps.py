@@ -18,7 +18,6 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-from scipy import ndimage
 
 
 @functools.lru_cache(maxsize=64)
@@ -82,6 +81,8 @@ def box(single_map: np.ndarray, threshold: float = 0.2) -> tuple[int, int, int, 
     peak = float(single_map.max())
     if not peak > 0:
         return (0, 0, 0, 0)
+    from scipy import ndimage  # here: scipy.ndimage takes half a second to import
+
     labels, count = ndimage.label(single_map >= threshold * peak, structure=np.ones((3, 3)))
     sizes = np.bincount(labels.ravel())[1:]
     ys, xs = np.nonzero(labels == 1 + int(np.argmax(sizes)))

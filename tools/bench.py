@@ -67,7 +67,7 @@ def bench_one(model: str, batch: int, rounds: int, quick: bool, memory: bool) ->
     runs, pairs = configs.build(model, batch, quick)
     cheap = {k: rounds for k in runs}
     expensive = max(1, rounds // 2) if batch == 1 else 1
-    cheap.update({k: expensive for k in runs if "smoothgrad" in k or "noisetunnel" in k})
+    cheap.update({k: expensive for k in runs if any(s in k for s in ("smoothgrad", "noisetunnel", "integrated"))})
     stats = interleaved(runs, cheap)
     base = stats["ort forward"][0]
     rows = []

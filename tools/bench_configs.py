@@ -19,11 +19,12 @@ from models import exported, torch_model  # noqa: E402
 
 import onnx_xai  # noqa: E402
 
-THREADS, SAMPLES, NOISE = 2, 50, 0.15
+THREADS, SAMPLES, NOISE, STEPS = 2, 50, 0.15, 32
 # Our configuration -> the configuration it is compared with ("speedup": their time / ours;
 # "cost": our time / theirs, for the one-call row against gradient alone).
 PAIRS = {"gradient": ("captum saliency", "speedup"), "smoothgrad-50": ("captum noisetunnel-50", "speedup"),
-         "gradcam": ("pytorch-grad-cam", "speedup"), "gradient+cam+gradcam": ("gradient", "cost")}
+         "gradcam": ("pytorch-grad-cam", "speedup"), "gradient+cam+gradcam": ("gradient", "cost"),
+         f"integrated_gradients-{STEPS}": (f"captum integratedgradients-{STEPS}", "speedup")}
 
 
 def tool_versions() -> str:
@@ -99,6 +100,8 @@ def _ours(path, x, samples):
         "cam": lambda: (lambda: ex().explain(x, "cam")),
         "gradcam": lambda: (lambda: ex().explain(x, "gradcam")),
         "gradient+cam+gradcam": lambda: (lambda: ex().explain_many(x, ["gradient", "cam", "gradcam"])),
+        f"integrated_gradients-{STEPS}": lambda: (lambda: ex().explain(x, "integrated_gradients",
+                                                                       n_steps=4 if samples < SAMPLES else STEPS)),
     }
 
 
@@ -128,8 +131,18 @@ def _pytorch_tools(net, layer, x, targets, samples):
         xt = torch.tensor(x)
         return lambda: cam(input_tensor=xt, targets=[ClassifierOutputTarget(int(c)) for c in targets])
 
+    def integrated():
+        try:
+            from captum.attr import IntegratedGradients
+        except ImportError:
+            return None
+        xt, target = torch.tensor(x), torch.as_tensor(targets)
+        steps = 4 if samples < SAMPLES else STEPS
+        return lambda: IntegratedGradients(net).attribute(xt, target=target, n_steps=steps, internal_batch_size=8)
+
     return {"captum saliency": lambda: captum("saliency"),
             f"captum noisetunnel-{SAMPLES}": lambda: captum("noisetunnel"),
+            f"captum integratedgradients-{STEPS}": integrated,
             "pytorch-grad-cam": gradcam}
 
 

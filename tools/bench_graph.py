@@ -20,7 +20,7 @@ import numpy as np
 import onnxruntime as ort
 
 sys.path.insert(0, str(Path(__file__).parent))
-from models import exported  # noqa: E402
+from bench_methods import model_path  # noqa: E402
 
 import onnx_xai  # noqa: E402
 from onnx_xai.graph import save_model  # noqa: E402
@@ -52,7 +52,7 @@ def interleaved(runs: dict, rounds: int) -> dict:
 
 
 def bench_model(name: str, rounds: int, batch: int) -> None:
-    path = exported(name)
+    path = model_path(name)
     start = time.perf_counter()
     full = onnx_xai.augment(path)
     rewrite_s = time.perf_counter() - start

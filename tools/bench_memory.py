@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-OURS = {"gradient", "smoothgrad-50", "cam", "gradcam", "gradient+cam+gradcam"}
+OURS = {"gradient", "smoothgrad-50", "cam", "gradcam", "gradient+cam+gradcam", "integrated_gradients-32"}
 
 
 def main() -> None:
@@ -27,6 +27,8 @@ def main() -> None:
         ex = onnx_xai.Explainer(path, threads=2)
         if config == "gradient+cam+gradcam":
             run = lambda: ex.explain_many(x, ["gradient", "cam", "gradcam"])  # noqa: E731
+        elif config == "integrated_gradients-32":
+            run = lambda: ex.explain(x, "integrated_gradients", n_steps=4 if quick else 32)  # noqa: E731
         elif config == "smoothgrad-50":
             run = lambda: ex.explain(x, "smoothgrad", n_samples=4 if quick else 50, noise_seed=0)  # noqa: E731
         else:

@@ -46,3 +46,24 @@ def test_lean_mode_holds_one_graph_and_gives_the_same_results(model):
 def test_memory_mode_is_checked(model):
     with pytest.raises(onnx_xai.InputError, match="memory must be one of fast, lean"):
         onnx_xai.Explainer(model, memory="small")
+
+
+@pytest.mark.parametrize("method,options", [("smoothgrad", {"n_samples": 6, "noise_seed": 3}),
+                                            ("integrated_gradients", {"n_steps": 6}), ("scorecam", {})])
+def test_a_byte_budget_sets_the_copies_per_run_and_changes_no_result(model, method, options):
+    """``max_batch_bytes`` of one input copy runs copies one at a time; the result is the same."""
+    ex = onnx_xai.Explainer(model)
+    x = np.random.default_rng(2).standard_normal((2, 3, SIZE, SIZE)).astype(np.float32)
+    sizes = []
+    real = ex._sessions.run
+
+    def counting(sets, names, feeds, seeded=False):
+        sizes.append(len(feeds["x"]))
+        return real(sets, names, feeds, seeded)
+    ex._sessions.run = counting
+    budget = ex.explain(x, method, max_batch_bytes=x[0].nbytes, **options).raw
+    assert max(sizes[1:]) == 1  # after the shared run of the batch itself
+    sizes.clear()
+    default = ex.explain(x, method, **options).raw
+    assert max(sizes[1:]) > 1
+    assert rel(budget, default) < 1e-6

@@ -134,11 +134,24 @@ def chunks(total: int, size: int):
 def chunk_size(batch: int) -> int:
     """Copies per run for sampling methods, by default: as many as the caller's batch, within 4..16.
 
-    Measured on 2 CPU cores: per-image gradient cost falls with the batch (EfficientNet-Lite0: 35 ms
-    at 1, 27 ms at 16), while peak memory grows with it; a chunk the size of the caller's own batch
-    keeps the peak close to that of one gradient call of that batch.
+    Measured on 2 CPU cores (tools/bench_methods.py, input gradients at 224 x 224): the cost per image
+    falls from batch 1 to 4 (ResNet-50: 145 to 109 ms) and is flat beyond (110 ms at 16 and 32;
+    EfficientNet-Lite0: 25-28 ms at any batch), while the activation memory a run holds grows with
+    the batch; a chunk the size of the caller's own batch, at least 4, takes the gain and keeps the
+    peak close to that of one gradient call of that batch.
     """
     return max(4, min(16, batch))
+
+
+def copies_per_run(batch_size: int | None, max_batch_bytes: int | None, x: np.ndarray) -> int:
+    """How many copies a sampling method runs at once: ``batch_size`` when given; else as many as
+    fit ``max_batch_bytes`` of input (at least one; a run's activation memory grows with its input
+    bytes, so a budget in input bytes bounds it whatever the image size); else :func:`chunk_size`."""
+    if batch_size is not None:
+        return batch_size
+    if max_batch_bytes is not None:
+        return max(1, max_batch_bytes // max(1, x[:1].astype(np.float32).nbytes))
+    return chunk_size(len(x))
 
 
 def accumulate(total: np.ndarray, owners: np.ndarray, values: np.ndarray) -> None:

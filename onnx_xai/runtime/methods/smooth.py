@@ -5,7 +5,8 @@
 Adebayo et al. 2018): Captum's ``NoiseTunnel`` ``smoothgrad``, ``smoothgrad_sq`` and ``vargrad``.
 Noise is N(0, sigma^2) with sigma = ``noise_level`` times each sample's value range (PAIR's
 convention), from a generator seeded by ``noise_seed``, or an explicit ``noise`` array. Copies of all
-samples are streamed in chunks of ``batch_size``, so memory stays bounded whatever ``n_samples`` is;
+samples are streamed in chunks of ``batch_size`` (or of as many copies as fit ``max_batch_bytes`` of
+input), so memory stays bounded whatever ``n_samples`` is;
 every copy is explained for the class resolved on the clean input.
 """
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...errors import InputError
-from .base import (REGISTRY, Context, Method, Options, accumulate, chunk_size, chunks, finite, finite_array,
+from .base import (REGISTRY, Context, Method, Options, accumulate, chunks, copies_per_run, finite, finite_array,
                    get, register, whole)
 
 KINDS = ("mean", "square", "var")
@@ -32,6 +33,7 @@ class SmoothGradOptions(Options):
     base: str = "gradient"
     kind: str = "mean"
     batch_size: int | None = None  # copies per run; None: the input's batch size, kept within 4..16
+    max_batch_bytes: int | None = None  # or as many copies as fit this many bytes of input
 
     def check(self) -> None:
         if self.base == "smoothgrad":
@@ -42,6 +44,7 @@ class SmoothGradOptions(Options):
             raise InputError(f"kind must be one of {', '.join(KINDS)}, not {self.kind!r}")
         whole("n_samples", self.n_samples, 1)
         whole("batch_size", self.batch_size, 1, optional=True)
+        whole("max_batch_bytes", self.max_batch_bytes, 1, optional=True)
         whole("noise_seed", self.noise_seed, 0, optional=True)
         finite("noise_level", self.noise_level, 0)
         if self.noise_level > np.finfo(np.float32).max:
@@ -93,7 +96,7 @@ def noisy_batches(x: np.ndarray, opts: SmoothGradOptions) -> Iterator[tuple[np.n
         flat = x.reshape(len(x), -1).astype(np.float64)
         sigmas = opts.noise_level * (flat.max(axis=1) - flat.min(axis=1))
     pairs = [(i, j) for i in range(len(x)) for j in range(n_samples)]
-    for part in chunks(len(pairs), opts.batch_size or chunk_size(len(x))):
+    for part in chunks(len(pairs), copies_per_run(opts.batch_size, opts.max_batch_bytes, x)):
         owners = np.array([i for i, _ in pairs[part]])
         if opts.noise is not None:
             added = noise[[j for _, j in pairs[part]]]

@@ -1,4 +1,4 @@
-"""The ``onnx-xai`` command line: ``augment``, ``inspect``, ``explain`` and ``demo``.
+"""The ``onnx-xai`` command line: ``augment``, ``inspect``, ``explain``, ``audit`` and ``demo``.
 
 Every subcommand turns the package's errors (:class:`~onnx_xai.errors.XaiError`) and I/O errors into
 one line on stderr and exit status 1; nothing is half-written (outputs go through atomic renames).
@@ -213,20 +213,10 @@ def _add_model_choice(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output", help="model output whose score is explained (default: the first)")
 
 
-def _add_explain(sub) -> None:
+def add_preprocessing(p: argparse.ArgumentParser) -> None:
+    """The flags that say which class to explain and how photos become model inputs (explain, audit)."""
     from .images import PRESETS
-    from .runtime.methods import METHOD_NAMES
-    from .visuals import COLORMAPS
 
-    p = sub.add_parser("explain", help="explain photos: heatmap overlays, boxes and a JSON record each",
-                       description="Explain image files (or folders of them) with one or more methods. "
-                       "Writes, per photo, <name>.<method>.png (heatmap over the original photo, box in "
-                       "white) and <name>.json (file, model sha256, and per method: target class, "
-                       "label, score, box in original pixels).")
-    p.add_argument("model", help="ONNX classifier (original or rewritten by 'augment')")
-    p.add_argument("images", nargs="+", help="image files or folders")
-    p.add_argument("--method", nargs="+", choices=METHOD_NAMES, default=["gradcam"], metavar="METHOD",
-                   help=f"default: gradcam; any of {', '.join(METHOD_NAMES)}")
     p.add_argument("--target", help="class to explain, as an index or a label name (default, or -1: "
                    "each photo's top-1 class)")
     p.add_argument("--labels", help="class names, one per line (default: ImageNet for 1000 classes)")
@@ -241,6 +231,22 @@ def _add_explain(sub) -> None:
                    "of the shorter side, in (0, 1] (default 0.875, as ImageNet evaluation; 1 keeps it all)")
     p.add_argument("--size", type=_at_least(1), nargs=2, metavar=("H", "W"), help="input size for models "
                    "with a dynamic one (a fixed one must match)")
+
+
+def _add_explain(sub) -> None:
+    from .runtime.methods import METHOD_NAMES
+    from .visuals import COLORMAPS
+
+    p = sub.add_parser("explain", help="explain photos: heatmap overlays, boxes and a JSON record each",
+                       description="Explain image files (or folders of them) with one or more methods. "
+                       "Writes, per photo, <name>.<method>.png (heatmap over the original photo, box in "
+                       "white) and <name>.json (file, model sha256, and per method: target class, "
+                       "label, score, box in original pixels).")
+    p.add_argument("model", help="ONNX classifier (original or rewritten by 'augment')")
+    p.add_argument("images", nargs="+", help="image files or folders")
+    p.add_argument("--method", nargs="+", choices=METHOD_NAMES, default=["gradcam"], metavar="METHOD",
+                   help=f"default: gradcam; any of {', '.join(METHOD_NAMES)}")
+    add_preprocessing(p)
     p.add_argument("--smooth", type=_at_least(1), metavar="N", help="SmoothGrad every method with N noisy "
                    "samples")
     p.add_argument("--steps", type=_at_least(1), metavar="N", help="integration points of "
@@ -328,6 +334,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_choice(ins)
     ins.set_defaults(run=_inspect)
     _add_explain(sub)
+    from .cli_audit import add_audit
+
+    add_audit(sub)
     demo = sub.add_parser("demo", help="explain the bundled photos with the bundled EfficientNet-Lite0 (--text: a text detector)",
                           description="Run all four methods on the bundled photos with the bundled "
                           "pretrained EfficientNet-Lite0 and write a sheet per photo (no network needed).")

@@ -272,9 +272,14 @@ def _explain(ex: Explainer, prepared: list[Prepared], opts: Options) -> tuple[di
     if opts.smooth:
         return {m: ex.explain(batch, "smoothgrad", base=m, n_samples=opts.smooth, noise_seed=opts.seed,
                               **wanted) for m in opts.methods}, chosen
+    return ex.explain_many(batch, opts.methods, **wanted, **method_options(opts)), chosen
+
+
+def method_options(opts: Options) -> dict:
+    """The options ``explain_many`` takes from the flags: the noise seed, integration points, fusion."""
     options = {"noise_seed": opts.seed} if "smoothgrad" in opts.methods else {}
     if opts.steps and "integrated_gradients" in opts.methods:
         options["n_steps"] = opts.steps
     if any("fuse" in get(m).Options.__dataclass_fields__ for m in opts.methods):
         options["fuse"] = opts.fuse
-    return ex.explain_many(batch, opts.methods, **wanted, **options), chosen
+    return options

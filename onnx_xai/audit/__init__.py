@@ -1,0 +1,20 @@
+"""Audits: faithfulness metrics, sanity checks and a self-contained HTML report for an ONNX classifier.
+
+``onnx_xai.audit.audit(model, photos, out, AuditOptions(...))`` explains photos with the methods
+asked for, scores every map (deletion, insertion, ROAD; the pointing game and box IoU against given
+boxes) beside baseline maps that know nothing of the model, runs the sanity checks (cascading
+randomization of the ONNX file's weights, a random class), and writes ``results.jsonl``,
+``maps.npz`` and ``report.html``. The metric functions are usable on their own (:mod:`.curves`,
+:mod:`.localization`, :mod:`.similarity`).
+"""
+from .curves import Protocol, Scorer, deletion, insertion, road
+from .engine import METRICS, SANITY, AuditOptions
+
+__all__ = ["METRICS", "SANITY", "AuditOptions", "Protocol", "Scorer", "audit", "deletion", "insertion", "road"]
+
+
+def __getattr__(name: str):
+    if name == "audit":
+        from .run import audit
+        return audit
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

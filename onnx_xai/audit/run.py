@@ -1,0 +1,152 @@
+"""``audit``: the photos, the sanity checks, then ``results.jsonl``, ``maps.npz`` and ``report.html``.
+
+Nothing is written until every photo has been explained and scored: a photo that cannot be read stops
+the run with one line and no output. The three files are each written whole and moved into ``out``
+(a rerun replaces them; nothing else in the folder is touched).
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+from ..files import critical, write_atomic
+from ..pipeline import prepare_output_folder
+from .engine import Auditor, AuditOptions, PhotoAudit, audit_photos
+from .sanity import cascading_randomization, random_target_check
+
+OUTPUTS = ("results.jsonl", "maps.npz", "report.html")
+
+
+def audit(model: str, photos: Sequence[tuple[Path, str]], out: Path, opts: AuditOptions,
+          explainer_args: dict | None = None, progress: Callable | None = None, engine: str = "local",
+          ray_options: dict | None = None) -> dict:
+    """Audit ``photos`` (``(path, shown name)`` pairs) on ``model``; returns the paths written.
+
+    ``explainer_args`` go to every :class:`~onnx_xai.Explainer` made (target layer, threads, backend,
+    input and output names); ``progress(total)`` returns a progress bar (``update``, ``close``).
+    ``engine="ray"`` runs the photos on Ray Data (:mod:`.ray_engine`; ``ray_options``: ``address``,
+    ``actors``, ``cpus_per_actor``), which also returns ``failures``: (photo, reason) pairs.
+    """
+    from ..runtime import Explainer
+
+    if engine == "ray":
+        from .ray_engine import audit_on_ray
+
+        return audit_on_ray(model, photos, out, opts, explainer_args, **(ray_options or {}))
+    if engine != "local":
+        raise InputError(f"engine must be 'local' or 'ray', not {engine!r}")
+    explainer_args = dict(explainer_args or {})
+    auditor = Auditor(Explainer(model, **explainer_args), model, opts)
+    bar = progress(len(photos) + _sanity_steps(auditor)) if progress else None
+    try:
+        done = audit_photos(auditor, list(photos), bar)
+        sanity = run_sanity(auditor, done, explainer_args, bar.update if bar else None)
+    finally:
+        if bar is not None:
+            bar.close()
+    attach_sanity(done, sanity)
+    return write_outputs(out, auditor, done, sanity)
+
+
+def _sanity_steps(auditor: Auditor) -> int:
+    return auditor.opts.randomization_steps + 1 if "randomization" in auditor.opts.sanity else 0
+
+
+def run_sanity(auditor: Auditor, done: list[PhotoAudit], explainer_args: dict, tick: Callable | None) -> dict:
+    """The sanity checks on the first ``sanity_photos`` photos of the first photo's input size."""
+    from ..graph.model_io import load_model
+    from ..runtime import Explainer
+
+    opts, ex = auditor.opts, auditor.ex
+    chosen = [p for p in done if p.array.shape == done[0].array.shape][:opts.sanity_photos] if done else []
+    if not chosen or not opts.sanity:
+        return {}
+    x = np.concatenate([p.array for p in chosen])
+    targets = np.array([p.records[0]["target"] for p in chosen], np.int64)
+    original = {m: np.stack([p.maps[m] for p in chosen]) for m in opts.methods}
+    result = {"files": [p.file for p in chosen]}
+    if "random_target" in opts.sanity:
+        classes = ex.num_classes or int(ex.predict(x[:1]).shape[-1])
+        others, methods = random_target_check(ex, x, opts.methods, targets, original, classes, opts.protocol.seed,
+                                              auditor.options)
+        result["random_target"] = {"targets": others.tolist(), "methods": methods}
+    if "randomization" in opts.sanity:
+        model = load_model(auditor.model_path)[0]
+        if any(p.key == "onnx_xai" for p in model.metadata_props):
+            result["randomization_skipped"] = "a rewritten model: give the original to re-draw its weights"
+        else:
+            args = explainer_args | {"target_layer": ex.target_layers}
+            result["randomization"] = cascading_randomization(
+                model, lambda m: Explainer(m, **args), x, opts.methods, targets, original,
+                opts.randomization_steps, opts.protocol.seed, auditor.options, tick)
+    return result
+
+
+def attach_sanity(done: list[PhotoAudit], sanity: dict) -> None:
+    """Each checked photo's method records get their own sanity figures."""
+    for i, name in enumerate(sanity.get("files", [])):
+        photo = next(p for p in done if p.file == name)
+        for record in photo.records:
+            method = record["method"]
+            if method in sanity.get("random_target", {}).get("methods", {}):
+                figures = sanity["random_target"]["methods"][method]
+                record["random_target"] = sanity["random_target"]["targets"][i]
+                record["random_target_spearman"] = figures["spearman"][i]
+                record["random_target_ssim"] = figures["ssim"][i]
+            steps = sanity.get("randomization", [])
+            if steps and method in steps[0]["methods"]:
+                record["randomization_layers"] = [s["layers"] for s in steps]
+                record["randomization_spearman"] = [s["methods"][method]["spearman"][i] for s in steps]
+                record["randomization_ssim"] = [s["methods"][method]["ssim"][i] for s in steps]
+
+
+def write_outputs(out: Path, auditor: Auditor, done: list[PhotoAudit], sanity: dict,
+                  failures: Sequence[tuple[str, str]] = ()) -> dict:
+    """``results.jsonl``, ``maps.npz`` and ``report.html`` in ``out``, each written whole; ``failures``
+    (photo, reason) are listed in the report."""
+    from .report import render
+
+    out = prepare_output_folder(Path(out))
+    records = [r for p in done for r in p.records]
+    lines = "".join(json.dumps(finite_json(r), allow_nan=False, default=plain_json) + "\n" for r in records)
+    html = render(auditor.model_facts(), auditor.opts, done, records, sanity, failures)
+    arrays = {"files": np.array([p.file for p in done])}
+    for i, photo in enumerate(done):
+        for method, raw in photo.raws.items():
+            arrays[f"{i:05d}/{method}/raw"] = np.asarray(raw, np.float32)
+            arrays[f"{i:05d}/{method}/map"] = photo.maps[method].astype(np.float32)
+    writers = {"results.jsonl": lambda tmp: Path(tmp).write_text(lines, encoding="utf-8"),
+               "maps.npz": lambda tmp: _save_npz(tmp, arrays),
+               "report.html": lambda tmp: Path(tmp).write_text(html, encoding="utf-8")}
+    with critical():
+        for name in OUTPUTS:
+            write_atomic(out / name, writers[name])
+    return {name: str(out / name) for name in OUTPUTS}
+
+
+def _save_npz(path: str, arrays: dict) -> None:
+    with open(path, "wb") as f:
+        np.savez_compressed(f, **arrays)
+
+
+def finite_json(value):
+    """JSON has no NaN or infinity: a non-finite number (a map of an overflowing model) becomes null."""
+    if isinstance(value, dict):
+        return {k: finite_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_json(v) for v in value]
+    if isinstance(value, (float, np.floating)) and not np.isfinite(value):
+        return None
+    return value
+
+
+def plain_json(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON")

@@ -18,7 +18,6 @@ SANITY_CHOICES = ("randomization", "random_target", "none")
 
 
 def add_audit(sub) -> None:
-    from .audit.curves import Protocol
     from .runtime.methods import METHOD_NAMES
 
     p = sub.add_parser("audit", help="score the methods' maps (deletion, insertion, ROAD, pointing game) "
@@ -42,6 +41,26 @@ def add_audit(sub) -> None:
                    "randomization in at most N steps of layer groups (default 8)")
     p.add_argument("--sanity-photos", type=_at_least(1), default=8, metavar="N", help="photos the sanity "
                    "checks run on (the first N; default 8)")
+    _add_protocol(p)
+    p.add_argument("--seed", type=_at_least(0), default=0, help="baselines, tie order, imputation noise, "
+                   "random classes, re-drawn weights, SmoothGrad noise (default 0)")
+    p.add_argument("--report-photos", type=_at_least(0), default=48, metavar="N", help="photos shown one by "
+                   "one in the report (default 48; the tables count them all)")
+    add_preprocessing(p)
+    _add_engine(p)
+    p.add_argument("--batch-size", type=_at_least(1), default=8, help="photos per run (default 8)")
+    p.add_argument("--threads", type=_at_least(1), help="intra-op threads of the runtime")
+    p.add_argument("--backend", choices=BACKENDS, default="onnxruntime", help="the runtime")
+    p.add_argument("--out", default="onnx-xai-audit", help="output folder (default: onnx-xai-audit; "
+                   "never searched for input photos)")
+    _add_model_choice(p)
+    p.set_defaults(run=_audit)
+
+
+def _add_protocol(p: argparse.ArgumentParser) -> None:
+    """The perturbation metrics' protocol (:class:`onnx_xai.audit.Protocol`)."""
+    from .audit.curves import Protocol
+
     p.add_argument("--curve-steps", type=_at_least(1), default=32, metavar="N", help="deletion/insertion: "
                    "1/N of the pixels per step (default 32)")
     p.add_argument("--deletion-fill", choices=("constant", "blur"), default="constant", help="what deleted "
@@ -55,11 +74,9 @@ def add_audit(sub) -> None:
     p.add_argument("--road-fractions", type=_open_fraction, nargs="+", metavar="F",
                    default=list(Protocol.road_fractions), help="ROAD: the fractions of pixels removed, each in "
                    "(0, 1) (default 0.1 ... 0.9, as Rong et al.)")
-    p.add_argument("--seed", type=_at_least(0), default=0, help="baselines, tie order, imputation noise, "
-                   "random classes, re-drawn weights, SmoothGrad noise (default 0)")
-    p.add_argument("--report-photos", type=_at_least(0), default=48, metavar="N", help="photos shown one by "
-                   "one in the report (default 48; the tables count them all)")
-    add_preprocessing(p)
+
+
+def _add_engine(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("large datasets", "Run the photos on Ray Data (pip install 'onnx_xai[ray]'): "
                              "one Explainer per actor, results written as Parquet parts into OUT/parts, so a "
                              "rerun skips the photos already done; the sanity checks and report run here.")
@@ -69,14 +86,6 @@ def add_audit(sub) -> None:
                    "Explainer (default 1)")
     g.add_argument("--cpus-per-actor", type=_at_least(1), default=1, help="CPUs Ray reserves per actor; "
                    "give --threads the same (default 1)")
-    p.add_argument("--batch-size", type=_at_least(1), default=8, help="photos per run (default 8)")
-    p.add_argument("--threads", type=_at_least(1), help="intra-op threads of the runtime")
-    p.add_argument("--backend", choices=BACKENDS, default="onnxruntime", help="the runtime")
-    p.add_argument("--out", default="onnx-xai-audit", help="output folder (default: onnx-xai-audit; "
-                   "never searched for input photos)")
-    _add_model_choice(p)
-    p.set_defaults(run=_audit)
-
 
 def _open_fraction(text: str) -> float:
     value = _finite(text)

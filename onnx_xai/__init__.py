@@ -1,9 +1,10 @@
-"""onnx_xai: gradient explanations (gradient, SmoothGrad, CAM, Grad-CAM) computed from an ONNX file.
+"""onnx_xai: gradient explanations (gradient, SmoothGrad, CAM, Grad-CAM, ...) from an ONNX file.
 
-``onnx_xai.augment`` rewrites a classifier into an ordinary ONNX model that also outputs activations
+``onnx_xai.augment`` rewrites an image model into an ordinary ONNX model that also outputs activations
 and exact gradients (needs only ``onnx`` and ``numpy``); ``onnx_xai.Explainer`` computes the methods
-on onnxruntime. Both are imported on first use, so that the command line starts (and handles
-signals) before the heavy libraries load.
+on onnxruntime or OpenVINO; ``onnx_xai.audit`` scores the maps and writes an HTML report. They are
+imported on first use, so that the command line starts (and handles signals) before the heavy
+libraries load.
 """
 from .errors import CamNotApplicableError, InputError, ModelError, UnsupportedModelError, XaiError
 

@@ -118,12 +118,11 @@ def audit_on_ray(model: str, photos: Sequence[tuple[Path, str]], out: Path, opts
 
 
 def _quiet(ray) -> None:
-    """Ray Data's progress lines every 10 s would drown the command's own output."""
+    """Ray Data's log lines (its plan, and progress every 10 s when not on a terminal) would drown
+    the command's own output; its progress bars on a terminal stay."""
     import logging
 
-    context = ray.data.DataContext.get_current()
-    context.enable_progress_bars = False
-    context.print_on_execution_start = False
+    ray.data.DataContext.get_current().print_on_execution_start = False
     logging.getLogger("ray.data").setLevel(logging.WARNING)
 
 

@@ -213,6 +213,12 @@ def _add_model_choice(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output", help="model output whose score is explained (default: the first)")
 
 
+def add_model_and_images(p: argparse.ArgumentParser, model_help: str) -> None:
+    """The positional arguments of the commands that read photos (explain, audit)."""
+    p.add_argument("model", help=model_help)
+    p.add_argument("images", nargs="+", help="image files or folders")
+
+
 def add_preprocessing(p: argparse.ArgumentParser) -> None:
     """The flags that say which class to explain and how photos become model inputs (explain, audit)."""
     from .images import PRESETS
@@ -242,8 +248,7 @@ def _add_explain(sub) -> None:
                        "Writes, per photo, <name>.<method>.png (heatmap over the original photo, box in "
                        "white) and <name>.json (file, model sha256, and per method: target class, "
                        "label, score, box in original pixels).")
-    p.add_argument("model", help="ONNX classifier (original or rewritten by 'augment')")
-    p.add_argument("images", nargs="+", help="image files or folders")
+    add_model_and_images(p, "ONNX classifier (original or rewritten by 'augment')")
     p.add_argument("--method", nargs="+", choices=METHOD_NAMES, default=["gradcam"], metavar="METHOD",
                    help=f"default: gradcam; any of {', '.join(METHOD_NAMES)}")
     add_preprocessing(p)

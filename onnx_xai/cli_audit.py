@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .cli import BACKENDS, _add_model_choice, _at_least, _finite, add_preprocessing
+from .cli import BACKENDS, _add_model_choice, _at_least, _finite, add_model_and_images, add_preprocessing
 from .errors import XaiError
 
 METRIC_CHOICES = ("deletion", "insertion", "road")
@@ -26,8 +26,7 @@ def add_audit(sub) -> None:
                        "metrics beside trivial baseline maps, check the maps against a randomized model "
                        "and a random class, and write report.html (self-contained), results.jsonl (one "
                        "record per photo and method) and maps.npz (the raw attributions) into --out.")
-    p.add_argument("model", help="ONNX classifier (the original: randomization re-draws its weights)")
-    p.add_argument("images", nargs="+", help="image files or folders")
+    add_model_and_images(p, "ONNX classifier (the original: randomization re-draws its weights)")
     p.add_argument("--methods", nargs="+", choices=METHOD_NAMES, default=["gradient", "gradcam"], metavar="METHOD",
                    help=f"default: gradient gradcam; any of {', '.join(METHOD_NAMES)}")
     p.add_argument("--metrics", nargs="+", choices=METRIC_CHOICES, default=list(METRIC_CHOICES),

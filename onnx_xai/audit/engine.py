@@ -78,7 +78,7 @@ class PhotoAudit:
     records: list
     maps: dict          # method -> (H, W) float32 in [0, 1]
     raws: dict          # method -> the method's raw attribution (baselines: their map)
-    array: np.ndarray   # the model input (1, ...), kept for the sanity checks
+    array: np.ndarray | None  # the model input (1, ...), kept for the sanity checks' photos only
     pictures: dict = field(default_factory=dict)  # "photo" and method -> JPEG bytes
 
 
@@ -104,7 +104,7 @@ def audit_batch(auditor: Auditor, photos: list[tuple[Path, str]], start: int) ->
                  "probability": float(auditor.scorer(photo.array, target)[0])}
         records = [_record(auditor, photo, facts | {"method": m}, maps[m], boxes[m], truth)
                    for m in list(opts.methods) + list(BASELINES)]
-        audit = PhotoAudit(shown, records, maps, raws, photo.array)
+        audit = PhotoAudit(shown, records, maps, raws, photo.array if start + i < opts.sanity_photos else None)
         if start + i < opts.report_photos:
             audit.pictures = _pictures(photo, maps, opts.methods, boxes)
         out.append(audit)

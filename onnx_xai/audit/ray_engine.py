@@ -156,7 +156,7 @@ def finish(model: str, photos: Sequence[tuple[Path, str]], out: Path, opts: Audi
     paths = dict((name, path) for path, name in photos)
     for audit in done[:opts.sanity_photos]:
         audit.array = prepare(load_image(paths[audit.file]), **auditor.preprocessing).array
-    sanity = run_sanity(auditor, [a for a in done if a.array is not None], explainer_args, None)
+    sanity = run_sanity(auditor, done, explainer_args, None)
     attach_sanity(done, sanity)
     written = write_outputs(out, auditor, done, sanity, failures)
     written["results.parquet"] = _write_table(out, done)

@@ -57,12 +57,13 @@ def _sanity_steps(auditor: Auditor) -> int:
 
 
 def run_sanity(auditor: Auditor, done: list[PhotoAudit], explainer_args: dict, tick: Callable | None) -> dict:
-    """The sanity checks on the first ``sanity_photos`` photos of the first photo's input size."""
+    """The sanity checks on the first ``sanity_photos`` photos (those of the first one's input size)."""
     from ..graph.model_io import load_model
     from ..runtime import Explainer
 
     opts, ex = auditor.opts, auditor.ex
-    chosen = [p for p in done if p.array.shape == done[0].array.shape][:opts.sanity_photos] if done else []
+    kept = [p for p in done if p.array is not None]  # the first sanity_photos photos
+    chosen = [p for p in kept if p.array.shape == kept[0].array.shape][:opts.sanity_photos] if kept else []
     if not chosen or not opts.sanity:
         return {}
     x = np.concatenate([p.array for p in chosen])

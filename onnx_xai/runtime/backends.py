@@ -63,6 +63,9 @@ class OnnxRuntimeSession(Session):
         # Several sessions (one per method) share the cores: spinning worker threads of one would
         # slow the next; measured, not spinning costs nothing on 2 cores.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # QDQ models run as the ONNX definition says (dequantize, float op, quantize) on every CPU:
+        # fused int8 kernels are chosen per instruction set and need not agree with it.
+        options.add_session_config_entry("session.disable_quant_qdq", "1")
         if threads:
             options.intra_op_num_threads = threads
         try:
@@ -105,9 +108,11 @@ class OpenVinoSession(Session):
             raise InputError("the openvino backend needs the openvino package: pip install "
                              "'onnx_xai[openvino]'") from None
         from ..graph.assemble import unshared_weights
+        from ..graph.float_quantization import activations_in_float
         from ..graph.model_io import load_model
 
-        proto = unshared_weights(load_model(model)[0])  # external data read; see unshared_weights
+        # external data read; see unshared_weights and activations_in_float
+        proto = activations_in_float(unshared_weights(load_model(model)[0]))
         config = {"INFERENCE_PRECISION_HINT": "f32"} | ({"INFERENCE_NUM_THREADS": threads} if threads else {})
         try:
             core = ov.Core()

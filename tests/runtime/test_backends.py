@@ -42,10 +42,9 @@ def test_every_method_agrees_across_backends(net):
         assert rel(b.raw, a.raw) < 1e-4, (net, method, rel(b.raw, a.raw))
 
 
-# Other arithmetic than float32 differs between the runtimes by its own rounding: float16 sums, and
-# OpenVINO's int8 kernels for QDQ models, whose requantization rounds some activations one
-# quantization step away from onnxruntime's (the CAM family reads those activations).
-FORM_LIMITS = {"float16": 2e-3, "qdq_int8": 2e-2}
+# Other arithmetic than float32 differs between the runtimes by its own rounding: float16 sums. QDQ
+# models run as their ONNX definition on both (test_quantized_on_any_cpu.py), so they get 1e-4.
+FORM_LIMITS = {"float16": 2e-3}
 
 
 @pytest.mark.parametrize("name", list(forms.FORMS))

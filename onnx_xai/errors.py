@@ -35,3 +35,8 @@ class CamNotApplicableError(XaiError):
 
 class InputError(XaiError):
     """An input array, image, class index or option is invalid."""
+
+
+class OutputError(XaiError):
+    """An output cannot be written where it belongs: the disk is full, a folder is read-only, or a
+    symbolic link inside the output folder points elsewhere."""

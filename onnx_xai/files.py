@@ -3,6 +3,10 @@
 - :func:`write_atomic` writes into a temporary file in the destination folder, gives it the mode a
   plain ``open()`` would have given (``0o666`` less the umask; ``mkstemp`` makes 0600), and renames it
   into place: a reader sees the old file or the new one, never half of one.
+- :class:`OutputFolder` is the folder a run writes into: its subfolders are created and entered one
+  component at a time with ``O_NOFOLLOW`` from the folder's own descriptor, files are moved in and
+  removed relative to their folder's descriptor, so a symbolic link planted inside it (a subfolder
+  pointing elsewhere) is refused in one line instead of followed, whenever it was planted.
 - :func:`interruptible` turns SIGTERM (and SIGINT) into an :class:`Interrupted` exception in the main
   thread, so ``finally`` blocks run and temporary files are removed (SIGTERM's default action kills
   the process mid-write); :func:`critical` holds both signals while a group of renames that belong
@@ -12,13 +16,17 @@ Only the standard library is used, so the graph layer can share it.
 """
 from __future__ import annotations
 
+import errno
 import os
 import signal
+import stat
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from pathlib import Path
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path, PurePosixPath
+
+from .errors import OutputError
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -101,3 +109,101 @@ def critical() -> Iterator[None]:
             signum = _Hold.pending[0]
             _Hold.pending = []
             raise Interrupted(signum)
+
+
+class OutputFolder:
+    """A folder a run writes into, never left through a symbolic link (module docstring).
+
+    Names are relative POSIX paths (``sub/photo.jpg.json``); the folder itself is what the user
+    named (a link given as ``--out`` is the user's choice) and must exist.
+    """
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def check(self, folders: Iterable[str]) -> None:
+        """Refuse, before anything is written, a subfolder that exists as a link or a file."""
+        for folder in sorted(set(folders) - {"", "."}):
+            fd = self._open(_parts(folder), create=False)
+            if fd is not None:
+                os.close(fd)
+
+    def move_in(self, source: Path, name: str) -> None:
+        """Rename ``source`` (on the same file system) to ``name``, creating its folders."""
+        parts = _parts(name)
+        fd = self._open(parts[:-1], create=True)
+        try:
+            os.replace(source, parts[-1], dst_dir_fd=fd)
+        finally:
+            os.close(fd)
+
+    def remove(self, name: str) -> None:
+        """Delete the file ``name`` if it is there (a link is removed, not followed)."""
+        parts = _parts(name)
+        fd = self._open(parts[:-1], create=False)
+        if fd is None:
+            return
+        try:
+            os.unlink(parts[-1], dir_fd=fd)
+        except (FileNotFoundError, IsADirectoryError, PermissionError):
+            pass
+        finally:
+            os.close(fd)
+
+    def read_text(self, name: str) -> str | None:
+        """The text of the regular file ``name``, or None when it is missing, a link or unreadable."""
+        parts = _parts(name)
+        fd = self._open(parts[:-1], create=False)
+        if fd is None:
+            return None
+        try:
+            file = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=fd)
+        except OSError:
+            return None
+        finally:
+            os.close(fd)
+        with os.fdopen(file, "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                return None
+            return f.read().decode("utf-8", errors="replace")
+
+    def _open(self, parts: list[str], create: bool) -> int | None:
+        """A descriptor of the subfolder ``parts``, entered without following links; None when it is
+        missing and ``create`` is false."""
+        fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            for k, part in enumerate(parts):
+                if create:
+                    with suppress(FileExistsError):
+                        os.mkdir(part, dir_fd=fd)
+                try:
+                    child = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+                except FileNotFoundError:
+                    if create:
+                        raise
+                    os.close(fd)
+                    return None
+                except OSError as exc:
+                    if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
+                        raise
+                    raise OutputError(self._refusal(fd, part, "/".join(parts[:k + 1]))) from None
+                os.close(fd)
+                fd = child
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    def _refusal(self, parent: int, part: str, relative: str) -> str:
+        where = self.root / relative
+        if stat.S_ISLNK(os.lstat(part, dir_fd=parent).st_mode):
+            return (f"{where} is a symbolic link (to {os.readlink(part, dir_fd=parent)}); outputs are "
+                    f"written only into real folders inside {self.root}")
+        return f"{where} is in the way: a file where an output folder goes"
+
+
+def _parts(name: str) -> list[str]:
+    parts = list(PurePosixPath(name).parts)
+    if not parts or PurePosixPath(name).is_absolute() or any(p in ("..", ".") for p in parts):
+        raise OutputError(f"{name!r} is not a name inside the output folder")
+    return parts

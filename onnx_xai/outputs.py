@@ -8,7 +8,9 @@ a folder argument; inputs that would still share a name (the same file name from
 Sets: a photo's files are written into a hidden staging folder inside the output folder, then moved
 into place with SIGINT/SIGTERM held (:func:`onnx_xai.files.critical`), the JSON record last; the
 files of that photo's previous set (listed by its old record) that the new set lacks are removed, so
-a rerun never leaves a mix. The staging folder is removed whatever happens.
+a rerun never leaves a mix. The staging folder is removed whatever happens. Folders are entered,
+files moved in, old records read and stale files removed through :class:`onnx_xai.files.OutputFolder`,
+so a symbolic link planted inside the output folder is refused, never followed.
 """
 from __future__ import annotations
 
@@ -16,10 +18,10 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path, PurePosixPath
 
-from .files import critical, file_mode
+from .files import OutputFolder, critical, file_mode
 
 STAGING_PREFIX = ".onnx-xai-staging-"
 
@@ -46,6 +48,7 @@ class Staging:
 
     def __init__(self, out: Path):
         self.out = out
+        self.folder = OutputFolder(out)
         self.dir = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out))
 
     def __enter__(self) -> Staging:
@@ -61,25 +64,23 @@ class Staging:
         staged.parent.mkdir(parents=True, exist_ok=True)
         return staged
 
-    def commit(self, names: Sequence[str], record: str) -> None:
-        """Move the staged ``names`` and then the JSON ``record`` into ``out``, signals held, and
-        remove what the photo's previous set had besides."""
-        previous = self._previous_set(record)
+    def commit(self, names: Sequence[str], stale: Iterable[str] = ()) -> None:
+        """Move the staged ``names`` into ``out`` in order (the one that completes the set last),
+        signals held, and remove the ``stale`` names the new set lacks."""
         with critical():
-            for name in [*names, record]:
-                target = self.out / name
-                target.parent.mkdir(parents=True, exist_ok=True)
+            for name in names:
                 os.chmod(self.path(name), file_mode())
-                os.replace(self.path(name), target)
-            for stale in previous - set(names):
-                (self.out / stale).unlink(missing_ok=True)
+                self.folder.move_in(self.path(name), name)
+            for name in set(stale) - set(names):
+                self.folder.remove(name)
 
-    def _previous_set(self, record: str) -> set[str]:
-        """The files the photo's previous record lists (only names of this photo, inside ``out``)."""
+    def previous_set(self, record: str) -> set[str]:
+        """The files a photo's previous record lists (only names of that photo, inside ``out``)."""
+        text = self.folder.read_text(record)
         try:
-            old = json.loads((self.out / record).read_text(encoding="utf-8"))
-            listed = old.get("outputs", []) if isinstance(old, dict) else []
-        except (OSError, ValueError):
+            old = json.loads(text) if text is not None else {}
+        except ValueError:
             return set()
+        listed = old.get("outputs", []) if isinstance(old, dict) else []
         prefix = record[: -len(".json")] + "."
         return {n for n in listed if isinstance(n, str) and n.startswith(prefix) and ".." not in n}

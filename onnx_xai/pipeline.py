@@ -16,12 +16,12 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib import import_module, resources
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
 from .errors import InputError
-from .files import critical, interruptible
+from .files import OutputFolder, critical, interruptible
 from .images import Prepared, load_image, prepare
 from .objective import objective
 from .outputs import Staging, unique_names
@@ -141,6 +141,7 @@ def explain_files(ex: Explainer, files: Sequence[Path | tuple[Path, str]], out: 
         preprocessing = model_preprocessing(ex, opts)
         out = prepare_output_folder(out)
         names = dict(zip([path for path, _ in pairs], unique_names([name for _, name in pairs])))
+        OutputFolder(out).check(str(PurePosixPath(name).parent) for name in names.values())
         step = opts.batch_size if preprocessing["size"] is not None else 1  # any size: each photo its own
         chunks = [[path for path, _ in pairs[k:k + step]] for k in range(0, len(pairs), step)]
         bar = progress(len(pairs)) if progress is not None else None
@@ -184,7 +185,7 @@ def _run_chunks(ex: Explainer, chunks: list[list[Path]], names: dict, prepared_p
 
 def _commit(staging: Staging, done: tuple[list[str], str, dict], bar) -> dict:
     written, record_name, record = done
-    staging.commit(written, record_name)
+    staging.commit([*written, record_name], staging.previous_set(record_name))
     if bar is not None:
         bar.update(1)
     return record

@@ -100,8 +100,12 @@ def audit_on_ray(model: str, photos: Sequence[tuple[Path, str]], out: Path, opts
         import ray
     except ImportError:
         raise InputError("--engine ray needs Ray: pip install 'onnx_xai[ray]'") from None
+    from ..files import OutputFolder
+    from ..pipeline import prepare_output_folder
+
     explainer_args = dict(explainer_args or {})
-    out = Path(out)
+    out = prepare_output_folder(Path(out))
+    OutputFolder(out).check([PARTS])  # Ray writes the parts: never through a planted link
     parts = out / PARTS
     rows = finished(parts)
     pending = _batches(photos, opts.batch_size, set(rows))
@@ -158,19 +162,15 @@ def finish(model: str, photos: Sequence[tuple[Path, str]], out: Path, opts: Audi
         audit.array = prepare(load_image(paths[audit.file]), **auditor.preprocessing).array
     sanity = run_sanity(auditor, done, explainer_args, None)
     attach_sanity(done, sanity)
-    written = write_outputs(out, auditor, done, sanity, failures)
-    written["results.parquet"] = _write_table(out, done)
+    written = write_outputs(out, auditor, done, sanity, failures, {"results.parquet": lambda path: _write_table(path, done)})
     return written | {"failures": failures}
 
 
-def _write_table(out: Path, done: list[PhotoAudit]) -> str:
+def _write_table(path: Path, done: list[PhotoAudit]) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
-
-    from ..files import write_atomic
 
     records = [r for p in done for r in p.records]
     columns = {k: [r.get(k) for r in records] for k in SCALARS}
     columns["record"] = [json.dumps(r) for r in records]
-    write_atomic(out / "results.parquet", lambda tmp: pq.write_table(pa.table(columns), tmp))
-    return str(out / "results.parquet")
+    pq.write_table(pa.table(columns), str(path))

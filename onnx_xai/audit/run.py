@@ -1,8 +1,11 @@
 """``audit``: the photos, the sanity checks, then ``results.jsonl``, ``maps.npz`` and ``report.html``.
 
 Nothing is written until every photo has been explained and scored: a photo that cannot be read stops
-the run with one line and no output. The three files are each written whole and moved into ``out``
-(a rerun replaces them; nothing else in the folder is touched).
+the run with one line and no output. The files are written into a staging folder inside ``out`` and
+moved in as one set with signals held (:class:`onnx_xai.outputs.Staging`): a full disk or a read-only
+folder leaves the previous set as it was and says which file could not be written; a rerun replaces
+the set and removes what the new set lacks (``results.parquet`` of an earlier Ray run); nothing else
+in the folder is touched.
 """
 from __future__ import annotations
 
@@ -12,13 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
-from ..files import critical, write_atomic
+from ..errors import InputError, OutputError
+from ..outputs import Staging
 from ..pipeline import prepare_output_folder
 from .engine import Auditor, AuditOptions, PhotoAudit, audit_photos
 from .sanity import cascading_randomization, random_target_check
 
 OUTPUTS = ("results.jsonl", "maps.npz", "report.html")
+ENGINE_OUTPUTS = ("results.parquet",)  # written by the Ray engine beside the three
 
 
 def audit(model: str, photos: Sequence[tuple[Path, str]], out: Path, opts: AuditOptions,
@@ -106,9 +110,10 @@ def attach_sanity(done: list[PhotoAudit], sanity: dict) -> None:
 
 
 def write_outputs(out: Path, auditor: Auditor, done: list[PhotoAudit], sanity: dict,
-                  failures: Sequence[tuple[str, str]] = ()) -> dict:
-    """``results.jsonl``, ``maps.npz`` and ``report.html`` in ``out``, each written whole; ``failures``
-    (photo, reason) are listed in the report."""
+                  failures: Sequence[tuple[str, str]] = (), extra: dict[str, Callable] | None = None) -> dict:
+    """``results.jsonl``, ``maps.npz`` and ``report.html`` (and the ``extra`` files, by name: a
+    function writing a path) in ``out``, as one set; ``failures`` (photo, reason) are listed in the
+    report."""
     from .report import render
 
     out = prepare_output_folder(Path(out))
@@ -120,13 +125,24 @@ def write_outputs(out: Path, auditor: Auditor, done: list[PhotoAudit], sanity: d
         for method, raw in photo.raws.items():
             arrays[f"{i:05d}/{method}/raw"] = np.asarray(raw, np.float32)
             arrays[f"{i:05d}/{method}/map"] = photo.maps[method].astype(np.float32)
-    writers = {"results.jsonl": lambda tmp: Path(tmp).write_text(lines, encoding="utf-8"),
-               "maps.npz": lambda tmp: _save_npz(tmp, arrays),
-               "report.html": lambda tmp: Path(tmp).write_text(html, encoding="utf-8")}
-    with critical():
-        for name in OUTPUTS:
-            write_atomic(out / name, writers[name])
-    return {name: str(out / name) for name in OUTPUTS}
+    writers = {"results.jsonl": lambda path: path.write_text(lines, encoding="utf-8"),
+               "maps.npz": lambda path: _save_npz(path, arrays),
+               "report.html": lambda path: path.write_text(html, encoding="utf-8")} | (extra or {})
+    commit_set(out, writers, OUTPUTS + ENGINE_OUTPUTS)
+    return {name: str(out / name) for name in writers}
+
+
+def commit_set(out: Path, writers: dict[str, Callable], known: Sequence[str]) -> None:
+    """Write every file of ``writers`` into a staging folder, then move them into ``out`` together,
+    removing the ``known`` outputs the set lacks; a file that cannot be written stops everything."""
+    with Staging(out) as staging:
+        for name, write in writers.items():
+            try:
+                write(staging.path(name))
+            except OSError as exc:
+                raise OutputError(f"cannot write {out / name}: {exc.strerror or exc}; nothing was "
+                                  "changed in the output folder") from None
+        staging.commit(list(writers), known)
 
 
 def _save_npz(path: str, arrays: dict) -> None:

@@ -378,6 +378,9 @@ def _run(argv: Sequence[str] | None) -> int:
     except OSError as exc:
         detail = f"{exc.strerror}: {exc.filename}" if exc.strerror and exc.filename else str(exc)
         print(f"onnx-xai: error: {_one_line(detail)}", file=sys.stderr)
+    except MemoryError:
+        print("onnx-xai: error: out of memory (try --memory lean, a smaller --batch-size or fewer methods)",
+              file=sys.stderr)
     return 1
 
 

@@ -40,3 +40,8 @@ class InputError(XaiError):
 class OutputError(XaiError):
     """An output cannot be written where it belongs: the disk is full, a folder is read-only, or a
     symbolic link inside the output folder points elsewhere."""
+
+
+class RunError(XaiError):
+    """The runtime failed while running the model (a node it could not compute, memory it could not
+    allocate); the message names the node when the runtime does."""

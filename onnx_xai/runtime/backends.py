@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import InputError, ModelError
+from ..errors import InputError, ModelError, RunError
+from .failures import describe
 
 BACKENDS = ("onnxruntime", "openvino")  # the CLI repeats this tuple (it must not import a runtime)
 # MaxPool's backward each runtime runs fastest (augment's ``maxpool``): OpenVINO's CPU plugin runs a
@@ -47,11 +48,6 @@ class Session:
         raise NotImplementedError
 
 
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 class OnnxRuntimeSession(Session):
     def __init__(self, model: bytes | str, providers: list[str] | None, threads: int | None, arena: bool = True):
         import onnxruntime as ort
@@ -59,7 +55,7 @@ class OnnxRuntimeSession(Session):
         options = ort.SessionOptions()
         options.enable_cpu_mem_arena = arena
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.log_severity_level = 3
+        options.log_severity_level = 4  # its errors come back as exceptions, said in one line
         # Several sessions (one per method) share the cores: spinning worker threads of one would
         # slow the next; measured, not spinning costs nothing on 2 cores.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
@@ -71,7 +67,7 @@ class OnnxRuntimeSession(Session):
         try:
             self._session = ort.InferenceSession(model, options, providers=providers or default_providers())
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
-            raise ModelError(f"onnxruntime cannot load the model: {_first_line(exc)}") from None
+            raise ModelError(f"onnxruntime cannot load the model: {describe(exc)}") from None
         self.inputs = [Port(i.name, tuple(i.shape), i.type) for i in self._session.get_inputs()]
         self.outputs = [Port(o.name, tuple(o.shape), o.type) for o in self._session.get_outputs()]
         self.device = self._session.get_providers()[0]
@@ -81,7 +77,10 @@ class OnnxRuntimeSession(Session):
         return self._session.get_providers()
 
     def run(self, names, feeds):
-        return self._session.run(names, feeds)
+        try:
+            return self._session.run(names, feeds)
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
+            raise RunError(f"onnxruntime failed running the model: {describe(exc)}") from None
 
     def metadata(self):
         return dict(self._session.get_modelmeta().custom_metadata_map)
@@ -118,7 +117,7 @@ class OpenVinoSession(Session):
             core = ov.Core()
             self._compiled = core.compile_model(core.read_model(proto.SerializeToString()), "CPU", config)
         except Exception as exc:  # noqa: BLE001 - OpenVINO raises its own exception types
-            raise ModelError(f"OpenVINO cannot compile the model: {_first_line(exc)}") from None
+            raise ModelError(f"OpenVINO cannot compile the model: {describe(exc)}") from None
         self._metadata = {p.key: p.value for p in proto.metadata_props}
         declared = {o.name for o in proto.graph.output}
         self.inputs = [self._port(p, declared) for p in self._compiled.inputs]
@@ -134,7 +133,10 @@ class OpenVinoSession(Session):
 
     def run(self, names, feeds):
         known = {p.get_any_name() for p in self._compiled.inputs}
-        result = self._compiled.create_infer_request().infer({k: v for k, v in feeds.items() if k in known})
+        try:
+            result = self._compiled.create_infer_request().infer({k: v for k, v in feeds.items() if k in known})
+        except Exception as exc:  # noqa: BLE001 - OpenVINO raises its own exception types
+            raise RunError(f"OpenVINO failed running the model: {describe(exc)}") from None
         by_name = {n: result[o] for o in self._compiled.outputs for n in o.get_names()}
         return [np.asarray(by_name[n]) for n in names]
 

@@ -372,7 +372,8 @@ def _run(argv: Sequence[str] | None) -> int:
         import PIL.Image  # noqa: F401
     args = build_parser().parse_args(argv)
     try:
-        return args.run(args)
+        with _stages():
+            return args.run(args)
     except XaiError as exc:
         print(f"onnx-xai: error: {_one_line(str(exc))}", file=sys.stderr)
     except OSError as exc:
@@ -382,6 +383,16 @@ def _run(argv: Sequence[str] | None) -> int:
         print("onnx-xai: error: out of memory (try --memory lean, a smaller --batch-size or fewer methods)",
               file=sys.stderr)
     return 1
+
+
+def _stages():
+    """Long steps said on a terminal after a few seconds (:mod:`onnx_xai.progress`); nothing in a pipe,
+    where standard error is the one-line error channel."""
+    from contextlib import nullcontext
+
+    from .progress import StageReporter
+
+    return StageReporter(sys.stderr) if sys.stderr.isatty() else nullcontext()
 
 
 def _one_line(text: str) -> str:

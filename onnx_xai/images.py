@@ -13,6 +13,7 @@ mapped back to the original photo's pixels.
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,7 +39,7 @@ def load_image(path: str | os.PathLike) -> Image.Image:
     """
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"no such image file: {path}")
+        raise InputError(_not_a_photo(path))
     try:
         with Image.open(path) as opened:
             opened.load()
@@ -50,6 +51,19 @@ def load_image(path: str | os.PathLike) -> Image.Image:
         raise InputError(f"{path} is too large to decode safely: {exc}") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise InputError(f"{path} is damaged or truncated: {exc}") from None
+
+
+def _not_a_photo(path: Path) -> str:
+    """Why ``path``, which is not a regular file, cannot be a photo (never opened: a FIFO would block,
+    a device never end)."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        return f"no such image file: {path}" if isinstance(exc, FileNotFoundError) else f"cannot read {path}: {exc.strerror}"
+    kinds = [(stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
+             (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")]
+    kind = next((word for test, word in kinds if test(mode)), "not a regular file")
+    return f"{path} is {kind}, not an image file"
 
 
 def to_rgb(image: Image.Image) -> Image.Image:

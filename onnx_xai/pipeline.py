@@ -89,16 +89,19 @@ def read_labels(path: str | os.PathLike | None, classes: int | None) -> list[str
 def parse_target(text: str | None, labels: list[str], classes: int | None) -> int | None:
     """A class index from a number or a label name (case-insensitive), or None for -1 (each photo's
     top-1 class, as the API's -1); the range is checked when the class count is known (the Explainer
-    checks it again at run time)."""
+    checks it again at run time). A name that several classes share is refused with their indices."""
     if text is None or text.strip() == "-1":
         return None
     if text.lstrip("-").isdigit():
         index = int(text)
     else:
-        lowered = [name.lower() for name in labels]
-        if text.lower() not in lowered:
+        matches = [k for k, name in enumerate(labels) if name.lower() == text.lower()]
+        if not matches:
             raise InputError(f"unknown class {text!r}" + ("" if labels else " (no labels: give --labels)"))
-        index = lowered.index(text.lower())
+        if len(matches) > 1:
+            raise InputError(f"the label {text!r} names {len(matches)} classes ({', '.join(map(str, matches))}); "
+                             "give the class index instead")
+        index = matches[0]
     if index < 0 or classes is not None and index >= classes:
         size = f" for a model with {classes} classes" if classes is not None else ""
         raise InputError(f"class {index} is out of range{size}")

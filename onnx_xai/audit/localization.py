@@ -51,12 +51,15 @@ def read_boxes(path: str | os.PathLike) -> dict[str, np.ndarray]:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise InputError(f"cannot read boxes file {path}: {e}") from None
-    rows = _json_rows(text, path) if text.lstrip().startswith("{") else _csv_rows(text, path)
+    rows = _json_rows(text, path) if text.lstrip()[:1] in ("{", "[") else _csv_rows(text, path)
     boxes = {}
     for key, values in rows:
         box = _box(values, path, key)
         boxes.setdefault(key, []).append(box)
     return {k: np.array(v, np.float64).reshape(-1, 4) for k, v in boxes.items()}
+
+
+JSON_KINDS = {list: "array", str: "string", int: "number", float: "number", bool: "boolean"}
 
 
 def boxes_for(boxes: dict[str, np.ndarray], path: Path, shown: str) -> np.ndarray | None:
@@ -73,7 +76,10 @@ def _json_rows(text: str, path: Path) -> list[tuple[str, list]]:
     except json.JSONDecodeError as e:
         raise InputError(f"boxes file {path} is not valid JSON: {e.msg} at line {e.lineno}") from None
     if not isinstance(data, dict) or not all(isinstance(v, list) for v in data.values()):
-        raise InputError(f"boxes file {path}: expected {{\"photo.jpg\": [[x0, y0, x1, y1], ...]}}")
+        found = "an object whose values are not all lists" if isinstance(data, dict) else \
+            f"a JSON {JSON_KINDS.get(type(data), 'value')}"
+        raise InputError(f"boxes file {path}: expected a JSON object {{\"photo.jpg\": [[x0, y0, x1, y1], ...]}}, "
+                         f"found {found}")
     return [(k, box) for k, v in data.items() for box in v]
 
 

@@ -17,6 +17,7 @@ from onnx import helper
 from .. import contract as c
 from ..contract import RewriteRecord, TargetView
 from ..errors import CamNotApplicableError, InputError, ModelError
+from ..progress import stage
 from .analysis import Score, differentiable_input, image_input, score_tensor
 from .assemble import build_model
 from .autodiff import backward, undo_moves
@@ -85,6 +86,7 @@ def analyze(model: str | os.PathLike | bytes | onnx.ModelProto, target_layer: st
     if c.METADATA_KEY in {p.key for p in proto.metadata_props}:
         raise ModelError("the model was already rewritten by onnx_xai")
     info = GraphInfo(proto)
+    stage("finding the image input, the score and the target layer")
     if info.opset < MIN_OPSET:
         raise ModelError(f"the model uses opset {info.opset}; onnx_xai needs opset {MIN_OPSET} or newer "
                          "(convert it with onnx.version_converter)")
@@ -197,6 +199,7 @@ def _emit(a: Analysis, wanted: tuple[str, ...], seeded: bool, rules: dict) -> on
         seed, outs = _seed(e, score, used), [helper.make_tensor_value_info(used, onnx.TensorProto.INT64, [batch])]
     outs.insert(0, _publish(e, c.SCORE, _as_float32(e, score_out, score), [batch]))
     wrt = ([v.name for v in a.views] if "gradcam" in wanted else []) + ([a.source] if "input_grad" in wanted else [])
+    stage(f"differentiating the graph for {', '.join(wanted)}")
     grads = backward(e, score, seed, wrt, rules=rules) if wrt else {}  # one sweep serves both
     outs += _layer_outputs(e, a, wanted, used, grads) + _input_outputs(e, a, wanted, grads, seed, rules)
     return build_model(info, e, [seed_vi], outs)

@@ -5,7 +5,10 @@ batch), so the batch dimension must be symbolic. For a model exported with a fix
 input and output batch dimensions equal to B become ``"N"``, stale ``value_info`` is dropped, and
 constant Reshape targets that hard-code B as the first dimension of a tensor whose first dimension
 is the batch get a 0 (copy the input's batch) or -1 in its place. If shape inference still pins the
-score's batch afterwards, the model is refused with an error that says how to re-export it.
+score's batch afterwards, the model is refused with an error that says how to re-export it, unless
+the score's shape is unknown because a node on its way is no standard ONNX op (a custom domain's, or a
+converter's leftover such as tf2onnx's ``TFL_*``): then that node is named, since shape inference and
+the gradient both stop there.
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ from onnx import numpy_helper
 from ..errors import ModelError
 from .emitter import all_names
 from .info import GraphInfo, attr
+from .paths import ancestors
 
 BATCH = "N"
 
@@ -80,6 +84,18 @@ def check_batch_free(info: GraphInfo, score: str, batch: int | None) -> None:
     the batch symbol); a fixed size or an unknown one means the batch is baked in elsewhere."""
     shape = info.shape(score)
     if batch is not None and (shape is None or not isinstance(shape[0], str)):
+        foreign = nonstandard_nodes(info, score)
+        if foreign:
+            raise ModelError(f"{len(foreign)} node{'s' if len(foreign) > 1 else ''} on the way to the score "
+                             f"{'are' if len(foreign) > 1 else 'is'} no standard ONNX op: {', '.join(foreign)}; "
+                             "shape inference and the gradient stop there (export them as standard ops)")
         raise ModelError(f"the model was exported with a static batch of {batch} and hard-codes it "
                          "beyond Reshape targets; re-export it with a dynamic batch axis (torch: "
                          "dynamic_axes={'input': {0: 'N'}}; tf2onnx: a None batch dimension)")
+
+
+def nonstandard_nodes(info: GraphInfo, score: str) -> list[str]:
+    """The nodes the score depends on whose op is not in the ONNX standard (``'name' (Op, domain)``)."""
+    needed = ancestors(info, score)
+    return [f"'{n.name}' ({n.op_type}{f', domain {n.domain}' if n.domain else ''})" for n in info.nodes()
+            if not needed.isdisjoint(n.output) and not onnx.defs.has(n.op_type, n.domain or "")]

@@ -16,6 +16,7 @@ import onnx
 from onnx import numpy_helper
 
 from ..errors import ModelError
+from ..progress import stage
 from .shapes import infer_types
 
 Dim = int | str | None
@@ -46,6 +47,7 @@ class GraphInfo:
     """
 
     def __init__(self, model: onnx.ModelProto):
+        stage(f"inferring the shapes of {len(model.graph.node):,} nodes")
         self.model = model
         self.graph = model.graph
         self.opset = default_opset(model)
@@ -67,6 +69,8 @@ class GraphInfo:
         self._types: dict[str, onnx.TypeProto] = {}
         self._infer()
         self._const_cache: dict[str, np.ndarray | None] = {}
+        self._flow: list[tuple[onnx.NodeProto, list[str], list[str]]] | None = None
+        self.walks: dict[tuple, object] = {}  # results of the path walks (:mod:`.paths`), by question
 
     def _infer(self) -> None:
         self._types, self._folded = infer_types(self.model)
@@ -175,6 +179,14 @@ class GraphInfo:
     def inputs_of(self, node: onnx.NodeProto) -> list[str]:
         """The node's inputs, with the outer-scope tensors its subgraphs read (control flow)."""
         return [i for i in node.input if i] + self._implicit.get(id(node), [])
+
+    def data_flow(self) -> list[tuple[onnx.NodeProto, list[str], list[str]]]:
+        """Per node, in order: the node, its inputs (:meth:`inputs_of`) and the outputs that carry
+        data (:meth:`carries_data`); computed once, for walks that visit every node."""
+        if self._flow is None:
+            self._flow = [(n, self.inputs_of(n), [o for o in n.output if o and self.carries_data(o)])
+                          for n in self.graph.node]
+        return self._flow
 
     def graph_input_names(self) -> list[str]:
         """Graph inputs that are real inputs (not initializers listed as inputs)."""

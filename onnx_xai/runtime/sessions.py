@@ -16,6 +16,7 @@ import numpy as np
 
 from ..contract import METADATA_KEY, OUTPUT_SETS, RewriteRecord
 from ..errors import CamNotApplicableError, InputError, ModelError
+from ..progress import stage
 from .backends import MAXPOOL_BACKWARD, Session, make_session, release_memory
 
 FORWARD = "forward"
@@ -168,6 +169,7 @@ class SessionSet:
         rewritten = augment(self._analyze(), outputs=output_sets, seeded=seeded,
                             maxpool=MAXPOOL_BACKWARD[self.backend]).SerializeToString()
         self._analysis = None  # the model's copy: analyzed again if another graph is ever needed
+        stage(f"compiling the {'+'.join(output_sets)} graph on {self.backend}")
         return self._session_from(rewritten)
 
     def _serve_forward_cheaply(self, key) -> None:

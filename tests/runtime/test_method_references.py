@@ -93,11 +93,16 @@ def gradcam_pp(a, g):
 
 
 def eigencam(a):
+    """pytorch-grad-cam's projection, with the SVD's arbitrary sign fixed as ours is (the largest
+    |weight| of the first right singular vector positive)."""
     maps = []
     for sample in a:
         flat = sample.reshape(len(sample), -1).T
         flat = flat - flat.mean(0)
-        maps.append((flat @ np.linalg.svd(flat, full_matrices=True)[2][0]).reshape(sample.shape[1:]))
+        first = np.linalg.svd(flat, full_matrices=True)[2][0]
+        if first[np.abs(first).argmax()] < 0:
+            first = -first
+        maps.append((flat @ first).reshape(sample.shape[1:]))
     return np.maximum(np.stack(maps), 0)
 
 

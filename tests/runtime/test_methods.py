@@ -156,3 +156,20 @@ def test_explain_many_equals_separate_calls(ex):
         np.testing.assert_array_equal(many[method].boxes, one.boxes)
     smooth = ex.explain(X, "smoothgrad", target=[0, 1, 1], noise_seed=1, n_samples=3)
     np.testing.assert_allclose(many["smoothgrad"].raw, smooth.raw, rtol=1e-6)
+
+
+def test_eigencam_does_not_depend_on_the_svd_sign():
+    """The same activations with their channels in another order (LAPACK then picks either sign) give
+    one map, whose largest channel weight is positive; the map is the projection's positive part."""
+    from onnx_xai.runtime.methods.cams import EigenCam
+
+    rng = np.random.default_rng(3)
+    a = np.maximum(rng.standard_normal((2, 16, 6, 6)), 0).astype(np.float32)
+    want = EigenCam().image(a, None, None, None)
+    for _ in range(8):
+        order = rng.permutation(16)
+        np.testing.assert_allclose(EigenCam().image(a[:, order], None, None, None), want, atol=1e-5)
+    flat = a[0].reshape(16, -1).T - a[0].reshape(16, -1).T.mean(0)
+    first = np.linalg.eigh(flat.T @ flat)[1][:, -1]  # the top eigenvector, by another routine
+    first *= np.sign(first[np.abs(first).argmax()])
+    np.testing.assert_allclose(want[0], (flat @ first).reshape(6, 6), atol=1e-4)

@@ -150,12 +150,17 @@ class EigenCam(CamMethod):
     reference = "pytorch-grad-cam `EigenCAM`"
 
     def image(self, a, g, ctx, opts):
+        """The projection on the first right singular vector, its sign fixed so that its largest
+        channel weight is positive (scikit-learn's ``svd_flip``): an SVD's signs are arbitrary, and
+        LAPACK flipped them under float32 noise (onnxruntime's and OpenVINO's activations of one
+        MobileNet, 6e-7 apart, gave opposite maps)."""
         maps = []
         for sample in a:
             flat = sample.reshape(len(sample), -1).T
             flat = flat - flat.mean(axis=0)
-            vt = np.linalg.svd(flat, full_matrices=False)[2]
-            maps.append((flat @ vt[0]).reshape(sample.shape[1:]))
+            first = np.linalg.svd(flat, full_matrices=False)[2][0]
+            first = first * np.sign(first[np.argmax(np.abs(first))])
+            maps.append((flat @ first).reshape(sample.shape[1:]))
         return np.stack(maps)
 
 

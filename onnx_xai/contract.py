@@ -57,7 +57,7 @@ def outputs_of(output_set: str, layers: int = 1) -> tuple[str, ...]:
 
 
 @dataclass(frozen=True)
-class TargetView:
+class LayerView:
     """The target layer and how it reads as channels-first activations ``[N, K, h, w]``.
 
     ``layout`` is a permutation of ``"NCHW"`` for 4-D tensors, or ``"tokens"`` for a token sequence

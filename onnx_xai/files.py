@@ -7,46 +7,33 @@
   component at a time with ``O_NOFOLLOW`` from the folder's own descriptor, files are moved in and
   removed relative to their folder's descriptor, so a symbolic link planted inside it (a subfolder
   pointing elsewhere) is refused in one line instead of followed, whenever it was planted.
-- :func:`interruptible` turns SIGTERM (and SIGINT) into an :class:`Interrupted` exception in the main
-  thread, so ``finally`` blocks run and temporary files are removed (SIGTERM's default action kills
-  the process mid-write); :func:`critical` holds both signals while a group of renames that belong
-  together (one photo's outputs) completes, and delivers them when it ends.
+- :class:`Staging` is a hidden folder inside the output folder where a set of files (one photo's
+  pictures and record, an audit's results and report) is written before it moves in whole, signals
+  held (:mod:`onnx_xai.signals`); the files of the previous set that the new one lacks are removed, so
+  a rerun never leaves a mix.
 
 Only the standard library is used, so the graph layer can share it.
 """
 from __future__ import annotations
 
 import errno
+import hashlib
+import json
 import os
-import signal
+import shutil
 import stat
 import tempfile
 import threading
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import suppress
 from pathlib import Path, PurePosixPath
 
-from .errors import OutputError
+from .errors import InputError, OutputError
+from .signals import critical
 
-SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-
-class _Hold:
-    """Signals held by :func:`critical` (nesting depth, and the signals that arrived meanwhile)."""
-    depth = 0
-    pending: list[int] = []
-
-
+STAGING_PREFIX = ".onnx-xai-staging-"
 _lock = threading.Lock()
 _mode: list[int] = []
-
-
-class Interrupted(BaseException):
-    """SIGINT or SIGTERM arrived; like KeyboardInterrupt, ``except Exception`` does not catch it."""
-
-    def __init__(self, signum: int):
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
 
 
 def file_mode() -> int:
@@ -70,45 +57,6 @@ def write_atomic(path: Path, write: Callable[[str], None]) -> None:
     finally:
         with critical():
             Path(tmp).unlink(missing_ok=True)
-
-
-def _in_main_thread() -> bool:
-    return threading.current_thread() is threading.main_thread()
-
-
-@contextmanager
-def interruptible() -> Iterator[None]:
-    """SIGINT and SIGTERM raise :class:`Interrupted` (held inside :func:`critical`) in this block."""
-    if not _in_main_thread():
-        yield
-        return
-
-    def handler(signum, frame):
-        if _Hold.depth:
-            _Hold.pending.append(signum)
-        else:
-            raise Interrupted(signum)
-
-    previous = {s: signal.signal(s, handler) for s in SIGNALS}
-    try:
-        yield
-    finally:
-        for s, old in previous.items():
-            signal.signal(s, old)
-
-
-@contextmanager
-def critical() -> Iterator[None]:
-    """Hold SIGINT/SIGTERM while the block runs; deliver the first one that came, after it."""
-    _Hold.depth += 1
-    try:
-        yield
-    finally:
-        _Hold.depth -= 1
-        if not _Hold.depth and _Hold.pending:
-            signum = _Hold.pending[0]
-            _Hold.pending = []
-            raise Interrupted(signum)
 
 
 class OutputFolder:
@@ -207,3 +155,63 @@ def _parts(name: str) -> list[str]:
     if not parts or PurePosixPath(name).is_absolute() or any(p in ("..", ".") for p in parts):
         raise OutputError(f"{name!r} is not a name inside the output folder")
     return parts
+
+
+class Staging:
+    """A hidden folder inside ``out`` where a set of files is written before it moves in whole."""
+
+    def __init__(self, out: Path):
+        self.out = out
+        self.folder = OutputFolder(out)
+        self.dir = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out))
+
+    def __enter__(self) -> Staging:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        with critical():  # a signal must not cut the clean-up short
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def path(self, name: str) -> Path:
+        """Where to write the output ``name`` (relative to ``out``) before the commit."""
+        staged = self.dir / name
+        staged.parent.mkdir(parents=True, exist_ok=True)
+        return staged
+
+    def commit(self, names: Sequence[str], stale: Iterable[str] = ()) -> None:
+        """Move the staged ``names`` into ``out`` in order (the one that completes the set last),
+        signals held, and remove the ``stale`` names the new set lacks."""
+        with critical():
+            for name in names:
+                os.chmod(self.path(name), file_mode())
+                self.folder.move_in(self.path(name), name)
+            for name in set(stale) - set(names):
+                self.folder.remove(name)
+
+    def previous_set(self, record: str) -> set[str]:
+        """The files a photo's previous record lists (only names of that photo, inside ``out``)."""
+        text = self.folder.read_text(record)
+        try:
+            old = json.loads(text) if text is not None else {}
+        except ValueError:
+            return set()
+        listed = old.get("outputs", []) if isinstance(old, dict) else []
+        prefix = record[: -len(".json")] + "."
+        return {n for n in listed if isinstance(n, str) and n.startswith(prefix) and ".." not in n}
+
+
+def output_folder(out: Path) -> Path:
+    """``out``, created if missing (a file there is refused in one line)."""
+    if out.exists() and not out.is_dir():
+        raise InputError(f"output folder {out} exists and is not a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    """The file's SHA-256, hex."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

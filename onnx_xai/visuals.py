@@ -95,6 +95,17 @@ def outline(picture: Image.Image, box: tuple[int, int, int, int] | None,
     return picture
 
 
+def photo_picture(prepared, family: str, single_map: np.ndarray, signed: np.ndarray | None, box,
+                  cmap: str = "jet", alpha: float = 0.5) -> Image.Image:
+    """The whole photo of a :class:`~onnx_xai.images.Prepared` input with one method's map over the
+    part the input covers: a heatmap for the CAM family, a spotlight (signed maps tinted) for the
+    gradient family; ``box`` in photo pixels, or None."""
+    if family == "cam":
+        return overlay(prepared.photo, prepared.map_to_photo(single_map), cmap, alpha, box, prepared.region())
+    tint = prepared.map_to_photo(signed) if signed is not None else None
+    return spotlight(prepared.photo, prepared.map_to_photo(single_map), tint, box, prepared.region())
+
+
 def sheet(photo: Image.Image, panels: list[tuple[str, Image.Image]], height: int = 320) -> Image.Image:
     """The photo and the titled panels side by side, each scaled to ``height`` pixels."""
     font = ImageFont.load_default()

@@ -12,8 +12,8 @@ from PIL import Image
 
 import onnx_xai
 
-from onnx_xai.demo import DEMO_METHODS
-from onnx_xai.pipeline import DEMO_MODEL, DEMO_PHOTOS
+from onnx_xai.photos.demo import DEMO_METHODS
+from onnx_xai.photos import DEMO_MODEL, DEMO_PHOTOS
 
 MODEL = Path(str(DEMO_MODEL))
 PHOTOS = Path(str(DEMO_PHOTOS))

@@ -13,7 +13,7 @@ import shutil
 from PIL import Image
 
 from onnx_xai.cli import main
-from onnx_xai.pipeline import DEMO_MODEL, DEMO_PHOTOS
+from onnx_xai.photos import DEMO_MODEL, DEMO_PHOTOS
 
 PHOTOS = sorted(__import__("pathlib").Path(str(DEMO_PHOTOS)).glob("*.jpg"))
 

@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 import onnx_xai
 from onnx_xai.cli import main
 from onnx_xai.errors import XaiError
-from onnx_xai.pipeline import DEMO_PHOTOS
+from onnx_xai.photos import DEMO_PHOTOS
 
 from .graph.test_augment import export, small_cnn
 from .runtime import tiny

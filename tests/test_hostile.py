@@ -30,11 +30,11 @@ from onnx import TensorProto, helper, numpy_helper
 import onnx_xai
 from onnx_xai.errors import OutputError, RunError
 from onnx_xai.files import OutputFolder
-from onnx_xai.outputs import Staging
+from onnx_xai.files import Staging
 from onnx_xai.progress import StageReporter, stage
 
 from .runtime import tiny
-from .test_reliability import PHOTO, cli, one_line, small_model  # noqa: F401 - the fixture
+from .test_reliability import PHOTO, cli, one_line
 
 
 def planted(tmp_path: Path) -> tuple[Path, Path, dict]:

@@ -25,7 +25,7 @@ from onnx import TensorProto
 
 import onnx_xai
 from onnx_xai.errors import InputError
-from onnx_xai.pipeline import DEMO_MODEL, DEMO_PHOTOS
+from onnx_xai.photos import DEMO_MODEL, DEMO_PHOTOS
 
 from .graph.test_augment import export, small_cnn
 from .runtime import tiny
@@ -55,13 +55,6 @@ def bomb_png(path: Path, side: int) -> Path:
     header = struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"")) +
                      chunk(b"IEND", b""))
-    return path
-
-
-@pytest.fixture(scope="module")
-def small_model(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("model") / "small.onnx"
-    onnx.save(export(small_cnn(), (1, 3, 8, 8)), path)
     return path
 
 

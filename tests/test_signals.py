@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from onnx_xai.pipeline import DEMO_MODEL, DEMO_PHOTOS
+from onnx_xai.photos import DEMO_MODEL, DEMO_PHOTOS
 
 # (signal, "start": seconds after the process starts | "folder": seconds after the first photo set)
 TRIALS = [(signal.SIGINT, "start", 0.3), (signal.SIGTERM, "start", 0.5), (signal.SIGINT, "start", 0.8),

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from onnx_xai.errors import InputError
-from onnx_xai.targets import DetectionLayout, class_seed, dense_seed, detection_seed, iou, segmentation_seed
+from onnx_xai.seeds import DetectionLayout, class_seed, dense_seed, detection_seed, iou, segmentation_seed
 
 
 def test_class_seed_resolves_the_top_class():

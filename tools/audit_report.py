@@ -21,7 +21,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from onnx_xai.cli import main as cli  # noqa: E402
-from onnx_xai.pipeline import DEMO_MODEL, DEMO_PHOTOS  # noqa: E402
+from onnx_xai.photos import DEMO_MODEL, DEMO_PHOTOS  # noqa: E402
 from onnx_xai.runtime.methods import METHOD_NAMES  # noqa: E402
 
 

@@ -23,7 +23,7 @@ from onnx_xai import augment  # noqa: E402
 from onnx_xai.graph.autodiff import backward  # noqa: E402
 from onnx_xai.graph.emitter import Emitter  # noqa: E402
 from onnx_xai.graph.info import GraphInfo  # noqa: E402
-from onnx_xai.graph.registry import rule_table  # noqa: E402
+from onnx_xai.graph.rules import rule_table  # noqa: E402
 from onnx_xai.graph.rules.maxpool_windows import max_pool_by_windows  # noqa: E402
 
 WINDOWS = "MaxPool, `maxpool=\"windows\"`"
@@ -77,7 +77,7 @@ def backward_ops_table() -> str:
 def output_set_table(path: str | None = None) -> str:
     import onnx
 
-    from onnx_xai.pipeline import DEMO_MODEL
+    from onnx_xai.photos import DEMO_MODEL
 
     model = onnx.load(path or str(DEMO_MODEL))
     rows = [f"| output set | op types added to {'the model' if path else 'EfficientNet-Lite0'}'s own |", "|---|---|"]

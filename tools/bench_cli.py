@@ -25,7 +25,9 @@ from PIL import Image, ImageOps
 sys.path.insert(0, str(Path(__file__).parent))
 import onnx_xai  # noqa: E402
 from onnx_xai.images import load_image, prepare  # noqa: E402
-from onnx_xai.pipeline import DEMO_PHOTOS, Options, explain_files, model_preprocessing  # noqa: E402
+from onnx_xai.photos import DEMO_PHOTOS  # noqa: E402
+from onnx_xai.photos.run import ExplainOptions, explain_files  # noqa: E402
+from onnx_xai.preprocessing import preprocessing_for  # noqa: E402
 
 from bench_methods import model_path  # noqa: E402
 
@@ -46,7 +48,7 @@ def make_photos(folder: Path, count: int) -> list[Path]:
 
 
 def baseline(ex, photos: list[Path], method: str) -> float:
-    preprocessing = model_preprocessing(ex, Options())
+    preprocessing = preprocessing_for(ex)
     batches = [np.concatenate([prepare(load_image(p), **preprocessing).array for p in photos[k:k + 8]])
                for k in range(0, len(photos), 8)]
     ex.explain_many(batches[0], [method])
@@ -66,7 +68,7 @@ def pipeline(ex, photos: list[Path], out: Path, method: str, form: dict) -> tupl
         def close(self):
             pass
     start = time.perf_counter()
-    explain_files(ex, photos, out, Options(methods=[method], **form), "0" * 64, progress=lambda total: Bar())
+    explain_files(ex, photos, out, ExplainOptions(methods=[method], **form), "0" * 64, progress=lambda total: Bar())
     whole = len(photos) / (stamps[-1] - start)
     steady = (len(photos) - 8) / (stamps[-1] - stamps[7])
     return whole, steady

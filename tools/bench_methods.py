@@ -21,7 +21,7 @@ import onnxruntime as ort
 
 sys.path.insert(0, str(Path(__file__).parent))
 import onnx_xai  # noqa: E402
-from onnx_xai.pipeline import DEMO_MODEL  # noqa: E402
+from onnx_xai.photos import DEMO_MODEL  # noqa: E402
 
 EXPENSIVE = {"smoothgrad": 3, "integrated_gradients": 3, "scorecam": 1}
 

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from onnx_xai.audit import AuditOptions, Protocol  # noqa: E402
 from onnx_xai.audit.run import audit  # noqa: E402
-from onnx_xai.pipeline import DEMO_MODEL  # noqa: E402
+from onnx_xai.photos import DEMO_MODEL  # noqa: E402
 from tests.audit.test_ray import photos as make_photos  # noqa: E402
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from backward_ops import backward_ops_table, output_set_table  # noqa: E402
 
-from onnx_xai.graph.registry import op_table  # noqa: E402
+from onnx_xai.graph.rules import op_table  # noqa: E402
 from onnx_xai.runtime.methods import method_table  # noqa: E402
 
 README = Path(__file__).resolve().parent.parent / "README.md"

@@ -8,7 +8,7 @@ randomization of the ONNX file's weights, a random class), and writes ``results.
 :mod:`.localization`, :mod:`.similarity`).
 """
 from .curves import Protocol, Scorer, deletion, insertion, road
-from .engine import METRICS, SANITY, AuditOptions
+from .auditor import METRICS, SANITY, AuditOptions
 
 __all__ = ["METRICS", "SANITY", "AuditOptions", "Protocol", "Scorer", "audit", "deletion", "insertion", "road"]
 

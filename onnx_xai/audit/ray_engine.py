@@ -3,7 +3,7 @@
 The photos are cut into the same batches as the local engine's (``batch_size`` photos each, in order),
 one dataset row per batch; ``map_batches`` sends each row to an actor of :class:`BatchAuditor`, which
 builds one Explainer when it starts (sessions once per actor, never per batch) and runs
-:func:`~onnx_xai.audit.engine.audit_batch` on it, so every photo meets the same arithmetic as on one
+:func:`~onnx_xai.audit.auditor.audit_batch` on it, so every photo meets the same arithmetic as on one
 machine. Each photo comes back as a row (its records, maps and report pictures serialized, or the
 error that stopped it) written as Parquet parts into ``out/parts``: a rerun reads them and skips the
 batches whose photos are all done. The driver then reads the parts back, runs the sanity checks on the
@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError, XaiError
-from .engine import AuditOptions, PhotoAudit
+from .auditor import AuditOptions, PhotoAudit
 
 PARTS = "parts"
 SCALARS = ("file", "method", "target", "label", "score", "probability", "deletion_auc", "insertion_auc", "road",
@@ -34,12 +34,12 @@ class BatchAuditor:
 
     def __init__(self, model: str, opts: AuditOptions, explainer_args: dict):
         from ..runtime import Explainer
-        from .engine import Auditor
+        from .auditor import Auditor
 
         self.auditor = Auditor(Explainer(model, **explainer_args), model, opts)
 
     def __call__(self, batch: dict) -> dict:
-        from .engine import audit_batch
+        from .auditor import audit_batch
 
         start, paths, shown = int(batch["start"][0]), json.loads(batch["paths"][0]), json.loads(batch["shown"][0])
         photos = [(Path(p), s) for p, s in zip(paths, shown)]
@@ -53,7 +53,7 @@ class BatchAuditor:
 
 
 def _alone(auditor, photo: tuple[Path, str], index: int) -> tuple[PhotoAudit | None, str]:
-    from .engine import audit_batch
+    from .auditor import audit_batch
 
     try:
         return audit_batch(auditor, [photo], index)[0], ""
@@ -68,7 +68,7 @@ def to_row(index: int, name: str, audit: PhotoAudit | None, error: str) -> dict:
     buffer = io.BytesIO()
     np.savez(buffer, **{f"map/{k}": v for k, v in audit.maps.items()}, **{f"raw/{k}": v for k, v in audit.raws.items()})
     pictures = {k: base64.b64encode(v).decode("ascii") for k, v in audit.pictures.items()}
-    from .run import finite_json, plain_json
+    from .finish import finite_json, plain_json
 
     return {"index": index, "file": name, "records": json.dumps(finite_json(audit.records), default=plain_json),
             "maps": buffer.getvalue(), "pictures": json.dumps(pictures), "error": ""}
@@ -100,11 +100,10 @@ def audit_on_ray(model: str, photos: Sequence[tuple[Path, str]], out: Path, opts
         import ray
     except ImportError:
         raise InputError("--engine ray needs Ray: pip install 'onnx_xai[ray]'") from None
-    from ..files import OutputFolder
-    from ..pipeline import prepare_output_folder
+    from ..files import OutputFolder, output_folder
 
     explainer_args = dict(explainer_args or {})
-    out = prepare_output_folder(Path(out))
+    out = output_folder(Path(out))
     OutputFolder(out).check([PARTS])  # Ray writes the parts: never through a planted link
     parts = out / PARTS
     rows = finished(parts)
@@ -147,8 +146,8 @@ def finish(model: str, photos: Sequence[tuple[Path, str]], out: Path, opts: Audi
 
     from ..images import load_image, prepare
     from ..runtime import Explainer
-    from .engine import Auditor
-    from .run import attach_sanity, run_sanity, write_outputs
+    from .auditor import Auditor
+    from .finish import attach_sanity, run_sanity, write_outputs
 
     table = pq.read_table(str(out / PARTS)).to_pylist()
     latest = {row["file"]: row for row in sorted(table, key=lambda r: (r["error"] == "", r["index"]))}

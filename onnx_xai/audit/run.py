@@ -1,28 +1,13 @@
-"""``audit``: the photos, the sanity checks, then ``results.jsonl``, ``maps.npz`` and ``report.html``.
-
-Nothing is written until every photo has been explained and scored: a photo that cannot be read stops
-the run with one line and no output. The files are written into a staging folder inside ``out`` and
-moved in as one set with signals held (:class:`onnx_xai.outputs.Staging`): a full disk or a read-only
-folder leaves the previous set as it was and says which file could not be written; a rerun replaces
-the set and removes what the new set lacks (``results.parquet`` of an earlier Ray run); nothing else
-in the folder is touched.
-"""
+"""``audit``: which engine runs the photos (this process, or Ray Data); both finish alike (:mod:`.finish`)."""
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import numpy as np
+from ..errors import InputError
+from .auditor import AuditOptions
 
-from ..errors import InputError, OutputError
-from ..outputs import Staging
-from ..pipeline import prepare_output_folder
-from .engine import Auditor, AuditOptions, PhotoAudit, audit_photos
-from .sanity import cascading_randomization, random_target_check
-
-OUTPUTS = ("results.jsonl", "maps.npz", "report.html")
-ENGINE_OUTPUTS = ("results.parquet",)  # written by the Ray engine beside the three
+ENGINES = ("local", "ray")
 
 
 def audit(model: str, photos: Sequence[tuple[Path, str]], out: Path, opts: AuditOptions,
@@ -35,135 +20,12 @@ def audit(model: str, photos: Sequence[tuple[Path, str]], out: Path, opts: Audit
     ``engine="ray"`` runs the photos on Ray Data (:mod:`.ray_engine`; ``ray_options``: ``address``,
     ``actors``, ``cpus_per_actor``), which also returns ``failures``: (photo, reason) pairs.
     """
-    from ..runtime import Explainer
-
     if engine == "ray":
         from .ray_engine import audit_on_ray
 
         return audit_on_ray(model, photos, out, opts, explainer_args, **(ray_options or {}))
     if engine != "local":
-        raise InputError(f"engine must be 'local' or 'ray', not {engine!r}")
-    explainer_args = dict(explainer_args or {})
-    auditor = Auditor(Explainer(model, **explainer_args), model, opts)
-    bar = progress(len(photos) + _sanity_steps(auditor)) if progress else None
-    try:
-        done = audit_photos(auditor, list(photos), bar)
-        sanity = run_sanity(auditor, done, explainer_args, bar.update if bar else None)
-    finally:
-        if bar is not None:
-            bar.close()
-    attach_sanity(done, sanity)
-    return write_outputs(out, auditor, done, sanity)
+        raise InputError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
+    from .local import audit_locally
 
-
-def _sanity_steps(auditor: Auditor) -> int:
-    return auditor.opts.randomization_steps + 1 if "randomization" in auditor.opts.sanity else 0
-
-
-def run_sanity(auditor: Auditor, done: list[PhotoAudit], explainer_args: dict, tick: Callable | None) -> dict:
-    """The sanity checks on the first ``sanity_photos`` photos (those of the first one's input size)."""
-    from ..graph.model_io import load_model
-    from ..runtime import Explainer
-
-    opts, ex = auditor.opts, auditor.ex
-    kept = [p for p in done if p.array is not None]  # the first sanity_photos photos
-    chosen = [p for p in kept if p.array.shape == kept[0].array.shape][:opts.sanity_photos] if kept else []
-    if not chosen or not opts.sanity:
-        return {}
-    x = np.concatenate([p.array for p in chosen])
-    targets = np.array([p.records[0]["target"] for p in chosen], np.int64)
-    original = {m: np.stack([p.maps[m] for p in chosen]) for m in opts.methods}
-    result = {"files": [p.file for p in chosen]}
-    if "random_target" in opts.sanity:
-        classes = ex.num_classes or int(ex.predict(x[:1]).shape[-1])
-        others, methods = random_target_check(ex, x, opts.methods, targets, original, classes, opts.protocol.seed,
-                                              auditor.options)
-        result["random_target"] = {"targets": others.tolist(), "methods": methods}
-    if "randomization" in opts.sanity:
-        model = load_model(auditor.model_path)[0]
-        if any(p.key == "onnx_xai" for p in model.metadata_props):
-            result["randomization_skipped"] = "a rewritten model: give the original to re-draw its weights"
-        else:
-            args = explainer_args | {"target_layer": ex.target_layers}
-            result["randomization"] = cascading_randomization(
-                model, lambda m: Explainer(m, **args), x, opts.methods, targets, original,
-                opts.randomization_steps, opts.protocol.seed, auditor.options, tick)
-    return result
-
-
-def attach_sanity(done: list[PhotoAudit], sanity: dict) -> None:
-    """Each checked photo's method records get their own sanity figures."""
-    for i, name in enumerate(sanity.get("files", [])):
-        photo = next(p for p in done if p.file == name)
-        for record in photo.records:
-            method = record["method"]
-            if method in sanity.get("random_target", {}).get("methods", {}):
-                figures = sanity["random_target"]["methods"][method]
-                record["random_target"] = sanity["random_target"]["targets"][i]
-                record["random_target_spearman"] = figures["spearman"][i]
-                record["random_target_ssim"] = figures["ssim"][i]
-            steps = sanity.get("randomization", [])
-            if steps and method in steps[0]["methods"]:
-                record["randomization_layers"] = [s["layers"] for s in steps]
-                record["randomization_spearman"] = [s["methods"][method]["spearman"][i] for s in steps]
-                record["randomization_ssim"] = [s["methods"][method]["ssim"][i] for s in steps]
-
-
-def write_outputs(out: Path, auditor: Auditor, done: list[PhotoAudit], sanity: dict,
-                  failures: Sequence[tuple[str, str]] = (), extra: dict[str, Callable] | None = None) -> dict:
-    """``results.jsonl``, ``maps.npz`` and ``report.html`` (and the ``extra`` files, by name: a
-    function writing a path) in ``out``, as one set; ``failures`` (photo, reason) are listed in the
-    report."""
-    from .report import render
-
-    out = prepare_output_folder(Path(out))
-    records = [r for p in done for r in p.records]
-    lines = "".join(json.dumps(finite_json(r), allow_nan=False, default=plain_json) + "\n" for r in records)
-    html = render(auditor.model_facts(), auditor.opts, done, records, sanity, failures)
-    arrays = {"files": np.array([p.file for p in done])}
-    for i, photo in enumerate(done):
-        for method, raw in photo.raws.items():
-            arrays[f"{i:05d}/{method}/raw"] = np.asarray(raw, np.float32)
-            arrays[f"{i:05d}/{method}/map"] = photo.maps[method].astype(np.float32)
-    writers = {"results.jsonl": lambda path: path.write_text(lines, encoding="utf-8"),
-               "maps.npz": lambda path: _save_npz(path, arrays),
-               "report.html": lambda path: path.write_text(html, encoding="utf-8")} | (extra or {})
-    commit_set(out, writers, OUTPUTS + ENGINE_OUTPUTS)
-    return {name: str(out / name) for name in writers}
-
-
-def commit_set(out: Path, writers: dict[str, Callable], known: Sequence[str]) -> None:
-    """Write every file of ``writers`` into a staging folder, then move them into ``out`` together,
-    removing the ``known`` outputs the set lacks; a file that cannot be written stops everything."""
-    with Staging(out) as staging:
-        for name, write in writers.items():
-            try:
-                write(staging.path(name))
-            except OSError as exc:
-                raise OutputError(f"cannot write {out / name}: {exc.strerror or exc}; nothing was "
-                                  "changed in the output folder") from None
-        staging.commit(list(writers), known)
-
-
-def _save_npz(path: str, arrays: dict) -> None:
-    with open(path, "wb") as f:
-        np.savez_compressed(f, **arrays)
-
-
-def finite_json(value):
-    """JSON has no NaN or infinity: a non-finite number (a map of an overflowing model) becomes null."""
-    if isinstance(value, dict):
-        return {k: finite_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [finite_json(v) for v in value]
-    if isinstance(value, (float, np.floating)) and not np.isfinite(value):
-        return None
-    return value
-
-
-def plain_json(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"{type(value).__name__} is not JSON")
+    return audit_locally(model, photos, out, opts, explainer_args, progress)

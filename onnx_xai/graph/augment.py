@@ -15,7 +15,7 @@ import onnx
 from onnx import helper
 
 from .. import contract as c
-from ..contract import RewriteRecord, TargetView
+from ..contract import RewriteRecord, LayerView
 from ..errors import CamNotApplicableError, InputError, ModelError
 from ..progress import stage
 from .analysis import Score, differentiable_input, image_input, score_tensor
@@ -28,14 +28,12 @@ from .info import GraphInfo
 from .layout import NCHW, tensor_layouts
 from .model_io import load_model
 from .simplify import fold_zero_pads
-from .registry import rule_table
-from .rules.guided import guided_rules
-from .rules.maxpool_windows import max_pool_by_windows
-from .target import check_target, default_target, view_of
+from .rules import rule_table
+from .layer import check_layer, default_layer, view_of
 from .views import channels_first, channels_first_shape
 
 OUTPUT_SETS = tuple(c.OUTPUT_SETS)
-MAXPOOL_BACKWARDS = {"scatter": rule_table, "windows": lambda: rule_table() | {"MaxPool": max_pool_by_windows}}
+MAXPOOL_BACKWARDS = ("scatter", "windows")  # the rule tables of MaxPool's two backwards
 MIN_OPSET = 11
 FLOAT = onnx.TensorProto.FLOAT
 
@@ -52,11 +50,11 @@ class Analysis:
     score: Score
     output: str
     layouts: dict[str, str]
-    views: list[TargetView]  # the target layers, one or more
+    views: list[LayerView]  # the target layers, one or more
     head: CamHead | str
 
     @property
-    def view(self) -> TargetView:
+    def view(self) -> LayerView:
         """The first target layer (the one CAM reads)."""
         return self.views[0]
 
@@ -100,24 +98,24 @@ def analyze(model: str | os.PathLike | bytes | onnx.ModelProto, target_layer: st
     check_batch_free(info, score.name, batch)
     source, moves = differentiable_input(info, image)
     layouts = tensor_layouts(info, image)
-    views = _target_views(info, target_layer, source, score.name, layouts)
+    views = _layer_views(info, target_layer, source, score.name, layouts)
     head = cam_head(info, views[0], score.name) if len(views) == 1 else \
         "several target layers (CAM reads the one layer the head pools)"
     return Analysis(proto, info, sha256, image, source, moves, score,
                     output_name or info.graph.output[0].name, layouts, views, head)
 
 
-def _target_views(info: GraphInfo, target_layer, source: str, score: str, layouts: dict) -> list[TargetView]:
+def _layer_views(info: GraphInfo, target_layer, source: str, score: str, layouts: dict) -> list[LayerView]:
     """The target layers named (one name or several), or the default one."""
     if not target_layer:
-        views = [default_target(info, source, score, layouts)]
+        views = [default_layer(info, source, score, layouts)]
     else:
         names = [target_layer] if isinstance(target_layer, str) else list(target_layer)
         if not all(isinstance(n, str) for n in names) or len(set(names)) != len(names):
             raise InputError(f"target_layer must be a tensor name or a list of distinct names, not {target_layer!r}")
         views = [view_of(info, name, source, score, layouts) for name in names]
     for view in views:
-        check_target(info, view, source, score)
+        check_layer(info, view, source, score)
     return views
 
 
@@ -132,7 +130,7 @@ def augment(model: str | os.PathLike | bytes | onnx.ModelProto | Analysis,
             :func:`analyze` (then the other selection arguments are ignored).
         target_layer: name of the tensor to explain (4-D, or a vision transformer's tokens), or a
             list of names (a multi-scale neck: each layer's outputs suffixed ``_1``, ``_2`` ...);
-            default: the input of the head's spatial collapse (see :mod:`onnx_xai.graph.target`).
+            default: the input of the head's spatial collapse (see :mod:`onnx_xai.graph.layer`).
         outputs: the output sets to emit (:data:`onnx_xai.contract.OUTPUT_SETS`: ``"activation"``,
             ``"cam"``, ``"gradcam"``, ``"input_grad"``, ``"guided"``); default ``"cam"``,
             ``"gradcam"`` and ``"input_grad"``, CAM only on a GAP -> linear head.
@@ -165,7 +163,7 @@ def augment(model: str | os.PathLike | bytes | onnx.ModelProto | Analysis,
                                     if not seeded else "CAM needs a class target: it reads the head's class weights")
     if maxpool not in MAXPOOL_BACKWARDS:
         raise InputError(f"maxpool must be one of {', '.join(MAXPOOL_BACKWARDS)}, not {maxpool!r}")
-    rewritten = _emit(a, wanted, seeded, MAXPOOL_BACKWARDS[maxpool]())
+    rewritten = _emit(a, wanted, seeded, maxpool)
     record = a.record()
     record.outputs = [o.name for o in rewritten.graph.output if o.name.startswith("xai_")]
     record.output_sets, record.objective = list(wanted), "seed" if seeded else "class"
@@ -185,7 +183,7 @@ def _output_sets(outputs: Sequence[str] | None, cam_allowed: bool) -> tuple[str,
     return tuple(o for o in OUTPUT_SETS if o in outputs)
 
 
-def _emit(a: Analysis, wanted: tuple[str, ...], seeded: bool, rules: dict) -> onnx.ModelProto:
+def _emit(a: Analysis, wanted: tuple[str, ...], seeded: bool, maxpool: str) -> onnx.ModelProto:
     info, e, score = a.info, Emitter(a.info), a.score.name
     batch = (info.shape(score) or info.shape(a.image) or ("N",))[0]
     if seeded:
@@ -200,8 +198,8 @@ def _emit(a: Analysis, wanted: tuple[str, ...], seeded: bool, rules: dict) -> on
     outs.insert(0, _publish(e, c.SCORE, _as_float32(e, score_out, score), [batch]))
     wrt = ([v.name for v in a.views] if "gradcam" in wanted else []) + ([a.source] if "input_grad" in wanted else [])
     stage(f"differentiating the graph for {', '.join(wanted)}")
-    grads = backward(e, score, seed, wrt, rules=rules) if wrt else {}  # one sweep serves both
-    outs += _layer_outputs(e, a, wanted, used, grads) + _input_outputs(e, a, wanted, grads, seed, rules)
+    grads = backward(e, score, seed, wrt, rules=rule_table(maxpool)) if wrt else {}  # one sweep serves both
+    outs += _layer_outputs(e, a, wanted, used, grads) + _input_outputs(e, a, wanted, grads, seed, maxpool)
     return build_model(info, e, [seed_vi], outs)
 
 
@@ -237,13 +235,13 @@ def _layer_outputs(e: Emitter, a: Analysis, wanted, used: str, grads: dict) -> l
     return outs
 
 
-def _input_outputs(e: Emitter, a: Analysis, wanted, grads: dict, seed: str, rules: dict) -> list:
+def _input_outputs(e: Emitter, a: Analysis, wanted, grads: dict, seed: str, maxpool: str) -> list:
     """d score / d input, plain and guided (the ReLU rule swapped), in the input's own shape."""
     outs, shape = [], list(a.info.shape(a.image))
     if "input_grad" in wanted:
         outs.append(_publish(e, c.INPUT_GRAD, _input_gradient(e, a, grads[a.source]), shape))
     if "guided" in wanted:
-        guided = backward(e, a.score.name, seed, [a.source], rules=guided_rules(rules))[a.source]
+        guided = backward(e, a.score.name, seed, [a.source], rules=rule_table(maxpool, "guided"))[a.source]
         outs.append(_publish(e, c.GUIDED_INPUT_GRAD, _input_gradient(e, a, guided), shape))
     return outs
 

@@ -15,7 +15,8 @@ import onnx
 from ..errors import UnsupportedModelError
 from .emitter import Emitter
 from .paths import ancestors, dependents, path_nodes
-from .registry import Rule, check_node, rule_table, supported_ops
+from .registry import Rule
+from .rules import check_node, rule_table, supported_ops
 
 
 def describe(node: onnx.NodeProto) -> str:

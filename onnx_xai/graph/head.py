@@ -19,8 +19,8 @@ from .analysis import data_consumers
 from .info import GraphInfo, attr
 from .layout import permuted, spatial_axes
 from .rules._shared import reduce_axes
-from ..contract import TargetView
-from .target import TOKENS
+from ..contract import LayerView
+from .layer import TOKENS
 
 MOVES = ("Flatten", "Reshape", "Squeeze", "Dropout", "Identity", "Transpose", "QuantizeLinear",
          "DequantizeLinear")
@@ -36,7 +36,7 @@ class CamHead:
     ops: list[str]
 
 
-def cam_head(info: GraphInfo, view: TargetView, score: str) -> CamHead | str:
+def cam_head(info: GraphInfo, view: LayerView, score: str) -> CamHead | str:
     """The CAM head after the target, or a sentence saying why the head is not GAP -> linear."""
     if view.layout == TOKENS:
         return _not_cam(info, view.name, score)

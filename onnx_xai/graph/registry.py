@@ -1,4 +1,4 @@
-"""The registry of vector-Jacobian-product rules, one per ONNX op type.
+"""The registry of vector-Jacobian-product rules, one per ONNX op type: a plain value.
 
 **Rule contract.** A rule is ``rule(e, node, grads_out) -> tuple[str | None, ...]``: ``e`` is the
 :class:`~onnx_xai.graph.emitter.Emitter`, ``node`` the forward ``NodeProto``, ``grads_out`` one
@@ -11,19 +11,20 @@ for constants. Rules emit standard ``ai.onnx`` ops valid at ``e.opset`` through 
 A rule may come with a ``check(info, node, wants) -> list[str]`` that returns the unsupported
 attributes or inputs of a node (each a short phrase); the gradient builder calls every check on the
 path before emitting anything, and reports all problems in one error.
+
+This module imports nothing of the package: the rule families (:mod:`onnx_xai.graph.rules`) fill
+:data:`RULES` and :data:`CHECKS` when they are imported, and the package that imports them offers the
+named tables (:func:`onnx_xai.graph.rules.rule_table`).
 """
 from __future__ import annotations
 
 from collections.abc import Callable
-
-import onnx
 
 Rule = Callable[..., tuple]
 Check = Callable[..., list]
 
 RULES: dict[str, Rule] = {}
 CHECKS: dict[str, Check] = {}
-CONTROL_FLOW = frozenset({"If", "Loop", "Scan"})
 
 
 def vjp(*op_types: str, check: Check | None = None):
@@ -37,45 +38,3 @@ def vjp(*op_types: str, check: Check | None = None):
                 CHECKS[op_type] = check
         return fn
     return register
-
-
-def supported_ops() -> list[str]:
-    """The op types that have a rule, sorted."""
-    _load_rules()
-    return sorted(RULES)
-
-
-def rule_table() -> dict[str, Rule]:
-    """The registered rules, op type -> rule (a copy: callers may swap rules in it)."""
-    _load_rules()
-    return dict(RULES)
-
-
-def check_node(info, node: onnx.NodeProto, wants: Callable[[str], bool]) -> list[str]:
-    """Problems that keep ``node`` from being differentiated (empty when it is fine)."""
-    _load_rules()
-    if node.domain not in ("", "ai.onnx"):
-        return [f"op from non-standard domain {node.domain!r}"]
-    if node.op_type in CONTROL_FLOW:
-        return ["control flow is not supported (export the model with the branch resolved, e.g. by "
-                "tracing instead of scripting)"]
-    if node.op_type not in RULES:
-        return ["no VJP rule"]
-    check = CHECKS.get(node.op_type)
-    return check(info, node, wants) if check else []
-
-
-def _load_rules() -> None:
-    from . import rules  # noqa: F401  (importing the package registers every family)
-
-
-def op_table() -> str:
-    """The supported-op table in Markdown: op type, rule family and the rule's one-line math."""
-    _load_rules()
-    rows = ["| op | family | gradient |", "|---|---|---|"]
-    for op_type in sorted(RULES):
-        rule = RULES[op_type]
-        family = rule.__module__.rsplit(".", 1)[-1]
-        doc = (rule.__doc__ or "").strip().splitlines()[0].replace("|", "\\|") if rule.__doc__ else ""
-        rows.append(f"| {op_type} | {family} | {doc} |")
-    return "\n".join(rows)

@@ -19,7 +19,7 @@ from .head import CamHead
 from .info import GraphInfo
 from .model_io import load_model
 from .scales import PROBE_SIZE, scale_candidates
-from .target import candidates
+from .layer import candidates
 
 
 def _describe(info: GraphInfo, name: str) -> dict:

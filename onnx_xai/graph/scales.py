@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..contract import TargetView
+from ..contract import LayerView
 from .info import GraphInfo
 from .layout import spatial_axes
 from .paths import ancestors, dependents
 from .shapes import concrete_shapes
-from .target import CONVOLUTIONS
+from .layer import CONVOLUTIONS
 
 PROBE_SIZE = 256  # the input size at which dynamic models are measured (a multiple of 32)
 
@@ -27,7 +27,7 @@ class Scale:
     """One scale's candidate: its grid (h, w) and stride at the probe size, and the tensor."""
     grid: tuple[int, int]
     stride: float
-    view: TargetView
+    view: LayerView
 
 
 def scale_candidates(info: GraphInfo, source: str, score: str, layouts: dict[str, str]) -> list[Scale]:
@@ -48,7 +48,7 @@ def scale_candidates(info: GraphInfo, source: str, score: str, layouts: dict[str
     for grid in sorted(by_grid, key=lambda g: -g[0] * g[1]):
         name = _funnel(info, source, by_grid[grid])
         if name is not None:
-            found.append(Scale(grid, input_height / grid[0], TargetView(name, layouts[name])))
+            found.append(Scale(grid, input_height / grid[0], LayerView(name, layouts[name])))
     return found
 
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 from .emitter import Emitter
 from .info import GraphInfo
 from .layout import NCHW
-from ..contract import TargetView
-from .target import TOKENS
+from ..contract import LayerView
+from .layer import TOKENS
 
 INT64_MAX = 2**63 - 1
 
 
-def channels_first(e: Emitter, view: TargetView, name: str) -> str:
+def channels_first(e: Emitter, view: LayerView, name: str) -> str:
     """``name`` (the target or its cotangent, shaped like the target) as [N, K, h, w]."""
     if view.layout == TOKENS:
         patches = e.op("Slice", [name, e.ints([view.prefix]), e.ints([INT64_MAX]), e.ints([1])])
@@ -27,7 +27,7 @@ def channels_first(e: Emitter, view: TargetView, name: str) -> str:
     return e.op("Transpose", [name], perm=[view.layout.index(axis) for axis in NCHW])
 
 
-def channels_first_shape(info: GraphInfo, view: TargetView) -> list:
+def channels_first_shape(info: GraphInfo, view: LayerView) -> list:
     """The static-where-known shape [N, K, h, w] of :func:`channels_first` of the target."""
     shape = info.shape(view.name)
     if view.layout == TOKENS:

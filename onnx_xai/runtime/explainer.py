@@ -141,7 +141,7 @@ class Explainer:
             extra_inputs: values of the model's other inputs, if it has any.
             seed: instead of a class, any objective that is a weighted sum of the output: a float
                 array shaped like the explained output (one per sample, or one for all); the score is
-                sum(seed * output). :mod:`onnx_xai.targets` builds seeds for segmentation,
+                sum(seed * output). :mod:`onnx_xai.seeds` builds seeds for segmentation,
                 detection and dense maps.
             **options: the method's options (the README's method table).
 
@@ -149,6 +149,15 @@ class Explainer:
             InputError: bad input, target, seed or option; CamNotApplicableError for CAM on other heads.
         """
         return self.explain_many(x, [method], target, box_threshold, extra_inputs, seed, **options)[method]
+
+    def explain_image(self, photo, method: str = "gradcam", preprocessing=None, **options):
+        """Explain one photo file or Pillow image: made into this model's input as the command line
+        does it (``preprocessing``: a :class:`~onnx_xai.preprocessing.Preprocessing`), explained with
+        ``method`` (``options`` as :meth:`explain`'s); returns a
+        :class:`~onnx_xai.runtime.photo.ImageExplanation` (map, box and picture in photo pixels)."""
+        from .photo import explain_image
+
+        return explain_image(self, photo, method, preprocessing, **options)
 
     def explain_many(self, x: np.ndarray, methods: Sequence[str], target=None, box_threshold: float = 0.2,
                      extra_inputs: dict | None = None, seed=None, **options) -> dict[str, Explanation]:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from onnx_xai.pipeline import DEMO_MODEL, DEMO_PHOTOS
+from onnx_xai.photos import DEMO_MODEL, DEMO_PHOTOS
 
 METHODS = ["gradient", "gradcam"]
 STEPS = 4

@@ -13,7 +13,7 @@ from PIL import Image, ImageOps
 
 from onnx_xai.audit import AuditOptions, Protocol
 from onnx_xai.audit.run import audit
-from onnx_xai.pipeline import DEMO_MODEL, DEMO_PHOTOS
+from onnx_xai.photos import DEMO_MODEL, DEMO_PHOTOS
 
 
 PHOTOS = 64

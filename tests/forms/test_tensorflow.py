@@ -19,7 +19,7 @@ import tf2onnx
 
 import onnx_xai
 from onnx_xai.cli import main
-from onnx_xai.pipeline import DEMO_PHOTOS
+from onnx_xai.photos import DEMO_PHOTOS
 
 from .reference import rel
 

@@ -12,7 +12,6 @@ Both take any input size that is a multiple of 32 and randomize BatchNorm statis
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..conformance.nets import randomize_bn

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 import onnx_xai
-from onnx_xai import targets
+from onnx_xai import seeds
 from onnx_xai.graph.report import inspect_model
 
 from ..forms.reference import rel
@@ -70,7 +70,7 @@ def test_inspect_lists_the_neck_per_scale_and_cams_fuse_as_pytorch_grad_cam(expo
     layers = [by_stride[8.0], by_stride[16.0], by_stride[32.0]]
     x = np.random.default_rng(3).standard_normal((2, 3, 96, 160)).astype(np.float32)
     ex = onnx_xai.Explainer(path, target_layer=layers)
-    seed = targets.detection_seed(ex.predict(x), category=2)[0]
+    seed = seeds.detection_seed(ex.predict(x), category=2)[0]
     want = neck_outputs(x.astype(np.float64), seed)
     rewritten = onnx_xai.augment(path, target_layer=layers, outputs=["gradcam"], seeded=True)
     session = ort.InferenceSession(rewritten.SerializeToString(), providers=["CPUExecutionProvider"])
@@ -91,7 +91,7 @@ def test_one_target_layer_ignores_fuse_and_cam_needs_one_layer(tmp_path):
     layers = [s["name"] for s in inspect_model(path)["scales"]][-2:]
     x = np.random.default_rng(4).standard_normal((1, 3, 64, 64)).astype(np.float32)
     one = onnx_xai.Explainer(path, target_layer=layers[0])
-    seed = targets.detection_seed(one.predict(x), candidate=5)[0]
+    seed = seeds.detection_seed(one.predict(x), candidate=5)[0]
     assert np.array_equal(one.explain(x, "gradcam", seed=seed, fuse="max").raw,
                           one.explain(x, "gradcam", seed=seed).raw)
     with pytest.raises(onnx_xai.InputError, match="fuse must be one of mean, max"):

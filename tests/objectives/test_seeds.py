@@ -1,7 +1,7 @@
 """Seeded objectives on a segmenter and a YOLO-style detector, against torch float64 autograd.
 
 For each net, exported by TorchScript and by dynamo with dynamic height and width, one rewritten
-file is run at two input sizes; each target helper of :mod:`onnx_xai.targets` builds a seed from the
+file is run at two input sizes; each target helper of :mod:`onnx_xai.seeds` builds a seed from the
 model's own output, and the input gradient of sum(seed * output), the target layer's activation and
 gradient (the layer the rewriter picked, found among the net's modules by its output) and Grad-CAM
 must match torch float64 autograd with hooks; the Explainer gives the same Grad-CAM and gradients.
@@ -19,7 +19,7 @@ import pytest
 import torch
 
 import onnx_xai
-from onnx_xai import targets
+from onnx_xai import seeds
 
 from ..forms.reference import rel
 from .nets import NETS, build
@@ -27,10 +27,10 @@ from .nets import NETS, build
 _DIR = Path(tempfile.mkdtemp(prefix="onnx_xai_objectives_"))
 CASES = [(net, exporter) for net in NETS for exporter in ("torchscript", "dynamo")]
 SEEDS = {
-    "segnet": [lambda out: targets.segmentation_seed(out, category=1)[0],
-               lambda out: targets.dense_seed(out, channel=2, box=(3, 4, 20, 14))[0]],
-    "yolo": [lambda out: targets.detection_seed(out, category=1)[0],
-             lambda out: targets.detection_seed(out, candidate=7)[0]],
+    "segnet": [lambda out: seeds.segmentation_seed(out, category=1)[0],
+               lambda out: seeds.dense_seed(out, channel=2, box=(3, 4, 20, 14))[0]],
+    "yolo": [lambda out: seeds.detection_seed(out, category=1)[0],
+             lambda out: seeds.detection_seed(out, candidate=7)[0]],
 }
 
 

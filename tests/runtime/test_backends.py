@@ -17,7 +17,7 @@ import pytest
 
 import onnx_xai
 from onnx_xai.cli import main
-from onnx_xai.pipeline import DEMO_PHOTOS
+from onnx_xai.photos import DEMO_PHOTOS
 
 from ..conformance.exports import SIZE, export
 from ..conformance.nets import NETS

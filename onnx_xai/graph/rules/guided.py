@@ -3,12 +3,12 @@
 Through a ReLU, guided backprop passes only positive cotangents where the input was positive,
 ``dx = [x > 0] * max(dy, 0)``, as Captum's ``GuidedBackprop`` does (it overrides ReLU modules only,
 so ReLU6/Clip and the other activations keep their ordinary rules here too). The sweep takes the
-table as an argument; the registry keeps the true gradient's rules.
+table as an argument (:func:`onnx_xai.graph.rules.rule_table` with ``"guided"``); the
+registry keeps the true gradient's rules.
 """
 from __future__ import annotations
 
 from ..emitter import Emitter
-from ..registry import Rule, rule_table
 
 
 def guided_relu(e: Emitter, node, g_out):
@@ -17,8 +17,3 @@ def guided_relu(e: Emitter, node, g_out):
     zero = e.scalar(0.0, like=y)
     mask = e.cast_like(e.op("Greater", [y, zero]), y)
     return (e.op("Mul", [e.op("Relu", [g_out[0]]), mask]),)
-
-
-def guided_rules(base: dict[str, Rule] | None = None) -> dict[str, Rule]:
-    """The registry's rules (or ``base``) with guided ReLU."""
-    return (rule_table() if base is None else base) | {"Relu": guided_relu}

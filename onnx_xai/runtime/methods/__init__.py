@@ -4,7 +4,9 @@ Importing this package registers every method; :data:`METHOD_NAMES` lists them i
 README's method table, which :func:`method_table` generates.
 """
 from . import gradients, smooth, cams  # noqa: F401  (registration, in the README table's order)
-from .base import REGISTRY, Context, Method, Options, chunk_size, get
+from .base import REGISTRY, BatchedOptions, Context, Method, Options, chunk_size, get
+
+BATCHING = tuple(BatchedOptions.__dataclass_fields__)  # batch_size, max_batch_bytes
 
 METHOD_NAMES = tuple(REGISTRY)
 
@@ -13,11 +15,24 @@ def method_table() -> str:
     """The README's method table in Markdown: name, what it computes, options, reference."""
     rows = ["| method | attribution | options | matches |", "|---|---|---|---|"]
     for name, method in REGISTRY.items():
-        options = ", ".join(f"`{f}`" for f in method.Options.__dataclass_fields__) or "-"
+        names = sorted(method.Options.__dataclass_fields__, key=lambda f: f in BATCHING)  # its own first
+        options = ", ".join(f"`{f}`" for f in names) or "-"
         family = "map on the target layer" if method.family == "cam" else (
             "signed, input-shaped" if method.signed else "input-shaped")
         rows.append(f"| `{name}` | {method.summary}; {family} | {options} | {method.reference or '-'} |")
     return "\n".join(rows)
 
 
-__all__ = ["METHOD_NAMES", "REGISTRY", "Context", "Method", "Options", "chunk_size", "get", "method_table"]
+def options_for(methods, noise_seed: int = 0, n_steps: int | None = None, fuse: str = "mean") -> dict:
+    """The options one ``explain_many`` call of ``methods`` takes from a command's flags: SmoothGrad's
+    noise seed, integrated gradients' points, how the CAM family fuses several layers."""
+    options: dict = {"noise_seed": noise_seed} if "smoothgrad" in methods else {}
+    if n_steps and "integrated_gradients" in methods:
+        options["n_steps"] = n_steps
+    if any("fuse" in get(m).Options.__dataclass_fields__ for m in methods):
+        options["fuse"] = fuse
+    return options
+
+
+__all__ = ["METHOD_NAMES", "REGISTRY", "Context", "Method", "Options", "chunk_size", "get", "method_table",
+           "options_for"]

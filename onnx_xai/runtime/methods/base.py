@@ -143,15 +143,28 @@ def chunk_size(batch: int) -> int:
     return max(4, min(16, batch))
 
 
-def copies_per_run(batch_size: int | None, max_batch_bytes: int | None, x: np.ndarray) -> int:
-    """How many copies a sampling method runs at once: ``batch_size`` when given; else as many as
-    fit ``max_batch_bytes`` of input (at least one; a run's activation memory grows with its input
-    bytes, so a budget in input bytes bounds it whatever the image size); else :func:`chunk_size`."""
-    if batch_size is not None:
-        return batch_size
-    if max_batch_bytes is not None:
-        return max(1, max_batch_bytes // max(1, x[:1].astype(np.float32).nbytes))
-    return chunk_size(len(x))
+@dataclass(frozen=True)
+class BatchedOptions(Options):
+    """Options of a method that runs many copies of its input (noisy samples, integration points,
+    masked copies): ``batch_size`` copies per run, or ``max_batch_bytes``: as many as fit that many
+    bytes of input (:meth:`copies_per_run`)."""
+    batch_size: int | None = None
+    max_batch_bytes: int | None = None
+
+    def check(self) -> None:
+        super().check()
+        whole("batch_size", self.batch_size, 1, optional=True)
+        whole("max_batch_bytes", self.max_batch_bytes, 1, optional=True)
+
+    def copies_per_run(self, x: np.ndarray, default: int | None = None) -> int:
+        """``batch_size`` when given; else as many copies as fit ``max_batch_bytes`` of input (at least
+        one; a run's activation memory grows with its input bytes, so a budget in input bytes bounds
+        it whatever the image size); else ``default``, or :func:`chunk_size` of the batch."""
+        if self.batch_size is not None:
+            return self.batch_size
+        if self.max_batch_bytes is not None:
+            return max(1, self.max_batch_bytes // max(1, x[:1].astype(np.float32).nbytes))
+        return default if default is not None else chunk_size(len(x))
 
 
 def accumulate(total: np.ndarray, owners: np.ndarray, values: np.ndarray) -> None:

@@ -31,7 +31,7 @@ import numpy as np
 from ... import contract as c
 from ...errors import InputError
 from ..maps import interpolation_matrix, upsample
-from .base import Context, Method, Options, chunks, copies_per_run, register, whole
+from .base import BatchedOptions, Context, Method, Options, chunks, register
 
 FUSIONS = ("mean", "max")
 
@@ -43,6 +43,7 @@ class CamOptions(Options):
     fuse: str = "mean"
 
     def check(self) -> None:
+        super().check()
         if self.fuse not in FUSIONS:
             raise InputError(f"fuse must be one of {', '.join(FUSIONS)}, not {self.fuse!r}")
 
@@ -165,16 +166,9 @@ class EigenCam(CamMethod):
 
 
 @dataclass(frozen=True)
-class ScoreCamOptions(CamOptions):
+class ScoreCamOptions(CamOptions, BatchedOptions):
     """``batch_size``: masked copies per run (16, as pytorch-grad-cam), or ``max_batch_bytes``: as
     many as fit that many bytes of input; ``fuse`` as the others."""
-    batch_size: int | None = None
-    max_batch_bytes: int | None = None
-
-    def check(self) -> None:
-        super().check()
-        whole("batch_size", self.batch_size, 1, optional=True)
-        whole("max_batch_bytes", self.max_batch_bytes, 1, optional=True)
 
 
 @register
@@ -193,7 +187,7 @@ class ScoreCam(CamMethod):
             masks = _aligned_upsample(sample, height, width)
             low, high = masks.min(axis=(1, 2), keepdims=True), masks.max(axis=(1, 2), keepdims=True)
             masks = np.expand_dims((masks - low) / (high - low + 1e-8), ctx.layout.index("C"))
-            per_run = opts.batch_size or (copies_per_run(None, opts.max_batch_bytes, x) if opts.max_batch_bytes else 16)
+            per_run = opts.copies_per_run(x, default=16)
             for part in chunks(len(masks), per_run):
                 masked = (x[i:i + 1] * masks[part]).astype(np.float32)
                 targets = np.repeat(ctx.targets[i:i + 1], len(masked), axis=0)

@@ -19,7 +19,7 @@ import numpy as np
 from ... import contract as c
 from ...errors import InputError
 from ..maps import upsample
-from .base import Context, Method, Options, accumulate, chunks, copies_per_run, finite_array, register, whole
+from .base import BatchedOptions, Context, Method, Options, accumulate, chunks, finite_array, register, whole
 
 
 @register
@@ -57,22 +57,19 @@ def quadrature(rule: str, n: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 @dataclass(frozen=True)
-class IntegratedGradientsOptions(Options):
+class IntegratedGradientsOptions(BatchedOptions):
     """``baseline``: a number or an array broadcastable to the batch (default zeros); ``n_steps``;
     ``integration``: ``"gausslegendre"`` or ``"riemann_trapezoid"``; ``batch_size``: points per run,
-    or ``max_batch_bytes``: as many as fit that many bytes of input (:func:`.base.copies_per_run`)."""
+    or ``max_batch_bytes``: as many as fit that many bytes of input (:class:`.base.BatchedOptions`)."""
     baseline: object = None
     n_steps: int = 50
     integration: str = "gausslegendre"
-    batch_size: int | None = None
-    max_batch_bytes: int | None = None
 
     def check(self) -> None:
+        super().check()
         if self.integration not in ("gausslegendre", "riemann_trapezoid"):
             raise InputError(f"integration must be 'gausslegendre' or 'riemann_trapezoid', not {self.integration!r}")
         whole("n_steps", self.n_steps, 2 if self.integration == "riemann_trapezoid" else 1)
-        whole("batch_size", self.batch_size, 1, optional=True)
-        whole("max_batch_bytes", self.max_batch_bytes, 1, optional=True)
         if self.baseline is not None:
             finite_array("baseline", self.baseline)
 
@@ -91,7 +88,7 @@ class IntegratedGradients(Method):
         alphas, weights = quadrature(opts.integration, opts.n_steps)
         pairs = [(i, j) for i in range(len(x)) for j in range(len(alphas))]
         total = np.zeros(x.shape, np.float64)
-        for part in chunks(len(pairs), copies_per_run(opts.batch_size, opts.max_batch_bytes, x)):
+        for part in chunks(len(pairs), opts.copies_per_run(x)):
             owners = np.array([i for i, _ in pairs[part]])
             steps = np.array([j for _, j in pairs[part]])
             alpha = alphas[steps].reshape((-1,) + (1,) * (x.ndim - 1)).astype(np.float32)

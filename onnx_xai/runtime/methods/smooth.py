@@ -17,14 +17,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...errors import InputError
-from .base import (REGISTRY, Context, Method, Options, accumulate, chunks, copies_per_run, finite, finite_array,
+from .base import (REGISTRY, BatchedOptions, Context, Method, accumulate, chunks, finite, finite_array,
                    get, register, whole)
 
 KINDS = ("mean", "square", "var")
 
 
 @dataclass(frozen=True)
-class SmoothGradOptions(Options):
+class SmoothGradOptions(BatchedOptions):
     """``noise`` (n_samples, *x.shape[1:]) overrides the seeded noise."""
     n_samples: int = 50
     noise_level: float = 0.15
@@ -32,10 +32,9 @@ class SmoothGradOptions(Options):
     noise: object = None
     base: str = "gradient"
     kind: str = "mean"
-    batch_size: int | None = None  # copies per run; None: the input's batch size, kept within 4..16
-    max_batch_bytes: int | None = None  # or as many copies as fit this many bytes of input
 
     def check(self) -> None:
+        super().check()
         if self.base == "smoothgrad":
             raise InputError(f"smoothgrad cannot smooth itself; base must be one of "
                              f"{', '.join(n for n in REGISTRY if n != 'smoothgrad')}")
@@ -43,8 +42,6 @@ class SmoothGradOptions(Options):
         if self.kind not in KINDS:
             raise InputError(f"kind must be one of {', '.join(KINDS)}, not {self.kind!r}")
         whole("n_samples", self.n_samples, 1)
-        whole("batch_size", self.batch_size, 1, optional=True)
-        whole("max_batch_bytes", self.max_batch_bytes, 1, optional=True)
         whole("noise_seed", self.noise_seed, 0, optional=True)
         finite("noise_level", self.noise_level, 0)
         if self.noise_level > np.finfo(np.float32).max:
@@ -96,7 +93,7 @@ def noisy_batches(x: np.ndarray, opts: SmoothGradOptions) -> Iterator[tuple[np.n
         flat = x.reshape(len(x), -1).astype(np.float64)
         sigmas = opts.noise_level * (flat.max(axis=1) - flat.min(axis=1))
     pairs = [(i, j) for i in range(len(x)) for j in range(n_samples)]
-    for part in chunks(len(pairs), copies_per_run(opts.batch_size, opts.max_batch_bytes, x)):
+    for part in chunks(len(pairs), opts.copies_per_run(x)):
         owners = np.array([i for i, _ in pairs[part]])
         if opts.noise is not None:
             added = noise[[j for _, j in pairs[part]]]

@@ -5,8 +5,7 @@ import pytest
 import torch
 
 from onnx_xai.graph.assemble import vjp_model
-from onnx_xai.graph.registry import rule_table
-from onnx_xai.graph.rules.maxpool_windows import max_pool_by_windows
+from onnx_xai.graph.rules import rule_table
 
 from .harness import Case, build, check, node
 
@@ -52,7 +51,7 @@ def test_rule(case):
         check(case, opset)
 
 
-WINDOWS = rule_table() | {"MaxPool": max_pool_by_windows}
+WINDOWS = rule_table("windows")
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if c.name.startswith("maxpool")], ids=lambda c: c.name)

@@ -4,7 +4,7 @@ Per method, a picture of the photo with the method's map (a heatmap for the CAM 
 for the gradient family, :mod:`onnx_xai.visuals`), the box in white and the objective's own region
 in green; optionally a sheet of the methods side by side; and the JSON record (file, model sha256,
 sizes, objective, per method its target, label, score, box and picture). Everything is staged
-(:class:`onnx_xai.outputs.Staging`) for the caller to commit as one set; staging is safe to run in
+(:class:`onnx_xai.files.Staging`) for the caller to commit as one set; staging is safe to run in
 worker threads (each photo its own files), committing stays with the caller.
 """
 from __future__ import annotations
@@ -12,9 +12,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .images import Prepared
-from .outputs import Staging
-from .visuals import outline, overlay, sheet, spotlight
+from ..files import Staging
+from ..images import Prepared
+from ..visuals import outline, photo_picture, sheet
 
 IMAGE_FORMATS = ("png", "jpg")
 
@@ -23,15 +23,6 @@ def pick(result, i: int) -> dict:
     return {"target": int(result.targets[i]), "score": float(result.scores[i]), "map": result.maps[i],
             "box": result.boxes[i].tolist(), "family": result.family,
             "signed": None if result.signed is None else result.signed[i]}
-
-
-def _picture(p: Prepared, r: dict, opts, box):
-    """The photo with one method's map: a heatmap for the CAM family, a spotlight (signed ones
-    tinted) for the gradient family (:mod:`onnx_xai.visuals`)."""
-    if r["family"] == "cam":
-        return overlay(p.photo, p.map_to_photo(r["map"]), opts.cmap, opts.alpha, box, p.region())
-    signed = p.map_to_photo(r["signed"]) if r["signed"] is not None else None
-    return spotlight(p.photo, p.map_to_photo(r["map"]), signed, box, p.region())
 
 
 def _title(chosen: dict | None, target: int, opts) -> tuple[str, str | None]:
@@ -58,7 +49,8 @@ def stage_photo(path: Path, name: str, p: Prepared, per_method: dict, chosen: di
         entries.append(entry)
         if not opts.overlays:
             continue
-        picture = outline(_picture(p, r, opts, box), (chosen or {}).get("photo_box"))
+        picture = outline(photo_picture(p, r["family"], r["map"], r["signed"], box, opts.cmap, opts.alpha),
+                          (chosen or {}).get("photo_box"))
         entry["overlay"] = f"{name}.{method}.{opts.image_format}"
         written.append(entry["overlay"])
         save_picture(picture, staging.path(entry["overlay"]), opts.image_format)

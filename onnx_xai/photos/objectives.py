@@ -5,7 +5,7 @@ classifier (``--target`` a class), ``[N, 4 + C, A]`` a pre-NMS detector (the bes
 ``--target``'s class, or of any class, overlapping ``--region`` when given, or ``--candidate``),
 ``[N, C, H, W]`` a segmenter when C > 1 (``--target``'s class where it wins, within ``--region``)
 and a dense map when C = 1 (``--channel``, over ``--region`` or its largest region above
-``--threshold``). Seeds come from :mod:`onnx_xai.targets`, built from each photo's own output;
+``--threshold``). Seeds come from :mod:`onnx_xai.seeds`, built from each photo's own output;
 ``--region`` is given in photo pixels and mapped to the model's input (detector boxes) or output
 (maps) pixels.
 """
@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import targets
-from .errors import InputError
-from .images import Prepared
+from .. import seeds
+from ..errors import InputError
+from ..images import Prepared
 
 KINDS = ("auto", "class", "segmentation", "detection", "dense")
 
@@ -66,12 +66,12 @@ def _with_photo_box(described: dict, map_size: tuple, p: Prepared) -> dict:
 def _seed(kind: str, output: np.ndarray, p: Prepared, opts) -> tuple[np.ndarray, list[dict]]:
     region = p.box_to_input(opts.region) if opts.region is not None else None
     if kind == "detection":
-        return targets.detection_seed(output, opts.target, opts.candidate, region, layout=opts.detection)
+        return seeds.detection_seed(output, opts.target, opts.candidate, region, layout=opts.detection)
     if region is not None:  # from input pixels to the map's own
         scale = np.array([output.shape[3] / p.size[1], output.shape[2] / p.size[0]] * 2)
         region = tuple(np.asarray(region) * scale)
     if kind == "segmentation":
         if opts.target is None:
             raise InputError("a segmentation output needs --target (the class to explain)")
-        return targets.segmentation_seed(output, opts.target, box=region)
-    return targets.dense_seed(output, opts.channel, box=region, threshold=opts.threshold)
+        return seeds.segmentation_seed(output, opts.target, box=region)
+    return seeds.dense_seed(output, opts.channel, box=region, threshold=opts.threshold)

@@ -4,50 +4,41 @@ Every input is decoded once up front, so a missing, non-image or truncated file 
 anything is written (or, with ``keep_going``, is left out and reported). Per photo: one PNG overlay per
 method (heatmap on the original photo, box in original pixels), optionally a side-by-side sheet of the
 methods, and one JSON record listing them; the set is written aside and moved into place whole
-(:mod:`onnx_xai.outputs`), so an interrupted run leaves complete sets and no temporary files.
+(:class:`onnx_xai.files.Staging`), so an interrupted run leaves complete sets and no temporary files.
 """
 from __future__ import annotations
 
-import hashlib
-import os
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from importlib import import_module, resources
+from importlib import import_module
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from .errors import InputError
-from .files import OutputFolder, critical, interruptible
-from .images import Prepared, load_image, prepare
-from .objective import objective
-from .outputs import Staging, unique_names
-from .photo_outputs import pick, stage_photo
-from .runtime import Explainer
-from .runtime.methods import get
-from .targets import DetectionLayout
-
-DATA = resources.files("onnx_xai") / "data"
-DEMO_MODEL = DATA / "efficientnet_lite0.onnx"
-DEMO_PHOTOS = DATA / "photos"
-IMAGENET_LABELS = DATA / "imagenet_classes.txt"
+from ..errors import InputError
+from ..files import OutputFolder, Staging, output_folder
+from ..images import Prepared, load_image, prepare
+from ..preprocessing import Preprocessing, preprocessing_for
+from ..runtime import Explainer
+from ..runtime.methods import options_for
+from ..seeds import DetectionLayout
+from ..signals import critical, interruptible
+from .names import unique_names
+from .objectives import objective
+from .records import pick, stage_photo
 WORKERS = 2  # decoding and encoding threads beside inference (measured on 2 cores: see BENCHMARKS.md)
 CACHE_PIXELS = 64 * 2**20  # photos decoded up front and kept for the run: at most 192 MiB of RGB
 
 
 @dataclass
-class Options:
-    """How to explain a set of photos (the CLI's flags, as a value)."""
+class ExplainOptions:
+    """How to explain a set of photos (the ``explain`` command's flags, as a value)."""
     methods: Sequence[str] = ("gradcam",)
     target: int | None = None
-    preset: str | None = None  # None: "imagenet" for float inputs, nothing for integer pixels
-    mean: Sequence[float] | None = None
-    std: Sequence[float] | None = None
-    crop: float = 0.875
-    size: tuple[int, int] | None = None
+    preprocessing: Preprocessing = Preprocessing()
     smooth: int | None = None  # SmoothGrad samples: smooth every method with this many
     seed: int = 0
     steps: int | None = None  # integrated_gradients' n_steps (None: its default)
@@ -57,7 +48,7 @@ class Options:
     sheets: bool = False
     labels: list[str] = field(default_factory=list)
     keep_going: bool = False  # leave out photos that do not decode instead of stopping
-    # what to explain beyond a class (onnx_xai.objective): the kind, and where
+    # what to explain beyond a class (onnx_xai.photos.objectives): the kind, and where
     objective: str = "auto"
     region: tuple[float, float, float, float] | None = None  # x0 y0 x1 y1 in photo pixels
     channel: int = 0
@@ -69,61 +60,7 @@ class Options:
     overlays: bool = True  # False: only the JSON records
 
 
-def read_labels(path: str | os.PathLike | None, classes: int | None) -> list[str]:
-    """Class names from a file (one per line); the bundled ImageNet names for 1000-class models.
-    ``classes`` None (a model whose output does not declare its size) skips the count check."""
-    if path is None:
-        if classes != 1000:
-            return []
-        path = IMAGENET_LABELS
-    try:
-        names = [line.strip() for line in Path(str(path)).read_text(encoding="utf-8").splitlines()]
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read labels file {path}: {exc}") from None
-    names = [n for n in names if n]
-    if classes is not None and len(names) != classes:
-        raise InputError(f"labels file {path} has {len(names)} names, the model has {classes} classes")
-    return names
-
-
-def parse_target(text: str | None, labels: list[str], classes: int | None) -> int | None:
-    """A class index from a number or a label name (case-insensitive), or None for -1 (each photo's
-    top-1 class, as the API's -1); the range is checked when the class count is known (the Explainer
-    checks it again at run time). A name that several classes share is refused with their indices."""
-    if text is None or text.strip() == "-1":
-        return None
-    if text.lstrip("-").isdigit():
-        index = int(text)
-    else:
-        matches = [k for k, name in enumerate(labels) if name.lower() == text.lower()]
-        if not matches:
-            raise InputError(f"unknown class {text!r}" + ("" if labels else " (no labels: give --labels)"))
-        if len(matches) > 1:
-            raise InputError(f"the label {text!r} names {len(matches)} classes ({', '.join(map(str, matches))}); "
-                             "give the class index instead")
-        index = matches[0]
-    if index < 0 or classes is not None and index >= classes:
-        size = f" for a model with {classes} classes" if classes is not None else ""
-        raise InputError(f"class {index} is out of range{size}")
-    return index
-
-
-def prepare_output_folder(out: Path) -> Path:
-    if out.exists() and not out.is_dir():
-        raise InputError(f"output folder {out} exists and is not a folder")
-    out.mkdir(parents=True, exist_ok=True)
-    return out
-
-
-def model_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def explain_files(ex: Explainer, files: Sequence[Path | tuple[Path, str]], out: Path, opts: Options,
+def explain_files(ex: Explainer, files: Sequence[Path | tuple[Path, str]], out: Path, opts: ExplainOptions,
                   sha256: str, progress: Callable | None = None, on_skip: Callable | None = None
                   ) -> list[dict]:
     """Explain photo files with each method; returns the JSON records written (one per photo).
@@ -141,8 +78,8 @@ def explain_files(ex: Explainer, files: Sequence[Path | tuple[Path, str]], out: 
     with interruptible():
         cache = DecodedCache()
         pairs = _readable(pairs, opts.keep_going, on_skip, cache)
-        preprocessing = model_preprocessing(ex, opts)
-        out = prepare_output_folder(out)
+        preprocessing = preprocessing_for(ex, opts.preprocessing)
+        out = output_folder(out)
         names = dict(zip([path for path, _ in pairs], unique_names([name for _, name in pairs])))
         OutputFolder(out).check(str(PurePosixPath(name).parent) for name in names.values())
         step = opts.batch_size if preprocessing["size"] is not None else 1  # any size: each photo its own
@@ -158,7 +95,7 @@ def explain_files(ex: Explainer, files: Sequence[Path | tuple[Path, str]], out: 
 
 
 def _run_chunks(ex: Explainer, chunks: list[list[Path]], names: dict, prepared_photo: Callable, staging: Staging,
-                opts: Options, sha256: str, bar) -> list[dict]:
+                opts: ExplainOptions, sha256: str, bar) -> list[dict]:
     """Inference on one batch while the next is decoded and the last ones' pictures are encoded, in
     worker threads (Pillow and the runtime release the GIL); commits stay in this thread, in order,
     with signals held; at most two batches of pictures are in flight."""
@@ -239,51 +176,12 @@ def _readable(pairs: list[tuple[Path, str]], keep_going: bool, on_skip, cache: D
     return kept
 
 
-def model_preprocessing(ex: Explainer, opts: Options) -> dict:
-    """The arguments of :func:`~onnx_xai.images.prepare` for this model: its size, layout and
-    channels, and either the normalization asked for or, for a model that takes integer pixels,
-    none at all (its preprocessing is inside; normalizing again would explain the wrong input)."""
-    pixels = ex.input_dtype.kind in "iu"
-    if pixels and (opts.preset is not None or opts.mean is not None or opts.std is not None):
-        raise InputError(f"the model takes {ex.input_dtype} pixels and normalizes them itself; "
-                         "drop --preset/--mean/--std")
-    return dict(size=input_size(ex, opts), layout=ex.layout, preset=opts.preset or "imagenet",
-                mean=opts.mean, std=opts.std, crop=opts.crop, channels=ex.input_channels or 3,
-                pixels=pixels)
-
-
-def input_size(ex: Explainer, opts: Options) -> tuple[int, int] | None:
-    """The input's (H, W): the model's, or ``--size``; None when neither fixes it (each photo is
-    then given at its own size, :func:`~onnx_xai.images.natural_size`)."""
-    shape = ex.input_shape
-    dims = (shape[ex.layout.index("H")], shape[ex.layout.index("W")])
-    fixed = [d for d in dims if isinstance(d, int)]
-    if opts.size is not None:
-        if any(isinstance(d, int) and d != s for d, s in zip(dims, opts.size)):
-            raise InputError(f"--size {opts.size[0]} {opts.size[1]} contradicts the model's input size "
-                             f"{' x '.join(str(d) for d in dims)}")
-        return tuple(opts.size)
-    if len(fixed) == 1:
-        raise InputError(f"the model fixes one side of its input ({shape}); give --size H W")
-    return dims if fixed else None
-
-
-def _explain(ex: Explainer, prepared: list[Prepared], opts: Options) -> tuple[dict, list[dict | None]]:
+def _explain(ex: Explainer, prepared: list[Prepared], opts: ExplainOptions) -> tuple[dict, list[dict | None]]:
     """Every method on a batch (one shared run for all of them, or SmoothGrad of each), and what each
-    photo's objective is when it is not a class (:mod:`onnx_xai.objective`)."""
+    photo's objective is when it is not a class (:mod:`onnx_xai.photos.objectives`)."""
     batch = np.concatenate([p.array for p in prepared])
     wanted, chosen = objective(ex, batch, prepared, opts)
     if opts.smooth:
         return {m: ex.explain(batch, "smoothgrad", base=m, n_samples=opts.smooth, noise_seed=opts.seed,
                               **wanted) for m in opts.methods}, chosen
-    return ex.explain_many(batch, opts.methods, **wanted, **method_options(opts)), chosen
-
-
-def method_options(opts: Options) -> dict:
-    """The options ``explain_many`` takes from the flags: the noise seed, integration points, fusion."""
-    options = {"noise_seed": opts.seed} if "smoothgrad" in opts.methods else {}
-    if opts.steps and "integrated_gradients" in opts.methods:
-        options["n_steps"] = opts.steps
-    if any("fuse" in get(m).Options.__dataclass_fields__ for m in opts.methods):
-        options["fuse"] = opts.fuse
-    return options
+    return ex.explain_many(batch, opts.methods, **wanted, **options_for(opts.methods, opts.seed, opts.steps, opts.fuse)), chosen

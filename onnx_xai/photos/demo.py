@@ -13,8 +13,12 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from .errors import InputError
-from .pipeline import DATA, DEMO_MODEL, DEMO_PHOTOS, Options, explain_files, model_sha256, read_labels
+from ..errors import InputError
+from ..files import sha256_of
+from ..labels import read_labels
+from ..preprocessing import Preprocessing
+from . import DATA, DEMO_MODEL, DEMO_PHOTOS
+from .run import ExplainOptions, explain_files
 
 DEMO_METHODS = ("gradient", "smoothgrad", "integrated_gradients", "cam", "gradcam", "gradcam_pp", "layercam")
 TEXT_METHODS = ("gradient", "gradcam", "layercam")
@@ -35,13 +39,13 @@ def text_detector() -> Path:
 
 def classifier_demo(out: Path, threads: int | None, backend: str) -> list[str]:
     """Explain the bundled photos with EfficientNet-Lite0; returns the lines to print."""
-    from .runtime import Explainer
+    from ..runtime import Explainer
 
     model = Path(str(DEMO_MODEL))
     ex = Explainer(model, threads=threads, backend=backend)
     files = sorted(Path(str(DEMO_PHOTOS)).glob("*.jpg"))
-    opts = Options(methods=list(DEMO_METHODS), labels=read_labels(None, 1000), sheets=True, seed=0, steps=16)
-    records = explain_files(ex, files, out, opts, model_sha256(model))
+    opts = ExplainOptions(methods=list(DEMO_METHODS), labels=read_labels(None, 1000), sheets=True, seed=0, steps=16)
+    records = explain_files(ex, files, out, opts, sha256_of(model))
     lines = [f"EfficientNet-Lite0 (ImageNet), {ex.providers[0]}; {', '.join(DEMO_METHODS)}:"]
     for rec in records:
         top = rec["explanations"][0]
@@ -51,12 +55,12 @@ def classifier_demo(out: Path, threads: int | None, backend: str) -> list[str]:
 
 def text_demo(out: Path, threads: int | None, backend: str) -> list[str]:
     """Explain one detected line of text in the bundled picture with PP-OCRv4's detector."""
-    from .runtime import Explainer
+    from ..runtime import Explainer
 
     model = text_detector()
     ex = Explainer(model, threads=threads, backend=backend)
-    opts = Options(methods=list(TEXT_METHODS), preset="inception", sheets=True, objective="dense", threshold=0.3)
-    rec = explain_files(ex, [Path(str(TEXT_PHOTO))], out, opts, model_sha256(model))[0]
+    opts = ExplainOptions(methods=list(TEXT_METHODS), preprocessing=Preprocessing(preset="inception"), sheets=True, objective="dense", threshold=0.3)
+    rec = explain_files(ex, [Path(str(TEXT_PHOTO))], out, opts, sha256_of(model))[0]
     region = rec["objective"]
     return [f"PP-OCRv4 text detector (rapidocr-onnxruntime), {ex.providers[0]}, target layer {ex.target_layer!r}; "
             f"{', '.join(TEXT_METHODS)}:",

@@ -1,15 +1,15 @@
-"""The local audit engine: photos in, one record per photo and method out, then the sanity checks.
+"""The per-batch auditor: a batch of photos in, one record per photo and method out.
 
 Per batch of photos: decode and preprocess as ``explain`` does, run every method in one
 ``explain_many``, add the baseline maps (:mod:`.baselines`), and score every map with the metrics
-asked for (:mod:`.curves`, :mod:`.localization`). The per-photo work is :func:`audit_batch`, a function
-of an :class:`Auditor` and the decoded photos alone, so that other engines can run it elsewhere.
-After the photos, the sanity checks (:mod:`.sanity`) run on the first ``sanity_photos`` photos.
+asked for (:mod:`.curves`, :mod:`.localization`). :func:`audit_batch` is a function of an
+:class:`Auditor` and the decoded photos alone, so that every engine (:mod:`.local`,
+:mod:`.ray_engine`) runs the same arithmetic.
 """
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,7 +17,10 @@ import numpy as np
 
 from ..errors import InputError
 from ..images import Prepared, load_image, prepare
-from ..pipeline import Options, method_options, model_preprocessing, model_sha256, parse_target, read_labels
+from ..files import sha256_of
+from ..labels import parse_target, read_labels
+from ..preprocessing import Preprocessing, preprocessing_for
+from ..runtime.methods import options_for
 from ..runtime.maps import box as map_box
 from .baselines import BASELINES, baseline_maps
 from .curves import Protocol, Scorer, deletion, insertion, road
@@ -29,9 +32,14 @@ THUMBNAIL = 176  # the report's pictures, pixels high
 
 
 @dataclass
-class AuditOptions(Options):
-    """What to audit and how (the ``audit`` command's flags); preprocessing as :class:`Options`."""
+class AuditOptions:
+    """What to audit and how (the ``audit`` command's flags, as a value)."""
     methods: Sequence[str] = ("gradient", "gradcam")
+    target: int | str | None = None  # a class index or label; None: each photo's top-1 class
+    labels: list[str] = field(default_factory=list)
+    preprocessing: Preprocessing = Preprocessing()
+    seed: int = 0  # SmoothGrad's noise (the protocol has its own seed)
+    batch_size: int = 8
     metrics: Sequence[str] = METRICS
     sanity: Sequence[str] = SANITY
     protocol: Protocol = field(default_factory=Protocol)
@@ -50,7 +58,7 @@ class Auditor:
         if len(shape) != 2:
             raise InputError(f"audit explains classifiers (an [N, K] output); {explainer.record.output!r} "
                              f"has shape {list(shape)}")
-        self.preprocessing = model_preprocessing(explainer, opts)
+        self.preprocessing = preprocessing_for(explainer, opts.preprocessing)
         classes = explainer.num_classes
         if opts.labels and classes is not None and len(opts.labels) != classes:
             raise InputError(f"the labels name {len(opts.labels)} classes, the model has {classes}")
@@ -58,12 +66,12 @@ class Auditor:
         self.target = parse_target(None if opts.target is None else str(opts.target), self.labels, classes)
         self.probabilities = explainer.record.score_kind in ("pre-softmax", "pre-sigmoid")
         self.scorer = Scorer(explainer.predict, self.probabilities, explainer.input_dtype, opts.batch_size * 2)
-        self.options = method_options(opts)
+        self.options = options_for(opts.methods, opts.seed)
 
     def model_facts(self) -> dict:
         ex, record = self.ex, self.ex.record
         return {"file": str(self.model_path), "name": Path(self.model_path).name,
-                "sha256": model_sha256(self.model_path), "input": record.input,
+                "sha256": sha256_of(self.model_path), "input": record.input,
                 "input_shape": [str(d) for d in ex.input_shape], "input_type": str(ex.input_dtype),
                 "layout": ex.layout, "output": record.output, "output_shape": [str(d) for d in ex.output_shape],
                 "classes": ex.num_classes, "target_layers": list(ex.target_layers),
@@ -157,14 +165,3 @@ def _jpeg(picture) -> bytes:
     buffer = io.BytesIO()
     picture.convert("RGB").save(buffer, "JPEG", quality=85)
     return buffer.getvalue()
-
-
-def audit_photos(auditor: Auditor, photos: list[tuple[Path, str]], bar: Callable | None = None) -> list[PhotoAudit]:
-    """Every photo, in batches (one photo per batch when the model takes any size)."""
-    step = auditor.opts.batch_size if auditor.preprocessing["size"] is not None else 1
-    done = []
-    for k in range(0, len(photos), step):
-        done += audit_batch(auditor, photos[k:k + step], k)
-        if bar is not None:
-            bar.update(len(photos[k:k + step]))
-    return done

@@ -10,15 +10,16 @@ import argparse
 import sys
 from pathlib import Path
 
-from .cli import BACKENDS, _add_model_choice, _at_least, _finite, add_model_and_images, add_preprocessing
-from .errors import XaiError
+from ..errors import XaiError
+from .options import (UsageError, add_model_and_images, add_model_choice, add_preprocessing, add_runtime, at_least,
+                      finite, open_fraction, positive, preprocessing)
 
 METRIC_CHOICES = ("deletion", "insertion", "road")
 SANITY_CHOICES = ("randomization", "random_target", "none")
 
 
-def add_audit(sub) -> None:
-    from .runtime.methods import METHOD_NAMES
+def add_parser(sub) -> None:
+    from ..runtime.methods import METHOD_NAMES
 
     p = sub.add_parser("audit", help="score the methods' maps (deletion, insertion, ROAD, pointing game) "
                        "beside baselines, run sanity checks, write report.html",
@@ -36,41 +37,39 @@ def add_audit(sub) -> None:
                    "...]} or CSV with the header file,x0,y0,x1,y1")
     p.add_argument("--sanity", nargs="+", choices=SANITY_CHOICES, default=["randomization", "random_target"],
                    help="sanity checks (default both; none: skip)")
-    p.add_argument("--randomization-steps", type=_at_least(1), default=8, metavar="N", help="cascading "
+    p.add_argument("--randomization-steps", type=at_least(1), default=8, metavar="N", help="cascading "
                    "randomization in at most N steps of layer groups (default 8)")
-    p.add_argument("--sanity-photos", type=_at_least(1), default=8, metavar="N", help="photos the sanity "
+    p.add_argument("--sanity-photos", type=at_least(1), default=8, metavar="N", help="photos the sanity "
                    "checks run on (the first N; default 8)")
     _add_protocol(p)
-    p.add_argument("--seed", type=_at_least(0), default=0, help="baselines, tie order, imputation noise, "
+    p.add_argument("--seed", type=at_least(0), default=0, help="baselines, tie order, imputation noise, "
                    "random classes, re-drawn weights, SmoothGrad noise (default 0)")
-    p.add_argument("--report-photos", type=_at_least(0), default=48, metavar="N", help="photos shown one by "
+    p.add_argument("--report-photos", type=at_least(0), default=48, metavar="N", help="photos shown one by "
                    "one in the report (default 48; the tables count them all)")
     add_preprocessing(p)
     _add_engine(p)
-    p.add_argument("--batch-size", type=_at_least(1), default=8, help="photos per run (default 8)")
-    p.add_argument("--threads", type=_at_least(1), help="intra-op threads of the runtime")
-    p.add_argument("--backend", choices=BACKENDS, default="onnxruntime", help="the runtime")
+    add_runtime(p)
     p.add_argument("--out", default="onnx-xai-audit", help="output folder (default: onnx-xai-audit; "
                    "never searched for input photos)")
-    _add_model_choice(p)
-    p.set_defaults(run=_audit)
+    add_model_choice(p)
+    p.set_defaults(run=run)
 
 
 def _add_protocol(p: argparse.ArgumentParser) -> None:
     """The perturbation metrics' protocol (:class:`onnx_xai.audit.Protocol`)."""
-    from .audit.curves import Protocol
+    from ..audit.curves import Protocol
 
-    p.add_argument("--curve-steps", type=_at_least(1), default=32, metavar="N", help="deletion/insertion: "
+    p.add_argument("--curve-steps", type=at_least(1), default=32, metavar="N", help="deletion/insertion: "
                    "1/N of the pixels per step (default 32)")
     p.add_argument("--deletion-fill", choices=("constant", "blur"), default="constant", help="what deleted "
                    "pixels become (default constant: --fill-value)")
     p.add_argument("--insertion-start", choices=("blur", "constant"), default="blur", help="what insertion "
                    "starts from (default blur)")
-    p.add_argument("--fill-value", type=_finite, default=0.0, help="the constant, in model input units "
+    p.add_argument("--fill-value", type=finite, default=0.0, help="the constant, in model input units "
                    "(default 0: the mean colour after ImageNet normalization)")
-    p.add_argument("--blur-sigma", type=_positive, default=5.0, help="the blurred copy's sigma in input "
+    p.add_argument("--blur-sigma", type=positive, default=5.0, help="the blurred copy's sigma in input "
                    "pixels (default 5)")
-    p.add_argument("--road-fractions", type=_open_fraction, nargs="+", metavar="F",
+    p.add_argument("--road-fractions", type=open_fraction, nargs="+", metavar="F",
                    default=list(Protocol.road_fractions), help="ROAD: the fractions of pixels removed, each in "
                    "(0, 1) (default 0.1 ... 0.9, as Rong et al.)")
 
@@ -81,37 +80,22 @@ def _add_engine(p: argparse.ArgumentParser) -> None:
                              "rerun skips the photos already done; the sanity checks and report run here.")
     g.add_argument("--engine", choices=("local", "ray"), default="local", help="default local")
     g.add_argument("--address", help="a Ray cluster's address (default: RAY_ADDRESS, else a local Ray)")
-    g.add_argument("--actors", type=_at_least(1), default=1, help="actors in the pool, each with one "
+    g.add_argument("--actors", type=at_least(1), default=1, help="actors in the pool, each with one "
                    "Explainer (default 1)")
-    g.add_argument("--cpus-per-actor", type=_at_least(1), default=1, help="CPUs Ray reserves per actor; "
+    g.add_argument("--cpus-per-actor", type=at_least(1), default=1, help="CPUs Ray reserves per actor; "
                    "give --threads the same (default 1)")
 
-def _open_fraction(text: str) -> float:
-    value = _finite(text)
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"must be in (0, 1), not {text}")
-    return value
-
-
-def _positive(text: str) -> float:
-    value = _finite(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, not {text}")
-    return value
-
-
-def _audit(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from .audit import AuditOptions
-    from .audit.curves import Protocol
-    from .audit.localization import read_boxes
-    from .audit.run import audit
-    from .images import image_files
+    from ..audit import AuditOptions
+    from ..audit.curves import Protocol
+    from ..audit.localization import read_boxes
+    from ..audit.run import audit
+    from ..images import image_files
 
     if "none" in args.sanity and len(args.sanity) > 1:
-        print("onnx-xai audit: error: --sanity none cannot be combined with a check", file=sys.stderr)
-        return 2
+        raise UsageError("--sanity none cannot be combined with a check")
     files = image_files(args.images, exclude=args.out)
     protocol = Protocol(steps=args.curve_steps, deletion_fill=args.deletion_fill, insertion_start=args.insertion_start,
                         fill_value=args.fill_value, blur_sigma=args.blur_sigma, seed=args.seed,
@@ -120,8 +104,7 @@ def _audit(args: argparse.Namespace) -> int:
                         sanity=[s for s in args.sanity if s != "none"], protocol=protocol,
                         randomization_steps=args.randomization_steps, sanity_photos=args.sanity_photos,
                         report_photos=args.report_photos, boxes=read_boxes(args.boxes) if args.boxes else None,
-                        target=args.target, labels=_labels(args), preset=args.preset, mean=args.mean,
-                        std=args.std, crop=args.crop, size=tuple(args.size) if args.size else None,
+                        target=args.target, labels=_labels(args), preprocessing=preprocessing(args),
                         seed=args.seed, batch_size=args.batch_size)
     explainer_args = {"target_layer": args.target_layer, "threads": args.threads, "backend": args.backend,
                       "input_name": args.input, "output_name": args.output}
@@ -142,7 +125,7 @@ def _audit(args: argparse.Namespace) -> int:
 
 
 def _labels(args: argparse.Namespace) -> list[str]:
-    from .pipeline import read_labels
+    from ..labels import read_labels
 
     return read_labels(args.labels, None) if args.labels else []
 

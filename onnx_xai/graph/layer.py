@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..contract import TargetView
+from ..contract import LayerView
 from ..errors import ModelError
 from .info import GraphInfo
 from .layout import NCHW, spatial_axes
@@ -44,18 +44,18 @@ class TokenGrid:
 
 
 def candidates(info: GraphInfo, source: str, score: str, layouts: dict[str, str], limit: int = 10
-               ) -> list[TargetView]:
+               ) -> list[LayerView]:
     """Target-layer candidates, the default first (see the module docstring)."""
     doms = [d for d in dominators(info, source, score) if d != score]  # a map's output explains nothing
     spatial = _spatial_candidates(info, doms, layouts)[:limit]
     grid = token_grid(info, source, doms, layouts)
     if grid is None:
         return spatial
-    tokens = [TargetView(n, TOKENS, grid.prefix, grid.grid) for n in _token_tensors(info, doms, grid)]
+    tokens = [LayerView(n, TOKENS, grid.prefix, grid.grid) for n in _token_tensors(info, doms, grid)]
     return (tokens + spatial)[:limit]
 
 
-def default_target(info: GraphInfo, source: str, score: str, layouts: dict[str, str]) -> TargetView:
+def default_layer(info: GraphInfo, source: str, score: str, layouts: dict[str, str]) -> LayerView:
     found = candidates(info, source, score, layouts, limit=1)
     if not found:
         raise ModelError("found no 4-D activation that every path from the input to the score passes "
@@ -68,7 +68,7 @@ def _spatial_size(info: GraphInfo, name: str, layout: str) -> list:
     return [shape[a] for a in spatial_axes(layout)] if shape is not None else [None, None]
 
 
-def _spatial_candidates(info: GraphInfo, doms: list[str], layouts: dict[str, str]) -> list[TargetView]:
+def _spatial_candidates(info: GraphInfo, doms: list[str], layouts: dict[str, str]) -> list[LayerView]:
     """4-D tensors after the first convolution (before it, tensors are the preprocessed image) and
     before the global spatial collapse (after it, nothing is a map)."""
     convolved = dependents(info, [n.output[0] for n in info.nodes() if n.op_type in CONVOLUTIONS])
@@ -78,7 +78,7 @@ def _spatial_candidates(info: GraphInfo, doms: list[str], layouts: dict[str, str
             break
         if info.rank(name) == 4 and info.is_float(name) and name in layouts and name in convolved \
                 and _channels(info, name, layouts[name]) != 1:
-            found.append(TargetView(name, layouts[name]))
+            found.append(LayerView(name, layouts[name]))
     return found[::-1]
 
 
@@ -134,20 +134,20 @@ def _token_tensors(info: GraphInfo, doms: list[str], grid: TokenGrid) -> list[st
     return list(dict.fromkeys(projected[::-1] + stream[::-1]))
 
 
-def view_of(info: GraphInfo, name: str, source: str, score: str, layouts: dict[str, str]) -> TargetView:
+def view_of(info: GraphInfo, name: str, source: str, score: str, layouts: dict[str, str]) -> LayerView:
     """How a target layer named by the user reads as [N, K, h, w] (unknown 4-D layouts as NCHW)."""
     if name not in info.producer:
         raise ModelError(f"the model has no tensor named {name!r} produced by a node")
     rank = info.rank(name)
     if rank == 4 and info.is_float(name):
-        return TargetView(name, layouts.get(name, NCHW))
+        return LayerView(name, layouts.get(name, NCHW))
     grid = token_grid(info, source, dominators(info, source, score), layouts) if rank == 3 else None
     if grid is not None and _token_count(info, name, grid.tokens - grid.prefix) == grid.tokens:
-        return TargetView(name, TOKENS, grid.prefix, grid.grid)
+        return LayerView(name, TOKENS, grid.prefix, grid.grid)
     raise ModelError(f"target layer {name!r} has shape {info.shape(name)}: it must be a 4-D float tensor, "
                      "or a vision transformer's token sequence [N, prefix + h*w, C]")
 
 
-def check_target(info: GraphInfo, view: TargetView, source: str, score: str) -> None:
+def check_layer(info: GraphInfo, view: LayerView, source: str, score: str) -> None:
     if not reaches(info, source, view.name) or not reaches(info, view.name, score):
         raise ModelError(f"target layer {view.name!r} does not lie between the input and the score")

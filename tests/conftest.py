@@ -1,0 +1,17 @@
+"""Fixtures shared across test modules."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import onnx
+import pytest
+
+from .graph.test_augment import export, small_cnn
+
+
+@pytest.fixture(scope="session")
+def small_model(tmp_path_factory) -> Path:
+    """A small CNN classifier (3 x 8 x 8 input, 3 classes) saved as an ONNX file."""
+    path = tmp_path_factory.mktemp("model") / "small.onnx"
+    onnx.save(export(small_cnn(), (1, 3, 8, 8)), path)
+    return path

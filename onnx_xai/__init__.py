@@ -6,17 +6,36 @@ on onnxruntime or OpenVINO; ``onnx_xai.audit`` scores the maps and writes an HTM
 imported on first use, so that the command line starts (and handles signals) before the heavy
 libraries load.
 """
+
 from .errors import CamNotApplicableError, InputError, ModelError, UnsupportedModelError, XaiError
 
 __version__ = "0.1.0"
-__all__ = ["METHOD_NAMES", "OUTPUT_SETS", "CamNotApplicableError", "Explainer", "Explanation",
-           "InputError", "ModelError", "UnsupportedModelError", "XaiError", "augment", "supported_ops"]
-_LAZY = {"OUTPUT_SETS": "graph", "augment": "graph", "supported_ops": "graph",
-         "METHOD_NAMES": "runtime", "Explainer": "runtime", "Explanation": "runtime"}
+__all__ = [
+    "METHOD_NAMES",
+    "OUTPUT_SETS",
+    "CamNotApplicableError",
+    "Explainer",
+    "Explanation",
+    "InputError",
+    "ModelError",
+    "UnsupportedModelError",
+    "XaiError",
+    "augment",
+    "supported_ops",
+]
+_LAZY = {
+    "OUTPUT_SETS": "graph",
+    "augment": "graph",
+    "supported_ops": "graph",
+    "METHOD_NAMES": "runtime",
+    "Explainer": "runtime",
+    "Explanation": "runtime",
+}
 
 
 def __getattr__(name: str):
     if name in _LAZY:
         from importlib import import_module
+
         return getattr(import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module 'onnx_xai' has no attribute {name!r}")

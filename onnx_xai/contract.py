@@ -14,6 +14,7 @@ here once and this module imports neither onnx nor onnxruntime.
   ``_2`` ... after the first (:func:`layer_output`).
 - The record stored in ``metadata_props[METADATA_KEY]``: :class:`RewriteRecord`, JSON.
 """
+
 from __future__ import annotations
 
 import json
@@ -64,6 +65,7 @@ class LayerView:
     ``[N, prefix + h*w, C]`` of which the first ``prefix`` tokens are dropped and the rest laid on
     the ``grid`` (h, w).
     """
+
     name: str
     layout: str
     prefix: int = 0
@@ -77,6 +79,7 @@ class LayerView:
 class RewriteRecord:
     """What a rewrite did, stored as JSON in the model (format 2); every field is documented in the
     README's contract section."""
+
     source_sha256: str
     input: str
     input_type: str

@@ -5,6 +5,7 @@ turns them into one-line messages and a non-zero exit) can tell a problem with t
 input from a bug. Messages name the node, op type and attribute at fault, and list every problem found
 in one scan rather than the first one only.
 """
+
 from __future__ import annotations
 
 

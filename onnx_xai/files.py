@@ -14,6 +14,7 @@
 
 Only the standard library is used, so the graph layer can share it.
 """
+
 from __future__ import annotations
 
 import errno
@@ -134,7 +135,7 @@ class OutputFolder:
                 except OSError as exc:
                     if exc.errno not in (errno.ELOOP, errno.ENOTDIR):
                         raise
-                    raise OutputError(self._refusal(fd, part, "/".join(parts[:k + 1]))) from None
+                    raise OutputError(self._refusal(fd, part, "/".join(parts[: k + 1]))) from None
                 os.close(fd)
                 fd = child
         except BaseException:
@@ -145,8 +146,10 @@ class OutputFolder:
     def _refusal(self, parent: int, part: str, relative: str) -> str:
         where = self.root / relative
         if stat.S_ISLNK(os.lstat(part, dir_fd=parent).st_mode):
-            return (f"{where} is a symbolic link (to {os.readlink(part, dir_fd=parent)}); outputs are "
-                    f"written only into real folders inside {self.root}")
+            return (
+                f"{where} is a symbolic link (to {os.readlink(part, dir_fd=parent)}); outputs are "
+                f"written only into real folders inside {self.root}"
+            )
         return f"{where} is in the way: a file where an output folder goes"
 
 

@@ -2,14 +2,15 @@
 
 Loading applies the EXIF orientation, converts palette, grayscale, 16-bit and alpha images to 8-bit
 RGB (alpha composited on white), and turns every decoding problem into one clear
-:class:`~onnx_xai.errors.InputError` (Pillow's decompression-bomb limit included). Preprocessing resizes the shorter side to ``size / crop`` and
-centre-crops ``size`` (the ImageNet evaluation convention; ``crop=1`` keeps the whole shorter side),
-takes the model's channels (1: grayscale luma, 3: RGB, 4: RGBA), scales to [0, 1] and normalizes by a
-preset (``imagenet``, ``inception`` for [-1, 1], ``raw``) or an explicit mean and std, in the
-model's layout; models that take integer pixels (their preprocessing is inside) get the pixel values
-as they are. :class:`Prepared` remembers where the crop lies in the photo, so maps and boxes are
-mapped back to the original photo's pixels.
+:class:`~onnx_xai.errors.InputError` (Pillow's decompression-bomb limit included). Preprocessing
+resizes the shorter side to ``size / crop`` and centre-crops ``size`` (the ImageNet evaluation
+convention; ``crop=1`` keeps the whole shorter side), takes the model's channels (1: grayscale luma,
+3: RGB, 4: RGBA), scales to [0, 1] and normalizes by a preset (``imagenet``, ``inception`` for [-1,
+1], ``raw``) or an explicit mean and std, in the model's layout; models that take integer pixels
+(their preprocessing is inside) get the pixel values as they are. :class:`Prepared` remembers where
+the crop lies in the photo, so maps and boxes are mapped back to the original photo's pixels.
 """
+
 from __future__ import annotations
 
 import os
@@ -59,9 +60,18 @@ def _not_a_photo(path: Path) -> str:
     try:
         mode = path.stat().st_mode
     except OSError as exc:
-        return f"no such image file: {path}" if isinstance(exc, FileNotFoundError) else f"cannot read {path}: {exc.strerror}"
-    kinds = [(stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
-             (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")]
+        return (
+            f"no such image file: {path}"
+            if isinstance(exc, FileNotFoundError)
+            else f"cannot read {path}: {exc.strerror}"
+        )
+    kinds = [
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISFIFO, "a named pipe (FIFO)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ]
     kind = next((word for test, word in kinds if test(mode)), "not a regular file")
     return f"{path} is {kind}, not an image file"
 
@@ -81,8 +91,9 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def normalization(preset: str = "imagenet", mean=None, std=None, channels: int = 3
-                  ) -> tuple[np.ndarray, np.ndarray]:
+def normalization(
+    preset: str = "imagenet", mean=None, std=None, channels: int = 3
+) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel mean and std from a preset, or explicit values (which win). A preset's RGB values
     are averaged for a grayscale model (ImageNet: 0.449 and 0.226) and for an alpha channel."""
     if preset not in PRESETS:
@@ -105,10 +116,11 @@ def _for_channels(rgb: np.ndarray, channels: int) -> np.ndarray:
 @dataclass
 class Prepared:
     """One photo made into a model input, with the crop that maps results back to the photo."""
-    array: np.ndarray              # (1, C, H, W) or (1, H, W, C) float32
-    photo: Image.Image             # the original, upright RGB photo
+
+    array: np.ndarray  # (1, C, H, W) or (1, H, W, C) float32
+    photo: Image.Image  # the original, upright RGB photo
     crop: tuple[float, float, float, float]  # the input's footprint in photo pixels (x0, y0, x1, y1)
-    size: tuple[int, int]          # the input's (H, W)
+    size: tuple[int, int]  # the input's (H, W)
 
     def region(self) -> tuple[int, int, int, int]:
         """The input's footprint rounded to whole photo pixels (x0, y0, x1, y1), half-open."""
@@ -121,8 +133,9 @@ class Prepared:
         """An ``(H, W)`` map over the input as a float map over the whole photo (zero outside)."""
         width, height = self.photo.size
         x0, y0, x1, y1 = self.region()
-        resized = Image.fromarray(single_map.astype(np.float32), mode="F").resize((x1 - x0, y1 - y0),
-                                                                                  Image.BILINEAR)
+        resized = Image.fromarray(single_map.astype(np.float32), mode="F").resize(
+            (x1 - x0, y1 - y0), Image.BILINEAR
+        )
         canvas = np.zeros((height, width), np.float32)
         canvas[y0:y1, x0:x1] = np.asarray(resized)
         return canvas
@@ -139,8 +152,12 @@ class Prepared:
         sx, sy = (x1 - x0) / self.size[1], (y1 - y0) / self.size[0]
         width, height = self.photo.size
         bx0, by0, bx1, by1 = box
-        return (max(0, int(np.floor(x0 + bx0 * sx))), max(0, int(np.floor(y0 + by0 * sy))),
-                min(width, int(np.ceil(x0 + bx1 * sx))), min(height, int(np.ceil(y0 + by1 * sy))))
+        return (
+            max(0, int(np.floor(x0 + bx0 * sx))),
+            max(0, int(np.floor(y0 + by0 * sy))),
+            min(width, int(np.ceil(x0 + bx1 * sx))),
+            min(height, int(np.ceil(y0 + by1 * sy))),
+        )
 
 
 def natural_size(photo: Image.Image, multiple: int = 32, longest: int = 960) -> tuple[int, int]:
@@ -151,8 +168,17 @@ def natural_size(photo: Image.Image, multiple: int = 32, longest: int = 960) -> 
     return height, width
 
 
-def prepare(photo: Image.Image, size: tuple[int, int] | None, layout: str = "NCHW", preset: str = "imagenet",
-            mean=None, std=None, crop: float = 0.875, channels: int = 3, pixels: bool = False) -> Prepared:
+def prepare(
+    photo: Image.Image,
+    size: tuple[int, int] | None,
+    layout: str = "NCHW",
+    preset: str = "imagenet",
+    mean=None,
+    std=None,
+    crop: float = 0.875,
+    channels: int = 3,
+    pixels: bool = False,
+) -> Prepared:
     """Resize the shorter side to ``size / crop``, centre-crop ``size`` (H, W), normalize.
 
     Args:
@@ -168,17 +194,23 @@ def prepare(photo: Image.Image, size: tuple[int, int] | None, layout: str = "NCH
     if not 0 < crop <= 1:
         raise InputError("crop must be in (0, 1]")
     if channels not in PHOTO_MODES:
-        raise InputError(f"the model takes {channels} channels; photos give 1 (grayscale), 3 (RGB) or 4 (RGBA)")
+        raise InputError(
+            f"the model takes {channels} channels; photos give 1 (grayscale), 3 (RGB) or 4 (RGBA)"
+        )
     height, width = size if size is not None else natural_size(photo)
     if size is None:  # the whole photo, stretched by at most the rounding to a multiple
         resized_w, resized_h = width, height
     else:
         scale = max(height, width) / crop / min(photo.size)
-        resized_w, resized_h = max(width, round(photo.size[0] * scale)), max(height, round(photo.size[1] * scale))
+        resized_w, resized_h = (
+            max(width, round(photo.size[0] * scale)),
+            max(height, round(photo.size[1] * scale)),
+        )
     resized = photo.convert(PHOTO_MODES[channels]).resize((resized_w, resized_h), Image.BILINEAR)
     left, top = (resized_w - width) // 2, (resized_h - height) // 2
     values = np.asarray(resized.crop((left, top, left + width, top + height)), np.float32).reshape(
-        height, width, channels)
+        height, width, channels
+    )
     if not pixels:
         m, s = normalization(preset, mean, std, channels)
         values = (values / 255.0 - m) / s
@@ -202,7 +234,9 @@ def image_files(paths, exclude: str | os.PathLike | None = None) -> list[tuple[P
             if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file() and not _inside(f, skip):
                 found.append((f, f.relative_to(p).as_posix()))
     if not found:
-        raise InputError("no image files given (folders searched for " + ", ".join(sorted(IMAGE_SUFFIXES)) + ")")
+        raise InputError(
+            "no image files given (folders searched for " + ", ".join(sorted(IMAGE_SUFFIXES)) + ")"
+        )
     return found
 
 

@@ -4,6 +4,7 @@ class asked for by index or by name.
 A name is matched case-insensitively; a name that several classes share is refused with their
 indices, never resolved to the first silently.
 """
+
 from __future__ import annotations
 
 import os
@@ -45,8 +46,10 @@ def parse_target(text: str | None, labels: list[str], classes: int | None) -> in
         if not matches:
             raise InputError(f"unknown class {text!r}" + ("" if labels else " (no labels: give --labels)"))
         if len(matches) > 1:
-            raise InputError(f"the label {text!r} names {len(matches)} classes ({', '.join(map(str, matches))}); "
-                             "give the class index instead")
+            raise InputError(
+                f"the label {text!r} names {len(matches)} classes ({', '.join(map(str, matches))}); "
+                "give the class index instead"
+            )
         index = matches[0]
     if index < 0 or classes is not None and index >= classes:
         size = f" for a model with {classes} classes" if classes is not None else ""

@@ -5,6 +5,7 @@ type, with the normalization and crop asked for (:class:`Preprocessing`).
 model: a model that takes integer pixels gets them as they are (its normalization is inside; doing it
 again would explain the wrong input), a model of any input size gets each photo at its own size.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -18,6 +19,7 @@ class Preprocessing:
     """What photos need beyond the model's own facts: the normalization (``preset`` "imagenet",
     "inception" or "raw", or an explicit ``mean``/``std``), the centre ``crop`` fraction and, for a
     model of any input size, a ``size`` (H, W)."""
+
     preset: str | None = None  # None: "imagenet" for float inputs, nothing for integer pixels
     mean: Sequence[float] | None = None
     std: Sequence[float] | None = None
@@ -31,11 +33,19 @@ def preprocessing_for(ex, p: Preprocessing = Preprocessing()) -> dict:
     none at all (its preprocessing is inside; normalizing again would explain the wrong input)."""
     pixels = ex.input_dtype.kind in "iu"
     if pixels and (p.preset is not None or p.mean is not None or p.std is not None):
-        raise InputError(f"the model takes {ex.input_dtype} pixels and normalizes them itself; "
-                         "drop --preset/--mean/--std")
-    return dict(size=input_size(ex, p.size), layout=ex.layout, preset=p.preset or "imagenet",
-                mean=p.mean, std=p.std, crop=p.crop, channels=ex.input_channels or 3,
-                pixels=pixels)
+        raise InputError(
+            f"the model takes {ex.input_dtype} pixels and normalizes them itself; drop --preset/--mean/--std"
+        )
+    return dict(
+        size=input_size(ex, p.size),
+        layout=ex.layout,
+        preset=p.preset or "imagenet",
+        mean=p.mean,
+        std=p.std,
+        crop=p.crop,
+        channels=ex.input_channels or 3,
+        pixels=pixels,
+    )
 
 
 def input_size(ex, size: tuple[int, int] | None = None) -> tuple[int, int] | None:
@@ -46,8 +56,10 @@ def input_size(ex, size: tuple[int, int] | None = None) -> tuple[int, int] | Non
     fixed = [d for d in dims if isinstance(d, int)]
     if size is not None:
         if any(isinstance(d, int) and d != s for d, s in zip(dims, size)):
-            raise InputError(f"--size {size[0]} {size[1]} contradicts the model's input size "
-                             f"{' x '.join(str(d) for d in dims)}")
+            raise InputError(
+                f"--size {size[0]} {size[1]} contradicts the model's input size "
+                f"{' x '.join(str(d) for d in dims)}"
+            )
         return (int(size[0]), int(size[1]))
     if len(fixed) == 1:
         raise InputError(f"the model fixes one side of its input ({shape}); give --size H W")

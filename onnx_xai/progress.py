@@ -7,6 +7,7 @@ level, so a library user sees nothing unless they configure logging. The command
 then the current stage and each later one as a line on standard error, so a graph of 200,000 nodes
 (30 s to inspect on 2 cores) never looks like a hang. Standard library only: the graph layer uses it.
 """
+
 from __future__ import annotations
 
 import logging

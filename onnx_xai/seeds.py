@@ -18,6 +18,7 @@ Boxes are (x0, y0, x1, y1) in the output's own pixels (dense and segmentation ma
 coordinates the detector's boxes use (input pixels, for YOLO exports). Each helper returns the seed
 and, per sample, a description of what it chose.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -48,7 +49,7 @@ def _box_mask(shape: tuple[int, int], box) -> np.ndarray:
     height, width = shape
     x0, y0, x1, y1 = (int(round(v)) for v in box)
     mask = np.zeros(shape, bool)
-    mask[max(y0, 0):min(y1, height), max(x0, 0):min(x1, width)] = True
+    mask[max(y0, 0) : min(y1, height), max(x0, 0) : min(x1, width)] = True
     return mask
 
 
@@ -58,8 +59,11 @@ def segmentation_seed(output, category: int, mask=None, box=None) -> tuple[np.nd
     output = _batched(output, 4, "segmentation_seed")
     if not 0 <= category < output.shape[1]:
         raise InputError(f"class {category} is out of range for an output with {output.shape[1]} classes")
-    masks = (output.argmax(axis=1) == category) if mask is None else np.broadcast_to(np.asarray(mask, bool), (
-        len(output),) + output.shape[2:])
+    masks = (
+        (output.argmax(axis=1) == category)
+        if mask is None
+        else np.broadcast_to(np.asarray(mask, bool), (len(output),) + output.shape[2:])
+    )
     if box is not None:
         masks = masks & _box_mask(output.shape[2:], box)
     seed = np.zeros_like(output)
@@ -72,6 +76,7 @@ class DetectionLayout:
     """How a pre-NMS detector output lays out its candidates: ``anchors_last`` (``[N, 4 + C, A]``, as
     YOLOv5/v8 exports) or first (``[N, A, 4 + C]``); ``boxes``: ``"cxcywh"`` or ``"xyxy"``;
     ``classes_from``: the row of the first class score (4, or 5 after an objectness score)."""
+
     anchors_last: bool = True
     boxes: str = "cxcywh"
     classes_from: int = 4
@@ -80,9 +85,12 @@ class DetectionLayout:
         """``[N, A, 4]`` boxes as (x0, y0, x1, y1) and ``[N, A, C]`` class scores."""
         rows = output if self.anchors_last else output.transpose(0, 2, 1)
         if rows.shape[1] <= self.classes_from:
-            raise InputError(f"a detector output of shape {output.shape} has no class scores after row "
-                             f"{self.classes_from} (is the layout {'[N, 4+C, A]' if self.anchors_last else '[N, A, 4+C]'}?)")
-        raw, scores = rows[:, :4].transpose(0, 2, 1), rows[:, self.classes_from:].transpose(0, 2, 1)
+            raise InputError(
+                f"a detector output of shape {output.shape} has no class scores after row "
+                f"{self.classes_from} "
+                f"(is the layout {'[N, 4+C, A]' if self.anchors_last else '[N, A, 4+C]'}?)"
+            )
+        raw, scores = rows[:, :4].transpose(0, 2, 1), rows[:, self.classes_from :].transpose(0, 2, 1)
         if self.boxes == "xyxy":
             return raw, scores
         centre, size = raw[..., :2], raw[..., 2:4]
@@ -97,8 +105,14 @@ def iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     return inter / np.maximum(area(box) + area(boxes) - inter, 1e-12)
 
 
-def detection_seed(output, category: int | None = None, candidate: int | None = None, box=None,
-                   min_iou: float = 0.5, layout: DetectionLayout = DetectionLayout()) -> tuple[np.ndarray, list[dict]]:
+def detection_seed(
+    output,
+    category: int | None = None,
+    candidate: int | None = None,
+    box=None,
+    min_iou: float = 0.5,
+    layout: DetectionLayout = DetectionLayout(),
+) -> tuple[np.ndarray, list[dict]]:
     """The class score of one candidate per sample: ``candidate`` (an index), or the highest-scoring
     candidate of ``category`` (default: the highest-scoring class) whose box overlaps ``box`` with
     IoU >= ``min_iou`` (any box when none is given)."""
@@ -109,8 +123,15 @@ def detection_seed(output, category: int | None = None, candidate: int | None = 
         index, cls = _pick_candidate(boxes[n], scores[n], category, candidate, box, min_iou)
         row = layout.classes_from + cls
         seed[(n, row, index) if layout.anchors_last else (n, index, row)] = 1
-        chosen.append({"kind": "detection", "candidate": int(index), "class": int(cls),
-                       "score": float(scores[n, index, cls]), "box": [float(v) for v in boxes[n, index]]})
+        chosen.append(
+            {
+                "kind": "detection",
+                "candidate": int(index),
+                "class": int(cls),
+                "score": float(scores[n, index, cls]),
+                "box": [float(v) for v in boxes[n, index]],
+            }
+        )
     return seed, chosen
 
 
@@ -130,8 +151,9 @@ def _pick_candidate(boxes, scores, category, candidate, box, min_iou) -> tuple[i
     return index, int(scores[index].argmax()) if category is None else category
 
 
-def dense_seed(output, channel: int = 0, box=None, mask=None, threshold: float = 0.3
-               ) -> tuple[np.ndarray, list[dict]]:
+def dense_seed(
+    output, channel: int = 0, box=None, mask=None, threshold: float = 0.3
+) -> tuple[np.ndarray, list[dict]]:
     """Channel ``channel`` of an ``[N, C, H, W]`` dense map summed over a region: ``box``, ``mask``, or
     by default the largest 8-connected region above ``threshold``."""
     output = _batched(output, 4, "dense_seed")
@@ -139,12 +161,25 @@ def dense_seed(output, channel: int = 0, box=None, mask=None, threshold: float =
         raise InputError(f"channel {channel} is out of range for an output with {output.shape[1]} channels")
     seed, chosen = np.zeros_like(output), []
     for n, values in enumerate(output[:, channel]):
-        region = (_box_mask(values.shape, box) if box is not None else np.asarray(mask, bool) if mask is not None
-                  else _largest_region(values, threshold))
+        region = (
+            _box_mask(values.shape, box)
+            if box is not None
+            else np.asarray(mask, bool)
+            if mask is not None
+            else _largest_region(values, threshold)
+        )
         seed[n, channel] = region
         ys, xs = np.nonzero(region)
-        chosen.append({"kind": "dense", "channel": int(channel), "pixels": int(region.sum()),
-                       "box": [int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1] if len(xs) else None})
+        chosen.append(
+            {
+                "kind": "dense",
+                "channel": int(channel),
+                "pixels": int(region.sum()),
+                "box": [int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1]
+                if len(xs)
+                else None,
+            }
+        )
     return seed, chosen
 
 

@@ -5,6 +5,7 @@ thread, so ``finally`` blocks run and temporary files are removed (SIGTERM's def
 process mid-write); :func:`critical` holds both signals while a group of renames that belong together
 (one photo's outputs) completes, and delivers the first that came when it ends. Standard library only.
 """
+
 from __future__ import annotations
 
 import signal
@@ -17,9 +18,9 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 class _Hold:
     """Signals held by :func:`critical` (nesting depth, and the signals that arrived meanwhile)."""
+
     depth = 0
     pending: list[int] = []
-
 
 
 class Interrupted(BaseException):

@@ -8,6 +8,7 @@ pixel by pixel, light the photo where they are important and dim it elsewhere (a
 PAIR's grayscale masks), signed ones tinted red (positive) and blue (negative). Everything is drawn
 with Pillow.
 """
+
 from __future__ import annotations
 
 import functools
@@ -16,10 +17,30 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 _ANCHORS = {
-    "viridis": ["#440154", "#482878", "#3e4a89", "#31688e", "#26828e", "#1f9e89", "#35b779", "#6dcd59",
-                "#b4de2c", "#fde725"],
-    "inferno": ["#000004", "#1b0c41", "#4a0c6b", "#781c6d", "#a52c60", "#cf4446", "#ed6925", "#fb9b06",
-                "#f7d13d", "#fcffa4"],
+    "viridis": [
+        "#440154",
+        "#482878",
+        "#3e4a89",
+        "#31688e",
+        "#26828e",
+        "#1f9e89",
+        "#35b779",
+        "#6dcd59",
+        "#b4de2c",
+        "#fde725",
+    ],
+    "inferno": [
+        "#000004",
+        "#1b0c41",
+        "#4a0c6b",
+        "#781c6d",
+        "#a52c60",
+        "#cf4446",
+        "#ed6925",
+        "#fb9b06",
+        "#f7d13d",
+        "#fcffa4",
+    ],
     "coolwarm": ["#3b4cc0", "#6788ee", "#9abbff", "#c9d7f0", "#edd1c2", "#f7a889", "#e26952", "#b40426"],
 }
 COLORMAPS = ("jet", "viridis", "inferno")  # the CLI's choices; "coolwarm" draws signed maps
@@ -31,7 +52,7 @@ def colormap(name: str) -> np.ndarray:
     if name == "jet":
         rgb = np.stack([np.clip(1.5 - np.abs(4 * t - c), 0, 1) for c in (3, 2, 1)], axis=1)
     elif name in _ANCHORS:
-        anchors = np.array([[int(h[i:i + 2], 16) for i in (1, 3, 5)] for h in _ANCHORS[name]]) / 255.0
+        anchors = np.array([[int(h[i : i + 2], 16) for i in (1, 3, 5)] for h in _ANCHORS[name]]) / 255.0
         positions = np.linspace(0.0, 1.0, len(anchors))
         rgb = np.stack([np.interp(t, positions, anchors[:, c]) for c in range(3)], axis=1)
     else:
@@ -52,18 +73,27 @@ def _palette(cmap: str) -> bytes:
     return colormap(cmap).tobytes()
 
 
-def overlay(photo: Image.Image, values: np.ndarray, cmap: str = "jet", alpha: float = 0.5,
-            box: tuple[int, int, int, int] | None = None,
-            region: tuple[int, int, int, int] | None = None) -> Image.Image:
+def overlay(
+    photo: Image.Image,
+    values: np.ndarray,
+    cmap: str = "jet",
+    alpha: float = 0.5,
+    box: tuple[int, int, int, int] | None = None,
+    region: tuple[int, int, int, int] | None = None,
+) -> Image.Image:
     """The photo with the map (same size as the photo, values in [0, 1]) blended over it, only inside
     ``region`` (x0, y0, x1, y1) when given (the part of the photo the model saw), and the box drawn."""
     photo = photo.convert("RGB")
     return _framed(photo, Image.blend(photo, heatmap(values, cmap), alpha), box, region)
 
 
-def spotlight(photo: Image.Image, values: np.ndarray, signed: np.ndarray | None = None,
-              box: tuple[int, int, int, int] | None = None,
-              region: tuple[int, int, int, int] | None = None) -> Image.Image:
+def spotlight(
+    photo: Image.Image,
+    values: np.ndarray,
+    signed: np.ndarray | None = None,
+    box: tuple[int, int, int, int] | None = None,
+    region: tuple[int, int, int, int] | None = None,
+) -> Image.Image:
     """The photo lit where ``values`` (importance in [0, 1]) is high, dimmed to 20 % where it is
     zero (the top third of the importance fully lit); ``signed`` maps in [-1, 1] tint it red and
     blue; inside ``region``, with the box drawn, as :func:`overlay`."""
@@ -86,17 +116,27 @@ def _framed(photo: Image.Image, blended: Image.Image, box, region) -> Image.Imag
     return outline(blended, box, (255, 255, 255))
 
 
-def outline(picture: Image.Image, box: tuple[int, int, int, int] | None,
-            colour: tuple[int, int, int] = (0, 230, 64)) -> Image.Image:
+def outline(
+    picture: Image.Image, box: tuple[int, int, int, int] | None, colour: tuple[int, int, int] = (0, 230, 64)
+) -> Image.Image:
     """The picture with a half-open (x0, y0, x1, y1) box drawn on it in place (nothing without one)."""
     if box is not None and box[2] > box[0] and box[3] > box[1]:
         width = max(2, round(min(picture.size) / 150))
-        ImageDraw.Draw(picture).rectangle([box[0], box[1], box[2] - 1, box[3] - 1], outline=colour, width=width)
+        ImageDraw.Draw(picture).rectangle(
+            [box[0], box[1], box[2] - 1, box[3] - 1], outline=colour, width=width
+        )
     return picture
 
 
-def photo_picture(prepared, family: str, single_map: np.ndarray, signed: np.ndarray | None, box,
-                  cmap: str = "jet", alpha: float = 0.5) -> Image.Image:
+def photo_picture(
+    prepared,
+    family: str,
+    single_map: np.ndarray,
+    signed: np.ndarray | None,
+    box,
+    cmap: str = "jet",
+    alpha: float = 0.5,
+) -> Image.Image:
     """The whole photo of a :class:`~onnx_xai.images.Prepared` input with one method's map over the
     part the input covers: a heatmap for the CAM family, a spotlight (signed maps tinted) for the
     gradient family; ``box`` in photo pixels, or None."""
@@ -110,7 +150,9 @@ def sheet(photo: Image.Image, panels: list[tuple[str, Image.Image]], height: int
     """The photo and the titled panels side by side, each scaled to ``height`` pixels."""
     font = ImageFont.load_default()
     tiles = [("input", photo)] + list(panels)
-    scaled = [(title, im.resize((max(1, round(im.size[0] * height / im.size[1])), height))) for title, im in tiles]
+    scaled = [
+        (title, im.resize((max(1, round(im.size[0] * height / im.size[1])), height))) for title, im in tiles
+    ]
     bar, gap = 22, 6
     total = sum(im.size[0] for _, im in scaled) + gap * (len(scaled) + 1)
     canvas = Image.new("RGB", (total, height + bar + gap), (255, 255, 255))

@@ -5,6 +5,7 @@ differences). The patches fix what onnx.reference gets wrong today: Erf and Gelu
 (Log)Softmax before opset 13 without the 2-D coercion, BatchNormalization of opsets 9-13 ignoring
 epsilon, ConvTranspose with groups, and MaxPool Indices with stride 1 and pads.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -39,12 +40,14 @@ def _coerced_softmax(log: bool):
     The reference evaluator applies the opset-13 single-axis semantics at every opset; onnxruntime
     follows the spec, so the finite differences must too.
     """
+
     def _run(self, x, axis=None):
         axis = next((a.i for a in self.onnx_node.attribute if a.name == "axis"), 1)
         axes = tuple(range(axis % x.ndim, x.ndim))
         shifted = x - x.max(axis=axes, keepdims=True)
         log_z = np.log(np.exp(shifted).sum(axis=axes, keepdims=True))
         return (shifted - log_z if log else np.exp(shifted - log_z),)
+
     return type("LogSoftmax" if log else "Softmax", (OpRun,), {"_run": _run})
 
 
@@ -57,8 +60,9 @@ class ConvTranspose(_ReferenceConvTranspose):
             return super()._run(x, w, b, group=1, **attrs)
         xs, ws = np.split(x, group, axis=1), np.split(w, group, axis=0)
         bs = np.split(b, group) if b is not None else [None] * group
-        parts = [super(ConvTranspose, self)._run(xi, wi, bi, group=1, **attrs)[0]
-                 for xi, wi, bi in zip(xs, ws, bs)]
+        parts = [
+            super(ConvTranspose, self)._run(xi, wi, bi, group=1, **attrs)[0] for xi, wi, bi in zip(xs, ws, bs)
+        ]
         return (np.concatenate(parts, axis=1),)
 
 

@@ -1,5 +1,6 @@
 """``tools/bench.py --quick`` runs end to end on a tiny model, so the benchmark cannot rot (no
 timing is asserted: these machines are noisy)."""
+
 import json
 import subprocess
 import sys
@@ -10,9 +11,20 @@ TOOLS = Path(__file__).resolve().parent.parent / "tools"
 
 def test_bench_quick_runs(tmp_path):
     out = tmp_path / "bench.json"
-    done = subprocess.run([sys.executable, str(TOOLS / "bench.py"), "--quick", "--json", str(out),
-                           "--chart", str(tmp_path / "chart.png")], capture_output=True, text=True,
-                          timeout=600)
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(TOOLS / "bench.py"),
+            "--quick",
+            "--json",
+            str(out),
+            "--chart",
+            str(tmp_path / "chart.png"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     table = json.loads(out.read_text())
     configs = {r["config"] for r in table["rows"]}

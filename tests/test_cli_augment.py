@@ -1,5 +1,6 @@
 """``onnx-xai augment`` through a subprocess: it writes a valid model, and bad input gives one line
 on stderr, a non-zero exit and no file."""
+
 from __future__ import annotations
 
 import json
@@ -13,8 +14,9 @@ from .graph.test_augment import export, small_cnn
 
 
 def cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "onnx_xai.cli", *map(str, args)], capture_output=True,
-                          text=True, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "onnx_xai.cli", *map(str, args)], capture_output=True, text=True, cwd=cwd
+    )
 
 
 @pytest.fixture()
@@ -38,11 +40,13 @@ def test_augment_writes_a_rewritten_model(model_path, tmp_path):
 @pytest.mark.parametrize("problem", ["missing", "not_onnx", "same_file", "no_folder", "bad_layer"])
 def test_bad_input_gives_one_line_and_no_file(problem, model_path, tmp_path):
     out = tmp_path / "out.onnx"
-    args = {"missing": ("augment", tmp_path / "nope.onnx", out),
-            "not_onnx": ("augment", tmp_path / "text.onnx", out),
-            "same_file": ("augment", model_path, model_path),
-            "no_folder": ("augment", model_path, tmp_path / "nowhere" / "out.onnx"),
-            "bad_layer": ("augment", model_path, out, "--target-layer", "nothing")}[problem]
+    args = {
+        "missing": ("augment", tmp_path / "nope.onnx", out),
+        "not_onnx": ("augment", tmp_path / "text.onnx", out),
+        "same_file": ("augment", model_path, model_path),
+        "no_folder": ("augment", model_path, tmp_path / "nowhere" / "out.onnx"),
+        "bad_layer": ("augment", model_path, out, "--target-layer", "nothing"),
+    }[problem]
     (tmp_path / "text.onnx").write_text("this is text, not a protobuf")
     before = model_path.read_bytes()
     done = cli(*args)

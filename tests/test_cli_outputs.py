@@ -5,6 +5,7 @@ Decoding, inference and encoding overlap in worker threads; the records must not
 time, photo for photo, in input order. ``--format jpg`` writes JPEG pictures and sheets;
 ``--no-overlays`` writes only the records; a rerun in another format replaces the previous set.
 """
+
 from __future__ import annotations
 
 import json
@@ -33,8 +34,24 @@ def records(out, count: int) -> list[dict]:
 def test_batches_and_threads_change_no_record(tmp_path):
     folder = photos(tmp_path)
     for batch in ("8", "1"):
-        assert main(["explain", str(DEMO_MODEL), str(folder), "--method", "gradcam", "gradient", "--no-overlays",
-                     "--batch-size", batch, "--out", str(tmp_path / batch)]) == 0
+        assert (
+            main(
+                [
+                    "explain",
+                    str(DEMO_MODEL),
+                    str(folder),
+                    "--method",
+                    "gradcam",
+                    "gradient",
+                    "--no-overlays",
+                    "--batch-size",
+                    batch,
+                    "--out",
+                    str(tmp_path / batch),
+                ]
+            )
+            == 0
+        )
     for a, b in zip(records(tmp_path / "8", 11), records(tmp_path / "1", 11)):
         assert a["file"] == b["file"]
         for x, y in zip(a["explanations"], b["explanations"]):
@@ -43,15 +60,44 @@ def test_batches_and_threads_change_no_record(tmp_path):
 
 def test_jpeg_pictures_and_json_only(tmp_path):
     folder, out = photos(tmp_path, 3), tmp_path / "out"
-    assert main(["explain", str(DEMO_MODEL), str(folder), "--method", "gradcam", "gradient", "--format", "jpg",
-                 "--sheet", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "explain",
+                str(DEMO_MODEL),
+                str(folder),
+                "--method",
+                "gradcam",
+                "gradient",
+                "--format",
+                "jpg",
+                "--sheet",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     record = records(out, 1)[0]
     assert record["outputs"] == ["p00.jpg.gradcam.jpg", "p00.jpg.gradient.jpg", "p00.jpg.sheet.jpg"]
     for name in record["outputs"]:
         with Image.open(out / name) as picture:
             assert picture.format == "JPEG"
-    assert main(["explain", str(DEMO_MODEL), str(folder), "--method", "gradcam", "--no-overlays",
-                 "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "explain",
+                str(DEMO_MODEL),
+                str(folder),
+                "--method",
+                "gradcam",
+                "--no-overlays",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     record = records(out, 1)[0]
     assert record["outputs"] == [] and record["explanations"][0]["overlay"] is None
     assert sorted(p.name for p in out.iterdir()) == [f"p{k:02d}.jpg.json" for k in range(3)]  # the JPEGs went

@@ -9,6 +9,7 @@
   truncation that keeps a whole file) or 1 with one line on stderr, never a traceback (12 models,
   25 images).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -39,14 +40,20 @@ def mostly(valid: list, others: list):
     return st.sampled_from(valid * max(1, 4 * len(others) // len(valid)) + others)
 
 
-SMOOTH = st.fixed_dictionaries({}, optional={
-    "n_samples": mostly([1, 2, 3], [0, -1, 2.5, "10", None]),
-    "noise_level": mostly([0.0, 0.1, 0.5], [-1.0, float("nan"), float("inf"), 1e40]),
-    "noise_seed": mostly([0, 1, None], [-1, 1.5, "s"]),
-    "batch_size": mostly([None, 1, 2, 4], [0, -1, 1.5]),
-    "base": mostly(["gradient", "cam", "gradcam"], ["smoothgrad", "x"]),
-    "noise": mostly([None, np.zeros((2, 2, 4, 4))], [np.full((1, 2, 4, 4), np.nan), np.zeros((0, 2, 4, 4)),
-                                                   np.ones((2, 3)), "noise"])})
+SMOOTH = st.fixed_dictionaries(
+    {},
+    optional={
+        "n_samples": mostly([1, 2, 3], [0, -1, 2.5, "10", None]),
+        "noise_level": mostly([0.0, 0.1, 0.5], [-1.0, float("nan"), float("inf"), 1e40]),
+        "noise_seed": mostly([0, 1, None], [-1, 1.5, "s"]),
+        "batch_size": mostly([None, 1, 2, 4], [0, -1, 1.5]),
+        "base": mostly(["gradient", "cam", "gradcam"], ["smoothgrad", "x"]),
+        "noise": mostly(
+            [None, np.zeros((2, 2, 4, 4))],
+            [np.full((1, 2, 4, 4), np.nan), np.zeros((0, 2, 4, 4)), np.ones((2, 3)), "noise"],
+        ),
+    },
+)
 
 
 @st.composite
@@ -55,7 +62,7 @@ def batches(draw):
     shape = draw(mostly([(n, 2, 4, 4)], [(n, 3, 4, 4), (n, 2, 4), (n, 2, 5, 4)]))
     dtype = draw(mostly([np.float32, np.float64, np.float16], [np.int32, np.bool_]))
     scale = draw(mostly([1e-3, 1.0, 1e3], [1e30]))
-    x = (np.random.default_rng(draw(st.integers(0, 9))).standard_normal(shape) * scale)
+    x = np.random.default_rng(draw(st.integers(0, 9))).standard_normal(shape) * scale
     if draw(mostly([False], [True])) and x.size:
         x.flat[0] = draw(st.sampled_from([np.nan, np.inf, -np.inf]))
     with np.errstate(over="ignore", invalid="ignore"):
@@ -63,19 +70,27 @@ def batches(draw):
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(x=batches(), method=st.sampled_from(["gradient", "cam", "gradcam", "smoothgrad", "smoothgrad", "saliency"]),
-       target=mostly([None, -1, 0, 1], [2, -2, [0, 1], [0, 1, 1], 1.5, "a", True, np.int64(1)]),
-       threshold=mostly([0.2, 0.5, 1.0, 0.01], [0.0, -0.5, 1.5, float("nan"), float("inf"), None, "x", True]),
-       options=SMOOTH)
+@given(
+    x=batches(),
+    method=st.sampled_from(["gradient", "cam", "gradcam", "smoothgrad", "smoothgrad", "saliency"]),
+    target=mostly([None, -1, 0, 1], [2, -2, [0, 1], [0, 1, 1], 1.5, "a", True, np.int64(1)]),
+    threshold=mostly([0.2, 0.5, 1.0, 0.01], [0.0, -0.5, 1.5, float("nan"), float("inf"), None, "x", True]),
+    options=SMOOTH,
+)
 def test_explain_gives_valid_maps_or_an_onnx_xai_error(x, method, target, threshold, options):
     check_explain(x, method, target, threshold, options if method == "smoothgrad" else {})
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(n=st.integers(1, 3), scale=st.sampled_from([1e-3, 1.0, 1e3]), seed=st.integers(0, 9),
-       method=st.sampled_from(["gradient", "cam", "gradcam", "smoothgrad", "smoothgrad"]),
-       target=mostly([None, -1, 0, 1], [2, [0, 1], 1.5]), threshold=mostly([0.2, 0.5, 1.0, 0.01], [0.0, 1.5]),
-       options=SMOOTH)
+@given(
+    n=st.integers(1, 3),
+    scale=st.sampled_from([1e-3, 1.0, 1e3]),
+    seed=st.integers(0, 9),
+    method=st.sampled_from(["gradient", "cam", "gradcam", "smoothgrad", "smoothgrad"]),
+    target=mostly([None, -1, 0, 1], [2, [0, 1], 1.5]),
+    threshold=mostly([0.2, 0.5, 1.0, 0.01], [0.0, 1.5]),
+    options=SMOOTH,
+)
 def test_valid_batches_with_random_options(n, scale, seed, method, target, threshold, options):
     """The same property with a valid batch, so that every option is reached."""
     x = (np.random.default_rng(seed).standard_normal((n, 2, 4, 4)) * scale).astype(np.float32)
@@ -113,6 +128,7 @@ def valid(tmp_path_factory):
     folder = tmp_path_factory.mktemp("valid")
     onnx.save(export(small_cnn(), (1, 3, 8, 8)), folder / "m.onnx")
     from PIL import Image
+
     with Image.open(Path(str(DEMO_PHOTOS)) / "coffee.jpg") as photo:
         small = photo.resize((64, 48))
         small.save(folder / "p.png")
@@ -124,12 +140,23 @@ def valid(tmp_path_factory):
 @given(data=st.data())
 def test_random_and_truncated_models_through_the_cli(valid, tmp_path_factory, data):
     model = (valid / "m.onnx").read_bytes()
-    garbage = data.draw(st.one_of(st.binary(max_size=300), st.integers(0, len(model) - 1).map(lambda n: model[:n])))
+    garbage = data.draw(
+        st.one_of(st.binary(max_size=300), st.integers(0, len(model) - 1).map(lambda n: model[:n]))
+    )
     folder = tmp_path_factory.mktemp("fuzz")
     (folder / "m.onnx").write_bytes(garbage)
-    command = data.draw(st.sampled_from([["inspect", folder / "m.onnx"], ["augment", folder / "m.onnx", folder / "o.onnx"],
-                                         ["explain", folder / "m.onnx", valid / "p.png", "--out", folder / "out"]]))
-    done = subprocess.run([sys.executable, "-m", "onnx_xai.cli", *map(str, command)], capture_output=True, text=True)
+    command = data.draw(
+        st.sampled_from(
+            [
+                ["inspect", folder / "m.onnx"],
+                ["augment", folder / "m.onnx", folder / "o.onnx"],
+                ["explain", folder / "m.onnx", valid / "p.png", "--out", folder / "out"],
+            ]
+        )
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "onnx_xai.cli", *map(str, command)], capture_output=True, text=True
+    )
     assert_clean(done.returncode, done.stderr)
 
 
@@ -137,7 +164,9 @@ def test_random_and_truncated_models_through_the_cli(valid, tmp_path_factory, da
 @given(data=st.data(), kind=st.sampled_from(["p.png", "p.jpg"]))
 def test_random_and_truncated_images_through_the_cli(valid, tmp_path_factory, data, kind):
     image = (valid / kind).read_bytes()
-    garbage = data.draw(st.one_of(st.binary(max_size=200), st.integers(0, len(image)).map(lambda n: image[:n])))
+    garbage = data.draw(
+        st.one_of(st.binary(max_size=200), st.integers(0, len(image)).map(lambda n: image[:n]))
+    )
     folder = tmp_path_factory.mktemp("fuzz")
     (folder / kind).write_bytes(garbage)
     code, stderr = run_cli("explain", valid / "m.onnx", folder / kind, "--out", folder / "out")

@@ -11,6 +11,7 @@
   custom-domain op on the path: each said for what it is.
 - Stages of long work said on a terminal after a few seconds, and not before.
 """
+
 from __future__ import annotations
 
 import io
@@ -29,8 +30,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 import onnx_xai
 from onnx_xai.errors import OutputError, RunError
-from onnx_xai.files import OutputFolder
-from onnx_xai.files import Staging
+from onnx_xai.files import OutputFolder, Staging
 from onnx_xai.progress import StageReporter, stage
 
 from .runtime import tiny
@@ -44,8 +44,11 @@ def planted(tmp_path: Path) -> tuple[Path, Path, dict]:
     shutil.copy(PHOTO, tmp_path / "in" / "sub" / "p0.jpg")
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    before = {"p0.jpg.gradcam.png": b"precious", "p0.jpg.victim": b"victim",
-              "p0.jpg.json": json.dumps({"outputs": ["p0.jpg.victim"]}).encode()}
+    before = {
+        "p0.jpg.gradcam.png": b"precious",
+        "p0.jpg.victim": b"victim",
+        "p0.jpg.json": json.dumps({"outputs": ["p0.jpg.victim"]}).encode(),
+    }
     for name, data in before.items():
         (elsewhere / name).write_bytes(data)
     (tmp_path / "out").mkdir()
@@ -71,7 +74,9 @@ def test_a_link_planted_after_the_check_is_refused_at_commit(tmp_path):
         staging.path("sub/p0.jpg.gradcam.png").write_bytes(b"new")
         staging.path("sub/p0.jpg.json").write_text("{}")
         with pytest.raises(OutputError, match="is a symbolic link"):
-            staging.commit(["sub/p0.jpg.gradcam.png", "sub/p0.jpg.json"], staging.previous_set("sub/p0.jpg.json"))
+            staging.commit(
+                ["sub/p0.jpg.gradcam.png", "sub/p0.jpg.json"], staging.previous_set("sub/p0.jpg.json")
+            )
     assert contents(elsewhere) == before
     folder = OutputFolder(out)
     with pytest.raises(OutputError, match="is a symbolic link"):
@@ -89,14 +94,27 @@ def allocating(model: onnx.ModelProto, shape_from_input: bool) -> onnx.ModelProt
     score, image = g.output[0].name, g.input[0].name
     if shape_from_input:
         g.initializer.append(numpy_helper.from_array(np.array([100000, 250000, 1, 1], np.int64), "factor"))
-        g.node.extend([helper.make_node("Shape", [image], ["x_shape"]),
-                       helper.make_node("Mul", ["x_shape", "factor"], ["huge_shape"])])
+        g.node.extend(
+            [
+                helper.make_node("Shape", [image], ["x_shape"]),
+                helper.make_node("Mul", ["x_shape", "factor"], ["huge_shape"]),
+            ]
+        )
     else:
         g.initializer.append(numpy_helper.from_array(np.array([100000, 1000000], np.int64), "huge_shape"))
-    g.node.extend([helper.make_node("ConstantOfShape", ["huge_shape"], ["huge"], name="allocate_huge",
-                                    value=numpy_helper.from_array(np.array([0.0], np.float32))),
-                   helper.make_node("ReduceSum", ["huge"], ["huge_sum"], keepdims=0),
-                   helper.make_node("Add", [score, "huge_sum"], ["out"])])
+    g.node.extend(
+        [
+            helper.make_node(
+                "ConstantOfShape",
+                ["huge_shape"],
+                ["huge"],
+                name="allocate_huge",
+                value=numpy_helper.from_array(np.array([0.0], np.float32)),
+            ),
+            helper.make_node("ReduceSum", ["huge"], ["huge_sum"], keepdims=0),
+            helper.make_node("Add", [score, "huge_sum"], ["out"]),
+        ]
+    )
     shape = g.output[0].type
     del g.output[:]
     g.output.append(helper.make_value_info("out", shape))
@@ -107,14 +125,18 @@ def test_a_runtime_allocation_failure_is_one_line(tmp_path, small_model):
     path = tmp_path / "alloc.onnx"
     onnx.save(allocating(onnx.load(small_model), shape_from_input=False), path)
     line = one_line(cli("explain", path, PHOTO, "--out", tmp_path / "out"))
-    assert line == ("onnx-xai: error: onnxruntime failed running the model: node 'allocate_huge' "
-                    "(ConstantOfShape): out of memory: it asked for 400.0 GB")
+    assert line == (
+        "onnx-xai: error: onnxruntime failed running the model: node 'allocate_huge' "
+        "(ConstantOfShape): out of memory: it asked for 400.0 GB"
+    )
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
 @pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
 def test_a_run_time_allocation_failure_names_the_node_on_each_backend(backend):
-    ex = onnx_xai.Explainer(allocating(tiny.model(), shape_from_input=True), target_layer="a", backend=backend)
+    ex = onnx_xai.Explainer(
+        allocating(tiny.model(), shape_from_input=True), target_layer="a", backend=backend
+    )
     with pytest.raises(RunError, match=r"node 'allocate_huge' \(\w+\): out of memory: it asked for 3\.2 TB"):
         ex.explain(np.ones((1, 2, 4, 4), np.float32), "gradient")
 
@@ -156,15 +178,16 @@ def test_an_audit_on_a_full_disk_leaves_the_previous_set(tmp_path, small_model):
     assert sizes["results.jsonl"] < 8192 < 16384 < sizes["report.html"]  # 12 KiB free: not enough
     script = tmp_path / "full_disk.sh"
     script.write_text(f"""set -e
-mount -t tmpfs -o size=4m tmpfs "{tmp_path / 'disk'}"
-cp -r "{tmp_path / 'first'}" "{tmp_path / 'disk' / 'out'}"
-free=$(df --output=avail -B1 "{tmp_path / 'disk'}" | tail -1)
-head -c $((free - 12288)) /dev/zero > "{tmp_path / 'disk' / 'filler'}" || true
+mount -t tmpfs -o size=4m tmpfs "{tmp_path / "disk"}"
+cp -r "{tmp_path / "first"}" "{tmp_path / "disk" / "out"}"
+free=$(df --output=avail -B1 "{tmp_path / "disk"}" | tail -1)
+head -c $((free - 12288)) /dev/zero > "{tmp_path / "disk" / "filler"}" || true
 set +e
-{sys.executable} -m onnx_xai.cli {' '.join(f'"{a}"' for a in args)} --out "{tmp_path / 'disk' / 'out'}" \\
-    2> "{tmp_path / 'stderr.txt'}"
-echo $? > "{tmp_path / 'rc.txt'}"
-cd "{tmp_path / 'disk' / 'out'}" && ls -A > "{tmp_path / 'listing.txt'}" && sha256sum * > "{tmp_path / 'sums.txt'}"
+{sys.executable} -m onnx_xai.cli {" ".join(f'"{a}"' for a in args)} --out "{tmp_path / "disk" / "out"}" \\
+    2> "{tmp_path / "stderr.txt"}"
+echo $? > "{tmp_path / "rc.txt"}"
+cd "{tmp_path / "disk" / "out"}" && ls -A > "{tmp_path / "listing.txt"}"
+sha256sum * > "{tmp_path / "sums.txt"}"
 """)
     (tmp_path / "disk").mkdir()
     namespace = ["unshare", "--mount"] + ([] if os.geteuid() == 0 else ["--map-root-user"])
@@ -172,22 +195,31 @@ cd "{tmp_path / 'disk' / 'out'}" && ls -A > "{tmp_path / 'listing.txt'}" && sha2
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "rc.txt").read_text().strip() == "1"
     message = (tmp_path / "stderr.txt").read_text().strip().splitlines()
-    assert len(message) == 1 and message[0].startswith(f"onnx-xai: error: cannot write {tmp_path / 'disk' / 'out'}/")
+    assert len(message) == 1 and message[0].startswith(
+        f"onnx-xai: error: cannot write {tmp_path / 'disk' / 'out'}/"
+    )
     assert "No space left on device" in message[0]
     assert sorted((tmp_path / "listing.txt").read_text().split()) == sorted(sizes)  # no staging folder left
     sums = dict(line.split()[::-1] for line in (tmp_path / "sums.txt").read_text().splitlines())
-    first_sums = subprocess.run(["sha256sum", *sorted(sizes)], cwd=tmp_path / "first", capture_output=True,
-                                text=True, check=True).stdout
+    first_sums = subprocess.run(
+        ["sha256sum", *sorted(sizes)], cwd=tmp_path / "first", capture_output=True, text=True, check=True
+    ).stdout
     assert sums == dict(line.split()[::-1] for line in first_sums.splitlines())
 
 
 def test_an_ambiguous_label_is_refused_with_its_indices(tmp_path, small_model):
     labels = tmp_path / "labels.txt"
     labels.write_text("cat\ndog\nCat\n")
-    line = one_line(cli("explain", small_model, PHOTO, "--labels", labels, "--target", "cat", "--out", tmp_path / "o"))
+    line = one_line(
+        cli("explain", small_model, PHOTO, "--labels", labels, "--target", "cat", "--out", tmp_path / "o")
+    )
     assert line.endswith("the label 'cat' names 2 classes (0, 2); give the class index instead")
-    assert cli("explain", small_model, PHOTO, "--labels", labels, "--target", "dog", "--out",
-               tmp_path / "o").returncode == 0
+    assert (
+        cli(
+            "explain", small_model, PHOTO, "--labels", labels, "--target", "dog", "--out", tmp_path / "o"
+        ).returncode
+        == 0
+    )
 
 
 def test_a_fifo_and_a_device_are_said_for_what_they_are(tmp_path, small_model):
@@ -202,7 +234,7 @@ def test_a_boxes_file_that_is_a_json_array(tmp_path, small_model):
     boxes = tmp_path / "boxes.json"
     boxes.write_text("[[0, 0, 10, 10]]")
     line = one_line(cli("audit", small_model, PHOTO, "--boxes", boxes, "--out", tmp_path / "out"))
-    assert line.endswith("expected a JSON object {\"photo.jpg\": [[x0, y0, x1, y1], ...]}, found a JSON array")
+    assert line.endswith('expected a JSON object {"photo.jpg": [[x0, y0, x1, y1], ...]}, found a JSON array')
 
 
 @pytest.mark.parametrize("domain,op", [("com.example", "MyOp"), ("", "TFL_Convolution2DTransposeBias")])
@@ -215,7 +247,9 @@ def test_a_nonstandard_op_on_the_path_is_named(domain, op):
         model.opset_import.append(helper.make_opsetid(domain, 1))
     with pytest.raises(onnx_xai.ModelError) as raised:
         onnx_xai.augment(model)
-    assert str(raised.value).startswith(f"1 node on the way to the score is no standard ONNX op: 'leftover' ({op}")
+    assert str(raised.value).startswith(
+        f"1 node on the way to the score is no standard ONNX op: 'leftover' ({op}"
+    )
 
 
 def test_stages_are_said_after_a_few_seconds_only():

@@ -1,4 +1,5 @@
 """The image pipeline: EXIF rotation, odd modes, layouts, normalization and mapping back to photos."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -39,8 +40,13 @@ def test_modes_become_8bit_rgb(tmp_path, mode):
     image.save(path)
     loaded = np.asarray(load_image(path))
     assert loaded.shape == (8, 8, 3) and loaded.dtype == np.uint8
-    expected = {"L": (77, 77, 77), "RGBA": (255, 255, 255), "P": (10, 200, 30), "I;16": (128, 128, 128),
-                "LA": (0, 0, 0)}[mode]
+    expected = {
+        "L": (77, 77, 77),
+        "RGBA": (255, 255, 255),
+        "P": (10, 200, 30),
+        "I;16": (128, 128, 128),
+        "LA": (0, 0, 0),
+    }[mode]
     np.testing.assert_allclose(loaded[0, 0], expected, atol=1)
 
 
@@ -64,7 +70,9 @@ def test_normalization_and_layouts():
     raw = prepare(photo, (16, 16), "NCHW", "raw").array
     assert nchw.shape == (1, 3, 16, 16) and nhwc.shape == (1, 16, 16, 3)
     rgb = np.array([128, 64, 255]) / 255.0
-    np.testing.assert_allclose(nchw[0, :, 3, 3], (rgb - [0.485, 0.456, 0.406]) / [0.229, 0.224, 0.225], atol=1e-5)
+    np.testing.assert_allclose(
+        nchw[0, :, 3, 3], (rgb - [0.485, 0.456, 0.406]) / [0.229, 0.224, 0.225], atol=1e-5
+    )
     np.testing.assert_allclose(nhwc[0, 3, 3], rgb * 2 - 1, atol=1e-5)
     np.testing.assert_allclose(raw[0, :, 0, 0], rgb, atol=1e-6)
     explicit = prepare(photo, (16, 16), mean=[0.5, 0.5, 0.5], std=[0.25, 0.25, 0.25]).array

@@ -1,4 +1,5 @@
 """The README's generated tables (ops, methods, ops the rewritten graphs use) are up to date."""
+
 import sys
 from pathlib import Path
 

@@ -7,6 +7,7 @@ its first photo set appeared, spread over the rest of the run; afterwards the ou
 hold complete sets: every JSON record's files exist, every other file belongs to a record, and
 nothing hidden (staging folders, temporary files) is left. 10 trials.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,10 +23,22 @@ from PIL import Image
 from onnx_xai.photos import DEMO_MODEL, DEMO_PHOTOS
 
 # (signal, "start": seconds after the process starts | "folder": seconds after the first photo set)
-TRIALS = [(signal.SIGINT, "start", 0.3), (signal.SIGTERM, "start", 0.5), (signal.SIGINT, "start", 0.8),
-          (signal.SIGTERM, "start", 1.2)] + [(s, "folder", d) for s, d in (
-              (signal.SIGINT, 0.0), (signal.SIGTERM, 0.05), (signal.SIGINT, 0.3), (signal.SIGTERM, 0.45),
-              (signal.SIGINT, 0.8), (signal.SIGTERM, 1.1))]
+TRIALS = [
+    (signal.SIGINT, "start", 0.3),
+    (signal.SIGTERM, "start", 0.5),
+    (signal.SIGINT, "start", 0.8),
+    (signal.SIGTERM, "start", 1.2),
+] + [
+    (s, "folder", d)
+    for s, d in (
+        (signal.SIGINT, 0.0),
+        (signal.SIGTERM, 0.05),
+        (signal.SIGINT, 0.3),
+        (signal.SIGTERM, 0.45),
+        (signal.SIGINT, 0.8),
+        (signal.SIGTERM, 1.1),
+    )
+]
 
 
 @pytest.fixture(scope="module")
@@ -59,13 +72,32 @@ def wait_for_first_set(out: Path, process, limit: float = 60.0) -> None:
         time.sleep(0.01)
 
 
-@pytest.mark.parametrize("signum,phase,delay", TRIALS,
-                         ids=[f"{signal.Signals(s).name}-{p}+{d}s" for s, p, d in TRIALS])
+@pytest.mark.parametrize(
+    "signum,phase,delay", TRIALS, ids=[f"{signal.Signals(s).name}-{p}+{d}s" for s, p, d in TRIALS]
+)
 def test_interrupted_run_leaves_only_complete_sets(tmp_path, photos, signum, phase, delay):
     out = tmp_path / "out"
-    process = subprocess.Popen([sys.executable, "-m", "onnx_xai.cli", "explain", str(DEMO_MODEL), str(photos),
-                                "--method", "gradient", "gradcam", "--sheet", "--batch-size", "1", "--out", str(out)],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "onnx_xai.cli",
+            "explain",
+            str(DEMO_MODEL),
+            str(photos),
+            "--method",
+            "gradient",
+            "gradcam",
+            "--sheet",
+            "--batch-size",
+            "1",
+            "--out",
+            str(out),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     if phase == "folder":
         wait_for_first_set(out, process)
     time.sleep(delay)
@@ -73,7 +105,11 @@ def test_interrupted_run_leaves_only_complete_sets(tmp_path, photos, signum, pha
     _, stderr = process.communicate(timeout=120)
     assert "Traceback" not in stderr, stderr
     done = complete_sets(out) if out.exists() else 0
-    finished = process.returncode == 0 or (process.returncode == -signum and done == 12)  # signal after the end
+    finished = process.returncode == 0 or (
+        process.returncode == -signum and done == 12
+    )  # signal after the end
     assert finished or process.returncode == 128 + signum, (process.returncode, stderr)
     assert done == 12 if process.returncode == 0 else done <= 12
-    print(f"{signal.Signals(signum).name} at {phase}+{delay}s: exit {process.returncode}, {done} complete sets")
+    print(
+        f"{signal.Signals(signum).name} at {phase}+{delay}s: exit {process.returncode}, {done} complete sets"
+    )

@@ -1,4 +1,5 @@
 """The seed helpers on outputs whose right answer can be read off by hand."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -47,14 +48,15 @@ def test_detection_seed_picks_by_class_box_and_index():
 
 
 def test_iou_by_hand():
-    np.testing.assert_allclose(iou(np.array([0, 0, 2, 2.0]), np.array([[1, 1, 3, 3.0], [0, 0, 2, 2]])),
-                               [1 / 7, 1.0])
+    np.testing.assert_allclose(
+        iou(np.array([0, 0, 2, 2.0]), np.array([[1, 1, 3, 3.0], [0, 0, 2, 2]])), [1 / 7, 1.0]
+    )
 
 
 def test_dense_seed_takes_the_largest_region_or_a_box():
     out = np.zeros((1, 1, 6, 6))
-    out[0, 0, 0:2, 0:2] = 0.9   # 4 pixels
-    out[0, 0, 3:6, 2:5] = 0.8   # 9 pixels: the largest
+    out[0, 0, 0:2, 0:2] = 0.9  # 4 pixels
+    out[0, 0, 3:6, 2:5] = 0.8  # 9 pixels: the largest
     seed, chosen = dense_seed(out)
     assert seed.sum() == 9 and chosen[0]["box"] == [2, 3, 5, 6]
     boxed, _ = dense_seed(out, box=(0, 0, 2, 2))

@@ -6,6 +6,7 @@ of ``report.html`` in headless Chromium into ``docs/audit-report.jpg``.
 
     python tools/audit_report.py [--out /tmp/audit] [--methods gradient gradcam ...]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,9 +32,22 @@ def screenshot(report: Path, picture: Path, height: int = 2300, width: int = 128
         raise SystemExit("needs Debian's chromium (apt-get install chromium)")
     with tempfile.TemporaryDirectory() as profile:
         shot = Path(profile) / "shot.png"
-        subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                        f"--user-data-dir={profile}", f"--window-size={width},{height}", f"--screenshot={shot}",
-                        report.resolve().as_uri()], capture_output=True, check=True, timeout=120)
+        subprocess.run(
+            [
+                browser,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--hide-scrollbars",
+                f"--user-data-dir={profile}",
+                f"--window-size={width},{height}",
+                f"--screenshot={shot}",
+                report.resolve().as_uri(),
+            ],
+            capture_output=True,
+            check=True,
+            timeout=120,
+        )
         Image.open(shot).convert("RGB").save(picture, quality=82)
     print(f"wrote {picture}")
 
@@ -47,8 +61,10 @@ def main() -> None:
     start = time.perf_counter()
     if cli(["audit", str(DEMO_MODEL), str(DEMO_PHOTOS), "--methods", *args.methods, "--out", args.out]) != 0:
         raise SystemExit("onnx-xai audit failed")
-    print(f"audit of {len(list(Path(str(DEMO_PHOTOS)).iterdir()))} photos, {len(args.methods)} methods: "
-          f"{time.perf_counter() - start:.0f} s")
+    print(
+        f"audit of {len(list(Path(str(DEMO_PHOTOS)).iterdir()))} photos, {len(args.methods)} methods: "
+        f"{time.perf_counter() - start:.0f} s"
+    )
     screenshot(Path(args.out) / "report.html", Path(args.picture))
 
 

@@ -8,6 +8,7 @@ listed twice: with its default backward and with ``maxpool="windows"``.
 
     python tools/backward_ops.py [--model PATH]
 """
+
 from __future__ import annotations
 
 import sys
@@ -26,7 +27,7 @@ from onnx_xai.graph.info import GraphInfo  # noqa: E402
 from onnx_xai.graph.rules import rule_table  # noqa: E402
 from onnx_xai.graph.rules.maxpool_windows import max_pool_by_windows  # noqa: E402
 
-WINDOWS = "MaxPool, `maxpool=\"windows\"`"
+WINDOWS = 'MaxPool, `maxpool="windows"`'
 
 
 def _traced(rules: dict, emitted: dict, e: Emitter, label=None) -> dict:
@@ -36,7 +37,9 @@ def _traced(rules: dict, emitted: dict, e: Emitter, label=None) -> dict:
             result = rule(em, node, g_out)
             emitted[label or op_type].update(n.op_type for n in e.nodes[before:])
             return result
+
         return traced
+
     return {op: wrap(op, rule) for op, rule in rules.items()}
 
 
@@ -53,8 +56,11 @@ def per_forward_op() -> dict[str, set[str]]:
                 if label and not any(spec[0] == "MaxPool" for spec in case.nodes):
                     continue
                 e = Emitter(GraphInfo(model))
-                traced = _traced(rule_table(), emitted, e) | _traced(rules, emitted, e, label) if label else \
-                    _traced(rules, emitted, e)
+                traced = (
+                    _traced(rule_table(), emitted, e) | _traced(rules, emitted, e, label)
+                    if label
+                    else _traced(rules, emitted, e)
+                )
                 backward(e, "y", e.reserve("xai_seed"), list(case.wrt), rules=traced)
     return emitted
 
@@ -62,15 +68,18 @@ def per_forward_op() -> dict[str, set[str]]:
 def per_output_set(model) -> dict[str, list[str]]:
     """Output set -> op types of its rewritten graph that the forward graph lacks."""
     forward = {n.op_type for n in model.graph.node}
-    return {s: sorted({n.op_type for n in augment(model, outputs=[s]).graph.node} - forward)
-            for s in ("activation", "cam", "gradcam", "input_grad", "guided")}
+    return {
+        s: sorted({n.op_type for n in augment(model, outputs=[s]).graph.node} - forward)
+        for s in ("activation", "cam", "gradcam", "input_grad", "guided")
+    }
 
 
 def backward_ops_table() -> str:
     emitted = per_forward_op()
     rows = ["| forward op | ops its backward emits |", "|---|---|"]
     for op in sorted(emitted, key=lambda o: (o.split(",")[0], o)):
-        rows.append(f"| {op} | {', '.join(sorted(emitted[op])) or '(no op: the cotangent passes as it is, or none flows)'} |")
+        ops = ", ".join(sorted(emitted[op])) or "(no op: the cotangent passes as it is, or none flows)"
+        rows.append(f"| {op} | {ops} |")
     return "\n".join(rows)
 
 
@@ -80,7 +89,10 @@ def output_set_table(path: str | None = None) -> str:
     from onnx_xai.photos import DEMO_MODEL
 
     model = onnx.load(path or str(DEMO_MODEL))
-    rows = [f"| output set | op types added to {'the model' if path else 'EfficientNet-Lite0'}'s own |", "|---|---|"]
+    rows = [
+        f"| output set | op types added to {'the model' if path else 'EfficientNet-Lite0'}'s own |",
+        "|---|---|",
+    ]
     rows += [f"| `{s}` | {', '.join(ops)} |" for s, ops in per_output_set(model).items()]
     return "\n".join(rows)
 

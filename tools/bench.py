@@ -13,6 +13,7 @@ read n/a.
                           [--json bench.json] [--chart ratios.png]
     python tools/bench.py --quick          # a tiny model, seconds: keeps the script from rotting
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,8 +55,14 @@ def interleaved(runs: dict, rounds: dict) -> dict:
 def peak_memory_mb(model: str, batch: int, config: str, quick: bool) -> float | None:
     """Peak RSS of a fresh process that runs one configuration (tools/bench_memory.py)."""
     path = configs.load(model)[1]
-    cmd = [sys.executable, str(Path(__file__).parent / "bench_memory.py"), model, str(path), str(batch),
-           config] + (["--quick"] if quick else [])
+    cmd = [
+        sys.executable,
+        str(Path(__file__).parent / "bench_memory.py"),
+        model,
+        str(path),
+        str(batch),
+        config,
+    ] + (["--quick"] if quick else [])
     done = subprocess.run(cmd, capture_output=True, text=True)
     try:
         return float(done.stdout.strip().splitlines()[-1])
@@ -67,7 +74,9 @@ def bench_one(model: str, batch: int, rounds: int, quick: bool, memory: bool) ->
     runs, pairs = configs.build(model, batch, quick)
     cheap = {k: rounds for k in runs}
     expensive = max(1, rounds // 2) if batch == 1 else 1
-    cheap.update({k: expensive for k in runs if any(s in k for s in ("smoothgrad", "noisetunnel", "integrated"))})
+    cheap.update(
+        {k: expensive for k in runs if any(s in k for s in ("smoothgrad", "noisetunnel", "integrated"))}
+    )
     stats = interleaved(runs, cheap)
     base = stats["ort forward"][0]
     rows = []
@@ -77,16 +86,29 @@ def bench_one(model: str, batch: int, rounds: int, quick: bool, memory: bool) ->
         if other in stats:
             ratio = stats[other][0] / med if kind == "speedup" else med / stats[other][0]
         measure = memory and (not quick or name in ("gradient", "smoothgrad-50"))
-        rows.append({"model": model, "batch": batch, "config": name, "median_ms": med, "min_ms": lo,
-                     "max_ms": hi, "vs_ort_forward": med / base, "compared_with": other,
-                     "comparison": kind, "ratio": ratio,
-                     "peak_mb": peak_memory_mb(model, batch, name, quick) if measure else None})
+        rows.append(
+            {
+                "model": model,
+                "batch": batch,
+                "config": name,
+                "median_ms": med,
+                "min_ms": lo,
+                "max_ms": hi,
+                "vs_ort_forward": med / base,
+                "compared_with": other,
+                "comparison": kind,
+                "ratio": ratio,
+                "peak_mb": peak_memory_mb(model, batch, name, quick) if measure else None,
+            }
+        )
     return rows
 
 
 def print_table(rows: list[dict]) -> None:
-    head = f"{'model':18s} {'N':>3s} {'configuration':26s} {'median ms':>10s} {'min':>9s} {'max':>9s} " \
-           f"{'/ORT fwd':>9s} {'vs PyTorch tool':>24s} {'peak MB':>8s}"
+    head = (
+        f"{'model':18s} {'N':>3s} {'configuration':26s} {'median ms':>10s} {'min':>9s} {'max':>9s} "
+        f"{'/ORT fwd':>9s} {'vs PyTorch tool':>24s} {'peak MB':>8s}"
+    )
     print(head)
     print("-" * len(head))
     for r in rows:
@@ -97,8 +119,10 @@ def print_table(rows: list[dict]) -> None:
         else:
             tool = f"{r['ratio']:.2f}x the cost of {r['compared_with']}"
         mem = f"{r['peak_mb']:.0f}" if r["peak_mb"] else "n/a"
-        print(f"{r['model']:18s} {r['batch']:3d} {r['config']:26s} {r['median_ms']:10.1f} {r['min_ms']:9.1f} "
-              f"{r['max_ms']:9.1f} {r['vs_ort_forward']:8.2f}x {tool:>24s} {mem:>8s}")
+        print(
+            f"{r['model']:18s} {r['batch']:3d} {r['config']:26s} {r['median_ms']:10.1f} {r['min_ms']:9.1f} "
+            f"{r['max_ms']:9.1f} {r['vs_ort_forward']:8.2f}x {tool:>24s} {mem:>8s}"
+        )
 
 
 def main() -> int:
@@ -113,18 +137,29 @@ def main() -> int:
     parser.add_argument("--chart", help="write a PNG chart of the ratios here")
     args = parser.parse_args()
     torch.set_num_threads(THREADS)
-    models, batches, rounds = (["tiny"], [1, 2], 2) if args.quick else (args.models, args.batches, args.rounds)
-    print(f"onnx_xai benchmark: {platform.processor() or platform.machine()}, {THREADS} threads, "
-          f"torch {torch.__version__}, tools: {configs.tool_versions()}")
-    rows = [r for m in models for b in batches for r in bench_one(m, b, rounds, args.quick, not args.no_memory)]
+    models, batches, rounds = (
+        (["tiny"], [1, 2], 2) if args.quick else (args.models, args.batches, args.rounds)
+    )
+    print(
+        f"onnx_xai benchmark: {platform.processor() or platform.machine()}, {THREADS} threads, "
+        f"torch {torch.__version__}, tools: {configs.tool_versions()}"
+    )
+    rows = [
+        r for m in models for b in batches for r in bench_one(m, b, rounds, args.quick, not args.no_memory)
+    ]
     print_table(rows)
     cli = [] if args.no_cli else [configs.cli_throughput(m, 8 if args.quick else 64) for m in models]
     for c in cli:
-        print(f"CLI: onnx-xai explain --method gradcam, {c['photos']} photos, {c['model']}: "
-              f"{c['images_per_s']:.1f} images/s ({c['seconds']:.1f} s end to end)")
+        print(
+            f"CLI: onnx-xai explain --method gradcam, {c['photos']} photos, {c['model']}: "
+            f"{c['images_per_s']:.1f} images/s ({c['seconds']:.1f} s end to end)"
+        )
     if args.json:
-        Path(args.json).write_text(json.dumps({"rows": rows, "cli": cli, "threads": THREADS,
-                                               "tools": configs.tool_versions()}, indent=2))
+        Path(args.json).write_text(
+            json.dumps(
+                {"rows": rows, "cli": cli, "threads": THREADS, "tools": configs.tool_versions()}, indent=2
+            )
+        )
     if args.chart:
         configs.chart(rows, args.chart)
     return 0

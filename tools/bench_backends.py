@@ -2,12 +2,14 @@
 
 For ResNet-50 (random init, ``models.py``) and the bundled EfficientNet-Lite0, batch 1 at 224 x 224
 on the CPU with 2 threads: the plain forward and the rewritten Grad-CAM and input-gradient graphs,
-each compiled by both runtimes (the input gradient also with MaxPool's scatter-free backward) (OpenVINO with f32 inference precision, as the Explainer sets it);
+each compiled by both runtimes (the input gradient also with MaxPool's scatter-free backward;
+OpenVINO with f32 inference precision, as the Explainer sets it);
 rounds interleave the two runtimes so that a drift of the machine hits both. Prints the median of
 each and the ratio OpenVINO / onnxruntime (below 1: OpenVINO is faster).
 
     python tools/bench_backends.py [--rounds 15] [--models resnet50 efficientnet_lite0]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,14 +21,18 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
+from bench_methods import model_path  # noqa: E402
+
 import onnx_xai  # noqa: E402
 from onnx_xai import contract as c  # noqa: E402
 from onnx_xai.runtime.backends import make_session  # noqa: E402
 
-from bench_methods import model_path  # noqa: E402
-
-GRAPHS = {"forward": (None, None), "gradcam": (("gradcam",), "scatter"), "input_grad": (("input_grad",), "scatter"),
-          "input_grad, maxpool=windows": (("input_grad",), "windows")}
+GRAPHS = {
+    "forward": (None, None),
+    "gradcam": (("gradcam",), "scatter"),
+    "input_grad": (("input_grad",), "scatter"),
+    "input_grad, maxpool=windows": (("input_grad",), "windows"),
+}
 
 
 def graph_bytes(path: str, sets, maxpool) -> bytes:

@@ -10,6 +10,7 @@ Ratios are against the baseline of the same run.
 
     python tools/bench_cli.py [--photos 96] [--model efficientnet_lite0] [--method gradcam]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,17 +24,24 @@ import numpy as np
 from PIL import Image, ImageOps
 
 sys.path.insert(0, str(Path(__file__).parent))
+from bench_methods import model_path  # noqa: E402
+
 import onnx_xai  # noqa: E402
 from onnx_xai.images import load_image, prepare  # noqa: E402
 from onnx_xai.photos import DEMO_PHOTOS  # noqa: E402
 from onnx_xai.photos.run import ExplainOptions, explain_files  # noqa: E402
 from onnx_xai.preprocessing import preprocessing_for  # noqa: E402
 
-from bench_methods import model_path  # noqa: E402
-
-FORMS = {"JSON only (--no-overlays)": dict(overlays=False), "JPEG (--format jpg)": dict(image_format="jpg"),
-         "PNG (default)": dict(image_format="png")}
-FLAGS = {"JSON only (--no-overlays)": ["--no-overlays"], "JPEG (--format jpg)": ["--format", "jpg"], "PNG (default)": []}
+FORMS = {
+    "JSON only (--no-overlays)": dict(overlays=False),
+    "JPEG (--format jpg)": dict(image_format="jpg"),
+    "PNG (default)": dict(image_format="png"),
+}
+FLAGS = {
+    "JSON only (--no-overlays)": ["--no-overlays"],
+    "JPEG (--format jpg)": ["--format", "jpg"],
+    "PNG (default)": [],
+}
 
 
 def make_photos(folder: Path, count: int) -> list[Path]:
@@ -49,8 +57,10 @@ def make_photos(folder: Path, count: int) -> list[Path]:
 
 def baseline(ex, photos: list[Path], method: str) -> float:
     preprocessing = preprocessing_for(ex)
-    batches = [np.concatenate([prepare(load_image(p), **preprocessing).array for p in photos[k:k + 8]])
-               for k in range(0, len(photos), 8)]
+    batches = [
+        np.concatenate([prepare(load_image(p), **preprocessing).array for p in photos[k : k + 8]])
+        for k in range(0, len(photos), 8)
+    ]
     ex.explain_many(batches[0], [method])
     start = time.perf_counter()
     for batch in batches:
@@ -67,8 +77,11 @@ def pipeline(ex, photos: list[Path], out: Path, method: str, form: dict) -> tupl
 
         def close(self):
             pass
+
     start = time.perf_counter()
-    explain_files(ex, photos, out, ExplainOptions(methods=[method], **form), "0" * 64, progress=lambda total: Bar())
+    explain_files(
+        ex, photos, out, ExplainOptions(methods=[method], **form), "0" * 64, progress=lambda total: Bar()
+    )
     whole = len(photos) / (stamps[-1] - start)
     steady = (len(photos) - 8) / (stamps[-1] - stamps[7])
     return whole, steady
@@ -76,8 +89,25 @@ def pipeline(ex, photos: list[Path], out: Path, method: str, form: dict) -> tupl
 
 def end_to_end(model: str, folder: Path, out: Path, method: str, flags: list[str]) -> float:
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "onnx_xai.cli", "explain", model, str(folder), "--method", method,
-                    "--threads", "2", "--out", str(out), *flags], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "onnx_xai.cli",
+            "explain",
+            model,
+            str(folder),
+            "--method",
+            method,
+            "--threads",
+            "2",
+            "--out",
+            str(out),
+            *flags,
+        ],
+        check=True,
+        capture_output=True,
+    )
     return time.perf_counter() - start
 
 
@@ -94,16 +124,24 @@ def main() -> None:
         photos = make_photos(folder, args.photos)
         ex = onnx_xai.Explainer(model, threads=2)
         base = baseline(ex, photos, args.method)
-        print(f"{args.model}, {args.method}, {args.photos} photos, 2 threads; Explainer.explain_many at batch 8: "
-              f"{base:.1f} images/s")
-        print("| output | pipeline photos/s (x baseline) | steady state (x baseline) | command line end to end |")
+        print(
+            f"{args.model}, {args.method}, {args.photos} photos, 2 threads; "
+            f"Explainer.explain_many at batch 8: {base:.1f} images/s"
+        )
+        print(
+            "| output | pipeline photos/s (x baseline) | steady state (x baseline) | "
+            "command line end to end |"
+        )
         print("|---|---|---|---|")
         for k, (name, form) in enumerate(FORMS.items()):
             whole, steady = pipeline(ex, photos, Path(tmp) / f"out{k}", args.method, form)
             seconds = end_to_end(model, folder, Path(tmp) / f"cli{k}", args.method, FLAGS[name])
-            print(f"| {name} | {whole:.1f} ({whole / base:.2f}) | {steady:.1f} ({steady / base:.2f}) | "
-                  f"{seconds:.2f} s, {args.photos / seconds:.1f} photos/s ({args.photos / seconds / base:.2f}) |",
-                  flush=True)
+            print(
+                f"| {name} | {whole:.1f} ({whole / base:.2f}) | {steady:.1f} ({steady / base:.2f}) | "
+                f"{seconds:.2f} s, {args.photos / seconds:.1f} photos/s "
+                f"({args.photos / seconds / base:.2f}) |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

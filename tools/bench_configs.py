@@ -1,4 +1,5 @@
 """The configurations ``tools/bench.py`` times: our methods, the PyTorch tools, the CLI, and a chart."""
+
 from __future__ import annotations
 
 import functools
@@ -22,9 +23,13 @@ import onnx_xai  # noqa: E402
 THREADS, SAMPLES, NOISE, STEPS = 2, 50, 0.15, 32
 # Our configuration -> the configuration it is compared with ("speedup": their time / ours;
 # "cost": our time / theirs, for the one-call row against gradient alone).
-PAIRS = {"gradient": ("captum saliency", "speedup"), "smoothgrad-50": ("captum noisetunnel-50", "speedup"),
-         "gradcam": ("pytorch-grad-cam", "speedup"), "gradient+cam+gradcam": ("gradient", "cost"),
-         f"integrated_gradients-{STEPS}": (f"captum integratedgradients-{STEPS}", "speedup")}
+PAIRS = {
+    "gradient": ("captum saliency", "speedup"),
+    "smoothgrad-50": ("captum noisetunnel-50", "speedup"),
+    "gradcam": ("pytorch-grad-cam", "speedup"),
+    "gradient+cam+gradcam": ("gradient", "cost"),
+    f"integrated_gradients-{STEPS}": (f"captum integratedgradients-{STEPS}", "speedup"),
+}
 
 
 def tool_versions() -> str:
@@ -39,20 +44,32 @@ def tool_versions() -> str:
     return ", ".join(found)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load(model: str):
     """(torch model, ONNX path, Grad-CAM layer module, input size) of a benchmark model."""
     if model == "tiny":
         torch.manual_seed(0)
-        net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(),
-                                  torch.nn.Conv2d(8, 8, 3, padding=1), torch.nn.ReLU(),
-                                  torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
-                                  torch.nn.Linear(8, 5)).eval()
+        net = torch.nn.Sequential(
+            torch.nn.Conv2d(3, 8, 3, padding=1),
+            torch.nn.ReLU(),
+            torch.nn.Conv2d(8, 8, 3, padding=1),
+            torch.nn.ReLU(),
+            torch.nn.AdaptiveAvgPool2d(1),
+            torch.nn.Flatten(),
+            torch.nn.Linear(8, 5),
+        ).eval()
         path = Path(tempfile.mkdtemp()) / "tiny.onnx"
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            torch.onnx.export(net, torch.zeros(1, 3, 32, 32), str(path), dynamo=False, opset_version=17,
-                              input_names=["x"], dynamic_axes={"x": {0: "N"}})
+            torch.onnx.export(
+                net,
+                torch.zeros(1, 3, 32, 32),
+                str(path),
+                dynamo=False,
+                opset_version=17,
+                input_names=["x"],
+                dynamic_axes={"x": {0: "N"}},
+            )
         return net, path, net[3], 32
     net = torch_model(model)
     layer = net.layer4[-1] if model == "resnet50" else net._bn1
@@ -71,7 +88,7 @@ def build(model: str, batch: int, quick: bool, only: str | None = None):
     targets = forward.run(None, {feed_name: x})[0].argmax(1)
     samples = 4 if quick else SAMPLES
     factories = {
-        "ort forward": lambda: (lambda: forward.run(None, {feed_name: x})),
+        "ort forward": lambda: lambda: forward.run(None, {feed_name: x}),
         "torch forward": lambda: _torch_forward(net, x),
         **_ours(path, x, samples),
         **_pytorch_tools(net, layer, x, targets, samples),
@@ -88,20 +105,23 @@ def _torch_forward(net, x):
     def run():
         with torch.no_grad():
             net(xt)
+
     return run
 
 
 def _ours(path, x, samples):
     ex = functools.lru_cache(maxsize=1)(lambda: onnx_xai.Explainer(path, threads=THREADS))
     return {
-        "gradient": lambda: (lambda: ex().explain(x, "gradient")),
-        f"smoothgrad-{SAMPLES}": lambda: (lambda: ex().explain(x, "smoothgrad", n_samples=samples,
-                                                              noise_level=NOISE, noise_seed=0)),
-        "cam": lambda: (lambda: ex().explain(x, "cam")),
-        "gradcam": lambda: (lambda: ex().explain(x, "gradcam")),
-        "gradient+cam+gradcam": lambda: (lambda: ex().explain_many(x, ["gradient", "cam", "gradcam"])),
-        f"integrated_gradients-{STEPS}": lambda: (lambda: ex().explain(x, "integrated_gradients",
-                                                                       n_steps=4 if samples < SAMPLES else STEPS)),
+        "gradient": lambda: lambda: ex().explain(x, "gradient"),
+        f"smoothgrad-{SAMPLES}": lambda: (
+            lambda: ex().explain(x, "smoothgrad", n_samples=samples, noise_level=NOISE, noise_seed=0)
+        ),
+        "cam": lambda: lambda: ex().explain(x, "cam"),
+        "gradcam": lambda: lambda: ex().explain(x, "gradcam"),
+        "gradient+cam+gradcam": lambda: lambda: ex().explain_many(x, ["gradient", "cam", "gradcam"]),
+        f"integrated_gradients-{STEPS}": lambda: (
+            lambda: ex().explain(x, "integrated_gradients", n_steps=4 if samples < SAMPLES else STEPS)
+        ),
     }
 
 
@@ -117,9 +137,14 @@ def _pytorch_tools(net, layer, x, targets, samples):
             return lambda: Saliency(net).attribute(xt, target=target)
         sigma = float(NOISE * (x.max() - x.min()))
         batch = _best_nt_batch(net, xt, target, sigma, samples)
-        return lambda: NoiseTunnel(Saliency(net)).attribute(xt, nt_type="smoothgrad", nt_samples=samples,
-                                                            nt_samples_batch_size=batch, stdevs=sigma,
-                                                            target=target)
+        return lambda: NoiseTunnel(Saliency(net)).attribute(
+            xt,
+            nt_type="smoothgrad",
+            nt_samples=samples,
+            nt_samples_batch_size=batch,
+            stdevs=sigma,
+            target=target,
+        )
 
     def gradcam():
         try:
@@ -138,12 +163,16 @@ def _pytorch_tools(net, layer, x, targets, samples):
             return None
         xt, target = torch.tensor(x), torch.as_tensor(targets)
         steps = 4 if samples < SAMPLES else STEPS
-        return lambda: IntegratedGradients(net).attribute(xt, target=target, n_steps=steps, internal_batch_size=8)
+        return lambda: IntegratedGradients(net).attribute(
+            xt, target=target, n_steps=steps, internal_batch_size=8
+        )
 
-    return {"captum saliency": lambda: captum("saliency"),
-            f"captum noisetunnel-{SAMPLES}": lambda: captum("noisetunnel"),
-            f"captum integratedgradients-{STEPS}": integrated,
-            "pytorch-grad-cam": gradcam}
+    return {
+        "captum saliency": lambda: captum("saliency"),
+        f"captum noisetunnel-{SAMPLES}": lambda: captum("noisetunnel"),
+        f"captum integratedgradients-{STEPS}": integrated,
+        "pytorch-grad-cam": gradcam,
+    }
 
 
 def _best_nt_batch(net, xt, target, sigma, samples) -> int:
@@ -155,9 +184,14 @@ def _best_nt_batch(net, xt, target, sigma, samples) -> int:
     probe = min(samples, 10)
     for size in sorted(s for s in {1, 5, 10, 25, samples} if s <= samples and s * len(xt) <= 100):
         start = time.perf_counter()
-        NoiseTunnel(Saliency(net)).attribute(xt, nt_type="smoothgrad", nt_samples=probe,
-                                             nt_samples_batch_size=min(size, probe), stdevs=sigma,
-                                             target=target)
+        NoiseTunnel(Saliency(net)).attribute(
+            xt,
+            nt_type="smoothgrad",
+            nt_samples=probe,
+            nt_samples_batch_size=min(size, probe),
+            stdevs=sigma,
+            target=target,
+        )
         elapsed = time.perf_counter() - start
         if elapsed < best_t:
             best, best_t = size, elapsed
@@ -180,9 +214,24 @@ def cli_throughput(model: str, photos: int) -> dict:
             x0, y0 = int(rng.integers(0, w // 4)), int(rng.integers(0, h // 4))
             im.crop((x0, y0, x0 + 3 * w // 4, y0 + 3 * h // 4)).save(folder / f"p{i:03d}.jpg", quality=90)
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "onnx_xai.cli", "explain", str(path), str(folder), "--method",
-                        "gradcam", "--threads", str(THREADS), "--out", str(Path(tmp) / "out")],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "onnx_xai.cli",
+                "explain",
+                str(path),
+                str(folder),
+                "--method",
+                "gradcam",
+                "--threads",
+                str(THREADS),
+                "--out",
+                str(Path(tmp) / "out"),
+            ],
+            check=True,
+            capture_output=True,
+        )
         seconds = time.perf_counter() - start
     return {"model": model, "photos": photos, "seconds": seconds, "images_per_s": photos / seconds}
 
@@ -199,14 +248,18 @@ def chart(rows: list[dict], path: str) -> None:
     scale = (width - label_w - 80) / np.log10(top * 1.2)
     y = 10
     for g in groups:
-        draw.text((10, y), f"{g[0]}, batch {g[1]}  (x = time / ORT forward, log scale)", fill="black", font=font)
+        draw.text(
+            (10, y), f"{g[0]}, batch {g[1]}  (x = time / ORT forward, log scale)", fill="black", font=font
+        )
         y += line
         for r in (r for r in rows if (r["model"], r["batch"]) == g):
             ours = not any(t in r["config"] for t in ("captum", "pytorch", "torch", "ort"))
             length = max(2, scale * np.log10(max(r["vs_ort_forward"], 1.0) * 1.0) + 2)
             draw.text((20, y), r["config"], fill="black", font=font)
-            draw.rectangle([label_w, y + 2, label_w + length, y + line - 3],
-                           fill=(40, 110, 200) if ours else (200, 110, 40))
+            draw.rectangle(
+                [label_w, y + 2, label_w + length, y + line - 3],
+                fill=(40, 110, 200) if ours else (200, 110, 40),
+            )
             draw.text((label_w + length + 6, y), f"{r['vs_ort_forward']:.2f}x", fill="black", font=font)
             y += line
         y += line

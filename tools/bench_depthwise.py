@@ -10,6 +10,7 @@ timed on the strided depthwise shapes of EfficientNet-Lite0 (TF-style asymmetric
 
     python tools/bench_depthwise.py [--rounds 30]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,9 +25,13 @@ STRIDE = 2
 
 
 def _session(nodes, inits, shape):
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("dy", TensorProto.FLOAT, shape)],
-                              [helper.make_tensor_value_info("dx", TensorProto.FLOAT, None)],
-                              [numpy_helper.from_array(np.ascontiguousarray(v), k) for k, v in inits.items()])
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("dy", TensorProto.FLOAT, shape)],
+        [helper.make_tensor_value_info("dx", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(np.ascontiguousarray(v), k) for k, v in inits.items()],
+    )
     options = ort.SessionOptions()
     options.intra_op_num_threads, options.log_severity_level = 2, 3
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
@@ -40,31 +45,71 @@ def lowerings(c: int, size: int, k: int, s: int = STRIDE):
     surplus = (out - 1) * s + k - pb - size
     shape = [1, c, out, out]
     crop = {"st": np.array([pb, pb]), "en": np.array([pb + size] * 2), "ax": np.array([2, 3])}
-    convt = _session([helper.make_node(
-        "ConvTranspose", ["dy", "w"], ["dx"], group=c, strides=[s, s], kernel_shape=[k, k],
-        pads=[pb, pb, max(surplus, 0), max(surplus, 0)],
-        output_padding=[-surplus] * 2 if surplus < 0 else None)], {"w": w}, shape)
+    convt = _session(
+        [
+            helper.make_node(
+                "ConvTranspose",
+                ["dy", "w"],
+                ["dx"],
+                group=c,
+                strides=[s, s],
+                kernel_shape=[k, k],
+                pads=[pb, pb, max(surplus, 0), max(surplus, 0)],
+                output_padding=[-surplus] * 2 if surplus < 0 else None,
+            )
+        ],
+        {"w": w},
+        shape,
+    )
     length = out * s
     begin, end = k - 1 - pb, size + k - 1 - length - (k - 1 - pb)
-    zero = _session([
-        helper.make_node("Unsqueeze", ["dy", "ax35"], ["u"]), helper.make_node("Pad", ["u", "pz"], ["p"]),
-        helper.make_node("Reshape", ["p", "sh"], ["z"]), helper.make_node("Slice", ["z", "zs", "ze", "ax"], ["zc"]),
-        helper.make_node("Conv", ["zc", "wf"], ["dx"], group=c, kernel_shape=[k, k],
-                         pads=[begin, begin, max(end, 0), max(end, 0)])],
-        {"wf": w[:, :, ::-1, ::-1], "ax35": np.array([3, 5]), "pz": np.array([0] * 9 + [s - 1, 0, s - 1]),
-         "sh": np.array([0, c, length, length]), "zs": np.array([0, 0]),
-         "ze": np.array([length + min(end, 0)] * 2), "ax": np.array([2, 3])}, shape)
+    zero = _session(
+        [
+            helper.make_node("Unsqueeze", ["dy", "ax35"], ["u"]),
+            helper.make_node("Pad", ["u", "pz"], ["p"]),
+            helper.make_node("Reshape", ["p", "sh"], ["z"]),
+            helper.make_node("Slice", ["z", "zs", "ze", "ax"], ["zc"]),
+            helper.make_node(
+                "Conv",
+                ["zc", "wf"],
+                ["dx"],
+                group=c,
+                kernel_shape=[k, k],
+                pads=[begin, begin, max(end, 0), max(end, 0)],
+            ),
+        ],
+        {
+            "wf": w[:, :, ::-1, ::-1],
+            "ax35": np.array([3, 5]),
+            "pz": np.array([0] * 9 + [s - 1, 0, s - 1]),
+            "sh": np.array([0, c, length, length]),
+            "zs": np.array([0, 0]),
+            "ze": np.array([length + min(end, 0)] * 2),
+            "ax": np.array([2, 3]),
+        },
+        shape,
+    )
     m = -(-k // s)
     padded = np.zeros((c, 1, m * s, m * s), np.float32)
     padded[:, :, :k, :k] = w
     phases = padded.reshape(c, 1, m, s, m, s).transpose(0, 3, 5, 1, 2, 4)[..., ::-1, ::-1]
     q = -(-(pb + size) // s)
-    poly = _session([
-        helper.make_node("Conv", ["dy", "wp"], ["z"], group=c, kernel_shape=[m, m],
-                         pads=[m - 1, m - 1, q - out, q - out]),
-        helper.make_node("DepthToSpace", ["z"], ["zz"], blocksize=s, mode="CRD"),
-        helper.make_node("Slice", ["zz", "st", "en", "ax"], ["dx"])],
-        {"wp": phases.reshape(c * s * s, 1, m, m), **crop}, shape)
+    poly = _session(
+        [
+            helper.make_node(
+                "Conv",
+                ["dy", "wp"],
+                ["z"],
+                group=c,
+                kernel_shape=[m, m],
+                pads=[m - 1, m - 1, q - out, q - out],
+            ),
+            helper.make_node("DepthToSpace", ["z"], ["zz"], blocksize=s, mode="CRD"),
+            helper.make_node("Slice", ["zz", "st", "en", "ax"], ["dx"]),
+        ],
+        {"wp": phases.reshape(c * s * s, 1, m, m), **crop},
+        shape,
+    )
     return shape, {"convtranspose": convt, "zero-insert": zero, "polyphase": poly}
 
 

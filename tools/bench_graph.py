@@ -8,6 +8,7 @@ strided depthwise convolution's input gradient on EfficientNet-Lite0's shapes.
 
     python tools/bench_graph.py [--rounds 20] [--batch 1] [--depthwise]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -60,16 +61,21 @@ def bench_model(name: str, rounds: int, batch: int) -> None:
         out = Path(tmp) / "m.xai.onnx"
         save_model(full, out)
         size_ratio = out.stat().st_size / path.stat().st_size
-    graphs = {"forward": session(str(path)),
-              "gradcam graph": session(onnx_xai.augment(path, outputs=("gradcam",))),
-              "input-grad graph": session(onnx_xai.augment(path, outputs=("input_grad",)))}
+    graphs = {
+        "forward": session(str(path)),
+        "gradcam graph": session(onnx_xai.augment(path, outputs=("gradcam",))),
+        "input-grad graph": session(onnx_xai.augment(path, outputs=("input_grad",))),
+    }
     x = np.random.default_rng(0).standard_normal((batch, 3, 224, 224)).astype(np.float32)
     feeds = {"x": x, "xai_target": np.full(batch, -1, np.int64)}
-    runs = {k: (lambda s=s, f=(feeds if k != "forward" else {"x": x}): s.run(None, f))
-            for k, s in graphs.items()}
+    runs = {
+        k: (lambda s=s, f=(feeds if k != "forward" else {"x": x}): s.run(None, f)) for k, s in graphs.items()
+    }
     stats = interleaved(runs, rounds)
     base = stats["forward"][0]
-    print(f"\n{name}  batch {batch}  rewrite {rewrite_s:.2f} s  rewritten file {size_ratio:.3f}x the original")
+    print(
+        f"\n{name}  batch {batch}  rewrite {rewrite_s:.2f} s  rewritten file {size_ratio:.3f}x the original"
+    )
     print(f"  {'graph':18s} {'median ms':>10s} {'min':>8s} {'max':>8s} {'vs forward':>11s}")
     for k, (med, lo, hi) in stats.items():
         print(f"  {k:18s} {med:10.1f} {lo:8.1f} {hi:8.1f} {med / base:10.2f}x")
@@ -87,6 +93,7 @@ def main() -> None:
         bench_model(name, args.rounds, args.batch)
     if args.depthwise:
         from bench_depthwise import main as depthwise_main
+
         depthwise_main(args.rounds)
 
 

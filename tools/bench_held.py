@@ -7,6 +7,7 @@ plain session's held memory in the same run.
 
     python tools/bench_held.py [--models resnet50 efficientnet_lite0]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,8 +50,12 @@ def child(path: str, config: str) -> None:
         keep.run(None, {keep.get_inputs()[0].name: x})
     else:
         keep = onnx_xai.Explainer(path, threads=2, memory=mode)
-        options = {"smoothgrad": {"n_samples": 2}, "integrated_gradients": {"n_steps": 2}, "scorecam": {"batch_size": 64}}
-        for methods in ([[m] for m in onnx_xai.METHOD_NAMES] if calls == "all" else calls):
+        options = {
+            "smoothgrad": {"n_samples": 2},
+            "integrated_gradients": {"n_steps": 2},
+            "scorecam": {"batch_size": 64},
+        }
+        for methods in [[m] for m in onnx_xai.METHOD_NAMES] if calls == "all" else calls:
             keep.explain_many(x, methods, **options.get(methods[0], {}))
     del x
     gc.collect()
@@ -73,7 +78,9 @@ def main() -> None:
         print("| configuration | held MB | x plain session | peak MB |\n|---|---|---|---|")
         plain = None
         for config in CONFIGS:
-            done = subprocess.run([sys.executable, __file__, "--child", path, config], capture_output=True, text=True)
+            done = subprocess.run(
+                [sys.executable, __file__, "--child", path, config], capture_output=True, text=True
+            )
             held, peak = (float(v) for v in done.stdout.split()[-2:])
             plain = plain or held
             print(f"| {config} | {held:.0f} | {held / plain:.2f} | {peak:.0f} |", flush=True)

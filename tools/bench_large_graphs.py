@@ -8,6 +8,7 @@ its own); the ratios are against the smallest size of the same run, beside the n
 
     python tools/bench_large_graphs.py [--nodes 10000 50000 200000]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,13 +29,21 @@ def chain(nodes: int) -> onnx.ModelProto:
     w_conv = np.random.default_rng(0).standard_normal((3, 2, 1, 1)).astype(np.float32)
     w_fc = np.random.default_rng(1).standard_normal((2, 3)).astype(np.float32)
     names = ["logits"] + [f"h{k}" for k in range(nodes)]
-    body = [helper.make_node("Conv", ["x", "w"], ["conv"]), helper.make_node("Relu", ["conv"], ["a"]),
-            helper.make_node("GlobalAveragePool", ["a"], ["gap"]), helper.make_node("Flatten", ["gap"], ["f"]),
-            helper.make_node("Gemm", ["f", "fc"], ["logits"], transB=1)]
+    body = [
+        helper.make_node("Conv", ["x", "w"], ["conv"]),
+        helper.make_node("Relu", ["conv"], ["a"]),
+        helper.make_node("GlobalAveragePool", ["a"], ["gap"]),
+        helper.make_node("Flatten", ["gap"], ["f"]),
+        helper.make_node("Gemm", ["f", "fc"], ["logits"], transB=1),
+    ]
     body += [helper.make_node("Identity", [a], [b], name=b) for a, b in zip(names, names[1:])]
-    graph = helper.make_graph(body, "chain", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 2, 4, 4])],
-                              [helper.make_tensor_value_info(names[-1], TensorProto.FLOAT, ["N", 2])],
-                              [numpy_helper.from_array(w_conv, "w"), numpy_helper.from_array(w_fc, "fc")])
+    graph = helper.make_graph(
+        body,
+        "chain",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 2, 4, 4])],
+        [helper.make_tensor_value_info(names[-1], TensorProto.FLOAT, ["N", 2])],
+        [numpy_helper.from_array(w_conv, "w"), numpy_helper.from_array(w_fc, "fc")],
+    )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
@@ -44,8 +53,11 @@ def measure(path: str) -> dict:
     from onnx_xai.graph.report import inspect_model
 
     x = np.ones((1, 2, 4, 4), np.float32)
-    steps = {"inspect": lambda: inspect_model(path), "augment": lambda: onnx_xai.augment(path),
-             "explain": lambda: onnx_xai.Explainer(path).explain(x, "gradcam")}
+    steps = {
+        "inspect": lambda: inspect_model(path),
+        "augment": lambda: onnx_xai.augment(path),
+        "explain": lambda: onnx_xai.Explainer(path).explain(x, "gradcam"),
+    }
     seconds = {}
     for name, step in steps.items():
         start = time.perf_counter()
@@ -67,8 +79,9 @@ def main() -> None:
         for n in sorted(args.nodes):
             path = Path(folder) / f"chain_{n}.onnx"
             onnx.save(chain(n), path)
-            done = subprocess.run([sys.executable, __file__, "--child", str(path)], capture_output=True, text=True,
-                                  check=True)
+            done = subprocess.run(
+                [sys.executable, __file__, "--child", str(path)], capture_output=True, text=True, check=True
+            )
             rows[n] = json.loads(done.stdout.strip().splitlines()[-1])
     base = min(rows)
     print("| nodes | x nodes | inspect s (x) | augment s (x) | explain s (x) | peak MB |")

@@ -5,6 +5,7 @@ and the tool. Prints the peak RSS (VmHWM) in MB after running the configuration 
 
     python tools/bench_memory.py MODEL_NAME ONNX_PATH BATCH CONFIG [--quick]
 """
+
 from __future__ import annotations
 
 import resource
@@ -35,9 +36,9 @@ def main() -> None:
             run = lambda: ex.explain(x, config)  # noqa: E731
     else:
         sys.path.insert(0, str(Path(__file__).parent))
+        import bench_configs
         import torch
 
-        import bench_configs
         torch.set_num_threads(2)
         runs, _ = bench_configs.build(model, int(batch), quick, only=config)
         run = runs[config]

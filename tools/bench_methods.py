@@ -9,6 +9,7 @@ one run per channel of the target layer: 1).
 
     python tools/bench_methods.py [--rounds 7] [--models resnet50 efficientnet_lite0] [--skip scorecam]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,6 +31,7 @@ def model_path(name: str) -> str:
     if name == "efficientnet_lite0":
         return str(DEMO_MODEL)
     from models import exported
+
     return str(exported(name))
 
 
@@ -54,15 +56,24 @@ def bench(name: str, rounds: int, skip: set[str]) -> None:
     feed = {plain.get_inputs()[0].name: x}
     methods = [m for m in onnx_xai.METHOD_NAMES if m not in skip]
     for method in methods:  # build every session, warm every kernel
-        ex.explain(x, method, **({"n_samples": 2} if method == "smoothgrad" else {"n_steps": 2} if
-                                 method == "integrated_gradients" else {}))
+        ex.explain(
+            x,
+            method,
+            **(
+                {"n_samples": 2}
+                if method == "smoothgrad"
+                else {"n_steps": 2}
+                if method == "integrated_gradients"
+                else {}
+            ),
+        )
     print(f"\n{name}, batch 1, 224 x 224, 2 threads")
     print("| method | ms (median) | x forward |\n|---|---|---|")
     for method in ["forward"] + methods:
         times, ratios = [], []
         for _ in range(EXPENSIVE.get(method, rounds)):
             base = timed(lambda: plain.run(None, feed))
-            spent = base if method == "forward" else timed(lambda: ex.explain(x, method))
+            spent = base if method == "forward" else timed(lambda m=method: ex.explain(x, m))
             times.append(spent)
             ratios.append(spent / base)
         print(f"| {method} | {np.median(times):.1f} | {np.median(ratios):.2f} |", flush=True)

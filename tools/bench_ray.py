@@ -8,6 +8,7 @@ on the driver in both engines and cost the same.
 
     python tools/bench_ray.py [--photos 96] [--actors 2] [--threads 1] [--methods gradcam]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,25 +37,41 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        files = make_photos(root / "photos", args.photos)[:args.photos]
-        opts = AuditOptions(methods=tuple(args.methods), metrics=("deletion", "insertion"), sanity=(),
-                            protocol=Protocol(steps=args.curve_steps), report_photos=8)
+        files = make_photos(root / "photos", args.photos)[: args.photos]
+        opts = AuditOptions(
+            methods=tuple(args.methods),
+            metrics=("deletion", "insertion"),
+            sanity=(),
+            protocol=Protocol(steps=args.curve_steps),
+            report_photos=8,
+        )
         start = time.perf_counter()
         audit(str(DEMO_MODEL), files, root / "local", opts, {"threads": args.actors * args.threads})
         local = time.perf_counter() - start
         start = time.perf_counter()
         ray.init(num_cpus=args.actors * args.threads, include_dashboard=False, logging_level="ERROR")
         started = time.perf_counter() - start
-        audit(str(DEMO_MODEL), files, root / "ray", opts, {"threads": args.threads}, engine="ray",
-              ray_options={"actors": args.actors, "cpus_per_actor": args.threads})
+        audit(
+            str(DEMO_MODEL),
+            files,
+            root / "ray",
+            opts,
+            {"threads": args.threads},
+            engine="ray",
+            ray_options={"actors": args.actors, "cpus_per_actor": args.threads},
+        )
         on_ray = time.perf_counter() - start
         ray.shutdown()
     n = len(files)
-    print(f"{n} photos, methods {' '.join(args.methods)}, deletion + insertion ({args.curve_steps} steps), "
-          f"{args.actors * args.threads} cores")
+    print(
+        f"{n} photos, methods {' '.join(args.methods)}, deletion + insertion ({args.curve_steps} steps), "
+        f"{args.actors * args.threads} cores"
+    )
     print(f"local engine: {local:6.1f} s  {n / local:5.2f} photos/s")
-    print(f"ray (local mode, {args.actors} actors x {args.threads} thread): {on_ray:6.1f} s  {n / on_ray:5.2f} "
-          f"photos/s  (ray.init {started:.1f} s)")
+    print(
+        f"ray (local mode, {args.actors} actors x {args.threads} thread): {on_ray:6.1f} s  {n / on_ray:5.2f} "
+        f"photos/s  (ray.init {started:.1f} s)"
+    )
     print(f"ray / local throughput: {local / on_ray:.2f}x")
 
 

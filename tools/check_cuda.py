@@ -10,6 +10,7 @@ ScatterElements(reduction="add") one) it builds every pruned graph with CPU fall
 running on the CPU, then runs every method through ``Explainer`` on CUDA and on CPU and prints
 the largest relative difference of each method's raw attribution.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -71,8 +72,10 @@ def main() -> int:
             missing = all_on_gpu(path)
             diffs = compare(path)
             failed |= bool(missing) or max(diffs.values()) > 1e-3
-            print(f"{name} opset {opset}: nodes off the GPU: {missing or 'none'}; max relative "
-                  "difference CUDA vs CPU: " + ", ".join(f"{k} {v:.2e}" for k, v in diffs.items()))
+            print(
+                f"{name} opset {opset}: nodes off the GPU: {missing or 'none'}; max relative "
+                "difference CUDA vs CPU: " + ", ".join(f"{k} {v:.2e}" for k, v in diffs.items())
+            )
     return 1 if failed else 0
 
 

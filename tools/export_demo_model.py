@@ -7,6 +7,7 @@ Needs (developer machine only, never at run time):
 
     python tools/export_demo_model.py
 """
+
 from __future__ import annotations
 
 import importlib.resources
@@ -29,9 +30,16 @@ PHOTOS = {"chelsea": "chelsea", "coffee": "coffee", "rocket": "rocket"}  # file 
 def export_model() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(efficientnet_lite0(), torch.zeros(1, 3, 224, 224), str(DATA / "efficientnet_lite0.onnx"),
-                          dynamo=False, opset_version=17, input_names=["image"], output_names=["logits"],
-                          dynamic_axes={"image": {0: "N"}, "logits": {0: "N"}})
+        torch.onnx.export(
+            efficientnet_lite0(),
+            torch.zeros(1, 3, 224, 224),
+            str(DATA / "efficientnet_lite0.onnx"),
+            dynamo=False,
+            opset_version=17,
+            input_names=["image"],
+            output_names=["logits"],
+            dynamic_axes={"image": {0: "N"}, "logits": {0: "N"}},
+        )
 
 
 def write_labels() -> None:

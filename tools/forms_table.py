@@ -9,6 +9,7 @@ float original instead (Pearson correlation per image, the lowest of 8).
 
     python tools/forms_table.py
 """
+
 from __future__ import annotations
 
 import sys
@@ -34,10 +35,16 @@ def errors(name: str) -> list[float]:
         x = x.astype(np.float16) if form.dtype == "float16" else x
         got = run(model, x, [-1, 1, 0])
         exact, own, _ = reference_pair(name, x, got["xai_target_used"])
-        cam_error = rel(got["xai_cam"], cam(net, exact, got["xai_target_used"])) if "xai_cam" in got else np.nan
-        row = [rel(got["xai_input_grad"], exact["input_grad"]), rel(own["input_grad"], exact["input_grad"]),
-               rel(got["xai_activation_grad"], exact["activation_grad"]), rel(got["xai_gradcam"], exact["gradcam"]),
-               cam_error]
+        cam_error = (
+            rel(got["xai_cam"], cam(net, exact, got["xai_target_used"])) if "xai_cam" in got else np.nan
+        )
+        row = [
+            rel(got["xai_input_grad"], exact["input_grad"]),
+            rel(own["input_grad"], exact["input_grad"]),
+            rel(got["xai_activation_grad"], exact["activation_grad"]),
+            rel(got["xai_gradcam"], exact["gradcam"]),
+            cam_error,
+        ]
         worst = np.fmax(worst, row)
     if "xai_cam" not in got:
         worst[4] = np.nan
@@ -49,10 +56,15 @@ def quantized_row() -> str:
     x = example_input(FORMS["regnety"].build(), 8, seed=21)
     targets = original.explain(x, "gradcam").targets
     methods = ["gradient", "gradcam", "cam"]
-    q, f = quantized.explain_many(x, methods, target=targets), original.explain_many(x, methods, target=targets)
+    q, f = (
+        quantized.explain_many(x, methods, target=targets),
+        original.explain_many(x, methods, target=targets),
+    )
     low = {m: correlations(q[m].raw, f[m].raw).min() for m in methods}
-    return (f"| qdq_int8 (vs its float original) | correlation {low['gradient']:.3f} | - | - | "
-            f"correlation {low['gradcam']:.3f} | correlation {low['cam']:.3f} |")
+    return (
+        f"| qdq_int8 (vs its float original) | correlation {low['gradient']:.3f} | - | - | "
+        f"correlation {low['gradcam']:.3f} | correlation {low['cam']:.3f} |"
+    )
 
 
 def main() -> None:

@@ -8,6 +8,7 @@ only to change it.
 
     python tools/make_text_photo.py [--out onnx_xai/data/text/cards.jpg]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,10 +38,14 @@ def card(lines: list[tuple[str, int]], colour, ink, padding: int = 18) -> Image.
 def photo() -> Image.Image:
     table = Image.open(ROOT / "onnx_xai" / "data" / "photos" / "coffee.jpg").convert("RGB").resize(SIZE)
     table = Image.eval(table.filter(ImageFilter.GaussianBlur(6)), lambda v: int(v * 0.6))
-    main = card([("OPEN 9 - 18", 52), ("Coffee & Tea", 40), ("Mon to Sat", 32)], (246, 244, 236, 255), (30, 30, 34))
+    main = card(
+        [("OPEN 9 - 18", 52), ("Coffee & Tea", 40), ("Mon to Sat", 32)], (246, 244, 236, 255), (30, 30, 34)
+    )
     label = card([("SALE -20%", 30)], (250, 214, 70, 255), (20, 20, 20), padding=10)
     table.paste(main.rotate(4, expand=True, resample=Image.BICUBIC), (60, 70), main.rotate(4, expand=True))
-    table.paste(label.rotate(-8, expand=True, resample=Image.BICUBIC), (400, 300), label.rotate(-8, expand=True))
+    table.paste(
+        label.rotate(-8, expand=True, resample=Image.BICUBIC), (400, 300), label.rotate(-8, expand=True)
+    )
     noisy = np.asarray(table, np.float32) + np.random.default_rng(0).normal(0, 4, (SIZE[1], SIZE[0], 3))
     return Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8))
 

@@ -11,6 +11,7 @@ opposite sides, each sending a whole gradient path one way or the other.
 
     python tools/precision.py [--model regnet_y_400mf] [--inputs 8] [--size 224]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,11 +25,14 @@ import onnxruntime as ort
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-import onnx_xai  # noqa: E402
 from models import exported, torch_model  # noqa: E402
 
-LEVELS = {"EXTENDED": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-          "ALL": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
+import onnx_xai  # noqa: E402
+
+LEVELS = {
+    "EXTENDED": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+    "ALL": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+}
 
 
 def session(model: onnx.ModelProto, level) -> ort.InferenceSession:
@@ -48,17 +52,23 @@ def torch_gradient(net, x: np.ndarray, dtype) -> tuple[np.ndarray, int]:
 
 def relu_flips(model: onnx.ModelProto, x: np.ndarray, target: int) -> list[str]:
     """ReLU outputs whose zero/non-zero pattern differs between the two levels, with the values."""
-    relus = [n.output[0] for n in model.graph.node if n.op_type == "Relu" and not n.output[0].startswith("xai")]
+    relus = [
+        n.output[0] for n in model.graph.node if n.op_type == "Relu" and not n.output[0].startswith("xai")
+    ]
     probe = copy.deepcopy(model)
-    probe.graph.output.extend(onnx.helper.make_tensor_value_info(r, onnx.TensorProto.FLOAT, None) for r in relus)
+    probe.graph.output.extend(
+        onnx.helper.make_tensor_value_info(r, onnx.TensorProto.FLOAT, None) for r in relus
+    )
     feeds = {"x": x, "xai_target": np.array([target])}
     extended, full = (session(probe, level).run(relus, feeds) for level in LEVELS.values())
     found = []
     for name, a, b in zip(relus, extended, full):
         flipped = (a > 0) != (b > 0)
         if flipped.any():
-            found.append(f"{name}: {int(flipped.sum())} of {a.size}, EXTENDED {a[flipped][:3]} vs ALL "
-                         f"{b[flipped][:3]} (layer RMS {np.sqrt(np.mean(a ** 2)):.2g})")
+            found.append(
+                f"{name}: {int(flipped.sum())} of {a.size}, EXTENDED {a[flipped][:3]} vs ALL "
+                f"{b[flipped][:3]} (layer RMS {np.sqrt(np.mean(a**2)):.2g})"
+            )
     return found
 
 
@@ -76,9 +86,16 @@ def main() -> None:
     for seed in range(args.inputs):
         x = np.random.default_rng(seed).standard_normal((1, 3, args.size, args.size)).astype(np.float32)
         exact, target = torch_gradient(net, x, torch.float64)
-        errors = [np.linalg.norm(g - exact) / np.linalg.norm(exact) for g in (
-            torch_gradient(net, x, torch.float32)[0],
-            *(s.run(["xai_input_grad"], {"x": x, "xai_target": np.array([target])})[0] for s in sessions.values()))]
+        errors = [
+            np.linalg.norm(g - exact) / np.linalg.norm(exact)
+            for g in (
+                torch_gradient(net, x, torch.float32)[0],
+                *(
+                    s.run(["xai_input_grad"], {"x": x, "xai_target": np.array([target])})[0]
+                    for s in sessions.values()
+                ),
+            )
+        ]
         print(f"{seed:5d}  {errors[0]:.2e}    {errors[1]:.2e}  {errors[2]:.2e}  {errors[2] / errors[0]:.1f}x")
         if max(errors[1:]) > 3 * errors[0]:
             for line in relu_flips(model, x, target):

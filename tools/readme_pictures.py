@@ -7,6 +7,7 @@
 
     python tools/train_shapes.py && python tools/readme_pictures.py
 """
+
 from __future__ import annotations
 
 import sys
@@ -17,10 +18,10 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from train_shapes import CACHE, CLASSES  # noqa: E402
+
 from onnx_xai.cli import main as cli  # noqa: E402
 from onnx_xai.graph.report import inspect_model  # noqa: E402
-
-from train_shapes import CACHE, CLASSES  # noqa: E402
 
 DOCS = ROOT / "docs"
 
@@ -45,16 +46,54 @@ def main() -> None:
         save_sheet(out / "text" / "cards.jpg.sheet.png", "text-detector.jpg")
         scene = str(CACHE / "shapes.png")
         labels.write_text("\n".join(("background",) + CLASSES) + "\n")
-        run("explain", str(CACHE / "shapes_segnet.onnx"), scene, "--preset", "raw", "--mean", "0.5", "--std", "0.25",
-            "--labels", str(labels), "--target", "triangle", "--method", "gradcam", "layercam", "gradient",
-            "--sheet", "--out", str(out / "seg"))
+        run(
+            "explain",
+            str(CACHE / "shapes_segnet.onnx"),
+            scene,
+            "--preset",
+            "raw",
+            "--mean",
+            "0.5",
+            "--std",
+            "0.25",
+            "--labels",
+            str(labels),
+            "--target",
+            "triangle",
+            "--method",
+            "gradcam",
+            "layercam",
+            "gradient",
+            "--sheet",
+            "--out",
+            str(out / "seg"),
+        )
         save_sheet(out / "seg" / "shapes.png.sheet.png", "segmenter.jpg")
         detector = CACHE / "shapes_yolo.onnx"
         necks = [s["name"] for s in inspect_model(detector)["scales"] if s["stride"] >= 8]
         labels.write_text("\n".join(CLASSES) + "\n")
-        run("explain", str(detector), scene, "--mean", "0.5", "--std", "0.25", "--labels", str(labels),
-            "--target", "circle", "--method", "gradcam", "layercam", "gradient", "--target-layer", *necks,
-            "--sheet", "--out", str(out / "det"))
+        run(
+            "explain",
+            str(detector),
+            scene,
+            "--mean",
+            "0.5",
+            "--std",
+            "0.25",
+            "--labels",
+            str(labels),
+            "--target",
+            "circle",
+            "--method",
+            "gradcam",
+            "layercam",
+            "gradient",
+            "--target-layer",
+            *necks,
+            "--sheet",
+            "--out",
+            str(out / "det"),
+        )
         save_sheet(out / "det" / "shapes.png.sheet.png", "detector.jpg")
 
 

@@ -5,6 +5,7 @@ Widths 48, 104, 208, 440 and depths 1, 3, 6, 6; group width 8; squeeze-excitatio
 the block's input width with a Sigmoid gate; torchvision's initialisation (Kaiming-normal convs,
 BatchNorm at the identity, Linear N(0, 0.01)).
 """
+
 from __future__ import annotations
 
 import torch
@@ -13,7 +14,10 @@ from torch import nn
 
 
 def _conv_bn(cin: int, cout: int, kernel: int = 1, stride: int = 1, groups: int = 1) -> list:
-    return [nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=False), nn.BatchNorm2d(cout)]
+    return [
+        nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=False),
+        nn.BatchNorm2d(cout),
+    ]
 
 
 class SqueezeExcite(nn.Module):
@@ -28,9 +32,14 @@ class SqueezeExcite(nn.Module):
 class YBlock(nn.Module):
     def __init__(self, cin: int, cout: int, stride: int, group_width: int = 8):
         super().__init__()
-        self.f = nn.Sequential(*_conv_bn(cin, cout), nn.ReLU(),
-                               *_conv_bn(cout, cout, 3, stride, cout // group_width), nn.ReLU(),
-                               SqueezeExcite(cout, int(round(0.25 * cin))), *_conv_bn(cout, cout))
+        self.f = nn.Sequential(
+            *_conv_bn(cin, cout),
+            nn.ReLU(),
+            *_conv_bn(cout, cout, 3, stride, cout // group_width),
+            nn.ReLU(),
+            SqueezeExcite(cout, int(round(0.25 * cin))),
+            *_conv_bn(cout, cout),
+        )
         self.proj = nn.Sequential(*_conv_bn(cin, cout, 1, stride)) if stride != 1 or cin != cout else None
 
     def forward(self, x):

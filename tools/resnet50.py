@@ -3,6 +3,7 @@
 torchvision is not a dependency; this file rebuilds the architecture so that benchmarks run on the
 real network shape (bottleneck blocks, stride-2 3x3 convs, a 3x3/2 MaxPool stem, GAP -> FC).
 """
+
 from __future__ import annotations
 
 import torch

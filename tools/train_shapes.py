@@ -8,6 +8,7 @@ a test scene, for ``readme_pictures.py``.
 
     python tools/train_shapes.py [--steps 1500] [--out /tmp/onnx_xai_shapes]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,7 +30,9 @@ CLASSES = ("circle", "square", "triangle")
 CACHE = Path(tempfile.gettempdir()) / "onnx_xai_shapes"
 
 
-def scene(rng: np.random.Generator, width: int, height: int, count: int) -> tuple[Image.Image, np.ndarray, list]:
+def scene(
+    rng: np.random.Generator, width: int, height: int, count: int
+) -> tuple[Image.Image, np.ndarray, list]:
     """A picture, its per-pixel classes (0 = background) and its boxes (x0, y0, x1, y1, class)."""
     ys, xs = np.mgrid[0:height, 0:width] / max(width, height)
     base = rng.uniform(60, 200, 3)
@@ -69,7 +72,7 @@ def detection_loss(out: torch.Tensor, boxes, size: int) -> torch.Tensor:
     for n, items in enumerate(boxes):
         for x0, y0, x1, y1, kind in items:
             level = 0 if max(x1 - x0, y1 - y0) < 32 else 1 if max(x1 - x0, y1 - y0) < 64 else 2
-            stride, grid = 8 * 2 ** level, size // (8 * 2 ** level)
+            stride, grid = 8 * 2**level, size // (8 * 2**level)
             cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
             index = offsets[level] + int(cy // stride) * grid + int(cx // stride)
             target[n, kind, index] = 1
@@ -100,8 +103,16 @@ def train(net: torch.nn.Module, loss_of, steps: int, seed: int) -> torch.nn.Modu
 def export(net: torch.nn.Module, path: Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(net, (torch.zeros(1, 3, 128, 128),), str(path), dynamo=False, opset_version=17,
-                          input_names=["x"], output_names=["y"], dynamic_axes={"x": {0: "N", 2: "H", 3: "W"}})
+        torch.onnx.export(
+            net,
+            (torch.zeros(1, 3, 128, 128),),
+            str(path),
+            dynamo=False,
+            opset_version=17,
+            input_names=["x"],
+            output_names=["y"],
+            dynamic_axes={"x": {0: "N", 2: "H", 3: "W"}},
+        )
 
 
 def main() -> None:
@@ -113,10 +124,18 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
     torch.set_num_threads(2)
-    segmenter = train(SegNet(classes=len(CLASSES) + 1), lambda y, masks, _: F.cross_entropy(
-        F.interpolate(y, size=masks.shape[1:], mode="bilinear", align_corners=False), masks), args.steps, 1)
+    segmenter = train(
+        SegNet(classes=len(CLASSES) + 1),
+        lambda y, masks, _: F.cross_entropy(
+            F.interpolate(y, size=masks.shape[1:], mode="bilinear", align_corners=False), masks
+        ),
+        args.steps,
+        1,
+    )
     export(segmenter, out / "shapes_segnet.onnx")
-    detector = train(TinyYolo(classes=len(CLASSES)), lambda y, _, boxes: detection_loss(y, boxes, 128), args.steps, 2)
+    detector = train(
+        TinyYolo(classes=len(CLASSES)), lambda y, _, boxes: detection_loss(y, boxes, 128), args.steps, 2
+    )
     export(detector, out / "shapes_yolo.onnx")
     picture, _, boxes = scene(np.random.default_rng(7), 320, 224, 4)
     picture.save(out / "shapes.png")

@@ -7,14 +7,26 @@ randomization of the ONNX file's weights, a random class), and writes ``results.
 ``maps.npz`` and ``report.html``. The metric functions are usable on their own (:mod:`.curves`,
 :mod:`.localization`, :mod:`.similarity`).
 """
-from .curves import Protocol, Scorer, deletion, insertion, road
-from .auditor import METRICS, SANITY, AuditOptions
 
-__all__ = ["METRICS", "SANITY", "AuditOptions", "Protocol", "Scorer", "audit", "deletion", "insertion", "road"]
+from .auditor import METRICS, SANITY, AuditOptions
+from .curves import Protocol, Scorer, deletion, insertion, road
+
+__all__ = [
+    "METRICS",
+    "SANITY",
+    "AuditOptions",
+    "Protocol",
+    "Scorer",
+    "audit",
+    "deletion",
+    "insertion",
+    "road",
+]
 
 
 def __getattr__(name: str):
     if name == "audit":
         from .run import audit
+
         return audit
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -6,6 +6,7 @@ asked for (:mod:`.curves`, :mod:`.localization`). :func:`audit_batch` is a funct
 :class:`Auditor` and the decoded photos alone, so that every engine (:mod:`.local`,
 :mod:`.ray_engine`) runs the same arithmetic.
 """
+
 from __future__ import annotations
 
 import io
@@ -16,12 +17,12 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from ..images import Prepared, load_image, prepare
 from ..files import sha256_of
+from ..images import Prepared, load_image, prepare
 from ..labels import parse_target, read_labels
 from ..preprocessing import Preprocessing, preprocessing_for
-from ..runtime.methods import options_for
 from ..runtime.maps import box as map_box
+from ..runtime.methods import options_for
 from .baselines import BASELINES, baseline_maps
 from .curves import Protocol, Scorer, deletion, insertion, road
 from .localization import POINTING_TOLERANCE, box_iou, boxes_for, pointing_hit
@@ -34,6 +35,7 @@ THUMBNAIL = 176  # the report's pictures, pixels high
 @dataclass
 class AuditOptions:
     """What to audit and how (the ``audit`` command's flags, as a value)."""
+
     methods: Sequence[str] = ("gradient", "gradcam")
     target: int | str | None = None  # a class index or label; None: each photo's top-1 class
     labels: list[str] = field(default_factory=list)
@@ -56,8 +58,10 @@ class Auditor:
         self.ex, self.model_path, self.opts = explainer, model_path, opts
         shape = explainer.output_shape
         if len(shape) != 2:
-            raise InputError(f"audit explains classifiers (an [N, K] output); {explainer.record.output!r} "
-                             f"has shape {list(shape)}")
+            raise InputError(
+                f"audit explains classifiers (an [N, K] output); {explainer.record.output!r} "
+                f"has shape {list(shape)}"
+            )
         self.preprocessing = preprocessing_for(explainer, opts.preprocessing)
         classes = explainer.num_classes
         if opts.labels and classes is not None and len(opts.labels) != classes:
@@ -65,27 +69,39 @@ class Auditor:
         self.labels = list(opts.labels) or read_labels(None, classes)
         self.target = parse_target(None if opts.target is None else str(opts.target), self.labels, classes)
         self.probabilities = explainer.record.score_kind in ("pre-softmax", "pre-sigmoid")
-        self.scorer = Scorer(explainer.predict, self.probabilities, explainer.input_dtype, opts.batch_size * 2)
+        self.scorer = Scorer(
+            explainer.predict, self.probabilities, explainer.input_dtype, opts.batch_size * 2
+        )
         self.options = options_for(opts.methods, opts.seed)
 
     def model_facts(self) -> dict:
         ex, record = self.ex, self.ex.record
-        return {"file": str(self.model_path), "name": Path(self.model_path).name,
-                "sha256": sha256_of(self.model_path), "input": record.input,
-                "input_shape": [str(d) for d in ex.input_shape], "input_type": str(ex.input_dtype),
-                "layout": ex.layout, "output": record.output, "output_shape": [str(d) for d in ex.output_shape],
-                "classes": ex.num_classes, "target_layers": list(ex.target_layers),
-                "score": record.score_kind, "curve": "model probability" if self.probabilities else "softmax of logits",
-                "backend": ", ".join(ex.providers)}
+        return {
+            "file": str(self.model_path),
+            "name": Path(self.model_path).name,
+            "sha256": sha256_of(self.model_path),
+            "input": record.input,
+            "input_shape": [str(d) for d in ex.input_shape],
+            "input_type": str(ex.input_dtype),
+            "layout": ex.layout,
+            "output": record.output,
+            "output_shape": [str(d) for d in ex.output_shape],
+            "classes": ex.num_classes,
+            "target_layers": list(ex.target_layers),
+            "score": record.score_kind,
+            "curve": "model probability" if self.probabilities else "softmax of logits",
+            "backend": ", ".join(ex.providers),
+        }
 
 
 @dataclass
 class PhotoAudit:
     """One photo's results: records per method (baselines included), maps and report pictures."""
+
     file: str
     records: list
-    maps: dict          # method -> (H, W) float32 in [0, 1]
-    raws: dict          # method -> the method's raw attribution (baselines: their map)
+    maps: dict  # method -> (H, W) float32 in [0, 1]
+    raws: dict  # method -> the method's raw attribution (baselines: their map)
     array: np.ndarray | None  # the model input (1, ...), kept for the sanity checks' photos only
     pictures: dict = field(default_factory=dict)  # "photo" and method -> JPEG bytes
 
@@ -108,27 +124,42 @@ def audit_batch(auditor: Auditor, photos: list[tuple[Path, str]], start: int) ->
         boxes = {m: tuple(int(v) for v in results[m].boxes[i]) for m in opts.methods}
         boxes.update({b: map_box(maps[b], 0.2) for b in BASELINES})
         truth = boxes_for(opts.boxes, path, shown) if opts.boxes is not None else None
-        facts = {"file": shown, "target": target, "score": score,
-                 "probability": float(auditor.scorer(photo.array, target)[0])}
-        records = [_record(auditor, photo, facts | {"method": m}, maps[m], boxes[m], truth)
-                   for m in list(opts.methods) + list(BASELINES)]
-        audit = PhotoAudit(shown, records, maps, raws, photo.array if start + i < opts.sanity_photos else None)
+        facts = {
+            "file": shown,
+            "target": target,
+            "score": score,
+            "probability": float(auditor.scorer(photo.array, target)[0]),
+        }
+        records = [
+            _record(auditor, photo, facts | {"method": m}, maps[m], boxes[m], truth)
+            for m in list(opts.methods) + list(BASELINES)
+        ]
+        audit = PhotoAudit(
+            shown, records, maps, raws, photo.array if start + i < opts.sanity_photos else None
+        )
         if start + i < opts.report_photos:
             audit.pictures = _pictures(photo, maps, opts.methods, boxes)
         out.append(audit)
     return out
 
 
-def _record(auditor: Auditor, photo: Prepared, facts: dict, saliency: np.ndarray, box,
-            truth: np.ndarray | None) -> dict:
+def _record(
+    auditor: Auditor, photo: Prepared, facts: dict, saliency: np.ndarray, box, truth: np.ndarray | None
+) -> dict:
     """One photo x method record: ``facts`` (file, method, target, score, probability), the label, the
     map's box, and every metric asked for, with the protocol."""
     opts, protocol = auditor.opts, auditor.opts.protocol
     image, layout, target = photo.array[0], auditor.ex.layout, facts["target"]
-    record = {"file": facts["file"], "method": facts["method"], "target": target,
-              "label": auditor.labels[target] if target < len(auditor.labels) else str(target),
-              "score": facts["score"], "probability": facts["probability"],
-              "box": list(photo.box_to_photo(box)), "box_input": list(box)}
+    record = {
+        "file": facts["file"],
+        "method": facts["method"],
+        "target": target,
+        "label": auditor.labels[target] if target < len(auditor.labels) else str(target),
+        "score": facts["score"],
+        "probability": facts["probability"],
+        "box": list(photo.box_to_photo(box)),
+        "box_input": list(box),
+    }
     if "deletion" in opts.metrics:
         record["deletion_auc"], curve = deletion(auditor.scorer, image, saliency, target, protocol, layout)
         record["deletion_curve"] = curve.round(6).tolist()
@@ -143,7 +174,10 @@ def _record(auditor: Auditor, photo: Prepared, facts: dict, saliency: np.ndarray
         record["truth_boxes"] = truth.tolist()
         record["pointing_hit"] = pointing_hit(saliency, in_input, POINTING_TOLERANCE)
         record["box_iou"] = box_iou(box, in_input)
-    record["protocol"] = protocol.describe() | {"pointing_tolerance": POINTING_TOLERANCE, "box_threshold": 0.2}
+    record["protocol"] = protocol.describe() | {
+        "pointing_tolerance": POINTING_TOLERANCE,
+        "box_threshold": 0.2,
+    }
     return record
 
 

@@ -5,6 +5,7 @@ pixels at random, the Sobel map is what a model-free edge detector says is salie
 prior is what photographers' framing alone predicts. Each is a function of the input (never of the
 model), ``(H, W)`` float in [0, 1].
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -36,5 +37,8 @@ def center_map(height: int, width: int) -> np.ndarray:
 def baseline_maps(image_chw: np.ndarray, seed: int) -> dict[str, np.ndarray]:
     """Every baseline for one input ``(C, H, W)``, by its method name."""
     _, height, width = image_chw.shape
-    return {"baseline_random": random_map(height, width, seed), "baseline_sobel": sobel_map(image_chw),
-            "baseline_center": center_map(height, width)}
+    return {
+        "baseline_random": random_map(height, width, seed),
+        "baseline_sobel": sobel_map(image_chw),
+        "baseline_center": center_map(height, width),
+    }

@@ -4,21 +4,41 @@ The template draws them (a Jinja macro writes the ``<svg>``); this module only p
 no markup is assembled in Python. Colours are fixed per series position (Okabe-Ito, readable by
 colour-blind readers); baselines are drawn dashed in grey.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 import numpy as np
 
-PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442",
-           "#882255", "#44AA99", "#999933", "#AA4499", "#117733", "#332288")
+PALETTE = (
+    "#0072B2",
+    "#D55E00",
+    "#009E73",
+    "#CC79A7",
+    "#E69F00",
+    "#56B4E9",
+    "#000000",
+    "#F0E442",
+    "#882255",
+    "#44AA99",
+    "#999933",
+    "#AA4499",
+    "#117733",
+    "#332288",
+)
 BASELINE_COLOUR = "#8c8c8c"
 DASHES = ("6 4", "2 3", "9 3 2 3")  # one per baseline, so the three grey lines stay apart
 WIDTH, HEIGHT, LEFT, RIGHT, TOP, BOTTOM = 520, 300, 52, 150, 28, 44
 
 
-def line_chart(title: str, x_label: str, y_label: str, series: Sequence[tuple[str, Sequence, Sequence]],
-               y_range: tuple[float, float] | None = None) -> dict:
+def line_chart(
+    title: str,
+    x_label: str,
+    y_label: str,
+    series: Sequence[tuple[str, Sequence, Sequence]],
+    y_range: tuple[float, float] | None = None,
+) -> dict:
     """A chart of ``(name, xs, ys)`` series (None values leave gaps) for the template's macro."""
     xs = np.array([x for _, sx, _ in series for x in sx], np.float64)
     ys = np.array([y for _, _, sy in series for y in sy if y is not None], np.float64)
@@ -43,14 +63,30 @@ def line_chart(title: str, x_label: str, y_label: str, series: Sequence[tuple[st
                 continue
             current.append(f"{px(x):.1f},{py(min(max(y, y0), y1)):.1f}")
         segments += [current] if current else []
-        lines.append({"name": name, "colour": BASELINE_COLOUR if baseline else next(colour),
-                      "dash": next(dash) if baseline else None, "segments": [" ".join(s) for s in segments]})
+        lines.append(
+            {
+                "name": name,
+                "colour": BASELINE_COLOUR if baseline else next(colour),
+                "dash": next(dash) if baseline else None,
+                "segments": [" ".join(s) for s in segments],
+            }
+        )
     for i, line in enumerate(lines):
         line["legend_y"] = TOP + 8 + 16 * i
-    return {"title": title, "x_label": x_label, "y_label": y_label, "width": WIDTH, "height": HEIGHT,
-            "left": LEFT, "top": TOP, "right": WIDTH - RIGHT, "bottom": HEIGHT - BOTTOM, "lines": lines,
-            "x_ticks": [(px(v), _tick(v)) for v in np.linspace(x0, x1, 5)],
-            "y_ticks": [(py(v), _tick(v)) for v in np.linspace(y0, y1, 5)]}
+    return {
+        "title": title,
+        "x_label": x_label,
+        "y_label": y_label,
+        "width": WIDTH,
+        "height": HEIGHT,
+        "left": LEFT,
+        "top": TOP,
+        "right": WIDTH - RIGHT,
+        "bottom": HEIGHT - BOTTOM,
+        "lines": lines,
+        "x_ticks": [(px(v), _tick(v)) for v in np.linspace(x0, x1, 5)],
+        "y_ticks": [(py(v), _tick(v)) for v in np.linspace(y0, y1, 5)],
+    }
 
 
 def _tick(value: float) -> str:

@@ -18,6 +18,7 @@ random order, so a constant map ranks pixels at random rather than in raster ord
 The probability is the model's own output where it ends in a Softmax or Sigmoid, else the softmax of
 its logits (:class:`Scorer`). Every parameter is recorded with the result (:class:`Protocol`).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -33,14 +34,15 @@ FILLS = ("constant", "blur")
 @dataclass(frozen=True)
 class Protocol:
     """The parameters of the perturbation metrics, written next to every result."""
-    steps: int = 32                      # deletion/insertion: 1/steps of the pixels per step
-    deletion_fill: str = "constant"      # what removed pixels become: "constant" or "blur"
-    insertion_start: str = "blur"        # the image insertion starts from: "blur" or "constant"
-    fill_value: float = 0.0              # the constant, in the model input's units
-    blur_sigma: float = 5.0              # the blurred copy's Gaussian sigma, input pixels
+
+    steps: int = 32  # deletion/insertion: 1/steps of the pixels per step
+    deletion_fill: str = "constant"  # what removed pixels become: "constant" or "blur"
+    insertion_start: str = "blur"  # the image insertion starts from: "blur" or "constant"
+    fill_value: float = 0.0  # the constant, in the model input's units
+    blur_sigma: float = 5.0  # the blurred copy's Gaussian sigma, input pixels
     road_fractions: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
-    road_noise: float = 0.01             # ROAD's imputation noise, input units
-    seed: int = 0                        # tie-breaking order and imputation noise
+    road_noise: float = 0.01  # ROAD's imputation noise, input units
+    seed: int = 0  # tie-breaking order and imputation noise
 
     def describe(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -56,8 +58,13 @@ class Scorer:
         dtype: the input's element type; integer pixels are rounded and clipped to its range.
     """
 
-    def __init__(self, predict: Callable[[np.ndarray], np.ndarray], probabilities: bool, dtype=np.float32,
-                 batch_size: int = 16):
+    def __init__(
+        self,
+        predict: Callable[[np.ndarray], np.ndarray],
+        probabilities: bool,
+        dtype=np.float32,
+        batch_size: int = 16,
+    ):
         self.predict, self.probabilities, self.batch_size = predict, probabilities, batch_size
         self.dtype = np.dtype(dtype)
 
@@ -65,7 +72,9 @@ class Scorer:
         """``(n,)`` probabilities of ``target`` for ``(n, ...)`` inputs."""
         out = []
         for start in range(0, len(images), self.batch_size):
-            out.append(self.probability(self.predict(self.cast(images[start:start + self.batch_size])), target))
+            out.append(
+                self.probability(self.predict(self.cast(images[start : start + self.batch_size])), target)
+            )
         return np.concatenate(out)
 
     def probability(self, output: np.ndarray, target: int) -> np.ndarray:
@@ -114,29 +123,50 @@ def _progressive(source: np.ndarray, start: np.ndarray, order: np.ndarray, steps
     return images.reshape((steps + 1,) + source.shape)
 
 
-def deletion(score: Scorer, image: np.ndarray, saliency: np.ndarray, target: int, protocol: Protocol,
-             layout: str = "NCHW") -> tuple[float, np.ndarray]:
+def deletion(
+    score: Scorer,
+    image: np.ndarray,
+    saliency: np.ndarray,
+    target: int,
+    protocol: Protocol,
+    layout: str = "NCHW",
+) -> tuple[float, np.ndarray]:
     """(AUC, curve): the most relevant pixels removed first. ``image`` is one input without the batch
     axis in ``layout``; ``saliency`` ``(H, W)``."""
     chw, back = _to_chw(image, layout)
     order = ranking(saliency, protocol.seed)
-    curve = score(back(_progressive(_filled(chw, protocol.deletion_fill, protocol), chw, order, protocol.steps)),
-                  target)
+    curve = score(
+        back(_progressive(_filled(chw, protocol.deletion_fill, protocol), chw, order, protocol.steps)), target
+    )
     return _area(curve), curve
 
 
-def insertion(score: Scorer, image: np.ndarray, saliency: np.ndarray, target: int, protocol: Protocol,
-              layout: str = "NCHW") -> tuple[float, np.ndarray]:
+def insertion(
+    score: Scorer,
+    image: np.ndarray,
+    saliency: np.ndarray,
+    target: int,
+    protocol: Protocol,
+    layout: str = "NCHW",
+) -> tuple[float, np.ndarray]:
     """(AUC, curve): from the start image, the most relevant original pixels put back first."""
     chw, back = _to_chw(image, layout)
     order = ranking(saliency, protocol.seed)
-    curve = score(back(_progressive(chw, _filled(chw, protocol.insertion_start, protocol), order, protocol.steps)),
-                  target)
+    curve = score(
+        back(_progressive(chw, _filled(chw, protocol.insertion_start, protocol), order, protocol.steps)),
+        target,
+    )
     return _area(curve), curve
 
 
-def road(score: Scorer, image: np.ndarray, saliency: np.ndarray, target: int, protocol: Protocol,
-         layout: str = "NCHW") -> dict:
+def road(
+    score: Scorer,
+    image: np.ndarray,
+    saliency: np.ndarray,
+    target: int,
+    protocol: Protocol,
+    layout: str = "NCHW",
+) -> dict:
     """ROAD's MoRF and LeRF curves over ``protocol.road_fractions`` and their means (module docstring)."""
     chw, back = _to_chw(image, layout)
     order = ranking(saliency, protocol.seed)
@@ -146,12 +176,17 @@ def road(score: Scorer, image: np.ndarray, saliency: np.ndarray, target: int, pr
         for fraction in protocol.road_fractions:
             k = int(round(fraction * order.size))
             removed = np.zeros(order.size, bool)
-            removed[order[:k] if most_first else order[order.size - k:]] = True
+            removed[order[:k] if most_first else order[order.size - k :]] = True
             images.append(linear_impute(chw, removed.reshape(chw.shape[1:]), protocol.road_noise, rng))
     probs = score(back(np.stack(images)), target)
-    morf, lerf = probs[:len(protocol.road_fractions)], probs[len(protocol.road_fractions):]
-    return {"road_morf": float(morf.mean()), "road_lerf": float(lerf.mean()),
-            "road": float(lerf.mean() - morf.mean()), "road_morf_curve": morf, "road_lerf_curve": lerf}
+    morf, lerf = probs[: len(protocol.road_fractions)], probs[len(protocol.road_fractions) :]
+    return {
+        "road_morf": float(morf.mean()),
+        "road_lerf": float(lerf.mean()),
+        "road": float(lerf.mean() - morf.mean()),
+        "road_morf_curve": morf,
+        "road_lerf_curve": lerf,
+    }
 
 
 def _to_chw(image: np.ndarray, layout: str) -> tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]:

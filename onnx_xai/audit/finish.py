@@ -7,6 +7,7 @@ staging folder inside ``out`` and moved in as one set with signals held
 was and says which file could not be written; a rerun replaces the set and removes what the new set
 lacks (``results.parquet`` of an earlier Ray run); nothing else in the folder is touched.
 """
+
 from __future__ import annotations
 
 import json
@@ -35,7 +36,7 @@ def run_sanity(auditor: Auditor, done: list[PhotoAudit], explainer_args: dict, t
 
     opts, ex = auditor.opts, auditor.ex
     kept = [p for p in done if p.array is not None]  # the first sanity_photos photos
-    chosen = [p for p in kept if p.array.shape == kept[0].array.shape][:opts.sanity_photos] if kept else []
+    chosen = [p for p in kept if p.array.shape == kept[0].array.shape][: opts.sanity_photos] if kept else []
     if not chosen or not opts.sanity:
         return {}
     x = np.concatenate([p.array for p in chosen])
@@ -44,8 +45,9 @@ def run_sanity(auditor: Auditor, done: list[PhotoAudit], explainer_args: dict, t
     result = {"files": [p.file for p in chosen]}
     if "random_target" in opts.sanity:
         classes = ex.num_classes or int(ex.predict(x[:1]).shape[-1])
-        others, methods = random_target_check(ex, x, opts.methods, targets, original, classes, opts.protocol.seed,
-                                              auditor.options)
+        others, methods = random_target_check(
+            ex, x, opts.methods, targets, original, classes, opts.protocol.seed, auditor.options
+        )
         result["random_target"] = {"targets": others.tolist(), "methods": methods}
     if "randomization" in opts.sanity:
         model = load_model(auditor.model_path)[0]
@@ -54,8 +56,17 @@ def run_sanity(auditor: Auditor, done: list[PhotoAudit], explainer_args: dict, t
         else:
             args = explainer_args | {"target_layer": ex.target_layers}
             result["randomization"] = cascading_randomization(
-                model, lambda m: Explainer(m, **args), x, opts.methods, targets, original,
-                opts.randomization_steps, opts.protocol.seed, auditor.options, tick)
+                model,
+                lambda m: Explainer(m, **args),
+                x,
+                opts.methods,
+                targets,
+                original,
+                opts.randomization_steps,
+                opts.protocol.seed,
+                auditor.options,
+                tick,
+            )
     return result
 
 
@@ -77,8 +88,14 @@ def attach_sanity(done: list[PhotoAudit], sanity: dict) -> None:
                 record["randomization_ssim"] = [s["methods"][method]["ssim"][i] for s in steps]
 
 
-def write_outputs(out: Path, auditor: Auditor, done: list[PhotoAudit], sanity: dict,
-                  failures: Sequence[tuple[str, str]] = (), extra: dict[str, Callable] | None = None) -> dict:
+def write_outputs(
+    out: Path,
+    auditor: Auditor,
+    done: list[PhotoAudit],
+    sanity: dict,
+    failures: Sequence[tuple[str, str]] = (),
+    extra: dict[str, Callable] | None = None,
+) -> dict:
     """``results.jsonl``, ``maps.npz`` and ``report.html`` (and the ``extra`` files, by name: a
     function writing a path) in ``out``, as one set; ``failures`` (photo, reason) are listed in the
     report."""
@@ -93,9 +110,11 @@ def write_outputs(out: Path, auditor: Auditor, done: list[PhotoAudit], sanity: d
         for method, raw in photo.raws.items():
             arrays[f"{i:05d}/{method}/raw"] = np.asarray(raw, np.float32)
             arrays[f"{i:05d}/{method}/map"] = photo.maps[method].astype(np.float32)
-    writers = {"results.jsonl": lambda path: path.write_text(lines, encoding="utf-8"),
-               "maps.npz": lambda path: _save_npz(path, arrays),
-               "report.html": lambda path: path.write_text(html, encoding="utf-8")} | (extra or {})
+    writers = {
+        "results.jsonl": lambda path: path.write_text(lines, encoding="utf-8"),
+        "maps.npz": lambda path: _save_npz(path, arrays),
+        "report.html": lambda path: path.write_text(html, encoding="utf-8"),
+    } | (extra or {})
     commit_set(out, writers, OUTPUTS + ENGINE_OUTPUTS)
     return {name: str(out / name) for name in writers}
 
@@ -108,8 +127,10 @@ def commit_set(out: Path, writers: dict[str, Callable], known: Sequence[str]) ->
             try:
                 write(staging.path(name))
             except OSError as exc:
-                raise OutputError(f"cannot write {out / name}: {exc.strerror or exc}; nothing was "
-                                  "changed in the output folder") from None
+                raise OutputError(
+                    f"cannot write {out / name}: {exc.strerror or exc}; nothing was "
+                    "changed in the output folder"
+                ) from None
         staging.commit(list(writers), known)
 
 

@@ -8,12 +8,21 @@ right-hand side), then adds N(0, noise^2) to the imputed values only. Filling fr
 instead of a constant keeps the removal itself from carrying information about where the removed
 pixels were, which is what makes most- and least-relevant-first orderings comparable.
 """
+
 from __future__ import annotations
 
 import numpy as np
 
-NEIGHBOURS = ((-1, -1, 1 / 12), (-1, 0, 1 / 6), (-1, 1, 1 / 12), (0, -1, 1 / 6),
-              (0, 1, 1 / 6), (1, -1, 1 / 12), (1, 0, 1 / 6), (1, 1, 1 / 12))
+NEIGHBOURS = (
+    (-1, -1, 1 / 12),
+    (-1, 0, 1 / 6),
+    (-1, 1, 1 / 12),
+    (0, -1, 1 / 6),
+    (0, 1, 1 / 6),
+    (1, -1, 1 / 12),
+    (1, 0, 1 / 6),
+    (1, 1, 1 / 12),
+)
 
 
 def blurred(image: np.ndarray, sigma: float) -> np.ndarray:
@@ -23,8 +32,9 @@ def blurred(image: np.ndarray, sigma: float) -> np.ndarray:
     return gaussian_filter(image.astype(np.float64), sigma=(0, sigma, sigma), mode="reflect")
 
 
-def linear_impute(image: np.ndarray, removed: np.ndarray, noise: float = 0.01,
-                  rng: np.random.Generator | None = None) -> np.ndarray:
+def linear_impute(
+    image: np.ndarray, removed: np.ndarray, noise: float = 0.01, rng: np.random.Generator | None = None
+) -> np.ndarray:
     """``(C, H, W)`` image with the pixels where ``removed`` (``(H, W)`` bool) is set replaced by
     ROAD's noisy linear imputation (see the module docstring); the kept pixels are untouched."""
     from scipy.sparse import coo_matrix
@@ -52,9 +62,13 @@ def linear_impute(image: np.ndarray, removed: np.ndarray, noise: float = 0.01,
         a_vals.append(np.full(unknown.sum(), weight))
         rhs[eq[~unknown]] -= weight * flat[:, where[~unknown]].T
     n = len(missing)
-    system = coo_matrix((np.concatenate(a_vals + [-diagonal]),
-                         (np.concatenate(a_rows + [np.arange(n)]), np.concatenate(a_cols + [np.arange(n)]))),
-                        shape=(n, n)).tocsc()
+    system = coo_matrix(
+        (
+            np.concatenate(a_vals + [-diagonal]),
+            (np.concatenate(a_rows + [np.arange(n)]), np.concatenate(a_cols + [np.arange(n)])),
+        ),
+        shape=(n, n),
+    ).tocsc()
     solved = splu(system).solve(rhs)
     rng = rng if rng is not None else np.random.default_rng(0)
     out[:, missing] = solved.T + noise * rng.standard_normal((channels, n))

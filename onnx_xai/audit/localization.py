@@ -10,6 +10,7 @@ Boxes come per photo in photo pixels, ``(x0, y0, x1, y1)``, from a JSON object `
 [[x0, y0, x1, y1], ...]}`` or a CSV with the header ``file,x0,y0,x1,y1`` (one row per box); a photo is
 matched by its path as given on the command line, its path relative to the folder given, or its name.
 """
+
 from __future__ import annotations
 
 import csv
@@ -28,8 +29,12 @@ def pointing_hit(saliency: np.ndarray, boxes: np.ndarray, tolerance: float = POI
     """Whether the maximum of ``saliency`` ``(H, W)`` falls in any box ``(k, 4)`` grown by ``tolerance``."""
     y, x = np.unravel_index(int(np.argmax(saliency)), saliency.shape)
     px, py = x + 0.5, y + 0.5  # the pixel's centre, boxes being half-open in pixel edges
-    return bool(any(b[0] - tolerance <= px <= b[2] + tolerance and b[1] - tolerance <= py <= b[3] + tolerance
-                    for b in boxes))
+    return bool(
+        any(
+            b[0] - tolerance <= px <= b[2] + tolerance and b[1] - tolerance <= py <= b[3] + tolerance
+            for b in boxes
+        )
+    )
 
 
 def box_iou(box, boxes: np.ndarray) -> float:
@@ -76,10 +81,15 @@ def _json_rows(text: str, path: Path) -> list[tuple[str, list]]:
     except json.JSONDecodeError as e:
         raise InputError(f"boxes file {path} is not valid JSON: {e.msg} at line {e.lineno}") from None
     if not isinstance(data, dict) or not all(isinstance(v, list) for v in data.values()):
-        found = "an object whose values are not all lists" if isinstance(data, dict) else \
-            f"a JSON {JSON_KINDS.get(type(data), 'value')}"
-        raise InputError(f"boxes file {path}: expected a JSON object {{\"photo.jpg\": [[x0, y0, x1, y1], ...]}}, "
-                         f"found {found}")
+        found = (
+            "an object whose values are not all lists"
+            if isinstance(data, dict)
+            else f"a JSON {JSON_KINDS.get(type(data), 'value')}"
+        )
+        raise InputError(
+            f'boxes file {path}: expected a JSON object {{"photo.jpg": [[x0, y0, x1, y1], ...]}}, '
+            f"found {found}"
+        )
     return [(k, box) for k, v in data.items() for box in v]
 
 

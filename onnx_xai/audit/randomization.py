@@ -12,30 +12,42 @@ clipped to their type), seeded. Layers are split into at most ``steps`` groups, 
 step (one layer per step when there are fewer layers than steps). If the maps were faithful to what
 the model learned, they should lose their likeness to the original maps as the model loses its weights.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
 
-WEIGHTED = {"Conv": (1, 2), "ConvTranspose": (1, 2), "Gemm": (0, 1, 2), "MatMul": (0, 1),
-            "BatchNormalization": (1, 2), "LayerNormalization": (1, 2), "InstanceNormalization": (1, 2),
-            "GroupNormalization": (1, 2), "PRelu": (1,), "ConvInteger": (1,), "MatMulInteger": (1,)}
+WEIGHTED = {
+    "Conv": (1, 2),
+    "ConvTranspose": (1, 2),
+    "Gemm": (0, 1, 2),
+    "MatMul": (0, 1),
+    "BatchNormalization": (1, 2),
+    "LayerNormalization": (1, 2),
+    "InstanceNormalization": (1, 2),
+    "GroupNormalization": (1, 2),
+    "PRelu": (1,),
+    "ConvInteger": (1,),
+    "MatMulInteger": (1,),
+}
 THROUGH = {"DequantizeLinear", "Cast", "Identity", "Transpose"}
 
 
 @dataclass(frozen=True)
 class Layer:
-    node: str        # the node's name (or its first output when unnamed)
+    node: str  # the node's name (or its first output when unnamed)
     op_type: str
-    tensors: tuple   # the constant tensors randomizing it re-draws
+    tensors: tuple  # the constant tensors randomizing it re-draws
 
 
 def parameter_layers(model) -> list:
     """Every layer with parameters, top (nearest the output) first."""
     graph = model.graph
-    constants = {t.name for t in graph.initializer} | {o for n in graph.node if n.op_type == "Constant"
-                                                       for o in n.output}
+    constants = {t.name for t in graph.initializer} | {
+        o for n in graph.node if n.op_type == "Constant" for o in n.output
+    }
     producers = {o: n for n in graph.node for o in n.output}
     consumers = {}
     for n in graph.node:
@@ -68,7 +80,9 @@ def _sources(name: str, constants: set, producers: dict) -> list:
 
 def groups(layers: list, steps: int) -> list:
     """The layers in at most ``steps`` contiguous groups, top first."""
-    return [list(g) for g in np.array_split(np.array(layers, dtype=object), min(steps, len(layers))) if len(g)]
+    return [
+        list(g) for g in np.array_split(np.array(layers, dtype=object), min(steps, len(layers))) if len(g)
+    ]
 
 
 def randomized(model, tensors: set, seed: int):
@@ -86,8 +100,9 @@ def randomized(model, tensors: set, seed: int):
         if node.op_type == "Constant" and node.output[0] in tensors:
             for attr in node.attribute:
                 if attr.name == "value":
-                    attr.t.CopyFrom(numpy_helper.from_array(_redraw(numpy_helper.to_array(attr.t), rng),
-                                                            attr.t.name))
+                    attr.t.CopyFrom(
+                        numpy_helper.from_array(_redraw(numpy_helper.to_array(attr.t), rng), attr.t.name)
+                    )
     return copy
 
 

@@ -10,6 +10,7 @@ batches whose photos are all done. The driver then reads the parts back, runs th
 first photos and writes the same ``results.jsonl``, ``maps.npz`` and ``report.html`` as the local
 engine, plus ``results.parquet`` (one row per photo and method).
 """
+
 from __future__ import annotations
 
 import base64
@@ -24,9 +25,24 @@ from ..errors import InputError, XaiError
 from .auditor import AuditOptions, PhotoAudit
 
 PARTS = "parts"
-SCALARS = ("file", "method", "target", "label", "score", "probability", "deletion_auc", "insertion_auc", "road",
-           "road_morf", "road_lerf", "pointing_hit", "box_iou", "random_target", "random_target_spearman",
-           "random_target_ssim")
+SCALARS = (
+    "file",
+    "method",
+    "target",
+    "label",
+    "score",
+    "probability",
+    "deletion_auc",
+    "insertion_auc",
+    "road",
+    "road_morf",
+    "road_lerf",
+    "pointing_hit",
+    "box_iou",
+    "random_target",
+    "random_target_spearman",
+    "random_target_ssim",
+)
 
 
 class BatchAuditor:
@@ -41,14 +57,20 @@ class BatchAuditor:
     def __call__(self, batch: dict) -> dict:
         from .auditor import audit_batch
 
-        start, paths, shown = int(batch["start"][0]), json.loads(batch["paths"][0]), json.loads(batch["shown"][0])
+        start, paths, shown = (
+            int(batch["start"][0]),
+            json.loads(batch["paths"][0]),
+            json.loads(batch["shown"][0]),
+        )
         photos = [(Path(p), s) for p, s in zip(paths, shown)]
         try:
             results = [(r, "") for r in audit_batch(self.auditor, photos, start)]
         except (XaiError, OSError):  # one bad photo must not take its batch with it: each on its own
             results = [_alone(self.auditor, photo, start + i) for i, photo in enumerate(photos)]
-        rows = [to_row(start + i, name, audit, error) for i, ((_, name), (audit, error)) in
-                enumerate(zip(photos, results))]
+        rows = [
+            to_row(start + i, name, audit, error)
+            for i, ((_, name), (audit, error)) in enumerate(zip(photos, results))
+        ]
         return {k: [row[k] for row in rows] for k in rows[0]}
 
 
@@ -66,12 +88,22 @@ def to_row(index: int, name: str, audit: PhotoAudit | None, error: str) -> dict:
     if audit is None:
         return {"index": index, "file": name, "records": "[]", "maps": b"", "pictures": "{}", "error": error}
     buffer = io.BytesIO()
-    np.savez(buffer, **{f"map/{k}": v for k, v in audit.maps.items()}, **{f"raw/{k}": v for k, v in audit.raws.items()})
+    np.savez(
+        buffer,
+        **{f"map/{k}": v for k, v in audit.maps.items()},
+        **{f"raw/{k}": v for k, v in audit.raws.items()},
+    )
     pictures = {k: base64.b64encode(v).decode("ascii") for k, v in audit.pictures.items()}
     from .finish import finite_json, plain_json
 
-    return {"index": index, "file": name, "records": json.dumps(finite_json(audit.records), default=plain_json),
-            "maps": buffer.getvalue(), "pictures": json.dumps(pictures), "error": ""}
+    return {
+        "index": index,
+        "file": name,
+        "records": json.dumps(finite_json(audit.records), default=plain_json),
+        "maps": buffer.getvalue(),
+        "pictures": json.dumps(pictures),
+        "error": "",
+    }
 
 
 def from_row(row: dict) -> PhotoAudit:
@@ -92,9 +124,16 @@ def finished(parts: Path) -> dict:
     return {row["file"]: row for row in sorted(table, key=lambda r: r["index"]) if not row["error"]}
 
 
-def audit_on_ray(model: str, photos: Sequence[tuple[Path, str]], out: Path, opts: AuditOptions,
-                 explainer_args: dict | None = None, address: str | None = None, actors: int = 1,
-                 cpus_per_actor: float = 1) -> dict:
+def audit_on_ray(
+    model: str,
+    photos: Sequence[tuple[Path, str]],
+    out: Path,
+    opts: AuditOptions,
+    explainer_args: dict | None = None,
+    address: str | None = None,
+    actors: int = 1,
+    cpus_per_actor: float = 1,
+) -> dict:
     """The audit as a Ray Data pipeline (module docstring); returns the paths written and the failures."""
     try:
         import ray
@@ -113,9 +152,13 @@ def audit_on_ray(model: str, photos: Sequence[tuple[Path, str]], out: Path, opts
             ray.init(address=address, logging_level="ERROR", include_dashboard=False)
         _quiet(ray)
         dataset = ray.data.from_items(pending, override_num_blocks=len(pending)).map_batches(
-            BatchAuditor, fn_constructor_kwargs={"model": model, "opts": opts, "explainer_args": explainer_args},
-            batch_size=1, compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=cpus_per_actor,
-            batch_format="numpy")
+            BatchAuditor,
+            fn_constructor_kwargs={"model": model, "opts": opts, "explainer_args": explainer_args},
+            batch_size=1,
+            compute=ray.data.ActorPoolStrategy(size=actors),
+            num_cpus=cpus_per_actor,
+            batch_format="numpy",
+        )
         dataset.write_parquet(str(parts))
     return finish(model, photos, out, opts, explainer_args)
 
@@ -133,14 +176,21 @@ def _batches(photos: Sequence[tuple[Path, str]], size: int, done: set) -> list[d
     """The local engine's batches that still have a photo to do, as dataset rows."""
     out = []
     for start in range(0, len(photos), size):
-        chunk = photos[start:start + size]
+        chunk = photos[start : start + size]
         if any(name not in done for _, name in chunk):
-            out.append({"start": start, "paths": json.dumps([str(p) for p, _ in chunk]),
-                        "shown": json.dumps([name for _, name in chunk])})
+            out.append(
+                {
+                    "start": start,
+                    "paths": json.dumps([str(p) for p, _ in chunk]),
+                    "shown": json.dumps([name for _, name in chunk]),
+                }
+            )
     return out
 
 
-def finish(model: str, photos: Sequence[tuple[Path, str]], out: Path, opts: AuditOptions, explainer_args: dict) -> dict:
+def finish(
+    model: str, photos: Sequence[tuple[Path, str]], out: Path, opts: AuditOptions, explainer_args: dict
+) -> dict:
     """Read the parts back in photo order, run the sanity checks here, write the outputs."""
     import pyarrow.parquet as pq
 
@@ -157,11 +207,13 @@ def finish(model: str, photos: Sequence[tuple[Path, str]], out: Path, opts: Audi
     done = [from_row(r) for r in rows if not r["error"]]
     auditor = Auditor(Explainer(model, **explainer_args), model, opts)
     paths = dict((name, path) for path, name in photos)
-    for audit in done[:opts.sanity_photos]:
+    for audit in done[: opts.sanity_photos]:
         audit.array = prepare(load_image(paths[audit.file]), **auditor.preprocessing).array
     sanity = run_sanity(auditor, done, explainer_args, None)
     attach_sanity(done, sanity)
-    written = write_outputs(out, auditor, done, sanity, failures, {"results.parquet": lambda path: _write_table(path, done)})
+    written = write_outputs(
+        out, auditor, done, sanity, failures, {"results.parquet": lambda path: _write_table(path, done)}
+    )
     return written | {"failures": failures}
 
 

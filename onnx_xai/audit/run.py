@@ -1,4 +1,5 @@
 """``audit``: which engine runs the photos (this process, or Ray Data); both finish alike (:mod:`.finish`)."""
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -10,9 +11,16 @@ from .auditor import AuditOptions
 ENGINES = ("local", "ray")
 
 
-def audit(model: str, photos: Sequence[tuple[Path, str]], out: Path, opts: AuditOptions,
-          explainer_args: dict | None = None, progress: Callable | None = None, engine: str = "local",
-          ray_options: dict | None = None) -> dict:
+def audit(
+    model: str,
+    photos: Sequence[tuple[Path, str]],
+    out: Path,
+    opts: AuditOptions,
+    explainer_args: dict | None = None,
+    progress: Callable | None = None,
+    engine: str = "local",
+    ray_options: dict | None = None,
+) -> dict:
     """Audit ``photos`` (``(path, shown name)`` pairs) on ``model``; returns the paths written.
 
     ``explainer_args`` go to every :class:`~onnx_xai.Explainer` made (target layer, threads, backend,

@@ -6,6 +6,7 @@ through :mod:`.options` and never importing each other. Every command turns the 
 flags that cannot go together into a usage error (exit status 2); nothing is half-written (outputs
 go through atomic renames).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,8 +23,10 @@ COMMANDS = (augment, inspect, explain, audit, demo)
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="onnx-xai", description="Gradient explanations (gradient, SmoothGrad, CAM, Grad-CAM) "
-        "computed from an ONNX classifier, with no training framework.")
+        prog="onnx-xai",
+        description="Gradient explanations (gradient, SmoothGrad, CAM, Grad-CAM) "
+        "computed from an ONNX classifier, with no training framework.",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         command.add_parser(sub)
@@ -60,8 +63,10 @@ def _run(argv: Sequence[str] | None) -> int:
         detail = f"{exc.strerror}: {exc.filename}" if exc.strerror and exc.filename else str(exc)
         print(f"onnx-xai: error: {_one_line(detail)}", file=sys.stderr)
     except MemoryError:
-        print("onnx-xai: error: out of memory (try --memory lean, a smaller --batch-size or fewer methods)",
-              file=sys.stderr)
+        print(
+            "onnx-xai: error: out of memory (try --memory lean, a smaller --batch-size or fewer methods)",
+            file=sys.stderr,
+        )
     return 1
 
 

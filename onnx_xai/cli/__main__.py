@@ -1,4 +1,5 @@
 """``python -m onnx_xai.cli``: the ``onnx-xai`` command."""
+
 import sys
 
 from . import main

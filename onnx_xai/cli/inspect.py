@@ -1,5 +1,6 @@
 """``onnx-xai inspect``: the model as the rewriter sees it (inputs, layout, candidates, head, methods),
 or the record of a model it already rewrote."""
+
 from __future__ import annotations
 
 import argparse
@@ -9,17 +10,23 @@ from .options import add_model_choice
 
 
 def add_parser(sub) -> None:
-    ins = sub.add_parser("inspect", help="show inputs, layout, target-layer candidates, head, "
-                         "supported methods and ops without a gradient rule",
-                         description="Describe a model as the rewriter sees it.")
+    ins = sub.add_parser(
+        "inspect",
+        help="show inputs, layout, target-layer candidates, head, "
+        "supported methods and ops without a gradient rule",
+        description="Describe a model as the rewriter sees it.",
+    )
     ins.add_argument("model", help="ONNX classifier")
     ins.add_argument("--json", action="store_true", help="print JSON instead of text")
     add_model_choice(ins)
     ins.set_defaults(run=run)
 
 
-SCORE_KINDS = {"logit": "the output itself", "pre-softmax": "before the Softmax",
-               "pre-sigmoid": "before the Sigmoid: multi-label"}
+SCORE_KINDS = {
+    "logit": "the output itself",
+    "pre-softmax": "before the Softmax",
+    "pre-sigmoid": "before the Sigmoid: multi-label",
+}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -32,7 +39,10 @@ def run(args: argparse.Namespace) -> int:
     if r["rewritten"]:
         return _print_rewrite(args.model, r)
     print(f"{args.model}: opset {r['opset']}, {r['nodes']} nodes, input layout {r['layout']}")
-    for kind, key, mark in (("input", "inputs", r["image_input"]), ("output", "outputs", r["explained_output"])):
+    for kind, key, mark in (
+        ("input", "inputs", r["image_input"]),
+        ("output", "outputs", r["explained_output"]),
+    ):
         for t in r[key]:
             star = "  <- explained" if t["name"] == mark else ""
             print(f"  {kind:6s} {t['name']}  {t['shape']}  {t['type']}{star}")
@@ -41,15 +51,23 @@ def run(args: argparse.Namespace) -> int:
     print(f"score: {r['score']!r} ({SCORE_KINDS[r['score_kind']]})")
     print("target-layer candidates (last first, * = default):")
     for c in r["candidates"]:
-        print(f"  {'*' if c['name'] in r['target_layers'] else ' '} {c['name']}  {c['shape']}  "
-              f"{_layout_words(c)}  ({c['op']})")
+        print(
+            f"  {'*' if c['name'] in r['target_layers'] else ' '} {c['name']}  {c['shape']}  "
+            f"{_layout_words(c)}  ({c['op']})"
+        )
     if len(r["scales"]) > 1:
-        print(f"candidates per scale (grid at a {r['probe_size']}-pixel input; several: --target-layer A B C):")
+        print(
+            f"candidates per scale (grid at a {r['probe_size']}-pixel input; several: --target-layer A B C):"
+        )
         for c in r["scales"]:
             print(f"    stride {c['stride']:g}  {c['grid'][0]}x{c['grid'][1]}  {c['name']}  ({c['op']})")
-    print(f"head: {r['head']} (global average pooling -> linear: CAM applies)" if r["cam"]
-          else f"head: {r['head']}")
+    print(
+        f"head: {r['head']} (global average pooling -> linear: CAM applies)"
+        if r["cam"]
+        else f"head: {r['head']}"
+    )
     from ..runtime.methods import METHOD_NAMES
+
     methods = [m for m in METHOD_NAMES if r["cam"] or m != "cam"]
     print(f"methods: {', '.join(methods)}" + ("" if r["cam"] else " (no CAM: the head is not GAP -> linear)"))
     problems = r["not_differentiable"]
@@ -59,12 +77,17 @@ def run(args: argparse.Namespace) -> int:
 
 def _print_rewrite(path: str, report: dict) -> int:
     r = report["rewrite"]
-    print(f"{path}: rewritten by onnx_xai (format {r['format']}) from a model with sha256 {r['source_sha256']}")
-    print(f"input: {r['input']} ({r.get('input_type', 'float')}, {r['layout']}); explained output: "
-          f"{r['output']}, score {r['score']!r} ({SCORE_KINDS.get(r.get('score_kind'), 'logit')})")
+    print(
+        f"{path}: rewritten by onnx_xai (format {r['format']}) from a model with sha256 {r['source_sha256']}"
+    )
+    print(
+        f"input: {r['input']} ({r.get('input_type', 'float')}, {r['layout']}); explained output: "
+        f"{r['output']}, score {r['score']!r} ({SCORE_KINDS.get(r.get('score_kind'), 'logit')})"
+    )
     for target in r.get("layers") or [r.get("target") or {"name": r["target_layer"], "layout": r["layout"]}]:
         print(f"target layer: {target['name']}  {_layout_words(target)}")
-    print(f"objective: {'xai_seed (a weighted sum of the output)' if r.get('objective') == 'seed' else 'xai_target (a class)'}")
+    seeded = r.get("objective") == "seed"
+    print(f"objective: {'xai_seed (a weighted sum of the output)' if seeded else 'xai_target (a class)'}")
     print(f"output sets: {', '.join(r['output_sets'])}; outputs: {', '.join(r['outputs'])}")
     print(f"head: {r['head']}")
     return 0

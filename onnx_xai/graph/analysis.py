@@ -12,6 +12,7 @@
   probability maps), the pre-sigmoid logit, whose gradient does not vanish where the probability
   saturates. A QDQ model's quantized output is read before its quantization.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -21,8 +22,15 @@ import onnx
 from ..errors import ModelError
 from .info import GraphInfo
 
-INTEGER_TYPES = frozenset({onnx.TensorProto.UINT8, onnx.TensorProto.INT8, onnx.TensorProto.UINT16,
-                           onnx.TensorProto.INT16, onnx.TensorProto.INT32})
+INTEGER_TYPES = frozenset(
+    {
+        onnx.TensorProto.UINT8,
+        onnx.TensorProto.INT8,
+        onnx.TensorProto.UINT16,
+        onnx.TensorProto.INT16,
+        onnx.TensorProto.INT32,
+    }
+)
 MOVES = frozenset({"Transpose", "Reshape", "Identity", "Squeeze", "Unsqueeze", "Flatten"})
 SCORE_KINDS = {"Softmax": "pre-softmax", "LogSoftmax": "pre-softmax", "Sigmoid": "pre-sigmoid"}
 SHAPE_ONLY = frozenset({"Shape", "Size"})
@@ -32,6 +40,7 @@ SHAPE_ONLY = frozenset({"Shape", "Size"})
 class Score:
     """The explained score tensor ``[N, K]`` and what it is: ``logit`` (the output itself),
     ``pre-softmax`` or ``pre-sigmoid``."""
+
     name: str
     kind: str
 
@@ -61,19 +70,23 @@ def differentiable_input(info: GraphInfo, image: str) -> tuple[str, list[onnx.No
         return image, []
     if info.dtype(image) not in INTEGER_TYPES:
         raise ModelError(f"the image input {image!r} is neither float nor integer pixels")
-    current, chain = image, []
+    current, chain = image, list[onnx.NodeProto]()
     while True:
         consumers = data_consumers(info, current)
         if len(consumers) != 1:
             ops = ", ".join(c.op_type for c in consumers) or "nothing"
-            raise ModelError(f"the integer input {image!r} must be cast to float once before any "
-                             f"arithmetic; {current!r} feeds {ops}")
+            raise ModelError(
+                f"the integer input {image!r} must be cast to float once before any "
+                f"arithmetic; {current!r} feeds {ops}"
+            )
         node = consumers[0]
         if node.op_type == "Cast" and info.is_float(node.output[0]):
             return node.output[0], chain
         if node.op_type not in MOVES:
-            raise ModelError(f"the integer input {image!r} reaches {node.op_type} {node.name!r} before "
-                             "it is cast to float; gradients need float pixels")
+            raise ModelError(
+                f"the integer input {image!r} reaches {node.op_type} {node.name!r} before "
+                "it is cast to float; gradients need float pixels"
+            )
         chain.append(node)
         current = node.output[0]
 
@@ -81,9 +94,12 @@ def differentiable_input(info: GraphInfo, image: str) -> tuple[str, list[onnx.No
 def _quantized(info: GraphInfo, name: str) -> bool:
     """Whether ``name`` is DequantizeLinear(QuantizeLinear(x)): a QDQ model's quantized output."""
     node = info.producer.get(name)
-    return node is not None and node.op_type == "DequantizeLinear" and \
-        info.producer.get(node.input[0]) is not None and \
-        info.producer[node.input[0]].op_type == "QuantizeLinear"
+    return (
+        node is not None
+        and node.op_type == "DequantizeLinear"
+        and info.producer.get(node.input[0]) is not None
+        and info.producer[node.input[0]].op_type == "QuantizeLinear"
+    )
 
 
 def score_tensor(info: GraphInfo, output: str | None = None) -> Score:
@@ -93,8 +109,11 @@ def score_tensor(info: GraphInfo, output: str | None = None) -> Score:
     if name not in outputs:
         raise ModelError(f"the model has no output {name!r}; outputs: {', '.join(outputs)}")
     kind = "logit"
-    while name in info.producer and info.producer[name].op_type in ("Identity", *SCORE_KINDS) or \
-            _quantized(info, name):
+    while (
+        name in info.producer
+        and info.producer[name].op_type in ("Identity", *SCORE_KINDS)
+        or _quantized(info, name)
+    ):
         node = info.producer[name]
         if node.op_type in SCORE_KINDS:
             if kind != "logit":
@@ -102,4 +121,3 @@ def score_tensor(info: GraphInfo, output: str | None = None) -> Score:
             kind = SCORE_KINDS[node.op_type]
         name = info.producer[node.input[0]].input[0] if _quantized(info, name) else node.input[0]
     return Score(name, kind)
-

@@ -4,6 +4,7 @@ The forward graph is kept as it is (its weights shared, never duplicated); the e
 appended, then pruned to those the requested outputs need, so a graph asked only for Grad-CAM carries
 no input-gradient work (onnxruntime runs every node of a graph whatever outputs are fetched).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -36,8 +37,11 @@ def unshared_weights(model: onnx.ModelProto, prefix: str = "xai/") -> onnx.Model
     graph = model.graph
     backward = [n for n in graph.node if n.name.startswith(prefix)]
     forward_reads = {i for n in graph.node if not n.name.startswith(prefix) for i in n.input}
-    shared = {t.name: t for t in graph.initializer if t.name in forward_reads and
-              any(t.name in n.input for n in backward)}
+    shared = {
+        t.name: t
+        for t in graph.initializer
+        if t.name in forward_reads and any(t.name in n.input for n in backward)
+    }
     for name, tensor in shared.items():
         copy = onnx.TensorProto()
         copy.CopyFrom(tensor)
@@ -55,16 +59,25 @@ def forward_only(model: onnx.ModelProto, prefix: str = "xai_") -> onnx.ModelProt
     outputs = [o for o in graph.output if not o.name.startswith(prefix)]
     nodes = prune(list(graph.node), {o.name for o in outputs})
     used = {i for n in nodes for i in list(n.input) + outer_scope_names(n)}
-    pruned = helper.make_graph(nodes, graph.name, [i for i in graph.input if not i.name.startswith(prefix)],
-                               outputs, [t for t in graph.initializer if t.name in used])
+    pruned = helper.make_graph(
+        nodes,
+        graph.name,
+        [i for i in graph.input if not i.name.startswith(prefix)],
+        outputs,
+        [t for t in graph.initializer if t.name in used],
+    )
     forward = helper.make_model(pruned, opset_imports=list(model.opset_import), ir_version=model.ir_version)
     forward.functions.extend(model.functions)
     return forward
 
 
-def build_model(info: GraphInfo, e: Emitter, inputs: Sequence[onnx.ValueInfoProto],
-                outputs: Sequence[onnx.ValueInfoProto], keep_forward_outputs: bool = True
-                ) -> onnx.ModelProto:
+def build_model(
+    info: GraphInfo,
+    e: Emitter,
+    inputs: Sequence[onnx.ValueInfoProto],
+    outputs: Sequence[onnx.ValueInfoProto],
+    keep_forward_outputs: bool = True,
+) -> onnx.ModelProto:
     """A copy of the model with the emitted nodes, the extra inputs and the given outputs.
 
     Args:
@@ -109,9 +122,10 @@ def vjp_model(model: onnx.ModelProto, output: str, wrt: Sequence[str], rules=Non
     outputs = []
     for name in wrt:
         out = e.reserve(f"xai_grad/{name}")
-        if grads[name] is None:
+        grad = grads[name]
+        if grad is None:
             e.op("Mul", [name, e.scalar(0.0, like=name)], out=[out])
         else:
-            e.op("Identity", [grads[name]], out=[out])
+            e.op("Identity", [grad], out=[out])
         outputs.append(value_info(info, out, name))
     return build_model(info, e, [value_info(info, seed, output)], outputs, keep_forward_outputs=True)

@@ -4,6 +4,7 @@ The rewritten-model contract is :mod:`onnx_xai.contract` (names, output sets, th
 ``metadata_props``), documented in the README; the graph is pruned to the requested output sets,
 and the record describes the rewrite so that the runtime never re-derives anything.
 """
+
 from __future__ import annotations
 
 import os
@@ -15,7 +16,7 @@ import onnx
 from onnx import helper
 
 from .. import contract as c
-from ..contract import RewriteRecord, LayerView
+from ..contract import LayerView, RewriteRecord
 from ..errors import CamNotApplicableError, InputError, ModelError
 from ..progress import stage
 from .analysis import Score, differentiable_input, image_input, score_tensor
@@ -25,11 +26,11 @@ from .batch import check_batch_free, free_batch, static_batch
 from .emitter import Emitter
 from .head import CamHead, cam_head
 from .info import GraphInfo
+from .layer import check_layer, default_layer, view_of
 from .layout import NCHW, tensor_layouts
 from .model_io import load_model
-from .simplify import fold_zero_pads
 from .rules import rule_table
-from .layer import check_layer, default_layer, view_of
+from .simplify import fold_zero_pads
 from .views import channels_first, channels_first_shape
 
 OUTPUT_SETS = tuple(c.OUTPUT_SETS)
@@ -41,6 +42,7 @@ FLOAT = onnx.TensorProto.FLOAT
 @dataclass
 class Analysis:
     """What ``augment`` found out about a model (its private, batch-freed copy included)."""
+
     model: onnx.ModelProto
     info: GraphInfo
     sha256: str
@@ -66,16 +68,27 @@ class Analysis:
         """The record stored in the rewritten model (its outputs and sets filled in by augment)."""
         head = self.head
         return RewriteRecord(
-            source_sha256=self.sha256, input=self.image,
+            source_sha256=self.sha256,
+            input=self.image,
             input_type=onnx.TensorProto.DataType.Name(self.info.dtype(self.image)).lower(),
-            layout=self.layout, differentiated=self.source, output=self.output, score=self.score.name,
-            score_kind=self.score.kind, target=self.view.describe(), cam=isinstance(head, CamHead),
+            layout=self.layout,
+            differentiated=self.source,
+            output=self.output,
+            score=self.score.name,
+            score_kind=self.score.kind,
+            target=self.view.describe(),
+            cam=isinstance(head, CamHead),
             head=" -> ".join(head.ops) if isinstance(head, CamHead) else head,
-            layers=[v.describe() for v in self.views])
+            layers=[v.describe() for v in self.views],
+        )
 
 
-def analyze(model: str | os.PathLike | bytes | onnx.ModelProto, target_layer: str | Sequence[str] | None = None,
-            input_name: str | None = None, output_name: str | None = None) -> Analysis:
+def analyze(
+    model: str | os.PathLike | bytes | onnx.ModelProto,
+    target_layer: str | Sequence[str] | None = None,
+    input_name: str | None = None,
+    output_name: str | None = None,
+) -> Analysis:
     """Find the image input, the score, the target layer and the head of a classifier.
 
     Arguments and errors as :func:`augment`.
@@ -86,8 +99,10 @@ def analyze(model: str | os.PathLike | bytes | onnx.ModelProto, target_layer: st
     info = GraphInfo(proto)
     stage("finding the image input, the score and the target layer")
     if info.opset < MIN_OPSET:
-        raise ModelError(f"the model uses opset {info.opset}; onnx_xai needs opset {MIN_OPSET} or newer "
-                         "(convert it with onnx.version_converter)")
+        raise ModelError(
+            f"the model uses opset {info.opset}; onnx_xai needs opset {MIN_OPSET} or newer "
+            "(convert it with onnx.version_converter)"
+        )
     image = image_input(info, input_name)
     batch = static_batch(info, image)
     if batch is not None:
@@ -99,10 +114,24 @@ def analyze(model: str | os.PathLike | bytes | onnx.ModelProto, target_layer: st
     source, moves = differentiable_input(info, image)
     layouts = tensor_layouts(info, image)
     views = _layer_views(info, target_layer, source, score.name, layouts)
-    head = cam_head(info, views[0], score.name) if len(views) == 1 else \
-        "several target layers (CAM reads the one layer the head pools)"
-    return Analysis(proto, info, sha256, image, source, moves, score,
-                    output_name or info.graph.output[0].name, layouts, views, head)
+    head = (
+        cam_head(info, views[0], score.name)
+        if len(views) == 1
+        else "several target layers (CAM reads the one layer the head pools)"
+    )
+    return Analysis(
+        proto,
+        info,
+        sha256,
+        image,
+        source,
+        moves,
+        score,
+        output_name or info.graph.output[0].name,
+        layouts,
+        views,
+        head,
+    )
 
 
 def _layer_views(info: GraphInfo, target_layer, source: str, score: str, layouts: dict) -> list[LayerView]:
@@ -112,17 +141,24 @@ def _layer_views(info: GraphInfo, target_layer, source: str, score: str, layouts
     else:
         names = [target_layer] if isinstance(target_layer, str) else list(target_layer)
         if not all(isinstance(n, str) for n in names) or len(set(names)) != len(names):
-            raise InputError(f"target_layer must be a tensor name or a list of distinct names, not {target_layer!r}")
+            raise InputError(
+                f"target_layer must be a tensor name or a list of distinct names, not {target_layer!r}"
+            )
         views = [view_of(info, name, source, score, layouts) for name in names]
     for view in views:
         check_layer(info, view, source, score)
     return views
 
 
-def augment(model: str | os.PathLike | bytes | onnx.ModelProto | Analysis,
-            target_layer: str | None = None, outputs: Sequence[str] | None = None,
-            input_name: str | None = None, output_name: str | None = None,
-            seeded: bool | None = None, maxpool: str = "scatter") -> onnx.ModelProto:
+def augment(
+    model: str | os.PathLike | bytes | onnx.ModelProto | Analysis,
+    target_layer: str | None = None,
+    outputs: Sequence[str] | None = None,
+    input_name: str | None = None,
+    output_name: str | None = None,
+    seeded: bool | None = None,
+    maxpool: str = "scatter",
+) -> onnx.ModelProto:
     """Rewrite an image model so that it also outputs activations, gradients and CAM maps.
 
     Args:
@@ -151,25 +187,38 @@ def augment(model: str | os.PathLike | bytes | onnx.ModelProto | Analysis,
         CamNotApplicableError: ``"cam"`` was asked for on a head that is not GAP -> linear.
     """
     a = model if isinstance(model, Analysis) else analyze(model, target_layer, input_name, output_name)
-    classifier = a.info.rank(a.score.name) in (2, None)
-    seeded = not classifier if seeded is None else bool(seeded)
-    if not seeded and not classifier:
-        raise ModelError(f"the output {a.output!r} has shape {a.info.shape(a.score.name)}, not [batch, classes]: "
-                         "explain it with a seed (seed=... in the API; --region/--target in the CLI)")
-    cam_allowed = isinstance(a.head, CamHead) and not seeded
-    wanted = _output_sets(outputs, cam_allowed)
-    if "cam" in wanted and not cam_allowed:
-        raise CamNotApplicableError(f"CAM needs a global-average-pool -> linear head: {a.head}"
-                                    if not seeded else "CAM needs a class target: it reads the head's class weights")
+    seeded, wanted = _objective_and_sets(a, seeded, outputs)
     if maxpool not in MAXPOOL_BACKWARDS:
         raise InputError(f"maxpool must be one of {', '.join(MAXPOOL_BACKWARDS)}, not {maxpool!r}")
     rewritten = _emit(a, wanted, seeded, maxpool)
     record = a.record()
     record.outputs = [o.name for o in rewritten.graph.output if o.name.startswith("xai_")]
     record.output_sets, record.objective = list(wanted), "seed" if seeded else "class"
-    helper.set_model_props(rewritten, {**{p.key: p.value for p in a.model.metadata_props},
-                                       c.METADATA_KEY: record.to_json()})
+    helper.set_model_props(
+        rewritten, {**{p.key: p.value for p in a.model.metadata_props}, c.METADATA_KEY: record.to_json()}
+    )
     return rewritten
+
+
+def _objective_and_sets(a: Analysis, seeded: bool | None, outputs) -> tuple[bool, tuple[str, ...]]:
+    """Whether the rewrite takes a seed (default: unless the output is a classifier's), and the output
+    sets it emits, each checked against what the model allows."""
+    classifier = a.info.rank(a.score.name) in (2, None)
+    seeded = not classifier if seeded is None else bool(seeded)
+    if not seeded and not classifier:
+        raise ModelError(
+            f"the output {a.output!r} has shape {a.info.shape(a.score.name)}, not [batch, classes]: "
+            "explain it with a seed (seed=... in the API; --region/--target in the CLI)"
+        )
+    cam_allowed = isinstance(a.head, CamHead) and not seeded
+    wanted = _output_sets(outputs, cam_allowed)
+    if "cam" in wanted and not cam_allowed:
+        raise CamNotApplicableError(
+            f"CAM needs a global-average-pool -> linear head: {a.head}"
+            if not seeded
+            else "CAM needs a class target: it reads the head's class weights"
+        )
+    return seeded, wanted
 
 
 def _output_sets(outputs: Sequence[str] | None, cam_allowed: bool) -> tuple[str, ...]:
@@ -194,9 +243,14 @@ def _emit(a: Analysis, wanted: tuple[str, ...], seeded: bool, maxpool: str) -> o
         seed_vi = helper.make_tensor_value_info(target_in, onnx.TensorProto.INT64, [batch])
         used = _resolve_target(e, score, target_in)
         score_out = e.squeeze(e.op("GatherElements", [score, e.unsqueeze(used, [1])], axis=1), [1])
-        seed, outs = _seed(e, score, used), [helper.make_tensor_value_info(used, onnx.TensorProto.INT64, [batch])]
+        seed, outs = (
+            _seed(e, score, used),
+            [helper.make_tensor_value_info(used, onnx.TensorProto.INT64, [batch])],
+        )
     outs.insert(0, _publish(e, c.SCORE, _as_float32(e, score_out, score), [batch]))
-    wrt = ([v.name for v in a.views] if "gradcam" in wanted else []) + ([a.source] if "input_grad" in wanted else [])
+    wrt = ([v.name for v in a.views] if "gradcam" in wanted else []) + (
+        [a.source] if "input_grad" in wanted else []
+    )
     stage(f"differentiating the graph for {', '.join(wanted)}")
     grads = backward(e, score, seed, wrt, rules=rule_table(maxpool)) if wrt else {}  # one sweep serves both
     outs += _layer_outputs(e, a, wanted, used, grads) + _input_outputs(e, a, wanted, grads, seed, maxpool)
@@ -215,7 +269,7 @@ def _seeded_objective(e: Emitter, score: str) -> tuple:
     return seed_vi, seed, e.reduce("ReduceSum", product, [1], keepdims=False), []
 
 
-def _layer_outputs(e: Emitter, a: Analysis, wanted, used: str, grads: dict) -> list:
+def _layer_outputs(e: Emitter, a: Analysis, wanted, used: str | None, grads: dict) -> list:
     """Each target layer's activation (channels-first), its gradient and Grad-CAM; CAM (one layer)."""
     if not {"activation", "cam", "gradcam"} & set(wanted):
         return []
@@ -228,16 +282,22 @@ def _layer_outputs(e: Emitter, a: Analysis, wanted, used: str, grads: dict) -> l
             grad = grads[target] or e.zeros_like(target)
             d_activation = _as_float32(e, channels_first(e, view, grad), target)
             outs.append(_publish(e, c.layer_output(c.ACTIVATION_GRAD, k), d_activation, shape))
-            outs.append(_publish(e, c.layer_output(c.GRADCAM, k), _gradcam(e, activation, d_activation),
-                                 shape[:1] + shape[2:]))
-        if "cam" in wanted and k == 0:
+            outs.append(
+                _publish(
+                    e,
+                    c.layer_output(c.GRADCAM, k),
+                    _gradcam(e, activation, d_activation),
+                    shape[:1] + shape[2:],
+                )
+            )
+        if "cam" in wanted and k == 0 and isinstance(a.head, CamHead) and used is not None:
             outs.append(_publish(e, c.CAM, _cam(e, activation, a.head, used), shape[:1] + shape[2:]))
     return outs
 
 
 def _input_outputs(e: Emitter, a: Analysis, wanted, grads: dict, seed: str, maxpool: str) -> list:
     """d score / d input, plain and guided (the ReLU rule swapped), in the input's own shape."""
-    outs, shape = [], list(a.info.shape(a.image))
+    outs, shape = [], list(a.info.known_shape(a.image))
     if "input_grad" in wanted:
         outs.append(_publish(e, c.INPUT_GRAD, _input_gradient(e, a, grads[a.source]), shape))
     if "guided" in wanted:
@@ -272,8 +332,7 @@ def _resolve_target(e: Emitter, score: str, target_in: str) -> str:
 def _seed(e: Emitter, score: str, used: str) -> str:
     """OneHot(target_used, K) as the cotangent of the score, so a batch is explained in one run."""
     classes = e.op("Gather", [e.op("Shape", [score]), e.const(np.array(1, "int64"))])
-    rng = e.op("Range", [e.const(np.array(0, "int64")), classes,
-                         e.const(np.array(1, "int64"))])
+    rng = e.op("Range", [e.const(np.array(0, "int64")), classes, e.const(np.array(1, "int64"))])
     return e.cast_like(e.op("Equal", [rng, e.unsqueeze(used, [1])]), score)
 
 

@@ -2,10 +2,12 @@
 
 Only the nodes that lie between the differentiated tensors and the score are visited: a node is on
 the path when one of its inputs depends on a ``wrt`` tensor (through tensors that carry data, see
-:mod:`.paths`) and the score depends on one of its outputs. Everything on the path is checked first, and every node without a rule
-or with an unsupported attribute is reported in one error. The sweep then visits the path in reverse
-order, sums the cotangents that reach a tensor from several consumers, and calls one rule per node.
+:mod:`.paths`) and the score depends on one of its outputs. Everything on the path is checked first,
+and every node without a rule or with an unsupported attribute is reported in one error. The sweep
+then visits the path in reverse order, sums the cotangents that reach a tensor from several
+consumers, and calls one rule per node.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -32,7 +34,8 @@ def check_path(e: Emitter, nodes: Sequence[onnx.NodeProto]) -> None:
 
 def path_problems(e: Emitter, nodes: Sequence[onnx.NodeProto]) -> list[str]:
     """Every node on the path that cannot be differentiated, described with its problem."""
-    problems, unknown_shapes = [], []
+    problems: list[str] = []
+    unknown_shapes: list[str] = []
     for node in nodes:
         for problem in check_node(e.info, node, e.wants):
             entry = describe(node) if problem == "no VJP rule" else f"{describe(node)}: {problem}"
@@ -48,8 +51,9 @@ def prepare_path(e: Emitter, score: str, wrt: Sequence[str]) -> list[onnx.NodePr
     return path_nodes(e.info, wrt, score)
 
 
-def backward(e: Emitter, score: str, seed: str, wrt: Sequence[str], rules: Mapping[str, Rule] | None = None
-             ) -> dict[str, str | None]:
+def backward(
+    e: Emitter, score: str, seed: str, wrt: Sequence[str], rules: Mapping[str, Rule] | None = None
+) -> dict[str, str | None]:
     """Emit the gradient of ``score`` (seeded with cotangent ``seed``) with respect to ``wrt``.
 
     Args:

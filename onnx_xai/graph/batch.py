@@ -10,6 +10,7 @@ the score's shape is unknown because a node on its way is no standard ONNX op (a
 converter's leftover such as tf2onnx's ``TFL_*``): then that node is named, since shape inference and
 the gradient both stop there.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -51,12 +52,17 @@ def free_batch(model: onnx.ModelProto, info: GraphInfo, batch: int) -> onnx.Mode
     return model
 
 
-def _free_reshape_target(info: GraphInfo, graph: onnx.GraphProto, node: onnx.NodeProto,
-                         taken: set[str], batch: int) -> None:
+def _free_reshape_target(
+    info: GraphInfo, graph: onnx.GraphProto, node: onnx.NodeProto, taken: set[str], batch: int
+) -> None:
     shape = info.const_value(node.input[1], folded=False)
     data = info.shape(node.input[0])
-    if shape is None or shape.size == 0 or shape.reshape(-1)[0] != batch or \
-            (batch != 1 and (not data or data[0] != batch)):
+    if (
+        shape is None
+        or shape.size == 0
+        or shape.reshape(-1)[0] != batch
+        or (batch != 1 and (not data or data[0] != batch))
+    ):
         return
     freed = shape.reshape(-1).copy()
     if attr(node, "allowzero", 0) == 0:
@@ -86,16 +92,23 @@ def check_batch_free(info: GraphInfo, score: str, batch: int | None) -> None:
     if batch is not None and (shape is None or not isinstance(shape[0], str)):
         foreign = nonstandard_nodes(info, score)
         if foreign:
-            raise ModelError(f"{len(foreign)} node{'s' if len(foreign) > 1 else ''} on the way to the score "
-                             f"{'are' if len(foreign) > 1 else 'is'} no standard ONNX op: {', '.join(foreign)}; "
-                             "shape inference and the gradient stop there (export them as standard ops)")
-        raise ModelError(f"the model was exported with a static batch of {batch} and hard-codes it "
-                         "beyond Reshape targets; re-export it with a dynamic batch axis (torch: "
-                         "dynamic_axes={'input': {0: 'N'}}; tf2onnx: a None batch dimension)")
+            raise ModelError(
+                f"{len(foreign)} node{'s' if len(foreign) > 1 else ''} on the way to the score "
+                f"{'are' if len(foreign) > 1 else 'is'} no standard ONNX op: {', '.join(foreign)}; "
+                "shape inference and the gradient stop there (export them as standard ops)"
+            )
+        raise ModelError(
+            f"the model was exported with a static batch of {batch} and hard-codes it "
+            "beyond Reshape targets; re-export it with a dynamic batch axis (torch: "
+            "dynamic_axes={'input': {0: 'N'}}; tf2onnx: a None batch dimension)"
+        )
 
 
 def nonstandard_nodes(info: GraphInfo, score: str) -> list[str]:
     """The nodes the score depends on whose op is not in the ONNX standard (``'name' (Op, domain)``)."""
     needed = ancestors(info, score)
-    return [f"'{n.name}' ({n.op_type}{f', domain {n.domain}' if n.domain else ''})" for n in info.nodes()
-            if not needed.isdisjoint(n.output) and not onnx.defs.has(n.op_type, n.domain or "")]
+    return [
+        f"'{n.name}' ({n.op_type}{f', domain {n.domain}' if n.domain else ''})"
+        for n in info.nodes()
+        if not needed.isdisjoint(n.output) and not onnx.defs.has(n.op_type, n.domain or "")
+    ]

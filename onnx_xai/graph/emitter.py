@@ -6,6 +6,7 @@ deduplicates constants by value, marks each node with the forward node it differ
 Netron), and never copies a forward initializer: rules refer to forward weights by name. It also
 carries the opset-dependent spellings (axes as attribute or input) so rules do not branch on opsets.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -19,12 +20,29 @@ from .info import GraphInfo
 
 PREFIX = "xai/"
 # Opset from which an op takes ``axes`` (or ``split``) as an input instead of an attribute.
-AXES_AS_INPUT = {"ReduceSum": 13, "Squeeze": 13, "Unsqueeze": 13, "Split": 13, "ReduceMean": 18,
-                 "ReduceMax": 18, "ReduceMin": 18, "ReduceL2": 18, "ReduceSumSquare": 18, "ReduceL1": 18,
-                 "ReduceLogSumExp": 18, "ReduceLogSum": 18, "ReduceProd": 18}
-NP_DTYPE = {onnx.TensorProto.FLOAT: np.float32, onnx.TensorProto.DOUBLE: np.float64,
-            onnx.TensorProto.FLOAT16: np.float16, onnx.TensorProto.INT64: np.int64,
-            onnx.TensorProto.INT32: np.int32, onnx.TensorProto.BOOL: np.bool_}
+AXES_AS_INPUT = {
+    "ReduceSum": 13,
+    "Squeeze": 13,
+    "Unsqueeze": 13,
+    "Split": 13,
+    "ReduceMean": 18,
+    "ReduceMax": 18,
+    "ReduceMin": 18,
+    "ReduceL2": 18,
+    "ReduceSumSquare": 18,
+    "ReduceL1": 18,
+    "ReduceLogSumExp": 18,
+    "ReduceLogSum": 18,
+    "ReduceProd": 18,
+}
+NP_DTYPE: dict[int, type] = {
+    onnx.TensorProto.FLOAT: np.float32,
+    onnx.TensorProto.DOUBLE: np.float64,
+    onnx.TensorProto.FLOAT16: np.float16,
+    onnx.TensorProto.INT64: np.int64,
+    onnx.TensorProto.INT32: np.int32,
+    onnx.TensorProto.BOOL: np.bool_,
+}
 
 
 def all_names(graph: onnx.GraphProto) -> set[str]:
@@ -81,9 +99,14 @@ class Emitter:
         self._taken.add(name)
         return name
 
-    def op(self, op_type: str, inputs: Sequence[str], n_out: int = 1, out: Sequence[str] | None = None,
-           **attrs) -> str | list[str]:
-        """Emit one node; returns its output name (or the list of names when ``n_out > 1``)."""
+    def op(self, op_type: str, inputs: Sequence[str], out: Sequence[str] | None = None, **attrs) -> str:
+        """Emit one node of one output; returns its name (``out``: the name to give it)."""
+        return self.op_outputs(op_type, inputs, 1, out, **attrs)[0]
+
+    def op_outputs(
+        self, op_type: str, inputs: Sequence[str], n_out: int, out: Sequence[str] | None = None, **attrs
+    ) -> list[str]:
+        """Emit one node of ``n_out`` outputs; returns their names."""
         hint = op_type.lower()
         outputs = list(out) if out is not None else [self.fresh(hint) for _ in range(n_out)]
         attrs = {k: v for k, v in attrs.items() if v is not None}
@@ -91,7 +114,7 @@ class Emitter:
         if self.context:
             node.doc_string = self.context
         self.nodes.append(node)
-        return outputs[0] if len(outputs) == 1 else outputs
+        return outputs
 
     def const(self, value, dtype=None) -> str:
         """A constant initializer holding ``value``; equal constants share one tensor."""
@@ -111,8 +134,7 @@ class Emitter:
         return self.const(np.asarray(list(values), dtype=np.int64))
 
     # -- opset-dependent spellings -----------------------------------------------------------------
-    def with_axes(self, op_type: str, inputs: Sequence[str], axes: Sequence[int] | None,
-                  **attrs) -> str:
+    def with_axes(self, op_type: str, inputs: Sequence[str], axes: Sequence[int] | None, **attrs) -> str:
         """Emit an op whose ``axes`` moved from attribute to input at some opset."""
         inputs = list(inputs)
         if axes is not None:

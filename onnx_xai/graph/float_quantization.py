@@ -15,6 +15,7 @@ stored as integers behind a ``DequantizeLinear`` are left as they are (constants
 Only per-tensor round trips whose quantized tensor feeds nothing but ``DequantizeLinear`` nodes are
 rewritten, which is what quantizers emit for activations; anything else is left to the runtime.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -24,8 +25,12 @@ from onnx import helper, numpy_helper
 from .emitter import all_names
 
 # The integer grid of each quantized type (QuantizeLinear saturates to it).
-GRIDS = {onnx.TensorProto.UINT8: (0, 255), onnx.TensorProto.INT8: (-128, 127),
-         onnx.TensorProto.UINT16: (0, 65535), onnx.TensorProto.INT16: (-32768, 32767)}
+GRIDS = {
+    onnx.TensorProto.UINT8: (0, 255),
+    onnx.TensorProto.INT8: (-128, 127),
+    onnx.TensorProto.UINT16: (0, 65535),
+    onnx.TensorProto.INT16: (-32768, 32767),
+}
 
 
 def activations_in_float(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -39,7 +44,8 @@ def activations_in_float(model: onnx.ModelProto) -> onnx.ModelProto:
             consumers.setdefault(name, []).append(node)
     outputs = {o.name for o in graph.output}
     names = _Names(graph)
-    rewritten, dropped = [], set()
+    rewritten: list[onnx.NodeProto] = []
+    dropped: set[int] = set()
     for node in graph.node:
         readers = consumers.get(node.output[0], []) if node.op_type == "QuantizeLinear" else []
         plan = _plan(node, readers, constants, outputs)
@@ -73,7 +79,9 @@ def _plan(node, readers, constants: dict, outputs: set[str]) -> tuple[float, flo
         return None
     scale = constants[node.input[1]]
     zero = node.input[2] if len(node.input) > 2 and node.input[2] else None
-    grid_type = onnx.helper.np_dtype_to_tensor_dtype(constants[zero].dtype) if zero else onnx.TensorProto.UINT8
+    grid_type = (
+        onnx.helper.np_dtype_to_tensor_dtype(constants[zero].dtype) if zero else onnx.TensorProto.UINT8
+    )
     if grid_type not in GRIDS or scale.dtype.kind != "f":
         return None
     low, high = GRIDS[grid_type]
@@ -92,18 +100,28 @@ def _float_round_trip(quantize, readers, plan, constants: dict, names: _Names) -
         return const(constants[node.input[2]] if len(node.input) > 2 and node.input[2] else 0)
 
     x, scale = quantize.input[0], quantize.input[1]
-    steps = [("Div", [x, const(constants[scale])]), ("Round", None), ("Add", zero_of(quantize)),
-             ("Max", const(low)), ("Min", const(high))]
-    nodes, current = [], None
-    for op, operand in steps:
-        inputs = operand if isinstance(operand, list) else [current] + ([operand] if operand else [])
-        current = names.tensor(f"{quantize.name or x}/float_{op.lower()}")
-        nodes.append(helper.make_node(op, inputs, [current], name=current))
+    current = names.tensor(f"{quantize.name or x}/float_div")
+    nodes = [helper.make_node("Div", [x, const(constants[scale])], [current], name=current)]
+    for op, operand in (
+        ("Round", None),
+        ("Add", zero_of(quantize)),
+        ("Max", const(low)),
+        ("Min", const(high)),
+    ):
+        step = names.tensor(f"{quantize.name or x}/float_{op.lower()}")
+        nodes.append(helper.make_node(op, [current] + ([operand] if operand else []), [step], name=step))
+        current = step
     for reader in readers:
         shifted = names.tensor(f"{reader.name or reader.output[0]}/float_sub")
         nodes.append(helper.make_node("Sub", [current, zero_of(reader)], [shifted], name=shifted))
-        nodes.append(helper.make_node("Mul", [shifted, const(constants[reader.input[1]])], [reader.output[0]],
-                                      name=names.tensor(f"{reader.name or reader.output[0]}/float_mul")))
+        nodes.append(
+            helper.make_node(
+                "Mul",
+                [shifted, const(constants[reader.input[1]])],
+                [reader.output[0]],
+                name=names.tensor(f"{reader.name or reader.output[0]}/float_mul"),
+            )
+        )
     return nodes
 
 

@@ -9,27 +9,37 @@ quantized model's Quantize/DequantizeLinear, and Reshape proved to be a flatten 
 element counts), then ``Gemm``, or ``MatMul`` with an optional constant ``Add``, with constant
 (or dequantized constant) weights, producing the score.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import onnx
 
+from ..contract import LayerView
 from .analysis import data_consumers
 from .info import GraphInfo, attr
+from .layer import TOKENS
 from .layout import permuted, spatial_axes
 from .rules._shared import reduce_axes
-from ..contract import LayerView
-from .layer import TOKENS
 
-MOVES = ("Flatten", "Reshape", "Squeeze", "Dropout", "Identity", "Transpose", "QuantizeLinear",
-         "DequantizeLinear")
+MOVES = (
+    "Flatten",
+    "Reshape",
+    "Squeeze",
+    "Dropout",
+    "Identity",
+    "Transpose",
+    "QuantizeLinear",
+    "DequantizeLinear",
+)
 
 
 @dataclass
 class CamHead:
     """A GAP -> linear head: ``weight`` is an initializer of shape [K, C] (``transposed`` False) or
     [C, K] (``transposed`` True), scaled by ``alpha``."""
+
     weight: str
     transposed: bool
     alpha: float
@@ -126,12 +136,18 @@ def _next_any(info: GraphInfo, name: str) -> onnx.NodeProto | None:
 def head_ops(info: GraphInfo, target: str, score: str) -> list[str]:
     """The op types of the nodes after ``target`` that the score depends on, in graph order."""
     from .paths import path_nodes
-    return [n.op_type for n in path_nodes(info, [target], score)
-            if any(info.carries_data(o) for o in n.output if o)]
+
+    return [
+        n.op_type
+        for n in path_nodes(info, [target], score)
+        if any(info.carries_data(o) for o in n.output if o)
+    ]
 
 
 def _not_cam(info: GraphInfo, target: str, score: str) -> str:
     ops = head_ops(info, target, score)
     shown = " -> ".join(ops[:12]) + (f" -> ... ({len(ops)} ops)" if len(ops) > 12 else "")
-    return (f"the head after {target!r} is {shown or 'empty'}, not global average pooling "
-            "followed by one linear layer; use method 'gradcam', which works on any head")
+    return (
+        f"the head after {target!r} is {shown or 'empty'}, not global average pooling "
+        "followed by one linear layer; use method 'gradcam', which works on any head"
+    )

@@ -7,6 +7,7 @@ tensors its subgraphs read (an ``If`` depends on what its branches use), so walk
 control flow. Everything the rules and the model analysis need to know about forward tensors is
 asked of this object, never re-derived.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -20,13 +21,49 @@ from ..progress import stage
 from .shapes import infer_types
 
 Dim = int | str | None
-BROADCASTING = frozenset({
-    "Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Sum", "Mean", "Where", "Relu", "Sigmoid",
-    "Tanh", "Exp", "Log", "Sqrt", "Neg", "Abs", "Erf", "Clip", "LeakyRelu", "HardSigmoid", "HardSwish",
-    "Identity", "Cast", "Reciprocal", "Softplus", "Elu", "Selu", "PRelu", "Gelu", "Mish", "Floor",
-    "Ceil", "Round", "Sign"})
-FLOAT_TYPES = frozenset({onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE,
-                         onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16})
+BROADCASTING = frozenset(
+    {
+        "Add",
+        "Sub",
+        "Mul",
+        "Div",
+        "Pow",
+        "Max",
+        "Min",
+        "Sum",
+        "Mean",
+        "Where",
+        "Relu",
+        "Sigmoid",
+        "Tanh",
+        "Exp",
+        "Log",
+        "Sqrt",
+        "Neg",
+        "Abs",
+        "Erf",
+        "Clip",
+        "LeakyRelu",
+        "HardSigmoid",
+        "HardSwish",
+        "Identity",
+        "Cast",
+        "Reciprocal",
+        "Softplus",
+        "Elu",
+        "Selu",
+        "PRelu",
+        "Gelu",
+        "Mish",
+        "Floor",
+        "Ceil",
+        "Round",
+        "Sign",
+    }
+)
+FLOAT_TYPES = frozenset(
+    {onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16}
+)
 # Ops whose integer output still carries data (a quantized activation), unlike shape arithmetic.
 QUANTIZING = frozenset({"QuantizeLinear"})
 
@@ -70,7 +107,7 @@ class GraphInfo:
         self._infer()
         self._const_cache: dict[str, np.ndarray | None] = {}
         self._flow: list[tuple[onnx.NodeProto, list[str], list[str]]] | None = None
-        self.walks: dict[tuple, object] = {}  # results of the path walks (:mod:`.paths`), by question
+        self.walks: dict[tuple, frozenset[str]] = {}  # results of the path walks (:mod:`.paths`), by question
 
     def _infer(self) -> None:
         self._types, self._folded = infer_types(self.model)
@@ -85,7 +122,8 @@ class GraphInfo:
             rank = None
             if node.op_type in BROADCASTING:
                 ranks = [self.rank(i) for i in node.input if i]
-                rank = max(ranks) if ranks and None not in ranks else None
+                known = [r for r in ranks if r is not None]
+                rank = max(known) if known and len(known) == len(ranks) else None
             elif node.op_type == "Reshape":
                 target = self.shape(node.input[1])
                 rank = target[0] if target is not None and isinstance(target[0], int) else None
@@ -106,8 +144,11 @@ class GraphInfo:
         """Whether a tensor carries image data (float, unknown type, or a quantized activation), as
         opposed to shape arithmetic and indices, through which no gradient flows."""
         producer = self.producer.get(name)
-        return self.dtype(name) == 0 or self.is_float(name) or (
-            producer is not None and producer.op_type in QUANTIZING)
+        return (
+            self.dtype(name) == 0
+            or self.is_float(name)
+            or (producer is not None and producer.op_type in QUANTIZING)
+        )
 
     def shape(self, name: str) -> tuple[Dim, ...] | None:
         """The tensor's shape, or None when even its rank is unknown."""
@@ -127,6 +168,34 @@ class GraphInfo:
     def rank(self, name: str) -> int | None:
         s = self.shape(name)
         return None if s is None else len(s)
+
+    def known_rank(self, name: str) -> int:
+        """The tensor's rank, where a rule needs it (its check has made sure it is known)."""
+        rank = self.rank(name)
+        if rank is None:
+            raise ModelError(f"the rank of {name!r} is unknown")
+        return rank
+
+    def known_shape(self, name: str) -> tuple[Dim, ...]:
+        """The tensor's shape with its rank known (dimensions may still be symbolic or unknown)."""
+        shape = self.shape(name)
+        if shape is None:
+            raise ModelError(f"the rank of {name!r} is unknown")
+        return shape
+
+    def static_dim(self, name: str, axis: int) -> int:
+        """One dimension that a rule needs as a number (its check has made sure it is one)."""
+        dim = self.known_shape(name)[axis]
+        if not isinstance(dim, int):
+            raise ModelError(f"dimension {axis} of {name!r} is not known before run time")
+        return dim
+
+    def known_static_shape(self, name: str) -> tuple[int, ...]:
+        """The static shape that a rule needs (a weight's; its check has made sure it is static)."""
+        shape = self.static_shape(name)
+        if shape is None:
+            raise ModelError(f"the shape of {name!r} is not known before run time")
+        return shape
 
     def static_shape(self, name: str) -> tuple[int, ...] | None:
         """The shape if every dimension is a known integer, else None."""
@@ -170,7 +239,8 @@ class GraphInfo:
         without decoding it."""
         producer = self.producer.get(name)
         return (name in self.initializers and name not in self._input_names) or (
-            producer is not None and producer.op_type == "Constant")
+            producer is not None and producer.op_type == "Constant"
+        )
 
     # -- walks -------------------------------------------------------------------------------------
     def nodes(self) -> Iterator[onnx.NodeProto]:
@@ -184,8 +254,10 @@ class GraphInfo:
         """Per node, in order: the node, its inputs (:meth:`inputs_of`) and the outputs that carry
         data (:meth:`carries_data`); computed once, for walks that visit every node."""
         if self._flow is None:
-            self._flow = [(n, self.inputs_of(n), [o for o in n.output if o and self.carries_data(o)])
-                          for n in self.graph.node]
+            self._flow = [
+                (n, self.inputs_of(n), [o for o in n.output if o and self.carries_data(o)])
+                for n in self.graph.node
+            ]
         return self._flow
 
     def graph_input_names(self) -> list[str]:

@@ -15,6 +15,7 @@ LayerNorm, as in pytorch-grad-cam's ViT recipe, found as the input of the last l
 tokens before that attention, so a LayerNorm spelled out in elementwise ops is found too), read
 without the class/distillation tokens and reshaped to the patch grid.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ MAX_PREFIX = 8  # class, distillation and register tokens before the patch token
 @dataclass(frozen=True)
 class TokenGrid:
     """A vision transformer's patch grid: the patch-embedding tensor, the grid and token count."""
+
     patches: str
     grid: tuple[int, int]
     tokens: int
@@ -43,8 +45,9 @@ class TokenGrid:
         return self.tokens - self.grid[0] * self.grid[1]
 
 
-def candidates(info: GraphInfo, source: str, score: str, layouts: dict[str, str], limit: int = 10
-               ) -> list[LayerView]:
+def candidates(
+    info: GraphInfo, source: str, score: str, layouts: dict[str, str], limit: int = 10
+) -> list[LayerView]:
     """Target-layer candidates, the default first (see the module docstring)."""
     doms = [d for d in dominators(info, source, score) if d != score]  # a map's output explains nothing
     spatial = _spatial_candidates(info, doms, layouts)[:limit]
@@ -58,8 +61,10 @@ def candidates(info: GraphInfo, source: str, score: str, layouts: dict[str, str]
 def default_layer(info: GraphInfo, source: str, score: str, layouts: dict[str, str]) -> LayerView:
     found = candidates(info, source, score, layouts, limit=1)
     if not found:
-        raise ModelError("found no 4-D activation that every path from the input to the score passes "
-                         "through; name one with target_layer")
+        raise ModelError(
+            "found no 4-D activation that every path from the input to the score passes "
+            "through; name one with target_layer"
+        )
     return found[0]
 
 
@@ -76,8 +81,13 @@ def _spatial_candidates(info: GraphInfo, doms: list[str], layouts: dict[str, str
     for name in doms[1:]:
         if info.rank(name) == 2 or (name in layouts and _spatial_size(info, name, layouts[name]) == [1, 1]):
             break
-        if info.rank(name) == 4 and info.is_float(name) and name in layouts and name in convolved \
-                and _channels(info, name, layouts[name]) != 1:
+        if (
+            info.rank(name) == 4
+            and info.is_float(name)
+            and name in layouts
+            and name in convolved
+            and _channels(info, name, layouts[name]) != 1
+        ):
             found.append(LayerView(name, layouts[name]))
     return found[::-1]
 
@@ -85,24 +95,24 @@ def _spatial_candidates(info: GraphInfo, doms: list[str], layouts: dict[str, str
 def _channels(info: GraphInfo, name: str, layout: str):
     """The channel count of a 4-D tensor (a one-channel map is a dense output itself, which the CAM
     family cannot explain by channels)."""
-    return info.shape(name)[layout.index("C")]
+    return info.known_shape(name)[layout.index("C")]
 
 
-def token_grid(info: GraphInfo, source: str, doms: list[str], layouts: dict[str, str]
-               ) -> TokenGrid | None:
+def token_grid(info: GraphInfo, source: str, doms: list[str], layouts: dict[str, str]) -> TokenGrid | None:
     """The patch grid of a vision transformer, or None for other models."""
     patches = [d for d in doms if info.rank(d) == 4 and layouts.get(d) == NCHW]
     mixers = _attention_outputs(info, source)
     if not patches or patches[-1] == source or not mixers:
         return None
-    size = info.shape(patches[-1])[2:]
-    if not all(isinstance(d, int) for d in size):
+    size = [d for d in info.known_shape(patches[-1])[2:] if isinstance(d, int)]
+    if len(size) != 2:
         return None
     feeding = ancestors(info, mixers[-1])
-    counts = [_token_count(info, d, size[0] * size[1]) for d in doms[doms.index(patches[-1]) + 1:]
-              if d in feeding]
-    counts = [c for c in counts if c]
-    return TokenGrid(patches[-1], (size[0], size[1]), counts[-1], mixers[-1]) if counts else None
+    counts = [
+        _token_count(info, d, size[0] * size[1]) for d in doms[doms.index(patches[-1]) + 1 :] if d in feeding
+    ]
+    known = [c for c in counts if c]
+    return TokenGrid(patches[-1], (size[0], size[1]), known[-1], mixers[-1]) if known else None
 
 
 def _token_count(info: GraphInfo, name: str, patches: int) -> int | None:
@@ -115,8 +125,9 @@ def _token_count(info: GraphInfo, name: str, patches: int) -> int | None:
 def _attention_outputs(info: GraphInfo, source: str) -> list[str]:
     """Outputs of MatMuls whose two operands are both computed from the input (attention)."""
     computed = dependents(info, [source])
-    return [n.output[0] for n in info.nodes()
-            if n.op_type == "MatMul" and all(i in computed for i in n.input)]
+    return [
+        n.output[0] for n in info.nodes() if n.op_type == "MatMul" and all(i in computed for i in n.input)
+    ]
 
 
 def _token_tensors(info: GraphInfo, doms: list[str], grid: TokenGrid) -> list[str]:
@@ -128,8 +139,11 @@ def _token_tensors(info: GraphInfo, doms: list[str], grid: TokenGrid) -> list[st
     def tokens(name: str) -> bool:
         return name in feeding and _token_count(info, name, grid.tokens - grid.prefix) == grid.tokens
 
-    projected = [n.input[0] for n in info.nodes() if n.op_type in ("MatMul", "Gemm") and
-                 info.is_weight(n.input[1]) and tokens(n.input[0])]
+    projected = [
+        n.input[0]
+        for n in info.nodes()
+        if n.op_type in ("MatMul", "Gemm") and info.is_weight(n.input[1]) and tokens(n.input[0])
+    ]
     stream = [d for d in doms if tokens(d)]
     return list(dict.fromkeys(projected[::-1] + stream[::-1]))
 
@@ -144,8 +158,10 @@ def view_of(info: GraphInfo, name: str, source: str, score: str, layouts: dict[s
     grid = token_grid(info, source, dominators(info, source, score), layouts) if rank == 3 else None
     if grid is not None and _token_count(info, name, grid.tokens - grid.prefix) == grid.tokens:
         return LayerView(name, TOKENS, grid.prefix, grid.grid)
-    raise ModelError(f"target layer {name!r} has shape {info.shape(name)}: it must be a 4-D float tensor, "
-                     "or a vision transformer's token sequence [N, prefix + h*w, C]")
+    raise ModelError(
+        f"target layer {name!r} has shape {info.shape(name)}: it must be a 4-D float tensor, "
+        "or a vision transformer's token sequence [N, prefix + h*w, C]"
+    )
 
 
 def check_layer(info: GraphInfo, view: LayerView, source: str, score: str) -> None:

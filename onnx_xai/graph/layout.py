@@ -9,6 +9,7 @@ their 4-D outputs the layout of their 4-D inputs and back. A layout is a string 
 N, C, H, W; tensors that no evidence reaches stay unknown. The image input, when no evidence
 reaches it, is guessed from its shape (colour channels last, an image before them).
 """
+
 from __future__ import annotations
 
 import onnx
@@ -16,13 +17,40 @@ import onnx
 from .info import BROADCASTING, GraphInfo, attr
 
 NCHW, NHWC = "NCHW", "NHWC"
-CHANNELS_FIRST = frozenset({
-    "Conv", "ConvTranspose", "MaxPool", "AveragePool", "LpPool", "GlobalAveragePool", "GlobalMaxPool",
-    "GlobalLpPool", "BatchNormalization", "InstanceNormalization", "LRN", "DepthToSpace",
-    "SpaceToDepth", "MaxUnpool", "QLinearConv"})
-AXES_KEPT = BROADCASTING | {"Concat", "Split", "Slice", "Pad", "Resize", "Upsample", "Softmax",
-                            "LogSoftmax", "QuantizeLinear", "DequantizeLinear", "Dropout", "Sum",
-                            "LayerNormalization"}
+CHANNELS_FIRST = frozenset(
+    {
+        "Conv",
+        "ConvTranspose",
+        "MaxPool",
+        "AveragePool",
+        "LpPool",
+        "GlobalAveragePool",
+        "GlobalMaxPool",
+        "GlobalLpPool",
+        "BatchNormalization",
+        "InstanceNormalization",
+        "LRN",
+        "DepthToSpace",
+        "SpaceToDepth",
+        "MaxUnpool",
+        "QLinearConv",
+    }
+)
+AXES_KEPT = BROADCASTING | {
+    "Concat",
+    "Split",
+    "Slice",
+    "Pad",
+    "Resize",
+    "Upsample",
+    "Softmax",
+    "LogSoftmax",
+    "QuantizeLinear",
+    "DequantizeLinear",
+    "Dropout",
+    "Sum",
+    "LayerNormalization",
+}
 MAX_ROUNDS = 4
 
 

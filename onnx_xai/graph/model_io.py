@@ -7,6 +7,7 @@ in the destination folder and renames it into place (:func:`onnx_xai.files.write
 switches to external data only when the model is too large for one protobuf (2 GiB). External data
 that points outside the model's folder is refused (onnx's own check), in one line.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -61,23 +62,29 @@ def _parse(data: bytes, what: str) -> onnx.ModelProto:
     return model
 
 
-def save_model(model: onnx.ModelProto, path: str | os.PathLike, source: str | os.PathLike | None = None
-               ) -> None:
+def save_model(
+    model: onnx.ModelProto, path: str | os.PathLike, source: str | os.PathLike | None = None
+) -> None:
     """Write ``model`` to ``path`` atomically; refuses to overwrite ``source``.
 
     Raises:
         ModelError: ``path`` is the input file, or its folder does not exist.
     """
     path = Path(path)
-    if source is not None and Path(source).exists() and path.exists() and \
-            os.path.samefile(source, path):
+    if source is not None and Path(source).exists() and path.exists() and os.path.samefile(source, path):
         raise ModelError(f"refusing to write over the input model {path}")
     if not path.parent.is_dir():
         raise ModelError(f"output folder does not exist: {path.parent}")
+
     def write(tmp: str) -> None:
         if model.ByteSize() > PROTOBUF_LIMIT:
-            onnx.save_model(model, tmp, save_as_external_data=True, all_tensors_to_one_file=True,
-                            location=f"{path.name}.data")
+            onnx.save_model(
+                model,
+                tmp,
+                save_as_external_data=True,
+                all_tensors_to_one_file=True,
+                location=f"{path.name}.data",
+            )
         else:
             onnx.save_model(model, tmp)
 

@@ -13,6 +13,7 @@ Each walk visits every node once (200,000 nodes in well under a second) and is a
 question several times by the analysis: answers are kept on the :class:`GraphInfo` (``info.walks``),
 which describes one graph that is never modified.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -55,8 +56,11 @@ def reaches(info: GraphInfo, source: str, target: str) -> bool:
 def path_nodes(info: GraphInfo, sources: Iterable[str], score: str) -> list[onnx.NodeProto]:
     """The nodes between ``sources`` and ``score``, in topological order."""
     forward, backward = dependents(info, sources), ancestors(info, score)
-    return [n for n, inputs, _ in info.data_flow()
-            if not forward.isdisjoint(inputs) and not backward.isdisjoint(n.output)]
+    return [
+        n
+        for n, inputs, _ in info.data_flow()
+        if not forward.isdisjoint(inputs) and not backward.isdisjoint(n.output)
+    ]
 
 
 def dominators(info: GraphInfo, source: str, score: str) -> list[str]:

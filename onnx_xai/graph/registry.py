@@ -16,6 +16,7 @@ This module imports nothing of the package: the rule families (:mod:`onnx_xai.gr
 :data:`RULES` and :data:`CHECKS` when they are imported, and the package that imports them offers the
 named tables (:func:`onnx_xai.graph.rules.rule_table`).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -29,6 +30,7 @@ CHECKS: dict[str, Check] = {}
 
 def vjp(*op_types: str, check: Check | None = None):
     """Register a function as the VJP rule of the given op types; registering an op twice raises."""
+
     def register(fn: Rule) -> Rule:
         for op_type in op_types:
             if op_type in RULES:
@@ -37,4 +39,5 @@ def vjp(*op_types: str, check: Check | None = None):
             if check is not None:
                 CHECKS[op_type] = check
         return fn
+
     return register

@@ -7,6 +7,7 @@ candidates with their layouts (the default first), one candidate per scale for m
 on the input-gradient path that cannot be differentiated (listed instead of raised). A model
 already rewritten by onnx_xai is described by the rewrite's own record.
 """
+
 from __future__ import annotations
 
 import json
@@ -17,9 +18,9 @@ from .autodiff import path_problems, prepare_path
 from .emitter import Emitter
 from .head import CamHead
 from .info import GraphInfo
+from .layer import candidates
 from .model_io import load_model
 from .scales import PROBE_SIZE, scale_candidates
-from .layer import candidates
 
 
 def _describe(info: GraphInfo, name: str) -> dict:
@@ -27,21 +28,30 @@ def _describe(info: GraphInfo, name: str) -> dict:
 
     shape = info.shape(name)
     elem = info.dtype(name)
-    return {"name": name, "shape": list(shape) if shape is not None else None,
-            "type": onnx.TensorProto.DataType.Name(elem) if elem else "unknown"}
+    return {
+        "name": name,
+        "shape": list(shape) if shape is not None else None,
+        "type": onnx.TensorProto.DataType.Name(elem) if elem else "unknown",
+    }
 
 
-def inspect_model(model, target_layer: str | None = None, input_name: str | None = None,
-                  output_name: str | None = None) -> dict:
+def inspect_model(
+    model, target_layer: str | None = None, input_name: str | None = None, output_name: str | None = None
+) -> dict:
     """A description of the model as the rewriter sees it (see the module docstring); for a model
     rewritten by onnx_xai, ``"rewritten": True`` and the record of the rewrite stored in it."""
     proto, _ = load_model(model)
     stored = next((p.value for p in proto.metadata_props if p.key == METADATA_KEY), None)
     if stored is not None:
         info = GraphInfo(proto)
-        return {"rewritten": True, "rewrite": json.loads(stored), "opset": info.opset, "nodes": len(info.graph.node),
-                "inputs": [_describe(info, n) for n in info.graph_input_names()],
-                "outputs": [_describe(info, o.name) for o in info.graph.output]}
+        return {
+            "rewritten": True,
+            "rewrite": json.loads(stored),
+            "opset": info.opset,
+            "nodes": len(info.graph.node),
+            "inputs": [_describe(info, n) for n in info.graph_input_names()],
+            "outputs": [_describe(info, o.name) for o in info.graph.output],
+        }
     a = analyze(proto, target_layer, input_name, output_name)
     info = a.info
     e = Emitter(info)
@@ -50,19 +60,30 @@ def inspect_model(model, target_layer: str | None = None, input_name: str | None
     if all(c.name != a.view.name for c in found):
         found.insert(0, a.view)
     return {
-        "opset": info.opset, "nodes": len(info.graph.node),
+        "opset": info.opset,
+        "nodes": len(info.graph.node),
         "inputs": [_describe(info, n) for n in info.graph_input_names()],
         "outputs": [_describe(info, o.name) for o in info.graph.output],
-        "image_input": a.image, "differentiated": a.source, "explained_output": a.output,
-        "score": a.score.name, "score_kind": a.score.kind, "layout": a.layout,
+        "image_input": a.image,
+        "differentiated": a.source,
+        "explained_output": a.output,
+        "score": a.score.name,
+        "score_kind": a.score.kind,
+        "layout": a.layout,
         "target_layer": a.view.name,
-        "candidates": [_describe(info, c.name) | {"op": info.producer[c.name].op_type} | c.describe()
-                       for c in found],
-        "target_layers": [v.name for v in a.views], "probe_size": PROBE_SIZE,
-        "scales": [_describe(info, s.view.name) | s.view.describe() | {
-                       "op": info.producer[s.view.name].op_type, "grid": list(s.grid), "stride": s.stride}
-                   for s in scale_candidates(info, a.source, a.score.name, a.layouts)],
+        "candidates": [
+            _describe(info, c.name) | {"op": info.producer[c.name].op_type} | c.describe() for c in found
+        ],
+        "target_layers": [v.name for v in a.views],
+        "probe_size": PROBE_SIZE,
+        "scales": [
+            _describe(info, s.view.name)
+            | s.view.describe()
+            | {"op": info.producer[s.view.name].op_type, "grid": list(s.grid), "stride": s.stride}
+            for s in scale_candidates(info, a.source, a.score.name, a.layouts)
+        ],
         "cam": isinstance(a.head, CamHead),
         "head": " -> ".join(a.head.ops) if isinstance(a.head, CamHead) else a.head,
-        "not_differentiable": problems, "rewritten": False,
+        "not_differentiable": problems,
+        "rewritten": False,
     }

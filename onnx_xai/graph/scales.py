@@ -8,16 +8,17 @@ score (so the head's logits and box decoding are left out) and through which eve
 grid is computed: a neck's output that feeds its scale's head (YOLO's P3-P5), or, in a classifier,
 the input of each stage's last convolution.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from ..contract import LayerView
 from .info import GraphInfo
+from .layer import CONVOLUTIONS
 from .layout import spatial_axes
 from .paths import ancestors, dependents
 from .shapes import concrete_shapes
-from .layer import CONVOLUTIONS
 
 PROBE_SIZE = 256  # the input size at which dynamic models are measured (a multiple of 32)
 
@@ -25,6 +26,7 @@ PROBE_SIZE = 256  # the input size at which dynamic models are measured (a multi
 @dataclass(frozen=True)
 class Scale:
     """One scale's candidate: its grid (h, w) and stride at the probe size, and the tensor."""
+
     grid: tuple[int, int]
     stride: float
     view: LayerView
@@ -41,14 +43,15 @@ def scale_candidates(info: GraphInfo, source: str, score: str, layouts: dict[str
     for name in _feature_maps(info, source, score, layouts):
         shape = shapes.get(name)
         if shape is not None and len(shape) == 4:
-            grid = tuple(shape[a] for a in spatial_axes(layouts[name]))
+            height, width = (shape[a] for a in spatial_axes(layouts[name]))
+            grid = (height, width)
             if grid != (1, 1):
                 by_grid.setdefault(grid, []).append(name)
     found = []
     for grid in sorted(by_grid, key=lambda g: -g[0] * g[1]):
-        name = _funnel(info, source, by_grid[grid])
-        if name is not None:
-            found.append(Scale(grid, input_height / grid[0], LayerView(name, layouts[name])))
+        funnel = _funnel(info, source, by_grid[grid])
+        if funnel is not None:
+            found.append(Scale(grid, input_height / grid[0], LayerView(funnel, layouts[funnel])))
     return found
 
 
@@ -59,17 +62,27 @@ def _feature_maps(info: GraphInfo, source: str, score: str, layouts: dict[str, s
     convolved = dependents(info, [n.output[0] for n in info.nodes() if n.op_type in CONVOLUTIONS])
     ahead: set[str] = set()
     for node in reversed(list(info.nodes())):
-        if (node.op_type in CONVOLUTIONS and node.output[0] in on_path) or any(o in ahead for o in node.output):
+        if (node.op_type in CONVOLUTIONS and node.output[0] in on_path) or any(
+            o in ahead for o in node.output
+        ):
             ahead.update(info.inputs_of(node))
-    return [o for n in info.nodes() for o in n.output
-            if o in on_path and o in convolved and o in ahead and o in layouts and info.rank(o) == 4
-            and info.is_float(o)]
+    return [
+        o
+        for n in info.nodes()
+        for o in n.output
+        if o in on_path
+        and o in convolved
+        and o in ahead
+        and o in layouts
+        and info.rank(o) == 4
+        and info.is_float(o)
+    ]
 
 
 def _funnel(info: GraphInfo, source: str, maps: list[str]) -> str | None:
     """The last of ``maps`` (in topological order) through which every later one is computed."""
     for k in range(len(maps) - 1, -1, -1):
-        later = maps[k + 1:]
+        later = maps[k + 1 :]
         if not later or not set(later) & _reachable_avoiding(info, source, maps[k]):
             return maps[k]
     return None

@@ -15,17 +15,57 @@ static spatial sizes (strided Conv, pooling), so this module:
    equal in both runs is static, one that follows the batch (2, then 3) is the batch symbol, any
    other that differs is unknown; a folded value is kept only when both runs agree.
 """
+
 from __future__ import annotations
 
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-FOLDABLE = frozenset({
-    "Gather", "Unsqueeze", "Squeeze", "Concat", "Slice", "Add", "Sub", "Mul", "Div", "Cast", "Reshape",
-    "Range", "Equal", "Where", "ConstantOfShape", "Neg", "Abs", "Floor", "Ceil", "Max", "Min", "Mod",
-    "ReduceProd", "ReduceSum", "Identity", "Expand", "Sqrt", "Less", "Greater", "Not", "Transpose",
-    "Flatten", "Tile", "ReduceMax", "ReduceMin", "Sign", "And", "Or", "GreaterOrEqual", "LessOrEqual"})
+FOLDABLE = frozenset(
+    {
+        "Gather",
+        "Unsqueeze",
+        "Squeeze",
+        "Concat",
+        "Slice",
+        "Add",
+        "Sub",
+        "Mul",
+        "Div",
+        "Cast",
+        "Reshape",
+        "Range",
+        "Equal",
+        "Where",
+        "ConstantOfShape",
+        "Neg",
+        "Abs",
+        "Floor",
+        "Ceil",
+        "Max",
+        "Min",
+        "Mod",
+        "ReduceProd",
+        "ReduceSum",
+        "Identity",
+        "Expand",
+        "Sqrt",
+        "Less",
+        "Greater",
+        "Not",
+        "Transpose",
+        "Flatten",
+        "Tile",
+        "ReduceMax",
+        "ReduceMin",
+        "Sign",
+        "And",
+        "Or",
+        "GreaterOrEqual",
+        "LessOrEqual",
+    }
+)
 MAX_ROUNDS = 8
 SMALL = 4096  # initializers up to this many elements keep their values (shape constants, scales)
 
@@ -41,11 +81,15 @@ def infer_types(model: onnx.ModelProto) -> tuple[dict[str, onnx.TypeProto], dict
     if not dynamic:
         return _infer_folded(_shell(model, {}))
     (small, small_values), (large, large_values) = (
-        _infer_folded(_shell(model, _concrete(dynamic, batch, spatial))) for batch, spatial in RUNS)
+        _infer_folded(_shell(model, _concrete(dynamic, batch, spatial))) for batch, spatial in RUNS
+    )
     symbol = next((axes[0] for axes in dynamic.values() if 0 in axes), "N")
     types = {name: _merge(tp, large.get(name), symbol) for name, tp in small.items()}
-    values = {name: v for name, v in small_values.items()
-              if name in large_values and np.array_equal(v, large_values[name])}
+    values = {
+        name: v
+        for name, v in small_values.items()
+        if name in large_values and np.array_equal(v, large_values[name])
+    }
     return types, values
 
 
@@ -65,8 +109,11 @@ def _dynamic_dims(model: onnx.ModelProto) -> dict[str, dict[int, str]]:
         dims = vi.type.tensor_type.shape.dim
         if vi.name in inits or not dims:
             continue
-        axes = {i: d.dim_param or "N" for i, d in enumerate(dims)
-                if not d.HasField("dim_value") and (i == 0 or len(dims) == 4)}
+        axes = {
+            i: d.dim_param or "N"
+            for i, d in enumerate(dims)
+            if not d.HasField("dim_value") and (i == 0 or len(dims) == 4)
+        }
         if axes:
             found[vi.name] = axes
     return found
@@ -80,8 +127,11 @@ def _shell(model: onnx.ModelProto, sizes: dict[str, dict[int, int]]) -> onnx.Mod
     """The model without its large weights (they become typed inputs), dynamic dims set to ``sizes``."""
     graph = model.graph
     keep = [t for t in graph.initializer if _numel(t) <= SMALL]
-    typed = [helper.make_tensor_value_info(t.name, t.data_type, list(t.dims))
-             for t in graph.initializer if _numel(t) > SMALL]
+    typed = [
+        helper.make_tensor_value_info(t.name, t.data_type, list(t.dims))
+        for t in graph.initializer
+        if _numel(t) > SMALL
+    ]
     inputs = []
     for vi in graph.input:
         vi2 = onnx.ValueInfoProto()
@@ -91,10 +141,12 @@ def _shell(model: onnx.ModelProto, sizes: dict[str, dict[int, int]]) -> onnx.Mod
         inputs.append(vi2)
     names = {vi.name for vi in inputs}
     # Declared output shapes may pin the batch the shell changes: keep only their element types.
-    outputs = [helper.make_tensor_value_info(o.name, o.type.tensor_type.elem_type, None)
-               for o in graph.output]
-    shell_graph = helper.make_graph(list(graph.node), graph.name,
-                                    inputs + [v for v in typed if v.name not in names], outputs, keep)
+    outputs = [
+        helper.make_tensor_value_info(o.name, o.type.tensor_type.elem_type, None) for o in graph.output
+    ]
+    shell_graph = helper.make_graph(
+        list(graph.node), graph.name, inputs + [v for v in typed if v.name not in names], outputs, keep
+    )
     shell = helper.make_model(shell_graph, opset_imports=list(model.opset_import))
     shell.ir_version = model.ir_version
     shell.functions.extend(model.functions)
@@ -111,15 +163,18 @@ def _infer(shell: onnx.ModelProto) -> dict[str, onnx.TypeProto]:
     except Exception:  # noqa: BLE001 - best effort: an inference error leaves shapes unknown
         inferred = shell
     g = inferred.graph
-    types = {vi.name: vi.type for vi in list(g.input) + list(g.value_info) + list(g.output)
-             if vi.type.HasField("tensor_type")}
+    types = {
+        vi.name: vi.type
+        for vi in list(g.input) + list(g.value_info) + list(g.output)
+        if vi.type.HasField("tensor_type")
+    }
     for t in g.initializer:
         types[t.name] = helper.make_tensor_type_proto(t.data_type, list(t.dims))
     return types
 
 
 def _infer_folded(shell: onnx.ModelProto) -> tuple[dict[str, onnx.TypeProto], dict[str, np.ndarray]]:
-    types, folded = _infer(shell), {}
+    types, folded = _infer(shell), dict[str, np.ndarray]()
     for _ in range(MAX_ROUNDS):
         if not _fold_round(shell, types, folded):
             break
@@ -134,23 +189,26 @@ def _static(tp: onnx.TypeProto | None) -> list[int] | None:
     return [d.dim_value for d in dims] if all(d.HasField("dim_value") for d in dims) else None
 
 
-def _fold_round(shell: onnx.ModelProto, types: dict[str, onnx.TypeProto],
-                folded: dict[str, np.ndarray]) -> bool:
+def _fold_round(
+    shell: onnx.ModelProto, types: dict[str, onnx.TypeProto], folded: dict[str, np.ndarray]
+) -> bool:
     """Replace newly constant integer nodes by Constant nodes (recorded in ``folded``); True when
     any was replaced."""
-    values = {t.name: numpy_helper.to_array(t) for t in shell.graph.initializer}
+    values: dict[str, np.ndarray | None] = {t.name: numpy_helper.to_array(t) for t in shell.graph.initializer}
     changed = False
     for i, node in enumerate(shell.graph.node):
         if node.op_type == "Constant":
-            values[node.output[0]] = numpy_helper.to_array(node.attribute[0].t) if \
-                node.attribute[0].name == "value" else None
+            values[node.output[0]] = (
+                numpy_helper.to_array(node.attribute[0].t) if node.attribute[0].name == "value" else None
+            )
             continue
         value = _evaluate(node, values, types, _opset(shell))
         if value is None:
             continue
         values[node.output[0]] = folded[node.output[0]] = value
-        shell.graph.node[i].CopyFrom(helper.make_node("Constant", [], [node.output[0]],
-                                                      value=numpy_helper.from_array(value)))
+        shell.graph.node[i].CopyFrom(
+            helper.make_node("Constant", [], [node.output[0]], value=numpy_helper.from_array(value))
+        )
         changed = True
     return changed
 
@@ -179,9 +237,16 @@ def _evaluate(node, values, types, opset: int) -> np.ndarray | None:
 
     inputs = [i for i in node.input if i]
     graph = helper.make_graph(
-        [node], "fold", [helper.make_tensor_value_info(i, helper.np_dtype_to_tensor_dtype(values[i].dtype),
-                                                       list(values[i].shape)) for i in inputs],
-        [helper.make_tensor_value_info(node.output[0], onnx.TensorProto.UNDEFINED, None)])
+        [node],
+        "fold",
+        [
+            helper.make_tensor_value_info(
+                i, helper.np_dtype_to_tensor_dtype(values[i].dtype), list(values[i].shape)
+            )
+            for i in inputs
+        ],
+        [helper.make_tensor_value_info(node.output[0], onnx.TensorProto.UNDEFINED, None)],
+    )
     probe = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
     try:
         (out,) = ReferenceEvaluator(probe).run(None, {i: values[i] for i in inputs})
@@ -205,5 +270,6 @@ def _merge(small: onnx.TypeProto, large: onnx.TypeProto | None, symbol: str) -> 
 def _dims(tp: onnx.TypeProto | None) -> list | None:
     if tp is None or not tp.tensor_type.HasField("shape"):
         return None
-    return [d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
-            for d in tp.tensor_type.shape.dim]
+    return [
+        d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in tp.tensor_type.shape.dim
+    ]

@@ -6,6 +6,7 @@ once the gradient graph also needs the Pad's own backward (a crop of the cotange
 longer pays for itself. Folding the Pad into the Conv's ``pads`` here, as onnxruntime's PadFusion
 does, gives the same forward values and a backward that needs no crop at all.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -21,9 +22,17 @@ def fold_zero_pads(model: onnx.ModelProto, info: GraphInfo) -> int:
     for node in model.graph.node:
         spatial = _spatial_pads(info, node)
         consumers = info.consumers.get(node.output[0], []) if node.output else []
-        if spatial is None or node.output[0] in outputs or not consumers or not all(
-                c.op_type == "Conv" and c.input[0] == node.output[0] and
-                attr(c, "auto_pad", "NOTSET") == "NOTSET" for c in consumers):
+        if (
+            spatial is None
+            or node.output[0] in outputs
+            or not consumers
+            or not all(
+                c.op_type == "Conv"
+                and c.input[0] == node.output[0]
+                and attr(c, "auto_pad", "NOTSET") == "NOTSET"
+                for c in consumers
+            )
+        ):
             continue
         for conv in consumers:
             _widen_conv_pads(conv, spatial)
@@ -68,12 +77,12 @@ def _spatial_pads(info: GraphInfo, node: onnx.NodeProto) -> list[int] | None:
     axes = info.const_value(node.input[3]) if len(node.input) > 3 and node.input[3] else None
     if axes is None and len(node.input) > 3 and node.input[3]:
         return None
-    axes = [a % rank for a in (axes.tolist() if axes is not None else range(rank))]
-    for i, a in enumerate(axes):
-        full[a], full[a + rank] = pads[i], pads[i + len(axes)]
+    axis_list = [a % rank for a in (axes.tolist() if axes is not None else range(rank))]
+    for i, a in enumerate(axis_list):
+        full[a], full[a + rank] = pads[i], pads[i + len(axis_list)]
     if full[0] or full[1] or full[rank] or full[rank + 1]:
         return None
-    return full[2:rank].tolist() + full[rank + 2:].tolist()
+    return full[2:rank].tolist() + full[rank + 2 :].tolist()
 
 
 def _widen_conv_pads(conv: onnx.NodeProto, spatial: list[int]) -> None:

@@ -5,20 +5,21 @@ target's own layout: a 4-D tensor is transposed from its layout (NHWC and any ot
 four axes), a vision transformer's token sequence ``[N, prefix + h*w, C]`` loses its first
 ``prefix`` tokens and is reshaped to ``[N, h, w, C]``, then transposed.
 """
+
 from __future__ import annotations
 
+from ..contract import LayerView
 from .emitter import Emitter
 from .info import GraphInfo
-from .layout import NCHW
-from ..contract import LayerView
 from .layer import TOKENS
+from .layout import NCHW
 
 INT64_MAX = 2**63 - 1
 
 
 def channels_first(e: Emitter, view: LayerView, name: str) -> str:
     """``name`` (the target or its cotangent, shaped like the target) as [N, K, h, w]."""
-    if view.layout == TOKENS:
+    if view.layout == TOKENS and view.grid is not None:
         patches = e.op("Slice", [name, e.ints([view.prefix]), e.ints([INT64_MAX]), e.ints([1])])
         grid = e.op("Reshape", [patches, e.ints([0, view.grid[0], view.grid[1], -1])])
         return e.op("Transpose", [grid], perm=[0, 3, 1, 2])
@@ -30,7 +31,7 @@ def channels_first(e: Emitter, view: LayerView, name: str) -> str:
 def channels_first_shape(info: GraphInfo, view: LayerView) -> list:
     """The static-where-known shape [N, K, h, w] of :func:`channels_first` of the target."""
     shape = info.shape(view.name)
-    if view.layout == TOKENS:
+    if view.layout == TOKENS and view.grid is not None and shape is not None:
         return [shape[0], shape[2], *view.grid]
-    shape = list(shape) if shape is not None else [None] * 4
-    return [shape[view.layout.index(axis)] for axis in NCHW]
+    dims = list(shape) if shape is not None and len(shape) == 4 else [None] * 4
+    return [dims[view.layout.index(axis)] for axis in NCHW]

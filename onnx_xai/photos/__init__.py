@@ -12,6 +12,7 @@
 The library (``onnx_xai`` without this package and ``cli``) never imports it; a photo's explanation
 from Python needs only :meth:`onnx_xai.Explainer.explain_image`.
 """
+
 from importlib import resources
 
 DATA = resources.files("onnx_xai") / "data"

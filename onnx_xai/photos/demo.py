@@ -8,6 +8,7 @@
   the largest region above 0.3 (the detector's own binarization threshold): one detected line of
   text, explained by :data:`TEXT_METHODS` at the photo's own size.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -32,8 +33,10 @@ def text_detector() -> Path:
     spec = importlib.util.find_spec("rapidocr_onnxruntime")
     path = Path(spec.origin).parent / "models" / TEXT_DETECTOR if spec and spec.origin else None
     if path is None or not path.is_file():
-        raise InputError("the text demo explains PP-OCRv4's detector from the rapidocr-onnxruntime wheel: "
-                         "pip install rapidocr-onnxruntime")
+        raise InputError(
+            "the text demo explains PP-OCRv4's detector from the rapidocr-onnxruntime wheel: "
+            "pip install rapidocr-onnxruntime"
+        )
     return path
 
 
@@ -44,12 +47,16 @@ def classifier_demo(out: Path, threads: int | None, backend: str) -> list[str]:
     model = Path(str(DEMO_MODEL))
     ex = Explainer(model, threads=threads, backend=backend)
     files = sorted(Path(str(DEMO_PHOTOS)).glob("*.jpg"))
-    opts = ExplainOptions(methods=list(DEMO_METHODS), labels=read_labels(None, 1000), sheets=True, seed=0, steps=16)
+    opts = ExplainOptions(
+        methods=list(DEMO_METHODS), labels=read_labels(None, 1000), sheets=True, seed=0, steps=16
+    )
     records = explain_files(ex, files, out, opts, sha256_of(model))
     lines = [f"EfficientNet-Lite0 (ImageNet), {ex.providers[0]}; {', '.join(DEMO_METHODS)}:"]
     for rec in records:
         top = rec["explanations"][0]
-        lines.append(f"  {Path(rec['file']).name}: {top['label']} (logit {top['score']:.2f}) -> {out / rec['sheet']}")
+        lines.append(
+            f"  {Path(rec['file']).name}: {top['label']} (logit {top['score']:.2f}) -> {out / rec['sheet']}"
+        )
     return lines
 
 
@@ -59,10 +66,19 @@ def text_demo(out: Path, threads: int | None, backend: str) -> list[str]:
 
     model = text_detector()
     ex = Explainer(model, threads=threads, backend=backend)
-    opts = ExplainOptions(methods=list(TEXT_METHODS), preprocessing=Preprocessing(preset="inception"), sheets=True, objective="dense", threshold=0.3)
+    opts = ExplainOptions(
+        methods=list(TEXT_METHODS),
+        preprocessing=Preprocessing(preset="inception"),
+        sheets=True,
+        objective="dense",
+        threshold=0.3,
+    )
     rec = explain_files(ex, [Path(str(TEXT_PHOTO))], out, opts, sha256_of(model))[0]
     region = rec["objective"]
-    return [f"PP-OCRv4 text detector (rapidocr-onnxruntime), {ex.providers[0]}, target layer {ex.target_layer!r}; "
-            f"{', '.join(TEXT_METHODS)}:",
-            f"  {TEXT_PHOTO.name}: the text region at {region['photo_box']} ({region['pixels']} map pixels, "
-            f"summed logit {rec['explanations'][0]['score']:.1f}) -> {out / rec['sheet']}"]
+    return [
+        f"PP-OCRv4 text detector (rapidocr-onnxruntime), {ex.providers[0]}, "
+        f"target layer {ex.target_layer!r}; "
+        f"{', '.join(TEXT_METHODS)}:",
+        f"  {TEXT_PHOTO.name}: the text region at {region['photo_box']} ({region['pixels']} map pixels, "
+        f"summed logit {rec['explanations'][0]['score']:.1f}) -> {out / rec['sheet']}",
+    ]

@@ -7,6 +7,7 @@ extension, chosen against every name of the run, case-insensitively. Each photo'
 through :class:`onnx_xai.files.Staging` (moved in whole, the JSON record last, the previous set's
 leftovers removed, never through a symbolic link).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence

@@ -9,6 +9,7 @@ and a dense map when C = 1 (``--channel``, over ``--region`` or its largest regi
 ``--region`` is given in photo pixels and mapped to the model's input (detector boxes) or output
 (maps) pixels.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -42,11 +43,16 @@ def objective(ex, batch: np.ndarray, prepared: list[Prepared], opts) -> tuple[di
     output = ex.predict(batch)
     seeds, chosen = [], []
     for i, p in enumerate(prepared):
-        seed, described = _seed(kind, output[i:i + 1], p, opts)
+        seed, described = _seed(kind, output[i : i + 1], p, opts)
         if described[0].get("pixels") == 0:
-            raise InputError(f"the {kind} objective covers no pixel of the output map" + (
-                f" (class {opts.target} wins nowhere; choose another --target)" if kind == "segmentation"
-                else " (the region lies outside the photo's input)"))
+            raise InputError(
+                f"the {kind} objective covers no pixel of the output map"
+                + (
+                    f" (class {opts.target} wins nowhere; choose another --target)"
+                    if kind == "segmentation"
+                    else " (the region lies outside the photo's input)"
+                )
+            )
         seeds.append(seed)
         chosen.append(_with_photo_box(described[0], output.shape[2:], p))
     return {"seed": np.concatenate(seeds)}, chosen

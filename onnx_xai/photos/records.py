@@ -7,6 +7,7 @@ sizes, objective, per method its target, label, score, box and picture). Everyth
 (:class:`onnx_xai.files.Staging`) for the caller to commit as one set; staging is safe to run in
 worker threads (each photo its own files), committing stays with the caller.
 """
+
 from __future__ import annotations
 
 import json
@@ -20,9 +21,14 @@ IMAGE_FORMATS = ("png", "jpg")
 
 
 def pick(result, i: int) -> dict:
-    return {"target": int(result.targets[i]), "score": float(result.scores[i]), "map": result.maps[i],
-            "box": result.boxes[i].tolist(), "family": result.family,
-            "signed": None if result.signed is None else result.signed[i]}
+    return {
+        "target": int(result.targets[i]),
+        "score": float(result.scores[i]),
+        "map": result.maps[i],
+        "box": result.boxes[i].tolist(),
+        "family": result.family,
+        "signed": None if result.signed is None else result.signed[i],
+    }
 
 
 def _title(chosen: dict | None, target: int, opts) -> tuple[str, str | None]:
@@ -35,8 +41,16 @@ def _title(chosen: dict | None, target: int, opts) -> tuple[str, str | None]:
     return (what + (f" #{chosen['candidate']}" if "candidate" in chosen else "")), label
 
 
-def stage_photo(path: Path, name: str, p: Prepared, per_method: dict, chosen: dict | None,
-                staging: Staging, opts, sha256: str) -> tuple[list[str], str, dict]:
+def stage_photo(
+    path: Path,
+    name: str,
+    p: Prepared,
+    per_method: dict,
+    chosen: dict | None,
+    staging: Staging,
+    opts,
+    sha256: str,
+) -> tuple[list[str], str, dict]:
     """Write the photo's pictures, sheet and JSON record into the staging folder; returns the
     pictures' names, the record's name and the record (:meth:`Staging.commit` moves them in). The
     objective's own region (a detection, a dense region), when it has one, is outlined in green."""
@@ -44,19 +58,35 @@ def stage_photo(path: Path, name: str, p: Prepared, per_method: dict, chosen: di
     for method, r in per_method.items():
         box = p.box_to_photo(r["box"]) if r["box"][2] > r["box"][0] else None
         what, label = _title(chosen, r["target"], opts)
-        entry = {"method": method, "smoothgrad_samples": opts.smooth, "target": r["target"] if chosen is None else None,
-                 "label": label, "score": round(r["score"], 6), "box": list(box) if box else None, "overlay": None}
+        entry = {
+            "method": method,
+            "smoothgrad_samples": opts.smooth,
+            "target": r["target"] if chosen is None else None,
+            "label": label,
+            "score": round(r["score"], 6),
+            "box": list(box) if box else None,
+            "overlay": None,
+        }
         entries.append(entry)
         if not opts.overlays:
             continue
-        picture = outline(photo_picture(p, r["family"], r["map"], r["signed"], box, opts.cmap, opts.alpha),
-                          (chosen or {}).get("photo_box"))
+        picture = outline(
+            photo_picture(p, r["family"], r["map"], r["signed"], box, opts.cmap, opts.alpha),
+            (chosen or {}).get("photo_box"),
+        )
         entry["overlay"] = f"{name}.{method}.{opts.image_format}"
         written.append(entry["overlay"])
         save_picture(picture, staging.path(entry["overlay"]), opts.image_format)
         panels.append((f"{('smooth ' if opts.smooth else '')}{method}: {what}", picture))
-    record = {"file": str(path), "name": name, "model_sha256": sha256, "size": list(p.photo.size),
-              "input_size": list(p.size), "objective": chosen or {"kind": "class"}, "explanations": entries}
+    record = {
+        "file": str(path),
+        "name": name,
+        "model_sha256": sha256,
+        "size": list(p.photo.size),
+        "input_size": list(p.size),
+        "objective": chosen or {"kind": "class"},
+        "explanations": entries,
+    }
     if opts.sheets and panels:
         record["sheet"] = f"{name}.sheet.{opts.image_format}"
         written.append(record["sheet"])

@@ -6,6 +6,7 @@ method (heatmap on the original photo, box in original pixels), optionally a sid
 methods, and one JSON record listing them; the set is written aside and moved into place whole
 (:class:`onnx_xai.files.Staging`), so an interrupted run leaves complete sets and no temporary files.
 """
+
 from __future__ import annotations
 
 import threading
@@ -29,6 +30,7 @@ from ..signals import critical, interruptible
 from .names import unique_names
 from .objectives import objective
 from .records import pick, stage_photo
+
 WORKERS = 2  # decoding and encoding threads beside inference (measured on 2 cores: see BENCHMARKS.md)
 CACHE_PIXELS = 64 * 2**20  # photos decoded up front and kept for the run: at most 192 MiB of RGB
 
@@ -36,6 +38,7 @@ CACHE_PIXELS = 64 * 2**20  # photos decoded up front and kept for the run: at mo
 @dataclass
 class ExplainOptions:
     """How to explain a set of photos (the ``explain`` command's flags, as a value)."""
+
     methods: Sequence[str] = ("gradcam",)
     target: int | None = None
     preprocessing: Preprocessing = Preprocessing()
@@ -60,9 +63,15 @@ class ExplainOptions:
     overlays: bool = True  # False: only the JSON records
 
 
-def explain_files(ex: Explainer, files: Sequence[Path | tuple[Path, str]], out: Path, opts: ExplainOptions,
-                  sha256: str, progress: Callable | None = None, on_skip: Callable | None = None
-                  ) -> list[dict]:
+def explain_files(
+    ex: Explainer,
+    files: Sequence[Path | tuple[Path, str]],
+    out: Path,
+    opts: ExplainOptions,
+    sha256: str,
+    progress: Callable | None = None,
+    on_skip: Callable | None = None,
+) -> list[dict]:
     """Explain photo files with each method; returns the JSON records written (one per photo).
 
     Args:
@@ -83,22 +92,39 @@ def explain_files(ex: Explainer, files: Sequence[Path | tuple[Path, str]], out: 
         names = dict(zip([path for path, _ in pairs], unique_names([name for _, name in pairs])))
         OutputFolder(out).check(str(PurePosixPath(name).parent) for name in names.values())
         step = opts.batch_size if preprocessing["size"] is not None else 1  # any size: each photo its own
-        chunks = [[path for path, _ in pairs[k:k + step]] for k in range(0, len(pairs), step)]
+        chunks = [[path for path, _ in pairs[k : k + step]] for k in range(0, len(pairs), step)]
         bar = progress(len(pairs)) if progress is not None else None
         try:
             with Staging(out) as staging:
-                return _run_chunks(ex, chunks, names, lambda f: prepare(cache.take(f), **preprocessing), staging,
-                                   opts, sha256, bar)
+                return _run_chunks(
+                    ex,
+                    chunks,
+                    names,
+                    lambda f: prepare(cache.take(f), **preprocessing),
+                    staging,
+                    opts,
+                    sha256,
+                    bar,
+                )
         finally:
             if bar is not None:
                 bar.close()
 
 
-def _run_chunks(ex: Explainer, chunks: list[list[Path]], names: dict, prepared_photo: Callable, staging: Staging,
-                opts: ExplainOptions, sha256: str, bar) -> list[dict]:
+def _run_chunks(
+    ex: Explainer,
+    chunks: list[list[Path]],
+    names: dict,
+    prepared_photo: Callable,
+    staging: Staging,
+    opts: ExplainOptions,
+    sha256: str,
+    bar,
+) -> list[dict]:
     """Inference on one batch while the next is decoded and the last ones' pictures are encoded, in
     worker threads (Pillow and the runtime release the GIL); commits stay in this thread, in order,
     with signals held; at most two batches of pictures are in flight."""
+
     def load(chunk):
         return [prepared_photo(f) for f in chunk]
 
@@ -114,7 +140,9 @@ def _run_chunks(ex: Explainer, chunks: list[list[Path]], names: dict, prepared_p
             results, chosen = _explain(ex, prepared, opts)
             for i, (f, p) in enumerate(zip(chunk, prepared)):
                 picked = {m: pick(r, i) for m, r in results.items()}
-                staged.append(pool.submit(stage_photo, f, names[f], p, picked, chosen[i], staging, opts, sha256))
+                staged.append(
+                    pool.submit(stage_photo, f, names[f], p, picked, chosen[i], staging, opts, sha256)
+                )
             while len(staged) > 2 * len(chunk) or (k + 1 == len(chunks) and staged):
                 records.append(_commit(staging, staged.popleft().result(), bar))
     finally:
@@ -150,10 +178,12 @@ class DecodedCache:
         return photo if photo is not None else load_image(path)
 
 
-def _readable(pairs: list[tuple[Path, str]], keep_going: bool, on_skip, cache: DecodedCache
-              ) -> list[tuple[Path, str]]:
+def _readable(
+    pairs: list[tuple[Path, str]], keep_going: bool, on_skip, cache: DecodedCache
+) -> list[tuple[Path, str]]:
     """The photos that decode (decoded in worker threads, and kept in ``cache``); without
     ``keep_going`` the first that does not raises."""
+
     def problem(path: Path) -> str | None:
         try:
             cache.keep(path, load_image(path))
@@ -182,6 +212,10 @@ def _explain(ex: Explainer, prepared: list[Prepared], opts: ExplainOptions) -> t
     batch = np.concatenate([p.array for p in prepared])
     wanted, chosen = objective(ex, batch, prepared, opts)
     if opts.smooth:
-        return {m: ex.explain(batch, "smoothgrad", base=m, n_samples=opts.smooth, noise_seed=opts.seed,
-                              **wanted) for m in opts.methods}, chosen
-    return ex.explain_many(batch, opts.methods, **wanted, **options_for(opts.methods, opts.seed, opts.steps, opts.fuse)), chosen
+        return {
+            m: ex.explain(batch, "smoothgrad", base=m, n_samples=opts.smooth, noise_seed=opts.seed, **wanted)
+            for m in opts.methods
+        }, chosen
+    return ex.explain_many(
+        batch, opts.methods, **wanted, **options_for(opts.methods, opts.seed, opts.steps, opts.fuse)
+    ), chosen

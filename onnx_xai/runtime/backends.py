@@ -11,6 +11,7 @@ made, so neither is required by the other:
 - ``openvino`` (CPU): the model compiled with ``INFERENCE_PRECISION_HINT=f32`` (OpenVINO defaults to
   bf16 on CPUs that have it, which would not be the model's arithmetic).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ MAXPOOL_BACKWARD = {"onnxruntime": "scatter", "openvino": "windows"}
 @dataclass(frozen=True)
 class Port:
     """A model input or output as a session sees it."""
+
     name: str
     shape: tuple
     type: str  # as onnxruntime spells it: "tensor(float)", "tensor(uint8)", ...
@@ -37,6 +39,7 @@ class Port:
 
 class Session:
     """One compiled model (see the module docstring)."""
+
     inputs: list[Port]
     outputs: list[Port]
     device: str
@@ -49,7 +52,9 @@ class Session:
 
 
 class OnnxRuntimeSession(Session):
-    def __init__(self, model: bytes | str, providers: list[str] | None, threads: int | None, arena: bool = True):
+    def __init__(
+        self, model: bytes | str, providers: list[str] | None, threads: int | None, arena: bool = True
+    ):
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -94,9 +99,18 @@ def default_providers() -> list[str]:
     return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
 
 
-OPENVINO_TYPES = {"f32": "tensor(float)", "f16": "tensor(float16)", "f64": "tensor(double)",
-                  "u8": "tensor(uint8)", "i8": "tensor(int8)", "u16": "tensor(uint16)", "i16": "tensor(int16)",
-                  "i32": "tensor(int32)", "i64": "tensor(int64)", "boolean": "tensor(bool)"}
+OPENVINO_TYPES = {
+    "f32": "tensor(float)",
+    "f16": "tensor(float16)",
+    "f64": "tensor(double)",
+    "u8": "tensor(uint8)",
+    "i8": "tensor(int8)",
+    "u16": "tensor(uint16)",
+    "i16": "tensor(int16)",
+    "i32": "tensor(int32)",
+    "i64": "tensor(int64)",
+    "boolean": "tensor(bool)",
+}
 
 
 class OpenVinoSession(Session):
@@ -104,8 +118,9 @@ class OpenVinoSession(Session):
         try:
             import openvino as ov
         except ImportError:
-            raise InputError("the openvino backend needs the openvino package: pip install "
-                             "'onnx_xai[openvino]'") from None
+            raise InputError(
+                "the openvino backend needs the openvino package: pip install 'onnx_xai[openvino]'"
+            ) from None
         from ..graph.assemble import unshared_weights
         from ..graph.float_quantization import activations_in_float
         from ..graph.model_io import load_model
@@ -134,7 +149,9 @@ class OpenVinoSession(Session):
     def run(self, names, feeds):
         known = {p.get_any_name() for p in self._compiled.inputs}
         try:
-            result = self._compiled.create_infer_request().infer({k: v for k, v in feeds.items() if k in known})
+            result = self._compiled.create_infer_request().infer(
+                {k: v for k, v in feeds.items() if k in known}
+            )
         except Exception as exc:  # noqa: BLE001 - OpenVINO raises its own exception types
             raise RunError(f"OpenVINO failed running the model: {describe(exc)}") from None
         by_name = {n: result[o] for o in self._compiled.outputs for n in o.get_names()}
@@ -155,8 +172,13 @@ def release_memory() -> None:
         pass
 
 
-def make_session(backend: str, model: bytes | str, providers: list[str] | None = None,
-                 threads: int | None = None, arena: bool = True) -> Session:
+def make_session(
+    backend: str,
+    model: bytes | str,
+    providers: list[str] | None = None,
+    threads: int | None = None,
+    arena: bool = True,
+) -> Session:
     """A session of ``backend`` (one of :data:`BACKENDS`) for ``model``; ``arena=False`` lets
     onnxruntime return activation memory after each run (about 10 % slower on a backward graph)."""
     if backend == "onnxruntime":

@@ -11,6 +11,7 @@ Methods come from the registry (:mod:`onnx_xai.runtime.methods`); what they retu
 one graph gives (``explain_many``), then once more per noisy copy, integration point or mask for the
 sampling and perturbation methods, all for the classes that first run resolved.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -46,15 +47,31 @@ class Explainer:
             after a gradient, Grad-CAM costs a gradient) and no activation arena, for small machines.
     """
 
-    def __init__(self, model, target_layer: str | Sequence[str] | None = None, providers: Sequence[str] | None = None,
-                 threads: int | None = None, input_name: str | None = None,
-                 output_name: str | None = None, backend: str = "onnxruntime", memory: str = "fast"):
-        self._sessions = SessionSet(model, target_layer, list(providers) if providers else None, threads,
-                                    input_name, output_name, backend, memory)
+    def __init__(
+        self,
+        model,
+        target_layer: str | Sequence[str] | None = None,
+        providers: Sequence[str] | None = None,
+        threads: int | None = None,
+        input_name: str | None = None,
+        output_name: str | None = None,
+        backend: str = "onnxruntime",
+        memory: str = "fast",
+    ):
+        self._sessions = SessionSet(
+            model,
+            target_layer,
+            list(providers) if providers else None,
+            threads,
+            input_name,
+            output_name,
+            backend,
+            memory,
+        )
         forward = self._sessions.get(FORWARD)
         spec = next(i for i in forward.inputs if i.name == self.input_name)
         self._input = InputSpec.of(spec.name, spec.shape, spec.type)
-        self._num_classes = None
+        self._num_classes: int | None = None
 
     # -- facts ---------------------------------------------------------------------------------------
     @property
@@ -78,7 +95,7 @@ class Explainer:
 
     @property
     def layout(self) -> str:
-        """"NCHW" or "NHWC", the image input's layout."""
+        """ "NCHW" or "NHWC", the image input's layout."""
         return self._sessions.record().layout
 
     @property
@@ -129,8 +146,16 @@ class Explainer:
         """d score / d x, same shape as ``x``; ``target`` and ``seed`` as in :meth:`explain`."""
         return self.explain(x, "gradient", target, extra_inputs=extra_inputs, seed=seed).raw
 
-    def explain(self, x: np.ndarray, method: str, target=None, box_threshold: float = 0.2,
-                extra_inputs: dict | None = None, seed=None, **options) -> Explanation:
+    def explain(
+        self,
+        x: np.ndarray,
+        method: str,
+        target=None,
+        box_threshold: float = 0.2,
+        extra_inputs: dict | None = None,
+        seed=None,
+        **options,
+    ) -> Explanation:
         """Explain a batch with one method.
 
         Args:
@@ -159,16 +184,28 @@ class Explainer:
 
         return explain_image(self, photo, method, preprocessing, **options)
 
-    def explain_many(self, x: np.ndarray, methods: Sequence[str], target=None, box_threshold: float = 0.2,
-                     extra_inputs: dict | None = None, seed=None, **options) -> dict[str, Explanation]:
+    def explain_many(
+        self,
+        x: np.ndarray,
+        methods: Sequence[str],
+        target=None,
+        box_threshold: float = 0.2,
+        extra_inputs: dict | None = None,
+        seed=None,
+        **options,
+    ) -> dict[str, Explanation]:
         """Several methods at once: one run of one graph gives every method's primitives, the
         sampling methods run more for the classes (or seeds) of that run; each option goes to every
         method that takes it."""
         x, extra = self._check_input(x), self._extra(extra_inputs)
         _check_threshold(box_threshold)
         plan = _plan(methods, options)
-        shared = tuple(sorted({s for m, opts in plan for s in m.sets_for(opts)})) or (self._sessions.cheapest(),)
-        objective = self._seeds(seed, len(x), shared) if seed is not None else self._targets(target, len(x), x, extra)
+        shared = tuple(sorted({s for m, opts in plan for s in m.sets_for(opts)})) or (
+            self._sessions.cheapest(),
+        )
+        objective = (
+            self._seeds(seed, len(x), shared) if seed is not None else self._targets(target, len(x), x, extra)
+        )
         if seed is not None and target is not None:
             raise InputError("give a target or a seed, not both")
         outputs = self._run(x, objective, shared, extra)
@@ -183,10 +220,21 @@ class Explainer:
         for method, opts in plan:
             raw = method.attribute(Context(x, resolved, outputs, call, self.layout), opts)
             if not np.isfinite(raw).all():
-                raise InputError(f"{method.name} is not finite for this input: the model's values overflow "
-                                 f"{self.input_dtype} (check the input's scale and the noise level)")
-            results[method.name] = explanation(method.name, method.family_for(opts), method.signed_for(opts), raw,
-                                               targets, scores, self.layout, self._spatial_size(x), box_threshold)
+                raise InputError(
+                    f"{method.name} is not finite for this input: the model's values overflow "
+                    f"{self.input_dtype} (check the input's scale and the noise level)"
+                )
+            results[method.name] = explanation(
+                method.name,
+                method.family_for(opts),
+                method.signed_for(opts),
+                raw,
+                targets,
+                scores,
+                self.layout,
+                self._spatial_size(x),
+                box_threshold,
+            )
         return results
 
     # -- internals -----------------------------------------------------------------------------------
@@ -195,8 +243,11 @@ class Explainer:
         every output of those sets, the score and, for classes, the classes used, by name."""
         seeded = objective.dtype.kind == "f"
         layers = len(self._sessions.record().target_layers)
-        names = list(dict.fromkeys(n for s in sets for n in c.outputs_of(s, layers))) + [c.SCORE] + (
-            [] if seeded else [c.TARGET_USED])
+        names = (
+            list(dict.fromkeys(n for s in sets for n in c.outputs_of(s, layers)))
+            + [c.SCORE]
+            + ([] if seeded else [c.TARGET_USED])
+        )
         feeds = {self.input_name: self._input.cast(x), c.SEED if seeded else c.TARGET: objective, **extra}
         return dict(zip(names, self._sessions.run(sets, names, feeds, seeded)))
 
@@ -204,14 +255,23 @@ class Explainer:
         """The seeds as float32 ``[n, *output shape]`` (one seed is repeated for every sample)."""
         spec = next(i for i in self._sessions.get(sets, seeded=True).inputs if i.name == c.SEED)
         array = np.asarray(seed) if not isinstance(seed, str) else np.asarray([])
-        if array.dtype.kind not in "fiub" or array.size == 0 or not np.isfinite(array.astype(np.float64)).all():
+        if (
+            array.dtype.kind not in "fiub"
+            or array.size == 0
+            or not np.isfinite(array.astype(np.float64)).all()
+        ):
             raise InputError("seed must be a non-empty numeric array of finite values")
         if array.ndim == len(spec.shape) - 1:
             array = np.broadcast_to(array, (n,) + array.shape)
-        if array.ndim != len(spec.shape) or len(array) != n or any(
-                isinstance(d, int) and d != s for d, s in zip(spec.shape[1:], array.shape[1:])):
-            raise InputError(f"seed has shape {np.shape(seed)}; the explained output has shape {spec.shape} "
-                             f"(give one seed per sample, or one for all)")
+        if (
+            array.ndim != len(spec.shape)
+            or len(array) != n
+            or any(isinstance(d, int) and d != s for d, s in zip(spec.shape[1:], array.shape[1:]))
+        ):
+            raise InputError(
+                f"seed has shape {np.shape(seed)}; the explained output has shape {spec.shape} "
+                f"(give one seed per sample, or one for all)"
+            )
         return np.ascontiguousarray(array, dtype=np.float32)
 
     def _targets(self, target, n: int, x: np.ndarray, extra: dict) -> np.ndarray:
@@ -242,7 +302,9 @@ class Explainer:
             raise InputError(f"extra_inputs must be a dict of arrays, not {type(extra_inputs).__name__}")
         clash = [k for k in extra_inputs if k in (self.input_name, c.TARGET)]
         if clash:
-            raise InputError(f"extra_inputs cannot set {clash[0]!r}: pass the image as x and the class as target")
+            raise InputError(
+                f"extra_inputs cannot set {clash[0]!r}: pass the image as x and the class as target"
+            )
         return {k: np.asarray(v) for k, v in extra_inputs.items()}
 
     def _spatial_size(self, x: np.ndarray) -> tuple[int, int]:
@@ -258,16 +320,30 @@ def _plan(methods: Sequence[str], options: dict) -> list[tuple[Method, Options]]
     unknown = sorted(set(options) - taken)
     if unknown:
         names = ", ".join(m.name for m in chosen)
-        raise InputError(f"unknown option(s) {unknown} for {names}" if len(chosen) > 1 else
-                         f"method {names!r} takes no options (got {unknown})" if not taken else
-                         f"unknown {names} option(s) {unknown}; valid: {', '.join(sorted(taken))}")
-    return [(m, m.Options.parse(m.name, {k: v for k, v in options.items() if k in m.Options.__dataclass_fields__}))
-            for m in chosen]
+        raise InputError(
+            f"unknown option(s) {unknown} for {names}"
+            if len(chosen) > 1
+            else f"method {names!r} takes no options (got {unknown})"
+            if not taken
+            else f"unknown {names} option(s) {unknown}; valid: {', '.join(sorted(taken))}"
+        )
+    return [
+        (
+            m,
+            m.Options.parse(
+                m.name, {k: v for k, v in options.items() if k in m.Options.__dataclass_fields__}
+            ),
+        )
+        for m in chosen
+    ]
 
 
 def _check_threshold(value) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or \
-            not 0 < value <= 1:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float, np.integer, np.floating))
+        or not 0 < value <= 1
+    ):
         raise InputError(f"box_threshold must be a number in (0, 1], not {value!r}")
 
 

@@ -9,6 +9,7 @@ otherwise). ``boxes`` are ``(N, 4)`` int (x0, y0, x1, y1), half-open, around the
 ``box_threshold`` (20 %) of each map's maximum, thresholding the map before normalization (as Zhou
 et al. threshold the CAM itself, so negative evidence elsewhere never lowers the threshold).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ class Explanation:
     ``boxes`` is computed on first access (it labels connected regions, which costs more than the
     rest of the post-processing), then kept.
     """
+
     method: str
     family: str  # "gradient" (raw shaped like the input) or "cam" (raw on the target layer's grid)
     targets: np.ndarray  # (N,) int64, the classes explained
@@ -45,9 +47,27 @@ class Explanation:
         return self._boxes
 
 
-def explanation(name: str, family: str, signed: bool, raw: np.ndarray, targets: np.ndarray,
-                scores: np.ndarray, layout: str, size: tuple[int, int], box_threshold: float) -> Explanation:
+def explanation(
+    name: str,
+    family: str,
+    signed: bool,
+    raw: np.ndarray,
+    targets: np.ndarray,
+    scores: np.ndarray,
+    layout: str,
+    size: tuple[int, int],
+    box_threshold: float,
+) -> Explanation:
     """Maps, signed map and the rest from a method's raw attribution (see the module docstring)."""
     pixels = upsample(raw, *size) if family == "cam" else importance(raw, layout)
-    return Explanation(name, family, targets, scores, raw, normalize(pixels), pixels, box_threshold,
-                       signed_map(raw, layout) if signed and family != "cam" else None)
+    return Explanation(
+        name,
+        family,
+        targets,
+        scores,
+        raw,
+        normalize(pixels),
+        pixels,
+        box_threshold,
+        signed_map(raw, layout) if signed and family != "cam" else None,
+    )

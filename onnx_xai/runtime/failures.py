@@ -9,12 +9,14 @@ a bare ``std::bad_alloc``. :func:`describe` keeps what a user can act on: the no
 when the runtime names them), what went wrong without source locations, and for a memory request
 that cannot be met, its size.
 """
+
 from __future__ import annotations
 
 import re
 
-_ORT_NODE = re.compile(r"running (?P<op>[\w.]+) node\. Name:'(?P<name>[^']*)'(?: Status Message:)?\s*(?P<rest>.*)",
-                       re.S)
+_ORT_NODE = re.compile(
+    r"running (?P<op>[\w.]+) node\. Name:'(?P<name>[^']*)'(?: Status Message:)?\s*(?P<rest>.*)", re.S
+)
 _OV_NODE = re.compile(r"\[\w+\] (?P<op>[\w.]+) node with name '(?P<name>[^']*)'\s*(?P<rest>.*)", re.S)
 _ORT_PREFIX = re.compile(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ")
 _SOURCE = re.compile(r"(?:Exception from )?\S+\.(?:cc|cpp|h|hpp):\d+:?(?: [^()]*\([^)]*\))?\s*")
@@ -35,8 +37,11 @@ def describe(exc: BaseException) -> str:
     detail = " ".join(_CHECK.sub("", _SOURCE.sub("", text)).split()) or type(exc).__name__
     if any(word in str(exc) for word in _MEMORY):
         size = _BYTES.search(str(exc))
-        detail = (f"out of memory: it asked for {_size(int(size[1]))}" if size
-                  else "out of memory (the runtime could not allocate what it needed)")
+        detail = (
+            f"out of memory: it asked for {_size(int(size[1]))}"
+            if size
+            else "out of memory (the runtime could not allocate what it needed)"
+        )
     return f"node '{node}' ({op}): {detail}" if node is not None else detail
 
 

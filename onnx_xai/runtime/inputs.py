@@ -7,6 +7,7 @@ pixel values to integer models (float values are rounded; values outside the typ
 error). Arrays the methods compute (SmoothGrad's noisy copies) are converted the same way, with
 integer pixels rounded and clipped to the type's range, since noise may push them past it.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -15,14 +16,22 @@ import numpy as np
 
 from ..errors import InputError
 
-ONNXRUNTIME_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16,
-                     "tensor(double)": np.float64, "tensor(uint8)": np.uint8, "tensor(int8)": np.int8,
-                     "tensor(uint16)": np.uint16, "tensor(int16)": np.int16, "tensor(int32)": np.int32}
+ONNXRUNTIME_TYPES = {
+    "tensor(float)": np.float32,
+    "tensor(float16)": np.float16,
+    "tensor(double)": np.float64,
+    "tensor(uint8)": np.uint8,
+    "tensor(int8)": np.int8,
+    "tensor(uint16)": np.uint16,
+    "tensor(int16)": np.int16,
+    "tensor(int32)": np.int32,
+}
 
 
 @dataclass(frozen=True)
 class InputSpec:
     """The image input as the model declares it: name, shape (symbolic dims as strings), type."""
+
     name: str
     shape: tuple
     dtype: np.dtype
@@ -30,8 +39,9 @@ class InputSpec:
     @classmethod
     def of(cls, name: str, shape, onnxruntime_type: str) -> InputSpec:
         if onnxruntime_type not in ONNXRUNTIME_TYPES:
-            raise InputError(f"the image input {name!r} has type {onnxruntime_type}, which onnx_xai "
-                             "cannot feed")
+            raise InputError(
+                f"the image input {name!r} has type {onnxruntime_type}, which onnx_xai cannot feed"
+            )
         return cls(name, tuple(shape), np.dtype(ONNXRUNTIME_TYPES[onnxruntime_type]))
 
     @property
@@ -50,8 +60,9 @@ class InputSpec:
             what = type(x).__name__ + (f" of {x.dtype}" if isinstance(x, np.ndarray) else "")
             wanted = "an integer or float" if self.integer else "a float"
             raise InputError(f"x must be {wanted} numpy array (the model takes {self.dtype}), got {what}")
-        if x.ndim != len(self.shape) or any(isinstance(d, int) and d != s
-                                            for d, s in zip(self.shape[1:], x.shape[1:])):
+        if x.ndim != len(self.shape) or any(
+            isinstance(d, int) and d != s for d, s in zip(self.shape[1:], x.shape[1:])
+        ):
             raise InputError(f"x has shape {x.shape}, expected {self.shape} (batch first)")
         if len(x) == 0:
             raise InputError("x is an empty batch")
@@ -60,8 +71,10 @@ class InputSpec:
         if self.integer:
             info = np.iinfo(self.dtype)
             if x.min() < info.min or x.max() > info.max:
-                raise InputError(f"x has values in [{x.min()}, {x.max()}]; the model takes {self.dtype} "
-                                 f"pixels in [{info.min}, {info.max}]")
+                raise InputError(
+                    f"x has values in [{x.min()}, {x.max()}]; the model takes {self.dtype} "
+                    f"pixels in [{info.min}, {info.max}]"
+                )
         return self.cast(x)
 
     def cast(self, x: np.ndarray) -> np.ndarray:

@@ -13,6 +13,7 @@
   (x0, y0, x1, y1) in map pixels; a map with no positive value gives the empty box (0, 0, 0, 0).
   The Explainer thresholds the upsampled map itself, before min-max normalization.
 """
+
 from __future__ import annotations
 
 import functools

@@ -6,6 +6,7 @@ with the normalization and crop of a :class:`~onnx_xai.preprocessing.Preprocessi
 the result given back over the whole photo: the map in photo pixels, the box in photo pixels, and a
 picture (heatmap or spotlight) ready to save.
 """
+
 from __future__ import annotations
 
 import os
@@ -24,6 +25,7 @@ from .explanation import Explanation
 class ImageExplanation:
     """One photo's explanation: ``explanation`` is the method's result for the model input made from
     it (``prepared``); the properties give it back in the photo's own pixels."""
+
     explanation: Explanation
     prepared: Prepared
 
@@ -50,12 +52,18 @@ class ImageExplanation:
     def picture(self, cmap: str = "jet", alpha: float = 0.5) -> Image.Image:
         """The photo with the map drawn over it and the box in white (:mod:`onnx_xai.visuals`)."""
         signed = self.explanation.signed[0] if self.explanation.signed is not None else None
-        return photo_picture(self.prepared, self.explanation.family, self.explanation.maps[0], signed, self.box,
-                             cmap, alpha)
+        return photo_picture(
+            self.prepared, self.explanation.family, self.explanation.maps[0], signed, self.box, cmap, alpha
+        )
 
 
-def explain_image(explainer, photo: str | os.PathLike | Image.Image, method: str = "gradcam",
-                  preprocessing: Preprocessing | None = None, **options) -> ImageExplanation:
+def explain_image(
+    explainer,
+    photo: str | os.PathLike | Image.Image,
+    method: str = "gradcam",
+    preprocessing: Preprocessing | None = None,
+    **options,
+) -> ImageExplanation:
     """Explain one photo with ``method``; ``options`` go to :meth:`~onnx_xai.Explainer.explain`
     (``target``, ``seed``, the method's options)."""
     image = to_rgb(photo) if isinstance(photo, Image.Image) else load_image(photo)

@@ -6,11 +6,13 @@ input-gradient backward. Handed a model already rewritten by ``onnx-xai augment`
 record through the runtime and serves every output set it contains from that one graph. Sessions
 come from a backend (:mod:`.backends`: onnxruntime or OpenVINO).
 """
+
 from __future__ import annotations
 
 import os
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -19,6 +21,9 @@ from ..errors import CamNotApplicableError, InputError, ModelError
 from ..progress import stage
 from .backends import MAXPOOL_BACKWARD, Session, make_session, release_memory
 
+if TYPE_CHECKING:
+    from ..graph.augment import Analysis
+
 FORWARD = "forward"
 # The graphs an original model is rewritten into, cheapest first: a request is served by the first
 # that holds every output set it needs (the whole set as a last resort). A graph costs its most
@@ -26,8 +31,12 @@ FORWARD = "forward"
 # (ResNet-50: 1.0-1.15x), the others a full backward more. Few graphs, few copies of the weights:
 # each session holds its own (about 2.5x the file in onnxruntime, prepacked and reordered).
 MEMORY_MODES = ("fast", "lean")
-TIERS = (("activation", "cam", "gradcam"), ("activation", "cam", "gradcam", "input_grad"),
-         ("activation", "cam", "gradcam", "guided"), tuple(OUTPUT_SETS))
+TIERS = (
+    ("activation", "cam", "gradcam"),
+    ("activation", "cam", "gradcam", "input_grad"),
+    ("activation", "cam", "gradcam", "guided"),
+    tuple(OUTPUT_SETS),
+)
 
 
 def _fixed_batch(shape) -> bool:
@@ -48,34 +57,46 @@ class SessionSet:
             request so far (after a gradient, Grad-CAM costs a gradient), and no activation arena.
     """
 
-    def __init__(self, model, target_layer=None, providers: list | None = None,
-                 threads: int | None = None, input_name: str | None = None,
-                 output_name: str | None = None, backend: str = "onnxruntime", memory: str = "fast"):
+    def __init__(
+        self,
+        model,
+        target_layer=None,
+        providers: list | None = None,
+        threads: int | None = None,
+        input_name: str | None = None,
+        output_name: str | None = None,
+        backend: str = "onnxruntime",
+        memory: str = "fast",
+    ):
         if memory not in MEMORY_MODES:
             raise InputError(f"memory must be one of {', '.join(MEMORY_MODES)}, not {memory!r}")
-        self._lean, self._asked = memory == "lean", {False: set(), True: set()}
+        self._asked: dict[bool, set[str]] = {False: set(), True: set()}
+        self._lean = memory == "lean"
         self._source = model
         self._choice = dict(target_layer=target_layer, input_name=input_name, output_name=output_name)
         self._providers, self._threads, self.backend = providers, threads, backend
         self._lock = threading.Lock()
         self._sessions: dict = {}
-        self._analysis = None
+        self._analysis: Analysis | None = None
         first = self._session_from(self._bytes_or_path())
         stored = first.metadata().get(METADATA_KEY)
         self.rewritten = stored is not None
-        self._record = RewriteRecord.from_json(stored) if stored else None
+        self._record: RewriteRecord | None = RewriteRecord.from_json(stored) if stored else None
         self._sessions[FORWARD] = first
         if not self.rewritten and any(_fixed_batch(i.shape) for i in first.inputs):
             # An export with a fixed batch size: serve the forward from the batch-freed copy.
             self._sessions[FORWARD] = self._session_from(self._analyze().model.SerializeToString())
         if self.rewritten:
             if any(v is not None for v in self._choice.values()):
-                raise InputError("target_layer, input_name and output_name apply to original models; "
-                                 "this one was already rewritten")
+                raise InputError(
+                    "target_layer, input_name and output_name apply to original models; "
+                    "this one was already rewritten"
+                )
             self._whole = first
+            seeded = self.record().objective == "seed"
             for output_set in self._provided():
-                self._sessions[((output_set,), self._record.objective == "seed")] = first
-            if self._record.objective == "seed":  # its graph needs a seed shaped like the output
+                self._sessions[((output_set,), seeded)] = first
+            if seeded:  # its graph needs a seed shaped like the output
                 self._sessions[FORWARD] = self._session_from(self._forward_of_rewritten())
 
     def _bytes_or_path(self) -> bytes | str:
@@ -93,6 +114,7 @@ class SessionSet:
     def _forward_of_rewritten(self) -> bytes:
         from ..graph.assemble import forward_only
         from ..graph.model_io import load_model
+
         return forward_only(load_model(self._source)[0]).SerializeToString()
 
     def _session_from(self, model: bytes | str) -> Session:
@@ -117,7 +139,7 @@ class SessionSet:
     def _provided(self) -> list[str]:
         """The output sets a rewritten model's outputs cover (``activation`` comes with CAM and
         Grad-CAM)."""
-        present = set(self._record.outputs)
+        present = set(self.record().outputs)
         return [name for name, outputs in OUTPUT_SETS.items() if set(outputs) <= present]
 
     def held(self) -> int:
@@ -134,6 +156,7 @@ class SessionSet:
     def _analyze(self):
         if self._analysis is None:
             from ..graph.augment import analyze
+
             self._analysis = analyze(self._source, **self._choice)
         return self._analysis
 
@@ -149,7 +172,9 @@ class SessionSet:
                 sets = tuple(sorted(self._asked[seeded]))
             key = (sets, seeded) if self.rewritten else (self._tier(sets, seeded), seeded)
             if key not in self._sessions:
-                self._sessions[key] = self._build(*key) if not self.rewritten else self._rewritten_serves(*key)
+                self._sessions[key] = (
+                    self._build(*key) if not self.rewritten else self._rewritten_serves(*key)
+                )
                 self._serve_forward_cheaply(key)
             return self._sessions[key]
 
@@ -159,15 +184,20 @@ class SessionSet:
         record = self.record()
         cam = record.cam and not seeded
         if "cam" in sets and not cam:
-            raise CamNotApplicableError("CAM needs a class target: it reads the head's class weights" if seeded
-                                        else f"CAM needs a global-average-pool -> linear head: {record.head}")
+            raise CamNotApplicableError(
+                "CAM needs a class target: it reads the head's class weights"
+                if seeded
+                else f"CAM needs a global-average-pool -> linear head: {record.head}"
+            )
         tier = next(t for t in TIERS if set(sets) <= set(t))
         return tuple(s for s in tier if cam or s != "cam")
 
     def _build(self, output_sets: tuple[str, ...], seeded: bool) -> Session:
         from ..graph.augment import augment
-        rewritten = augment(self._analyze(), outputs=output_sets, seeded=seeded,
-                            maxpool=MAXPOOL_BACKWARD[self.backend]).SerializeToString()
+
+        rewritten = augment(
+            self._analyze(), outputs=output_sets, seeded=seeded, maxpool=MAXPOOL_BACKWARD[self.backend]
+        ).SerializeToString()
         self._analysis = None  # the model's copy: analyzed again if another graph is ever needed
         stage(f"compiling the {'+'.join(output_sets)} graph on {self.backend}")
         return self._session_from(rewritten)
@@ -179,7 +209,9 @@ class SessionSet:
         if self.rewritten:
             return
         if self._lean:
-            self._sessions = {k: v for k, v in self._sessions.items() if k == FORWARD or k == key or k[1] != key[1]}
+            self._sessions = {
+                k: v for k, v in self._sessions.items() if k == FORWARD or k == key or k[1] != key[1]
+            }
         if not key[1]:
             built = [k for k in self._sessions if k != FORWARD and not k[1]]
             cheapest = min(built, key=lambda k: TIERS.index(next(t for t in TIERS if set(k[0]) <= set(t))))
@@ -188,26 +220,37 @@ class SessionSet:
 
     def _rewritten_serves(self, output_sets: tuple[str, ...], seeded: bool) -> Session:
         """The rewritten model's one session, when it gives these sets for this objective."""
-        record, present = self._record, set(self._provided())
+        record, present = self.record(), set(self._provided())
         if (record.objective == "seed") != seeded:
-            raise InputError(f"this rewritten model takes {'a seed' if record.objective == 'seed' else 'a class target'}; "
-                             f"rewrite the original for the other objective (onnx-xai augment{' --seeded' if seeded else ''})")
+            raise InputError(
+                f"this rewritten model takes {'a seed' if record.objective == 'seed' else 'a class target'}; "
+                "rewrite the original for the other objective "
+                f"(onnx-xai augment{' --seeded' if seeded else ''})"
+            )
         missing = sorted(set(output_sets) - present)
         if not missing:
             return self._whole
         if "cam" in missing and not record.cam:
             raise CamNotApplicableError(f"CAM needs a global-average-pool -> linear head: {record.head}")
-        raise InputError(f"this rewritten model has no {missing[0]!r} outputs (it has {', '.join(sorted(present))}); "
-                         f"rewrite the original with onnx-xai augment --outputs {' '.join(output_sets)}")
+        raise InputError(
+            f"this rewritten model has no {missing[0]!r} outputs (it has {', '.join(sorted(present))}); "
+            f"rewrite the original with onnx-xai augment --outputs {' '.join(output_sets)}"
+        )
 
-    def run(self, output_sets: str | tuple[str, ...], names: list[str], feeds: dict[str, np.ndarray],
-            seeded: bool = False) -> list[np.ndarray]:
+    def run(
+        self,
+        output_sets: str | tuple[str, ...],
+        names: list[str],
+        feeds: dict[str, np.ndarray],
+        seeded: bool = False,
+    ) -> list[np.ndarray]:
         session = self.get(output_sets, seeded)
         wanted = [i.name for i in session.inputs]
         missing = [name for name in wanted if name not in feeds]
         if missing:
-            raise InputError(f"the model also takes input(s) {', '.join(missing)}: give their values "
-                             "with extra_inputs")
+            raise InputError(
+                f"the model also takes input(s) {', '.join(missing)}: give their values with extra_inputs"
+            )
         outputs = session.run(names, {k: v for k, v in feeds.items() if k in wanted})
         if self._lean:
             release_memory()  # without the arena, a run's activations go back to the heap: return them

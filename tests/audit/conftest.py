@@ -1,5 +1,6 @@
 """One audit of the bundled model and photos (CLI, every metric, boxes, both sanity checks), shared by
 the tests that read its outputs."""
+
 from __future__ import annotations
 
 import json
@@ -17,7 +18,9 @@ STEPS = 4
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "onnx_xai.cli", *args], capture_output=True, text=True, timeout=900)
+    return subprocess.run(
+        [sys.executable, "-m", "onnx_xai.cli", *args], capture_output=True, text=True, timeout=900
+    )
 
 
 @pytest.fixture(scope="session")
@@ -27,9 +30,25 @@ def bundled_audit(tmp_path_factory) -> Path:
     # one whole-photo box each, in photo pixels
     boxes = {p.name: [[0, 0, *Image.open(p).size]] for p in photos}
     (out / "boxes.json").write_text(json.dumps(boxes))
-    done = run_cli("audit", str(DEMO_MODEL), str(DEMO_PHOTOS), "--methods", *METHODS, "--boxes",
-                   str(out / "boxes.json"), "--randomization-steps", str(STEPS), "--road-fractions", "0.2", "0.5",
-                   "0.8", "--threads", "2", "--out", str(out / "report"))
+    done = run_cli(
+        "audit",
+        str(DEMO_MODEL),
+        str(DEMO_PHOTOS),
+        "--methods",
+        *METHODS,
+        "--boxes",
+        str(out / "boxes.json"),
+        "--randomization-steps",
+        str(STEPS),
+        "--road-fractions",
+        "0.2",
+        "0.5",
+        "0.8",
+        "--threads",
+        "2",
+        "--out",
+        str(out / "report"),
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return out / "report"
 

@@ -1,5 +1,6 @@
 """``onnx-xai audit`` on the bundled model and photos: the records recomputed independently, the
 metrics' verdicts on Grad-CAM against the random baseline, the sanity checks, the report's content."""
+
 from __future__ import annotations
 
 import json
@@ -16,8 +17,22 @@ from onnx_xai.photos import DEMO_MODEL, DEMO_PHOTOS
 from .conftest import METHODS, STEPS, run_cli
 
 BASELINES = ["baseline_random", "baseline_sobel", "baseline_center"]
-KEYS = {"file", "method", "target", "label", "score", "box", "deletion_auc", "insertion_auc", "road", "road_morf",
-        "road_lerf", "pointing_hit", "box_iou", "protocol"}
+KEYS = {
+    "file",
+    "method",
+    "target",
+    "label",
+    "score",
+    "box",
+    "deletion_auc",
+    "insertion_auc",
+    "road",
+    "road_morf",
+    "road_lerf",
+    "pointing_hit",
+    "box_iou",
+    "protocol",
+}
 
 
 def photo_input(name: str) -> np.ndarray:
@@ -95,7 +110,10 @@ def test_grad_cam_beats_the_random_baseline(records):
     """Insertion, insertion minus deletion, and ROAD's gap: Grad-CAM above the random map on average
     (deletion alone with a constant fill favours scattered maps: see the README's audit section)."""
     assert mean(records, "gradcam", "insertion_auc") > mean(records, "baseline_random", "insertion_auc")
-    gap = {m: mean(records, m, "insertion_auc") - mean(records, m, "deletion_auc") for m in ("gradcam", "baseline_random")}
+    gap = {
+        m: mean(records, m, "insertion_auc") - mean(records, m, "deletion_auc")
+        for m in ("gradcam", "baseline_random")
+    }
     assert gap["gradcam"] > gap["baseline_random"]
     assert mean(records, "gradcam", "road") > mean(records, "baseline_random", "road") + 0.05
     assert mean(records, "gradcam", "road_morf") < mean(records, "baseline_random", "road_morf")
@@ -104,11 +122,13 @@ def test_grad_cam_beats_the_random_baseline(records):
 def test_localization_against_whole_photo_boxes(records):
     for r in records:
         x0, y0, x1, y1 = r["box_input"]
-        (gx0, gy0, gx1, gy1), = r["truth_boxes"]
+        ((gx0, gy0, gx1, gy1),) = r["truth_boxes"]
         assert r["pointing_hit"] is True  # the whole photo holds every maximum
         # the map's box lies inside the input, which lies inside the photo's box mapped to the input
         gt = _photo_box_in_input(r["file"], (gx0, gy0, gx1, gy1))
-        assert r["box_iou"] == pytest.approx((x1 - x0) * (y1 - y0) / ((gt[2] - gt[0]) * (gt[3] - gt[1])), rel=1e-6)
+        assert r["box_iou"] == pytest.approx(
+            (x1 - x0) * (y1 - y0) / ((gt[2] - gt[0]) * (gt[3] - gt[1])), rel=1e-6
+        )
 
 
 def _photo_box_in_input(name: str, box) -> tuple:
@@ -126,8 +146,12 @@ def test_sanity_checks_reported_per_step(records):
     for method in METHODS:
         mine = [r for r in records if r["method"] == method]
         for r in mine:
-            assert len(r["randomization_spearman"]) == STEPS + 1 and r["randomization_spearman"][0] == pytest.approx(1)
-            assert r["randomization_layers"][0] == 0 and r["randomization_layers"] == sorted(r["randomization_layers"])
+            assert len(r["randomization_spearman"]) == STEPS + 1 and r["randomization_spearman"][
+                0
+            ] == pytest.approx(1)
+            assert r["randomization_layers"][0] == 0 and r["randomization_layers"] == sorted(
+                r["randomization_layers"]
+            )
             assert -1 <= r["random_target_spearman"] <= 1 and r["random_target"] != r["target"]
         assert np.mean([r["randomization_spearman"][-1] for r in mine]) < 0.5
 
@@ -138,8 +162,8 @@ def test_report_has_every_row_and_picture(bundled_audit, records):
         assert f'data-method="{method}"' in html
     assert html.count('<section class="photo">') == 3
     assert len(re.findall(r'<img src="data:image/jpeg;base64,', html)) == 3 * (1 + len(METHODS) + 3)
-    table = html[html.index('<table id="randomization">'):]
-    assert table[:table.index("</table>")].count("<tr>") == 1 + STEPS + 1  # heading + steps 0..STEPS
+    table = html[html.index('<table id="randomization">') :]
+    assert table[: table.index("</table>")].count("<tr>") == 1 + STEPS + 1  # heading + steps 0..STEPS
     assert "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "") and "https://" not in html
     assert json.loads(json.dumps(records))  # plain JSON all through
 
@@ -150,11 +174,13 @@ def test_bad_inputs_are_one_line_and_write_nothing(tmp_path):
     bad_boxes.write_text('{"chelsea.jpg": [[1, 2]]}')
     (tmp_path / "broken.jpg").write_bytes(b"not a jpeg")
     quick = ["--metrics", "deletion", "--sanity", "none", "--curve-steps", "2"]
-    cases = [([photo], ["--boxes", str(bad_boxes)] + quick, 1, "four numbers"),
-             ([photo, str(tmp_path / "broken.jpg")], quick, 1, "broken.jpg"),
-             ([photo], ["--sanity", "none", "randomization"], 2, "cannot be combined"),
-             ([photo], ["--road-fractions", "1.5"], 2, "(0, 1)"),
-             ([photo], ["--target", "no such class"] + quick, 1, "unknown class")]
+    cases = [
+        ([photo], ["--boxes", str(bad_boxes)] + quick, 1, "four numbers"),
+        ([photo, str(tmp_path / "broken.jpg")], quick, 1, "broken.jpg"),
+        ([photo], ["--sanity", "none", "randomization"], 2, "cannot be combined"),
+        ([photo], ["--road-fractions", "1.5"], 2, "(0, 1)"),
+        ([photo], ["--target", "no such class"] + quick, 1, "unknown class"),
+    ]
     for photos, extra, code, words in cases:
         out = tmp_path / "out"
         done = run_cli("audit", str(DEMO_MODEL), *photos, "--out", str(out), *extra)
@@ -172,7 +198,18 @@ def test_rewritten_model_skips_randomization_with_a_reason(tmp_path):
 
     rewritten = tmp_path / "m.xai.onnx"
     save_model(onnx_xai.augment(str(DEMO_MODEL)), rewritten)
-    done = run_cli("audit", str(rewritten), str(Path(str(DEMO_PHOTOS)) / "coffee.jpg"), "--metrics", "deletion",
-                   "--curve-steps", "2", "--sanity", "randomization", "--out", str(tmp_path / "out"))
+    done = run_cli(
+        "audit",
+        str(rewritten),
+        str(Path(str(DEMO_PHOTOS)) / "coffee.jpg"),
+        "--metrics",
+        "deletion",
+        "--curve-steps",
+        "2",
+        "--sanity",
+        "randomization",
+        "--out",
+        str(tmp_path / "out"),
+    )
     assert done.returncode == 0, done.stderr
     assert "rewritten model: give the original" in (tmp_path / "out" / "report.html").read_text()

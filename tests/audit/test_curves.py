@@ -3,6 +3,7 @@
 The "model" scores the mean of a 2 x 2 corner of a 1-channel 4 x 4 image: a map that ranks those
 four pixels first must beat its reversal on every metric, and a random map lands in between.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -48,7 +49,9 @@ def test_relevant_first_beats_reversal_and_random_lands_between():
     protocol = Protocol(steps=16)
     good = deletion(SCORE, IMAGE, GOOD, 0, protocol)[0]
     bad = deletion(SCORE, IMAGE, -GOOD, 0, protocol)[0]
-    randoms = [deletion(SCORE, IMAGE, np.random.default_rng(s).random((4, 4)), 0, protocol)[0] for s in range(20)]
+    randoms = [
+        deletion(SCORE, IMAGE, np.random.default_rng(s).random((4, 4)), 0, protocol)[0] for s in range(20)
+    ]
     assert good < np.mean(randoms) < bad
     good_in = insertion(SCORE, IMAGE, GOOD, 0, Protocol(steps=16, insertion_start="constant"))[0]
     bad_in = insertion(SCORE, IMAGE, -GOOD, 0, Protocol(steps=16, insertion_start="constant"))[0]
@@ -118,6 +121,7 @@ def test_layouts_give_the_same_curve():
             chw = batch if layout == "NCHW" else np.transpose(batch, (0, 3, 1, 2))
             p = chw[:, 1, :2, :3].mean(axis=(1, 2))
             return np.stack([p, 1 - p], 1)
+
         return Scorer(predict, True)
 
     nchw = deletion(model("NCHW"), image, saliency, 0, Protocol(steps=6), "NCHW")[1]

@@ -1,12 +1,14 @@
 """The pointing game, box IoU and the boxes file, against hand-computed cases."""
+
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from onnx_xai.audit.localization import boxes_for, box_iou, pointing_hit, read_boxes
+from onnx_xai.audit.localization import box_iou, boxes_for, pointing_hit, read_boxes
 from onnx_xai.errors import InputError
-from pathlib import Path
 
 
 def peak_at(y: int, x: int, shape=(40, 40)) -> np.ndarray:
@@ -18,9 +20,9 @@ def peak_at(y: int, x: int, shape=(40, 40)) -> np.ndarray:
 def test_pointing_game_with_tolerance():
     box = np.array([[10, 10, 20, 20]], float)
     assert pointing_hit(peak_at(15, 15), box, tolerance=0)
-    assert not pointing_hit(peak_at(25, 15), box, tolerance=0)      # centre 15.5, 25.5: outside
-    assert pointing_hit(peak_at(25, 15), box, tolerance=6)          # 25.5 <= 20 + 6
-    assert not pointing_hit(peak_at(27, 15), box, tolerance=6)      # 27.5 > 26
+    assert not pointing_hit(peak_at(25, 15), box, tolerance=0)  # centre 15.5, 25.5: outside
+    assert pointing_hit(peak_at(25, 15), box, tolerance=6)  # 25.5 <= 20 + 6
+    assert not pointing_hit(peak_at(27, 15), box, tolerance=6)  # 27.5 > 26
     assert pointing_hit(peak_at(2, 2), np.array([[30, 30, 35, 35], [0, 0, 3, 3]], float), tolerance=0)
 
 
@@ -46,14 +48,17 @@ def test_boxes_from_json_and_csv(tmp_path):
         assert boxes_for(boxes, Path("/elsewhere/cow.jpg"), "cow.jpg") is None
 
 
-@pytest.mark.parametrize("text, words", [
-    ('{"a.jpg": [[1, 2, 3]]}', "four numbers"),
-    ('{"a.jpg": [[5, 0, 1, 4]]}', "x0 < x1"),
-    ('{"a.jpg": 3}', "expected"),
-    ('{"a.jpg": [[0, 0, 1, ', "not valid JSON"),
-    ("file,x,y\na.jpg,1,2\n", "header"),
-    ("file,x0,y0,x1,y1\na.jpg,1,2,nan,4\n", "four numbers"),
-])
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ('{"a.jpg": [[1, 2, 3]]}', "four numbers"),
+        ('{"a.jpg": [[5, 0, 1, 4]]}', "x0 < x1"),
+        ('{"a.jpg": 3}', "expected"),
+        ('{"a.jpg": [[0, 0, 1, ', "not valid JSON"),
+        ("file,x,y\na.jpg,1,2\n", "header"),
+        ("file,x0,y0,x1,y1\na.jpg,1,2,nan,4\n", "four numbers"),
+    ],
+)
 def test_bad_boxes_files_are_one_line(tmp_path, text, words):
     path = tmp_path / "boxes.txt"
     path.write_text(text)

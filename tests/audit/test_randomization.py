@@ -1,5 +1,6 @@
 """Model randomization on the ONNX file: which tensors are a layer's, how they are re-drawn, and the
 cascade's maps against the tiny model's Grad-CAM computed by hand with the re-drawn weights."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -22,42 +23,72 @@ def mixed_model() -> onnx.ModelProto:
     """Conv (float) -> BN -> Relu -> Conv (int8 weight through DequantizeLinear) -> GAP -> Reshape ->
     MatMul (weight from a Constant node) -> Add (bias): every way a weight reaches its layer."""
     t = numpy_helper.from_array
-    inits = [t(W1, "w1"), t(np.full(8, 0.1, np.float32), "b1"), t(RNG.random(8).astype(np.float32) + 0.5, "bn_s"),
-             t(RNG.random(8).astype(np.float32), "bn_b"), t(np.zeros(8, np.float32), "bn_mean"),
-             t(np.ones(8, np.float32), "bn_var"), t(Q2, "q2"), t(np.array(0.02, np.float32), "q2_scale"),
-             t(np.array(0, np.int8), "q2_zp"), t(np.array([-1, 4], np.int64), "shape"),
-             t(RNG.random(5).astype(np.float32), "fc_b")]
-    nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1], name="conv1"),
-             helper.make_node("BatchNormalization", ["c1", "bn_s", "bn_b", "bn_mean", "bn_var"], ["bn"], name="bn1"),
-             helper.make_node("Relu", ["bn"], ["r"]),
-             helper.make_node("DequantizeLinear", ["q2", "q2_scale", "q2_zp"], ["w2"]),
-             helper.make_node("Conv", ["r", "w2"], ["c2"], pads=[1, 1, 1, 1], name="conv2"),
-             helper.make_node("GlobalAveragePool", ["c2"], ["g"]), helper.make_node("Reshape", ["g", "shape"], ["f"]),
-             helper.make_node("Constant", [], ["fc"], value=t(FC, "fc_value")),
-             helper.make_node("MatMul", ["f", "fc"], ["m"], name="fc"), helper.make_node("Add", ["m", "fc_b"], ["y"])]
-    graph = helper.make_graph(nodes, "mixed", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 8, 8])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 5])], inits)
+    inits = [
+        t(W1, "w1"),
+        t(np.full(8, 0.1, np.float32), "b1"),
+        t(RNG.random(8).astype(np.float32) + 0.5, "bn_s"),
+        t(RNG.random(8).astype(np.float32), "bn_b"),
+        t(np.zeros(8, np.float32), "bn_mean"),
+        t(np.ones(8, np.float32), "bn_var"),
+        t(Q2, "q2"),
+        t(np.array(0.02, np.float32), "q2_scale"),
+        t(np.array(0, np.int8), "q2_zp"),
+        t(np.array([-1, 4], np.int64), "shape"),
+        t(RNG.random(5).astype(np.float32), "fc_b"),
+    ]
+    nodes = [
+        helper.make_node("Conv", ["x", "w1", "b1"], ["c1"], pads=[1, 1, 1, 1], name="conv1"),
+        helper.make_node(
+            "BatchNormalization", ["c1", "bn_s", "bn_b", "bn_mean", "bn_var"], ["bn"], name="bn1"
+        ),
+        helper.make_node("Relu", ["bn"], ["r"]),
+        helper.make_node("DequantizeLinear", ["q2", "q2_scale", "q2_zp"], ["w2"]),
+        helper.make_node("Conv", ["r", "w2"], ["c2"], pads=[1, 1, 1, 1], name="conv2"),
+        helper.make_node("GlobalAveragePool", ["c2"], ["g"]),
+        helper.make_node("Reshape", ["g", "shape"], ["f"]),
+        helper.make_node("Constant", [], ["fc"], value=t(FC, "fc_value")),
+        helper.make_node("MatMul", ["f", "fc"], ["m"], name="fc"),
+        helper.make_node("Add", ["m", "fc_b"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "mixed",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 5])],
+        inits,
+    )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
 def tensors_of(model) -> dict:
     out = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
-    out.update({n.output[0]: numpy_helper.to_array(n.attribute[0].t) for n in model.graph.node if n.op_type == "Constant"})
+    out.update(
+        {
+            n.output[0]: numpy_helper.to_array(n.attribute[0].t)
+            for n in model.graph.node
+            if n.op_type == "Constant"
+        }
+    )
     return out
 
 
 def test_layers_top_down_with_their_tensors():
     layers = parameter_layers(mixed_model())
-    assert [(l.node, l.tensors) for l in layers] == [
-        ("fc", ("fc", "fc_b")), ("conv2", ("q2",)), ("bn1", ("bn_s", "bn_b")), ("conv1", ("w1", "b1"))]
+    assert [(layer.node, layer.tensors) for layer in layers] == [
+        ("fc", ("fc", "fc_b")),
+        ("conv2", ("q2",)),
+        ("bn1", ("bn_s", "bn_b")),
+        ("conv1", ("w1", "b1")),
+    ]
 
 
 def test_redrawn_tensors_keep_type_shape_and_statistics():
     model = mixed_model()
     before = tensors_of(model)
     after = tensors_of(randomized(model, {"w1", "q2", "fc", "bn_s"}, seed=0))
-    assert tensors_of(model).keys() == before.keys() and all(np.array_equal(before[k], tensors_of(model)[k])
-                                                               for k in before)  # the original untouched
+    assert tensors_of(model).keys() == before.keys() and all(
+        np.array_equal(before[k], tensors_of(model)[k]) for k in before
+    )  # the original untouched
     for name in ("w1", "q2", "fc", "bn_s"):
         a, b = before[name], after[name]
         assert a.dtype == b.dtype and a.shape == b.shape and not np.array_equal(a, b)
@@ -74,7 +105,7 @@ def test_groups_split_top_down():
     layers = parameter_layers(mixed_model())
     assert [len(g) for g in groups(layers, 2)] == [2, 2]
     assert [len(g) for g in groups(layers, 10)] == [1, 1, 1, 1]
-    assert [l for g in groups(layers, 3) for l in g] == layers
+    assert [layer for g in groups(layers, 3) for layer in g] == layers
 
 
 def by_hand_gradcam(w_conv: np.ndarray, w_fc: np.ndarray, x: np.ndarray, c: np.ndarray) -> np.ndarray:
@@ -85,7 +116,7 @@ def by_hand_gradcam(w_conv: np.ndarray, w_fc: np.ndarray, x: np.ndarray, c: np.n
 def normalized(m: np.ndarray) -> np.ndarray:
     flat = m.reshape(len(m), -1)
     low, span = flat.min(1), np.ptp(flat, 1)
-    return ((m - low[:, None, None]) / np.where(span > 0, span, 1)[:, None, None])
+    return (m - low[:, None, None]) / np.where(span > 0, span, 1)[:, None, None]
 
 
 def test_cascade_maps_match_the_hand_computed_grad_cam():
@@ -96,8 +127,9 @@ def test_cascade_maps_match_the_hand_computed_grad_cam():
     targets = np.array([0, 1, 0])
     ex = onnx_xai.Explainer(model)
     original = {"gradcam": ex.explain(x, "gradcam", target=targets).maps}
-    steps = cascading_randomization(model, onnx_xai.Explainer, x, ["gradcam"], targets, original, steps=2,
-                                    seed=5, options={})
+    steps = cascading_randomization(
+        model, onnx_xai.Explainer, x, ["gradcam"], targets, original, steps=2, seed=5, options={}
+    )
     assert [s["layers"] for s in steps] == [0, 1, 2] and steps[1]["down_to"].endswith("(Gemm)")
     fc1 = tensors_of(randomized(model, {"fc", "b"}, 6))["fc"]  # step k draws with seed + k
     both = tensors_of(randomized(model, {"fc", "b", "w"}, 7))
@@ -105,9 +137,11 @@ def test_cascade_maps_match_the_hand_computed_grad_cam():
         expected = normalized(by_hand_gradcam(w_conv, w_fc, x, targets))
         for i in range(3):
             assert steps[step]["methods"]["gradcam"]["spearman"][i] == pytest.approx(
-                spearman(original["gradcam"][i], expected[i]), abs=1e-6)
+                spearman(original["gradcam"][i], expected[i]), abs=1e-6
+            )
             assert steps[step]["methods"]["gradcam"]["ssim"][i] == pytest.approx(
-                ssim(original["gradcam"][i], expected[i]), abs=1e-5)
+                ssim(original["gradcam"][i], expected[i]), abs=1e-5
+            )
     assert steps[0]["methods"]["gradcam"]["spearman"] == pytest.approx([1.0] * 3)
 
 

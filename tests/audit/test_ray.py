@@ -1,6 +1,7 @@
 """The audit on Ray Data in local mode (``ray.init(num_cpus=2)``) against the local engine on 64
 photos: the same records, the same maps, a report built from them, a failing photo reported without
 stopping the run, and a rerun that skips the batches already written."""
+
 from __future__ import annotations
 
 import json
@@ -15,11 +16,17 @@ from onnx_xai.audit import AuditOptions, Protocol
 from onnx_xai.audit.run import audit
 from onnx_xai.photos import DEMO_MODEL, DEMO_PHOTOS
 
-
 PHOTOS = 64
-OPTS = dict(methods=("gradcam",), metrics=("deletion", "insertion"), protocol=Protocol(steps=4),
-            sanity=("random_target", "randomization"), randomization_steps=2, sanity_photos=4, report_photos=4,
-            batch_size=8)
+OPTS = dict(
+    methods=("gradcam",),
+    metrics=("deletion", "insertion"),
+    protocol=Protocol(steps=4),
+    sanity=("random_target", "randomization"),
+    randomization_steps=2,
+    sanity_photos=4,
+    report_photos=4,
+    batch_size=8,
+)
 ARGS = {"threads": 1}
 
 
@@ -51,11 +58,25 @@ def engines(tmp_path_factory):
     ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
     try:
         options = {"actors": 2, "cpus_per_actor": 1}
-        on_ray = audit(str(DEMO_MODEL), files, root / "ray", AuditOptions(**OPTS), ARGS, engine="ray",
-                       ray_options=options)
+        on_ray = audit(
+            str(DEMO_MODEL),
+            files,
+            root / "ray",
+            AuditOptions(**OPTS),
+            ARGS,
+            engine="ray",
+            ray_options=options,
+        )
         parts = sorted((root / "ray" / "parts").glob("*.parquet"))
-        again = audit(str(DEMO_MODEL), files, root / "ray", AuditOptions(**OPTS), ARGS, engine="ray",
-                      ray_options=options)
+        again = audit(
+            str(DEMO_MODEL),
+            files,
+            root / "ray",
+            AuditOptions(**OPTS),
+            ARGS,
+            engine="ray",
+            ray_options=options,
+        )
         parts_after = sorted((root / "ray" / "parts").glob("*.parquet"))
     finally:
         ray.shutdown()
@@ -82,7 +103,7 @@ def test_ray_maps_equal_the_local_engines(engines):
 
 def test_the_broken_photo_is_reported_and_the_rest_audited(engines):
     on_ray = engines[1]
-    (name, reason), = on_ray["failures"]
+    ((name, reason),) = on_ray["failures"]
     assert name == "zz_broken.jpg" and reason
     html = Path(on_ray["report.html"]).read_text()
     assert "could not be audited" in html and "zz_broken.jpg" in html

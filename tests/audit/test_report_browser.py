@@ -1,6 +1,7 @@
 """The report in a real browser (headless Chromium, Debian's ``chromium``, installed by ``.ci/run``): no
 console errors, every picture decoded, every table row rendered, and a screenshot that shows the
 photos' heatmaps and the charts' lines rather than a blank page."""
+
 from __future__ import annotations
 
 import re
@@ -14,26 +15,40 @@ from PIL import Image
 from .conftest import METHODS, STEPS
 
 BASELINES = ["baseline_random", "baseline_sobel", "baseline_center"]
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--enable-logging=stderr", "--v=0",
-         "--virtual-time-budget=4000", "--user-data-dir={profile}"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--hide-scrollbars",
+    "--enable-logging=stderr",
+    "--v=0",
+    "--virtual-time-budget=4000",
+    "--user-data-dir={profile}",
+]
 
 
 def chromium() -> str:
     found = shutil.which("chromium") or shutil.which("chromium-browser")
-    assert found, "Debian's chromium is needed for the report's browser test (apt-get install chromium; .ci/run does)"
+    assert found, (
+        "Debian's chromium is needed for the report's browser test (apt-get install chromium; .ci/run does)"
+    )
     return found
 
 
 def browse(page: Path, tmp: Path, *extra: str) -> subprocess.CompletedProcess:
     flags = [f.format(profile=tmp / "profile") for f in FLAGS]
-    return subprocess.run([chromium(), *flags, *extra, page.resolve().as_uri()], capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [chromium(), *flags, *extra, page.resolve().as_uri()], capture_output=True, text=True, timeout=120
+    )
 
 
 def console_errors(stderr: str) -> list[str]:
     """Chromium's log lines for page console messages that are errors or uncaught exceptions."""
-    return [line for line in stderr.splitlines() if "CONSOLE" in line and
-            re.search(r"Uncaught|error|Error|Failed to load", line)]
+    return [
+        line
+        for line in stderr.splitlines()
+        if "CONSOLE" in line and re.search(r"Uncaught|error|Error|Failed to load", line)
+    ]
 
 
 def test_the_console_check_catches_a_script_error(tmp_path):

@@ -1,4 +1,5 @@
 """Spearman's rho against scipy's, SSIM against a direct evaluation of Wang et al.'s formula."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -29,12 +30,12 @@ def ssim_direct(a, b, sigma=1.5, truncate=3.5):
     total = 0.0
     for y in range(h):
         for x in range(w):
-            wa, wb = pad_a[y:y + 2 * r + 1, x:x + 2 * r + 1], pad_b[y:y + 2 * r + 1, x:x + 2 * r + 1]
+            wa, wb = pad_a[y : y + 2 * r + 1, x : x + 2 * r + 1], pad_b[y : y + 2 * r + 1, x : x + 2 * r + 1]
             k = np.outer(g, g)
             ma, mb = (k * wa).sum(), (k * wb).sum()
-            va, vb = (k * wa * wa).sum() - ma ** 2, (k * wb * wb).sum() - mb ** 2
+            va, vb = (k * wa * wa).sum() - ma**2, (k * wb * wb).sum() - mb**2
             cov = (k * wa * wb).sum() - ma * mb
-            total += ((2 * ma * mb + 1e-4) * (2 * cov + 9e-4)) / ((ma ** 2 + mb ** 2 + 1e-4) * (va + vb + 9e-4))
+            total += ((2 * ma * mb + 1e-4) * (2 * cov + 9e-4)) / ((ma**2 + mb**2 + 1e-4) * (va + vb + 9e-4))
     return total / (h * w)
 
 

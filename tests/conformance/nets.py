@@ -5,11 +5,12 @@ rewriter must find by itself) and ``cam_weight`` (the head's [K, C] weight when 
 linear, else None). Random init, eval mode; BatchNorm statistics are randomized so that inference-mode
 BN is not the identity.
 """
+
 from __future__ import annotations
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 
 def randomize_bn(net: nn.Module) -> nn.Module:
@@ -30,8 +31,11 @@ class BasicBlock(nn.Module):
         self.bn1 = nn.BatchNorm2d(cout)
         self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
         self.bn2 = nn.BatchNorm2d(cout)
-        self.down = None if stride == 1 and cin == cout else nn.Sequential(
-            nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+        self.down = (
+            None
+            if stride == 1 and cin == cout
+            else nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+        )
 
     def forward(self, x):
         out = F.relu(self.bn1(self.conv1(x)))
@@ -44,8 +48,9 @@ class ResNetish(nn.Module):
 
     def __init__(self, classes=7):
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(3, 8, 5, 2, 2, bias=False), nn.BatchNorm2d(8), nn.ReLU(),
-                                  nn.MaxPool2d(3, 2, 1))
+        self.stem = nn.Sequential(
+            nn.Conv2d(3, 8, 5, 2, 2, bias=False), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(3, 2, 1)
+        )
         self.layer1 = BasicBlock(8, 8)
         self.layer2 = BasicBlock(8, 16, stride=2)
         self.layer3 = BasicBlock(16, 16, dilation=2)
@@ -85,11 +90,13 @@ class MobileNetish(nn.Module):
     def __init__(self, classes=6):
         super().__init__()
         self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, 2, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU6())
-        self.dw1 = nn.Sequential(nn.Conv2d(16, 16, 3, 1, 1, groups=16, bias=False), nn.BatchNorm2d(16),
-                                 nn.Hardswish())
+        self.dw1 = nn.Sequential(
+            nn.Conv2d(16, 16, 3, 1, 1, groups=16, bias=False), nn.BatchNorm2d(16), nn.Hardswish()
+        )
         self.se = SqueezeExcite(16)
-        self.dw2 = nn.Sequential(nn.Conv2d(16, 32, 5, 2, 0, groups=16, bias=False), nn.BatchNorm2d(32),
-                                 nn.SiLU())
+        self.dw2 = nn.Sequential(
+            nn.Conv2d(16, 32, 5, 2, 0, groups=16, bias=False), nn.BatchNorm2d(32), nn.SiLU()
+        )
         self.grouped = nn.Sequential(nn.Conv2d(16, 16, 3, 1, 1, groups=4), nn.BatchNorm2d(16), nn.ReLU())
         self.last = nn.Sequential(nn.Conv2d(32, 24, 1, bias=False), nn.BatchNorm2d(24), nn.ReLU6())
         self.head = nn.Sequential(nn.Flatten(), nn.Dropout(0.2), nn.Linear(24, classes))
@@ -147,10 +154,17 @@ class VGGish(nn.Module):
 
     def __init__(self, classes=4):
         super().__init__()
-        self.features = nn.Sequential(nn.Conv2d(3, 8, 3, 1, 1), nn.ReLU(), nn.MaxPool2d(2),
-                                      nn.Conv2d(8, 8, 3, 1, 1), nn.LeakyReLU(0.1), nn.MaxPool2d(2))
-        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(8 * 8 * 8, 16), nn.ReLU(),
-                                        nn.Dropout(0.5), nn.Linear(16, classes))
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 8, 3, 1, 1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(8, 8, 3, 1, 1),
+            nn.LeakyReLU(0.1),
+            nn.MaxPool2d(2),
+        )
+        self.classifier = nn.Sequential(
+            nn.Flatten(), nn.Linear(8 * 8 * 8, 16), nn.ReLU(), nn.Dropout(0.5), nn.Linear(16, classes)
+        )
         self.target = self.features
         self.cam_weight = None
 
@@ -189,8 +203,13 @@ class ConvNeXtish(nn.Module):
         return self.fc(self.norm(x.mean((2, 3))))
 
 
-NETS = {"resnet": ResNetish, "mobilenet": MobileNetish, "dense_inception": DenseInception,
-        "vgg": VGGish, "convnext": ConvNeXtish}
+NETS = {
+    "resnet": ResNetish,
+    "mobilenet": MobileNetish,
+    "dense_inception": DenseInception,
+    "vgg": VGGish,
+    "convnext": ConvNeXtish,
+}
 
 
 def build(name: str) -> nn.Module:

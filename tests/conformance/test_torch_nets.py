@@ -9,6 +9,7 @@ For every net, exporter (TorchScript at opsets 11, 13, 17; dynamo with external 
 - ``xai_cam`` equals sum_k w_k A_k from the torch head's weights, and CAM is refused on other heads;
 - ``xai_score`` is the pre-softmax logit of ``xai_target_used``.
 """
+
 from __future__ import annotations
 
 import copy
@@ -22,8 +23,8 @@ import torch
 import onnx_xai
 from onnx_xai.errors import CamNotApplicableError
 
-from .exports import EXPORTS, SIZE, export
 from ..reference_runtime import reference
+from .exports import EXPORTS, SIZE, export
 from .nets import NETS, build
 
 BATCH = 2
@@ -48,8 +49,12 @@ def torch_reference(net, x: np.ndarray, targets: np.ndarray, dtype):
         h.remove()
     captured["a"].retain_grad()
     logits[torch.arange(len(targets)), torch.as_tensor(targets)].sum().backward()
-    return {"input_grad": xt.grad.numpy(), "activation": captured["a"].detach().numpy(),
-            "activation_grad": captured["a"].grad.numpy(), "logits": logits.detach().numpy()}
+    return {
+        "input_grad": xt.grad.numpy(),
+        "activation": captured["a"].detach().numpy(),
+        "activation_grad": captured["a"].grad.numpy(),
+        "logits": logits.detach().numpy(),
+    }
 
 
 def run(model: onnx.ModelProto, x: np.ndarray, targets) -> dict:
@@ -58,8 +63,9 @@ def run(model: onnx.ModelProto, x: np.ndarray, targets) -> dict:
     return dict(zip(names, session.run(None, {"x": x, "xai_target": np.asarray(targets, np.int64)})))
 
 
-@pytest.mark.parametrize("net_name,exporter,dynamic", CASES,
-                         ids=[f"{n}-{e}-{'dyn' if d else 'static'}" for n, e, d in CASES])
+@pytest.mark.parametrize(
+    "net_name,exporter,dynamic", CASES, ids=[f"{n}-{e}-{'dyn' if d else 'static'}" for n, e, d in CASES]
+)
 def test_export_matches_torch(net_name, exporter, dynamic):
     net = build(net_name)
     path = export(net_name, exporter, dynamic)
@@ -72,15 +78,17 @@ def test_export_matches_torch(net_name, exporter, dynamic):
     ref64 = torch_reference(net, x.astype(np.float64), targets, torch.float64)
     ref32 = torch_reference(net, x, targets, torch.float32)
     assert targets[0] == ref64["logits"][0].argmax() and targets[1] == 1
-    np.testing.assert_allclose(got["xai_score"], ref64["logits"][np.arange(BATCH), targets], rtol=1e-4,
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        got["xai_score"], ref64["logits"][np.arange(BATCH), targets], rtol=1e-4, atol=1e-5
+    )
     torch_error = rel(ref32["input_grad"], ref64["input_grad"])
     our_error = rel(got["xai_input_grad"], ref64["input_grad"])
     assert our_error <= max(2 * torch_error, 2e-6), (our_error, torch_error)
     assert rel(got["xai_activation"], ref64["activation"]) < 1e-5
     assert rel(got["xai_activation_grad"], ref64["activation_grad"]) < 1e-5
-    gradcam = np.maximum((ref64["activation_grad"].mean((2, 3), keepdims=True) *
-                          ref64["activation"]).sum(1), 0)
+    gradcam = np.maximum(
+        (ref64["activation_grad"].mean((2, 3), keepdims=True) * ref64["activation"]).sum(1), 0
+    )
     assert rel(got["xai_gradcam"], gradcam) < 1e-5
     if net.cam_weight is not None:
         w = net.cam_weight.detach().double().numpy()[targets]

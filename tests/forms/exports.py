@@ -5,6 +5,7 @@ opset with static or dynamic batch and spatial axes, in float16, with the prepro
 (uint8 input), statically quantized to QDQ int8 by onnxruntime's own quantizer, or with an ``If``
 on the gradient path.
 """
+
 from __future__ import annotations
 
 import copy
@@ -28,6 +29,7 @@ _DIR = Path(tempfile.mkdtemp(prefix="onnx_xai_forms_"))
 @dataclass(frozen=True)
 class Form:
     """How one form is made: the net, the opset, which axes are dynamic, dtype and batch."""
+
     net: str
     opset: int = 17
     dynamic: tuple[str, ...] = ("batch",)  # any of "batch", "spatial"
@@ -80,7 +82,7 @@ def _dynamic_axes(net, form: Form) -> dict | None:
     return {"x": axes, "y": {0: "N"} if "batch" in form.dynamic else {}} if axes else None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def export(name: str) -> Path:
     """The ONNX file of form ``name``."""
     form = FORMS[name]
@@ -91,8 +93,16 @@ def export(name: str) -> Path:
     path = _DIR / f"{name}.onnx"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(net, (example,), str(path), dynamo=False, opset_version=form.opset,
-                          input_names=["x"], output_names=["y"], dynamic_axes=_dynamic_axes(net, form))
+        torch.onnx.export(
+            net,
+            (example,),
+            str(path),
+            dynamo=False,
+            opset_version=form.opset,
+            input_names=["x"],
+            output_names=["y"],
+            dynamic_axes=_dynamic_axes(net, form),
+        )
     if form.dtype == "qdq":
         path = quantize(path, net, form)
     return path
@@ -110,33 +120,58 @@ def quantize(path: Path, net, form: Form) -> Path:
             return next(self.batches, None)
 
     out = path.with_name(path.stem + ".qdq.onnx")
-    quantize_static(str(path), str(out), Reader(), quant_format=QuantFormat.QDQ,
-                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, per_channel=True)
+    quantize_static(
+        str(path),
+        str(out),
+        Reader(),
+        quant_format=QuantFormat.QDQ,
+        activation_type=QuantType.QInt8,
+        weight_type=QuantType.QInt8,
+        per_channel=True,
+    )
     return out
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def if_on_path() -> Path:
     """x -> Conv -> If(sum(x) > 0){Relu}{Identity} -> GlobalAveragePool -> Flatten -> Gemm: a
     data-dependent branch (as a scripted export writes it) between the input and the score."""
     rng = np.random.default_rng(0)
-    then_branch = helper.make_graph([helper.make_node("Relu", ["conv"], ["then_out"])], "then", [],
-                                    [helper.make_tensor_value_info("then_out", TensorProto.FLOAT, None)])
-    else_branch = helper.make_graph([helper.make_node("Identity", ["conv"], ["else_out"])], "else", [],
-                                    [helper.make_tensor_value_info("else_out", TensorProto.FLOAT, None)])
-    nodes = [helper.make_node("Conv", ["x", "w"], ["conv"], pads=[1, 1, 1, 1], name="conv"),
-             helper.make_node("ReduceSum", ["x"], ["total"], keepdims=0),
-             helper.make_node("Greater", ["total", "zero"], ["flag"]),
-             helper.make_node("If", ["flag"], ["a"], then_branch=then_branch, else_branch=else_branch,
-                              name="branch"),
-             helper.make_node("GlobalAveragePool", ["a"], ["gap"]), helper.make_node("Flatten", ["gap"], ["f"]),
-             helper.make_node("Gemm", ["f", "fc"], ["y"], transB=1)]
-    inits = [numpy_helper.from_array(rng.standard_normal((4, 3, 3, 3)).astype(np.float32), "w"),
-             numpy_helper.from_array(rng.standard_normal((3, 4)).astype(np.float32), "fc"),
-             numpy_helper.from_array(np.array(0.0, np.float32), "zero")]
-    graph = helper.make_graph(nodes, "if_on_path",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 8, 8])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])], inits)
+    then_branch = helper.make_graph(
+        [helper.make_node("Relu", ["conv"], ["then_out"])],
+        "then",
+        [],
+        [helper.make_tensor_value_info("then_out", TensorProto.FLOAT, None)],
+    )
+    else_branch = helper.make_graph(
+        [helper.make_node("Identity", ["conv"], ["else_out"])],
+        "else",
+        [],
+        [helper.make_tensor_value_info("else_out", TensorProto.FLOAT, None)],
+    )
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["conv"], pads=[1, 1, 1, 1], name="conv"),
+        helper.make_node("ReduceSum", ["x"], ["total"], keepdims=0),
+        helper.make_node("Greater", ["total", "zero"], ["flag"]),
+        helper.make_node(
+            "If", ["flag"], ["a"], then_branch=then_branch, else_branch=else_branch, name="branch"
+        ),
+        helper.make_node("GlobalAveragePool", ["a"], ["gap"]),
+        helper.make_node("Flatten", ["gap"], ["f"]),
+        helper.make_node("Gemm", ["f", "fc"], ["y"], transB=1),
+    ]
+    inits = [
+        numpy_helper.from_array(rng.standard_normal((4, 3, 3, 3)).astype(np.float32), "w"),
+        numpy_helper.from_array(rng.standard_normal((3, 4)).astype(np.float32), "fc"),
+        numpy_helper.from_array(np.array(0.0, np.float32), "zero"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "if_on_path",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])],
+        inits,
+    )
     path = _DIR / "if_on_path.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
     return path

@@ -5,6 +5,7 @@ declared types); ``directional_check`` compares ``<g, t>`` for a gradient ``g`` 
 rewritten graph on onnxruntime in float32 with the central difference of the float64 model along
 random directions ``t`` (JAX's ``check_vjp``), which needs no reference implementation of the model.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -39,8 +40,15 @@ def to_float64(model: onnx.ModelProto) -> onnx.ModelProto:
     return out
 
 
-def directional_check(model: onnx.ModelProto, x: np.ndarray, score, grad: np.ndarray,
-                      directions: int = 3, eps: float = 1e-4, seed: int = 0) -> float:
+def directional_check(
+    model: onnx.ModelProto,
+    x: np.ndarray,
+    score,
+    grad: np.ndarray,
+    directions: int = 3,
+    eps: float = 1e-4,
+    seed: int = 0,
+) -> float:
     """The largest relative gap between ``<grad, t>`` and the float64 central difference of
     ``score(outputs)`` along ``directions`` random unit directions ``t``."""
     runner = float64_runner(to_float64(model))

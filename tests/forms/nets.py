@@ -12,6 +12,7 @@ Every net exposes what the reference computations need:
 - ``input_layout``, ``channels``, ``pixels`` (uint8 nets take raw pixels; ``float_forward`` is the
   same function on float pixels, which autograd differentiates).
 """
+
 from __future__ import annotations
 
 import torch
@@ -22,12 +23,14 @@ from ..conformance.nets import randomize_bn
 
 
 def conv_bn_relu(cin: int, cout: int, stride: int = 1, groups: int = 1) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, groups=groups, bias=False),
-                         nn.BatchNorm2d(cout), nn.ReLU())
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, stride, 1, groups=groups, bias=False), nn.BatchNorm2d(cout), nn.ReLU()
+    )
 
 
 class FormNet(nn.Module):
     """Defaults shared by the form nets (NCHW float input, 3 channels, no Softmax, no CAM)."""
+
     input_layout = "NCHW"
     channels = 3
     pixels = False
@@ -81,11 +84,13 @@ class DenseSoftmax(FormNet):
 class KerasNHWC(DenseSoftmax):
     """tf2onnx's pattern: NHWC input -> Transpose -> NCHW convs -> Transpose back -> ReduceMean over
     axes 1, 2 -> MatMul -> Add -> Softmax."""
+
     input_layout = "NHWC"
 
     def __init__(self, classes: int = 5):
-        super().__init__(nn.Sequential(conv_bn_relu(3, 8, 2), conv_bn_relu(8, 16, 2), conv_bn_relu(16, 16)),
-                         16, classes)
+        super().__init__(
+            nn.Sequential(conv_bn_relu(3, 8, 2), conv_bn_relu(8, 16, 2), conv_bn_relu(16, 16)), 16, classes
+        )
 
     def forward(self, x):
         return self.head(self.features(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1).mean((1, 2)))
@@ -93,6 +98,7 @@ class KerasNHWC(DenseSoftmax):
 
 class MinimalNHWC(FormNet):
     """NHWC input -> Transpose -> Conv -> Relu -> GlobalAveragePool -> Flatten -> Gemm."""
+
     input_layout = "NHWC"
 
     def __init__(self, classes: int = 4):
@@ -125,10 +131,20 @@ class PaddleDynamic(DenseSoftmax):
     GlobalAveragePool -> Reshape(x, Concat(Slice(Shape(x)), C)) -> MatMul -> Add -> Softmax."""
 
     def __init__(self, classes: int = 3):
-        super().__init__(nn.Sequential(
-            conv_bn_relu(3, 8, 2), nn.Conv2d(8, 8, 3, 2, 1, groups=8), nn.Hardswish(),
-            nn.AvgPool2d(3, 2, 1, ceil_mode=True, count_include_pad=False), HardSE(8),
-            nn.Conv2d(8, 16, 1), nn.BatchNorm2d(16), nn.ReLU()), 16, classes)
+        super().__init__(
+            nn.Sequential(
+                conv_bn_relu(3, 8, 2),
+                nn.Conv2d(8, 8, 3, 2, 1, groups=8),
+                nn.Hardswish(),
+                nn.AvgPool2d(3, 2, 1, ceil_mode=True, count_include_pad=False),
+                HardSE(8),
+                nn.Conv2d(8, 16, 1),
+                nn.BatchNorm2d(16),
+                nn.ReLU(),
+            ),
+            16,
+            classes,
+        )
 
     def forward(self, x):
         pooled = F.adaptive_avg_pool2d(self.features(x), 1)
@@ -145,10 +161,16 @@ class ShuffleUnit(nn.Module):
     def __init__(self, c: int):
         super().__init__()
         half = c // 2
-        self.branch = nn.Sequential(nn.Conv2d(half, half, 1, bias=False), nn.BatchNorm2d(half), nn.ReLU(),
-                                    nn.Conv2d(half, half, 3, 1, 1, groups=half, bias=False),
-                                    nn.BatchNorm2d(half), nn.Conv2d(half, half, 1, bias=False),
-                                    nn.BatchNorm2d(half), nn.ReLU())
+        self.branch = nn.Sequential(
+            nn.Conv2d(half, half, 1, bias=False),
+            nn.BatchNorm2d(half),
+            nn.ReLU(),
+            nn.Conv2d(half, half, 3, 1, 1, groups=half, bias=False),
+            nn.BatchNorm2d(half),
+            nn.Conv2d(half, half, 1, bias=False),
+            nn.BatchNorm2d(half),
+            nn.ReLU(),
+        )
 
     def forward(self, x):
         a, b = x.chunk(2, dim=1)
@@ -240,7 +262,7 @@ class TinyViT(FormNet):
     def to_nchw(self, activation):
         tokens = activation[:, 1:]
         n, t, c = tokens.shape
-        side = int(round(t ** 0.5))
+        side = int(round(t**0.5))
         return tokens.reshape(n, side, side, c).permute(0, 3, 1, 2)
 
     def forward(self, x):
@@ -252,6 +274,7 @@ class TinyViT(FormNet):
 class PixelsNHWC(GapLinear):
     """Edge export with the preprocessing baked in: uint8 [N, H, W, 3] -> Cast -> Sub/Div -> Transpose
     -> convs -> GlobalAveragePool -> Linear."""
+
     input_layout = "NHWC"
     pixels = True
 
@@ -280,6 +303,7 @@ class SigmoidHead(GapLinear):
 
 class Grayscale(GapLinear):
     """One input channel (X-rays, documents): convs -> GlobalAveragePool -> Linear."""
+
     channels = 1
 
     def __init__(self, classes: int = 3):
@@ -318,8 +342,11 @@ class YBlock(nn.Module):
         self.b = conv_bn_relu(cout, cout, stride, cout // group_width)
         self.se = SqueezeExcite(cout, max(1, cin // 4))
         self.c = nn.Sequential(nn.Conv2d(cout, cout, 1, bias=False), nn.BatchNorm2d(cout))
-        self.down = None if stride == 1 and cin == cout else nn.Sequential(
-            nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+        self.down = (
+            None
+            if stride == 1 and cin == cout
+            else nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+        )
 
     def forward(self, x):
         y = self.c(self.se(self.b(self.a(x))))
@@ -341,15 +368,37 @@ class Smooth(GapLinear):
     whole gradient path, in torch's own float16 as much as in any runtime)."""
 
     def __init__(self, classes: int = 5):
-        super().__init__(nn.Sequential(
-            nn.Conv2d(3, 8, 3, 2, 1), nn.BatchNorm2d(8), nn.SiLU(), nn.Conv2d(8, 8, 3, 1, 1, groups=8),
-            nn.GELU(), nn.AvgPool2d(2), nn.Conv2d(8, 16, 1), nn.BatchNorm2d(16), nn.SiLU()), 16, classes)
+        super().__init__(
+            nn.Sequential(
+                nn.Conv2d(3, 8, 3, 2, 1),
+                nn.BatchNorm2d(8),
+                nn.SiLU(),
+                nn.Conv2d(8, 8, 3, 1, 1, groups=8),
+                nn.GELU(),
+                nn.AvgPool2d(2),
+                nn.Conv2d(8, 16, 1),
+                nn.BatchNorm2d(16),
+                nn.SiLU(),
+            ),
+            16,
+            classes,
+        )
 
 
-NETS = {"keras_nhwc": KerasNHWC, "minimal_nhwc": MinimalNHWC, "paddle_dynamic": PaddleDynamic,
-        "shufflenet": ShuffleNetV2ish, "convnext_head": ConvNeXtHead, "vit": TinyViT,
-        "uint8_pixels": PixelsNHWC, "sigmoid_head": SigmoidHead, "grayscale": Grayscale,
-        "fixed_batch": FixedBatch, "regnety": RegNetYish, "smooth": Smooth}
+NETS = {
+    "keras_nhwc": KerasNHWC,
+    "minimal_nhwc": MinimalNHWC,
+    "paddle_dynamic": PaddleDynamic,
+    "shufflenet": ShuffleNetV2ish,
+    "convnext_head": ConvNeXtHead,
+    "vit": TinyViT,
+    "uint8_pixels": PixelsNHWC,
+    "sigmoid_head": SigmoidHead,
+    "grayscale": Grayscale,
+    "fixed_batch": FixedBatch,
+    "regnety": RegNetYish,
+    "smooth": Smooth,
+}
 
 
 def build(name: str) -> FormNet:

@@ -5,6 +5,7 @@ pre-sigmoid where the net ends in one), the target layer's activation and gradie
 ``[N, K, h, w]``, Grad-CAM from them and the scores. Float16 nets are evaluated in float64 with
 their float16 weights; uint8 nets on the float pixel values (the gradient is d score / d pixel).
 """
+
 from __future__ import annotations
 
 import copy
@@ -41,9 +42,14 @@ def autograd(net, x: np.ndarray, targets, dtype=torch.float64) -> dict:
     activation = to_nchw(store["a"]).detach().double().numpy()
     activation_grad = to_nchw(store["a"].grad).double().numpy()
     gradcam = np.maximum((activation_grad.mean((2, 3), keepdims=True) * activation).sum(1), 0)
-    return {"input_grad": xt.grad.double().numpy(), "activation": activation,
-            "activation_grad": activation_grad, "gradcam": gradcam,
-            "scores": score.detach().double().numpy(), "output": out.detach().double().numpy()}
+    return {
+        "input_grad": xt.grad.double().numpy(),
+        "activation": activation,
+        "activation_grad": activation_grad,
+        "gradcam": gradcam,
+        "scores": score.detach().double().numpy(),
+        "output": out.detach().double().numpy(),
+    }
 
 
 def cam(net, reference: dict, targets) -> np.ndarray:

@@ -11,6 +11,7 @@
 - An ``If`` on the input-gradient path (Grad-CAM on the ``If``'s output is fine: it is the default
   target layer, after the branch), and a batch baked in beyond Reshape targets: one error each.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -34,11 +35,25 @@ from .float64 import directional_check
 from .reference import rel
 
 PHOTO = Path(str(DEMO_PHOTOS)) / "chelsea.jpg"
+
+
 @pytest.mark.parametrize("name", list(FORMS))
 def test_explain_from_the_command_line(name, tmp_path, capsys):
     size = ["--size", "40", "56"] if "spatial" in FORMS[name].dynamic else []
-    code = main(["explain", str(export(name)), str(PHOTO), "--method", "gradient", "gradcam",
-                 "--sheet", "--out", str(tmp_path), *size])
+    code = main(
+        [
+            "explain",
+            str(export(name)),
+            str(PHOTO),
+            "--method",
+            "gradient",
+            "gradcam",
+            "--sheet",
+            "--out",
+            str(tmp_path),
+            *size,
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     record = json.loads((tmp_path / "chelsea.jpg.json").read_text())
     assert [e["method"] for e in record["explanations"]] == ["gradient", "gradcam"]
@@ -47,15 +62,21 @@ def test_explain_from_the_command_line(name, tmp_path, capsys):
 
 
 def test_raw_pixel_models_refuse_a_second_normalization(tmp_path, capsys):
-    code = main(["explain", str(export("uint8_pixels")), str(PHOTO), "--preset", "raw", "--out", str(tmp_path)])
+    code = main(
+        ["explain", str(export("uint8_pixels")), str(PHOTO), "--preset", "raw", "--out", str(tmp_path)]
+    )
     err = capsys.readouterr().err
     assert code == 1 and err.count("\n") == 1 and "takes uint8 pixels" in err
     assert not any(tmp_path.iterdir())
 
 
 def test_inspect_names_layouts_tokens_and_score_kinds(capsys):
-    expectations = {"vit": "tokens (1 dropped, 4x4 grid)", "keras_nhwc": "input layout NHWC",
-                    "sigmoid_head": "before the Sigmoid", "uint8_pixels": "integer pixels: gradients are taken"}
+    expectations = {
+        "vit": "tokens (1 dropped, 4x4 grid)",
+        "keras_nhwc": "input layout NHWC",
+        "sigmoid_head": "before the Sigmoid",
+        "uint8_pixels": "integer pixels: gradients are taken",
+    }
     for name, words in expectations.items():
         assert main(["inspect", str(export(name))]) == 0
         assert words in capsys.readouterr().out, name
@@ -68,7 +89,9 @@ def test_augment_without_cam_head_writes_the_other_sets(tmp_path, capsys):
     assert "no CAM outputs" in printed and "LayerNormalization" in printed
     names = [o.name for o in onnx.load(out).graph.output]
     assert "xai_gradcam" in names and "xai_input_grad" in names and "xai_cam" not in names
-    assert main(["augment", str(export("convnext_head")), str(tmp_path / "cam.onnx"), "--outputs", "cam"]) == 1
+    assert (
+        main(["augment", str(export("convnext_head")), str(tmp_path / "cam.onnx"), "--outputs", "cam"]) == 1
+    )
     assert "CAM needs a global-average-pool" in capsys.readouterr().err
 
 
@@ -106,7 +129,11 @@ def test_paddle_ocr_classifier(width):
     path = paddle_ocr_classifier()
     model = onnx_xai.augment(path)
     meta = json.loads(next(p.value for p in model.metadata_props if p.key == "onnx_xai"))
-    assert meta["cam"] and meta["score_kind"] == "pre-softmax" and meta["output_sets"] == ["cam", "gradcam", "input_grad"]
+    assert (
+        meta["cam"]
+        and meta["score_kind"] == "pre-softmax"
+        and meta["output_sets"] == ["cam", "gradcam", "input_grad"]
+    )
     x = np.random.default_rng(width).standard_normal((1, 3, 48, width)).astype(np.float32)
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     got = dict(zip([o.name for o in session.get_outputs()], session.run(None, {"x": x, "xai_target": [-1]})))

@@ -11,6 +11,7 @@ optimization level:
   reference;
 - dynamic-size forms are run at two sizes from one rewritten file, the fixed-batch form at batch 3.
 """
+
 from __future__ import annotations
 
 import copy
@@ -45,7 +46,9 @@ def reference_pair(name: str, x: np.ndarray, targets) -> tuple[dict, dict, float
     half = form.dtype == "float16"
     net = copy.deepcopy(net).half() if half else net
     exact = autograd(net, x.astype(np.float64), targets)
-    own = autograd(net, x if half else x.astype(np.float32), targets, torch.float16 if half else torch.float32)
+    own = autograd(
+        net, x if half else x.astype(np.float32), targets, torch.float16 if half else torch.float32
+    )
     return exact, own, 3 * rel(own["input_grad"], exact["input_grad"])
 
 
@@ -91,12 +94,19 @@ def test_explainer_on_form(name):
 
 def test_target_layouts_and_score_kinds():
     """What the rewriter reads in each form, as recorded in the rewritten model's metadata."""
-    expected = {"keras_nhwc": ("NHWC", "NHWC", "pre-softmax"), "uint8_pixels": ("NHWC", "NCHW", "logit"),
-                "sigmoid_head": ("NCHW", "NCHW", "pre-sigmoid"), "vit": ("NCHW", "tokens", "logit"),
-                "paddle_dynamic": ("NCHW", "NCHW", "pre-softmax")}
+    expected = {
+        "keras_nhwc": ("NHWC", "NHWC", "pre-softmax"),
+        "uint8_pixels": ("NHWC", "NCHW", "logit"),
+        "sigmoid_head": ("NCHW", "NCHW", "pre-sigmoid"),
+        "vit": ("NCHW", "tokens", "logit"),
+        "paddle_dynamic": ("NCHW", "NCHW", "pre-softmax"),
+    }
     for name, (input_layout, target_layout, score_kind) in expected.items():
         record = onnx_xai.Explainer(export(name)).record
-        assert (record.layout, record.target["layout"], record.score_kind) == \
-            (input_layout, target_layout, score_kind), name
+        assert (record.layout, record.target["layout"], record.score_kind) == (
+            input_layout,
+            target_layout,
+            score_kind,
+        ), name
     vit = onnx_xai.Explainer(export("vit")).record.target
     assert vit["prefix"] == 1 and vit["grid"] == [4, 4] and "blocks.1/norm1" in vit["name"]

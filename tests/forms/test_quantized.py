@@ -8,6 +8,7 @@ explanations stay to the float model's.
   CAM and input gradients correlate per image (the quantized model is explained on its own
   dequantized activations, an approximation of the float model's explanation).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -33,19 +34,36 @@ A_QUANT = (np.float32(0.01), np.int8(-128))  # activation: int8, non-negative ra
 
 def hand_built_qdq() -> onnx.ModelProto:
     c = numpy_helper.from_array
-    inits = [c(W_INT, "w_q"), c(W_SCALE, "w_s"), c(np.zeros(4, np.int8), "w_z"), c(BIAS, "b"), c(FC, "fc"),
-             c(X_QUANT[0], "x_s"), c(np.array(X_QUANT[1]), "x_z"), c(A_QUANT[0], "a_s"), c(np.array(A_QUANT[1]), "a_z")]
-    nodes = [helper.make_node("QuantizeLinear", ["x", "x_s", "x_z"], ["x_q"]),
-             helper.make_node("DequantizeLinear", ["x_q", "x_s", "x_z"], ["x_d"]),
-             helper.make_node("DequantizeLinear", ["w_q", "w_s", "w_z"], ["w"], axis=0),
-             helper.make_node("Conv", ["x_d", "w", "b"], ["conv"], pads=[1, 1, 1, 1]),
-             helper.make_node("Relu", ["conv"], ["r"]),
-             helper.make_node("QuantizeLinear", ["r", "a_s", "a_z"], ["r_q"]),
-             helper.make_node("DequantizeLinear", ["r_q", "a_s", "a_z"], ["a"]),
-             helper.make_node("GlobalAveragePool", ["a"], ["gap"]), helper.make_node("Flatten", ["gap"], ["f"]),
-             helper.make_node("Gemm", ["f", "fc"], ["y"], transB=1)]
-    graph = helper.make_graph(nodes, "qdq", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 8, 8])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])], inits)
+    inits = [
+        c(W_INT, "w_q"),
+        c(W_SCALE, "w_s"),
+        c(np.zeros(4, np.int8), "w_z"),
+        c(BIAS, "b"),
+        c(FC, "fc"),
+        c(X_QUANT[0], "x_s"),
+        c(np.array(X_QUANT[1]), "x_z"),
+        c(A_QUANT[0], "a_s"),
+        c(np.array(A_QUANT[1]), "a_z"),
+    ]
+    nodes = [
+        helper.make_node("QuantizeLinear", ["x", "x_s", "x_z"], ["x_q"]),
+        helper.make_node("DequantizeLinear", ["x_q", "x_s", "x_z"], ["x_d"]),
+        helper.make_node("DequantizeLinear", ["w_q", "w_s", "w_z"], ["w"], axis=0),
+        helper.make_node("Conv", ["x_d", "w", "b"], ["conv"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["conv"], ["r"]),
+        helper.make_node("QuantizeLinear", ["r", "a_s", "a_z"], ["r_q"]),
+        helper.make_node("DequantizeLinear", ["r_q", "a_s", "a_z"], ["a"]),
+        helper.make_node("GlobalAveragePool", ["a"], ["gap"]),
+        helper.make_node("Flatten", ["gap"], ["f"]),
+        helper.make_node("Gemm", ["f", "fc"], ["y"], transB=1),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "qdq",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])],
+        inits,
+    )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
 
 
@@ -60,15 +78,21 @@ def fake_quant(t: torch.Tensor, scale, zero, low: int, high: int) -> torch.Tenso
 
 def torch_twin(x: np.ndarray, targets) -> dict:
     xt = torch.tensor(x, dtype=torch.float64, requires_grad=True)
-    w = torch.tensor(W_INT, dtype=torch.float64) * torch.tensor(W_SCALE, dtype=torch.float64)[:, None, None, None]
+    w = (
+        torch.tensor(W_INT, dtype=torch.float64)
+        * torch.tensor(W_SCALE, dtype=torch.float64)[:, None, None, None]
+    )
     conv = F.conv2d(fake_quant(xt, *X_QUANT, 0, 255), w, torch.tensor(BIAS, dtype=torch.float64), padding=1)
     a = fake_quant(F.relu(conv), *A_QUANT, -128, 127)
     a.retain_grad()
     logits = a.mean((2, 3)) @ torch.tensor(FC, dtype=torch.float64).T
     logits[torch.arange(len(x)), torch.as_tensor(targets)].sum().backward()
     alpha = a.grad.mean((2, 3), keepdim=True)
-    return {"input_grad": xt.grad.numpy(), "gradcam": F.relu((alpha * a).sum(1)).detach().numpy(),
-            "cam": np.einsum("nk,nkhw->nhw", FC[np.asarray(targets)], a.detach().numpy())}
+    return {
+        "input_grad": xt.grad.numpy(),
+        "gradcam": F.relu((alpha * a).sum(1)).detach().numpy(),
+        "cam": np.einsum("nk,nkhw->nhw", FC[np.asarray(targets)], a.detach().numpy()),
+    }
 
 
 def test_straight_through_estimator_matches_fake_quantization():
@@ -95,7 +119,10 @@ def test_quantized_model_explains_like_its_float_original():
     x = example_input(FORMS["regnety"].build(), 8, seed=21)
     targets = original.explain(x, "gradcam").targets
     methods = ["gradcam", "cam", "gradient"]
-    q, f = quantized.explain_many(x, methods, target=targets), original.explain_many(x, methods, target=targets)
+    q, f = (
+        quantized.explain_many(x, methods, target=targets),
+        original.explain_many(x, methods, target=targets),
+    )
     report = {m: correlations(q[m].raw, f[m].raw) for m in methods}
     print({m: f"min {c.min():.3f} median {np.median(c):.3f}" for m, c in report.items()})
     assert report["gradcam"].min() > 0.95 and report["cam"].min() > 0.95

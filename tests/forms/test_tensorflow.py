@@ -7,6 +7,7 @@ model built in float64 with the same weights gives the references by ``tf.Gradie
 gradient of the pre-softmax logit (no further off than 3x TensorFlow's own float32 error), the
 activation of the last ReLU (the layer the rewriter must pick), Grad-CAM and CAM.
 """
+
 from __future__ import annotations
 
 import json
@@ -34,7 +35,9 @@ def keras_net(dtype: str):
     x = layers.Activation("swish", dtype=dtype)(x)
     x = layers.Conv2D(16, 1, dtype=dtype)(x)
     activation = layers.ReLU(dtype=dtype, name="last_relu")(x)
-    logits = layers.Dense(5, dtype=dtype, name="dense")(layers.GlobalAveragePooling2D(dtype=dtype)(activation))
+    logits = layers.Dense(5, dtype=dtype, name="dense")(
+        layers.GlobalAveragePooling2D(dtype=dtype)(activation)
+    )
     probabilities = layers.Softmax(dtype=dtype)(logits)
     return tf.keras.Model(image, probabilities), tf.keras.Model(image, [activation, logits])
 
@@ -64,9 +67,13 @@ def tape(weights, x: np.ndarray, targets, dtype: str) -> dict:
         score = tf.reduce_sum(tf.gather(logits, targets, axis=1, batch_dims=1))
     a, g = activation.numpy(), t.gradient(score, activation).numpy()
     dense = weights[-2]  # [C, K]
-    return {"input_grad": t.gradient(score, xt).numpy(), "activation": a.transpose(0, 3, 1, 2),
-            "gradcam": np.maximum((g.mean((1, 2), keepdims=True) * a).sum(-1), 0),
-            "cam": np.einsum("nhwk,kn->nhw", a, dense[:, targets]), "logits": logits.numpy()}
+    return {
+        "input_grad": t.gradient(score, xt).numpy(),
+        "activation": a.transpose(0, 3, 1, 2),
+        "gradcam": np.maximum((g.mean((1, 2), keepdims=True) * a).sum(-1), 0),
+        "cam": np.einsum("nhwk,kn->nhw", a, dense[:, targets]),
+        "logits": logits.numpy(),
+    }
 
 
 def test_tf2onnx_export_matches_tensorflow_float64(converted):
@@ -76,8 +83,12 @@ def test_tf2onnx_export_matches_tensorflow_float64(converted):
     assert meta["layout"] == "NHWC" and meta["cam"] and meta["score_kind"] == "pre-softmax"
     x = np.random.default_rng(1).standard_normal((3, 32, 32, 3)).astype(np.float32)
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    got = dict(zip([o.name for o in session.get_outputs()],
-                   session.run(None, {"image": x, "xai_target": np.array([-1, 2, 4])})))
+    got = dict(
+        zip(
+            [o.name for o in session.get_outputs()],
+            session.run(None, {"image": x, "xai_target": np.array([-1, 2, 4])}),
+        )
+    )
     targets = got["xai_target_used"]
     exact, own = tape(weights, x, targets, "float64"), tape(weights, x, targets, "float32")
     assert targets[0] == exact["logits"][0].argmax()
@@ -90,6 +101,9 @@ def test_tf2onnx_export_matches_tensorflow_float64(converted):
 def test_tf2onnx_export_from_the_command_line(converted, tmp_path, capsys):
     path, _ = converted
     photo = f"{DEMO_PHOTOS}/coffee.jpg"
-    assert main(["explain", str(path), photo, "--method", "gradient", "cam", "gradcam", "--out", str(tmp_path)]) == 0
+    assert (
+        main(["explain", str(path), photo, "--method", "gradient", "cam", "gradcam", "--out", str(tmp_path)])
+        == 0
+    )
     record = json.loads((tmp_path / "coffee.jpg.json").read_text())
     assert [e["method"] for e in record["explanations"]] == ["gradient", "cam", "gradcam"]

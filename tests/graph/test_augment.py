@@ -1,4 +1,5 @@
 """augment(): the contract, pruning, errors, batch freeing, layouts and never touching the input."""
+
 from __future__ import annotations
 
 import json
@@ -20,19 +21,28 @@ from onnx_xai.graph import save_model
 
 def export(net: nn.Module, shape, path=None, dynamic=True, opset=17) -> onnx.ModelProto:
     import io
+
     buf = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(net.eval(), torch.randn(*shape), buf, dynamo=False, opset_version=opset,
-                          input_names=["x"], output_names=["y"],
-                          dynamic_axes={"x": {0: "N"}, "y": {0: "N"}} if dynamic else None)
+        torch.onnx.export(
+            net.eval(),
+            torch.randn(*shape),
+            buf,
+            dynamo=False,
+            opset_version=opset,
+            input_names=["x"],
+            output_names=["y"],
+            dynamic_axes={"x": {0: "N"}, "y": {0: "N"}} if dynamic else None,
+        )
     return onnx.load_from_string(buf.getvalue())
 
 
 def small_cnn() -> nn.Module:
     torch.manual_seed(0)
-    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                         nn.Linear(4, 3))
+    return nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3)
+    )
 
 
 def run(model, feeds):
@@ -43,8 +53,16 @@ def run(model, feeds):
 def test_contract_outputs_and_metadata():
     model = onnx_xai.augment(export(small_cnn(), (1, 3, 8, 8)))
     names = [o.name for o in model.graph.output]
-    assert names == ["y", "xai_score", "xai_target_used", "xai_activation", "xai_activation_grad",
-                     "xai_gradcam", "xai_cam", "xai_input_grad"]
+    assert names == [
+        "y",
+        "xai_score",
+        "xai_target_used",
+        "xai_activation",
+        "xai_activation_grad",
+        "xai_gradcam",
+        "xai_cam",
+        "xai_input_grad",
+    ]
     target = next(i for i in model.graph.input if i.name == "xai_target")
     assert target.type.tensor_type.elem_type == TensorProto.INT64
     meta = json.loads(next(p.value for p in model.metadata_props if p.key == "onnx_xai"))
@@ -60,8 +78,13 @@ def test_contract_outputs_and_metadata():
 
 def test_guided_and_activation_sets():
     model = onnx_xai.augment(export(small_cnn(), (1, 3, 8, 8)), outputs=("activation", "guided"))
-    assert [o.name for o in model.graph.output] == ["y", "xai_score", "xai_target_used", "xai_activation",
-                                                    "xai_guided_input_grad"]
+    assert [o.name for o in model.graph.output] == [
+        "y",
+        "xai_score",
+        "xai_target_used",
+        "xai_activation",
+        "xai_guided_input_grad",
+    ]
     # the guided sweep's ReLU rule clips the cotangent itself: a Relu among the ReLU's backward nodes
     assert any(n.op_type == "Relu" and n.doc_string.startswith("vjp of Relu") for n in model.graph.node)
 
@@ -106,16 +129,21 @@ def test_every_unsupported_node_is_listed_once():
     w = numpy_helper.from_array(np.ones((4, 3, 3, 3), np.float32), "w")
     fc = numpy_helper.from_array(np.ones((4, 2), np.float32), "fc")
     pads = numpy_helper.from_array(np.array([0, 0, 1, 1, 0, 0, 1, 1], np.int64), "pads")
-    nodes = [helper.make_node("Pad", ["x", "pads"], ["p"], mode="reflect", name="pad"),
-             helper.make_node("Conv", ["p", "w"], ["c"], name="conv"),
-             helper.make_node("Cos", ["c"], ["a"], name="cosine"),
-             helper.make_node("FusedGelu", ["a"], ["g"], domain="com.microsoft", name="fused"),
-             helper.make_node("GlobalAveragePool", ["g"], ["gap"]),
-             helper.make_node("Flatten", ["gap"], ["f"]), helper.make_node("MatMul", ["f", "fc"], ["y"])]
-    graph = helper.make_graph(nodes, "g", [x], [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
-                              [w, fc, pads])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17),
-                                                    helper.make_opsetid("com.microsoft", 1)])
+    nodes = [
+        helper.make_node("Pad", ["x", "pads"], ["p"], mode="reflect", name="pad"),
+        helper.make_node("Conv", ["p", "w"], ["c"], name="conv"),
+        helper.make_node("Cos", ["c"], ["a"], name="cosine"),
+        helper.make_node("FusedGelu", ["a"], ["g"], domain="com.microsoft", name="fused"),
+        helper.make_node("GlobalAveragePool", ["g"], ["gap"]),
+        helper.make_node("Flatten", ["gap"], ["f"]),
+        helper.make_node("MatMul", ["f", "fc"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "g", [x], [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [w, fc, pads]
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)]
+    )
     with pytest.raises(UnsupportedModelError) as err:
         onnx_xai.augment(model, target_layer="c", outputs=("input_grad",))
     message = str(err.value)
@@ -154,15 +182,22 @@ def test_static_batch_of_one_is_freed_and_samples_stay_independent():
     x = np.random.default_rng(0).standard_normal((3, 3, 8, 8)).astype(np.float32)
     batch = run(rewritten, {"x": x, "xai_target": np.array([-1, 0, 4])})
     for i, t in enumerate([-1, 0, 4]):
-        one = run(rewritten, {"x": x[i:i + 1], "xai_target": np.array([t])})
+        one = run(rewritten, {"x": x[i : i + 1], "xai_target": np.array([t])})
         for name in ("xai_score", "xai_input_grad", "xai_gradcam"):
             np.testing.assert_allclose(batch[name][i], one[name][0], rtol=1e-5, atol=1e-6)
 
 
 def test_rewritten_file_shares_weights(tmp_path):
     torch.manual_seed(0)
-    net = nn.Sequential(nn.Conv2d(3, 64, 3, stride=2), nn.ReLU(), nn.Conv2d(64, 128, 3), nn.ReLU(),
-                        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(128, 10))
+    net = nn.Sequential(
+        nn.Conv2d(3, 64, 3, stride=2),
+        nn.ReLU(),
+        nn.Conv2d(64, 128, 3),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(128, 10),
+    )
     source = tmp_path / "m.onnx"
     onnx.save(export(net, (1, 3, 16, 16)), source)
     save_model(onnx_xai.augment(source), tmp_path / "m.xai.onnx")

@@ -5,6 +5,7 @@ Gather backwards scatter in a float32 island. On inputs whose every value and su
 float16 (multiples of 1/8, small), the float16 gradient must equal the float32 gradient of the same
 graph bit for bit; and a float16 export of a residual net with max pooling runs end to end.
 """
+
 from __future__ import annotations
 
 import copy
@@ -23,11 +24,17 @@ from ..conformance.nets import build
 
 
 def _pool_and_gather(dtype: int) -> onnx.ModelProto:
-    nodes = [helper.make_node("MaxPool", ["x"], ["p"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]),
-             helper.make_node("Gather", ["p", "idx"], ["y"], axis=3)]
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", dtype, [2, 3, 8, 8])],
-                              [helper.make_tensor_value_info("y", dtype, [2, 3, 4, 5])],
-                              [numpy_helper.from_array(np.array([0, 2, 2, 3, 0], np.int64), "idx")])
+    nodes = [
+        helper.make_node("MaxPool", ["x"], ["p"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]),
+        helper.make_node("Gather", ["p", "idx"], ["y"], axis=3),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", dtype, [2, 3, 8, 8])],
+        [helper.make_tensor_value_info("y", dtype, [2, 3, 4, 5])],
+        [numpy_helper.from_array(np.array([0, 2, 2, 3, 0], np.int64), "idx")],
+    )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
@@ -52,8 +59,15 @@ def test_float16_export_with_max_pooling_runs_end_to_end(tmp_path):
     path = tmp_path / "resnet16.onnx"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(net, (torch.zeros(1, 3, 32, 32, dtype=torch.float16),), str(path), dynamo=False,
-                          opset_version=17, input_names=["x"], dynamic_axes={"x": {0: "N"}})
+        torch.onnx.export(
+            net,
+            (torch.zeros(1, 3, 32, 32, dtype=torch.float16),),
+            str(path),
+            dynamo=False,
+            opset_version=17,
+            input_names=["x"],
+            dynamic_axes={"x": {0: "N"}},
+        )
     ex = onnx_xai.Explainer(path)
     x = np.random.default_rng(1).standard_normal((2, 3, 32, 32)).astype(np.float32)
     results = ex.explain_many(x, ["gradient", "gradcam", "cam"])

@@ -6,6 +6,7 @@ definition written in numpy float32, ``(min(max(round(x / s) + z, low), high) - 
 stay behind their DequantizeLinear; a quantized tensor that is also a graph output is left alone; a
 rewritten model's gradients are unchanged.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -33,20 +34,24 @@ def definition(x: np.ndarray, scale, zero, low: int, high: int) -> np.ndarray:
 
 
 def with_outputs(model: onnx.ModelProto, **shapes: list) -> onnx.ModelProto:
-    model.graph.output.extend(helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in shapes.items())
+    model.graph.output.extend(
+        helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in shapes.items()
+    )
     return model
 
 
 def test_round_trips_become_their_definition_in_float():
     x = np.random.default_rng(1).uniform(-3, 3, size=(2, 3, 8, 8)).astype(np.float32)
-    rewritten = activations_in_float(with_outputs(hand_built_qdq(), x_d=["N", 3, 8, 8], r=["N", 4, 8, 8], a=["N", 4, 8, 8]))
+    rewritten = activations_in_float(
+        with_outputs(hand_built_qdq(), x_d=["N", 3, 8, 8], r=["N", 4, 8, 8], a=["N", 4, 8, 8])
+    )
     ops = [n.op_type for n in rewritten.graph.node]
     assert "QuantizeLinear" not in ops and ops.count("DequantizeLinear") == 1  # the weights' only
     onnx.checker.check_model(rewritten, full_check=True)
     x_d, r, a, y = run(rewritten, x, ["x_d", "r", "a", "y"])
     assert np.array_equal(x_d, definition(x, *X_QUANT, 0, 255))
     assert np.array_equal(a, definition(r, *A_QUANT, -128, 127))
-    want_y, = run(hand_built_qdq(), x, ["y"])
+    (want_y,) = run(hand_built_qdq(), x, ["y"])
     assert np.abs(y - want_y).max() <= 1e-6 * np.abs(want_y).max()
 
 

@@ -9,6 +9,7 @@
 
 Both take any input size that is a multiple of 32 and randomize BatchNorm statistics.
 """
+
 from __future__ import annotations
 
 import torch

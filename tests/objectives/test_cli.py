@@ -5,6 +5,7 @@ photo's); the objective the CLI picks (a segmentation class where it wins, a den
 detection of a class overlapping a box given in photo pixels) and its score are recomputed from the
 torch net's float64 output by hand, on both backends.
 """
+
 from __future__ import annotations
 
 import json
@@ -44,8 +45,22 @@ def torch_output(name: str, photo) -> np.ndarray:
 
 def explain(tmp_path, name: str, photo, *flags: str) -> dict:
     out = tmp_path / "out"
-    assert main(["explain", str(export(name, "torchscript")), str(photo), "--out", str(out),
-                 "--method", "gradcam", "gradient", *flags]) == 0
+    assert (
+        main(
+            [
+                "explain",
+                str(export(name, "torchscript")),
+                str(photo),
+                "--out",
+                str(out),
+                "--method",
+                "gradcam",
+                "gradient",
+                *flags,
+            ]
+        )
+        == 0
+    )
     return json.loads((out / "scene.png.json").read_text())
 
 
@@ -62,8 +77,20 @@ def test_segmentation_explains_a_class_where_it_wins(tmp_path, photo, backend):
 
 def test_a_dense_region_given_in_photo_pixels(tmp_path, photo):
     out = torch_output("segnet", photo)  # [C, H/2, W/2]: photo box (64, 32, 128, 96) is (32, 16, 64, 48)
-    record = explain(tmp_path, "segnet", photo, "--objective", "dense", "--channel", "2",
-                     "--region", "64", "32", "128", "96")
+    record = explain(
+        tmp_path,
+        "segnet",
+        photo,
+        "--objective",
+        "dense",
+        "--channel",
+        "2",
+        "--region",
+        "64",
+        "32",
+        "128",
+        "96",
+    )
     assert record["objective"]["box"] == [32, 16, 64, 48]
     assert record["objective"]["photo_box"] == [64, 32, 128, 96]
     assert record["explanations"][0]["score"] == pytest.approx(out[2, 16:48, 32:64].sum(), rel=1e-4)
@@ -89,8 +116,17 @@ def test_detection_picks_the_best_candidate_of_a_class_overlapping_a_box(tmp_pat
     region = box + np.array([0.1, -0.05, 0.1, 0.05]) * np.tile(box[2:] - box[:2], 2)
     overlapping = np.where(_iou(region, boxes) >= 0.5, scores, -np.inf)
     best = int(overlapping.argmax())
-    record = explain(tmp_path, "yolo", photo, "--target", "1", "--backend", backend,
-                     "--region", *(f"{v:.4f}" for v in region))
+    record = explain(
+        tmp_path,
+        "yolo",
+        photo,
+        "--target",
+        "1",
+        "--backend",
+        backend,
+        "--region",
+        *(f"{v:.4f}" for v in region),
+    )
     assert record["objective"]["kind"] == "detection"
     assert record["objective"]["candidate"] == best and record["objective"]["class"] == 1
     assert record["explanations"][1]["score"] == pytest.approx(scores[best], rel=1e-4)
@@ -104,14 +140,28 @@ def test_a_detection_by_index_and_any_class(tmp_path, photo):
     assert record["explanations"][0]["score"] == pytest.approx(out[4 + category, 40], rel=1e-4)
 
 
-@pytest.mark.parametrize("flags,message", [
-    (["--objective", "detection"], "rank 3"),
-    (["--target", "1", "--region", "5", "5", "1", "1"], "region [5.0, 5.0, 1.0, 1.0] is empty"),
-    ([], "needs --target"),
-])
+@pytest.mark.parametrize(
+    "flags,message",
+    [
+        (["--objective", "detection"], "rank 3"),
+        (["--target", "1", "--region", "5", "5", "1", "1"], "region [5.0, 5.0, 1.0, 1.0] is empty"),
+        ([], "needs --target"),
+    ],
+)
 def test_objective_mistakes_are_one_line(tmp_path, photo, capsys, flags, message):
-    assert main(["explain", str(export("segnet", "torchscript")), str(photo), "--out", str(tmp_path / "o"),
-                 *flags]) == 1
+    assert (
+        main(
+            [
+                "explain",
+                str(export("segnet", "torchscript")),
+                str(photo),
+                "--out",
+                str(tmp_path / "o"),
+                *flags,
+            ]
+        )
+        == 1
+    )
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "o" / "scene.png.json").exists()

@@ -6,6 +6,7 @@ recipe of pytorch-grad-cam (per layer: the map, ReLU, min-max scaling, bilinear 
 then the mean, or the maximum, scaled again), computed here from float64 autograd with hooks, for a
 detection seed, on both exporters and at a size unlike the probe's.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -29,8 +30,10 @@ def neck_outputs(x: np.ndarray, seed: np.ndarray) -> list[tuple[np.ndarray, np.n
     """Float64 (activation, gradient) of the neck modules for sum(seed * output)."""
     net = build("yolo").double()
     kept = {}
-    hooks = [getattr(net, name).register_forward_hook(lambda m, i, o, name=name: kept.setdefault(name, o))
-             for name in NECK]
+    hooks = [
+        getattr(net, name).register_forward_hook(lambda m, i, o, name=name: kept.setdefault(name, o))
+        for name in NECK
+    ]
     out = net(torch.tensor(x, dtype=torch.float64))
     for hook in hooks:
         hook.remove()
@@ -46,7 +49,9 @@ def scale(cams: np.ndarray, size=None) -> np.ndarray:
     cams = cams / (1e-7 + cams.max(axis=(1, 2), keepdims=True))
     if size is None:
         return cams
-    return F.interpolate(torch.tensor(cams)[:, None], size=size, mode="bilinear", align_corners=False)[:, 0].numpy()
+    return F.interpolate(torch.tensor(cams)[:, None], size=size, mode="bilinear", align_corners=False)[
+        :, 0
+    ].numpy()
 
 
 def fused_reference(layers, per_layer, size, fuse: str) -> np.ndarray:
@@ -82,8 +87,12 @@ def test_inspect_lists_the_neck_per_scale_and_cams_fuse_as_pytorch_grad_cam(expo
     for method, per_layer in PER_LAYER.items():
         for fuse in ("mean", "max"):
             maps = ex.explain(x, method, seed=seed, fuse=fuse).maps
-            np.testing.assert_allclose(maps, fused_reference(want, per_layer, x.shape[2:], fuse), atol=2e-5,
-                                       err_msg=f"{exporter} {method} {fuse}")
+            np.testing.assert_allclose(
+                maps,
+                fused_reference(want, per_layer, x.shape[2:], fuse),
+                atol=2e-5,
+                err_msg=f"{exporter} {method} {fuse}",
+            )
 
 
 def test_one_target_layer_ignores_fuse_and_cam_needs_one_layer(tmp_path):
@@ -92,8 +101,9 @@ def test_one_target_layer_ignores_fuse_and_cam_needs_one_layer(tmp_path):
     x = np.random.default_rng(4).standard_normal((1, 3, 64, 64)).astype(np.float32)
     one = onnx_xai.Explainer(path, target_layer=layers[0])
     seed = seeds.detection_seed(one.predict(x), candidate=5)[0]
-    assert np.array_equal(one.explain(x, "gradcam", seed=seed, fuse="max").raw,
-                          one.explain(x, "gradcam", seed=seed).raw)
+    assert np.array_equal(
+        one.explain(x, "gradcam", seed=seed, fuse="max").raw, one.explain(x, "gradcam", seed=seed).raw
+    )
     with pytest.raises(onnx_xai.InputError, match="fuse must be one of mean, max"):
         one.explain(x, "gradcam", seed=seed, fuse="sum")
     with pytest.raises(onnx_xai.InputError, match="distinct"):

@@ -6,6 +6,7 @@ model's own output, and the input gradient of sum(seed * output), the target lay
 gradient (the layer the rewriter picked, found among the net's modules by its output) and Grad-CAM
 must match torch float64 autograd with hooks; the Explainer gives the same Grad-CAM and gradients.
 """
+
 from __future__ import annotations
 
 import functools
@@ -27,27 +28,44 @@ from .nets import NETS, build
 _DIR = Path(tempfile.mkdtemp(prefix="onnx_xai_objectives_"))
 CASES = [(net, exporter) for net in NETS for exporter in ("torchscript", "dynamo")]
 SEEDS = {
-    "segnet": [lambda out: seeds.segmentation_seed(out, category=1)[0],
-               lambda out: seeds.dense_seed(out, channel=2, box=(3, 4, 20, 14))[0]],
-    "yolo": [lambda out: seeds.detection_seed(out, category=1)[0],
-             lambda out: seeds.detection_seed(out, candidate=7)[0]],
+    "segnet": [
+        lambda out: seeds.segmentation_seed(out, category=1)[0],
+        lambda out: seeds.dense_seed(out, channel=2, box=(3, 4, 20, 14))[0],
+    ],
+    "yolo": [
+        lambda out: seeds.detection_seed(out, category=1)[0],
+        lambda out: seeds.detection_seed(out, candidate=7)[0],
+    ],
 }
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def export(name: str, exporter: str) -> Path:
     net, path = build(name), _DIR / f"{name}-{exporter}.onnx"
     example = torch.zeros(1, 3, 64, 64)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if exporter == "dynamo":
-            dims = {"x": {0: torch.export.Dim("n", min=1, max=8), 2: 32 * torch.export.Dim("h", min=1, max=16),
-                          3: 32 * torch.export.Dim("w", min=1, max=16)}}
-            torch.onnx.export(net, (example,), dynamo=True, dynamic_shapes=dims, input_names=["x"],
-                              verbose=False).save(str(path))
+            dims = {
+                "x": {
+                    0: torch.export.Dim("n", min=1, max=8),
+                    2: 32 * torch.export.Dim("h", min=1, max=16),
+                    3: 32 * torch.export.Dim("w", min=1, max=16),
+                }
+            }
+            torch.onnx.export(
+                net, (example,), dynamo=True, dynamic_shapes=dims, input_names=["x"], verbose=False
+            ).save(str(path))
         else:
-            torch.onnx.export(net, (example,), str(path), dynamo=False, opset_version=17, input_names=["x"],
-                              dynamic_axes={"x": {0: "N", 2: "H", 3: "W"}})
+            torch.onnx.export(
+                net,
+                (example,),
+                str(path),
+                dynamo=False,
+                opset_version=17,
+                input_names=["x"],
+                dynamic_axes={"x": {0: "N", 2: "H", 3: "W"}},
+            )
     return path
 
 
@@ -60,6 +78,7 @@ def autograd(net, x: np.ndarray, seed: np.ndarray, activation: np.ndarray) -> di
     def keep(name):
         def hook(module, inputs, output):
             outputs.setdefault(name, output)  # a module called twice (an Upsample) keeps its first output
+
         return hook
 
     hooks = [m.register_forward_hook(keep(k)) for k, m in net.named_modules() if k]
@@ -67,14 +86,24 @@ def autograd(net, x: np.ndarray, seed: np.ndarray, activation: np.ndarray) -> di
     out = net(xt)
     for hook in hooks:
         hook.remove()
-    name = next(k for k, o in outputs.items() if isinstance(o, torch.Tensor) and tuple(o.shape) == activation.shape
-                and np.allclose(o.detach().numpy(), activation, rtol=1e-4, atol=1e-4))
+    name = next(
+        k
+        for k, o in outputs.items()
+        if isinstance(o, torch.Tensor)
+        and tuple(o.shape) == activation.shape
+        and np.allclose(o.detach().numpy(), activation, rtol=1e-4, atol=1e-4)
+    )
     outputs[name].retain_grad()
     score = (out * torch.tensor(seed, dtype=torch.float64)).flatten(1).sum(1)
     score.sum().backward()
     a, g = outputs[name].detach().numpy(), outputs[name].grad.numpy()
-    return {"score": score.detach().numpy(), "input_grad": xt.grad.numpy(), "activation": a, "activation_grad": g,
-            "gradcam": np.maximum((g.mean((2, 3), keepdims=True) * a).sum(1), 0)}
+    return {
+        "score": score.detach().numpy(),
+        "input_grad": xt.grad.numpy(),
+        "activation": a,
+        "activation_grad": g,
+        "gradcam": np.maximum((g.mean((2, 3), keepdims=True) * a).sum(1), 0),
+    }
 
 
 @pytest.mark.parametrize("name,exporter", CASES)

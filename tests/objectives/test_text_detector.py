@@ -6,6 +6,7 @@ region of the map (pre-sigmoid) must match float64 central differences of the ON
 along random directions; ``onnx-xai demo --text`` must pick the largest region of the map above 0.3
 (recomputed here from the model's own output) and report its summed logit, on both backends.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,8 +20,8 @@ from scipy import ndimage
 
 import onnx_xai
 from onnx_xai.cli import main
-from onnx_xai.photos.demo import TEXT_PHOTO, text_detector
 from onnx_xai.images import load_image, prepare
+from onnx_xai.photos.demo import TEXT_PHOTO, text_detector
 
 from ..forms.float64 import directional_check
 
@@ -44,13 +45,14 @@ def test_input_gradient_of_a_region_matches_float64_differences(rewritten, heigh
     assert record["objective"] == "seed" and record["score_kind"] == "pre-sigmoid"
     x = np.random.default_rng(height).uniform(-1, 1, (1, 3, height, width)).astype(np.float32)
     seed = np.zeros((1, 1, height, width), np.float32)
-    seed[:, :, height // 4:height // 2, width // 3:width // 2 + 8] = 1
+    seed[:, :, height // 4 : height // 2, width // 3 : width // 2 + 8] = 1
     names = [o.name for o in session.get_outputs()]
     got = dict(zip(names, session.run(None, {"x": x, "xai_seed": seed})))
     assert got["xai_activation"].shape[2:] == (height // 2, width // 2)
     source = with_score_output(record["score"])
-    gap = directional_check(source, x, lambda outs: float(np.sum(outs[1] * seed)), got["xai_input_grad"],
-                            directions=4, eps=1e-5)  # smaller steps than 1e-4 cross no ReLU kink here
+    gap = directional_check(
+        source, x, lambda outs: float(np.sum(outs[1] * seed)), got["xai_input_grad"], directions=4, eps=1e-5
+    )  # smaller steps than 1e-4 cross no ReLU kink here
     assert gap < 1e-4
 
 
@@ -66,8 +68,9 @@ def test_the_text_demo_explains_the_largest_region_above_the_threshold(tmp_path,
     ys, xs = np.nonzero(largest)
     assert record["objective"]["pixels"] == largest.sum()
     assert record["objective"]["box"] == [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]
-    logits = ort.InferenceSession(with_score_output(record_score()).SerializeToString(),
-                                  providers=["CPUExecutionProvider"]).run(None, {"x": x})[1][0, 0]
+    logits = ort.InferenceSession(
+        with_score_output(record_score()).SerializeToString(), providers=["CPUExecutionProvider"]
+    ).run(None, {"x": x})[1][0, 0]
     for entry in record["explanations"]:
         assert entry["score"] == pytest.approx(logits[largest].sum(), rel=1e-4)
     assert "the text region at" in capsys.readouterr().out

@@ -8,6 +8,7 @@ allows 1e-4 (relative L2, per method and net), far below any real difference (a 
 result by whole percents) and above rounding, including the odd ReLU decision rounding settles
 differently. The backends also agree on facts (input, layout, classes) and both run the CLI.
 """
+
 from __future__ import annotations
 
 import json
@@ -70,9 +71,26 @@ def test_openvino_from_the_command_line(tmp_path, capsys):
     path = export("resnet", "torchscript-17", True)
     photo = f"{DEMO_PHOTOS}/coffee.jpg"
     for backend in ("onnxruntime", "openvino"):
-        assert main(["explain", str(path), photo, "--method", "gradient", "gradcam", "--backend", backend,
-                     "--out", str(tmp_path / backend)]) == 0, capsys.readouterr().err
-    a, b = (json.loads((tmp_path / k / "coffee.jpg.json").read_text())["explanations"]
-            for k in ("onnxruntime", "openvino"))
+        assert (
+            main(
+                [
+                    "explain",
+                    str(path),
+                    photo,
+                    "--method",
+                    "gradient",
+                    "gradcam",
+                    "--backend",
+                    backend,
+                    "--out",
+                    str(tmp_path / backend),
+                ]
+            )
+            == 0
+        ), capsys.readouterr().err
+    a, b = (
+        json.loads((tmp_path / k / "coffee.jpg.json").read_text())["explanations"]
+        for k in ("onnxruntime", "openvino")
+    )
     assert [e["target"] for e in a] == [e["target"] for e in b]
     assert np.allclose([e["score"] for e in a], [e["score"] for e in b], rtol=1e-5)

@@ -1,4 +1,5 @@
 """NHWC inputs, and models with several inputs and outputs, through the Explainer."""
+
 from __future__ import annotations
 
 import io
@@ -23,7 +24,10 @@ def test_channels_last_input():
     net(xt)[[0, 1], [0, 2]].sum().backward()
     np.testing.assert_allclose(gradient.raw, xt.grad.numpy(), rtol=1e-4, atol=1e-6)
     summed = np.abs(xt.grad.numpy()).sum(-1)  # PAIR's grayscale map: channels summed, 99th percentile
-    lo, hi = summed.min((1, 2), keepdims=True), np.percentile(summed.reshape(2, -1), 99, axis=1)[:, None, None]
+    lo, hi = (
+        summed.min((1, 2), keepdims=True),
+        np.percentile(summed.reshape(2, -1), 99, axis=1)[:, None, None],
+    )
     np.testing.assert_allclose(gradient.maps, np.clip((summed - lo) / (hi - lo), 0, 1), atol=1e-5)
     cam = ex.explain(x, "cam")
     assert cam.raw.shape == (2, 8, 8) and cam.maps.shape == (2, 8, 8)
@@ -46,10 +50,16 @@ def test_several_inputs_and_outputs_are_selected_by_name():
     buf = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(TwoInTwoOut().eval(), (torch.zeros(1, 3), torch.zeros(1, 3, 8, 8)), buf,
-                          dynamo=False, opset_version=17, input_names=["bias", "image"],
-                          output_names=["aux", "logits"],
-                          dynamic_axes={n: {0: "N"} for n in ("bias", "image", "aux", "logits")})
+        torch.onnx.export(
+            TwoInTwoOut().eval(),
+            (torch.zeros(1, 3), torch.zeros(1, 3, 8, 8)),
+            buf,
+            dynamo=False,
+            opset_version=17,
+            input_names=["bias", "image"],
+            output_names=["aux", "logits"],
+            dynamic_axes={n: {0: "N"} for n in ("bias", "image", "aux", "logits")},
+        )
     ex = onnx_xai.Explainer(buf.getvalue(), output_name="logits")
     assert ex.input_name == "image"
     x = np.random.default_rng(1).standard_normal((2, 3, 8, 8)).astype(np.float32)

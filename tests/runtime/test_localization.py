@@ -1,6 +1,7 @@
 """CAM and Grad-CAM boxes find the object: a small CNN trained in the test (a few seconds on CPU) to
 tell the colour of a square placed at a random position on a cluttered background; on held-out
 images the boxes must overlap the square (IoU >= 0.5) most of the time."""
+
 from __future__ import annotations
 
 import io
@@ -25,7 +26,7 @@ def dataset(n: int, rng: np.random.Generator):
     for i in range(n):
         side = rng.integers(8, 13)
         x0, y0 = rng.integers(0, SIZE - side, 2)
-        images[i, :, y0:y0 + side, x0:x0 + side] = COLOURS[labels[i]][:, None, None]
+        images[i, :, y0 : y0 + side, x0 : x0 + side] = COLOURS[labels[i]][:, None, None]
         truth[i] = (x0, y0, x0 + side, y0 + side)
     return images, labels, truth
 
@@ -41,9 +42,18 @@ def iou(a, b) -> float:
 def train() -> nn.Module:
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
-    net = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 32, 1), nn.ReLU(),
-                        nn.MaxPool2d(2), nn.Conv2d(32, 32, 1), nn.ReLU(),
-                        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, CLASSES))
+    net = nn.Sequential(
+        nn.Conv2d(3, 16, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(16, 32, 1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(32, 32, 1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(32, CLASSES),
+    )
     optimizer = torch.optim.Adam(net.parameters(), lr=3e-3)
     for _ in range(250):
         images, labels, _ = dataset(64, rng)
@@ -60,8 +70,15 @@ def trained():
     buf = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(net, torch.zeros(1, 3, SIZE, SIZE), buf, dynamo=False, opset_version=17,
-                          input_names=["x"], dynamic_axes={"x": {0: "N"}})
+        torch.onnx.export(
+            net,
+            torch.zeros(1, 3, SIZE, SIZE),
+            buf,
+            dynamo=False,
+            opset_version=17,
+            input_names=["x"],
+            dynamic_axes={"x": {0: "N"}},
+        )
     return onnx_xai.Explainer(buf.getvalue())
 
 

@@ -1,4 +1,5 @@
 """Upsampling against torch, normalization, and boxes on synthetic maps with known blobs."""
+
 import numpy as np
 import pytest
 import torch
@@ -6,11 +7,14 @@ import torch
 from onnx_xai.runtime.maps import box, boxes, normalize, upsample
 
 
-@pytest.mark.parametrize("src,dst", [((7, 7), (224, 224)), ((3, 5), (17, 9)), ((8, 8), (8, 8)), ((6, 4), (3, 2))])
+@pytest.mark.parametrize(
+    "src,dst", [((7, 7), (224, 224)), ((3, 5), (17, 9)), ((8, 8), (8, 8)), ((6, 4), (3, 2))]
+)
 def test_upsample_matches_torch_bilinear(src, dst):
     maps = np.random.default_rng(0).standard_normal((2,) + src).astype(np.float32)
-    expected = torch.nn.functional.interpolate(torch.tensor(maps)[:, None], size=dst, mode="bilinear",
-                                               align_corners=False)[:, 0].numpy()
+    expected = torch.nn.functional.interpolate(
+        torch.tensor(maps)[:, None], size=dst, mode="bilinear", align_corners=False
+    )[:, 0].numpy()
     np.testing.assert_allclose(upsample(maps, *dst), expected, rtol=1e-5, atol=1e-6)
 
 
@@ -23,9 +27,9 @@ def test_normalize_per_sample_and_constant_maps():
 
 def test_box_of_the_largest_blob_is_exact_and_half_open():
     m = np.zeros((20, 30))
-    m[2:5, 3:9] = 1.0        # 18 pixels, the brightest
-    m[10:18, 12:25] = 0.5    # 104 pixels, the largest above 20 %
-    m[0, 29] = 0.1           # below threshold
+    m[2:5, 3:9] = 1.0  # 18 pixels, the brightest
+    m[10:18, 12:25] = 0.5  # 104 pixels, the largest above 20 %
+    m[0, 29] = 0.1  # below threshold
     assert box(m) == (12, 10, 25, 18)
     assert box(m, threshold=0.6) == (3, 2, 9, 5)
 

@@ -4,6 +4,7 @@
 family and predictions, a backward one for gradients, one for guided backprop), and lets the original
 model's own session go once a graph can predict; ``memory="lean"`` holds one graph at a time.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -14,7 +15,14 @@ import onnx_xai
 from ..conformance.exports import SIZE, export
 from ..forms.reference import rel
 
-SEQUENCE = [["gradcam"], ["gradient"], ["cam", "gradcam"], ["eigencam"], ["guided_backprop"], ["gradient", "cam"]]
+SEQUENCE = [
+    ["gradcam"],
+    ["gradient"],
+    ["cam", "gradcam"],
+    ["eigencam"],
+    ["guided_backprop"],
+    ["gradient", "cam"],
+]
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +56,14 @@ def test_memory_mode_is_checked(model):
         onnx_xai.Explainer(model, memory="small")
 
 
-@pytest.mark.parametrize("method,options", [("smoothgrad", {"n_samples": 6, "noise_seed": 3}),
-                                            ("integrated_gradients", {"n_steps": 6}), ("scorecam", {})])
+@pytest.mark.parametrize(
+    "method,options",
+    [
+        ("smoothgrad", {"n_samples": 6, "noise_seed": 3}),
+        ("integrated_gradients", {"n_steps": 6}),
+        ("scorecam", {}),
+    ],
+)
 def test_a_byte_budget_sets_the_copies_per_run_and_changes_no_result(model, method, options):
     """``max_batch_bytes`` of one input copy runs copies one at a time; the result is the same."""
     ex = onnx_xai.Explainer(model)
@@ -60,6 +74,7 @@ def test_a_byte_budget_sets_the_copies_per_run_and_changes_no_result(model, meth
     def counting(sets, names, feeds, seeded=False):
         sizes.append(len(feeds["x"]))
         return real(sets, names, feeds, seeded)
+
     ex._sessions.run = counting
     budget = ex.explain(x, method, max_batch_bytes=x[0].nbytes, **options).raw
     assert max(sizes[1:]) == 1  # after the shared run of the batch itself

@@ -8,6 +8,7 @@ compared with its definitions written here on the activations and gradients torc
 through hooks, in float64: Grad-CAM, Grad-CAM++, XGrad-CAM, HiResCAM, LayerCAM, Eigen-CAM, Score-CAM,
 and CAM from the head's weights. A meta-test fails when a registered method has no reference row.
 """
+
 from __future__ import annotations
 
 import copy
@@ -18,7 +19,14 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from captum.attr import GuidedBackprop, InputXGradient, IntegratedGradients, LayerGradCam, NoiseTunnel, Saliency
+from captum.attr import (
+    GuidedBackprop,
+    InputXGradient,
+    IntegratedGradients,
+    LayerGradCam,
+    NoiseTunnel,
+    Saliency,
+)
 from torch import nn
 
 import onnx_xai
@@ -56,8 +64,15 @@ def setup():
     buffer = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(net, torch.zeros(1, 3, 16, 16), buffer, dynamo=False, opset_version=17,
-                          input_names=["x"], dynamic_axes={"x": {0: "N"}})
+        torch.onnx.export(
+            net,
+            torch.zeros(1, 3, 16, 16),
+            buffer,
+            dynamo=False,
+            opset_version=17,
+            input_names=["x"],
+            dynamic_axes={"x": {0: "N"}},
+        )
     x = np.random.default_rng(3).standard_normal((2, 3, 16, 16)).astype(np.float32)
     ex = onnx_xai.Explainer(buffer.getvalue())
     targets = ex.explain(x, "gradcam").targets
@@ -87,7 +102,7 @@ def cam_from(weights: np.ndarray, a: np.ndarray) -> np.ndarray:
 
 
 def gradcam_pp(a, g):
-    g2 = g ** 2
+    g2 = g**2
     alpha = g2 / (2 * g2 + a.sum((2, 3), keepdims=True) * g2 * g + 1e-6)
     return cam_from((np.maximum(g, 0) * np.where(g != 0, alpha, 0)).sum((2, 3)), a)
 
@@ -111,8 +126,12 @@ def scorecam(net, x, targets, a):
     low, high = masks.amin((2, 3), keepdim=True), masks.amax((2, 3), keepdim=True)
     masks = (masks - low) / (high - low + 1e-8)
     with torch.no_grad():
-        scores = torch.stack([net(torch.tensor(x[i:i + 1], dtype=torch.float64) * masks[i][:, None])[:, t]
-                              for i, t in enumerate(targets)]).numpy()
+        scores = torch.stack(
+            [
+                net(torch.tensor(x[i : i + 1], dtype=torch.float64) * masks[i][:, None])[:, t]
+                for i, t in enumerate(targets)
+            ]
+        ).numpy()
     weights = np.exp(scores - scores.max(1, keepdims=True))
     return cam_from(weights / weights.sum(1, keepdims=True), a)
 
@@ -120,7 +139,9 @@ def scorecam(net, x, targets, a):
 CAMS = {
     "gradcam": lambda net, x, t, a, g: cam_from(g.mean((2, 3)), a),
     "gradcam_pp": lambda net, x, t, a, g: gradcam_pp(a, g),
-    "xgradcam": lambda net, x, t, a, g: cam_from((g * a / (a.sum((2, 3), keepdims=True) + 1e-7)).sum((2, 3)), a),
+    "xgradcam": lambda net, x, t, a, g: cam_from(
+        (g * a / (a.sum((2, 3), keepdims=True) + 1e-7)).sum((2, 3)), a
+    ),
     "hirescam": lambda net, x, t, a, g: np.maximum((g * a).sum(1), 0),
     "layercam": lambda net, x, t, a, g: np.maximum((np.maximum(g, 0) * a).sum(1), 0),
     "eigencam": lambda net, x, t, a, g: eigencam(a),
@@ -152,17 +173,37 @@ GRADIENTS = {
 def test_gradient_family_matches_captum(setup, name):
     ex, net, x, targets = setup
     make, captum_options, options = GRADIENTS[name]
-    assert rel(ex.explain(x, name, target=targets, **options).raw, captum(make(net), net, x, targets, **captum_options)) < 1e-4
+    assert (
+        rel(
+            ex.explain(x, name, target=targets, **options).raw,
+            captum(make(net), net, x, targets, **captum_options),
+        )
+        < 1e-4
+    )
 
 
 @pytest.mark.parametrize("integration", ["gausslegendre", "riemann_trapezoid"])
 def test_integrated_gradients_quadratures_and_baselines(setup, integration):
     ex, net, x, targets = setup
     baseline = np.random.default_rng(0).standard_normal(x.shape[1:]).astype(np.float32) * 0.1
-    ours = ex.explain(x, "integrated_gradients", target=targets, n_steps=12, integration=integration,
-                      baseline=baseline, batch_size=5).raw
-    want = captum(IntegratedGradients(net), net, x, targets, n_steps=12, method=integration,
-                  baselines=torch.tensor(np.broadcast_to(baseline, x.shape).copy(), dtype=torch.float64))
+    ours = ex.explain(
+        x,
+        "integrated_gradients",
+        target=targets,
+        n_steps=12,
+        integration=integration,
+        baseline=baseline,
+        batch_size=5,
+    ).raw
+    want = captum(
+        IntegratedGradients(net),
+        net,
+        x,
+        targets,
+        n_steps=12,
+        method=integration,
+        baselines=torch.tensor(np.broadcast_to(baseline, x.shape).copy(), dtype=torch.float64),
+    )
     assert rel(ours, want) < 1e-4
     completeness = ours.reshape(2, -1).sum(1)  # IG's axiom: attributions sum to f(x) - f(baseline)
     with torch.no_grad():
@@ -174,11 +215,15 @@ def test_guided_gradcam_is_guided_backprop_times_bilinear_gradcam(setup):
     ex, net, x, targets = setup
     guided = captum(GuidedBackprop(net), net, x, targets)
     gradcam = captum(LayerGradCam(net, net.out), net, x, targets, relu_attributions=True)
-    upsampled = F.interpolate(torch.tensor(gradcam), size=x.shape[2:], mode="bilinear", align_corners=False).numpy()
+    upsampled = F.interpolate(
+        torch.tensor(gradcam), size=x.shape[2:], mode="bilinear", align_corners=False
+    ).numpy()
     assert rel(ex.explain(x, "guided_gradcam", target=targets).raw, guided * upsampled) < 1e-4
 
 
-@pytest.mark.parametrize("kind,captum_kind", [("mean", "smoothgrad"), ("square", "smoothgrad_sq"), ("var", "vargrad")])
+@pytest.mark.parametrize(
+    "kind,captum_kind", [("mean", "smoothgrad"), ("square", "smoothgrad_sq"), ("var", "vargrad")]
+)
 def test_smoothgrad_kinds_match_noise_tunnel(setup, kind, captum_kind):
     ex, net, x, targets = setup
     noise = np.random.default_rng(1).standard_normal((6,) + x.shape[1:]).astype(np.float32) * 0.3
@@ -186,8 +231,19 @@ def test_smoothgrad_kinds_match_noise_tunnel(setup, kind, captum_kind):
     tunnel, want = NoiseTunnel(Saliency(net)), []
     for i in range(2):  # one sample at a time, one noisy copy per partition: the draws come in order
         with _fixed_noise(torch.tensor(noise, dtype=torch.float64)):
-            want.append(captum(tunnel, net, x[i:i + 1], targets[i:i + 1], nt_type=captum_kind, nt_samples=6,
-                               nt_samples_batch_size=1, stdevs=1.0, abs=False))
+            want.append(
+                captum(
+                    tunnel,
+                    net,
+                    x[i : i + 1],
+                    targets[i : i + 1],
+                    nt_type=captum_kind,
+                    nt_samples=6,
+                    nt_samples_batch_size=1,
+                    stdevs=1.0,
+                    abs=False,
+                )
+            )
     assert rel(ours, np.concatenate(want)) < 1e-4
 
 
@@ -201,6 +257,7 @@ class _fixed_noise:
     def __enter__(self):
         def normal(mean, std, *args, **kwargs):
             return next(self.rows)[None] * std
+
         torch.normal = normal
 
     def __exit__(self, *exc):
@@ -218,8 +275,19 @@ def test_explain_many_runs_the_model_once(setup, monkeypatch):
     calls = []
     original = ex._sessions.run
     monkeypatch.setattr(ex._sessions, "run", lambda *a: calls.append(a[0]) or original(*a))
-    one_run = ["gradient", "input_x_gradient", "guided_backprop", "guided_gradcam", "cam", "gradcam",
-               "gradcam_pp", "xgradcam", "hirescam", "layercam", "eigencam"]
+    one_run = [
+        "gradient",
+        "input_x_gradient",
+        "guided_backprop",
+        "guided_gradcam",
+        "cam",
+        "gradcam",
+        "gradcam_pp",
+        "xgradcam",
+        "hirescam",
+        "layercam",
+        "eigencam",
+    ]
     results = ex.explain_many(x, one_run)
     assert list(results) == one_run and len(calls) == 1
     steps = ex.explain_many(x, ["gradcam", "integrated_gradients"], n_steps=4, batch_size=8)

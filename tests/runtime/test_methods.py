@@ -1,4 +1,5 @@
 """The four methods on a tiny hand-computed model, the identities between them, and their errors."""
+
 from __future__ import annotations
 
 import threading
@@ -26,12 +27,16 @@ def test_hand_computed_values(ex):
     cam = ex.explain(X, "cam", target=[0, 1, 1])
     np.testing.assert_allclose(cam.raw, ref["cam"], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(cam.scores, ref["logits"][[0, 1, 2], [0, 1, 1]], rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(ex.explain(X, "gradcam", target=[0, 1, 1]).raw, ref["gradcam"], rtol=1e-5,
-                               atol=1e-7)
+    np.testing.assert_allclose(
+        ex.explain(X, "gradcam", target=[0, 1, 1]).raw, ref["gradcam"], rtol=1e-5, atol=1e-7
+    )
     grad = ex.explain(X, "gradient", target=[0, 1, 1])
     np.testing.assert_allclose(grad.raw, ref["grad"], rtol=1e-5, atol=1e-7)
     summed = np.abs(ref["grad"]).sum(1)  # PAIR's grayscale map: channels summed, 99th percentile
-    low, high = summed.min((1, 2), keepdims=True), np.percentile(summed.reshape(3, -1), 99, axis=1)[:, None, None]
+    low, high = (
+        summed.min((1, 2), keepdims=True),
+        np.percentile(summed.reshape(3, -1), 99, axis=1)[:, None, None],
+    )
     np.testing.assert_allclose(grad.maps, np.clip((summed - low) / (high - low), 0, 1), atol=1e-5)
     np.testing.assert_allclose(ex.input_gradient(X, [0, 1, 1]), ref["grad"], rtol=1e-5, atol=1e-7)
 
@@ -59,7 +64,7 @@ def test_smoothgrad_with_explicit_noise_is_the_mean_of_gradients(ex):
     noise = np.random.default_rng(1).standard_normal((5, 2, 4, 4)).astype(np.float32)
     smooth = ex.explain(X[:2], "smoothgrad", target=[0, 1], noise=noise, batch_size=3)
     for i, c in enumerate([0, 1]):
-        expected = np.mean([tiny.by_hand(X[i:i + 1] + n, np.array([c]))["grad"][0] for n in noise], axis=0)
+        expected = np.mean([tiny.by_hand(X[i : i + 1] + n, np.array([c]))["grad"][0] for n in noise], axis=0)
         np.testing.assert_allclose(smooth.raw[i], expected, rtol=1e-5, atol=1e-7)
 
 
@@ -74,7 +79,7 @@ def test_a_batch_equals_single_calls(ex):
     for method in ("gradient", "cam", "gradcam"):
         batch = ex.explain(X, method, target=[0, 1, 0])
         for i, t in enumerate([0, 1, 0]):
-            one = ex.explain(X[i:i + 1], method, target=t)
+            one = ex.explain(X[i : i + 1], method, target=t)
             np.testing.assert_allclose(batch.raw[i], one.raw[0], rtol=1e-6, atol=1e-7)
             np.testing.assert_array_equal(batch.boxes[i], one.boxes[0])
 
@@ -117,27 +122,32 @@ def test_rewritten_model_is_used_as_is():
     assert ex.target_layer == "a" and ex.providers == ["CPUExecutionProvider"]
 
 
-@pytest.mark.parametrize("call,message", [
-    (lambda ex: ex.explain(X, "gradcam", target=2), "class 2 is out of range for a model with 2 classes"),
-    (lambda ex: ex.explain(X, "gradcam", target=[0, 1]), "target must be"),
-    (lambda ex: ex.explain(X, "saliency"), "unknown method 'saliency'"),
-    (lambda ex: ex.explain(np.full_like(X, np.nan), "cam"), "NaN"),
-    (lambda ex: ex.explain(X[:, :1], "cam"), r"x has shape \(3, 1, 4, 4\), expected"),
-    (lambda ex: ex.explain(X.astype(int), "cam"), "float numpy array"),
-    (lambda ex: ex.explain(X, "cam", n_samples=3), "takes no options"),
-    (lambda ex: ex.explain(X, "smoothgrad", samples=3), "unknown smoothgrad option"),
-    (lambda ex: ex.explain(X, "smoothgrad", base="smoothgrad"), "cannot smooth itself"),
-    (lambda ex: ex.explain(X, "smoothgrad", noise=np.zeros((2, 3))), "noise has shape"),
-])
+@pytest.mark.parametrize(
+    "call,message",
+    [
+        (lambda ex: ex.explain(X, "gradcam", target=2), "class 2 is out of range for a model with 2 classes"),
+        (lambda ex: ex.explain(X, "gradcam", target=[0, 1]), "target must be"),
+        (lambda ex: ex.explain(X, "saliency"), "unknown method 'saliency'"),
+        (lambda ex: ex.explain(np.full_like(X, np.nan), "cam"), "NaN"),
+        (lambda ex: ex.explain(X[:, :1], "cam"), r"x has shape \(3, 1, 4, 4\), expected"),
+        (lambda ex: ex.explain(X.astype(int), "cam"), "float numpy array"),
+        (lambda ex: ex.explain(X, "cam", n_samples=3), "takes no options"),
+        (lambda ex: ex.explain(X, "smoothgrad", samples=3), "unknown smoothgrad option"),
+        (lambda ex: ex.explain(X, "smoothgrad", base="smoothgrad"), "cannot smooth itself"),
+        (lambda ex: ex.explain(X, "smoothgrad", noise=np.zeros((2, 3))), "noise has shape"),
+    ],
+)
 def test_bad_calls_raise_clear_errors(ex, call, message):
     with pytest.raises(InputError, match=message):
         call(ex)
 
 
 def test_cam_on_another_head_suggests_gradcam():
-    from tests.graph.test_augment import export
     import torch
     from torch import nn
+
+    from tests.graph.test_augment import export
+
     torch.manual_seed(0)
     net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 3))
     ex = onnx_xai.Explainer(export(net, (1, 3, 8, 8)))
@@ -147,8 +157,9 @@ def test_cam_on_another_head_suggests_gradcam():
 
 
 def test_explain_many_equals_separate_calls(ex):
-    many = ex.explain_many(X, ["gradient", "cam", "gradcam", "smoothgrad"], target=[0, 1, 1], noise_seed=1,
-                           n_samples=3)
+    many = ex.explain_many(
+        X, ["gradient", "cam", "gradcam", "smoothgrad"], target=[0, 1, 1], noise_seed=1, n_samples=3
+    )
     assert list(many) == ["gradient", "cam", "gradcam", "smoothgrad"]
     for method in ("gradient", "cam", "gradcam"):
         one = ex.explain(X, method, target=[0, 1, 1])

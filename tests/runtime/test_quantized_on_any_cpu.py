@@ -13,6 +13,7 @@ OpenVINO reports (none AVX-512, AMX or VNNI; some AVX2) on the plain QDQ file. E
 must agree with onnxruntime's to 1e-4 relative, the limit of float32 rounding in other summation
 orders (measured 1.1e-7 both ways on an AVX-512/AMX Xeon).
 """
+
 from __future__ import annotations
 
 import json
@@ -43,7 +44,8 @@ x = np.load(x_path)
 ex = onnx_xai.Explainer(model, backend="openvino")
 raws = {m: ex.explain(x, m).raw for m in json.loads(sys.argv[4])}
 core = ov.Core()
-plain = core.compile_model(core.read_model(model), "CPU", {"INFERENCE_PRECISION_HINT": "f32", "PERF_COUNT": True})
+config = {"INFERENCE_PRECISION_HINT": "f32", "PERF_COUNT": True}
+plain = core.compile_model(core.read_model(model), "CPU", config)
 request = plain.create_infer_request()
 request.infer({"x": x})
 kernels = sorted({p.exec_type for p in request.profiling_info})
@@ -58,9 +60,21 @@ def test_qdq_model_explained_alike_on_openvino_at_any_isa(tmp_path, cap):
     np.save(tmp_path / "x.npy", x)
     ex = onnx_xai.Explainer(path)
     methods = [m for m in METHODS if ex.cam_available or m != "cam"]
-    done = subprocess.run([sys.executable, "-c", ON_OPENVINO, str(path), str(tmp_path / "x.npy"),
-                           str(tmp_path / "ov.npz"), json.dumps(methods)],
-                          env=os.environ | CAPS[cap], capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            ON_OPENVINO,
+            str(path),
+            str(tmp_path / "x.npy"),
+            str(tmp_path / "ov.npz"),
+            json.dumps(methods),
+        ],
+        env=os.environ | CAPS[cap],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     got = np.load(tmp_path / "ov.npz")
     kernels = [str(k).lower() for k in got["kernels"]]

@@ -1,5 +1,6 @@
 """The Explainer on exported torch nets against torch: autograd gradients, a hook-based Grad-CAM (as
 pytorch-grad-cam computes it), CAM from the head weights, and SmoothGrad with explicit noise."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -73,6 +74,6 @@ def test_smoothgrad_with_explicit_noise_matches_torch_autograd():
     noise = 0.3 * np.random.default_rng(2).standard_normal((4, 3, SIZE, SIZE)).astype(np.float32)
     smooth = ex.explain(X, "smoothgrad", target=[1, 2], noise=noise, batch_size=3)
     for i, c in enumerate([1, 2]):
-        noisy = (X[i:i + 1] + noise).astype(np.float64)
+        noisy = (X[i : i + 1] + noise).astype(np.float64)
         grads = autograd_input_gradient(build("resnet"), noisy, [c] * len(noise), torch.float64)
         assert rel(smooth.raw[i], grads.mean(0)) < 1e-4

@@ -5,6 +5,7 @@ Besides the registry's rules (the true gradient), a method may run the sweep wit
 :mod:`.maxpool_windows`) and ``"guided"`` (guided backpropagation's ReLU, :mod:`.guided`); the default,
 ``"scatter"``, is the registry's own.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -15,8 +16,11 @@ from .guided import guided_relu
 from .maxpool_windows import max_pool_by_windows
 
 CONTROL_FLOW = frozenset({"If", "Loop", "Scan"})
-OVERLAYS: dict[str, dict[str, Rule]] = {"scatter": {}, "windows": {"MaxPool": max_pool_by_windows},
-                                        "guided": {"Relu": guided_relu}}
+OVERLAYS: dict[str, dict[str, Rule]] = {
+    "scatter": {},
+    "windows": {"MaxPool": max_pool_by_windows},
+    "guided": {"Relu": guided_relu},
+}
 
 
 def rule_table(*names: str) -> dict[str, Rule]:
@@ -41,8 +45,10 @@ def check_node(info, node, wants: Callable[[str], bool]) -> list[str]:
     if node.domain not in ("", "ai.onnx"):
         return [f"op from non-standard domain {node.domain!r}"]
     if node.op_type in CONTROL_FLOW:
-        return ["control flow is not supported (export the model with the branch resolved, e.g. by "
-                "tracing instead of scripting)"]
+        return [
+            "control flow is not supported (export the model with the branch resolved, e.g. by "
+            "tracing instead of scripting)"
+        ]
     if node.op_type not in RULES:
         return ["no VJP rule"]
     check = CHECKS.get(node.op_type)

@@ -7,15 +7,18 @@ input is worked out here once for Conv, AveragePool and friends: with exact pads
 sizes are static, and otherwise sized at run time from the forward tensor (``Slice`` to
 ``Shape(x)``), so one rewritten file serves every input size.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from ...errors import ModelError
 from ..emitter import Emitter
 from ..info import GraphInfo, attr
 
@@ -60,6 +63,14 @@ def const_input(e_or_info, node: onnx.NodeProto, index: int) -> np.ndarray | Non
     return info.const_value(node.input[index])
 
 
+def known_reduce_axes(info: GraphInfo, node: onnx.NodeProto) -> list[int]:
+    """:func:`reduce_axes` where a rule needs them (its check has made sure they are known)."""
+    axes = reduce_axes(info, node)
+    if axes is None:
+        raise ModelError(f"the axes of {node.op_type} {node.name!r} are not known before run time")
+    return axes
+
+
 def reduce_axes(info: GraphInfo, node: onnx.NodeProto) -> list[int] | None:
     """The normalized axes a Reduce* node reduces over, or None when they are not known statically.
 
@@ -85,7 +96,7 @@ def spread_mean(e: Emitter, dy_kept: str, x: str, y: str) -> str:
     full = e.op("Expand", [dy_kept, e.op("Shape", [x])])
     xs, ys = e.info.static_shape(x), e.info.static_shape(y)
     if xs is not None and ys is not None:
-        count = e.scalar(float(np.prod(xs)) / float(max(np.prod(ys), 1)), like=x)
+        count = e.scalar(float(np.prod(xs)) / max(float(np.prod(ys)), 1.0), like=x)
     else:
         count = e.cast_like(e.op("Div", [e.op("Size", [x]), e.op("Size", [y])]), x)
     return e.op("Div", [full, count])
@@ -102,6 +113,7 @@ def spread_extreme(e: Emitter, dy_kept: str, x: str, y_kept: str, axes: Sequence
 class Geometry:
     """A convolution's or pooling window's spatial parameters; a begin/end pad is None when it
     depends on an input size not known before run time (``auto_pad`` SAME with stride > 1)."""
+
     kernel: list[int]
     strides: list[int]
     dilations: list[int]
@@ -117,6 +129,12 @@ class Geometry:
     def static_pads(self) -> bool:
         return None not in self.pads_begin and None not in self.pads_end
 
+    def known_pads(self) -> tuple[list[int], list[int]]:
+        """The begin and end pads, where the caller has checked :attr:`static_pads`."""
+        if not self.static_pads:
+            raise ValueError("the pads depend on the input size")
+        return [int(p or 0) for p in self.pads_begin], [int(p or 0) for p in self.pads_end]
+
 
 def geometry(info: GraphInfo, node: onnx.NodeProto, kernel: list[int]) -> Geometry:
     """Resolve strides, dilations and pads (``auto_pad`` included) of a Conv or pooling node."""
@@ -131,7 +149,9 @@ def geometry(info: GraphInfo, node: onnx.NodeProto, kernel: list[int]) -> Geomet
     elif auto_pad in ("SAME_UPPER", "SAME_LOWER"):
         size = list((info.shape(node.input[0]) or [None] * (nd + 2))[2:])
         for i, (n, s, k) in enumerate(zip(size, geo.strides, geo.effective_kernel)):
-            total = k - 1 if s == 1 else (max(0, (-(-n // s) - 1) * s + k - n) if isinstance(n, int) else None)
+            total = (
+                k - 1 if s == 1 else (max(0, (-(-n // s) - 1) * s + k - n) if isinstance(n, int) else None)
+            )
             small, big = (total // 2, total - total // 2) if total is not None else (None, None)
             geo.pads_begin[i], geo.pads_end[i] = (small, big) if auto_pad == "SAME_UPPER" else (big, small)
     return geo
@@ -144,7 +164,7 @@ def transpose_pads(in_size: list[int], out_size: list[int], geo: Geometry) -> tu
     smallest non-negative ``pe`` or ``op`` (``op < s`` always holds since ``out`` was floored).
     """
     ends, extra = [], []
-    for n, o, s, k, pb in zip(in_size, out_size, geo.strides, geo.effective_kernel, geo.pads_begin):
+    for n, o, s, k, pb in zip(in_size, out_size, geo.strides, geo.effective_kernel, geo.known_pads()[0]):
         surplus = (o - 1) * s + k - pb - n
         ends.append(max(surplus, 0))
         extra.append(max(-surplus, 0))
@@ -159,15 +179,27 @@ def transpose_to_input(e: Emitter, dy: str, w: str, geo: Geometry, group: int, x
     begin pads (computed at run time for SAME padding) to ``Shape(x)``.
     """
     nd = len(geo.kernel)
-    common = dict(group=group, strides=geo.strides, dilations=geo.dilations, kernel_shape=geo.kernel)
+    common: dict[str, Any] = dict(
+        group=group, strides=geo.strides, dilations=geo.dilations, kernel_shape=geo.kernel
+    )
     in_size, out_size = _static_spatial(e, x), _static_spatial(e, y)
     if in_size and out_size and geo.static_pads:
         ends, extra = transpose_pads(in_size, out_size, geo)
-        return e.op("ConvTranspose", [dy, w], pads=geo.pads_begin + ends,
-                    output_padding=extra if any(extra) else None, **common)
+        return e.op(
+            "ConvTranspose",
+            [dy, w],
+            pads=geo.pads_begin + ends,
+            output_padding=extra if any(extra) else None,
+            **common,
+        )
     known_begin = None not in geo.pads_begin
-    full = e.op("ConvTranspose", [dy, w], pads=(geo.pads_begin if known_begin else [0] * nd) + [0] * nd,
-                output_padding=[s - 1 for s in geo.strides] if max(geo.strides) > 1 else None, **common)
+    full = e.op(
+        "ConvTranspose",
+        [dy, w],
+        pads=(geo.pads_begin if known_begin else [0] * nd) + [0] * nd,
+        output_padding=[s - 1 for s in geo.strides] if max(geo.strides) > 1 else None,
+        **common,
+    )
     starts = e.ints([0] * nd) if known_begin else _begin_pads(e, geo, x, y)
     size = e.op("Slice", [e.op("Shape", [x]), e.ints([2]), e.ints([2 + nd])])
     return e.op("Slice", [full, starts, e.op("Add", [starts, size]), e.ints(range(2, 2 + nd))])
@@ -175,7 +207,11 @@ def transpose_to_input(e: Emitter, dy: str, w: str, geo: Geometry, group: int, x
 
 def _static_spatial(e: Emitter, name: str) -> list[int] | None:
     shape = e.info.shape(name)
-    return list(shape[2:]) if shape is not None and all(isinstance(d, int) for d in shape[2:]) else None
+    return (
+        [d for d in shape[2:] if isinstance(d, int)]
+        if shape is not None and all(isinstance(d, int) for d in shape[2:])
+        else None
+    )
 
 
 def _begin_pads(e: Emitter, geo: Geometry, x: str, y: str) -> str:
@@ -206,8 +242,12 @@ def scatter_to(e: Emitter, x: str, idx: str, values: str, add: bool) -> str:
         updates = e.op("Cast", [updates], to=onnx.TensorProto.FLOAT)
     fill = numpy_helper.from_array(np.zeros(1, np.float32)) if island else e.zero_fill(x)
     zeros = e.op("ConstantOfShape", [e.op("Reshape", [e.op("Size", [x]), e.ints([1])])], value=fill)
-    dx = e.op("ScatterElements", [zeros, e.op("Reshape", [idx, flat]), updates], axis=0,
-              reduction="add" if add else None)
+    dx = e.op(
+        "ScatterElements",
+        [zeros, e.op("Reshape", [idx, flat]), updates],
+        axis=0,
+        reduction="add" if add else None,
+    )
     if island:
         dx = e.cast_like(dx, x)
     return e.op("Reshape", [dx, e.op("Shape", [x])])

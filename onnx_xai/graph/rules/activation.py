@@ -3,6 +3,7 @@
 Masks are lowered as ``Mul(dy, Cast(Greater(...)))``: measured 8.5x faster on onnxruntime CPU than
 ``Where`` on a 256x56x56 tensor (docs/architecture.md, "Lowerings chosen by measurement").
 """
+
 from __future__ import annotations
 
 import math
@@ -38,8 +39,7 @@ def leaky_relu(e: Emitter, node, g_out):
     return _scaled(e, node, g_out, slope)
 
 
-@vjp("PRelu", check=lambda info, node, wants: ["slope depends on the input"] if wants(node.input[1])
-     else [])
+@vjp("PRelu", check=lambda info, node, wants: ["slope depends on the input"] if wants(node.input[1]) else [])
 def prelu(e: Emitter, node, g_out):
     """PRelu: dx = dy * (slope + (1 - slope) [x > 0]); the slope is a weight and gets none."""
     x, slope = node.input
@@ -53,8 +53,13 @@ def _exp_linear(e: Emitter, node, g_out, gain: float, neg_offset: float) -> tupl
     x, y = node.input[0], node.output[0]
     pos = _mask(e, "Greater", x, e.scalar(0.0, like=x), x)
     neg = e.op("Sub", [e.scalar(1.0, like=x), pos])
-    slope = e.op("Add", [e.op("Mul", [pos, e.scalar(gain, like=x)]),
-                         e.op("Mul", [neg, e.op("Add", [y, e.scalar(neg_offset, like=x)])])])
+    slope = e.op(
+        "Add",
+        [
+            e.op("Mul", [pos, e.scalar(gain, like=x)]),
+            e.op("Mul", [neg, e.op("Add", [y, e.scalar(neg_offset, like=x)])]),
+        ],
+    )
     return _scaled(e, node, g_out, slope)
 
 
@@ -76,14 +81,18 @@ def _clip_bounds(e: Emitter, node) -> tuple[str | None, str | None]:
     x = node.input[0]
     if e.opset < 11:
         lo, hi = attr(node, "min"), attr(node, "max")
-        return (e.scalar(lo, like=x) if lo is not None else None,
-                e.scalar(hi, like=x) if hi is not None else None)
+        return (
+            e.scalar(lo, like=x) if lo is not None else None,
+            e.scalar(hi, like=x) if hi is not None else None,
+        )
     names = list(node.input[1:3]) + [""] * 2
     return (names[0] or None, names[1] or None)
 
 
-@vjp("Clip", check=lambda info, node, wants: [
-    "bound depends on the input" for b in node.input[1:] if b and wants(b)])
+@vjp(
+    "Clip",
+    check=lambda info, node, wants: ["bound depends on the input" for b in node.input[1:] if b and wants(b)],
+)
 def clip(e: Emitter, node, g_out):
     """Clip: dx = dy * [min < y < max] (open interval, as torch's hardtanh/ReLU6).
 
@@ -111,8 +120,9 @@ def sigmoid(e: Emitter, node, g_out):
 def hard_sigmoid(e: Emitter, node, g_out):
     """HardSigmoid: dx = dy * alpha * [0 < y < 1]."""
     y, alpha = node.output[0], attr(node, "alpha", 0.2)
-    inside = e.op("And", [e.op("Greater", [y, e.scalar(0.0, like=y)]),
-                          e.op("Less", [y, e.scalar(1.0, like=y)])])
+    inside = e.op(
+        "And", [e.op("Greater", [y, e.scalar(0.0, like=y)]), e.op("Less", [y, e.scalar(1.0, like=y)])]
+    )
     return _scaled(e, node, g_out, e.op("Mul", [e.cast_like(inside, y), e.scalar(alpha, like=y)]))
 
 
@@ -150,18 +160,37 @@ def mish(e: Emitter, node, g_out):
     return _scaled(e, node, g_out, e.op("Add", [t, rest]))
 
 
-@vjp("Gelu", check=lambda info, node, wants: [] if attr(node, "approximate", "none") in
-     ("none", "tanh") else [f"approximate={attr(node, 'approximate')!r}"])
+@vjp(
+    "Gelu",
+    check=lambda info, node, wants: (
+        []
+        if attr(node, "approximate", "none") in ("none", "tanh")
+        else [f"approximate={attr(node, 'approximate')!r}"]
+    ),
+)
 def gelu(e: Emitter, node, g_out):
     """Gelu: dx = dy * (Phi(x) + x phi(x)); the tanh approximation differentiated exactly."""
     x = node.input[0]
     if attr(node, "approximate", "none") == "tanh":
         return _scaled(e, node, g_out, _gelu_tanh_slope(e, x))
     half = e.scalar(0.5, like=x)
-    cdf = e.op("Mul", [half, e.op("Add", [e.scalar(1.0, like=x),
-                                          e.op("Erf", [e.op("Mul", [x, e.scalar(math.sqrt(0.5), like=x)])])])])
-    pdf = e.op("Mul", [e.op("Exp", [e.op("Mul", [e.op("Mul", [x, x]), e.scalar(-0.5, like=x)])]),
-                       e.scalar(1.0 / math.sqrt(2.0 * math.pi), like=x)])
+    cdf = e.op(
+        "Mul",
+        [
+            half,
+            e.op(
+                "Add",
+                [e.scalar(1.0, like=x), e.op("Erf", [e.op("Mul", [x, e.scalar(math.sqrt(0.5), like=x)])])],
+            ),
+        ],
+    )
+    pdf = e.op(
+        "Mul",
+        [
+            e.op("Exp", [e.op("Mul", [e.op("Mul", [x, x]), e.scalar(-0.5, like=x)])]),
+            e.scalar(1.0 / math.sqrt(2.0 * math.pi), like=x),
+        ],
+    )
     return _scaled(e, node, g_out, e.op("Add", [cdf, e.op("Mul", [x, pdf])]))
 
 
@@ -169,20 +198,32 @@ def _gelu_tanh_slope(e: Emitter, x: str) -> str:
     """d/dx of 0.5 x (1 + tanh(u)), u = sqrt(2/pi) (x + 0.044715 x^3)."""
     c, k = math.sqrt(2.0 / math.pi), 0.044715
     x2 = e.op("Mul", [x, x])
-    u = e.op("Mul", [e.scalar(c, like=x), e.op("Add", [x, e.op("Mul", [e.scalar(k, like=x),
-                                                                        e.op("Mul", [x2, x])])])])
+    u = e.op(
+        "Mul",
+        [e.scalar(c, like=x), e.op("Add", [x, e.op("Mul", [e.scalar(k, like=x), e.op("Mul", [x2, x])])])],
+    )
     t = e.op("Tanh", [u])
-    du = e.op("Mul", [e.scalar(c, like=x), e.op("Add", [e.scalar(1.0, like=x),
-                                                         e.op("Mul", [e.scalar(3 * k, like=x), x2])])])
+    du = e.op(
+        "Mul",
+        [
+            e.scalar(c, like=x),
+            e.op("Add", [e.scalar(1.0, like=x), e.op("Mul", [e.scalar(3 * k, like=x), x2])]),
+        ],
+    )
     sech2 = e.op("Sub", [e.scalar(1.0, like=x), e.op("Mul", [t, t])])
     half = e.scalar(0.5, like=x)
-    return e.op("Add", [e.op("Mul", [half, e.op("Add", [e.scalar(1.0, like=x), t])]),
-                        e.op("Mul", [e.op("Mul", [half, x]), e.op("Mul", [sech2, du])])])
+    return e.op(
+        "Add",
+        [
+            e.op("Mul", [half, e.op("Add", [e.scalar(1.0, like=x), t])]),
+            e.op("Mul", [e.op("Mul", [half, x]), e.op("Mul", [sech2, du])]),
+        ],
+    )
 
 
 def _softmax_axes(e: Emitter, node) -> list[int]:
     """The axes a (Log)Softmax normalizes over: one axis from opset 13, a flattened tail before."""
-    rank = e.info.rank(node.input[0])
+    rank = e.info.known_rank(node.input[0])
     if e.opset >= 13:
         return norm_axes([attr(node, "axis", -1)], rank)
     start = norm_axes([attr(node, "axis", 1)], rank)[0]
@@ -207,4 +248,3 @@ def log_softmax(e: Emitter, node, g_out):
     (dy,), y = g_out, node.output[0]
     total = e.reduce("ReduceSum", dy, _softmax_axes(e, node))
     return (e.op("Sub", [dy, e.op("Mul", [e.op("Exp", [y]), total])]),)
-

@@ -1,4 +1,5 @@
 """VJP rules of elementwise arithmetic and math ops (numpy broadcasting undone by ``unbroadcast``)."""
+
 from __future__ import annotations
 
 import math
@@ -10,8 +11,10 @@ from ._shared import broadcast_check, unbroadcast
 
 def _each(e: Emitter, node, grads) -> tuple:
     """Per-input cotangents ``grads[i]``, unbroadcast to input i; None where not wanted."""
-    return tuple(unbroadcast(e, g, x, node.output[0]) if g is not None and e.wants(x) else None
-                 for x, g in zip(node.input, grads))
+    return tuple(
+        unbroadcast(e, g, x, node.output[0]) if g is not None and e.wants(x) else None
+        for x, g in zip(node.input, grads)
+    )
 
 
 @vjp("Add", "Sum", check=broadcast_check)
@@ -32,8 +35,9 @@ def sub(e: Emitter, node, g_out):
 def mul(e: Emitter, node, g_out):
     """Mul: da = dy * b, db = dy * a."""
     (dy,), (a, b) = g_out, node.input
-    return _each(e, node, [e.op("Mul", [dy, b]) if e.wants(a) else None,
-                           e.op("Mul", [dy, a]) if e.wants(b) else None])
+    return _each(
+        e, node, [e.op("Mul", [dy, b]) if e.wants(a) else None, e.op("Mul", [dy, a]) if e.wants(b) else None]
+    )
 
 
 @vjp("Div", check=broadcast_check)
@@ -59,8 +63,9 @@ def max_min(e: Emitter, node, g_out):
     masks = [e.cast_like(e.op("Equal", [x, y]), y) for x in node.input]
     ties = masks[0] if len(masks) == 1 else e.op("Sum", masks)
     share = e.op("Div", [g_out[0], ties])
-    return _each(e, node, [e.op("Mul", [share, m]) if e.wants(x) else None
-                           for x, m in zip(node.input, masks)])
+    return _each(
+        e, node, [e.op("Mul", [share, m]) if e.wants(x) else None for x, m in zip(node.input, masks)]
+    )
 
 
 @vjp("Where", check=broadcast_check)
@@ -68,12 +73,24 @@ def where(e: Emitter, node, g_out):
     """Where: dx = dy where cond, dy_else = dy where not cond."""
     (dy,), (cond, a, b) = g_out, node.input
     zero = e.scalar(0.0, like=node.output[0])
-    return _each(e, node, [None, e.op("Where", [cond, dy, zero]) if e.wants(a) else None,
-                           e.op("Where", [cond, zero, dy]) if e.wants(b) else None])
+    return _each(
+        e,
+        node,
+        [
+            None,
+            e.op("Where", [cond, dy, zero]) if e.wants(a) else None,
+            e.op("Where", [cond, zero, dy]) if e.wants(b) else None,
+        ],
+    )
 
 
-@vjp("Pow", check=lambda info, node, wants: broadcast_check(info, node, wants) + (
-    ["exponent depends on the input"] if wants(node.input[1]) else []))
+@vjp(
+    "Pow",
+    check=lambda info, node, wants: (
+        broadcast_check(info, node, wants)
+        + (["exponent depends on the input"] if wants(node.input[1]) else [])
+    ),
+)
 def pow_(e: Emitter, node, g_out):
     """Pow (constant exponent p): dx = dy * p * x^(p-1)."""
     (dy,), (x, p) = g_out, node.input
@@ -145,9 +162,27 @@ def cast(e: Emitter, node, g_out):
     return (e.cast_like(g_out[0], x) if e.info.is_float(x) else None,)
 
 
-@vjp("Floor", "Ceil", "Round", "Sign", "Shape", "Size", "Constant", "ConstantOfShape", "Range",
-     "ArgMax", "ArgMin", "Equal", "Greater", "Less", "GreaterOrEqual", "LessOrEqual", "Not", "And",
-     "Or")
+@vjp(
+    "Floor",
+    "Ceil",
+    "Round",
+    "Sign",
+    "Shape",
+    "Size",
+    "Constant",
+    "ConstantOfShape",
+    "Range",
+    "ArgMax",
+    "ArgMin",
+    "Equal",
+    "Greater",
+    "Less",
+    "GreaterOrEqual",
+    "LessOrEqual",
+    "Not",
+    "And",
+    "Or",
+)
 def no_gradient(e: Emitter, node, g_out):
     """Piecewise-constant and shape-only ops: no gradient flows (zero almost everywhere)."""
     return (None,) * len(node.input)

@@ -6,6 +6,7 @@ so ReLU6/Clip and the other activations keep their ordinary rules here too). The
 table as an argument (:func:`onnx_xai.graph.rules.rule_table` with ``"guided"``); the
 registry keeps the true gradient's rules.
 """
+
 from __future__ import annotations
 
 from ..emitter import Emitter

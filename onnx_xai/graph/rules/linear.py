@@ -1,4 +1,5 @@
 """VJP rules of matrix products: MatMul, Gemm and two-operand Einsum."""
+
 from __future__ import annotations
 
 from ..emitter import Emitter
@@ -8,7 +9,7 @@ from ._shared import unbroadcast
 
 
 def _swap_last_two(e: Emitter, x: str) -> str:
-    rank = e.info.rank(x)
+    rank = e.info.known_rank(x)
     perm = list(range(rank - 2)) + [rank - 1, rank - 2]
     return e.op("Transpose", [x], perm=perm)
 
@@ -32,8 +33,14 @@ def matmul(e: Emitter, node, g_out):
     return da, db
 
 
-@vjp("Gemm", check=lambda info, node, wants: [] if len(node.input) < 3 or not wants(node.input[2])
-     or info.rank(node.input[2]) is not None else ["unknown rank of C"])
+@vjp(
+    "Gemm",
+    check=lambda info, node, wants: (
+        []
+        if len(node.input) < 3 or not wants(node.input[2]) or info.rank(node.input[2]) is not None
+        else ["unknown rank of C"]
+    ),
+)
 def gemm(e: Emitter, node, g_out):
     """Gemm: y = alpha a' b' + beta c; da = alpha dy b'^T (transposed back), db likewise, dc = beta dy."""
     (dy,), y = g_out, node.output[0]
@@ -43,11 +50,17 @@ def gemm(e: Emitter, node, g_out):
     ta, tb = attr(node, "transA", 0), attr(node, "transB", 0)
     da = db = dc = None
     if e.wants(a):
-        da = (e.op("Gemm", [b, dy], alpha=alpha, transA=tb, transB=1) if ta
-              else e.op("Gemm", [dy, b], alpha=alpha, transB=1 - tb))
+        da = (
+            e.op("Gemm", [b, dy], alpha=alpha, transA=tb, transB=1)
+            if ta
+            else e.op("Gemm", [dy, b], alpha=alpha, transB=1 - tb)
+        )
     if e.wants(b):
-        db = (e.op("Gemm", [dy, a], alpha=alpha, transA=1, transB=ta) if tb
-              else e.op("Gemm", [a, dy], alpha=alpha, transA=1 - ta))
+        db = (
+            e.op("Gemm", [dy, a], alpha=alpha, transA=1, transB=ta)
+            if tb
+            else e.op("Gemm", [a, dy], alpha=alpha, transA=1 - ta)
+        )
     if c and e.wants(c):
         scaled = e.op("Mul", [dy, e.scalar(beta, like=y)]) if beta != 1.0 else dy
         dc = unbroadcast(e, scaled, c, y)

@@ -9,6 +9,7 @@ window's maximum and no earlier tap does (``CumSum`` keeps the first, as the Ind
 and torch do); the grouped ConvTranspose of those one-hot kernels lays every tap back on the input.
 Padding given as ``auto_pad`` SAME with a size known only at run time keeps the registered rule.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -30,12 +31,18 @@ def max_pool_by_windows(e: Emitter, node, g_out):
     if not geo.static_pads or shape is None or not isinstance(shape[1], int):
         return max_pool(e, node, g_out)
     channels, taps = shape[1], int(np.prod(kernel))
-    one_hot = np.tile(np.eye(taps, dtype=e.np_dtype(x)).reshape([taps, 1] + kernel), [channels, 1] + [1] * len(kernel))
+    one_hot = np.tile(
+        np.eye(taps, dtype=e.np_dtype(x)).reshape([taps, 1] + kernel), [channels, 1] + [1] * len(kernel)
+    )
     weights = e.const(one_hot)  # [C * taps, 1, *kernel]: tap t of channel c is output channel c * taps + t
     windows = _unfold(e, node, x, y, weights, geo, channels)
     grouped = e.ints([0, channels, taps, -1])
-    hits = e.op("Equal", [e.op("Reshape", [windows, grouped]), e.op("Reshape", [y, e.ints([0, channels, 1, -1])])])
-    count = e.op("CumSum", [e.op("Cast", [hits], to=FLOAT), e.const(np.array(2, np.int64))])  # float32: no fp16 kernel
+    hits = e.op(
+        "Equal", [e.op("Reshape", [windows, grouped]), e.op("Reshape", [y, e.ints([0, channels, 1, -1])])]
+    )
+    count = e.op(
+        "CumSum", [e.op("Cast", [hits], to=FLOAT), e.const(np.array(2, np.int64))]
+    )  # float32: no fp16 kernel
     first = e.op("And", [hits, e.op("Equal", [count, e.const(np.array(1.0, np.float32))])])
     routed = e.op("Mul", [e.cast_like(first, x), e.op("Reshape", [g_out[0], e.ints([0, channels, 1, -1])])])
     spread = e.op("Reshape", [routed, e.op("Shape", [windows])])
@@ -50,8 +57,14 @@ def _unfold(e: Emitter, node, x: str, y: str, weights: str, geo, channels: int) 
     pads = [0, 0] + geo.pads_begin + [0, 0] + [p + m for p, m in zip(geo.pads_end, extra)]
     lowest = e.scalar(float(np.finfo(e.np_dtype(x)).min), like=x)
     padded = e.op("Pad", [x, e.ints(pads), lowest]) if any(pads) else x
-    windows = e.op("Conv", [padded, weights], group=channels, strides=geo.strides, dilations=geo.dilations,
-                   kernel_shape=geo.kernel)
+    windows = e.op(
+        "Conv",
+        [padded, weights],
+        group=channels,
+        strides=geo.strides,
+        dilations=geo.dilations,
+        kernel_shape=geo.kernel,
+    )
     if not any(extra):
         return windows
     size = e.op("Slice", [e.op("Shape", [y]), e.ints([2]), e.ints([2 + nd])])

@@ -6,6 +6,7 @@ BatchNormalization in inference is a per-channel affine map, so its input gradie
 layer normalization normalize with statistics of the sample itself; their backward is the usual
 ``(g - mean(g) - x_hat mean(g x_hat)) / sigma`` with ``g = dy * scale``, written once below.
 """
+
 from __future__ import annotations
 
 from ..emitter import Emitter
@@ -15,8 +16,11 @@ from ._shared import norm_axes
 
 
 def _weights_check(info, node, wants) -> list[str]:
-    problems = [f"input {name!r} (a weight or statistic) depends on the input"
-                for name in node.input[1:] if name and wants(name)]
+    problems = [
+        f"input {name!r} (a weight or statistic) depends on the input"
+        for name in node.input[1:]
+        if name and wants(name)
+    ]
     if attr(node, "training_mode", 0):
         problems.append("training_mode=1")
     if info.rank(node.input[0]) is None:
@@ -35,7 +39,7 @@ def batch_norm(e: Emitter, node, g_out):
     dy, (x, scale, _, _, var) = g_out[0], node.input[:5]
     eps = e.scalar(attr(node, "epsilon", 1e-5), like=x)
     gain = e.op("Div", [scale, e.op("Sqrt", [e.op("Add", [var, eps])])])
-    return (e.op("Mul", [dy, _per_channel(e, gain, e.info.rank(x))]),) + (None,) * 4
+    return (e.op("Mul", [dy, _per_channel(e, gain, e.info.known_rank(x))]),) + (None,) * 4
 
 
 def normalized_backward(e: Emitter, x: str, g: str, axes: list[int], eps: float) -> str:
@@ -54,7 +58,7 @@ def normalized_backward(e: Emitter, x: str, g: str, axes: list[int], eps: float)
 def instance_norm(e: Emitter, node, g_out):
     """InstanceNormalization: dx = normalized_backward(dy * scale) over the spatial axes."""
     x, scale = node.input[:2]
-    rank = e.info.rank(x)
+    rank = e.info.known_rank(x)
     g = e.op("Mul", [g_out[0], _per_channel(e, scale, rank)])
     dx = normalized_backward(e, x, g, list(range(2, rank)), attr(node, "epsilon", 1e-5))
     return (dx, None, None)
@@ -64,7 +68,7 @@ def instance_norm(e: Emitter, node, g_out):
 def layer_norm(e: Emitter, node, g_out):
     """LayerNormalization: dx = normalized_backward(dy * scale) over axes [axis, rank)."""
     x, scale = node.input[:2]
-    rank = e.info.rank(x)
+    rank = e.info.known_rank(x)
     start = norm_axes([attr(node, "axis", -1)], rank)[0]
     g = e.op("Mul", [g_out[0], scale])
     dx = normalized_backward(e, x, g, list(range(start, rank)), attr(node, "epsilon", 1e-5))

@@ -11,12 +11,13 @@ read from the runtime's own AveragePool of ones so that count_include_pad and ce
 whatever convention the runtime uses; with sizes known only at run time, the ones and the real
 counts per window are computed in-graph from the input's shape.
 """
+
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 import numpy as np
-
 from onnx import numpy_helper
 
 from ..emitter import Emitter
@@ -38,7 +39,7 @@ def _pool_check(info, node, wants) -> list[str]:
 def _maxpool_indices(e: Emitter, node) -> str:
     """Indices of the forward MaxPool, from a twin node (the forward node is left untouched)."""
     keep = {a.name: attr(node, a.name) for a in node.attribute if a.name != "storage_order"}
-    return e.op("MaxPool", [node.input[0]], n_out=2, **keep)[1]
+    return e.op_outputs("MaxPool", [node.input[0]], 2, **keep)[1]
 
 
 @vjp("MaxPool", check=_pool_check)
@@ -48,8 +49,10 @@ def max_pool(e: Emitter, node, g_out):
     idx = _maxpool_indices(e, node)
     if e.opset >= 16:
         return (scatter_to(e, x, idx, dy, add=True),)
-    parts = [scatter_to(e, x, part_idx, part_dy, add=False)
-             for part_dy, part_idx in _window_groups(e, node, dy, idx)]
+    parts = [
+        scatter_to(e, x, part_idx, part_dy, add=False)
+        for part_dy, part_idx in _window_groups(e, node, dy, idx)
+    ]
     return (parts[0] if len(parts) == 1 else e.op("Sum", parts),)
 
 
@@ -72,8 +75,7 @@ def _window_groups(e: Emitter, node, dy: str, idx: str):
 def _real_counts(in_size, out_size, geo: Geometry) -> np.ndarray:
     """Per output position, how many real (non-padding) input elements its window covers."""
     per_axis = []
-    for n, o, s, k, d, pb in zip(in_size, out_size, geo.strides, geo.kernel, geo.dilations,
-                                 geo.pads_begin):
+    for n, o, s, k, d, pb in zip(in_size, out_size, geo.strides, geo.kernel, geo.dilations, geo.pads_begin):
         taps = np.arange(o)[:, None] * s - pb + np.arange(k)[None, :] * d
         per_axis.append(((taps >= 0) & (taps < n)).sum(axis=1))
     counts = per_axis[0]
@@ -87,7 +89,7 @@ def average_pool(e: Emitter, node, g_out):
     """AveragePool: dx = ConvTranspose(dy / divisor, ones, group=C) with the runtime's divisors."""
     dy, x, y = g_out[0], node.input[0], node.output[0]
     kernel = attr(node, "kernel_shape")
-    geo, channels = geometry(e.info, node, kernel), e.info.shape(x)[1]
+    geo, channels = geometry(e.info, node, kernel), e.info.static_dim(x, 1)
     ones = e.const(np.ones([channels, 1] + kernel, dtype=e.np_dtype(x)))
     scaled = e.op("Mul", [dy, _inverse_divisors(e, node, geo, x, y)])
     return (transpose_to_input(e, scaled, ones, geo, channels, x, y),)
@@ -96,7 +98,7 @@ def average_pool(e: Emitter, node, g_out):
 def _inverse_divisors(e: Emitter, node, geo: Geometry, x: str, y: str) -> str:
     """1 / divisor per output position, [1, 1, *out]: the runtime's AveragePool of ones (real count
     / divisor, whatever its count_include_pad and ceil_mode conventions) over the real count."""
-    shape_x, shape_y = e.info.shape(x), e.info.shape(y)
+    shape_x, shape_y = e.info.known_shape(x), e.info.shape(y)
     in_size, out_size = list(shape_x[2:]), list(shape_y[2:]) if shape_y is not None else None
     dtype = e.np_dtype(x)
     if all(isinstance(d, int) for d in in_size + (out_size or [None])) and geo.static_pads:
@@ -104,8 +106,11 @@ def _inverse_divisors(e: Emitter, node, geo: Geometry, x: str, y: str) -> str:
         counts = e.const(np.maximum(_real_counts(in_size, out_size, geo), 1).astype(dtype)[None, None])
     else:
         spatial = e.op("Slice", [e.op("Shape", [x]), e.ints([2]), e.ints([2 + len(in_size)])])
-        ones_in = e.op("ConstantOfShape", [e.op("Concat", [e.ints([1, 1]), spatial], axis=0)],
-                       value=numpy_helper.from_array(np.ones(1, dtype)))
+        ones_in = e.op(
+            "ConstantOfShape",
+            [e.op("Concat", [e.ints([1, 1]), spatial], axis=0)],
+            value=numpy_helper.from_array(np.ones(1, dtype)),
+        )
         counts = _counts_at_run_time(e, node, geo, ones_in, y)
     return e.op("Div", [e.op("AveragePool", [ones_in], **_attrs(node)), counts])
 
@@ -114,12 +119,13 @@ def _counts_at_run_time(e: Emitter, node, geo: Geometry, ones_in: str, y: str) -
     """How many real input elements each window covers, from a Conv of ones with the same window
     (zero padding counts nothing); ceil_mode's extra windows come from s - 1 more end padding."""
     nd, dtype = len(geo.kernel), e.np_dtype(node.input[0])
-    window = dict(strides=geo.strides, dilations=geo.dilations, kernel_shape=geo.kernel)
+    window: dict[str, Any] = dict(strides=geo.strides, dilations=geo.dilations, kernel_shape=geo.kernel)
     if geo.auto_pad in ("SAME_UPPER", "SAME_LOWER"):
         window["auto_pad"] = geo.auto_pad
     else:
         extra = [s - 1 for s in geo.strides] if attr(node, "ceil_mode", 0) else [0] * nd
-        window["pads"] = geo.pads_begin + [p + x for p, x in zip(geo.pads_end, extra)]
+        begin, end = geo.known_pads()
+        window["pads"] = begin + [p + x for p, x in zip(end, extra)]
     counts = e.op("Conv", [ones_in, e.const(np.ones([1, 1] + geo.kernel, dtype))], **window)
     size = e.op("Slice", [e.op("Shape", [y]), e.ints([2]), e.ints([2 + nd])])
     sliced = e.op("Slice", [counts, e.ints([0] * nd), size, e.ints(range(2, 2 + nd))])
@@ -136,10 +142,12 @@ def global_average_pool(e: Emitter, node, g_out):
     return (spread_mean(e, g_out[0], node.input[0], node.output[0]),)
 
 
-@vjp("GlobalMaxPool", check=lambda info, node, wants: [] if info.rank(node.input[0]) else
-     ["unknown input rank"])
+@vjp(
+    "GlobalMaxPool",
+    check=lambda info, node, wants: [] if info.rank(node.input[0]) else ["unknown input rank"],
+)
 def global_max_pool(e: Emitter, node, g_out):
     """GlobalMaxPool: dx = dy * [x == max] / #ties."""
     x = node.input[0]
-    axes = list(range(2, e.info.rank(x)))
+    axes = list(range(2, e.info.known_rank(x)))
     return (spread_extreme(e, g_out[0], x, node.output[0], axes),)

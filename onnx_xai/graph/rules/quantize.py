@@ -10,6 +10,7 @@ cotangent through, QuantizeLinear masks it to the range. Weights stored as integ
 DequantizeLinear are constants and get no gradient. This is an approximation of the quantized
 model's sensitivity, documented as such.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -19,17 +20,25 @@ from ..emitter import Emitter
 from ..info import GraphInfo, attr
 from ..registry import vjp
 
-RANGES = {onnx.TensorProto.UINT8: (0, 255), onnx.TensorProto.INT8: (-128, 127),
-          onnx.TensorProto.UINT16: (0, 65535), onnx.TensorProto.INT16: (-32768, 32767),
-          onnx.TensorProto.INT32: (-2**31, 2**31 - 1)}
+RANGES: dict[int, tuple[int, int]] = {
+    onnx.TensorProto.UINT8: (0, 255),
+    onnx.TensorProto.INT8: (-128, 127),
+    onnx.TensorProto.UINT16: (0, 65535),
+    onnx.TensorProto.INT16: (-32768, 32767),
+    onnx.TensorProto.INT32: (-(2**31), 2**31 - 1),
+}
 
 
 def _optional(node, index: int) -> str | None:
     return node.input[index] if len(node.input) > index and node.input[index] else None
 
 
-@vjp("DequantizeLinear", check=lambda info, node, wants: [
-    "scale or zero point depends on the input" for n in node.input[1:] if n and wants(n)])
+@vjp(
+    "DequantizeLinear",
+    check=lambda info, node, wants: [
+        "scale or zero point depends on the input" for n in node.input[1:] if n and wants(n)
+    ],
+)
 def dequantize_linear(e: Emitter, node, g_out):
     """DequantizeLinear: dq = dy (a quantized tensor's cotangent is kept in dequantized units)."""
     return (g_out[0],) + (None,) * (len(node.input) - 1)
@@ -49,7 +58,7 @@ def _along_axis(e: Emitter, node, value: str) -> str:
     shape = e.info.shape(value)
     if not shape or shape == (1,):
         return value
-    rank = e.info.rank(node.input[0])
+    rank = e.info.known_rank(node.input[0])
     axis = attr(node, "axis", 1) % rank
     return e.op("Reshape", [value, e.ints([-1] + [1] * (rank - axis - 1))])
 
@@ -63,6 +72,11 @@ def quantize_linear(e: Emitter, node, g_out):
         grid = e.op("Add", [grid, e.cast_like(_along_axis(e, node, zero), x)])
     low, high = RANGES[e.info.dtype(node.output[0])]
     dtype = e.np_dtype(x)
-    inside = e.op("And", [e.op("Not", [e.op("Less", [grid, e.const(np.array(low, dtype))])]),
-                          e.op("Not", [e.op("Greater", [grid, e.const(np.array(high, dtype))])])])
+    inside = e.op(
+        "And",
+        [
+            e.op("Not", [e.op("Less", [grid, e.const(np.array(low, dtype))])]),
+            e.op("Not", [e.op("Greater", [grid, e.const(np.array(high, dtype))])]),
+        ],
+    )
     return (e.op("Mul", [g_out[0], e.cast_like(inside, x)]),) + (None,) * (len(node.input) - 1)

@@ -3,12 +3,13 @@
 Every rule first restores the reduced axes of the cotangent (``keepdims``), then broadcasts it back
 over the input with the op's own local derivative.
 """
+
 from __future__ import annotations
 
 from ..emitter import Emitter
 from ..info import attr
 from ..registry import vjp
-from ._shared import reduce_axes, spread_extreme, spread_mean
+from ._shared import known_reduce_axes, reduce_axes, spread_extreme, spread_mean
 
 
 def _reduce_check(info, node, wants) -> list[str]:
@@ -36,22 +37,26 @@ def reduce_sum(e: Emitter, node, g_out):
     """ReduceSum: dx = broadcast(dy)."""
     x = node.input[0]
     return _identity_if_noop(e, node, g_out) or _result(
-        node, e.op("Expand", [_kept(e, node, g_out[0]), e.op("Shape", [x])]))
+        node, e.op("Expand", [_kept(e, node, g_out[0]), e.op("Shape", [x])])
+    )
 
 
 @vjp("ReduceMean", check=_reduce_check)
 def reduce_mean(e: Emitter, node, g_out):
     """ReduceMean: dx = broadcast(dy) / count."""
     return _identity_if_noop(e, node, g_out) or _result(
-        node, spread_mean(e, _kept(e, node, g_out[0]), node.input[0], node.output[0]))
+        node, spread_mean(e, _kept(e, node, g_out[0]), node.input[0], node.output[0])
+    )
 
 
 @vjp("ReduceMax", "ReduceMin", check=_reduce_check)
 def reduce_extreme(e: Emitter, node, g_out):
     """ReduceMax/ReduceMin: dx = dy * [x == y] / #ties (ties share, as torch's amax)."""
     x, y = node.input[0], node.output[0]
-    return _identity_if_noop(e, node, g_out) or _result(node, spread_extreme(
-        e, _kept(e, node, g_out[0]), x, _kept(e, node, y), reduce_axes(e.info, node)))
+    return _identity_if_noop(e, node, g_out) or _result(
+        node,
+        spread_extreme(e, _kept(e, node, g_out[0]), x, _kept(e, node, y), known_reduce_axes(e.info, node)),
+    )
 
 
 def _broadcast(e: Emitter, node, g_out) -> str:
@@ -64,14 +69,16 @@ def reduce_l2(e: Emitter, node, g_out):
     x = node.input[0]
     norm = e.op("Max", [_kept(e, node, node.output[0]), e.scalar(1e-30, like=x)])
     return _identity_if_noop(e, node, g_out) or _result(
-        node, e.op("Mul", [_broadcast(e, node, g_out), e.op("Div", [x, norm])]))
+        node, e.op("Mul", [_broadcast(e, node, g_out), e.op("Div", [x, norm])])
+    )
 
 
 @vjp("ReduceL1", check=_reduce_check)
 def reduce_l1(e: Emitter, node, g_out):
     """ReduceL1: dx = dy * sign(x)."""
     return _identity_if_noop(e, node, g_out) or _result(
-        node, e.op("Mul", [_broadcast(e, node, g_out), e.op("Sign", [node.input[0]])]))
+        node, e.op("Mul", [_broadcast(e, node, g_out), e.op("Sign", [node.input[0]])])
+    )
 
 
 @vjp("ReduceSumSquare", check=_reduce_check)
@@ -80,7 +87,8 @@ def reduce_sum_square(e: Emitter, node, g_out):
     x = node.input[0]
     twice = e.op("Mul", [x, e.scalar(2.0, like=x)])
     return _identity_if_noop(e, node, g_out) or _result(
-        node, e.op("Mul", [_broadcast(e, node, g_out), twice]))
+        node, e.op("Mul", [_broadcast(e, node, g_out), twice])
+    )
 
 
 @vjp("ReduceLogSumExp", check=_reduce_check)
@@ -89,4 +97,5 @@ def reduce_log_sum_exp(e: Emitter, node, g_out):
     x = node.input[0]
     weights = e.op("Exp", [e.op("Sub", [x, _kept(e, node, node.output[0])])])
     return _identity_if_noop(e, node, g_out) or _result(
-        node, e.op("Mul", [_broadcast(e, node, g_out), weights]))
+        node, e.op("Mul", [_broadcast(e, node, g_out), weights])
+    )

@@ -8,12 +8,14 @@ constant; with sizes known only at run time (fully convolutional nets, FPN necks
 resizes an in-graph identity of the input's size (``EyeLike``), once per run.
 Only the last two axes may be resized (image layouts); batch and channels must keep their size.
 """
+
 from __future__ import annotations
 
 import numpy as np
 import onnx
 from onnx import helper
 
+from ...errors import ModelError
 from ..emitter import Emitter
 from ..info import GraphInfo, attr
 from ..registry import vjp
@@ -22,11 +24,15 @@ from ._shared import const_input
 
 def _resized_axes(info: GraphInfo, node) -> list[int]:
     """The axes whose size changes: from static shapes, else the last two unless a scale says 1."""
-    x, y = info.shape(node.input[0]), info.shape(node.output[0])
+    x, y = info.known_shape(node.input[0]), info.known_shape(node.output[0])
     rank = len(x)
-    return [i for i in range(rank) if _scale(info, node, i) not in (None, 1.0) or (
-        _static(x, i) and _static(y, i) and x[i] != y[i]) or (
-        i >= rank - 2 and not (_static(x, i) and _static(y, i)) and _scale(info, node, i) is None)]
+    return [
+        i
+        for i in range(rank)
+        if _scale(info, node, i) not in (None, 1.0)
+        or (_static(x, i) and _static(y, i) and x[i] != y[i])
+        or (i >= rank - 2 and not (_static(x, i) and _static(y, i)) and _scale(info, node, i) is None)
+    ]
 
 
 def _static(shape, axis: int) -> bool:
@@ -52,7 +58,7 @@ def _resize_check(info: GraphInfo, node, wants) -> list[str]:
         problems.append(f"keep_aspect_ratio_policy={attr(node, 'keep_aspect_ratio_policy')!r}")
     if any(n and wants(n) for n in node.input[1:]):
         problems.append("roi/scales/sizes depend on the input")
-    rank = info.rank(node.input[0])
+    rank = info.known_rank(node.input[0])
     if any(a < rank - 2 for a in _resized_axes(info, node)):
         problems.append("resizes an axis other than the last two")
     return problems
@@ -66,8 +72,11 @@ def interpolation_matrix(node, opset: int, n_in: int, n_out: int, scale: float |
     inputs = ["x", "", "scales"] if scale is not None else ["x", "", "", "sizes"]
     probe = helper.make_node("Resize", inputs, ["y"], **keep)
     graph = helper.make_graph(
-        [probe], "probe", [helper.make_tensor_value_info("x", onnx.TensorProto.DOUBLE, [n_in, n_in])],
-        [helper.make_tensor_value_info("y", onnx.TensorProto.DOUBLE, None)])
+        [probe],
+        "probe",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.DOUBLE, [n_in, n_in])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.DOUBLE, None)],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", max(opset, 11))])
     feeds = {"x": np.eye(n_in)}
     if scale is not None:
@@ -75,6 +84,7 @@ def interpolation_matrix(node, opset: int, n_in: int, n_out: int, scale: float |
     else:
         feeds["sizes"] = np.array([n_out, n_in], dtype=np.int64)
     (matrix,) = ReferenceEvaluator(model).run(None, feeds)
+    matrix = np.asarray(matrix)
     assert matrix.shape == (n_out, n_in), matrix.shape
     return matrix
 
@@ -83,11 +93,14 @@ def interpolation_matrix(node, opset: int, n_in: int, n_out: int, scale: float |
 def resize(e: Emitter, node, g_out):
     """Resize: dx = M_h^T dy M_w, with M the per-axis interpolation matrices."""
     x, y = e.info.static_shape(node.input[0]), e.info.static_shape(node.output[0])
-    dx, rank, dtype = g_out[0], e.info.rank(node.input[0]), e.np_dtype(node.input[0])
+    dx, rank, dtype = g_out[0], e.info.known_rank(node.input[0]), e.np_dtype(node.input[0])
     for axis in _resized_axes(e.info, node):
         if x is not None and y is not None:
-            m_t = e.const(interpolation_matrix(node, e.opset, x[axis], y[axis],
-                                               _scale(e.info, node, axis)).T.astype(dtype))
+            m_t = e.const(
+                interpolation_matrix(node, e.opset, x[axis], y[axis], _scale(e.info, node, axis)).T.astype(
+                    dtype
+                )
+            )
         else:
             m_t = _transposed_matrix_at_run_time(e, node, axis)
         if axis == rank - 1:
@@ -110,9 +123,11 @@ def _transposed_matrix_at_run_time(e: Emitter, node, axis: int) -> str:
     if sizes is not None:
         out = e.op("Gather", [sizes, e.ints([position])], axis=0)
         resize_inputs = [identity, empty, empty, e.op("Concat", [size, out], axis=0)]
-    else:
+    elif scales is not None:
         scale = e.op("Gather", [scales, e.ints([position])], axis=0)
         resize_inputs = [identity, empty, e.op("Concat", [e.const(np.ones(1, np.float32)), scale], axis=0)]
+    else:
+        raise ModelError(f"Resize {node.name!r} has neither scales nor sizes")
     keep = {a.name: attr(node, a.name) for a in node.attribute if a.name != "axes"}
     return e.op("Resize", resize_inputs, **keep)
 

@@ -5,6 +5,7 @@ Selections (Slice with any steps, Gather, GatherElements) are differentiated by 
 apply the same selection to a tensor of flat element indices, then scatter the cotangent back to those
 indices; the runtime's own selection semantics (negative indices, clamping) are reused, not re-coded.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -16,8 +17,7 @@ from ._shared import const_input, norm_axes, scatter_to, unbroadcast
 
 
 def _reshape_back(e: Emitter, node, g_out) -> tuple:
-    return (e.op("Reshape", [g_out[0], e.op("Shape", [node.input[0]])]),) + \
-        (None,) * (len(node.input) - 1)
+    return (e.op("Reshape", [g_out[0], e.op("Shape", [node.input[0]])]),) + (None,) * (len(node.input) - 1)
 
 
 @vjp("Flatten", "Reshape", "Squeeze", "Unsqueeze")
@@ -26,11 +26,17 @@ def reshape(e: Emitter, node, g_out):
     return _reshape_back(e, node, g_out)
 
 
-@vjp("Transpose", check=lambda info, node, wants: [] if attr(node, "perm") or info.rank(
-    node.input[0]) is not None else ["unknown rank with default perm"])
+@vjp(
+    "Transpose",
+    check=lambda info, node, wants: (
+        []
+        if attr(node, "perm") or info.rank(node.input[0]) is not None
+        else ["unknown rank with default perm"]
+    ),
+)
 def transpose(e: Emitter, node, g_out):
     """Transpose: dx = transpose(dy, inverse(perm))."""
-    perm = attr(node, "perm") or list(reversed(range(e.info.rank(node.input[0]))))
+    perm = attr(node, "perm") or list(reversed(range(e.info.known_rank(node.input[0]))))
     return (e.op("Transpose", [g_out[0]], perm=np.argsort(perm).tolist()),)
 
 
@@ -52,33 +58,46 @@ def _as_tensor(e: Emitter, v) -> str:
     return e.ints([v]) if isinstance(v, int) else v
 
 
-@vjp("Concat", check=lambda info, node, wants: [] if info.rank(node.output[0]) is not None else
-     ["unknown rank"])
+@vjp(
+    "Concat",
+    check=lambda info, node, wants: [] if info.rank(node.output[0]) is not None else ["unknown rank"],
+)
 def concat(e: Emitter, node, g_out):
     """Concat: dx_i = dy[..., offset_i : offset_i + len_i, ...] along the axis."""
-    axis = norm_axes([attr(node, "axis")], e.info.rank(node.output[0]))[0]
+    axis = norm_axes([attr(node, "axis")], e.info.known_rank(node.output[0]))[0]
     grads, start = [], 0
     for x in node.input:
         end = _plus(e, start, _axis_size(e, x, axis))
-        grads.append(e.op("Slice", [g_out[0], _as_tensor(e, start), _as_tensor(e, end), e.ints([axis])])
-                     if e.wants(x) else None)
+        grads.append(
+            e.op("Slice", [g_out[0], _as_tensor(e, start), _as_tensor(e, end), e.ints([axis])])
+            if e.wants(x)
+            else None
+        )
         start = end
     return tuple(grads)
 
 
-@vjp("Split", check=lambda info, node, wants: [] if info.rank(node.input[0]) is not None else
-     ["unknown rank"])
+@vjp(
+    "Split", check=lambda info, node, wants: [] if info.rank(node.input[0]) is not None else ["unknown rank"]
+)
 def split(e: Emitter, node, g_out):
     """Split: dx = concat(dy_i), zeros for outputs that receive no gradient."""
-    axis = norm_axes([attr(node, "axis", 0)], e.info.rank(node.input[0]))[0]
+    axis = norm_axes([attr(node, "axis", 0)], e.info.known_rank(node.input[0]))[0]
     parts = [g if g is not None else e.zeros_like(y) for g, y in zip(g_out, node.output)]
     return (e.op("Concat", parts, axis=axis),) + (None,) * (len(node.input) - 1)
 
 
 def _scatter_back(e: Emitter, x: str, dy: str, select, add: bool) -> str:
     """dx = scatter of dy to the flat indices that ``select`` picks from x's index tensor."""
-    index = e.op("Reshape", [e.op("Range", [e.const(np.array(0, np.int64)), e.op("Size", [x]),
-                                            e.const(np.array(1, np.int64))]), e.op("Shape", [x])])
+    index = e.op(
+        "Reshape",
+        [
+            e.op(
+                "Range", [e.const(np.array(0, np.int64)), e.op("Size", [x]), e.const(np.array(1, np.int64))]
+            ),
+            e.op("Shape", [x]),
+        ],
+    )
     return scatter_to(e, x, select(index), dy, add)
 
 
@@ -89,9 +108,9 @@ def _slice_pads(e: Emitter, node) -> list[int] | None:
     axes, steps = const_input(e, node, 3), const_input(e, node, 4)
     if shape is None or starts is None or ends is None or (steps is not None and np.any(steps != 1)):
         return None
-    axes = norm_axes(axes.tolist() if axes is not None else range(len(starts)), len(shape))
+    axis_list = norm_axes(axes.tolist() if axes is not None else range(len(starts)), len(shape))
     begin, end = [0] * len(shape), list(shape)
-    for a, s, t in zip(axes, starts.tolist(), ends.tolist()):
+    for a, s, t in zip(axis_list, starts.tolist(), ends.tolist()):
         n = shape[a]
         s, t = (s + n if s < 0 else s), (t + n if t < 0 else t)
         begin[a], end[a] = min(max(s, 0), n), min(max(t, 0), n)
@@ -126,31 +145,41 @@ def gather(e: Emitter, node, g_out):
     """Gather/GatherElements: dx = scatter-add of dy to the gathered positions."""
     x, indices = node.input
     axis = attr(node, "axis", 0)
-    dx = _scatter_back(e, x, g_out[0], lambda idx: e.op(node.op_type, [idx, indices], axis=axis),
-                       add=e.opset >= 16)
+    dx = _scatter_back(
+        e, x, g_out[0], lambda idx: e.op(node.op_type, [idx, indices], axis=axis), add=e.opset >= 16
+    )
     return (dx, None)
 
 
-@vjp("Expand", check=lambda info, node, wants: [] if info.rank(node.input[0]) is not None and
-     info.rank(node.output[0]) is not None else ["unknown rank"])
+@vjp(
+    "Expand",
+    check=lambda info, node, wants: (
+        []
+        if info.rank(node.input[0]) is not None and info.rank(node.output[0]) is not None
+        else ["unknown rank"]
+    ),
+)
 def expand(e: Emitter, node, g_out):
     """Expand: dx = unbroadcast(dy)."""
     return (unbroadcast(e, g_out[0], node.input[0], node.output[0]), None)
 
 
-@vjp("Tile", check=lambda info, node, wants: [] if info.rank(node.input[0]) is not None else
-     ["unknown rank"])
+@vjp("Tile", check=lambda info, node, wants: [] if info.rank(node.input[0]) is not None else ["unknown rank"])
 def tile(e: Emitter, node, g_out):
     """Tile: dx = sum over the tiles of dy, viewed as [r0, d0, r1, d1, ...]."""
     x, repeats = node.input
-    rank = e.info.rank(x)
+    rank = e.info.known_rank(x)
     pairs = e.op("Concat", [e.unsqueeze(repeats, [1]), e.unsqueeze(e.op("Shape", [x]), [1])], axis=1)
     tiled = e.op("Reshape", [g_out[0], e.op("Reshape", [pairs, e.ints([-1])])])
     return (e.reduce("ReduceSum", tiled, list(range(0, 2 * rank, 2)), keepdims=False), None)
 
 
-@vjp("Pad", check=lambda info, node, wants: [] if attr(node, "mode", "constant") == "constant" else
-     [f"mode={attr(node, 'mode')!r}"])
+@vjp(
+    "Pad",
+    check=lambda info, node, wants: (
+        [] if attr(node, "mode", "constant") == "constant" else [f"mode={attr(node, 'mode')!r}"]
+    ),
+)
 def pad(e: Emitter, node, g_out):
     """Pad (constant): dx = Pad(dy, -pads), i.e. the padded border cropped away."""
     pads = e.op("Neg", [node.input[1]]) if len(node.input) > 1 else e.ints([-p for p in attr(node, "pads")])
@@ -165,15 +194,24 @@ def space_to_depth(e: Emitter, node, g_out):
     return (e.op("DepthToSpace", [g_out[0]], blocksize=attr(node, "blocksize"), mode="DCR"),)
 
 
-@vjp("DepthToSpace", check=lambda info, node, wants: [] if attr(node, "mode", "DCR") == "DCR" or (
-    info.shape(node.input[0]) is not None and all(isinstance(d, int) for d in info.shape(
-        node.input[0])[1:])) else ["CRD mode with unknown channels or size"])
+@vjp(
+    "DepthToSpace",
+    check=lambda info, node, wants: (
+        []
+        if attr(node, "mode", "DCR") == "DCR"
+        or (
+            info.shape(node.input[0]) is not None
+            and all(isinstance(d, int) for d in info.shape(node.input[0])[1:])
+        )
+        else ["CRD mode with unknown channels or size"]
+    ),
+)
 def depth_to_space(e: Emitter, node, g_out):
     """DepthToSpace: dx = its inverse permutation (SpaceToDepth for DCR, a reshape/transpose for CRD)."""
     b = attr(node, "blocksize")
     if attr(node, "mode", "DCR") == "DCR":
         return (e.op("SpaceToDepth", [g_out[0]], blocksize=b),)
-    _, c, h, w = e.info.shape(node.input[0])
+    _, c, h, w = (e.info.static_dim(node.input[0], axis) for axis in range(4))
     split_ = e.op("Reshape", [g_out[0], e.ints([0, c // (b * b), h, b, w, b])])
     moved = e.op("Transpose", [split_], perm=[0, 1, 3, 5, 2, 4])
     return (e.op("Reshape", [moved, e.ints([0, c, h, w])]),)

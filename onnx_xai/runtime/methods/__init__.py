@@ -3,7 +3,8 @@
 Importing this package registers every method; :data:`METHOD_NAMES` lists them in the order of the
 README's method table, which :func:`method_table` generates.
 """
-from . import gradients, smooth, cams  # noqa: F401  (registration, in the README table's order)
+
+from . import cams, gradients, smooth  # noqa: F401  (registration, in the README table's order)
 from .base import REGISTRY, BatchedOptions, Context, Method, Options, chunk_size, get
 
 BATCHING = tuple(BatchedOptions.__dataclass_fields__)  # batch_size, max_batch_bytes
@@ -17,8 +18,11 @@ def method_table() -> str:
     for name, method in REGISTRY.items():
         names = sorted(method.Options.__dataclass_fields__, key=lambda f: f in BATCHING)  # its own first
         options = ", ".join(f"`{f}`" for f in names) or "-"
-        family = "map on the target layer" if method.family == "cam" else (
-            "signed, input-shaped" if method.signed else "input-shaped")
+        family = (
+            "map on the target layer"
+            if method.family == "cam"
+            else ("signed, input-shaped" if method.signed else "input-shaped")
+        )
         rows.append(f"| `{name}` | {method.summary}; {family} | {options} | {method.reference or '-'} |")
     return "\n".join(rows)
 
@@ -34,5 +38,14 @@ def options_for(methods, noise_seed: int = 0, n_steps: int | None = None, fuse: 
     return options
 
 
-__all__ = ["METHOD_NAMES", "REGISTRY", "Context", "Method", "Options", "chunk_size", "get", "method_table",
-           "options_for"]
+__all__ = [
+    "METHOD_NAMES",
+    "REGISTRY",
+    "Context",
+    "Method",
+    "Options",
+    "chunk_size",
+    "get",
+    "method_table",
+    "options_for",
+]

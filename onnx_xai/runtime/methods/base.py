@@ -12,6 +12,7 @@ A method is one class (pytorch-grad-cam's shape for the CAM family; PAIR salienc
   means something (shown on a diverging colormap);
 - ``Options``: a frozen dataclass of its options, checked where they enter.
 """
+
 from __future__ import annotations
 
 import math
@@ -31,6 +32,7 @@ class Context:
     """What a method computes from: the batch (in the model's type), the objective per sample (the
     resolved classes, int64 ``[N]``, or the seeds, float32 ``[N, *output]``: index either with the
     same owners), the shared run's outputs, a way to run the model again, and the input's layout."""
+
     x: np.ndarray
     targets: np.ndarray
     outputs: dict[str, np.ndarray]
@@ -71,8 +73,11 @@ def whole(name: str, value, low: int, optional: bool = False) -> None:
 
 def finite(name: str, value, low: float = -math.inf) -> None:
     """Check that an option is a finite real number >= ``low``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or \
-            not low <= value < math.inf:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float, np.integer, np.floating))
+        or not low <= value < math.inf
+    ):
         raise InputError(f"{name} must be a finite number >= {low}, not {value!r}")
 
 
@@ -84,8 +89,12 @@ def finite_array(name: str, value) -> np.ndarray:
     return array
 
 
+MethodOptions = Options  # the type of every method's options (``Method.Options`` names a class)
+
+
 class Method:
     """A saliency method (see the module docstring)."""
+
     name: ClassVar[str]
     family: ClassVar[str] = "gradient"
     signed: ClassVar[bool] = False
@@ -94,16 +103,16 @@ class Method:
     summary: ClassVar[str] = ""
     reference: ClassVar[str] = ""
 
-    def attribute(self, ctx: Context, opts: Options) -> np.ndarray:
+    def attribute(self, ctx: Context, opts: MethodOptions) -> np.ndarray:
         raise NotImplementedError
 
-    def family_for(self, opts: Options) -> str:
+    def family_for(self, opts: MethodOptions) -> str:
         return self.family
 
-    def signed_for(self, opts: Options) -> bool:
+    def signed_for(self, opts: MethodOptions) -> bool:
         return self.signed
 
-    def sets_for(self, opts: Options) -> tuple[str, ...]:
+    def sets_for(self, opts: MethodOptions) -> tuple[str, ...]:
         return self.sets
 
 
@@ -148,6 +157,7 @@ class BatchedOptions(Options):
     """Options of a method that runs many copies of its input (noisy samples, integration points,
     masked copies): ``batch_size`` copies per run, or ``max_batch_bytes``: as many as fit that many
     bytes of input (:meth:`copies_per_run`)."""
+
     batch_size: int | None = None
     max_batch_bytes: int | None = None
 

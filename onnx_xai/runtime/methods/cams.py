@@ -22,16 +22,18 @@ the maps fused as pytorch-grad-cam fuses them: each one ReLU'd, scaled to [0, 1]
 upsampled to the input, then their mean (``fuse="mean"``, pytorch-grad-cam's) or their maximum
 (``fuse="max"``); the fused map is the raw attribution, at the input's resolution.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
 from ... import contract as c
 from ...errors import InputError
 from ..maps import interpolation_matrix, upsample
-from .base import BatchedOptions, Context, Method, Options, chunks, register
+from .base import BatchedOptions, Context, Method, MethodOptions, Options, chunks, register
 
 FUSIONS = ("mean", "max")
 
@@ -40,6 +42,7 @@ FUSIONS = ("mean", "max")
 class CamOptions(Options):
     """``fuse``: how the maps of several target layers combine, ``"mean"`` (pytorch-grad-cam's) or
     ``"max"``; one target layer ignores it."""
+
     fuse: str = "mean"
 
     def check(self) -> None:
@@ -50,31 +53,37 @@ class CamOptions(Options):
 
 class CamMethod(Method):
     """``ReLU(image(A, G))``, ``image = sum_k weights_k A_k``; subclasses override one of the two."""
+
     family = "cam"
     sets = ("gradcam",)
-    Options = CamOptions
+    Options: ClassVar[type[MethodOptions]] = CamOptions
     relu = True
 
-    def attribute(self, ctx: Context, opts: CamOptions) -> np.ndarray:
+    def attribute(self, ctx: Context, opts: MethodOptions) -> np.ndarray:
         layers = _layer_count(ctx.outputs)
         if layers == 1:
             return self.on_layer(ctx, opts, 0)
         height, width = (ctx.x.shape[ctx.layout.index(axis)] for axis in "HW")
-        maps = np.stack([upsample(_scaled(np.maximum(self.on_layer(ctx, opts, k), 0)), height, width)
-                         for k in range(layers)])
-        return (maps.mean(axis=0) if opts.fuse == "mean" else maps.max(axis=0)).astype(np.float32)
+        maps = np.stack(
+            [
+                upsample(_scaled(np.maximum(self.on_layer(ctx, opts, k), 0)), height, width)
+                for k in range(layers)
+            ]
+        )
+        fused = maps.mean(axis=0) if getattr(opts, "fuse", "mean") == "mean" else maps.max(axis=0)
+        return fused.astype(np.float32)
 
-    def on_layer(self, ctx: Context, opts: Options, layer: int) -> np.ndarray:
+    def on_layer(self, ctx: Context, opts: MethodOptions, layer: int) -> np.ndarray:
         """The method's map on one target layer's grid."""
         activation = ctx.outputs[c.layer_output(c.ACTIVATION, layer)].astype(np.float64)
         gradient = ctx.outputs.get(c.layer_output(c.ACTIVATION_GRAD, layer))
         image = self.image(activation, None if gradient is None else gradient.astype(np.float64), ctx, opts)
         return (np.maximum(image, 0) if self.relu else image).astype(np.float32)
 
-    def image(self, a: np.ndarray, g: np.ndarray, ctx: Context, opts: Options) -> np.ndarray:
+    def image(self, a: np.ndarray, g: np.ndarray | None, ctx: Context, opts: MethodOptions) -> np.ndarray:
         return np.einsum("nk,nkhw->nhw", self.weights(a, g, ctx, opts), a)
 
-    def weights(self, a: np.ndarray, g: np.ndarray, ctx: Context, opts: Options) -> np.ndarray:
+    def weights(self, a: np.ndarray, g: np.ndarray | None, ctx: Context, opts: MethodOptions) -> np.ndarray:
         raise NotImplementedError
 
 
@@ -189,8 +198,8 @@ class ScoreCam(CamMethod):
             masks = np.expand_dims((masks - low) / (high - low + 1e-8), ctx.layout.index("C"))
             per_run = opts.copies_per_run(x, default=16)
             for part in chunks(len(masks), per_run):
-                masked = (x[i:i + 1] * masks[part]).astype(np.float32)
-                targets = np.repeat(ctx.targets[i:i + 1], len(masked), axis=0)
+                masked = (x[i : i + 1] * masks[part]).astype(np.float32)
+                targets = np.repeat(ctx.targets[i : i + 1], len(masked), axis=0)
                 scores[i, part] = ctx.run(masked, targets, ("activation",))[c.SCORE]
         scores = np.exp(scores - scores.max(axis=1, keepdims=True))
         return scores / scores.sum(axis=1, keepdims=True)

@@ -10,6 +10,7 @@
   (Sundararajan et al. 2017), with Captum's quadratures (Gauss-Legendre by default, or the trapezoid
   rule), the points of every sample batched in chunks (signed).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -61,6 +62,7 @@ class IntegratedGradientsOptions(BatchedOptions):
     """``baseline``: a number or an array broadcastable to the batch (default zeros); ``n_steps``;
     ``integration``: ``"gausslegendre"`` or ``"riemann_trapezoid"``; ``batch_size``: points per run,
     or ``max_batch_bytes``: as many as fit that many bytes of input (:class:`.base.BatchedOptions`)."""
+
     baseline: object = None
     n_steps: int = 50
     integration: str = "gausslegendre"
@@ -68,7 +70,9 @@ class IntegratedGradientsOptions(BatchedOptions):
     def check(self) -> None:
         super().check()
         if self.integration not in ("gausslegendre", "riemann_trapezoid"):
-            raise InputError(f"integration must be 'gausslegendre' or 'riemann_trapezoid', not {self.integration!r}")
+            raise InputError(
+                f"integration must be 'gausslegendre' or 'riemann_trapezoid', not {self.integration!r}"
+            )
         whole("n_steps", self.n_steps, 2 if self.integration == "riemann_trapezoid" else 1)
         if self.baseline is not None:
             finite_array("baseline", self.baseline)
@@ -134,5 +138,6 @@ def _broadcast(baseline, x: np.ndarray) -> np.ndarray:
     try:
         return np.broadcast_to(np.asarray(baseline, np.float32), x.shape).copy()
     except ValueError:
-        raise InputError(f"baseline has shape {np.shape(baseline)}, which does not broadcast to the "
-                         f"batch's {x.shape}") from None
+        raise InputError(
+            f"baseline has shape {np.shape(baseline)}, which does not broadcast to the batch's {x.shape}"
+        ) from None

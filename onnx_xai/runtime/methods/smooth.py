@@ -9,6 +9,7 @@ samples are streamed in chunks of ``batch_size`` (or of as many copies as fit ``
 input), so memory stays bounded whatever ``n_samples`` is;
 every copy is explained for the class resolved on the clean input.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -17,8 +18,19 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...errors import InputError
-from .base import (REGISTRY, BatchedOptions, Context, Method, accumulate, chunks, finite, finite_array,
-                   get, register, whole)
+from .base import (
+    REGISTRY,
+    BatchedOptions,
+    Context,
+    Method,
+    accumulate,
+    chunks,
+    finite,
+    finite_array,
+    get,
+    register,
+    whole,
+)
 
 KINDS = ("mean", "square", "var")
 
@@ -26,6 +38,7 @@ KINDS = ("mean", "square", "var")
 @dataclass(frozen=True)
 class SmoothGradOptions(BatchedOptions):
     """``noise`` (n_samples, *x.shape[1:]) overrides the seeded noise."""
+
     n_samples: int = 50
     noise_level: float = 0.15
     noise_seed: int | None = None
@@ -36,8 +49,10 @@ class SmoothGradOptions(BatchedOptions):
     def check(self) -> None:
         super().check()
         if self.base == "smoothgrad":
-            raise InputError(f"smoothgrad cannot smooth itself; base must be one of "
-                             f"{', '.join(n for n in REGISTRY if n != 'smoothgrad')}")
+            raise InputError(
+                f"smoothgrad cannot smooth itself; base must be one of "
+                f"{', '.join(n for n in REGISTRY if n != 'smoothgrad')}"
+            )
         get(self.base)
         if self.kind not in KINDS:
             raise InputError(f"kind must be one of {', '.join(KINDS)}, not {self.kind!r}")
@@ -66,19 +81,25 @@ class SmoothGrad(Method):
     def attribute(self, ctx: Context, opts: SmoothGradOptions) -> np.ndarray:
         base = get(opts.base)
         base_opts = base.Options.parse(base.name, {})
-        total = squares = None
+        total: np.ndarray | None = None
+        squares: np.ndarray | None = None
         for noisy, owners in noisy_batches(ctx.x, opts):
             targets = ctx.targets[owners]
             outputs = ctx.run(noisy, targets, base.sets_for(base_opts)) if base.sets_for(base_opts) else {}
-            raw = base.attribute(Context(noisy, targets, outputs, ctx.call, ctx.layout), base_opts).astype(np.float64)
-            if total is None:
-                total, squares = np.zeros((len(ctx.x),) + raw.shape[1:]), np.zeros((len(ctx.x),) + raw.shape[1:])
+            raw = base.attribute(Context(noisy, targets, outputs, ctx.call, ctx.layout), base_opts).astype(
+                np.float64
+            )
+            if total is None or squares is None:
+                shape = (len(ctx.x),) + raw.shape[1:]
+                total, squares = np.zeros(shape), np.zeros(shape)
             accumulate(total, owners, raw)
             accumulate(squares, owners, raw * raw)
-        count = len(opts.noise) if opts.noise is not None else opts.n_samples
+        count = len(np.asarray(opts.noise)) if opts.noise is not None else opts.n_samples
+        if total is None or squares is None:
+            raise InputError("smoothgrad ran no samples")
         mean, mean_square = total / count, squares / count
         result = {"mean": mean, "square": mean_square, "var": mean_square - mean * mean}[opts.kind]
-        return result.astype(np.float32)
+        return np.asarray(result, np.float32)
 
 
 def noisy_batches(x: np.ndarray, opts: SmoothGradOptions) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -86,7 +107,9 @@ def noisy_batches(x: np.ndarray, opts: SmoothGradOptions) -> Iterator[tuple[np.n
     if opts.noise is not None:
         noise = np.asarray(opts.noise, np.float32)
         if noise.shape[1:] != x.shape[1:]:
-            raise InputError(f"noise has shape {noise.shape}, expected (n_samples, {', '.join(map(str, x.shape[1:]))})")
+            raise InputError(
+                f"noise has shape {noise.shape}, expected (n_samples, {', '.join(map(str, x.shape[1:]))})"
+            )
         n_samples = len(noise)
     else:
         n_samples, rng = opts.n_samples, np.random.default_rng(opts.noise_seed)

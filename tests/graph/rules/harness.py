@@ -6,6 +6,7 @@ inputs (differentiated); the others are initializers. The check is JAX's one-dir
 reference evaluator in float64; then the same rewritten graph, in float32, must pass the full checker
 and give the same gradients on onnxruntime.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ OPSETS = (11, 13, 18, 21)
 @dataclass
 class Case:
     """One rule test: ``nodes`` from ``wrt`` inputs (random, shapes given) and constants to ``y``."""
+
     name: str
     nodes: list
     wrt: dict  # input name -> shape
@@ -65,14 +67,16 @@ def build(case: Case, opset: int, dtype) -> onnx.ModelProto:
                 attrs["axes"] = axes
         nodes.append(helper.make_node(op_type, inputs, outs, name=f"{op_type}_{i}", **attrs))
     graph = helper.make_graph(
-        nodes, case.name,
+        nodes,
+        case.name,
         [helper.make_tensor_value_info(n, elem, _declared(s, case.dynamic)) for n, s in case.wrt.items()],
-        [helper.make_tensor_value_info("y", elem, None)], inits)
+        [helper.make_tensor_value_info("y", elem, None)],
+        inits,
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
     model.ir_version = min(model.ir_version, 10)
     inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True)
-    y_info = next(v for v in list(inferred.graph.output) + list(inferred.graph.value_info)
-                  if v.name == "y")
+    y_info = next(v for v in list(inferred.graph.output) + list(inferred.graph.value_info) if v.name == "y")
     if not y_info.type.tensor_type.HasField("shape"):  # inference gave up: declare the real shape
         feeds = {n: np.zeros(s, dtype) for n, s in case.wrt.items()}
         y_info = helper.make_tensor_value_info("y", elem, reference(model).run(["y"], feeds)[0].shape)
@@ -104,7 +108,8 @@ def check(case: Case, opset: int, seed: int = 0, rules=None) -> None:
     numeric = float(np.sum(ybar * (plus - minus)) / (2 * eps))
     analytic = float(sum(np.sum(g * t[n]) for n, g in zip(case.wrt, grads)))
     assert abs(numeric - analytic) <= 1e-6 * max(1.0, abs(numeric)), (
-        f"{case.name} @ opset {opset}: finite differences {numeric:.9g} vs VJP {analytic:.9g}")
+        f"{case.name} @ opset {opset}: finite differences {numeric:.9g} vs VJP {analytic:.9g}"
+    )
     _check_onnxruntime(case, opset, xs, ybar, grads, rules)
 
 

@@ -1,4 +1,5 @@
 """Table of cases for activations, Softmax and LogSoftmax."""
+
 import numpy as np
 import pytest
 
@@ -14,8 +15,14 @@ CASES = [
     Case("clip_inputs", [node("Clip", ["x", "lo", "hi"])], X, {"lo": np.array(-1.0), "hi": np.array(1.0)}),
     Case("clip_max_only", [node("Clip", ["x", "", "hi"])], X, {"hi": np.array(0.5)}),
     Case("clip_attributes", [node("Clip", ["x"], min=-1.0, max=1.0)], X, min_opset=10, max_opset=10),
-    Case("relu6", [node("Clip", ["x", "lo", "hi"])], X, {"lo": np.array(0.0), "hi": np.array(6.0)},
-         low=-3, high=9),
+    Case(
+        "relu6",
+        [node("Clip", ["x", "lo", "hi"])],
+        X,
+        {"lo": np.array(0.0), "hi": np.array(6.0)},
+        low=-3,
+        high=9,
+    ),
     Case("sigmoid", [node("Sigmoid", ["x"])], X),
     Case("hard_sigmoid", [node("HardSigmoid", ["x"], alpha=0.3, beta=0.4)], X),
     Case("hard_swish", [node("HardSwish", ["x"])], X, min_opset=14, low=-5, high=5),

@@ -1,14 +1,33 @@
 """Every registered VJP rule has at least one table case, and registering an op twice fails."""
+
 import pytest
 
 from onnx_xai.graph.registry import vjp
 from onnx_xai.graph.rules import supported_ops
 
-from . import test_activation, test_conv, test_elementwise, test_linear, test_norm, test_pool, \
-    test_quantize, test_reduce, test_shape
+from . import (
+    test_activation,
+    test_conv,
+    test_elementwise,
+    test_linear,
+    test_norm,
+    test_pool,
+    test_quantize,
+    test_reduce,
+    test_shape,
+)
 
-TABLES = [test_activation, test_conv, test_elementwise, test_linear, test_norm, test_pool,
-          test_quantize, test_reduce, test_shape]
+TABLES = [
+    test_activation,
+    test_conv,
+    test_elementwise,
+    test_linear,
+    test_norm,
+    test_pool,
+    test_quantize,
+    test_reduce,
+    test_shape,
+]
 
 
 def test_every_rule_has_a_case():

@@ -1,4 +1,6 @@
-"""Table of cases for MaxPool (both backwards), AveragePool and the global pools (overlapping windows, ceil_mode, ties)."""
+"""Table of cases for MaxPool (both backwards), AveragePool and the global pools (overlapping windows,
+ceil_mode, ties)."""
+
 import numpy as np
 import onnxruntime as ort
 import pytest
@@ -11,35 +13,98 @@ from .harness import Case, build, check, node
 
 X = {"x": (2, 3, 7, 7)}
 CASES = [
-    Case("maxpool_overlapping", [node("MaxPool", ["x"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])], X),
-    Case("maxpool_nonoverlapping", [node("MaxPool", ["x"], kernel_shape=[2, 2], strides=[2, 2])],
-         {"x": (1, 2, 6, 6)}),
-    Case("maxpool_ceil", [node("MaxPool", ["x"], kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1)],
-         {"x": (1, 2, 8, 8)}),
+    Case(
+        "maxpool_overlapping",
+        [node("MaxPool", ["x"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])],
+        X,
+    ),
+    Case(
+        "maxpool_nonoverlapping",
+        [node("MaxPool", ["x"], kernel_shape=[2, 2], strides=[2, 2])],
+        {"x": (1, 2, 6, 6)},
+    ),
+    Case(
+        "maxpool_ceil",
+        [node("MaxPool", ["x"], kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1)],
+        {"x": (1, 2, 8, 8)},
+    ),
     Case("maxpool_stride1", [node("MaxPool", ["x"], kernel_shape=[3, 3], pads=[1, 1, 1, 1])], X),
     Case("maxpool_dilated", [node("MaxPool", ["x"], kernel_shape=[2, 2], dilations=[2, 2])], X),
-    Case("maxpool_same_upper", [node("MaxPool", ["x"], kernel_shape=[3, 3], strides=[2, 2],
-                                      auto_pad="SAME_UPPER")], X),
-    Case("avgpool_plain", [node("AveragePool", ["x"], kernel_shape=[2, 2], strides=[2, 2])],
-         {"x": (1, 2, 6, 6)}),
-    Case("avgpool_pad_include", [node("AveragePool", ["x"], kernel_shape=[3, 3], strides=[2, 2],
-                                      pads=[1, 1, 1, 1], count_include_pad=1)], X),
-    Case("avgpool_pad_exclude", [node("AveragePool", ["x"], kernel_shape=[3, 3], strides=[2, 2],
-                                      pads=[1, 1, 1, 1])], X),
-    Case("avgpool_ceil", [node("AveragePool", ["x"], kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1)],
-         {"x": (1, 2, 8, 8)}),
+    Case(
+        "maxpool_same_upper",
+        [node("MaxPool", ["x"], kernel_shape=[3, 3], strides=[2, 2], auto_pad="SAME_UPPER")],
+        X,
+    ),
+    Case(
+        "avgpool_plain",
+        [node("AveragePool", ["x"], kernel_shape=[2, 2], strides=[2, 2])],
+        {"x": (1, 2, 6, 6)},
+    ),
+    Case(
+        "avgpool_pad_include",
+        [
+            node(
+                "AveragePool",
+                ["x"],
+                kernel_shape=[3, 3],
+                strides=[2, 2],
+                pads=[1, 1, 1, 1],
+                count_include_pad=1,
+            )
+        ],
+        X,
+    ),
+    Case(
+        "avgpool_pad_exclude",
+        [node("AveragePool", ["x"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])],
+        X,
+    ),
+    Case(
+        "avgpool_ceil",
+        [node("AveragePool", ["x"], kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1)],
+        {"x": (1, 2, 8, 8)},
+    ),
     Case("avgpool_stride1", [node("AveragePool", ["x"], kernel_shape=[3, 3], pads=[1, 1, 1, 1])], X),
     # Dynamic height and width: divisors and the backward's size come from the input at run time.
-    Case("avgpool_pad_exclude_dynamic", [node("AveragePool", ["x"], kernel_shape=[3, 3], strides=[2, 2],
-                                              pads=[1, 1, 1, 1])], X, dynamic=True),
-    Case("avgpool_pad_include_dynamic", [node("AveragePool", ["x"], kernel_shape=[3, 3], strides=[2, 2],
-                                              pads=[1, 1, 1, 1], count_include_pad=1)], X, dynamic=True),
-    Case("avgpool_ceil_dynamic", [node("AveragePool", ["x"], kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1)],
-         {"x": (1, 2, 8, 8)}, dynamic=True),
-    Case("avgpool_same_upper_dynamic", [node("AveragePool", ["x"], kernel_shape=[3, 3], strides=[2, 2],
-                                             auto_pad="SAME_UPPER")], X, dynamic=True),
-    Case("maxpool_overlapping_dynamic", [node("MaxPool", ["x"], kernel_shape=[3, 3], strides=[2, 2],
-                                              pads=[1, 1, 1, 1])], X, dynamic=True),
+    Case(
+        "avgpool_pad_exclude_dynamic",
+        [node("AveragePool", ["x"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])],
+        X,
+        dynamic=True,
+    ),
+    Case(
+        "avgpool_pad_include_dynamic",
+        [
+            node(
+                "AveragePool",
+                ["x"],
+                kernel_shape=[3, 3],
+                strides=[2, 2],
+                pads=[1, 1, 1, 1],
+                count_include_pad=1,
+            )
+        ],
+        X,
+        dynamic=True,
+    ),
+    Case(
+        "avgpool_ceil_dynamic",
+        [node("AveragePool", ["x"], kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1)],
+        {"x": (1, 2, 8, 8)},
+        dynamic=True,
+    ),
+    Case(
+        "avgpool_same_upper_dynamic",
+        [node("AveragePool", ["x"], kernel_shape=[3, 3], strides=[2, 2], auto_pad="SAME_UPPER")],
+        X,
+        dynamic=True,
+    ),
+    Case(
+        "maxpool_overlapping_dynamic",
+        [node("MaxPool", ["x"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])],
+        X,
+        dynamic=True,
+    ),
     Case("global_average_pool", [node("GlobalAveragePool", ["x"])], X),
     Case("global_max_pool", [node("GlobalMaxPool", ["x"])], X),
 ]
@@ -71,10 +136,27 @@ def test_both_maxpool_backwards_break_ties_as_torch(kernel, stride, pad, ceil):
     y = torch.nn.functional.max_pool2d(xt, kernel, stride, pad, ceil_mode=bool(ceil))
     ybar = rng.standard_normal(tuple(y.shape))
     y.backward(torch.tensor(ybar))
-    model = build(Case("ties", [node("MaxPool", ["x"], kernel_shape=[kernel] * 2, strides=[stride] * 2,
-                                     pads=[pad] * 4, ceil_mode=ceil)], {"x": x.shape}), 17, np.float32)
+    model = build(
+        Case(
+            "ties",
+            [
+                node(
+                    "MaxPool",
+                    ["x"],
+                    kernel_shape=[kernel] * 2,
+                    strides=[stride] * 2,
+                    pads=[pad] * 4,
+                    ceil_mode=ceil,
+                )
+            ],
+            {"x": x.shape},
+        ),
+        17,
+        np.float32,
+    )
     for rules in (None, WINDOWS):
-        session = ort.InferenceSession(vjp_model(model, "y", ["x"], rules=rules).SerializeToString(),
-                                       providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(
+            vjp_model(model, "y", ["x"], rules=rules).SerializeToString(), providers=["CPUExecutionProvider"]
+        )
         got = session.run(["xai_grad/x"], {"x": x.astype(np.float32), "xai_seed": ybar.astype(np.float32)})[0]
         np.testing.assert_allclose(got, xt.grad.numpy(), atol=1e-5)

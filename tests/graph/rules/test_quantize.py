@@ -6,6 +6,7 @@ cotangent passes where ``qmin <= round(x / s) + z <= qmax`` and is zero elsewher
 (from opset 19, where it implements these ops) on the ONNX reference evaluator, in float32, since
 QuantizeLinear takes no float64.
 """
+
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -18,18 +19,38 @@ from .harness import Case, build, node
 
 PER_AXIS_SCALE = np.array([0.02, 0.05, 0.1], np.float32)
 CASES = [
-    Case("qdq_uint8_zero_point", [node("QuantizeLinear", ["x", "s", "z"], "q"),
-                                  node("DequantizeLinear", ["q", "s", "z"], "d"), node("Mul", ["d", "d"])],
-         {"x": (2, 3, 4, 4)}, {"s": np.array(0.01, np.float32), "z": np.array(128, np.uint8)}),
-    Case("qdq_int8_symmetric", [node("QuantizeLinear", ["x", "s", "z"], "q"),
-                                node("DequantizeLinear", ["q", "s", "z"])],
-         {"x": (2, 5)}, {"s": np.array(0.02, np.float32), "z": np.array(0, np.int8)}),
-    Case("qdq_uint8_default_zero_point", [node("QuantizeLinear", ["x", "s"], "q"),
-                                          node("DequantizeLinear", ["q", "s"])],
-         {"x": (3, 4)}, {"s": np.array(0.01, np.float32)}),
-    Case("qdq_per_axis", [node("QuantizeLinear", ["x", "s", "z"], "q", axis=1),
-                          node("DequantizeLinear", ["q", "s", "z"], axis=1)],
-         {"x": (2, 3, 4)}, {"s": PER_AXIS_SCALE, "z": np.array([0, 10, -20], np.int8)}, min_opset=13),
+    Case(
+        "qdq_uint8_zero_point",
+        [
+            node("QuantizeLinear", ["x", "s", "z"], "q"),
+            node("DequantizeLinear", ["q", "s", "z"], "d"),
+            node("Mul", ["d", "d"]),
+        ],
+        {"x": (2, 3, 4, 4)},
+        {"s": np.array(0.01, np.float32), "z": np.array(128, np.uint8)},
+    ),
+    Case(
+        "qdq_int8_symmetric",
+        [node("QuantizeLinear", ["x", "s", "z"], "q"), node("DequantizeLinear", ["q", "s", "z"])],
+        {"x": (2, 5)},
+        {"s": np.array(0.02, np.float32), "z": np.array(0, np.int8)},
+    ),
+    Case(
+        "qdq_uint8_default_zero_point",
+        [node("QuantizeLinear", ["x", "s"], "q"), node("DequantizeLinear", ["q", "s"])],
+        {"x": (3, 4)},
+        {"s": np.array(0.01, np.float32)},
+    ),
+    Case(
+        "qdq_per_axis",
+        [
+            node("QuantizeLinear", ["x", "s", "z"], "q", axis=1),
+            node("DequantizeLinear", ["q", "s", "z"], axis=1),
+        ],
+        {"x": (2, 3, 4)},
+        {"s": PER_AXIS_SCALE, "z": np.array([0, 10, -20], np.int8)},
+        min_opset=13,
+    ),
 ]
 
 
@@ -56,7 +77,8 @@ def test_rule(case):
         x = rng.permutation(np.linspace(-3, 3, int(np.prod(shape)))).reshape(shape).astype(np.float32)
         session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
         y = ort.InferenceSession(forward.SerializeToString(), providers=["CPUExecutionProvider"]).run(
-            ["y"], {"x": x})[0]
+            ["y"], {"x": x}
+        )[0]
         ybar = rng.standard_normal(y.shape).astype(np.float32)
         want = straight_through(case, x.astype(np.float64), ybar.astype(np.float64))
         # onnx.reference implements DequantizeLinear from opset 19 only

@@ -1,4 +1,5 @@
 """Table of cases for the Reduce* ops (axes as attribute or input, keepdims 0/1)."""
+
 import pytest
 
 from .harness import Case, check, node

@@ -31,7 +31,7 @@ from .names import unique_names
 from .objectives import objective
 from .records import pick, stage_photo
 
-WORKERS = 2  # decoding and encoding threads beside inference (measured on 2 cores: see BENCHMARKS.md)
+WORKERS = 2  # decoding and encoding threads beside inference (measured on 2 cores: see docs/benchmarks.md)
 CACHE_PIXELS = 64 * 2**20  # photos decoded up front and kept for the run: at most 192 MiB of RGB
 
 

@@ -14,7 +14,9 @@ sampling and perturbation methods, all for the classes that first run resolved.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -25,6 +27,11 @@ from .explanation import Explanation, explanation
 from .inputs import InputSpec
 from .methods import METHOD_NAMES, Context, Method, Options, get
 from .sessions import FORWARD, SessionSet
+
+if TYPE_CHECKING:
+    import onnx
+
+Target = int | Sequence[int] | np.ndarray | None  # a class per sample, -1 or None: top-1
 
 
 class Explainer:
@@ -49,7 +56,7 @@ class Explainer:
 
     def __init__(
         self,
-        model,
+        model: str | os.PathLike | bytes | onnx.ModelProto,
         target_layer: str | Sequence[str] | None = None,
         providers: Sequence[str] | None = None,
         threads: int | None = None,
@@ -150,11 +157,11 @@ class Explainer:
         self,
         x: np.ndarray,
         method: str,
-        target=None,
+        target: Target = None,
         box_threshold: float = 0.2,
         extra_inputs: dict | None = None,
-        seed=None,
-        **options,
+        seed: np.ndarray | None = None,
+        **options: object,
     ) -> Explanation:
         """Explain a batch with one method.
 
@@ -168,7 +175,7 @@ class Explainer:
                 array shaped like the explained output (one per sample, or one for all); the score is
                 sum(seed * output). :mod:`onnx_xai.seeds` builds seeds for segmentation,
                 detection and dense maps.
-            **options: the method's options (the README's method table).
+            **options: the method's options (the method table of the Python API page).
 
         Raises:
             InputError: bad input, target, seed or option; CamNotApplicableError for CAM on other heads.

@@ -46,3 +46,8 @@ class OutputError(XaiError):
 class RunError(XaiError):
     """The runtime failed while running the model (a node it could not compute, memory it could not
     allocate); the message names the node when the runtime does."""
+
+
+class RuleContractError(XaiError):
+    """A VJP rule broke the rule contract (:mod:`onnx_xai.graph.registry`): a bug in a rule, not in the
+    user's model."""

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 
 import onnx
 
-from ..errors import UnsupportedModelError
+from ..errors import RuleContractError, UnsupportedModelError
 from .emitter import Emitter
 from .paths import ancestors, dependents, path_nodes
 from .registry import Rule
@@ -82,7 +82,11 @@ def backward(
             continue
         e.context = f"vjp of {node.op_type} {node.name or node.output[0]!r}"
         grads_in = rules[node.op_type](e, node, grads_out)
-        assert len(grads_in) == len(node.input), f"rule for {node.op_type} broke the contract"
+        if len(grads_in) != len(node.input):  # the rule contract (registry), checked under python -O too
+            raise RuleContractError(
+                f"the VJP rule of {node.op_type} returned {len(grads_in)} cotangents "
+                f"for {len(node.input)} inputs"
+            )
         for name, g in zip(node.input, grads_in):
             if g is None or not e.wants(name):
                 continue

@@ -10,6 +10,7 @@ carries the opset-dependent spellings (axes as attribute or input) so rules do n
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import onnx
@@ -61,6 +62,55 @@ def all_names(graph: onnx.GraphProto) -> set[str]:
     return names
 
 
+@dataclass(frozen=True)
+class Tensor:
+    """A tensor name with arithmetic, so that a rule reads like its formula: ``dy * y * (1 - y)``
+    emits ``Mul``/``Sub`` nodes through the emitter. A number becomes a constant of the element type of
+    ``like``, a forward tensor (the tensor itself by default; results inherit it), so float16 graphs
+    stay float16. ``str(t)`` and ``t.name`` are the name; :meth:`Emitter.op` takes handles too."""
+
+    name: str
+    e: Emitter = field(repr=False)
+    like: str = ""
+
+    def __str__(self) -> str:
+        return self.name
+
+    def _other(self, value: Tensor | str | float) -> str:
+        like = self.like or self.name
+        return self.e.scalar(float(value), like=like) if isinstance(value, (int, float)) else str(value)
+
+    def _op(self, op_type: str, a: str, b: str) -> Tensor:
+        return Tensor(self.e.op(op_type, [a, b]), self.e, self.like or self.name)
+
+    def __add__(self, other: Tensor | str | float) -> Tensor:
+        return self._op("Add", self.name, self._other(other))
+
+    def __radd__(self, other: float) -> Tensor:
+        return self._op("Add", self._other(other), self.name)
+
+    def __sub__(self, other: Tensor | str | float) -> Tensor:
+        return self._op("Sub", self.name, self._other(other))
+
+    def __rsub__(self, other: float) -> Tensor:
+        return self._op("Sub", self._other(other), self.name)
+
+    def __mul__(self, other: Tensor | str | float) -> Tensor:
+        return self._op("Mul", self.name, self._other(other))
+
+    def __rmul__(self, other: float) -> Tensor:
+        return self._op("Mul", self._other(other), self.name)
+
+    def __truediv__(self, other: Tensor | str | float) -> Tensor:
+        return self._op("Div", self.name, self._other(other))
+
+    def __rtruediv__(self, other: float) -> Tensor:
+        return self._op("Div", self._other(other), self.name)
+
+    def __neg__(self) -> Tensor:
+        return Tensor(self.e.op("Neg", [self.name]), self.e, self.like or self.name)
+
+
 class Emitter:
     """Records new nodes and constants for one rewrite of a model.
 
@@ -99,18 +149,32 @@ class Emitter:
         self._taken.add(name)
         return name
 
-    def op(self, op_type: str, inputs: Sequence[str], out: Sequence[str] | None = None, **attrs) -> str:
+    def t(self, name: str | Tensor, like: str = "") -> Tensor:
+        """The arithmetic handle of tensor ``name`` (:class:`Tensor`); ``like``: the forward tensor whose
+        element type its constants take (default: ``name`` itself, for a forward tensor)."""
+        return name if isinstance(name, Tensor) else Tensor(name, self, like or name)
+
+    def op(
+        self, op_type: str, inputs: Sequence[str | Tensor], out: Sequence[str] | None = None, **attrs
+    ) -> str:
         """Emit one node of one output; returns its name (``out``: the name to give it)."""
         return self.op_outputs(op_type, inputs, 1, out, **attrs)[0]
 
     def op_outputs(
-        self, op_type: str, inputs: Sequence[str], n_out: int, out: Sequence[str] | None = None, **attrs
+        self,
+        op_type: str,
+        inputs: Sequence[str | Tensor],
+        n_out: int,
+        out: Sequence[str] | None = None,
+        **attrs,
     ) -> list[str]:
         """Emit one node of ``n_out`` outputs; returns their names."""
         hint = op_type.lower()
         outputs = list(out) if out is not None else [self.fresh(hint) for _ in range(n_out)]
         attrs = {k: v for k, v in attrs.items() if v is not None}
-        node = helper.make_node(op_type, list(inputs), outputs, name=self.fresh(f"n_{hint}"), **attrs)
+        node = helper.make_node(
+            op_type, [str(i) for i in inputs], outputs, name=self.fresh(f"n_{hint}"), **attrs
+        )
         if self.context:
             node.doc_string = self.context
         self.nodes.append(node)

@@ -39,7 +39,12 @@ def leaky_relu(e: Emitter, node, g_out):
     return _scaled(e, node, g_out, slope)
 
 
-@vjp("PRelu", check=lambda info, node, wants: ["slope depends on the input"] if wants(node.input[1]) else [])
+def _p_relu_check(info, node, wants) -> list[str]:
+    """What keeps a PRelu node from being differentiated."""
+    return ["slope depends on the input"] if wants(node.input[1]) else []
+
+
+@vjp("PRelu", check=_p_relu_check)
 def prelu(e: Emitter, node, g_out):
     """PRelu: dx = dy * (slope + (1 - slope) [x > 0]); the slope is a weight and gets none."""
     x, slope = node.input
@@ -89,10 +94,12 @@ def _clip_bounds(e: Emitter, node) -> tuple[str | None, str | None]:
     return (names[0] or None, names[1] or None)
 
 
-@vjp(
-    "Clip",
-    check=lambda info, node, wants: ["bound depends on the input" for b in node.input[1:] if b and wants(b)],
-)
+def _clip_check(info, node, wants) -> list[str]:
+    """What keeps a Clip node from being differentiated."""
+    return ["bound depends on the input" for b in node.input[1:] if b and wants(b)]
+
+
+@vjp("Clip", check=_clip_check)
 def clip(e: Emitter, node, g_out):
     """Clip: dx = dy * [min < y < max] (open interval, as torch's hardtanh/ReLU6).
 
@@ -112,8 +119,8 @@ def clip(e: Emitter, node, g_out):
 @vjp("Sigmoid")
 def sigmoid(e: Emitter, node, g_out):
     """Sigmoid: dx = dy * y * (1 - y)."""
-    y = node.output[0]
-    return _scaled(e, node, g_out, e.op("Mul", [y, e.op("Sub", [e.scalar(1.0, like=y), y])]))
+    y = e.t(node.output[0])
+    return _scaled(e, node, g_out, (y * (1 - y)).name)
 
 
 @vjp("HardSigmoid")
@@ -140,8 +147,8 @@ def hard_swish(e: Emitter, node, g_out):
 @vjp("Tanh")
 def tanh(e: Emitter, node, g_out):
     """Tanh: dx = dy * (1 - y^2)."""
-    y = node.output[0]
-    return _scaled(e, node, g_out, e.op("Sub", [e.scalar(1.0, like=y), e.op("Mul", [y, y])]))
+    y = e.t(node.output[0])
+    return _scaled(e, node, g_out, (1 - y * y).name)
 
 
 @vjp("Softplus")
@@ -160,14 +167,16 @@ def mish(e: Emitter, node, g_out):
     return _scaled(e, node, g_out, e.op("Add", [t, rest]))
 
 
-@vjp(
-    "Gelu",
-    check=lambda info, node, wants: (
+def _gelu_check(info, node, wants) -> list[str]:
+    """What keeps a Gelu node from being differentiated."""
+    return (
         []
         if attr(node, "approximate", "none") in ("none", "tanh")
         else [f"approximate={attr(node, 'approximate')!r}"]
-    ),
-)
+    )
+
+
+@vjp("Gelu", check=_gelu_check)
 def gelu(e: Emitter, node, g_out):
     """Gelu: dx = dy * (Phi(x) + x phi(x)); the tanh approximation differentiated exactly."""
     x = node.input[0]

@@ -43,9 +43,10 @@ def mul(e: Emitter, node, g_out):
 @vjp("Div", check=broadcast_check)
 def div(e: Emitter, node, g_out):
     """Div: da = dy / b, db = -dy * y / b."""
-    (dy,), (a, b), y = g_out, node.input, node.output[0]
-    da = e.op("Div", [dy, b]) if e.wants(a) else None
-    db = e.op("Neg", [e.op("Div", [e.op("Mul", [dy, y]), b])]) if e.wants(b) else None
+    (a, b), y = node.input, e.t(node.output[0])
+    dy = e.t(g_out[0], like=y.name)
+    da = (dy / b).name if e.wants(a) else None
+    db = (-(dy * y / b)).name if e.wants(b) else None
     return _each(e, node, [da, db])
 
 
@@ -84,13 +85,14 @@ def where(e: Emitter, node, g_out):
     )
 
 
-@vjp(
-    "Pow",
-    check=lambda info, node, wants: (
-        broadcast_check(info, node, wants)
-        + (["exponent depends on the input"] if wants(node.input[1]) else [])
-    ),
-)
+def _pow_check(info, node, wants) -> list[str]:
+    """What keeps a Pow node from being differentiated."""
+    return broadcast_check(info, node, wants) + (
+        ["exponent depends on the input"] if wants(node.input[1]) else []
+    )
+
+
+@vjp("Pow", check=_pow_check)
 def pow_(e: Emitter, node, g_out):
     """Pow (constant exponent p): dx = dy * p * x^(p-1)."""
     (dy,), (x, p) = g_out, node.input
@@ -124,21 +126,21 @@ def exp(e: Emitter, node, g_out):
 @vjp("Log")
 def log(e: Emitter, node, g_out):
     """Log: dx = dy / x."""
-    return (e.op("Div", [g_out[0], node.input[0]]),)
+    return ((e.t(g_out[0], like=node.input[0]) / node.input[0]).name,)
 
 
 @vjp("Sqrt")
 def sqrt(e: Emitter, node, g_out):
     """Sqrt: dx = dy * 0.5 / y."""
-    y = node.output[0]
-    return (e.op("Div", [e.op("Mul", [g_out[0], e.scalar(0.5, like=y)]), y]),)
+    dy, y = e.t(g_out[0], like=node.output[0]), node.output[0]
+    return ((dy * 0.5 / y).name,)
 
 
 @vjp("Reciprocal")
 def reciprocal(e: Emitter, node, g_out):
     """Reciprocal: dx = -dy * y^2."""
-    y = node.output[0]
-    return (e.op("Neg", [e.op("Mul", [g_out[0], e.op("Mul", [y, y])])]),)
+    y = e.t(node.output[0])
+    return ((-(e.t(g_out[0], like=y.name) * (y * y))).name,)
 
 
 @vjp("Erf")

@@ -33,14 +33,16 @@ def matmul(e: Emitter, node, g_out):
     return da, db
 
 
-@vjp(
-    "Gemm",
-    check=lambda info, node, wants: (
+def _gemm_check(info, node, wants) -> list[str]:
+    """What keeps a Gemm node from being differentiated."""
+    return (
         []
         if len(node.input) < 3 or not wants(node.input[2]) or info.rank(node.input[2]) is not None
         else ["unknown rank of C"]
-    ),
-)
+    )
+
+
+@vjp("Gemm", check=_gemm_check)
 def gemm(e: Emitter, node, g_out):
     """Gemm: y = alpha a' b' + beta c; da = alpha dy b'^T (transposed back), db likewise, dc = beta dy."""
     (dy,), y = g_out, node.output[0]

@@ -142,10 +142,12 @@ def global_average_pool(e: Emitter, node, g_out):
     return (spread_mean(e, g_out[0], node.input[0], node.output[0]),)
 
 
-@vjp(
-    "GlobalMaxPool",
-    check=lambda info, node, wants: [] if info.rank(node.input[0]) else ["unknown input rank"],
-)
+def _global_max_pool_check(info, node, wants) -> list[str]:
+    """What keeps a GlobalMaxPool node from being differentiated."""
+    return [] if info.rank(node.input[0]) else ["unknown input rank"]
+
+
+@vjp("GlobalMaxPool", check=_global_max_pool_check)
 def global_max_pool(e: Emitter, node, g_out):
     """GlobalMaxPool: dx = dy * [x == max] / #ties."""
     x = node.input[0]

@@ -33,12 +33,12 @@ def _optional(node, index: int) -> str | None:
     return node.input[index] if len(node.input) > index and node.input[index] else None
 
 
-@vjp(
-    "DequantizeLinear",
-    check=lambda info, node, wants: [
-        "scale or zero point depends on the input" for n in node.input[1:] if n and wants(n)
-    ],
-)
+def _dequantize_linear_check(info, node, wants) -> list[str]:
+    """What keeps a DequantizeLinear node from being differentiated."""
+    return ["scale or zero point depends on the input" for n in node.input[1:] if n and wants(n)]
+
+
+@vjp("DequantizeLinear", check=_dequantize_linear_check)
 def dequantize_linear(e: Emitter, node, g_out):
     """DequantizeLinear: dq = dy (a quantized tensor's cotangent is kept in dequantized units)."""
     return (g_out[0],) + (None,) * (len(node.input) - 1)

@@ -26,14 +26,16 @@ def reshape(e: Emitter, node, g_out):
     return _reshape_back(e, node, g_out)
 
 
-@vjp(
-    "Transpose",
-    check=lambda info, node, wants: (
+def _transpose_check(info, node, wants) -> list[str]:
+    """What keeps a Transpose node from being differentiated."""
+    return (
         []
         if attr(node, "perm") or info.rank(node.input[0]) is not None
         else ["unknown rank with default perm"]
-    ),
-)
+    )
+
+
+@vjp("Transpose", check=_transpose_check)
 def transpose(e: Emitter, node, g_out):
     """Transpose: dx = transpose(dy, inverse(perm))."""
     perm = attr(node, "perm") or list(reversed(range(e.info.known_rank(node.input[0]))))
@@ -58,10 +60,12 @@ def _as_tensor(e: Emitter, v) -> str:
     return e.ints([v]) if isinstance(v, int) else v
 
 
-@vjp(
-    "Concat",
-    check=lambda info, node, wants: [] if info.rank(node.output[0]) is not None else ["unknown rank"],
-)
+def _concat_check(info, node, wants) -> list[str]:
+    """What keeps a Concat node from being differentiated."""
+    return [] if info.rank(node.output[0]) is not None else ["unknown rank"]
+
+
+@vjp("Concat", check=_concat_check)
 def concat(e: Emitter, node, g_out):
     """Concat: dx_i = dy[..., offset_i : offset_i + len_i, ...] along the axis."""
     axis = norm_axes([attr(node, "axis")], e.info.known_rank(node.output[0]))[0]
@@ -77,9 +81,12 @@ def concat(e: Emitter, node, g_out):
     return tuple(grads)
 
 
-@vjp(
-    "Split", check=lambda info, node, wants: [] if info.rank(node.input[0]) is not None else ["unknown rank"]
-)
+def _split_check(info, node, wants) -> list[str]:
+    """What keeps a Split node from being differentiated."""
+    return [] if info.rank(node.input[0]) is not None else ["unknown rank"]
+
+
+@vjp("Split", check=_split_check)
 def split(e: Emitter, node, g_out):
     """Split: dx = concat(dy_i), zeros for outputs that receive no gradient."""
     axis = norm_axes([attr(node, "axis", 0)], e.info.known_rank(node.input[0]))[0]
@@ -151,20 +158,27 @@ def gather(e: Emitter, node, g_out):
     return (dx, None)
 
 
-@vjp(
-    "Expand",
-    check=lambda info, node, wants: (
+def _expand_check(info, node, wants) -> list[str]:
+    """What keeps a Expand node from being differentiated."""
+    return (
         []
         if info.rank(node.input[0]) is not None and info.rank(node.output[0]) is not None
         else ["unknown rank"]
-    ),
-)
+    )
+
+
+@vjp("Expand", check=_expand_check)
 def expand(e: Emitter, node, g_out):
     """Expand: dx = unbroadcast(dy)."""
     return (unbroadcast(e, g_out[0], node.input[0], node.output[0]), None)
 
 
-@vjp("Tile", check=lambda info, node, wants: [] if info.rank(node.input[0]) is not None else ["unknown rank"])
+def _tile_check(info, node, wants) -> list[str]:
+    """What keeps a Tile node from being differentiated."""
+    return [] if info.rank(node.input[0]) is not None else ["unknown rank"]
+
+
+@vjp("Tile", check=_tile_check)
 def tile(e: Emitter, node, g_out):
     """Tile: dx = sum over the tiles of dy, viewed as [r0, d0, r1, d1, ...]."""
     x, repeats = node.input
@@ -174,12 +188,12 @@ def tile(e: Emitter, node, g_out):
     return (e.reduce("ReduceSum", tiled, list(range(0, 2 * rank, 2)), keepdims=False), None)
 
 
-@vjp(
-    "Pad",
-    check=lambda info, node, wants: (
-        [] if attr(node, "mode", "constant") == "constant" else [f"mode={attr(node, 'mode')!r}"]
-    ),
-)
+def _pad_check(info, node, wants) -> list[str]:
+    """What keeps a Pad node from being differentiated."""
+    return [] if attr(node, "mode", "constant") == "constant" else [f"mode={attr(node, 'mode')!r}"]
+
+
+@vjp("Pad", check=_pad_check)
 def pad(e: Emitter, node, g_out):
     """Pad (constant): dx = Pad(dy, -pads), i.e. the padded border cropped away."""
     pads = e.op("Neg", [node.input[1]]) if len(node.input) > 1 else e.ints([-p for p in attr(node, "pads")])
@@ -194,9 +208,9 @@ def space_to_depth(e: Emitter, node, g_out):
     return (e.op("DepthToSpace", [g_out[0]], blocksize=attr(node, "blocksize"), mode="DCR"),)
 
 
-@vjp(
-    "DepthToSpace",
-    check=lambda info, node, wants: (
+def _depth_to_space_check(info, node, wants) -> list[str]:
+    """What keeps a DepthToSpace node from being differentiated."""
+    return (
         []
         if attr(node, "mode", "DCR") == "DCR"
         or (
@@ -204,8 +218,10 @@ def space_to_depth(e: Emitter, node, g_out):
             and all(isinstance(d, int) for d in info.shape(node.input[0])[1:])
         )
         else ["CRD mode with unknown channels or size"]
-    ),
-)
+    )
+
+
+@vjp("DepthToSpace", check=_depth_to_space_check)
 def depth_to_space(e: Emitter, node, g_out):
     """DepthToSpace: dx = its inverse permutation (SpaceToDepth for DCR, a reshape/transpose for CRD)."""
     b = attr(node, "blocksize")

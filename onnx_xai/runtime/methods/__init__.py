@@ -1,10 +1,14 @@
 """The saliency methods, one class each, in one registry (see :mod:`.base` for the contract).
 
 Importing this package registers every method; :data:`METHOD_NAMES` lists them in the order of the
-README's method table, which :func:`method_table` generates.
+method table of the Python API page, which :func:`method_table` generates.
 """
 
-from . import cams, gradients, smooth  # noqa: F401  (registration, in the README table's order)
+# registration order is the order of METHOD_NAMES, the CLI's choices and the method table
+# isort: off
+from . import gradients, smooth, cams  # noqa: F401
+
+# isort: on
 from .base import REGISTRY, BatchedOptions, Context, Method, Options, chunk_size, get
 
 BATCHING = tuple(BatchedOptions.__dataclass_fields__)  # batch_size, max_batch_bytes

@@ -53,6 +53,15 @@ np.savez(out, **raws, kernels=np.array(kernels))
 """
 
 
+def cpu_has(flag: str) -> bool:
+    """Whether this CPU reports the instruction-set ``flag`` (a cap above what it has changes nothing)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            return any(flag in line.split() for line in f if line.startswith("flags"))
+    except OSError:
+        return True
+
+
 @pytest.mark.parametrize("cap", list(CAPS))
 def test_qdq_model_explained_alike_on_openvino_at_any_isa(tmp_path, cap):
     path, net = forms.export("qdq_int8"), forms.FORMS["qdq_int8"].build()
@@ -80,7 +89,7 @@ def test_qdq_model_explained_alike_on_openvino_at_any_isa(tmp_path, cap):
     kernels = [str(k).lower() for k in got["kernels"]]
     if cap == "avx2":
         assert not [k for k in kernels if any(w in k for w in WIDE_KERNELS)], kernels
-        assert any("avx2" in k for k in kernels), kernels
+        assert any("avx2" in k for k in kernels) or not cpu_has("avx2"), kernels
     for method in methods:
         want = ex.explain(x, method).raw
         assert rel(got[method], want) < 1e-4, (cap, method, rel(got[method], want))

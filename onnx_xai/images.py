@@ -28,6 +28,7 @@ PRESETS = {
     "inception": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
     "raw": ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0)),
 }
+FITS = ("crop", "letterbox", "stretch")
 PHOTO_MODES = {1: "L", 3: "RGB", 4: "RGBA"}  # model channels -> the Pillow mode that gives them
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 
@@ -121,6 +122,7 @@ class Prepared:
     photo: Image.Image  # the original, upright RGB photo
     crop: tuple[float, float, float, float]  # the input's footprint in photo pixels (x0, y0, x1, y1)
     size: tuple[int, int]  # the input's (H, W)
+    fit: str = "crop"  # how the photo met the input: crop, letterbox or stretch (images.prepare)
 
     def region(self) -> tuple[int, int, int, int]:
         """The input's footprint rounded to whole photo pixels (x0, y0, x1, y1), half-open."""
@@ -132,12 +134,20 @@ class Prepared:
     def map_to_photo(self, single_map: np.ndarray) -> np.ndarray:
         """An ``(H, W)`` map over the input as a float map over the whole photo (zero outside)."""
         width, height = self.photo.size
-        x0, y0, x1, y1 = self.region()
-        resized = Image.fromarray(single_map.astype(np.float32), mode="F").resize(
-            (x1 - x0, y1 - y0), Image.BILINEAR
+        fx0, fy0, fx1, fy1 = (int(round(v)) for v in self.crop)
+        if fx0 >= 0 and fy0 >= 0 and fx1 <= width and fy1 <= height:  # inside the photo (a crop)
+            fx0, fy0, fx1, fy1 = self.region()
+        fx1, fy1 = max(fx1, fx0 + 1), max(fy1, fy0 + 1)
+        resized = np.asarray(
+            Image.fromarray(single_map.astype(np.float32), mode="F").resize(
+                (fx1 - fx0, fy1 - fy0), Image.BILINEAR
+            )
         )
         canvas = np.zeros((height, width), np.float32)
-        canvas[y0:y1, x0:x1] = np.asarray(resized)
+        x0, y0, x1, y1 = max(fx0, 0), max(fy0, 0), min(fx1, width), min(fy1, height)
+        canvas[y0:y1, x0:x1] = resized[
+            y0 - fy0 : y1 - fy0, x0 - fx0 : x1 - fx0
+        ]  # a letterbox's padding cut off
         return canvas
 
     def box_to_input(self, box) -> tuple[float, float, float, float]:
@@ -178,6 +188,7 @@ def prepare(
     crop: float = 0.875,
     channels: int = 3,
     pixels: bool = False,
+    fit: str = "crop",
 ) -> Prepared:
     """Resize the shorter side to ``size / crop``, centre-crop ``size`` (H, W), normalize.
 
@@ -190,7 +201,13 @@ def prepare(
         crop: fraction of the resized shorter side that the input covers (1 = no margin).
         channels: the model's channels: 1 (grayscale), 3 (RGB) or 4 (RGBA).
         pixels: give the pixel values 0..255 as they are (models with the preprocessing inside).
+        fit: for a fixed ``size``, ``"crop"`` (the centre crop above), ``"letterbox"`` (the whole photo
+            scaled to fit, centred, the rest filled with the normalization's mean colour, which the
+            model sees as 0; 114 grey for raw pixels, as ultralytics pads) or ``"stretch"`` (the whole
+            photo resized to ``size``, its aspect ratio lost).
     """
+    if fit not in FITS:
+        raise InputError(f"fit must be one of {', '.join(FITS)}, not {fit!r}")
     if not 0 < crop <= 1:
         raise InputError("crop must be in (0, 1]")
     if channels not in PHOTO_MODES:
@@ -198,26 +215,38 @@ def prepare(
             f"the model takes {channels} channels; photos give 1 (grayscale), 3 (RGB) or 4 (RGBA)"
         )
     height, width = size if size is not None else natural_size(photo)
-    if size is None:  # the whole photo, stretched by at most the rounding to a multiple
-        resized_w, resized_h = width, height
-    else:
-        scale = max(height, width) / crop / min(photo.size)
-        resized_w, resized_h = (
-            max(width, round(photo.size[0] * scale)),
-            max(height, round(photo.size[1] * scale)),
-        )
-    resized = photo.convert(PHOTO_MODES[channels]).resize((resized_w, resized_h), Image.BILINEAR)
-    left, top = (resized_w - width) // 2, (resized_h - height) // 2
-    values = np.asarray(resized.crop((left, top, left + width, top + height)), np.float32).reshape(
-        height, width, channels
+    resized_w, resized_h, left, top = _placement(
+        photo.size, (height, width), crop, fit if size else "stretch"
     )
+    resized = photo.convert(PHOTO_MODES[channels]).resize((resized_w, resized_h), Image.BILINEAR)
+    m, s = normalization(preset, mean, std, channels)
+    fill = np.full(channels, 114.0) if pixels else np.broadcast_to(m * 255.0, (channels,))
+    canvas = Image.new(PHOTO_MODES[channels], (width, height), tuple(int(round(v)) for v in fill))
+    canvas.paste(resized, (-left, -top))  # a crop pastes from outside the canvas, a letterbox inside it
+    values = np.asarray(canvas, np.float32).reshape(height, width, channels)
     if not pixels:
-        m, s = normalization(preset, mean, std, channels)
         values = (values / 255.0 - m) / s
     array = values.astype(np.float32).transpose([("HWC").index(a) for a in layout.replace("N", "")])[None]
     sx, sy = photo.size[0] / resized_w, photo.size[1] / resized_h
     footprint = (left * sx, top * sy, (left + width) * sx, (top + height) * sy)
-    return Prepared(np.ascontiguousarray(array), photo, footprint, (height, width))
+    return Prepared(
+        np.ascontiguousarray(array), photo, footprint, (height, width), fit if size else "stretch"
+    )
+
+
+def _placement(photo_size: tuple[int, int], size: tuple[int, int], crop: float, fit: str) -> tuple[int, ...]:
+    """The photo's resized (width, height) and the input window's (left, top) in it: negative where a
+    letterbox pads."""
+    (pw, ph), (height, width) = photo_size, size
+    if fit == "stretch":
+        return width, height, 0, 0
+    if fit == "letterbox":
+        scale = min(width / pw, height / ph)
+        rw, rh = max(1, round(pw * scale)), max(1, round(ph * scale))
+        return rw, rh, -((width - rw) // 2), -((height - rh) // 2)
+    scale = max(height, width) / crop / min(pw, ph)
+    rw, rh = max(width, round(pw * scale)), max(height, round(ph * scale))
+    return rw, rh, (rw - width) // 2, (rh - height) // 2
 
 
 def image_files(paths, exclude: str | os.PathLike | None = None) -> list[tuple[Path, str]]:

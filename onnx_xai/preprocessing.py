@@ -1,5 +1,5 @@
 """How a photo becomes a model's input, read from the model: its size, layout, channels and pixel
-type, with the normalization and crop asked for (:class:`Preprocessing`).
+type, with the normalization, crop and fit asked for (:class:`Preprocessing`).
 
 :func:`preprocessing_for` gives the arguments of :func:`onnx_xai.images.prepare` for an Explainer's
 model: a model that takes integer pixels gets them as they are (its normalization is inside; doing it
@@ -12,19 +12,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .errors import InputError
+from .images import FITS
 
 
 @dataclass(frozen=True)
 class Preprocessing:
     """What photos need beyond the model's own facts: the normalization (``preset`` "imagenet",
-    "inception" or "raw", or an explicit ``mean``/``std``), the centre ``crop`` fraction and, for a
-    model of any input size, a ``size`` (H, W)."""
+    "inception" or "raw", or an explicit ``mean``/``std``), the centre ``crop`` fraction, for a
+    model of any input size a ``size`` (H, W), and how a photo meets a fixed size (``fit``:
+    :func:`fit_for`)."""
 
     preset: str | None = None  # None: "imagenet" for float inputs, nothing for integer pixels
     mean: Sequence[float] | None = None
     std: Sequence[float] | None = None
     crop: float = 0.875
     size: tuple[int, int] | None = None
+    fit: str = "auto"  # "crop", "letterbox", "stretch"; auto: see fit_for
 
 
 def preprocessing_for(ex, p: Preprocessing = Preprocessing()) -> dict:
@@ -36,8 +39,10 @@ def preprocessing_for(ex, p: Preprocessing = Preprocessing()) -> dict:
         raise InputError(
             f"the model takes {ex.input_dtype} pixels and normalizes them itself; drop --preset/--mean/--std"
         )
+    size = input_size(ex, p.size)
     return dict(
-        size=input_size(ex, p.size),
+        size=size,
+        fit=fit_for(ex, size, p.fit),
         layout=ex.layout,
         preset=p.preset or "imagenet",
         mean=p.mean,
@@ -46,6 +51,18 @@ def preprocessing_for(ex, p: Preprocessing = Preprocessing()) -> dict:
         channels=ex.input_channels or 3,
         pixels=pixels,
     )
+
+
+def fit_for(ex, size: tuple[int, int] | None, fit: str = "auto") -> str:
+    """How a photo meets a fixed input: ``fit`` when given; ``auto``: the ImageNet centre crop for a
+    classifier with a square input, else the whole photo letterboxed (a detector, a segmenter, a
+    document model with a non-square input keep every part of the photo)."""
+    if fit != "auto":
+        if fit not in FITS:
+            raise InputError(f"fit must be one of auto, {', '.join(FITS)}, not {fit!r}")
+        return fit
+    square = size is None or size[0] == size[1]
+    return "crop" if square and len(ex.output_shape) == 2 else "letterbox"
 
 
 def input_size(ex, size: tuple[int, int] | None = None) -> tuple[int, int] | None:

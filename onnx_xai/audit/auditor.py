@@ -66,7 +66,7 @@ class Auditor:
         classes = explainer.num_classes
         if opts.labels and classes is not None and len(opts.labels) != classes:
             raise InputError(f"the labels name {len(opts.labels)} classes, the model has {classes}")
-        self.labels = list(opts.labels) or read_labels(None, classes)
+        self.labels = list(opts.labels) or read_labels(None, classes, explainer.metadata)
         self.target = parse_target(None if opts.target is None else str(opts.target), self.labels, classes)
         self.probabilities = explainer.record.score_kind in ("pre-softmax", "pre-sigmoid")
         self.scorer = Scorer(

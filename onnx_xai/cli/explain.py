@@ -61,6 +61,11 @@ def add_parser(sub) -> None:
         nargs="+",
         help="4-D tensor(s) to explain with the CAM family (several: each layer's map, fused by --fuse)",
     )
+    p.add_argument("--input", help="image input name (default: the first 4-D float input)")
+    p.add_argument(
+        "--output",
+        help="the model output to explain, for models with several (default: the first; inspect lists them)",
+    )
     p.add_argument(
         "--fuse",
         choices=("mean", "max"),
@@ -167,8 +172,11 @@ def run(args: argparse.Namespace) -> int:
         threads=args.threads,
         backend=args.backend,
         memory=args.memory,
+        input_name=args.input,
+        output_name=args.output,
     )
-    opts = _options(args, ex.num_classes)
+    opts = _options(args, ex.num_classes, ex.metadata)
+    _say_where_labels_come_from(args, ex)
     skipped: list = []
 
     def skip(path, reason: str) -> None:
@@ -188,13 +196,22 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _options(args: argparse.Namespace, classes: int | None):
+def _say_where_labels_come_from(args: argparse.Namespace, ex) -> None:
+    """Class names the model's own metadata gave (never used silently)."""
+    from ..labels import labels_from_metadata
+
+    found = None if args.labels else labels_from_metadata(ex.metadata, ex.num_classes)
+    if found is not None:
+        print(f"class names: {len(found[0])} from the model's metadata ({found[1]!r})")
+
+
+def _options(args: argparse.Namespace, classes: int | None, metadata: dict):
     """The :class:`~onnx_xai.photos.run.ExplainOptions` the flags say (labels read, target checked)."""
     from ..labels import parse_target, read_labels
     from ..photos.run import ExplainOptions
     from ..seeds import DetectionLayout
 
-    labels = read_labels(args.labels, classes)
+    labels = read_labels(args.labels, classes, metadata)
     return ExplainOptions(
         methods=_methods(args.method, args.smooth),
         target=parse_target(args.target, labels, classes),

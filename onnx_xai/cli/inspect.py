@@ -70,6 +70,12 @@ def run(args: argparse.Namespace) -> int:
 
     methods = [m for m in METHOD_NAMES if r["cam"] or m != "cam"]
     print(f"methods: {', '.join(methods)}" + ("" if r["cam"] else " (no CAM: the head is not GAP -> linear)"))
+    if r.get("class_names"):
+        names = r["class_names"]
+        print(
+            f"class names: {names['count']} from the model's metadata ({names['key']!r}: "
+            f"{', '.join(names['first'])} ...)"
+        )
     problems = r["not_differentiable"]
     print("nodes without a gradient rule: " + (", ".join(problems) if problems else "none"))
     return 0

@@ -130,6 +130,14 @@ def add_preprocessing(p: argparse.ArgumentParser) -> None:
         "of the shorter side, in (0, 1] (default 0.875, as ImageNet evaluation; 1 keeps it all)",
     )
     p.add_argument(
+        "--fit",
+        choices=("auto", "crop", "letterbox", "stretch"),
+        default="auto",
+        help="how a photo meets a fixed input size: crop (the centre, by --crop), letterbox (all of it, "
+        "padded), stretch (all of it, resized); default auto: crop for a classifier with a square input, "
+        "letterbox otherwise",
+    )
+    p.add_argument(
         "--size",
         type=at_least(1),
         nargs=2,
@@ -148,6 +156,7 @@ def preprocessing(args: argparse.Namespace):
         std=args.std,
         crop=args.crop,
         size=tuple(args.size) if args.size else None,
+        fit=args.fit,
     )
 
 

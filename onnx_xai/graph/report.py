@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 
 from ..contract import METADATA_KEY
+from ..labels import labels_from_metadata
 from .augment import analyze
 from .autodiff import path_problems, prepare_path
 from .emitter import Emitter
@@ -85,5 +86,17 @@ def inspect_model(
         "cam": isinstance(a.head, CamHead),
         "head": " -> ".join(a.head.ops) if isinstance(a.head, CamHead) else a.head,
         "not_differentiable": problems,
+        "class_names": _class_names(proto, info.shape(a.score.name)),
         "rewritten": False,
     }
+
+
+def _class_names(proto, score_shape) -> dict | None:
+    """How many class names the model's metadata holds, and under which key (:mod:`onnx_xai.labels`)."""
+    classes = (
+        score_shape[-1]
+        if score_shape and len(score_shape) == 2 and isinstance(score_shape[-1], int)
+        else None
+    )
+    found = labels_from_metadata({p.key: p.value for p in proto.metadata_props}, classes)
+    return {"count": len(found[0]), "key": found[1], "first": found[0][:3]} if found else None

@@ -84,6 +84,7 @@ def stage_photo(
         "model_sha256": sha256,
         "size": list(p.photo.size),
         "input_size": list(p.size),
+        "fit": p.fit,
         "objective": chosen or {"kind": "class"},
         "explanations": entries,
     }

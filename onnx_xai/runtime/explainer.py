@@ -128,6 +128,11 @@ class Explainer:
         return tuple(next(o for o in self._sessions.get(FORWARD).outputs if o.name == output).shape or ())
 
     @property
+    def metadata(self) -> dict[str, str]:
+        """The model's ``metadata_props`` (class names, exporter facts; a rewrite keeps the original's)."""
+        return dict(self._sessions.metadata)
+
+    @property
     def num_classes(self) -> int | None:
         """The number of classes when the explained output is ``[N, K]`` with K declared, else None."""
         shape = self.output_shape

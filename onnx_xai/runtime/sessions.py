@@ -79,7 +79,8 @@ class SessionSet:
         self._sessions: dict = {}
         self._analysis: Analysis | None = None
         first = self._session_from(self._bytes_or_path())
-        stored = first.metadata().get(METADATA_KEY)
+        self.metadata = first.metadata()  # the model's metadata_props (a rewrite keeps the original's)
+        stored = self.metadata.get(METADATA_KEY)
         self.rewritten = stored is not None
         self._record: RewriteRecord | None = RewriteRecord.from_json(stored) if stored else None
         self._sessions[FORWARD] = first

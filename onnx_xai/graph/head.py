@@ -21,6 +21,7 @@ from .analysis import data_consumers
 from .info import GraphInfo, attr
 from .layer import TOKENS
 from .layout import permuted, spatial_axes
+from .paths import ancestors, path_nodes
 from .rules._shared import reduce_axes
 
 MOVES = (
@@ -49,29 +50,43 @@ class CamHead:
 def cam_head(info: GraphInfo, view: LayerView, score: str) -> CamHead | str:
     """The CAM head after the target, or a sentence saying why the head is not GAP -> linear."""
     if view.layout == TOKENS:
-        return _not_cam(info, view.name, score)
+        return f"the target {view.name!r} is a token sequence, not a map that a global average pool collapses"
     ops, name, layout = [], view.name, view.layout
-    node = _next(info, name)
+    node = _next(info, name, score)
     while node is not None and node.op_type == "Transpose" and len(attr(node, "perm") or []) == 4:
         ops.append("Transpose")
         layout, name = permuted(layout, attr(node, "perm")), node.output[0]
-        node = _next(info, name)
+        node = _next(info, name, score)
     if node is None or not _is_spatial_mean(info, node, layout):
-        return _not_cam(info, view.name, score)
+        where, expected = f"the target {view.name!r}", "a global average pool over its spatial axes"
+        return _stopped(info, name, where, expected, view.name, score)
     ops.append(node.op_type)
-    name, node = node.output[0], _next(info, node.output[0])
+    name, node = node.output[0], _next(info, node.output[0], score)
     while node is not None and node.op_type in MOVES and _keeps_vector(info, node):
         ops.append(node.op_type)
-        name, node = node.output[0], _next(info, node.output[0])
+        name, node = node.output[0], _next(info, node.output[0], score)
     linear = _linear(info, node, name, score)
     if linear is None:
-        return _not_cam(info, view.name, score)
+        return _stopped(
+            info,
+            name,
+            f"after the global average pool, {name!r}",
+            "one linear layer with constant weights "
+            "(Gemm, or MatMul then a constant Add) that gives the score",
+            view.name,
+            score,
+        )
     return CamHead(linear.weight, linear.transposed, linear.alpha, ops + linear.ops)
 
 
-def _next(info: GraphInfo, name: str) -> onnx.NodeProto | None:
-    consumers = data_consumers(info, name)
-    return consumers[0] if len(consumers) == 1 and consumers[0].input[0] == name else None
+def _next(info: GraphInfo, name: str, score: str, first_input: bool = True) -> onnx.NodeProto | None:
+    """The one node after ``name`` on the way to the score (a pooled vector may also feed other heads:
+    a detector's box regressor beside its classifier), reading it as its first input when asked."""
+    needed = ancestors(info, score) | {score}
+    consumers = [n for n in data_consumers(info, name) if not needed.isdisjoint(n.output)]
+    if len(consumers) != 1 or (first_input and consumers[0].input[0] != name):
+        return None
+    return consumers[0]
 
 
 def _is_spatial_mean(info: GraphInfo, node: onnx.NodeProto, layout: str) -> bool:
@@ -117,7 +132,7 @@ def _linear(info: GraphInfo, node, name: str, score: str) -> _Linear | None:
         return None
     ops, end = [node.op_type], node.output[0]
     if node.op_type == "MatMul" and end != score:
-        bias = _next_any(info, end)
+        bias = _next(info, end, score, first_input=False)
         if bias is None or bias.op_type != "Add" or not any(info.is_const(i) for i in bias.input):
             return None
         ops.append("Add")
@@ -128,26 +143,29 @@ def _linear(info: GraphInfo, node, name: str, score: str) -> _Linear | None:
     return _Linear(weight, transposed, float(attr(node, "alpha", 1.0)), ops)
 
 
-def _next_any(info: GraphInfo, name: str) -> onnx.NodeProto | None:
-    consumers = data_consumers(info, name)
-    return consumers[0] if len(consumers) == 1 else None
+def _stopped(info: GraphInfo, name: str, where: str, expected: str, target: str, score: str) -> str:
+    """Why the walk from the target stopped at tensor ``name``: what reads it, the whole head, and what
+    CAM needs there."""
+    readers = data_consumers(info, name)
+    shown = ", ".join(f"{n.op_type} {n.name or n.output[0]!r}" for n in readers[:4])
+    if len(readers) > 1:
+        found = f"feeds {len(readers)} nodes ({shown}{', ...' if len(readers) > 4 else ''})"
+    elif readers:
+        found = f"goes into {shown}"
+    else:
+        found = "is read by no node"
+    ops = head_ops(info, target, score)
+    head = " -> ".join(ops[:12]) + (f" -> ... ({len(ops)} ops)" if len(ops) > 12 else "")
+    return (
+        f"{where} {found} (the head: {head or 'empty'}), where CAM needs {expected}; "
+        "use method 'gradcam', which works on any head"
+    )
 
 
 def head_ops(info: GraphInfo, target: str, score: str) -> list[str]:
     """The op types of the nodes after ``target`` that the score depends on, in graph order."""
-    from .paths import path_nodes
-
     return [
         n.op_type
         for n in path_nodes(info, [target], score)
         if any(info.carries_data(o) for o in n.output if o)
     ]
-
-
-def _not_cam(info: GraphInfo, target: str, score: str) -> str:
-    ops = head_ops(info, target, score)
-    shown = " -> ".join(ops[:12]) + (f" -> ... ({len(ops)} ops)" if len(ops) > 12 else "")
-    return (
-        f"the head after {target!r} is {shown or 'empty'}, not global average pooling "
-        "followed by one linear layer; use method 'gradcam', which works on any head"
-    )

@@ -48,7 +48,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {kind:6s} {t['name']}  {t['shape']}  {t['type']}{star}")
     if r["differentiated"] != r["image_input"]:
         print(f"integer pixels: gradients are taken at {r['differentiated']!r}, their first float cast")
-    print(f"score: {r['score']!r} ({SCORE_KINDS[r['score_kind']]})")
+    moves = f", then {' -> '.join(r['score_moves'])} as the output" if r.get("score_moves") else ""
+    print(f"score: {r['score']!r} ({SCORE_KINDS[r['score_kind']]}{moves})")
     print("target-layer candidates (last first, * = default):")
     for c in r["candidates"]:
         print(

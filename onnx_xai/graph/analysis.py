@@ -10,7 +10,10 @@
   seeded objectives (segmentation maps, detector outputs, dense maps). When a Softmax or LogSoftmax
   produces it, the score is that op's input (pre-softmax); when a Sigmoid does (multi-label heads,
   probability maps), the pre-sigmoid logit, whose gradient does not vanish where the probability
-  saturates. A QDQ model's quantized output is read before its quantization.
+  saturates; also when only shape moves (Transpose, Reshape, Squeeze, Unsqueeze, Flatten) stand
+  between that op and the output, as detector heads write ``Sigmoid -> Transpose -> Reshape``: the
+  score is then the logit laid out as the output (the moves replayed on it, ``Score.moves``). A QDQ
+  model's quantized output is read before its quantization.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ INTEGER_TYPES = frozenset(
 MOVES = frozenset({"Transpose", "Reshape", "Identity", "Squeeze", "Unsqueeze", "Flatten"})
 SCORE_KINDS = {"Softmax": "pre-softmax", "LogSoftmax": "pre-softmax", "Sigmoid": "pre-sigmoid"}
 SHAPE_ONLY = frozenset({"Shape", "Size"})
+SCORE_MOVES = frozenset({"Transpose", "Reshape", "Squeeze", "Unsqueeze", "Flatten"})
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,7 @@ class Score:
 
     name: str
     kind: str
+    moves: tuple = ()  # shape moves between the Sigmoid/Softmax and the output, replayed on the logit
 
 
 def image_input(info: GraphInfo, name: str | None = None) -> str:
@@ -108,6 +113,9 @@ def score_tensor(info: GraphInfo, output: str | None = None) -> Score:
     name = output if output is not None else outputs[0]
     if name not in outputs:
         raise ModelError(f"the model has no output {name!r}; outputs: {', '.join(outputs)}")
+    moves = _moves_after_activation(info, name)
+    if moves:
+        name = moves[0].input[0]
     kind = "logit"
     while (
         name in info.producer
@@ -120,4 +128,16 @@ def score_tensor(info: GraphInfo, output: str | None = None) -> Score:
                 break
             kind = SCORE_KINDS[node.op_type]
         name = info.producer[node.input[0]].input[0] if _quantized(info, name) else node.input[0]
-    return Score(name, kind)
+    return Score(name, kind, tuple(moves))
+
+
+def _moves_after_activation(info: GraphInfo, output: str) -> list[onnx.NodeProto]:
+    """The shape moves (forward order) between a Sigmoid/Softmax and ``output``; empty when none
+    stand there or no such op precedes them."""
+    moves: list[onnx.NodeProto] = []
+    name = output
+    while name in info.producer and info.producer[name].op_type in SCORE_MOVES:
+        moves.insert(0, info.producer[name])
+        name = info.producer[name].input[0]
+    found = name in info.producer and info.producer[name].op_type in SCORE_KINDS
+    return moves if found else []

@@ -203,7 +203,7 @@ def augment(
 def _objective_and_sets(a: Analysis, seeded: bool | None, outputs) -> tuple[bool, tuple[str, ...]]:
     """Whether the rewrite takes a seed (default: unless the output is a classifier's), and the output
     sets it emits, each checked against what the model allows."""
-    classifier = a.info.rank(a.score.name) in (2, None)
+    classifier = a.info.rank(a.output if a.score.moves else a.score.name) in (2, None)
     seeded = not classifier if seeded is None else bool(seeded)
     if not seeded and not classifier:
         raise ModelError(
@@ -235,18 +235,20 @@ def _output_sets(outputs: Sequence[str] | None, cam_allowed: bool) -> tuple[str,
 def _emit(a: Analysis, wanted: tuple[str, ...], seeded: bool, maxpool: str) -> onnx.ModelProto:
     info, e, score = a.info, Emitter(a.info), a.score.name
     batch = (info.shape(score) or info.shape(a.image) or ("N",))[0]
+    objective = _replayed(e, a.score)  # the score laid out as the output (the logit where it has moves)
     if seeded:
-        seed_vi, seed, score_out, outs = _seeded_objective(e, score)
+        seed_vi, seed, score_out, outs = _seeded_objective(e, objective, score, info.shape(a.output))
         used = None
     else:
         target_in = e.reserve(c.TARGET)
         seed_vi = helper.make_tensor_value_info(target_in, onnx.TensorProto.INT64, [batch])
-        used = _resolve_target(e, score, target_in)
-        score_out = e.squeeze(e.op("GatherElements", [score, e.unsqueeze(used, [1])], axis=1), [1])
+        used = _resolve_target(e, objective, target_in)
+        score_out = e.squeeze(e.op("GatherElements", [objective, e.unsqueeze(used, [1])], axis=1), [1])
         seed, outs = (
-            _seed(e, score, used),
+            _seed(e, objective, used, score),
             [helper.make_tensor_value_info(used, onnx.TensorProto.INT64, [batch])],
         )
+    seed = undo_moves(e, list(a.score.moves), seed)  # the objective's seed back on the logit
     outs.insert(0, _publish(e, c.SCORE, _as_float32(e, score_out, score), [batch]))
     wrt = ([v.name for v in a.views] if "gradcam" in wanted else []) + (
         [a.source] if "input_grad" in wanted else []
@@ -257,15 +259,23 @@ def _emit(a: Analysis, wanted: tuple[str, ...], seeded: bool, maxpool: str) -> o
     return build_model(info, e, [seed_vi], outs)
 
 
-def _seeded_objective(e: Emitter, score: str) -> tuple:
-    """The ``xai_seed`` input (float32, the output's shape), the seed in the output's type, and
-    the per-sample score sum(seed * output)."""
+def _replayed(e: Emitter, score) -> str:
+    """The score tensor with the output's shape moves replayed on it (:class:`.analysis.Score`)."""
+    current = score.name
+    for node in score.moves:
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        current = e.op(node.op_type, [current, *node.input[1:]], **attrs)
+    return current
+
+
+def _seeded_objective(e: Emitter, objective: str, like: str, shape) -> tuple:
+    """The ``xai_seed`` input (float32, the output's ``shape``), the seed in the output's type (that of
+    the forward tensor ``like``), and the per-sample score sum(seed * objective)."""
     seed_in = e.reserve(c.SEED)
-    shape = e.info.shape(score)
     seed_vi = helper.make_tensor_value_info(seed_in, FLOAT, list(shape) if shape is not None else None)
-    seed = seed_in if e.info.dtype(score) == FLOAT else e.cast_like(seed_in, score)
+    seed = seed_in if e.info.dtype(like) == FLOAT else e.cast_like(seed_in, like)
     flat = e.ints([0, -1])
-    product = e.op("Mul", [e.op("Reshape", [score, flat]), e.op("Reshape", [seed, flat])])
+    product = e.op("Mul", [e.op("Reshape", [objective, flat]), e.op("Reshape", [seed, flat])])
     return seed_vi, seed, e.reduce("ReduceSum", product, [1], keepdims=False), []
 
 
@@ -329,11 +339,12 @@ def _resolve_target(e: Emitter, score: str, target_in: str) -> str:
     return e.op("Where", [negative, top1, target_in], out=[e.reserve(c.TARGET_USED)])
 
 
-def _seed(e: Emitter, score: str, used: str) -> str:
-    """OneHot(target_used, K) as the cotangent of the score, so a batch is explained in one run."""
+def _seed(e: Emitter, score: str, used: str, like: str) -> str:
+    """OneHot(target_used, K) as the cotangent of the score (in the type of the forward tensor
+    ``like``), so a batch is explained in one run."""
     classes = e.op("Gather", [e.op("Shape", [score]), e.const(np.array(1, "int64"))])
     rng = e.op("Range", [e.const(np.array(0, "int64")), classes, e.const(np.array(1, "int64"))])
-    return e.cast_like(e.op("Equal", [rng, e.unsqueeze(used, [1])]), score)
+    return e.cast_like(e.op("Equal", [rng, e.unsqueeze(used, [1])]), like)
 
 
 def _gradcam(e: Emitter, activation: str, d_activation: str) -> str:

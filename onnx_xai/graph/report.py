@@ -70,6 +70,7 @@ def inspect_model(
         "explained_output": a.output,
         "score": a.score.name,
         "score_kind": a.score.kind,
+        "score_moves": [n.op_type for n in a.score.moves],
         "layout": a.layout,
         "target_layer": a.view.name,
         "candidates": [

@@ -12,7 +12,11 @@ the model's own output (``Explainer.predict``), in the output's layout, one seed
   :class:`DetectionLayout` says how boxes and scores are laid out (YOLO's ``[N, 4 + C, A]``,
   ``cx, cy, w, h`` by default);
 - :func:`dense_seed`: the sum of one channel of a dense map over a region: a box, a mask, or by
-  default the largest connected region above a threshold (a text detector's strongest region).
+  default the largest connected region above a threshold (a text detector's strongest region);
+- :func:`value_seed`: one value of a regression or landmark output (a coordinate, a face flag).
+
+:func:`output_kind` says which of them an output calls for, from its shape and its layout (a
+channels-last map, as Keras and TFLite write segmenters, is a map; ``[N, 1, 1, K]`` is a vector).
 
 Boxes are (x0, y0, x1, y1) in the output's own pixels (dense and segmentation maps) or in the
 coordinates the detector's boxes use (input pixels, for YOLO exports). Each helper returns the seed
@@ -26,6 +30,44 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import InputError
+
+KINDS = ("class", "segmentation", "detection", "dense", "regression")
+
+
+def output_kind(shape: tuple, layout: str | None = None) -> str:
+    """The objective an output of this shape calls for: ``[N, K]`` a class; ``[N, A, B]`` detection
+    candidates; a 4-D output with one dimension besides the batch above 1 a vector of values
+    (regression, landmarks: ``[N, 1, 1, K]``); another 4-D output a map (its channel axis from
+    ``layout``, channels-first when unknown), a segmentation with several channels or a dense map
+    with one."""
+    if len(shape) == 2:
+        return "class"
+    if len(shape) == 3:
+        return "detection"
+    if len(shape) != 4:
+        raise InputError(
+            f"an output of shape {list(shape)} has no objective the command line knows: give a seed"
+        )
+    if sum(d != 1 for d in shape[1:]) <= 1:  # [N, 1, 1, K] or [N, K, 1, 1]: values, not a map
+        return "regression"
+    order = layout if layout and sorted(layout) == sorted("NCHW") else "NCHW"
+    channels = shape[order.index("C")]
+    return "segmentation" if isinstance(channels, int) and channels > 1 else "dense"
+
+
+def value_seed(output, index: int) -> tuple[np.ndarray, list[dict]]:
+    """One value of each sample's output, by its index in the flattened sample (a landmark
+    coordinate, a regression value, a face flag)."""
+    output = np.asarray(output)
+    per_sample = int(np.prod(output.shape[1:]))
+    if not 0 <= index < per_sample:
+        raise InputError(f"value {index} is out of range for an output of {per_sample} values per sample")
+    seed = np.zeros((len(output), per_sample), np.float32)
+    seed[:, index] = 1
+    values = output.reshape(len(output), -1)[:, index]
+    return seed.reshape(output.shape), [
+        {"kind": "regression", "index": index, "value": float(v)} for v in values
+    ]
 
 
 def _batched(output, rank: int, what: str) -> np.ndarray:

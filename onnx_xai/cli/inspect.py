@@ -45,7 +45,9 @@ def run(args: argparse.Namespace) -> int:
     ):
         for t in r[key]:
             star = "  <- explained" if t["name"] == mark else ""
-            print(f"  {kind:6s} {t['name']}  {t['shape']}  {t['type']}{star}")
+            facts = [f for f in (t.get("layout"), t.get("kind")) if f]
+            shown = f"  ({', '.join(facts)})" if facts else ""
+            print(f"  {kind:6s} {t['name']}  {t['shape']}  {t['type']}{shown}{star}")
     if r["differentiated"] != r["image_input"]:
         print(f"integer pixels: gradients are taken at {r['differentiated']!r}, their first float cast")
     moves = f", then {' -> '.join(r['score_moves'])} as the output" if r.get("score_moves") else ""

@@ -80,6 +80,7 @@ class Analysis:
             cam=isinstance(head, CamHead),
             head=" -> ".join(head.ops) if isinstance(head, CamHead) else head,
             layers=[v.describe() for v in self.views],
+            output_layout=self.layouts.get(self.output),
         )
 
 

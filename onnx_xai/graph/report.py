@@ -13,7 +13,9 @@ from __future__ import annotations
 import json
 
 from ..contract import METADATA_KEY
+from ..errors import InputError
 from ..labels import labels_from_metadata
+from ..seeds import output_kind
 from .augment import analyze
 from .autodiff import path_problems, prepare_path
 from .emitter import Emitter
@@ -64,7 +66,7 @@ def inspect_model(
         "opset": info.opset,
         "nodes": len(info.graph.node),
         "inputs": [_describe(info, n) for n in info.graph_input_names()],
-        "outputs": [_describe(info, o.name) for o in info.graph.output],
+        "outputs": [_output(info, o.name, a.layouts.get(o.name)) for o in info.graph.output],
         "image_input": a.image,
         "differentiated": a.source,
         "explained_output": a.output,
@@ -90,6 +92,16 @@ def inspect_model(
         "class_names": _class_names(proto, info.shape(a.score.name)),
         "rewritten": False,
     }
+
+
+def _output(info: GraphInfo, name: str, layout: str | None) -> dict:
+    """An output described with its layout (4-D, as tracked) and the objective it calls for."""
+    described = _describe(info, name) | {"layout": layout}
+    try:
+        described["kind"] = output_kind(tuple(described["shape"] or ()), layout)
+    except InputError:
+        described["kind"] = None
+    return described
 
 
 def _class_names(proto, score_shape) -> dict | None:

@@ -1,13 +1,15 @@
 """What the command line explains for each photo: a class, or a seed for any other output.
 
-The kind follows the explained output's shape unless ``--objective`` says otherwise: ``[N, K]`` is a
-classifier (``--target`` a class), ``[N, 4 + C, A]`` a pre-NMS detector (the best candidate of
-``--target``'s class, or of any class, overlapping ``--region`` when given, or ``--candidate``),
-``[N, C, H, W]`` a segmenter when C > 1 (``--target``'s class where it wins, within ``--region``)
-and a dense map when C = 1 (``--channel``, over ``--region`` or its largest region above
-``--threshold``). Seeds come from :mod:`onnx_xai.seeds`, built from each photo's own output;
-``--region`` is given in photo pixels and mapped to the model's input (detector boxes) or output
-(maps) pixels.
+The kind follows the explained output's shape and layout unless ``--objective`` says otherwise:
+``[N, K]`` is a classifier (``--target`` a class), ``[N, 4 + C, A]`` a pre-NMS detector (the best
+candidate of ``--target``'s class, or of any class, overlapping ``--region`` when given, or
+``--candidate``), a 4-D map (channels first or last, as the graph says) a segmenter when it has
+several channels (``--target``'s class where it wins, within ``--region``) and a dense map when one
+(``--channel``, over ``--region`` or its largest region above ``--threshold``); a 4-D output of
+spatial size 1 x 1 holds values (a regression, landmarks), of which ``--objective regression
+--channel I`` explains one: there is no natural default, so none is guessed. Seeds come from
+:mod:`onnx_xai.seeds`, built from each photo's own output; ``--region`` is given in photo pixels and
+mapped to the model's input (detector boxes) or output (maps) pixels.
 """
 
 from __future__ import annotations
@@ -18,32 +20,35 @@ from .. import seeds
 from ..errors import InputError
 from ..images import Prepared
 
-KINDS = ("auto", "class", "segmentation", "detection", "dense")
+KINDS = ("auto", *seeds.KINDS)
 
 
-def output_kind(shape: tuple) -> str:
-    """The objective an output of this declared shape calls for."""
-    if len(shape) == 2:
-        return "class"
-    if len(shape) == 3:
-        return "detection"
-    if len(shape) == 4:
-        return "segmentation" if isinstance(shape[1], int) and shape[1] > 1 else "dense"
-    raise InputError(f"the explained output has shape {shape}: give a seed through the API")
+def output_kind(shape: tuple, layout: str | None = None) -> str:
+    """The objective an output of this shape and layout calls for (:func:`onnx_xai.seeds.output_kind`)."""
+    return seeds.output_kind(shape, layout)
 
 
 def objective(ex, batch: np.ndarray, prepared: list[Prepared], opts) -> tuple[dict, list[dict | None]]:
     """Keyword arguments of ``explain_many`` (``target=`` or ``seed=``) for a batch, and what each
     photo's seed stands for (None for classes)."""
-    kind = output_kind(ex.output_shape) if opts.objective == "auto" else opts.objective
+    kind = output_kind(ex.output_shape, ex.output_layout) if opts.objective == "auto" else opts.objective
     if opts.region is not None and not (opts.region[2] > opts.region[0] and opts.region[3] > opts.region[1]):
         raise InputError(f"region {list(opts.region)} is empty: give x0 y0 x1 y1 with x1 > x0 and y1 > y0")
     if kind == "class":
         return {"target": opts.target}, [None] * len(prepared)
+    if kind == "regression" and opts.objective == "auto":
+        values = int(np.prod([d for d in ex.output_shape[1:] if isinstance(d, int)]))
+        raise InputError(
+            f"the output {ex.record.output!r} of shape {list(ex.output_shape)} holds {values} values "
+            "per sample "
+            "(a regression or landmarks): say which with --objective regression --channel I, or explain "
+            "another output with --output"
+        )
     output = ex.predict(batch)
-    seeds, chosen = [], []
+    to_maps, back = _channels_first(output, ex.output_layout)
+    seed_list, chosen = [], []
     for i, p in enumerate(prepared):
-        seed, described = _seed(kind, output[i : i + 1], p, opts)
+        seed, described = _seed(kind, to_maps(output[i : i + 1]), p, opts)
         if described[0].get("pixels") == 0:
             raise InputError(
                 f"the {kind} objective covers no pixel of the output map"
@@ -53,9 +58,18 @@ def objective(ex, batch: np.ndarray, prepared: list[Prepared], opts) -> tuple[di
                     else " (the region lies outside the photo's input)"
                 )
             )
-        seeds.append(seed)
-        chosen.append(_with_photo_box(described[0], output.shape[2:], p))
-    return {"seed": np.concatenate(seeds)}, chosen
+        seed_list.append(back(seed))
+        chosen.append(_with_photo_box(described[0], to_maps(output[:1]).shape[2:], p))
+    return {"seed": np.concatenate(seed_list)}, chosen
+
+
+def _channels_first(output: np.ndarray, layout: str | None):
+    """Functions taking a 4-D output to channels-first (the seeds' layout) and a seed back, from the
+    output's layout as the graph tracks it (channels-last maps of Keras and TFLite exports)."""
+    if output.ndim != 4 or not layout or layout == "NCHW" or sorted(layout) != sorted("NCHW"):
+        return (lambda a: a), (lambda a: a)
+    order = [layout.index(axis) for axis in "NCHW"]
+    return (lambda a: a.transpose(order)), (lambda a: a.transpose(np.argsort(order)))
 
 
 def _with_photo_box(described: dict, map_size: tuple, p: Prepared) -> dict:
@@ -76,6 +90,8 @@ def _seed(kind: str, output: np.ndarray, p: Prepared, opts) -> tuple[np.ndarray,
     if region is not None:  # from input pixels to the map's own
         scale = np.array([output.shape[3] / p.size[1], output.shape[2] / p.size[0]] * 2)
         region = tuple(np.asarray(region) * scale)
+    if kind == "regression":
+        return seeds.value_seed(output, opts.channel)
     if kind == "segmentation":
         if opts.target is None:
             raise InputError("a segmentation output needs --target (the class to explain)")

@@ -128,6 +128,12 @@ class Explainer:
         return tuple(next(o for o in self._sessions.get(FORWARD).outputs if o.name == output).shape or ())
 
     @property
+    def output_layout(self) -> str | None:
+        """The explained output's layout when it is 4-D and the graph says (``"NHWC"`` for a Keras
+        segmenter), else None."""
+        return self._sessions.record().output_layout
+
+    @property
     def metadata(self) -> dict[str, str]:
         """The model's ``metadata_props`` (class names, exporter facts; a rewrite keeps the original's)."""
         return dict(self._sessions.metadata)

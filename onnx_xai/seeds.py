@@ -116,16 +116,29 @@ def segmentation_seed(output, category: int, mask=None, box=None) -> tuple[np.nd
 @dataclass(frozen=True)
 class DetectionLayout:
     """How a pre-NMS detector output lays out its candidates: ``anchors_last`` (``[N, 4 + C, A]``, as
-    YOLOv5/v8 exports) or first (``[N, A, 4 + C]``); ``boxes``: ``"cxcywh"`` or ``"xyxy"``;
-    ``classes_from``: the row of the first class score (4, or 5 after an objectness score)."""
+    YOLOv5/v8 exports) or first (``[N, A, 4 + C]``); ``boxes``: ``"cxcywh"``, ``"xyxy"``, or
+    ``"none"`` for an output of class scores only (SSD, BlazeFace and PicoDet keep boxes in another
+    output); ``classes_from``: the row of the first class score (4, or 5 after an objectness score;
+    0 for scores only)."""
 
     anchors_last: bool = True
     boxes: str = "cxcywh"
     classes_from: int = 4
 
-    def split(self, output: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``[N, A, 4]`` boxes as (x0, y0, x1, y1) and ``[N, A, C]`` class scores."""
+    def describe(self) -> str:
+        """The layout in words, as a record states it."""
+        if self.boxes == "none":
+            return f"class scores only, {'[N, C, A]' if self.anchors_last else '[N, A, C]'}"
+        rows = f"4+{'1+' if self.classes_from == 5 else ''}C"
+        return (
+            f"{'[N, ' + rows + ', A]' if self.anchors_last else '[N, A, ' + rows + ']'}, boxes {self.boxes}"
+        )
+
+    def split(self, output: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
+        """``[N, A, 4]`` boxes as (x0, y0, x1, y1) (None for scores only) and ``[N, A, C]`` scores."""
         rows = output if self.anchors_last else output.transpose(0, 2, 1)
+        if self.boxes == "none":
+            return None, rows[:, self.classes_from :].transpose(0, 2, 1)
         if rows.shape[1] <= self.classes_from:
             raise InputError(
                 f"a detector output of shape {output.shape} has no class scores after row "
@@ -137,6 +150,17 @@ class DetectionLayout:
             return raw, scores
         centre, size = raw[..., :2], raw[..., 2:4]
         return np.concatenate([centre - size / 2, centre + size / 2], axis=-1), scores
+
+
+def detection_layout(shape: tuple, scores_only: bool) -> DetectionLayout:
+    """The layout of a detector output of this shape, when nobody said: candidates along the longer
+    axis; class scores only when the rows are too few for a box and a class (fewer than 5) or when
+    every value went through a Sigmoid/Softmax (``scores_only``), else YOLO's ``4 + C`` rows."""
+    anchors_last = not (isinstance(shape[1], int) and isinstance(shape[2], int) and shape[1] > shape[2])
+    rows = shape[1] if anchors_last else shape[2]
+    if scores_only or (isinstance(rows, int) and rows < 5):
+        return DetectionLayout(anchors_last, "none", 0)
+    return DetectionLayout(anchors_last)
 
 
 def iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
@@ -160,9 +184,16 @@ def detection_seed(
     IoU >= ``min_iou`` (any box when none is given)."""
     output = _batched(output, 3, "detection_seed")
     boxes, scores = layout.split(output)
+    if boxes is None and box is not None:
+        raise InputError(
+            "this detector output holds class scores only (its boxes are another output): "
+            "pick the candidate by class or --candidate, not by a region"
+        )
     seed, chosen = np.zeros_like(output), []
     for n in range(len(output)):
-        index, cls = _pick_candidate(boxes[n], scores[n], category, candidate, box, min_iou)
+        index, cls = _pick_candidate(
+            None if boxes is None else boxes[n], scores[n], category, candidate, box, min_iou
+        )
         row = layout.classes_from + cls
         seed[(n, row, index) if layout.anchors_last else (n, index, row)] = 1
         chosen.append(
@@ -171,7 +202,8 @@ def detection_seed(
                 "candidate": int(index),
                 "class": int(cls),
                 "score": float(scores[n, index, cls]),
-                "box": [float(v) for v in boxes[n, index]],
+                "box": None if boxes is None else [float(v) for v in boxes[n, index]],
+                "layout": layout.describe(),
             }
         )
     return seed, chosen
@@ -179,8 +211,8 @@ def detection_seed(
 
 def _pick_candidate(boxes, scores, category, candidate, box, min_iou) -> tuple[int, int]:
     if candidate is not None:
-        if not 0 <= candidate < len(boxes):
-            raise InputError(f"candidate {candidate} is out of range for {len(boxes)} candidates")
+        if not 0 <= candidate < len(scores):
+            raise InputError(f"candidate {candidate} is out of range for {len(scores)} candidates")
         return candidate, int(scores[candidate].argmax()) if category is None else category
     if category is not None and not 0 <= category < scores.shape[1]:
         raise InputError(f"class {category} is out of range for a detector with {scores.shape[1]} classes")

@@ -145,18 +145,21 @@ def _add_objective(p: argparse.ArgumentParser) -> None:
         default=0.3,
         help="a dense map's region: the largest above this value (default 0.3)",
     )
-    g.add_argument("--boxes", choices=("cxcywh", "xyxy"), default="cxcywh", help="detector box format")
+    g.add_argument(
+        "--boxes",
+        choices=("cxcywh", "xyxy", "none"),
+        help="detector box format; none: the output holds class scores only (default: read from the shape)",
+    )
     g.add_argument(
         "--anchors",
         choices=("last", "first"),
-        default="last",
-        help="detector layout: [N, 4+C, A] (last, YOLOv8) or [N, A, 4+C] (first)",
+        help="detector layout: [N, 4+C, A] (last, YOLOv8) or [N, A, 4+C] (first); default: candidates "
+        "along the longer axis",
     )
     g.add_argument(
         "--classes-from",
-        type=at_least(4),
-        default=4,
-        help="row of the first class score (5 after an objectness score)",
+        type=at_least(0),
+        help="row of the first class score (4; 5 after an objectness score; 0 for scores only)",
     )
 
 
@@ -196,6 +199,19 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _detection_layout(args: argparse.Namespace):
+    """The detector layout the flags say, or None (read from the output's shape and record)."""
+    from ..seeds import DetectionLayout
+
+    if args.anchors is None and args.boxes is None and args.classes_from is None:
+        return None
+    boxes = args.boxes or "cxcywh"
+    classes_from = args.classes_from if args.classes_from is not None else (0 if boxes == "none" else 4)
+    if boxes != "none" and classes_from < 4:
+        raise UsageError("--classes-from must be 4 or more when the output holds boxes")
+    return DetectionLayout(args.anchors != "first", boxes, classes_from)
+
+
 def _say_where_labels_come_from(args: argparse.Namespace, ex) -> None:
     """Class names the model's own metadata gave (never used silently)."""
     from ..labels import labels_from_metadata
@@ -209,7 +225,6 @@ def _options(args: argparse.Namespace, classes: int | None, metadata: dict):
     """The :class:`~onnx_xai.photos.run.ExplainOptions` the flags say (labels read, target checked)."""
     from ..labels import parse_target, read_labels
     from ..photos.run import ExplainOptions
-    from ..seeds import DetectionLayout
 
     labels = read_labels(args.labels, classes, metadata)
     return ExplainOptions(
@@ -233,7 +248,7 @@ def _options(args: argparse.Namespace, classes: int | None, metadata: dict):
         fuse=args.fuse,
         image_format=args.format,
         overlays=not args.no_overlays,
-        detection=DetectionLayout(args.anchors == "last", args.boxes, args.classes_from),
+        detection=_detection_layout(args),
     )
 
 

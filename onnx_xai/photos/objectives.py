@@ -14,6 +14,8 @@ mapped to the model's input (detector boxes) or output (maps) pixels.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from .. import seeds
@@ -45,6 +47,10 @@ def objective(ex, batch: np.ndarray, prepared: list[Prepared], opts) -> tuple[di
             "another output with --output"
         )
     output = ex.predict(batch)
+    if kind == "detection" and opts.detection is None:  # said in each photo's record ("layout")
+        opts = replace(
+            opts, detection=seeds.detection_layout(ex.output_shape, ex.record.score_kind != "logit")
+        )
     to_maps, back = _channels_first(output, ex.output_layout)
     seed_list, chosen = [], []
     for i, p in enumerate(prepared):

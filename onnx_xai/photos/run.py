@@ -56,7 +56,7 @@ class ExplainOptions:
     region: tuple[float, float, float, float] | None = None  # x0 y0 x1 y1 in photo pixels
     channel: int = 0
     candidate: int | None = None
-    detection: DetectionLayout = DetectionLayout()
+    detection: DetectionLayout | None = None  # None: read from the output's shape (seeds.detection_layout)
     threshold: float = 0.3
     fuse: str = "mean"  # how the CAM family's maps of several target layers combine
     image_format: str = "png"  # the pictures': "png" (lossless) or "jpg"

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..errors import XaiError
+from ..errors import InputError, XaiError
 from .options import (
     UsageError,
     add_model_and_images,
@@ -178,6 +178,7 @@ def run(args: argparse.Namespace) -> int:
         input_name=args.input,
         output_name=args.output,
     )
+    _ask_which_detector_output(args, ex)
     opts = _options(args, ex.num_classes, ex.metadata)
     _say_where_labels_come_from(args, ex)
     skipped: list = []
@@ -197,6 +198,29 @@ def run(args: argparse.Namespace) -> int:
     if skipped:
         raise XaiError(f"{len(skipped)} of {len(files)} photos could not be read; the others were explained")
     return 0
+
+
+def _ask_which_detector_output(args: argparse.Namespace, ex) -> None:
+    """A detector whose candidates are spread over several outputs (boxes in one, scores in another, as
+    SSD and BlazeFace export them) is not explained on its first output by guess: the user says which."""
+    if args.output is not None or len(ex.output_shape) != 3:
+        return
+
+    def candidates(shape: tuple) -> int | None:
+        sizes = [d for d in shape[1:] if isinstance(d, int)]
+        return max(sizes) if len(shape) == 3 and len(sizes) == 2 else None
+
+    count = candidates(ex.output_shape)
+    alike = [
+        f"{name!r} {list(shape)}"
+        for name, shape in ex.outputs.items()
+        if count and candidates(shape) == count
+    ]
+    if len(alike) > 1:
+        raise InputError(
+            f"the model has {len(alike)} outputs of {count} candidates ({', '.join(alike)}): say which to "
+            "explain with --output NAME (a detector's class scores, usually; its boxes are another output)"
+        )
 
 
 def _detection_layout(args: argparse.Namespace):

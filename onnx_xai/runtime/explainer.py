@@ -122,6 +122,15 @@ class Explainer:
         return channels if isinstance(channels, int) else None
 
     @property
+    def outputs(self) -> dict[str, tuple]:
+        """The model's own outputs, name -> declared shape (symbolic dims as strings)."""
+        return {
+            o.name: tuple(o.shape or ())
+            for o in self._sessions.get(FORWARD).outputs
+            if not o.name.startswith("xai_")
+        }
+
+    @property
     def output_shape(self) -> tuple:
         """The explained output's shape as the model declares it (symbolic dims as strings)."""
         output = self._sessions.record().output

@@ -9,9 +9,11 @@ autograd of that candidate's logit; a region cannot pick among scores that have 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
 import torch
@@ -27,6 +29,7 @@ from onnx_xai.preprocessing import preprocessing_for
 
 from ..forms.reference import rel
 from ..graph.test_augment import export
+from ..test_reliability import cli, one_line
 
 PHOTO = Path(str(DEMO_PHOTOS)) / "rocket.jpg"
 
@@ -74,3 +77,22 @@ def test_a_scores_output_is_read_as_scores(classes, sigmoid):
     assert rel(ex.input_gradient(p.array, seed=wanted["seed"]), xt.grad.numpy()) < 1e-5
     with pytest.raises(InputError, match="holds class scores only"):
         objective(ex, p.array, [p], ExplainOptions(target=category, region=(10.0, 10.0, 200.0, 200.0)))
+
+
+def test_the_command_line_asks_which_of_several_detector_outputs(tmp_path):
+    model = export(TwoOutputs(1, False).eval(), (1, 3, 32, 32), dynamic=False)
+    path = tmp_path / "faces.onnx"
+    onnx.save(model, path)
+    boxes, scores = (o.name for o in model.graph.output)
+    line = one_line(cli("explain", path, PHOTO, "--out", tmp_path / "out"))
+    assert line == (
+        f"onnx-xai: error: the model has 2 outputs of 256 candidates ({boxes!r} ['N', 256, 4], {scores!r} "
+        "['N', 256, 1]): say which to explain with --output NAME (a detector's class scores, usually; its "
+        "boxes are another output)"
+    )
+    done = cli("explain", path, PHOTO, "--output", scores, "--out", tmp_path / "out")
+    assert done.returncode == 0, done.stderr
+    record = json.loads((tmp_path / "out" / "rocket.jpg.json").read_text())
+    assert (
+        record["objective"]["layout"] == "class scores only, [N, A, C]" and record["objective"]["class"] == 0
+    )

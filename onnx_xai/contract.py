@@ -96,6 +96,7 @@ class RewriteRecord:
     objective: str = "class"  # "class" (xai_target) or "seed" (xai_seed)
     layers: list[dict] = field(default_factory=list)  # every target layer (the first is ``target``)
     output_layout: str | None = None  # a 4-D explained output's layout as tracked in the graph
+    probability_outputs: list[str] = field(default_factory=list)  # outputs all through Sigmoid/Softmax
     format: int = FORMAT
 
     @property

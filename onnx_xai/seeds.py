@@ -134,6 +134,11 @@ class DetectionLayout:
             f"{'[N, ' + rows + ', A]' if self.anchors_last else '[N, A, ' + rows + ']'}, boxes {self.boxes}"
         )
 
+    def objectness(self, output: np.ndarray) -> np.ndarray:
+        """``[N, A]``: each candidate's objectness (the row before the class scores)."""
+        rows = output if self.anchors_last else output.transpose(0, 2, 1)
+        return rows[:, self.classes_from - 1]
+
     def split(self, output: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
         """``[N, A, 4]`` boxes as (x0, y0, x1, y1) (None for scores only) and ``[N, A, C]`` scores."""
         rows = output if self.anchors_last else output.transpose(0, 2, 1)
@@ -152,14 +157,18 @@ class DetectionLayout:
         return np.concatenate([centre - size / 2, centre + size / 2], axis=-1), scores
 
 
-def detection_layout(shape: tuple, scores_only: bool) -> DetectionLayout:
+def detection_layout(shape: tuple, scores_only: bool, classes: int | None = None) -> DetectionLayout:
     """The layout of a detector output of this shape, when nobody said: candidates along the longer
     axis; class scores only when the rows are too few for a box and a class (fewer than 5) or when
-    every value went through a Sigmoid/Softmax (``scores_only``), else YOLO's ``4 + C`` rows."""
+    every value went through a Sigmoid/Softmax (``scores_only``); else YOLO's ``4 + C`` rows, or
+    ``4 + 1 + C`` (an objectness row, YOLOv5) when the model names ``classes`` classes and the rows
+    are one more than a box and them."""
     anchors_last = not (isinstance(shape[1], int) and isinstance(shape[2], int) and shape[1] > shape[2])
     rows = shape[1] if anchors_last else shape[2]
     if scores_only or (isinstance(rows, int) and rows < 5):
         return DetectionLayout(anchors_last, "none", 0)
+    if classes is not None and rows == 5 + classes:
+        return DetectionLayout(anchors_last, classes_from=5)
     return DetectionLayout(anchors_last)
 
 
@@ -178,21 +187,27 @@ def detection_seed(
     box=None,
     min_iou: float = 0.5,
     layout: DetectionLayout = DetectionLayout(),
+    boxes=None,
 ) -> tuple[np.ndarray, list[dict]]:
     """The class score of one candidate per sample: ``candidate`` (an index), or the highest-scoring
     candidate of ``category`` (default: the highest-scoring class) whose box overlaps ``box`` with
-    IoU >= ``min_iou`` (any box when none is given)."""
+    IoU >= ``min_iou`` (any box when none is given). After an objectness row (``classes_from`` 5)
+    candidates are ranked by objectness x class score, as YOLOv5's NMS ranks them. ``boxes``: the
+    candidates' ``[N, A, 4]`` (x0, y0, x1, y1) boxes when the output holds scores only
+    (:mod:`onnx_xai.boxes` decodes them from the box output)."""
     output = _batched(output, 3, "detection_seed")
-    boxes, scores = layout.split(output)
+    own_boxes, scores = layout.split(output)
+    boxes = own_boxes if boxes is None else np.asarray(boxes, np.float32)
     if boxes is None and box is not None:
         raise InputError(
-            "this detector output holds class scores only (its boxes are another output): "
-            "pick the candidate by class or --candidate, not by a region"
+            "this detector output holds class scores only and its boxes are not decoded (another "
+            "output: give a decoder): pick the candidate by class or --candidate, not by a region"
         )
+    ranking = scores * layout.objectness(output)[..., None] if layout.classes_from == 5 else scores
     seed, chosen = np.zeros_like(output), []
     for n in range(len(output)):
         index, cls = _pick_candidate(
-            None if boxes is None else boxes[n], scores[n], category, candidate, box, min_iou
+            None if boxes is None else boxes[n], ranking[n], category, candidate, box, min_iou
         )
         row = layout.classes_from + cls
         seed[(n, row, index) if layout.anchors_last else (n, index, row)] = 1
@@ -205,6 +220,7 @@ def detection_seed(
                 "box": None if boxes is None else [float(v) for v in boxes[n, index]],
                 "layout": layout.describe(),
             }
+            | ({"objectness": float(layout.objectness(output)[n, index])} if layout.classes_from == 5 else {})
         )
     return seed, chosen
 
@@ -220,7 +236,11 @@ def _pick_candidate(boxes, scores, category, candidate, box, min_iou) -> tuple[i
     if box is not None:
         per_candidate = np.where(iou(np.asarray(box, np.float32), boxes) >= min_iou, per_candidate, -np.inf)
         if not np.isfinite(per_candidate).any():
-            raise InputError(f"no candidate box overlaps {list(box)} with IoU >= {min_iou}")
+            shown = ", ".join(f"{v:.1f}" for v in box)
+            raise InputError(
+                f"no candidate's box overlaps the region ({shown} in the detector's input pixels) "
+                f"with IoU >= {min_iou}"
+            )
     index = int(per_candidate.argmax())
     return index, int(scores[index].argmax()) if category is None else category
 

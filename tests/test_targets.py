@@ -43,7 +43,7 @@ def test_detection_seed_picks_by_class_box_and_index():
     first = DetectionLayout(anchors_last=False)
     seed_first, _ = detection_seed(out.transpose(0, 2, 1), category=1, layout=first)
     np.testing.assert_array_equal(seed_first, seed.transpose(0, 2, 1))
-    with pytest.raises(InputError, match="no candidate box overlaps"):
+    with pytest.raises(InputError, match="no candidate's box overlaps the region"):
         detection_seed(out, category=0, box=(50, 50, 60, 60))
 
 

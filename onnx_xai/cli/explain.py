@@ -8,14 +8,14 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..errors import InputError, XaiError
+from ..errors import XaiError
+from .objectives import add_objective, decoder, detection_layout, settled_output
 from .options import (
     UsageError,
     add_model_and_images,
     add_preprocessing,
     add_runtime,
     at_least,
-    finite,
     fraction,
     preprocessing,
 )
@@ -72,7 +72,7 @@ def add_parser(sub) -> None:
         default="mean",
         help="how the maps of several target layers combine (default mean, as pytorch-grad-cam)",
     )
-    _add_objective(p)
+    add_objective(p)
     p.set_defaults(run=run)
 
 
@@ -118,69 +118,25 @@ def _add_pictures(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_objective(p: argparse.ArgumentParser) -> None:
-    from ..photos.objectives import KINDS
-
-    g = p.add_argument_group(
-        "what to explain beyond a class",
-        "The kind follows the explained output's "
-        "shape: [N, K] a class (--target), [N, 4+C, A] a pre-NMS detector (the best "
-        "candidate of --target's class, or of any, overlapping --region), [N, C, H, W] "
-        "a segmenter (--target's class where it wins) or, for C = 1, a dense map (its "
-        "largest region above --threshold, or --region).",
-    )
-    g.add_argument("--objective", choices=KINDS, default="auto", help="override the kind (default: auto)")
-    g.add_argument(
-        "--region",
-        type=finite,
-        nargs=4,
-        metavar=("X0", "Y0", "X1", "Y1"),
-        help="a box in photo pixels: the detection to explain (IoU >= 0.5), or the part of a map",
-    )
-    g.add_argument("--candidate", type=at_least(0), help="a detector's candidate by index")
-    g.add_argument("--channel", type=at_least(0), default=0, help="a dense map's channel (default 0)")
-    g.add_argument(
-        "--threshold",
-        type=finite,
-        default=0.3,
-        help="a dense map's region: the largest above this value (default 0.3)",
-    )
-    g.add_argument(
-        "--boxes",
-        choices=("cxcywh", "xyxy", "none"),
-        help="detector box format; none: the output holds class scores only (default: read from the shape)",
-    )
-    g.add_argument(
-        "--anchors",
-        choices=("last", "first"),
-        help="detector layout: [N, 4+C, A] (last, YOLOv8) or [N, A, 4+C] (first); default: candidates "
-        "along the longer axis",
-    )
-    g.add_argument(
-        "--classes-from",
-        type=at_least(0),
-        help="row of the first class score (4; 5 after an objectness score; 0 for scores only)",
-    )
-
-
 def run(args: argparse.Namespace) -> int:
     from ..files import sha256_of
     from ..images import image_files
-    from ..runtime import Explainer
+    from ..photos.levels import explain_levels, levels_of
 
     files = image_files(args.images, exclude=args.out)
-    ex = Explainer(
-        args.model,
-        target_layer=args.target_layer,
-        threads=args.threads,
-        backend=args.backend,
-        memory=args.memory,
-        input_name=args.input,
-        output_name=args.output,
-    )
-    _ask_which_detector_output(args, ex)
-    opts = _options(args, ex.num_classes, ex.metadata)
+    explainers: dict = {}
+
+    def explainer(output: str | None):
+        if output not in explainers:
+            explainers[output] = _explainer(args, output)
+        return explainers[output]
+
+    ex = explainer(args.output)
+    output = settled_output(args, ex)
+    ex = explainer(output) if output is not None else ex
+    opts = _options(args, ex)
     _say_where_labels_come_from(args, ex)
+    levels = [] if args.output or opts.candidate is not None else levels_of(ex)
     skipped: list = []
 
     def skip(path, reason: str) -> None:
@@ -188,7 +144,18 @@ def run(args: argparse.Namespace) -> int:
         print(f"onnx-xai: warning: skipped {path}: {reason}", file=sys.stderr)
 
     show = any(Path(p).is_dir() for p in args.images)
-    records = _run_with_progress(ex, files, Path(args.out), opts, sha256_of(args.model), show, skip)
+
+    def run_on(level_ex, found):
+        return _run_with_progress(level_ex, found, Path(args.out), opts, sha256_of(args.model), show, skip)
+
+    if levels:
+        print(
+            f"the detector has {len(levels)} levels ({', '.join(map(repr, levels))}): each photo is "
+            "explained on the level holding its candidate (--output NAME for one level)"
+        )
+        records = explain_levels(explainer, levels, files, run_on, opts, skip)
+    else:
+        records = run_on(ex, files)
     for rec in records:
         first = rec["explanations"][0]
         print(
@@ -200,40 +167,18 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _ask_which_detector_output(args: argparse.Namespace, ex) -> None:
-    """A detector whose candidates are spread over several outputs (boxes in one, scores in another, as
-    SSD and BlazeFace export them) is not explained on its first output by guess: the user says which."""
-    if args.output is not None or len(ex.output_shape) != 3:
-        return
+def _explainer(args: argparse.Namespace, output: str | None):
+    from ..runtime import Explainer
 
-    def candidates(shape: tuple) -> int | None:
-        sizes = [d for d in shape[1:] if isinstance(d, int)]
-        return max(sizes) if len(shape) == 3 and len(sizes) == 2 else None
-
-    count = candidates(ex.output_shape)
-    alike = [
-        f"{name!r} {list(shape)}"
-        for name, shape in ex.outputs.items()
-        if count and candidates(shape) == count
-    ]
-    if len(alike) > 1:
-        raise InputError(
-            f"the model has {len(alike)} outputs of {count} candidates ({', '.join(alike)}): say which to "
-            "explain with --output NAME (a detector's class scores, usually; its boxes are another output)"
-        )
-
-
-def _detection_layout(args: argparse.Namespace):
-    """The detector layout the flags say, or None (read from the output's shape and record)."""
-    from ..seeds import DetectionLayout
-
-    if args.anchors is None and args.boxes is None and args.classes_from is None:
-        return None
-    boxes = args.boxes or "cxcywh"
-    classes_from = args.classes_from if args.classes_from is not None else (0 if boxes == "none" else 4)
-    if boxes != "none" and classes_from < 4:
-        raise UsageError("--classes-from must be 4 or more when the output holds boxes")
-    return DetectionLayout(args.anchors != "first", boxes, classes_from)
+    return Explainer(
+        args.model,
+        target_layer=args.target_layer,
+        threads=args.threads,
+        backend=args.backend,
+        memory=args.memory,
+        input_name=args.input,
+        output_name=output,
+    )
 
 
 def _say_where_labels_come_from(args: argparse.Namespace, ex) -> None:
@@ -245,12 +190,13 @@ def _say_where_labels_come_from(args: argparse.Namespace, ex) -> None:
         print(f"class names: {len(found[0])} from the model's metadata ({found[1]!r})")
 
 
-def _options(args: argparse.Namespace, classes: int | None, metadata: dict):
+def _options(args: argparse.Namespace, ex):
     """The :class:`~onnx_xai.photos.run.ExplainOptions` the flags say (labels read, target checked)."""
     from ..labels import parse_target, read_labels
     from ..photos.run import ExplainOptions
 
-    labels = read_labels(args.labels, classes, metadata)
+    classes = ex.num_classes
+    labels = read_labels(args.labels, classes, ex.metadata)
     return ExplainOptions(
         methods=_methods(args.method, args.smooth),
         target=parse_target(args.target, labels, classes),
@@ -272,7 +218,8 @@ def _options(args: argparse.Namespace, classes: int | None, metadata: dict):
         fuse=args.fuse,
         image_format=args.format,
         overlays=not args.no_overlays,
-        detection=_detection_layout(args),
+        detection=detection_layout(args),
+        decoder=decoder(args, ex.outputs),
     )
 
 

@@ -141,3 +141,16 @@ def _moves_after_activation(info: GraphInfo, output: str) -> list[onnx.NodeProto
         name = info.producer[name].input[0]
     found = name in info.producer and info.producer[name].op_type in SCORE_KINDS
     return moves if found else []
+
+
+def probability_outputs(info: GraphInfo) -> list[str]:
+    """The outputs whose every value comes from a Sigmoid or Softmax through shape moves and picks
+    (Gather, Slice): probabilities in [0, 1], as DETR's normalized boxes and detector scores are."""
+    picks = SCORE_MOVES | {"Gather", "Slice", "Identity"}
+
+    def squashed(name: str) -> bool:
+        while name in info.producer and info.producer[name].op_type in picks:
+            name = info.producer[name].input[0]
+        return name in info.producer and info.producer[name].op_type in ("Sigmoid", "Softmax")
+
+    return [o.name for o in info.graph.output if squashed(o.name)]

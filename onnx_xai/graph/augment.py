@@ -19,7 +19,7 @@ from .. import contract as c
 from ..contract import LayerView, RewriteRecord
 from ..errors import CamNotApplicableError, InputError, ModelError
 from ..progress import stage
-from .analysis import Score, differentiable_input, image_input, score_tensor
+from .analysis import Score, differentiable_input, image_input, probability_outputs, score_tensor
 from .assemble import build_model
 from .autodiff import backward, undo_moves
 from .batch import check_batch_free, free_batch, static_batch
@@ -81,6 +81,7 @@ class Analysis:
             head=" -> ".join(head.ops) if isinstance(head, CamHead) else head,
             layers=[v.describe() for v in self.views],
             output_layout=self.layouts.get(self.output),
+            probability_outputs=probability_outputs(self.info),
         )
 
 

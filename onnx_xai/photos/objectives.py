@@ -18,7 +18,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from .. import seeds
+from .. import boxes, seeds
 from ..errors import InputError
 from ..images import Prepared
 
@@ -47,14 +47,17 @@ def objective(ex, batch: np.ndarray, prepared: list[Prepared], opts) -> tuple[di
             "another output with --output"
         )
     output = ex.predict(batch)
-    if kind == "detection" and opts.detection is None:  # said in each photo's record ("layout")
-        opts = replace(
-            opts, detection=seeds.detection_layout(ex.output_shape, ex.record.score_kind != "logit")
-        )
+    decoded, boxes_from = None, None
+    if kind == "detection":
+        opts, decoded, boxes_from = _detector(ex, batch, prepared, opts)
     to_maps, back = _channels_first(output, ex.output_layout)
     seed_list, chosen = [], []
     for i, p in enumerate(prepared):
-        seed, described = _seed(kind, to_maps(output[i : i + 1]), p, opts)
+        found = None if decoded is None else decoded[i : i + 1]
+        seed, described = _seed(kind, to_maps(output[i : i + 1]), p, opts, found)
+        described[0] |= {"output": ex.record.output, "score_kind": ex.record.score_kind}
+        if boxes_from is not None:
+            described[0]["boxes_from"] = boxes_from
         if described[0].get("pixels") == 0:
             raise InputError(
                 f"the {kind} objective covers no pixel of the output map"
@@ -89,10 +92,38 @@ def _with_photo_box(described: dict, map_size: tuple, p: Prepared) -> dict:
     return {**described, "photo_box": list(p.box_to_photo(box))}
 
 
-def _seed(kind: str, output: np.ndarray, p: Prepared, opts) -> tuple[np.ndarray, list[dict]]:
+def _detector(ex, batch: np.ndarray, prepared: list[Prepared], opts):
+    """The options with the detector layout settled (said in each record's ``layout``) and, for an
+    output of scores only, its candidates' boxes decoded from their own output (and how, in words)."""
+    if opts.detection is None:
+        layout = seeds.detection_layout(
+            ex.output_shape, ex.record.score_kind != "logit", len(opts.labels) or None
+        )
+        opts = replace(opts, detection=layout)
+    if opts.detection.boxes != "none":
+        return opts, None, None
+    decoder, why = (
+        (opts.decoder, "given")
+        if opts.decoder is not None
+        else boxes.pair_boxes(ex.outputs, ex.record.output, prepared[0].size, ex.probability_outputs)
+    )
+    if decoder is None:
+        if opts.region is not None:
+            raise InputError(
+                f"a --region needs the candidates' boxes, and the boxes of {ex.record.output!r} were not "
+                f"found ({why}); give a decoder spec with --decoder, or pick by class or --candidate"
+            )
+        return opts, None, None
+    (raw,) = ex.predict_outputs(batch, [decoder.output])
+    return opts, decoder.decode(raw, prepared[0].size), f"{decoder.describe()} ({why})"
+
+
+def _seed(kind: str, output: np.ndarray, p: Prepared, opts, decoded=None) -> tuple[np.ndarray, list[dict]]:
     region = p.box_to_input(opts.region) if opts.region is not None else None
     if kind == "detection":
-        return seeds.detection_seed(output, opts.target, opts.candidate, region, layout=opts.detection)
+        return seeds.detection_seed(
+            output, opts.target, opts.candidate, region, layout=opts.detection, boxes=decoded
+        )
     if region is not None:  # from input pixels to the map's own
         scale = np.array([output.shape[3] / p.size[1], output.shape[2] / p.size[0]] * 2)
         region = tuple(np.asarray(region) * scale)

@@ -19,6 +19,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
+from ..boxes import BoxDecoder
 from ..errors import InputError
 from ..files import OutputFolder, Staging, output_folder
 from ..images import Prepared, load_image, prepare
@@ -57,6 +58,7 @@ class ExplainOptions:
     channel: int = 0
     candidate: int | None = None
     detection: DetectionLayout | None = None  # None: read from the output's shape (seeds.detection_layout)
+    decoder: BoxDecoder | None = None  # a scores output's boxes; None: paired by shape (boxes.pair_boxes)
     threshold: float = 0.3
     fuse: str = "mean"  # how the CAM family's maps of several target layers combine
     image_format: str = "png"  # the pictures': "png" (lossless) or "jpg"

@@ -131,6 +131,11 @@ class Explainer:
         }
 
     @property
+    def probability_outputs(self) -> list[str]:
+        """The outputs whose every value comes from a Sigmoid or Softmax (values in [0, 1])."""
+        return list(self._sessions.record().probability_outputs)
+
+    @property
     def output_shape(self) -> tuple:
         """The explained output's shape as the model declares it (symbolic dims as strings)."""
         output = self._sessions.record().output
@@ -165,9 +170,17 @@ class Explainer:
     # -- calls ---------------------------------------------------------------------------------------
     def predict(self, x: np.ndarray, **extra_inputs) -> np.ndarray:
         """The model's output (its first output, or ``output_name``) for a batch."""
+        return self.predict_outputs(x, [self._sessions.record().output], **extra_inputs)[0]
+
+    def predict_outputs(self, x: np.ndarray, names: Sequence[str], **extra_inputs) -> list[np.ndarray]:
+        """Any of the model's own outputs (:attr:`outputs`) for a batch: a detector's boxes beside its
+        explained scores, the other levels of a multi-level head."""
+        unknown = [n for n in names if n not in self.outputs]
+        if unknown:
+            raise InputError(f"{', '.join(map(repr, unknown))} is not an output ({', '.join(self.outputs)})")
         x = self._check_input(x)
         feeds = {self.input_name: x, c.TARGET: np.full(len(x), -1, np.int64), **self._extra(extra_inputs)}
-        return self._sessions.run(FORWARD, [self._sessions.record().output], feeds)[0]
+        return self._sessions.run(FORWARD, list(names), feeds)
 
     def input_gradient(self, x: np.ndarray, target=None, seed=None, **extra_inputs) -> np.ndarray:
         """d score / d x, same shape as ``x``; ``target`` and ``seed`` as in :meth:`explain`."""

@@ -109,5 +109,7 @@ def test_a_value_vector_is_never_explained_on_a_guessed_index():
         "kind": "regression",
         "index": 7,
         "value": pytest.approx(float(output[0, 0, 0, 7]), rel=1e-5),
+        "output": "y",
+        "score_kind": "logit",
     }
     input_gradient_matches_torch(net, ex, p.array, wanted["seed"])

@@ -70,7 +70,13 @@ def test_segmentation_explains_a_class_where_it_wins(tmp_path, photo, backend):
     category = int(np.bincount(out.argmax(0).ravel(), minlength=out.shape[0]).argmax())
     wins = out.argmax(0) == category
     record = explain(tmp_path, "segnet", photo, "--target", str(category), "--backend", backend)
-    assert record["objective"] == {"kind": "segmentation", "class": category, "pixels": int(wins.sum())}
+    assert record["objective"] == {
+        "kind": "segmentation",
+        "class": category,
+        "pixels": int(wins.sum()),
+        "output": record["objective"]["output"],  # the exporter's name for the one output
+        "score_kind": "logit",
+    }
     for entry in record["explanations"]:
         assert entry["score"] == pytest.approx(out[category][wins].sum(), rel=1e-4)
 

@@ -37,11 +37,12 @@ PHOTO = Path(str(DEMO_PHOTOS)) / "rocket.jpg"
 class TwoOutputs(nn.Module):
     """Boxes ``[N, A, 4]`` first, then class scores ``[N, A, C]`` (through a Sigmoid when asked)."""
 
-    def __init__(self, classes: int, sigmoid: bool):
+    def __init__(self, classes: int, sigmoid: bool, columns: int = 4):
         super().__init__()
         torch.manual_seed(2)
         self.body = nn.Sequential(nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.ReLU())
-        self.box, self.cls = nn.Conv2d(8, 4, 1), nn.Conv2d(8, classes, 1)
+        self.box, self.cls = nn.Conv2d(8, columns, 1), nn.Conv2d(8, classes, 1)
+        self.columns = columns
         self.classes, self.sigmoid = classes, sigmoid
 
     def logits(self, x):
@@ -49,7 +50,7 @@ class TwoOutputs(nn.Module):
 
     def forward(self, x):
         f = self.body(x)
-        boxes = self.box(f).permute(0, 2, 3, 1).reshape(x.shape[0], -1, 4)
+        boxes = self.box(f).permute(0, 2, 3, 1).reshape(x.shape[0], -1, self.columns)
         scores = self.cls(f)
         scores = torch.sigmoid(scores) if self.sigmoid else scores
         return boxes, scores.permute(0, 2, 3, 1).reshape(x.shape[0], -1, self.classes)
@@ -75,24 +76,37 @@ def test_a_scores_output_is_read_as_scores(classes, sigmoid):
     xt = torch.tensor(p.array, dtype=torch.float64, requires_grad=True)
     net.double().logits(xt)[0, index, category].backward()
     assert rel(ex.input_gradient(p.array, seed=wanted["seed"]), xt.grad.numpy()) < 1e-5
-    with pytest.raises(InputError, match="holds class scores only"):
+    with pytest.raises(InputError, match="a --region needs the candidates' boxes.*raw values"):
         objective(ex, p.array, [p], ExplainOptions(target=category, region=(10.0, 10.0, 200.0, 200.0)))
 
 
-def test_the_command_line_asks_which_of_several_detector_outputs(tmp_path):
+def test_a_box_output_named_first_gives_way_to_its_scores(tmp_path):
     model = export(TwoOutputs(1, False).eval(), (1, 3, 32, 32), dynamic=False)
     path = tmp_path / "faces.onnx"
     onnx.save(model, path)
     boxes, scores = (o.name for o in model.graph.output)
+    done = cli("explain", path, PHOTO, "--out", tmp_path / "out")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(
+        f"explaining {scores!r}, the class scores of the detector whose boxes are {boxes!r}"
+    )
+    record = json.loads((tmp_path / "out" / "rocket.jpg.json").read_text())
+    assert record["objective"]["output"] == scores and record["objective"]["class"] == 0
+    assert record["objective"]["layout"] == "class scores only, [N, A, C]"
+
+
+def test_the_command_line_asks_which_of_two_outputs_it_cannot_tell_apart(tmp_path):
+    model = export(TwoOutputs(6, False, columns=10).eval(), (1, 3, 32, 32), dynamic=False)
+    path = tmp_path / "two.onnx"
+    onnx.save(model, path)
+    first, second = (o.name for o in model.graph.output)
     line = one_line(cli("explain", path, PHOTO, "--out", tmp_path / "out"))
     assert line == (
-        f"onnx-xai: error: the model has 2 outputs of 256 candidates ({boxes!r} ['N', 256, 4], {scores!r} "
-        "['N', 256, 1]): say which to explain with --output NAME (a detector's class scores, usually; its "
+        f"onnx-xai: error: the model has 2 outputs of 256 candidates ({first!r} ['N', 256, 10], {second!r} "
+        "['N', 256, 6]): say which to explain with --output NAME (a detector's class scores, usually; its "
         "boxes are another output)"
     )
-    done = cli("explain", path, PHOTO, "--output", scores, "--out", tmp_path / "out")
+    done = cli("explain", path, PHOTO, "--output", second, "--out", tmp_path / "out")
     assert done.returncode == 0, done.stderr
     record = json.loads((tmp_path / "out" / "rocket.jpg.json").read_text())
-    assert (
-        record["objective"]["layout"] == "class scores only, [N, A, C]" and record["objective"]["class"] == 0
-    )
+    assert record["objective"]["output"] == second

@@ -1,0 +1,108 @@
+"""Detectors with one scores output per grid level (PicoDet, GFL, multi-level SSD heads).
+
+Each level is a scores output paired with its own box output (:func:`onnx_xai.boxes.detector_outputs`);
+levels are the pairs whose scores have as many classes. A photo's candidate may be on any of them, so
+each photo is explained on the level that holds the candidate its objective picks (the best of
+``--target``'s class, or of any, overlapping ``--region`` when given), compared across levels by the
+same score; the photos of each level are then explained with that level's output. The record of each
+photo names the level's output, and the command line says that it chose per photo.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from .. import boxes, seeds
+from ..errors import InputError
+from ..images import load_image, prepare
+from ..preprocessing import preprocessing_for
+from .names import unique_names
+
+
+def levels_of(ex) -> list[str]:
+    """The scores outputs of ``ex``'s model that are levels of the same head as its explained output
+    (itself first), or ``[]`` when it is not one of several."""
+    size = input_size(ex)
+    pairs = boxes.detector_outputs(ex.outputs, size, ex.probability_outputs)
+    explained = ex.record.output
+    if explained not in pairs or pairs[explained][1] is None:
+        return []
+    classes = boxes.candidates_of(ex.outputs[explained])[1]  # type: ignore[index]
+    alike = [
+        name
+        for name, (_, decoder, _) in pairs.items()
+        if decoder is not None and boxes.candidates_of(ex.outputs[name])[1] == classes  # type: ignore[index]
+    ]
+    return sorted(alike, key=lambda name: name != explained) if len(alike) > 1 else []
+
+
+def input_size(ex) -> tuple[int, int] | None:
+    height, width = (ex.input_shape[ex.layout.index(axis)] for axis in "HW")
+    return (height, width) if isinstance(height, int) and isinstance(width, int) else None
+
+
+def split_by_level(ex, levels: Sequence[str], pairs: list[tuple[Path, str]], opts, on_skip=None) -> dict:
+    """``{level output: [(path, name), ...]}``: each photo under the level of its best candidate."""
+    pairs = list(zip([p for p, _ in pairs], unique_names([n for _, n in pairs])))
+    settings = preprocessing_for(ex, opts.preprocessing)
+    decoders = {
+        name: boxes.pair_boxes(ex.outputs, name, input_size(ex), ex.probability_outputs)[0] for name in levels
+    }
+    layout = opts.detection or seeds.detection_layout(
+        ex.output_shape, ex.record.score_kind != "logit", len(opts.labels) or None
+    )
+    grouped: dict[str, list] = {name: [] for name in levels}
+    for path, name in pairs:
+        try:
+            p = prepare(load_image(path), **settings)
+        except InputError as exc:
+            if not opts.keep_going:
+                raise
+            if on_skip is not None:
+                on_skip(path, str(exc))
+            continue
+        grouped[_best_level(ex, p, decoders, replace(opts, detection=layout))].append((path, name))
+    return {level: found for level, found in grouped.items() if found}
+
+
+def _best_level(ex, p, decoders: dict, opts) -> str:
+    """The level whose candidate, as the objective picks it, scores highest for this photo."""
+    names = [*decoders, *(d.output for d in decoders.values())]
+    outputs = dict(zip(names, ex.predict_outputs(p.array, names)))
+    region = p.box_to_input(opts.region) if opts.region is not None else None
+    best, problems = None, []
+    for level, decoder in decoders.items():
+        try:
+            _, (chosen,) = seeds.detection_seed(
+                outputs[level],
+                opts.target,
+                None,
+                region,
+                layout=opts.detection,
+                boxes=decoder.decode(outputs[decoder.output], p.size),
+            )
+        except InputError as exc:
+            problems.append(f"{level}: {exc}")
+            continue
+        rank = chosen["score"] * chosen.get("objectness", 1.0)
+        if best is None or rank > best[0]:
+            best = (rank, level)
+    if best is None:
+        raise InputError(f"no level of the detector has the candidate asked for ({'; '.join(problems)})")
+    return best[1]
+
+
+def explain_levels(
+    make: Callable[[str], object], levels: Sequence[str], pairs, run: Callable, opts, on_skip=None
+) -> list[dict]:
+    """Each level's photos explained by ``run(explainer, pairs)`` with that level's explainer
+    (``make(output name)``); the records of all levels, in the photos' order."""
+    first = make(levels[0])
+    grouped = split_by_level(first, levels, pairs, opts, on_skip)
+    records = []
+    for level, found in grouped.items():
+        records += run(first if level == levels[0] else make(level), found)
+    order = {str(path): k for k, (path, _) in enumerate(pairs)}
+    return sorted(records, key=lambda rec: order.get(rec["file"], len(order)))

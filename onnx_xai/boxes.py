@@ -216,20 +216,20 @@ def _decoder(
 
 def pair_boxes(
     outputs: dict[str, tuple], scores: str, input_size: tuple[int, int] | None, probabilities=()
-) -> tuple[BoxDecoder | None, str]:
-    """The box output of the scores output ``scores`` and how it decodes, when the shapes say
-    (:func:`detector_outputs`); else None. Also, in words, what was found and why."""
+) -> tuple[str | None, BoxDecoder | None, str]:
+    """The box output of the scores output ``scores`` (None when no output pairs with it), how it
+    decodes when the shapes say (:func:`detector_outputs`; else None), and in words what was found."""
     pairs = detector_outputs(outputs, input_size, probabilities)
     if scores in pairs:
-        return pairs[scores][1:]
+        return pairs[scores]
     found = candidates_of(outputs[scores])
     if found is None:
-        return None, "the scores' candidate count is not fixed"
+        return None, None, "the scores' candidate count is not fixed"
     alike = [n for n, s in outputs.items() if (candidates_of(s) or (0,))[0] == found[0]]
     if len(alike) == 1:
-        return None, f"no other output has {found[0]} candidates"
+        return None, None, f"no other output has {found[0]} candidates"
     listed = ", ".join(map(repr, alike))
-    return None, f"the outputs of {found[0]} candidates ({listed}) are not one scores-boxes pair"
+    return None, None, f"the outputs of {found[0]} candidates ({listed}) are not one scores-boxes pair"
 
 
 def decoder_from_spec(spec: dict, outputs: dict[str, tuple]) -> BoxDecoder:

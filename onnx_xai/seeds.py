@@ -124,11 +124,13 @@ class DetectionLayout:
     anchors_last: bool = True
     boxes: str = "cxcywh"
     classes_from: int = 4
+    classes: int | None = None  # the class scores' count when a last "no object" column follows (DETR)
 
     def describe(self) -> str:
         """The layout in words, as a record states it."""
         if self.boxes == "none":
-            return f"class scores only, {'[N, C, A]' if self.anchors_last else '[N, A, C]'}"
+            left_out = "" if self.classes is None else ", the last (no object) left out"
+            return f"class scores only, {'[N, C, A]' if self.anchors_last else '[N, A, C]'}{left_out}"
         rows = f"4+{'1+' if self.classes_from == 5 else ''}C"
         return (
             f"{'[N, ' + rows + ', A]' if self.anchors_last else '[N, A, ' + rows + ']'}, boxes {self.boxes}"
@@ -143,7 +145,7 @@ class DetectionLayout:
         """``[N, A, 4]`` boxes as (x0, y0, x1, y1) (None for scores only) and ``[N, A, C]`` scores."""
         rows = output if self.anchors_last else output.transpose(0, 2, 1)
         if self.boxes == "none":
-            return None, rows[:, self.classes_from :].transpose(0, 2, 1)
+            return None, rows[:, self.classes_from :][:, : self.classes].transpose(0, 2, 1)
         if rows.shape[1] <= self.classes_from:
             raise InputError(
                 f"a detector output of shape {output.shape} has no class scores after row "
@@ -162,11 +164,13 @@ def detection_layout(shape: tuple, scores_only: bool, classes: int | None = None
     axis; class scores only when the rows are too few for a box and a class (fewer than 5) or when
     every value went through a Sigmoid/Softmax (``scores_only``); else YOLO's ``4 + C`` rows, or
     ``4 + 1 + C`` (an objectness row, YOLOv5) when the model names ``classes`` classes and the rows
-    are one more than a box and them."""
+    are one more than a box and them. Scores only and one column more than the ``classes`` named: the
+    last is DETR's "no object", left out."""
     anchors_last = not (isinstance(shape[1], int) and isinstance(shape[2], int) and shape[1] > shape[2])
     rows = shape[1] if anchors_last else shape[2]
     if scores_only or (isinstance(rows, int) and rows < 5):
-        return DetectionLayout(anchors_last, "none", 0)
+        background = classes is not None and rows == classes + 1
+        return DetectionLayout(anchors_last, "none", 0, classes if background else None)
     if classes is not None and rows == 5 + classes:
         return DetectionLayout(anchors_last, classes_from=5)
     return DetectionLayout(anchors_last)

@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     ):
         for t in r[key]:
             star = "  <- explained" if t["name"] == mark else ""
-            facts = [f for f in (t.get("layout"), t.get("kind")) if f]
+            facts = [f for f in (t.get("layout"), t.get("kind"), t.get("detector")) if f]
             shown = f"  ({', '.join(facts)})" if facts else ""
             print(f"  {kind:6s} {t['name']}  {t['shape']}  {t['type']}{shown}{star}")
     if r["differentiated"] != r["image_input"]:

@@ -16,6 +16,7 @@ from ..contract import METADATA_KEY
 from ..errors import InputError
 from ..labels import labels_from_metadata
 from ..seeds import output_kind
+from .analysis import probability_outputs
 from .augment import analyze
 from .autodiff import path_problems, prepare_path
 from .emitter import Emitter
@@ -66,7 +67,9 @@ def inspect_model(
         "opset": info.opset,
         "nodes": len(info.graph.node),
         "inputs": [_describe(info, n) for n in info.graph_input_names()],
-        "outputs": [_output(info, o.name, a.layouts.get(o.name)) for o in info.graph.output],
+        "outputs": _detector_roles(
+            [_output(info, o.name, a.layouts.get(o.name)) for o in info.graph.output], info, a
+        ),
         "image_input": a.image,
         "differentiated": a.source,
         "explained_output": a.output,
@@ -102,6 +105,35 @@ def _output(info: GraphInfo, name: str, layout: str | None) -> dict:
     except InputError:
         described["kind"] = None
     return described
+
+
+def _detector_roles(outputs: list[dict], info: GraphInfo, a) -> list[dict]:
+    """The outputs with, for a detector's, what they hold (``detector``): scores and where their boxes
+    are and how they decode, boxes of which scores, or a YOLO-style layout of boxes and scores."""
+    from ..boxes import detector_outputs
+    from ..seeds import detection_layout
+
+    shapes = {o["name"]: tuple(o["shape"] or ()) for o in outputs}
+    image = info.shape(a.image) or ()
+    size = tuple(image[a.layout.index(axis)] for axis in "HW") if len(image) == 4 else ()
+    probabilities = probability_outputs(info)
+    fixed = size if all(isinstance(d, int) for d in size) and size else None
+    pairs = detector_outputs(shapes, fixed, probabilities)  # type: ignore[arg-type]
+    boxes_of = {box: scores for scores, (box, _, _) in pairs.items()}
+    names = _class_names(a.model, None)
+    for o in outputs:
+        if o["name"] in pairs:
+            box, decoder, why = pairs[o["name"]]
+            layout = detection_layout(shapes[o["name"]], True, names["count"] if names else None)
+            found = decoder.describe() if decoder is not None else why
+            o["detector"] = f"{layout.describe()}; {found}"
+        elif o["name"] in boxes_of:
+            o["detector"] = f"boxes of {boxes_of[o['name']]!r}"
+        elif o.get("kind") == "detection" and len(shapes[o["name"]]) == 3:
+            classes = names["count"] if names else None
+            layout = detection_layout(shapes[o["name"]], o["name"] in probabilities, classes)
+            o["detector"] = layout.describe()
+    return outputs
 
 
 def _class_names(proto, score_shape) -> dict | None:

@@ -48,11 +48,9 @@ def split_by_level(ex, levels: Sequence[str], pairs: list[tuple[Path, str]], opt
     pairs = list(zip([p for p, _ in pairs], unique_names([n for _, n in pairs])))
     settings = preprocessing_for(ex, opts.preprocessing)
     decoders = {
-        name: boxes.pair_boxes(ex.outputs, name, input_size(ex), ex.probability_outputs)[0] for name in levels
+        name: boxes.pair_boxes(ex.outputs, name, input_size(ex), ex.probability_outputs)[1] for name in levels
     }
-    layout = opts.detection or seeds.detection_layout(
-        ex.output_shape, ex.record.score_kind != "logit", len(opts.labels) or None
-    )
+    layout = opts.detection or seeds.detection_layout(ex.output_shape, True, len(opts.labels) or None)
     grouped: dict[str, list] = {name: [] for name in levels}
     for path, name in pairs:
         try:

@@ -95,18 +95,16 @@ def _with_photo_box(described: dict, map_size: tuple, p: Prepared) -> dict:
 def _detector(ex, batch: np.ndarray, prepared: list[Prepared], opts):
     """The options with the detector layout settled (said in each record's ``layout``) and, for an
     output of scores only, its candidates' boxes decoded from their own output (and how, in words)."""
+    box_output, paired, why = boxes.pair_boxes(
+        ex.outputs, ex.record.output, prepared[0].size, ex.probability_outputs
+    )
     if opts.detection is None:
-        layout = seeds.detection_layout(
-            ex.output_shape, ex.record.score_kind != "logit", len(opts.labels) or None
-        )
+        scores_only = ex.record.score_kind != "logit" or opts.decoder is not None or box_output is not None
+        layout = seeds.detection_layout(ex.output_shape, scores_only, len(opts.labels) or None)
         opts = replace(opts, detection=layout)
     if opts.detection.boxes != "none":
         return opts, None, None
-    decoder, why = (
-        (opts.decoder, "given")
-        if opts.decoder is not None
-        else boxes.pair_boxes(ex.outputs, ex.record.output, prepared[0].size, ex.probability_outputs)
-    )
+    decoder, why = (opts.decoder, "given") if opts.decoder is not None else (paired, why)
     if decoder is None:
         if opts.region is not None:
             raise InputError(

@@ -121,7 +121,7 @@ def _add_pictures(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..files import sha256_of
     from ..images import image_files
-    from ..photos.levels import explain_levels, levels_of
+    from ..photos.detectors import explain_levels, levels_of
 
     files = image_files(args.images, exclude=args.out)
     explainers: dict = {}

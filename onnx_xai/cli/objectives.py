@@ -6,7 +6,7 @@ pick a region or candidate, and say how a detector lays out its candidates (``--
 is settled: a detector's box output named first (BlazeFace's regressors) gives way to its scores,
 said on the terminal; outputs of as many candidates that cannot be told apart make the command ask
 for ``--output``; several grid levels of one head are explained per photo on the level of its
-candidate (:mod:`onnx_xai.photos.levels`).
+candidate (:mod:`onnx_xai.photos.detectors`).
 """
 
 from __future__ import annotations
@@ -111,11 +111,12 @@ def settled_output(args: argparse.Namespace, ex) -> str | None:
     """The output to explain when it is not ``ex``'s (a box output's scores), else None; asks for
     ``--output`` when outputs of as many candidates cannot be told apart."""
     from ..boxes import candidates_of, detector_outputs
-    from ..photos.levels import input_size
+    from ..photos.detectors import input_size, output_shapes
 
     if args.output is not None or len(ex.output_shape) != 3:
         return None
-    pairs = detector_outputs(ex.outputs, input_size(ex), ex.probability_outputs)
+    shapes = output_shapes(ex)
+    pairs = detector_outputs(shapes, input_size(ex), ex.probability_outputs)
     explained = ex.record.output
     for scores, (box_output, _, _) in pairs.items():
         if box_output == explained:
@@ -124,9 +125,9 @@ def settled_output(args: argparse.Namespace, ex) -> str | None:
                 "(--output to explain another)"
             )
             return scores
-    count = (candidates_of(ex.output_shape) or (None,))[0]
+    count = (candidates_of(shapes[explained]) or (None,))[0]
     alike = [
-        f"{n!r} {list(s)}" for n, s in ex.outputs.items() if count and (candidates_of(s) or (0,))[0] == count
+        f"{n!r} {list(s)}" for n, s in shapes.items() if count and (candidates_of(s) or (0,))[0] == count
     ]
     if explained not in pairs and len(alike) > 1:
         raise InputError(

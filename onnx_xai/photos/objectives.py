@@ -21,6 +21,7 @@ import numpy as np
 from .. import boxes, seeds
 from ..errors import InputError
 from ..images import Prepared
+from .detectors import output_shapes
 
 KINDS = ("auto", *seeds.KINDS)
 
@@ -95,12 +96,13 @@ def _with_photo_box(described: dict, map_size: tuple, p: Prepared) -> dict:
 def _detector(ex, batch: np.ndarray, prepared: list[Prepared], opts):
     """The options with the detector layout settled (said in each record's ``layout``) and, for an
     output of scores only, its candidates' boxes decoded from their own output (and how, in words)."""
+    shapes = output_shapes(ex, prepared[0].size)
     box_output, paired, why = boxes.pair_boxes(
-        ex.outputs, ex.record.output, prepared[0].size, ex.probability_outputs
+        shapes, ex.record.output, prepared[0].size, ex.probability_outputs
     )
     if opts.detection is None:
         scores_only = ex.record.score_kind != "logit" or opts.decoder is not None or box_output is not None
-        layout = seeds.detection_layout(ex.output_shape, scores_only, len(opts.labels) or None)
+        layout = seeds.detection_layout(shapes[ex.record.output], scores_only, len(opts.labels) or None)
         opts = replace(opts, detection=layout)
     if opts.detection.boxes != "none":
         return opts, None, None

@@ -1,7 +1,10 @@
-"""Detectors with one scores output per grid level (PicoDet, GFL, multi-level SSD heads).
+"""A detector's outputs as photos meet them: their shapes at the photo's input size, and heads with
+one scores output per grid level (PicoDet, GFL, multi-level SSD heads).
 
-Each level is a scores output paired with its own box output (:func:`onnx_xai.boxes.detector_outputs`);
-levels are the pairs whose scores have as many classes. A photo's candidate may be on any of them, so
+Exporters often declare a head's candidate count as a symbolic dimension; :func:`output_shapes` runs
+the model once at the input's size to read the real ones, so that outputs pair by candidate count
+(:func:`onnx_xai.boxes.detector_outputs`). Each level is a scores output paired with its own box
+output; levels are the pairs whose scores have as many classes. A photo's candidate may be on any of them, so
 each photo is explained on the level that holds the candidate its objective picks (the best of
 ``--target``'s class, or of any, overlapping ``--region`` when given), compared across levels by the
 same score; the photos of each level are then explained with that level's output. The record of each
@@ -14,6 +17,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
+
 from .. import boxes, seeds
 from ..errors import InputError
 from ..images import load_image, prepare
@@ -21,19 +26,37 @@ from ..preprocessing import preprocessing_for
 from .names import unique_names
 
 
+def output_shapes(ex, size: tuple[int, int] | None = None) -> dict[str, tuple]:
+    """Every output's shape: as declared, or, where a rank-3 output's dimensions are symbolic, as one
+    run at the input's size (``size``, or the model's fixed one) gives them (the batch left symbolic)."""
+    declared = ex.outputs
+    size = size or input_size(ex)
+    if size is None or all(all(isinstance(d, int) for d in s[1:]) for s in declared.values() if len(s) == 3):
+        return declared
+    shape = [
+        1 if axis == "N" else size[0] if axis == "H" else size[1] if axis == "W" else 0 for axis in ex.layout
+    ]
+    shape[ex.layout.index("C")] = ex.input_channels or 3
+    try:
+        found = ex.predict_outputs(np.zeros(shape, np.float32), list(declared))
+    except InputError:
+        return declared
+    return {name: ("N", *array.shape[1:]) for name, array in zip(declared, found)}
+
+
 def levels_of(ex) -> list[str]:
     """The scores outputs of ``ex``'s model that are levels of the same head as its explained output
     (itself first), or ``[]`` when it is not one of several."""
-    size = input_size(ex)
-    pairs = boxes.detector_outputs(ex.outputs, size, ex.probability_outputs)
+    shapes = output_shapes(ex)
+    pairs = boxes.detector_outputs(shapes, input_size(ex), ex.probability_outputs)
     explained = ex.record.output
     if explained not in pairs or pairs[explained][1] is None:
         return []
-    classes = boxes.candidates_of(ex.outputs[explained])[1]  # type: ignore[index]
+    classes = boxes.candidates_of(shapes[explained])[1]  # type: ignore[index]
     alike = [
         name
         for name, (_, decoder, _) in pairs.items()
-        if decoder is not None and boxes.candidates_of(ex.outputs[name])[1] == classes  # type: ignore[index]
+        if decoder is not None and boxes.candidates_of(shapes[name])[1] == classes  # type: ignore[index]
     ]
     return sorted(alike, key=lambda name: name != explained) if len(alike) > 1 else []
 
@@ -47,10 +70,11 @@ def split_by_level(ex, levels: Sequence[str], pairs: list[tuple[Path, str]], opt
     """``{level output: [(path, name), ...]}``: each photo under the level of its best candidate."""
     pairs = list(zip([p for p, _ in pairs], unique_names([n for _, n in pairs])))
     settings = preprocessing_for(ex, opts.preprocessing)
+    shapes = output_shapes(ex)
     decoders = {
-        name: boxes.pair_boxes(ex.outputs, name, input_size(ex), ex.probability_outputs)[1] for name in levels
+        name: boxes.pair_boxes(shapes, name, input_size(ex), ex.probability_outputs)[1] for name in levels
     }
-    layout = opts.detection or seeds.detection_layout(ex.output_shape, True, len(opts.labels) or None)
+    layout = opts.detection or seeds.detection_layout(shapes[levels[0]], True, len(opts.labels) or None)
     grouped: dict[str, list] = {name: [] for name in levels}
     for path, name in pairs:
         try:

@@ -5,7 +5,9 @@ outputs are ``NCHW`` whatever the exporter. From those anchors layouts spread th
 both directions: a ``Transpose`` permutes the letters (tf2onnx's ``NHWC input -> Transpose -> NCHW
 convs -> Transpose -> ReduceMean(axes=[1, 2])`` becomes NHWC, NCHW, NHWC), and ops that keep a
 tensor's axes in place (elementwise arithmetic, activations, Concat, Slice, Pad, Resize ...) give
-their 4-D outputs the layout of their 4-D inputs and back. A layout is a string of the letters
+their 4-D outputs the layout of their 4-D inputs and back; a ``Reshape`` that only moves axes of size
+1 (tf2onnx writes a one-channel map's last Transpose as ``[N, 1, H, W] -> [N, H, W, 1]``) moves their
+letters with them. A layout is a string of the letters
 N, C, H, W; tensors that no evidence reaches stay unknown. The image input, when no evidence
 reaches it, is guessed from its shape (colour channels last, an image before them).
 """
@@ -124,6 +126,27 @@ def _spread_forward(info: GraphInfo, layouts: dict[str, str]) -> None:
             for o in outputs:
                 if known:
                     layouts[o] = known
+        elif node.op_type == "Reshape" and node.input[0] in layouts:
+            moved = _unit_axes_moved(
+                info.shape(node.input[0]), info.shape(node.output[0]), layouts[node.input[0]]
+            )
+            if moved:
+                layouts[node.output[0]] = moved
+
+
+def _unit_axes_moved(before, after, layout: str) -> str | None:
+    """The layout after a Reshape that keeps the batch first and the other axes of size above 1 in
+    order, moving only axes of size 1; None for any other Reshape."""
+    if before is None or after is None or len(before) != 4 or len(after) != 4 or layout[0] != "N":
+        return None
+    rest_before, rest_after = list(before[1:]), list(after[1:])
+    if not all(isinstance(d, int) for d in rest_before + rest_after):
+        return None
+    if [d for d in rest_before if d != 1] != [d for d in rest_after if d != 1]:
+        return None
+    units = iter(letter for letter, d in zip(layout[1:], rest_before) if d == 1)
+    others = iter(letter for letter, d in zip(layout[1:], rest_before) if d != 1)
+    return "N" + "".join(next(units) if d == 1 else next(others) for d in rest_after)
 
 
 def _spread_backward(info: GraphInfo, layouts: dict[str, str]) -> None:

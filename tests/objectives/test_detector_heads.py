@@ -73,7 +73,7 @@ def gradient_matches_differences(path: Path, output: str, seed: np.ndarray, x: n
     """The explainer's input gradient of sum(seed * output) against float64 central differences of
     ``f`` (the torch model's objective) along six random directions."""
     gradient = onnx_xai.Explainer(path, output_name=output).input_gradient(x, seed=seed)
-    rng, h = np.random.default_rng(0), 1e-4
+    rng, h = np.random.default_rng(0), 1e-6
     xd = torch.tensor(x, dtype=torch.float64)
     ours, differences = [], []
     for _ in range(6):

@@ -67,8 +67,9 @@ def keras_face(dtype: str):
     return tf.keras.Model(image, [*heads, mask, landmarks])
 
 
-@pytest.fixture(scope="module")
-def converted(tmp_path_factory):
+def face_model(folder: Path) -> tuple[Path, object, list[str]]:
+    """The face model converted by tf2onnx into ``folder``, its float64 Keras twin (same weights), and
+    its output names."""
     tf.keras.utils.set_random_seed(6)
     model = keras_face("float32")
     rng = np.random.default_rng(6)  # biases away from zero, as trained ones are: no ReLU sits on its kink
@@ -79,13 +80,17 @@ def converted(tmp_path_factory):
         model.get_layer(level).set_weights([kernel, bias])
     spec = (tf.TensorSpec((None, SIZE, SIZE, 3), tf.float32, name="image"),)
     proto, _ = tf2onnx.convert.from_keras(model, input_signature=spec, opset=13)
-    folder = tmp_path_factory.mktemp("keras_face")
     path = folder / "face.onnx"
     path.write_bytes(proto.SerializeToString())
     twin = keras_face("float64")
     twin.set_weights([w.astype(np.float64) for w in model.get_weights()])
-    names = [o.name for o in proto.graph.output]
-    return path, twin, names, folder
+    return path, twin, [o.name for o in proto.graph.output]
+
+
+@pytest.fixture(scope="module")
+def converted(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("keras_face")
+    return (*face_model(folder), folder)
 
 
 def explain(path: Path, out: Path, *flags: str) -> dict:

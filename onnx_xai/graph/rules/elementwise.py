@@ -184,6 +184,8 @@ def cast(e: Emitter, node, g_out):
     "Not",
     "And",
     "Or",
+    "IsNaN",
+    "IsInf",
 )
 def no_gradient(e: Emitter, node, g_out):
     """Piecewise-constant and shape-only ops: no gradient flows (zero almost everywhere)."""

@@ -1,9 +1,10 @@
 """VJP rules of ops that move data without arithmetic: reshapes, transposes, concatenation, slicing,
 gathering, padding, tiling and the depth/space rearrangements.
 
-Selections (Slice with any steps, Gather, GatherElements) are differentiated by one shared trick:
-apply the same selection to a tensor of flat element indices, then scatter the cotangent back to those
-indices; the runtime's own selection semantics (negative indices, clamping) are reused, not re-coded.
+Selections (Slice with any steps, Gather, GatherElements, TopK's values) are differentiated by one
+shared trick: apply the same selection to a tensor of flat element indices, then scatter the cotangent
+back to those indices; the runtime's own selection semantics (negative indices, clamping) are reused,
+not re-coded.
 """
 
 from __future__ import annotations
@@ -156,6 +157,20 @@ def gather(e: Emitter, node, g_out):
         e, x, g_out[0], lambda idx: e.op(node.op_type, [idx, indices], axis=axis), add=e.opset >= 16
     )
     return (dx, None)
+
+
+@vjp("TopK")
+def top_k(e: Emitter, node, g_out):
+    """TopK: the values' cotangent scattered back to the positions selected (the indices held fixed,
+    as torch.topk's backward; they never repeat, so a plain scatter is exact)."""
+    if g_out[0] is None:
+        return (None,) * len(node.input)
+    axis = attr(node, "axis", -1)
+    chosen = node.output[1]
+    dx = _scatter_back(
+        e, node.input[0], g_out[0], lambda idx: e.op("GatherElements", [idx, chosen], axis=axis), False
+    )
+    return (dx,) + (None,) * (len(node.input) - 1)
 
 
 def _expand_check(info, node, wants) -> list[str]:

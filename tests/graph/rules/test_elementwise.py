@@ -73,6 +73,19 @@ CASES = [
         min_opset=12,
     ),
     Case(
+        "nan_guard",  # dynamo's guard around attention softmax: Where(IsNaN(x), 0, x)
+        [
+            node("IsNaN", ["a"], "n"),
+            node("IsInf", ["a"], "i"),
+            node("Or", ["n", "i"], "bad"),
+            node("Where", ["bad", "zero", "a"], "kept"),
+            node("Mul", ["kept", "b"]),
+        ],
+        {"a": (2, 3), "b": (2, 3)},
+        {"zero": np.array(0.0)},
+        min_opset=13,
+    ),
+    Case(
         "shape_ops",
         [
             node("Shape", ["a"], "s"),

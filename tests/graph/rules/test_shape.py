@@ -15,6 +15,15 @@ CASES = [
     Case("transpose", [node("Transpose", ["x"], perm=[0, 2, 3, 1])], {"x": (2, 3, 4, 5)}),
     Case("transpose_default", [node("Transpose", ["x"])], {"x": (2, 3, 4)}),
     Case(
+        "top_k", [node("TopK", ["x", "k"], ["y", "i"], axis=1)], {"x": (2, 7, 3)}, {"k": np.array([3], I64)}
+    ),
+    Case(
+        "top_k_smallest_last_axis",
+        [node("TopK", ["x", "k"], ["v", "i"], largest=0), node("Mul", ["v", "v"])],
+        {"x": (2, 3, 6)},
+        {"k": np.array([2], I64)},
+    ),
+    Case(
         "concat",
         [node("Concat", ["a", "b", "c"], axis=1)],
         {"a": (2, 1, 3), "b": (2, 4, 3)},

@@ -12,8 +12,11 @@ Vision transformers: when the last 4-D tensor is a patch embedding whose grid (h
 token sequences ``[N, prefix + h*w, C]`` mixed by attention (a MatMul of two computed tensors), the
 default is the normalized tokens that feed the last attention's projections (the last block's first
 LayerNorm, as in pytorch-grad-cam's ViT recipe, found as the input of the last linear layer on
-tokens before that attention, so a LayerNorm spelled out in elementwise ops is found too), read
-without the class/distillation tokens and reshaped to the patch grid.
+tokens before that attention, so a LayerNorm spelled out in elementwise ops is found too; a linear
+layer on the sequence-first ``[T, N, C]`` transpose of the tokens, as torch's
+``nn.MultiheadAttention`` exports, counts as one on the tokens), read without the special tokens
+(class, distillation, registers: as many as the sequence holds beyond the patches) and reshaped to
+the patch grid.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from dataclasses import dataclass
 
 from ..contract import LayerView
 from ..errors import ModelError
-from .info import GraphInfo
+from .info import GraphInfo, attr
 from .layout import NCHW, spatial_axes
 from .paths import ancestors, dependents, dominators, reaches
 
@@ -140,12 +143,24 @@ def _token_tensors(info: GraphInfo, doms: list[str], grid: TokenGrid) -> list[st
         return name in feeding and _token_count(info, name, grid.tokens - grid.prefix) == grid.tokens
 
     projected = [
-        n.input[0]
+        _batch_first(info, n.input[0])
         for n in info.nodes()
-        if n.op_type in ("MatMul", "Gemm") and info.is_weight(n.input[1]) and tokens(n.input[0])
+        if n.op_type in ("MatMul", "Gemm")
+        and info.is_weight(n.input[1])
+        and tokens(_batch_first(info, n.input[0]))
     ]
     stream = [d for d in doms if tokens(d)]
     return list(dict.fromkeys(projected[::-1] + stream[::-1]))
+
+
+def _batch_first(info: GraphInfo, name: str) -> str:
+    """The batch-first tokens ``[N, T, C]`` behind a sequence-first ``[T, N, C]`` transpose of them
+    (torch's ``nn.MultiheadAttention`` exported by TorchScript projects its input that way), else
+    ``name`` itself."""
+    node = info.producer.get(name)
+    if node is not None and node.op_type == "Transpose" and list(attr(node, "perm") or []) == [1, 0, 2]:
+        return node.input[0]
+    return name
 
 
 def view_of(info: GraphInfo, name: str, source: str, score: str, layouts: dict[str, str]) -> LayerView:

@@ -35,6 +35,7 @@ class Form:
     dynamic: tuple[str, ...] = ("batch",)  # any of "batch", "spatial"
     dtype: str = "float32"  # "float32", "float16" or "qdq"
     batch: int = 1
+    exporter: str = "torchscript"  # or "dynamo" (torch.export, through onnxscript)
 
     def build(self) -> nets.FormNet:
         return nets.build(self.net)
@@ -48,6 +49,8 @@ FORMS = {
     "convnext_head": Form("convnext_head"),
     "vit": Form("vit"),
     "vit_layernorm_spelled_out": Form("vit", opset=13),  # LayerNormalization is an op from opset 17
+    "vit_torchvision": Form("vit_torchvision"),  # nn.MultiheadAttention: sequence-first [T, N, C] inside
+    "vit_registers_dynamo": Form("vit_registers", opset=18, exporter="dynamo"),  # Where(IsNaN) guards
     "uint8_pixels": Form("uint8_pixels", opset=13),
     "sigmoid_head": Form("sigmoid_head"),
     "grayscale": Form("grayscale"),
@@ -91,6 +94,8 @@ def export(name: str) -> Path:
     if form.dtype == "float16":
         net, example = copy.deepcopy(net).half(), example.half()
     path = _DIR / f"{name}.onnx"
+    if form.exporter == "dynamo":
+        return _export_dynamo(net, example, path, form)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
@@ -105,6 +110,19 @@ def export(name: str) -> Path:
         )
     if form.dtype == "qdq":
         path = quantize(path, net, form)
+    return path
+
+
+def _export_dynamo(net, example: torch.Tensor, path: Path, form: Form) -> Path:
+    """torch.export's ONNX exporter (dynamic batch when the form says), its weights inside the file."""
+    batch = {"x": {0: torch.export.Dim("N")}} if "batch" in form.dynamic else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(
+            net, (example,), dynamo=True, opset_version=form.opset, input_names=["x"], output_names=["y"],
+            dynamic_shapes=batch, verbose=False,
+        )  # fmt: skip
+    program.save(str(path), external_data=False)
     return path
 
 

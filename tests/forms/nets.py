@@ -402,5 +402,7 @@ NETS = {
 
 
 def build(name: str) -> FormNet:
+    from .transformer_nets import NETS as TRANSFORMERS
+
     torch.manual_seed(0)
-    return NETS[name]().eval()
+    return {**NETS, **TRANSFORMERS}[name]().eval()

@@ -1,7 +1,8 @@
 """Export forms against torch float64 autograd: the rewritten graph on plain onnxruntime, the Explainer.
 
 Every form of :mod:`.exports` (channels-last, dynamic spatial size, channel shuffle, LayerNorm head,
-ViT, uint8 pixels, Sigmoid head, grayscale, fixed batch 4, RegNet-Y, float16) is rewritten with the
+ViT, torchvision's ViT, a ViT with registers exported by dynamo, uint8 pixels, Sigmoid head,
+grayscale, fixed batch 4, RegNet-Y, float16) is rewritten with the
 default outputs, checked by the full ONNX checker and run on onnxruntime at its default (full)
 optimization level:
 - the input gradient is no further from float64 autograd than 3x torch's own error at the model's
@@ -110,3 +111,6 @@ def test_target_layouts_and_score_kinds():
         ), name
     vit = onnx_xai.Explainer(export("vit")).record.target
     assert vit["prefix"] == 1 and vit["grid"] == [4, 4] and "blocks.1/norm1" in vit["name"]
+    torchvision = onnx_xai.Explainer(export("vit_torchvision")).record.target
+    assert torchvision["prefix"] == 1 and "layers.1/ln_1" in torchvision["name"]
+    assert onnx_xai.Explainer(export("vit_registers_dynamo")).record.target["prefix"] == 5

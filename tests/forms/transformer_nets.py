@@ -1,0 +1,109 @@
+"""Vision transformers as their libraries write them, re-implemented small (torchvision, timm and
+transformers are too heavy for CI): torchvision's ViT, whose ``nn.MultiheadAttention`` TorchScript
+exports sequence-first (``[T, N, C]``), and a DINOv2-style ViT with register tokens whose attention
+is ``scaled_dot_product_attention`` (dynamo guards its softmax with ``Where(IsNaN)``).
+
+Each net's ``target`` is the layer its family's convention explains (the last block's first
+LayerNorm) and ``to_nchw`` reads it as ``[N, K, h, w]`` without the special tokens.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .nets import FormNet
+
+
+class TorchvisionBlock(nn.Module):
+    """torchvision's ``EncoderBlock``: ln_1 -> MultiheadAttention (batch first) -> residual, ln_2 ->
+    MLP -> residual."""
+
+    def __init__(self, dim: int, heads: int):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(dim)
+        self.self_attention = nn.MultiheadAttention(dim, heads, batch_first=True)
+        self.ln_2 = nn.LayerNorm(dim)
+        self.mlp = nn.Sequential(nn.Linear(dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))
+
+    def forward(self, x):
+        y = self.ln_1(x)
+        y, _ = self.self_attention(y, y, y, need_weights=False)
+        x = x + y
+        return x + self.mlp(self.ln_2(x))
+
+
+class Tokens(FormNet):
+    """Shared: patch embedding (8 x 8 patches of a 32 x 32 input), ``prefix`` special tokens first,
+    the target read without them on the 4 x 4 grid."""
+
+    prefix = 1
+
+    def to_nchw(self, activation):
+        tokens = activation[:, self.prefix :]
+        n, t, c = tokens.shape
+        side = int(round(t**0.5))
+        return tokens.reshape(n, side, side, c).permute(0, 3, 1, 2)
+
+
+class TorchvisionViT(Tokens):
+    """torchvision's ``VisionTransformer``: conv_proj, class token, position embedding, encoder
+    blocks, final LayerNorm, head on the class token."""
+
+    def __init__(self, classes: int = 5, dim: int = 32, depth: int = 2, heads: int = 2):
+        super().__init__()
+        self.conv_proj = nn.Conv2d(3, dim, 8, 8)
+        self.class_token = nn.Parameter(torch.randn(1, 1, dim) * 0.5)
+        self.pos_embedding = nn.Parameter(torch.randn(1, 17, dim) * 0.5)
+        self.layers = nn.Sequential(*[TorchvisionBlock(dim, heads) for _ in range(depth)])
+        self.ln, self.head = nn.LayerNorm(dim), nn.Linear(dim, classes)
+        self.target = self.layers[-1].ln_1
+
+    def forward(self, x):
+        tokens = self.conv_proj(x).reshape(x.shape[0], self.conv_proj.out_channels, -1).permute(0, 2, 1)
+        x = torch.cat([self.class_token.expand(x.shape[0], -1, -1), tokens], dim=1) + self.pos_embedding
+        return self.head(self.ln(self.layers(x))[:, 0])
+
+
+class SdpaBlock(nn.Module):
+    """A timm/DINOv2 block whose attention is ``scaled_dot_product_attention``."""
+
+    def __init__(self, dim: int, heads: int):
+        super().__init__()
+        self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.qkv, self.proj, self.heads = nn.Linear(dim, 3 * dim), nn.Linear(dim, dim), heads
+        self.mlp = nn.Sequential(nn.Linear(dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))
+
+    def forward(self, x):
+        n, t, c = x.shape
+        q, k, v = self.qkv(self.norm1(x)).reshape(n, t, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
+        x = x + self.proj(F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(n, t, c))
+        return x + self.mlp(self.norm2(x))
+
+
+class RegistersViT(Tokens):
+    """DINOv2 with registers: the position embedding added to the class and patch tokens, then four
+    register tokens inserted after the class token; a linear head on the class token."""
+
+    prefix = 5
+
+    def __init__(self, classes: int = 5, dim: int = 32, depth: int = 2, heads: int = 2, registers: int = 4):
+        super().__init__()
+        self.patch_embed = nn.Conv2d(3, dim, 8, 8)
+        self.cls_token = nn.Parameter(torch.randn(1, 1, dim) * 0.5)
+        self.register_tokens = nn.Parameter(torch.randn(1, registers, dim) * 0.5)
+        self.pos_embed = nn.Parameter(torch.randn(1, 17, dim) * 0.5)
+        self.blocks = nn.Sequential(*[SdpaBlock(dim, heads) for _ in range(depth)])
+        self.norm, self.head = nn.LayerNorm(dim), nn.Linear(dim, classes)
+        self.target = self.blocks[-1].norm1
+
+    def forward(self, x):
+        n = x.shape[0]
+        tokens = self.patch_embed(x).flatten(2).transpose(1, 2)
+        x = torch.cat([self.cls_token.expand(n, -1, -1), tokens], dim=1) + self.pos_embed
+        x = torch.cat([x[:, :1], self.register_tokens.expand(n, -1, -1), x[:, 1:]], dim=1)
+        return self.head(self.norm(self.blocks(x))[:, 0])
+
+
+NETS = {"vit_torchvision": TorchvisionViT, "vit_registers": RegistersViT}

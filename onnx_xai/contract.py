@@ -63,13 +63,16 @@ class LayerView:
 
     ``layout`` is a permutation of ``"NCHW"`` for 4-D tensors, or ``"tokens"`` for a token sequence
     ``[N, prefix + h*w, C]`` of which the first ``prefix`` tokens are dropped and the rest laid on
-    the ``grid`` (h, w).
+    the ``grid`` (h, w). A grid known only at run time (position embeddings resized to the input) is
+    read then from the patch embedding ``grid_from`` (its h x w; the tokens before the last h*w are
+    dropped), ``grid`` and ``prefix`` None.
     """
 
     name: str
     layout: str
-    prefix: int = 0
+    prefix: int | None = 0
     grid: tuple[int, int] | None = None
+    grid_from: str | None = None
 
     def describe(self) -> dict:
         return asdict(self) | {"grid": list(self.grid) if self.grid else None}

@@ -52,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"integer pixels: gradients are taken at {r['differentiated']!r}, their first float cast")
     moves = f", then {' -> '.join(r['score_moves'])} as the output" if r.get("score_moves") else ""
     print(f"score: {r['score']!r} ({SCORE_KINDS[r['score_kind']]}{moves})")
+    print(f"target layer: {r['convention']}")
     print("target-layer candidates (last first, * = default):")
     for c in r["candidates"]:
         print(
@@ -105,5 +106,7 @@ def _print_rewrite(path: str, report: dict) -> int:
 def _layout_words(candidate: dict) -> str:
     if candidate["layout"] != "tokens":
         return candidate["layout"]
+    if candidate["grid"] is None:
+        return f"tokens (the grid of {candidate['grid_from']!r} at run time, the tokens before it dropped)"
     h, w = candidate["grid"]
     return f"tokens ({candidate['prefix']} dropped, {h}x{w} grid)"

@@ -16,7 +16,8 @@ tokens before that attention, so a LayerNorm spelled out in elementwise ops is f
 layer on the sequence-first ``[T, N, C]`` transpose of the tokens, as torch's
 ``nn.MultiheadAttention`` exports, counts as one on the tokens), read without the special tokens
 (class, distillation, registers: as many as the sequence holds beyond the patches) and reshaped to
-the patch grid.
+the patch grid. A grid known only at run time (position embeddings resized to the input's grid) is
+read then from the patch embedding's shape, the tokens before the last h*w dropped.
 """
 
 from __future__ import annotations
@@ -36,16 +37,30 @@ MAX_PREFIX = 8  # class, distillation and register tokens before the patch token
 
 @dataclass(frozen=True)
 class TokenGrid:
-    """A vision transformer's patch grid: the patch-embedding tensor, the grid and token count."""
+    """A vision transformer's patch grid: the patch-embedding tensor, the grid and token count (None
+    when the grid is known only at run time)."""
 
     patches: str
-    grid: tuple[int, int]
-    tokens: int
+    grid: tuple[int, int] | None
+    tokens: int | None
     mixer: str  # output of the last attention MatMul (both operands computed from the input)
 
     @property
-    def prefix(self) -> int:
-        return self.tokens - self.grid[0] * self.grid[1]
+    def prefix(self) -> int | None:
+        return None if self.grid is None or self.tokens is None else self.tokens - self.grid[0] * self.grid[1]
+
+    def holds(self, info: GraphInfo, name: str) -> bool:
+        """Whether ``name`` is a token sequence of this grid (``[N, tokens, C]``; at a run-time grid,
+        ``[N, T, C]`` with T symbolic)."""
+        if self.grid is None or self.tokens is None:
+            shape = info.shape(name)
+            return shape is not None and len(shape) == 3 and not isinstance(shape[1], int)
+        return _token_count(info, name, self.grid[0] * self.grid[1]) == self.tokens
+
+    def view(self, name: str) -> LayerView:
+        if self.grid is None:
+            return LayerView(name, TOKENS, None, None, self.patches)
+        return LayerView(name, TOKENS, self.prefix, self.grid)
 
 
 def candidates(
@@ -57,8 +72,25 @@ def candidates(
     grid = token_grid(info, source, doms, layouts)
     if grid is None:
         return spatial
-    tokens = [LayerView(n, TOKENS, grid.prefix, grid.grid) for n in _token_tensors(info, doms, grid)]
+    tokens = [grid.view(n) for n in _token_tensors(info, doms, grid)]
     return (tokens + spatial)[:limit]
+
+
+def convention(view: LayerView, named: bool) -> str:
+    """Which convention chose the target layer, in words (``inspect`` prints it)."""
+    if named:
+        return "named by the user"
+    if view.layout == TOKENS:
+        grid = (
+            f"the {view.grid[0]}x{view.grid[1]} patch grid"
+            if view.grid
+            else "the patch grid read at run time"
+        )
+        return (
+            "vision transformer: the last block's first LayerNorm (the tokens entering the last attention's "
+            f"projections), the special tokens dropped, on {grid}"
+        )
+    return "CNN: the last feature map before the head's global pooling (after the last conv's BN/ReLU)"
 
 
 def default_layer(info: GraphInfo, source: str, score: str, layouts: dict[str, str]) -> LayerView:
@@ -108,9 +140,11 @@ def token_grid(info: GraphInfo, source: str, doms: list[str], layouts: dict[str,
     if not patches or patches[-1] == source or not mixers:
         return None
     size = [d for d in info.known_shape(patches[-1])[2:] if isinstance(d, int)]
-    if len(size) != 2:
-        return None
     feeding = ancestors(info, mixers[-1])
+    if len(size) != 2:  # a grid known at run time: tokens of a symbolic count feed the attention
+        runtime = TokenGrid(patches[-1], None, None, mixers[-1])
+        after = doms[doms.index(patches[-1]) + 1 :]
+        return runtime if any(d in feeding and runtime.holds(info, d) for d in after) else None
     counts = [
         _token_count(info, d, size[0] * size[1]) for d in doms[doms.index(patches[-1]) + 1 :] if d in feeding
     ]
@@ -140,7 +174,7 @@ def _token_tensors(info: GraphInfo, doms: list[str], grid: TokenGrid) -> list[st
     feeding = ancestors(info, grid.mixer)
 
     def tokens(name: str) -> bool:
-        return name in feeding and _token_count(info, name, grid.tokens - grid.prefix) == grid.tokens
+        return name in feeding and grid.holds(info, name)
 
     projected = [
         _batch_first(info, n.input[0])
@@ -171,8 +205,8 @@ def view_of(info: GraphInfo, name: str, source: str, score: str, layouts: dict[s
     if rank == 4 and info.is_float(name):
         return LayerView(name, layouts.get(name, NCHW))
     grid = token_grid(info, source, dominators(info, source, score), layouts) if rank == 3 else None
-    if grid is not None and _token_count(info, name, grid.tokens - grid.prefix) == grid.tokens:
-        return LayerView(name, TOKENS, grid.prefix, grid.grid)
+    if grid is not None and grid.holds(info, name):
+        return grid.view(name)
     raise ModelError(
         f"target layer {name!r} has shape {info.shape(name)}: it must be a 4-D float tensor, "
         "or a vision transformer's token sequence [N, prefix + h*w, C]"

@@ -22,7 +22,7 @@ from .autodiff import path_problems, prepare_path
 from .emitter import Emitter
 from .head import CamHead
 from .info import GraphInfo
-from .layer import candidates
+from .layer import candidates, convention
 from .model_io import load_model
 from .scales import PROBE_SIZE, scale_candidates
 
@@ -78,6 +78,7 @@ def inspect_model(
         "score_moves": [n.op_type for n in a.score.moves],
         "layout": a.layout,
         "target_layer": a.view.name,
+        "convention": convention(a.view, target_layer is not None),
         "candidates": [
             _describe(info, c.name) | {"op": info.producer[c.name].op_type} | c.describe() for c in found
         ],

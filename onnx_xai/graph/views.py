@@ -20,12 +20,25 @@ INT64_MAX = 2**63 - 1
 def channels_first(e: Emitter, view: LayerView, name: str) -> str:
     """``name`` (the target or its cotangent, shaped like the target) as [N, K, h, w]."""
     if view.layout == TOKENS and view.grid is not None:
-        patches = e.op("Slice", [name, e.ints([view.prefix]), e.ints([INT64_MAX]), e.ints([1])])
+        patches = e.op("Slice", [name, e.ints([view.prefix or 0]), e.ints([INT64_MAX]), e.ints([1])])
         grid = e.op("Reshape", [patches, e.ints([0, view.grid[0], view.grid[1], -1])])
         return e.op("Transpose", [grid], perm=[0, 3, 1, 2])
+    if view.layout == TOKENS and view.grid_from is not None:
+        return e.op("Transpose", [_runtime_grid(e, name, view.grid_from)], perm=[0, 3, 1, 2])
     if view.layout == NCHW:
         return name
     return e.op("Transpose", [name], perm=[view.layout.index(axis) for axis in NCHW])
+
+
+def _runtime_grid(e: Emitter, name: str, patches: str) -> str:
+    """The last h*w tokens of ``name`` laid on the grid h x w of the patch embedding ``patches``
+    (``[N, C, h, w]``), both read at run time: ``[N, h, w, C]``."""
+    grid = e.op("Slice", [e.op("Shape", [patches]), e.ints([2]), e.ints([4]), e.ints([0])])
+    count = e.op("ReduceProd", [grid], keepdims=1)
+    tokens = e.op("Slice", [e.op("Shape", [name]), e.ints([1]), e.ints([2]), e.ints([0])])
+    start = e.op("Sub", [tokens, count])
+    kept = e.op("Slice", [name, start, e.ints([INT64_MAX]), e.ints([1])])
+    return e.op("Reshape", [kept, e.op("Concat", [e.ints([0]), grid, e.ints([-1])], axis=0)])
 
 
 def channels_first_shape(info: GraphInfo, view: LayerView) -> list:
@@ -33,5 +46,7 @@ def channels_first_shape(info: GraphInfo, view: LayerView) -> list:
     shape = info.shape(view.name)
     if view.layout == TOKENS and view.grid is not None and shape is not None:
         return [shape[0], shape[2], *view.grid]
+    if view.layout == TOKENS and shape is not None:
+        return [shape[0], shape[2], None, None]
     dims = list(shape) if shape is not None and len(shape) == 4 else [None] * 4
     return [dims[view.layout.index(axis)] for axis in NCHW]

@@ -51,6 +51,7 @@ FORMS = {
     "vit_layernorm_spelled_out": Form("vit", opset=13),  # LayerNormalization is an op from opset 17
     "vit_torchvision": Form("vit_torchvision"),  # nn.MultiheadAttention: sequence-first [T, N, C] inside
     "vit_registers_dynamo": Form("vit_registers", opset=18, exporter="dynamo"),  # Where(IsNaN) guards
+    "vit_runtime_grid": Form("vit_runtime_grid", dynamic=("batch", "spatial")),  # grid from Shape
     "uint8_pixels": Form("uint8_pixels", opset=13),
     "sigmoid_head": Form("sigmoid_head"),
     "grayscale": Form("grayscale"),

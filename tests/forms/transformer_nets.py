@@ -1,7 +1,8 @@
 """Vision transformers as their libraries write them, re-implemented small (torchvision, timm and
 transformers are too heavy for CI): torchvision's ViT, whose ``nn.MultiheadAttention`` TorchScript
 exports sequence-first (``[T, N, C]``), and a DINOv2-style ViT with register tokens whose attention
-is ``scaled_dot_product_attention`` (dynamo guards its softmax with ``Where(IsNaN)``).
+is ``scaled_dot_product_attention`` (dynamo guards its softmax with ``Where(IsNaN)``), and a ViT
+whose patch grid is known only at run time (its position embedding resized to the input's grid).
 
 Each net's ``target`` is the layer its family's convention explains (the last block's first
 LayerNorm) and ``to_nchw`` reads it as ``[N, K, h, w]`` without the special tokens.
@@ -106,4 +107,27 @@ class RegistersViT(Tokens):
         return self.head(self.norm(self.blocks(x))[:, 0])
 
 
-NETS = {"vit_torchvision": TorchvisionViT, "vit_registers": RegistersViT}
+class RuntimeGridViT(Tokens):
+    """A ViT taking any input size: the position embedding stored for a 4 x 4 grid is resized
+    (bicubic, as DINOv2's ``interpolate_pos_encoding``) to the grid of the input at run time."""
+
+    def __init__(self, classes: int = 5, dim: int = 32, depth: int = 2, heads: int = 2):
+        super().__init__()
+        self.patch_embed = nn.Conv2d(3, dim, 8, 8)
+        self.cls_token = nn.Parameter(torch.randn(1, 1, dim) * 0.5)
+        self.pos_embed = nn.Parameter(torch.randn(1, 17, dim) * 0.5)
+        self.blocks = nn.Sequential(*[SdpaBlock(dim, heads) for _ in range(depth)])
+        self.norm, self.head = nn.LayerNorm(dim), nn.Linear(dim, classes)
+        self.target = self.blocks[-1].norm1
+
+    def forward(self, x):
+        patches = self.patch_embed(x)
+        n, c, h, w = patches.shape
+        stored = self.pos_embed[:, 1:].reshape(1, 4, 4, c).permute(0, 3, 1, 2)
+        grid = F.interpolate(stored, size=(h, w), mode="bicubic", align_corners=False)
+        pos = torch.cat([self.pos_embed[:, :1], grid.flatten(2).transpose(1, 2)], dim=1)
+        x = torch.cat([self.cls_token.expand(n, -1, -1), patches.flatten(2).transpose(1, 2)], dim=1) + pos
+        return self.head(self.norm(self.blocks(x))[:, 0])
+
+
+NETS = {"vit_torchvision": TorchvisionViT, "vit_registers": RegistersViT, "vit_runtime_grid": RuntimeGridViT}

@@ -75,7 +75,10 @@ class LayerView:
     grid_from: str | None = None
 
     def describe(self) -> dict:
-        return asdict(self) | {"grid": list(self.grid) if self.grid else None}
+        described = asdict(self) | {"grid": list(self.grid) if self.grid else None}
+        if self.grid_from is None:
+            del described["grid_from"]
+        return described
 
 
 @dataclass

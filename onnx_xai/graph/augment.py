@@ -30,6 +30,7 @@ from .layer import check_layer, default_layer, view_of
 from .layout import NCHW, tensor_layouts
 from .model_io import load_model
 from .rules import rule_table
+from .scales import neck_layers
 from .simplify import fold_zero_pads
 from .views import channels_first, channels_first_shape
 
@@ -139,7 +140,7 @@ def analyze(
 def _layer_views(info: GraphInfo, target_layer, source: str, score: str, layouts: dict) -> list[LayerView]:
     """The target layers named (one name or several), or the default one."""
     if not target_layer:
-        views = [default_layer(info, source, score, layouts)]
+        views = neck_layers(info, source, score, layouts) or [default_layer(info, source, score, layouts)]
     else:
         names = [target_layer] if isinstance(target_layer, str) else list(target_layer)
         if not all(isinstance(n, str) for n in names) or len(set(names)) != len(names):

@@ -76,10 +76,16 @@ def candidates(
     return (tokens + spatial)[:limit]
 
 
-def convention(view: LayerView, named: bool) -> str:
-    """Which convention chose the target layer, in words (``inspect`` prints it)."""
+def convention(views: list[LayerView], named: bool) -> str:
+    """Which convention chose the target layers, in words (``inspect`` prints it)."""
     if named:
         return "named by the user"
+    if len(views) > 1:
+        return (
+            f"multi-scale detector: the {len(views)} neck outputs feeding the head, one per scale, each "
+            "on a path of its own to the candidates (the CAM family fuses their maps)"
+        )
+    view = views[0]
     if view.layout == TOKENS:
         grid = (
             f"the {view.grid[0]}x{view.grid[1]} patch grid"

@@ -78,7 +78,7 @@ def inspect_model(
         "score_moves": [n.op_type for n in a.score.moves],
         "layout": a.layout,
         "target_layer": a.view.name,
-        "convention": convention(a.view, target_layer is not None),
+        "convention": convention(a.views, target_layer is not None),
         "candidates": [
             _describe(info, c.name) | {"op": info.producer[c.name].op_type} | c.describe() for c in found
         ],

@@ -6,7 +6,8 @@ path. Per scale (a spatial grid, found by inferring shapes at one concrete input
 is the last feature map of that grid that still has a convolution ahead of it on the way to the
 score (so the head's logits and box decoding are left out) and through which every later map of that
 grid is computed: a neck's output that feeds its scale's head (YOLO's P3-P5), or, in a classifier,
-the input of each stage's last convolution.
+the input of each stage's last convolution. A detector whose candidates output is reached by two or
+more of them each on its own path takes them as its default target layers (:func:`neck_layers`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from ..contract import LayerView
 from .info import GraphInfo
 from .layer import CONVOLUTIONS
 from .layout import spatial_axes
-from .paths import ancestors, dependents
+from .paths import ancestors, dependents, dominators
 from .shapes import concrete_shapes
 
 PROBE_SIZE = 256  # the input size at which dynamic models are measured (a multiple of 32)
@@ -53,6 +54,17 @@ def scale_candidates(info: GraphInfo, source: str, score: str, layouts: dict[str
         if funnel is not None:
             found.append(Scale(grid, input_height / grid[0], LayerView(funnel, layouts[funnel])))
     return found
+
+
+def neck_layers(info: GraphInfo, source: str, score: str, layouts: dict[str, str]) -> list[LayerView]:
+    """A detector's default target layers: the per-scale candidates that reach its candidates output
+    each on a path of its own (no single tensor carries them all: the neck outputs feeding a
+    multi-scale head, YOLO's P3-P5), when there are two or more; else ``[]``."""
+    if info.rank(score) != 3:
+        return []
+    crossed = set(dominators(info, source, score))
+    necks = [s.view for s in scale_candidates(info, source, score, layouts) if s.view.name not in crossed]
+    return necks if len(necks) >= 2 else []
 
 
 def _feature_maps(info: GraphInfo, source: str, score: str, layouts: dict[str, str]) -> list[str]:

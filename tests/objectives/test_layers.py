@@ -108,3 +108,22 @@ def test_one_target_layer_ignores_fuse_and_cam_needs_one_layer(tmp_path):
         one.explain(x, "gradcam", seed=seed, fuse="sum")
     with pytest.raises(onnx_xai.InputError, match="distinct"):
         onnx_xai.Explainer(path, target_layer=[layers[0], layers[0]])
+
+
+@pytest.mark.parametrize("exporter", ["torchscript", "dynamo"])
+def test_a_multi_scale_detector_defaults_to_its_neck(exporter):
+    """No --target-layer: the three neck outputs, found by value (hooks), are the default layers, and
+    the default Grad-CAM is pytorch-grad-cam's fused recipe on them; inspect says why."""
+    path = export("yolo", exporter)
+    report = inspect_model(path)
+    assert report["convention"].startswith("multi-scale detector: the 3 neck outputs")
+    x = np.random.default_rng(5).standard_normal((1, 3, 64, 96)).astype(np.float32)
+    ex = onnx_xai.Explainer(path)
+    assert ex.target_layers == report["target_layers"] and len(ex.target_layers) == 3
+    seed = seeds.detection_seed(ex.predict(x), category=1)[0]
+    want = neck_outputs(x.astype(np.float64), seed)
+    np.testing.assert_allclose(
+        ex.explain(x, "gradcam", seed=seed).maps,
+        fused_reference(want, PER_LAYER["gradcam"], x.shape[2:], "mean"),
+        atol=2e-5,
+    )

@@ -109,8 +109,9 @@ def autograd(net, x: np.ndarray, seed: np.ndarray, activation: np.ndarray) -> di
 @pytest.mark.parametrize("name,exporter", CASES)
 def test_seeds_match_float64_autograd_at_two_sizes(name, exporter):
     path = export(name, exporter)
-    ex = onnx_xai.Explainer(path)
-    rewritten = onnx_xai.augment(path, seeded=True, outputs=("gradcam", "input_grad"))
+    first = onnx_xai.Explainer(path).target_layers[0]  # a detector's finest neck output (of three)
+    ex = onnx_xai.Explainer(path, target_layer=first)
+    rewritten = onnx_xai.augment(path, target_layer=first, seeded=True, outputs=("gradcam", "input_grad"))
     session = ort.InferenceSession(rewritten.SerializeToString(), providers=["CPUExecutionProvider"])
     names = [o.name for o in session.get_outputs()]
     for size in (64, 96):

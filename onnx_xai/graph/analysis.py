@@ -144,13 +144,17 @@ def _moves_after_activation(info: GraphInfo, output: str) -> list[onnx.NodeProto
 
 
 def probability_outputs(info: GraphInfo) -> list[str]:
-    """The outputs whose every value comes from a Sigmoid or Softmax through shape moves and picks
-    (Gather, Slice): probabilities in [0, 1], as DETR's normalized boxes and detector scores are."""
+    """The outputs whose every value comes from a Sigmoid or Softmax through shape moves, picks
+    (Gather, Slice) and Concat: probabilities in [0, 1], as DETR's normalized boxes and detector scores
+    are."""
     picks = SCORE_MOVES | {"Gather", "Slice", "Identity"}
 
     def squashed(name: str) -> bool:
         while name in info.producer and info.producer[name].op_type in picks:
             name = info.producer[name].input[0]
-        return name in info.producer and info.producer[name].op_type in ("Sigmoid", "Softmax")
+        node = info.producer.get(name)
+        if node is not None and node.op_type == "Concat":  # RT-DETR: Concat(Sigmoid(boxes), Sigmoid(scores))
+            return all(squashed(i) for i in node.input)
+        return node is not None and node.op_type in ("Sigmoid", "Softmax")
 
     return [o.name for o in info.graph.output if squashed(o.name)]

@@ -50,7 +50,7 @@ def objective(ex, batch: np.ndarray, prepared: list[Prepared], opts) -> tuple[di
     output = ex.predict(batch)
     decoded, boxes_from = None, None
     if kind == "detection":
-        opts, decoded, boxes_from = _detector(ex, batch, prepared, opts)
+        opts, decoded, boxes_from = _detector(ex, batch, output, prepared, opts)
     to_maps, back = _channels_first(output, ex.output_layout)
     seed_list, chosen = [], []
     for i, p in enumerate(prepared):
@@ -93,9 +93,11 @@ def _with_photo_box(described: dict, map_size: tuple, p: Prepared) -> dict:
     return {**described, "photo_box": list(p.box_to_photo(box))}
 
 
-def _detector(ex, batch: np.ndarray, prepared: list[Prepared], opts):
-    """The options with the detector layout settled (said in each record's ``layout``) and, for an
-    output of scores only, its candidates' boxes decoded from their own output (and how, in words)."""
+def _detector(ex, batch: np.ndarray, output: np.ndarray, prepared: list[Prepared], opts):
+    """The options with the detector layout settled (said in each record's ``layout``) and the
+    candidates' boxes in input pixels when they are not the output's own pixel boxes: decoded from
+    their own output for an output of scores only, scaled from fractions of the input for rows that
+    all went through a Sigmoid (RT-DETR's ``[N, Q, 4 + C]``); and how, in words."""
     shapes = output_shapes(ex, prepared[0].size)
     box_output, paired, why = boxes.pair_boxes(
         shapes, ex.record.output, prepared[0].size, ex.probability_outputs
@@ -105,7 +107,16 @@ def _detector(ex, batch: np.ndarray, prepared: list[Prepared], opts):
         layout = seeds.detection_layout(shapes[ex.record.output], scores_only, len(opts.labels) or None)
         opts = replace(opts, detection=layout)
     if opts.detection.boxes != "none":
-        return opts, None, None
+        if ex.record.output not in ex.probability_outputs:
+            return opts, None, None
+        height, width = prepared[0].size
+        fractions = opts.detection.split(output.astype(np.float32))[0]
+        scaled = fractions * np.array([width, height, width, height], np.float32)
+        return (
+            opts,
+            scaled,
+            "boxes in the output's rows, in fractions of the input (every value through a Sigmoid)",
+        )
     decoder, why = (opts.decoder, "given") if opts.decoder is not None else (paired, why)
     if decoder is None:
         if opts.region is not None:

@@ -238,3 +238,36 @@ def test_yolo_objectness_is_read_from_the_class_names(tmp_path):
     gradient_matches_differences(
         path, "output0", seed, p.array, lambda x: net.double()(x)[0, index, 5 + category]
     )
+
+
+class RtDetr(Queries):
+    """RT-DETR's exported output: ``Concat(Sigmoid(boxes), Sigmoid(class logits))``, ``[N, Q, 4 + C]``
+    (boxes normalized cx, cy, w, h; no "no object" column)."""
+
+    def forward(self, x):
+        logits, boxes = super().forward(x)
+        return torch.cat([boxes, torch.sigmoid(logits[..., :-1])], -1)
+
+
+def test_rt_detr_rows_of_normalized_boxes_and_scores(tmp_path):
+    net = RtDetr()
+    path = save(net, tmp_path / "rtdetr.onnx", ["output0"])
+    p = photo_input(path)
+    rows = run_outputs(path, p.array)["output0"][0]
+    cx, cy, w, h = (rows[:, :4] * SIZE).T
+    boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], 1)
+    scores = rows[:, 4:]
+    region = p.box_to_photo(np.clip(boxes[int(scores.max(1).argmin())], 0, SIZE))
+    region_in = p.box_to_input(region)
+    index = max((float(scores[q].max()), q) for q in range(len(boxes)) if iou(region_in, boxes[q]) >= 0.5)[1]
+    chosen = explain(path, tmp_path / "out", "--region", *map(str, region))
+    assert (chosen["candidate"], chosen["class"]) == (index, int(scores[index].argmax()))
+    assert (
+        chosen["layout"] == "[N, A, 4+C], boxes cxcywh" and "fractions of the input" in chosen["boxes_from"]
+    )
+    np.testing.assert_allclose(chosen["box"], boxes[index], rtol=1e-4, atol=1e-3)
+    seed = np.zeros((1, *rows.shape), np.float32)
+    seed[0, index, 4 + chosen["class"]] = 1
+    gradient_matches_differences(
+        path, "output0", seed, p.array, lambda x: net.double()(x)[0, index, 4 + chosen["class"]]
+    )

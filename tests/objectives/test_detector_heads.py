@@ -5,7 +5,8 @@
   four distributions over 8 bins ``[N, A, 32]``;
 - DETR-style: raw logits ``[N, Q, C + 1]`` (the last: no object) and Sigmoid boxes ``[N, Q, 4]``
   (normalized cx, cy, w, h), the class names in the model's metadata;
-- YOLOv5-style: ``[N, A, 4 + 1 + C]`` with an objectness column, the class names in the metadata.
+- YOLOv5-style: ``[N, A, 4 + 1 + C]`` with an objectness column, the class names in the metadata;
+- RT-DETR-style: ``[N, Q, 4 + C]``, every value through a Sigmoid (boxes in fractions of the input).
 
 Each record's objective (which output, candidate, class and box) is compared with the answer decoded
 here by hand from a plain onnxruntime session's outputs, and the input gradient of that objective

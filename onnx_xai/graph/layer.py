@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 from ..contract import LayerView
 from ..errors import ModelError
+from .attention import attention_input, attention_mixers
 from .info import GraphInfo, attr
 from .layout import NCHW, spatial_axes
 from .paths import ancestors, dependents, dominators, reaches
@@ -70,13 +71,16 @@ def candidates(
     doms = [d for d in dominators(info, source, score) if d != score]  # a map's output explains nothing
     spatial = _spatial_candidates(info, doms, layouts)[:limit]
     grid = token_grid(info, source, doms, layouts)
+    windowed = _windowed_attention_layer(info, source, score, layouts)
+    if windowed is not None and (grid is None or not grid.holds(info, windowed.name)):
+        return ([windowed] + [v for v in spatial if v.name != windowed.name])[:limit]
     if grid is None:
         return spatial
     tokens = [grid.view(n) for n in _token_tensors(info, doms, grid)]
     return (tokens + spatial)[:limit]
 
 
-def convention(views: list[LayerView], named: bool) -> str:
+def convention(views: list[LayerView], named: bool, transformer: bool) -> str:
     """Which convention chose the target layers, in words (``inspect`` prints it)."""
     if named:
         return "named by the user"
@@ -92,9 +96,15 @@ def convention(views: list[LayerView], named: bool) -> str:
             if view.grid
             else "the patch grid read at run time"
         )
+        dropped = "its special tokens dropped" if view.prefix != 0 else "no special tokens"
         return (
             "vision transformer: the last block's first LayerNorm (the tokens entering the last attention's "
-            f"projections), the special tokens dropped, on {grid}"
+            f"projections), {dropped}, on {grid}"
+        )
+    if transformer:
+        return (
+            "windowed-attention transformer: the last block's first LayerNorm (the map entering the last "
+            f"attention's windows), read {view.layout}"
         )
     return "CNN: the last feature map before the head's global pooling (after the last conv's BN/ReLU)"
 
@@ -142,7 +152,7 @@ def _channels(info: GraphInfo, name: str, layout: str):
 def token_grid(info: GraphInfo, source: str, doms: list[str], layouts: dict[str, str]) -> TokenGrid | None:
     """The patch grid of a vision transformer, or None for other models."""
     patches = [d for d in doms if info.rank(d) == 4 and layouts.get(d) == NCHW]
-    mixers = _attention_outputs(info, source)
+    mixers = attention_mixers(info, source)
     if not patches or patches[-1] == source or not mixers:
         return None
     size = [d for d in info.known_shape(patches[-1])[2:] if isinstance(d, int)]
@@ -165,12 +175,34 @@ def _token_count(info: GraphInfo, name: str, patches: int) -> int | None:
     return shape[1] if 0 <= shape[1] - patches <= MAX_PREFIX else None
 
 
-def _attention_outputs(info: GraphInfo, source: str) -> list[str]:
-    """Outputs of MatMuls whose two operands are both computed from the input (attention)."""
-    computed = dependents(info, [source])
-    return [
-        n.output[0] for n in info.nodes() if n.op_type == "MatMul" and all(i in computed for i in n.input)
-    ]
+def _windowed_attention_layer(
+    info: GraphInfo, source: str, score: str, layouts: dict[str, str]
+) -> LayerView | None:
+    """A transformer whose only convolution is its patch embedding but whose tokens do not keep the
+    patch grid's count (Swin: windows, patch merging): the tensor its last attention normalizes,
+    a map in its layout (torchvision's ``[N, H, W, C]``) or tokens ``[N, L, C]`` on the patch grid
+    halved as often as L says (Hugging Face's); None for other models."""
+    mixers = attention_mixers(info, source)
+    on_path = dependents(info, [source]) & ancestors(info, score)
+    convolutions = [n for n in info.nodes() if n.op_type in CONVOLUTIONS and n.output[0] in on_path]
+    if not mixers or len(convolutions) != 1:
+        return None
+    name = attention_input(info, mixers[-1], source)
+    if name is None or not reaches(info, name, score):
+        return None
+    if info.rank(name) == 4 and name in layouts:
+        return LayerView(name, layouts[name])
+    patches = convolutions[0].output[0]
+    size = info.known_shape(patches)[2:] if patches in layouts and layouts[patches] == NCHW else None
+    count = (info.shape(name) or [None, None])[1] if info.rank(name) == 3 else None
+    height, width = size if size is not None else (None, None)
+    if not (isinstance(count, int) and isinstance(height, int) and isinstance(width, int)):
+        return None
+    for halvings in range(6):
+        grid = (height >> halvings, width >> halvings)
+        if grid[0] * grid[1] == count and grid[0] << halvings == height and grid[1] << halvings == width:
+            return LayerView(name, TOKENS, 0, grid)
+    return None
 
 
 def _token_tensors(info: GraphInfo, doms: list[str], grid: TokenGrid) -> list[str]:

@@ -7,7 +7,8 @@ convs -> Transpose -> ReduceMean(axes=[1, 2])`` becomes NHWC, NCHW, NHWC), and o
 tensor's axes in place (elementwise arithmetic, activations, Concat, Slice, Pad, Resize ...) give
 their 4-D outputs the layout of their 4-D inputs and back; a ``Reshape`` that only moves axes of size
 1 (tf2onnx writes a one-channel map's last Transpose as ``[N, 1, H, W] -> [N, H, W, 1]``) moves their
-letters with them. A layout is a string of the letters
+letters with them; a linear layer on a channels-last map's channels (Swin's patch merging, a
+MatMul by constant weights) keeps its layout. A layout is a string of the letters
 N, C, H, W; tensors that no evidence reaches stay unknown. The image input, when no evidence
 reaches it, is guessed from its shape (colour channels last, an image before them).
 """
@@ -126,6 +127,12 @@ def _spread_forward(info: GraphInfo, layouts: dict[str, str]) -> None:
             for o in outputs:
                 if known:
                     layouts[o] = known
+        elif (
+            node.op_type == "MatMul"
+            and info.is_weight(node.input[1])
+            and layouts.get(node.input[0], "").endswith("C")
+        ):
+            layouts[node.output[0]] = layouts[node.input[0]]  # a linear layer on the channels of a map
         elif node.op_type == "Reshape" and node.input[0] in layouts:
             moved = _unit_axes_moved(
                 info.shape(node.input[0]), info.shape(node.output[0]), layouts[node.input[0]]

@@ -17,6 +17,7 @@ from ..errors import InputError
 from ..labels import labels_from_metadata
 from ..seeds import output_kind
 from .analysis import probability_outputs
+from .attention import attention_mixers
 from .augment import analyze
 from .autodiff import path_problems, prepare_path
 from .emitter import Emitter
@@ -78,7 +79,7 @@ def inspect_model(
         "score_moves": [n.op_type for n in a.score.moves],
         "layout": a.layout,
         "target_layer": a.view.name,
-        "convention": convention(a.views, target_layer is not None),
+        "convention": convention(a.views, target_layer is not None, bool(attention_mixers(info, a.source))),
         "candidates": [
             _describe(info, c.name) | {"op": info.producer[c.name].op_type} | c.describe() for c in found
         ],

@@ -131,3 +131,112 @@ class RuntimeGridViT(Tokens):
 
 
 NETS = {"vit_torchvision": TorchvisionViT, "vit_registers": RegistersViT, "vit_runtime_grid": RuntimeGridViT}
+
+
+class WindowAttention(nn.Module):
+    """Swin's (shifted) window attention on an ``[N, H, W, C]`` map: roll, partition into windows of
+    ``window`` x ``window`` tokens, attention with a learned bias per head and pair, reverse, roll back."""
+
+    def __init__(self, dim: int, heads: int, window: int, shift: int):
+        super().__init__()
+        self.qkv, self.proj = nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
+        self.bias = nn.Parameter(torch.randn(heads, window * window, window * window) * 0.1)
+        self.heads, self.window, self.shift = heads, window, shift
+
+    def forward(self, x):
+        n, h, w, c = x.shape
+        s, k = self.window, self.shift
+        if k:
+            x = torch.roll(x, shifts=(-k, -k), dims=(1, 2))
+        windows = x.reshape(n, h // s, s, w // s, s, c).permute(0, 1, 3, 2, 4, 5).reshape(-1, s * s, c)
+        qkv = self.qkv(windows).reshape(windows.shape[0], s * s, 3, self.heads, c // self.heads)
+        q, kk, v = qkv.permute(2, 0, 3, 1, 4)
+        attn = torch.softmax(q @ kk.transpose(-2, -1) * (c // self.heads) ** -0.5 + self.bias, dim=-1)
+        out = self.proj((attn @ v).transpose(1, 2).reshape(-1, s * s, c))
+        x = out.reshape(n, h // s, w // s, s, s, c).permute(0, 1, 3, 2, 4, 5).reshape(n, h, w, c)
+        return torch.roll(x, shifts=(k, k), dims=(1, 2)) if k else x
+
+
+class SwinBlock(nn.Module):
+    """A Swin block on ``[N, H, W, C]`` (torchvision's layout), or on tokens ``[N, H*W, C]`` viewed as
+    a map around the attention (Hugging Face's): norm1 -> window attention -> residual, norm2 -> MLP."""
+
+    def __init__(self, dim: int, heads: int, window: int, shift: int, side: int | None):
+        super().__init__()
+        self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.attn = WindowAttention(dim, heads, window, shift)
+        self.mlp = nn.Sequential(nn.Linear(dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))
+        self.side = side  # tokens: the map's side; None: the input is the map itself
+
+    def forward(self, x):
+        y = self.norm1(x)
+        if self.side is not None:
+            y = self.attn(y.reshape(y.shape[0], self.side, self.side, -1)).reshape(x.shape)
+        else:
+            y = self.attn(y)
+        x = x + y
+        return x + self.mlp(self.norm2(x))
+
+
+class PatchMerging(nn.Module):
+    """2 x 2 neighbours concatenated (4C), normalized, projected to 2C: the grid halves."""
+
+    def __init__(self, dim: int, side: int | None):
+        super().__init__()
+        self.norm, self.reduction, self.side = (
+            nn.LayerNorm(4 * dim),
+            nn.Linear(4 * dim, 2 * dim, bias=False),
+            side,
+        )
+
+    def forward(self, x):
+        grid = x if self.side is None else x.reshape(x.shape[0], self.side, self.side, -1)
+        parts = [grid[:, 0::2, 0::2], grid[:, 1::2, 0::2], grid[:, 0::2, 1::2], grid[:, 1::2, 1::2]]
+        merged = self.reduction(self.norm(torch.cat(parts, -1)))
+        return merged if self.side is None else merged.reshape(x.shape[0], -1, merged.shape[-1])
+
+
+class Swin(FormNet):
+    """Swin on a 32 x 32 input: 4 x 4 patches (an 8 x 8 grid of 16 channels), a stage of a plain and
+    a shifted block with windows of 4, patch merging (4 x 4, 32 channels), a stage of two blocks, the
+    final norm, average pooling and a linear head. ``tokens``: Hugging Face's layout, ``[N, L, C]``
+    between blocks (the grid lost to the sequence); else torchvision's ``[N, H, W, C]``."""
+
+    def __init__(self, classes: int = 5, tokens: bool = False):
+        super().__init__()
+        self.tokens = tokens
+        self.patch_embed, self.embed_norm = nn.Conv2d(3, 16, 4, 4), nn.LayerNorm(16)
+        first, last = (8, 4) if tokens else (None, None)
+        self.stage1 = nn.Sequential(SwinBlock(16, 2, 4, 0, first), SwinBlock(16, 2, 4, 2, first))
+        self.merge = PatchMerging(16, first)
+        self.stage2 = nn.Sequential(SwinBlock(32, 2, 4, 0, last), SwinBlock(32, 2, 4, 0, last))
+        self.norm, self.head = nn.LayerNorm(32), nn.Linear(32, classes)
+        self.target = self.stage2[-1].norm1
+
+    def to_nchw(self, activation):
+        if activation.dim() == 3:
+            n, t, c = activation.shape
+            side = int(round(t**0.5))
+            activation = activation.reshape(n, side, side, c)
+        return activation.permute(0, 3, 1, 2)
+
+    def forward(self, x):
+        x = self.embed_norm(self.patch_embed(x).permute(0, 2, 3, 1))
+        if self.tokens:
+            x = x.reshape(x.shape[0], -1, x.shape[-1])
+        x = self.norm(self.stage2(self.merge(self.stage1(x))))
+        pooled = x.mean(1) if self.tokens else x.mean((1, 2))
+        return self.head(pooled)
+
+
+class SwinTorchvision(Swin):
+    def __init__(self, classes: int = 5):
+        super().__init__(classes, tokens=False)
+
+
+class SwinHuggingFace(Swin):
+    def __init__(self, classes: int = 5):
+        super().__init__(classes, tokens=True)
+
+
+NETS |= {"swin_torchvision": SwinTorchvision, "swin_hf": SwinHuggingFace}

@@ -3,7 +3,7 @@
 For each model (the detector, segmenter and landmark forms the tests build, exported by torch and by
 tf2onnx from Keras, and PaddleOCR's own text models from the rapidocr-onnxruntime wheel) it runs the
 command line with the flags given, reads the record, and explains the same objective through the
-Python API to find where the gradient map's maximum falls (photo pixels, and whether inside the
+Python API to find where the Grad-CAM map's maximum falls (photo pixels, and whether inside the
 objective's box). Prints a Markdown table: model, output kinds ``inspect`` finds, command, objective
 chosen, map maximum.
 
@@ -86,7 +86,7 @@ def row(name: str, path: Path, flags: list[str], photo: Path, out: Path) -> str:
     p = prepare(load_image(photo), **preprocessing_for(ex, Preprocessing(size=size)))
     opts = _options(ex, chosen, flags)
     wanted, _ = objective(ex, p.array, [p], opts)
-    heat = ex.explain(p.array, "gradient", **wanted).maps[0]
+    heat = ex.explain(p.array, "gradcam", **wanted).maps[0]
     y, x = np.unravel_index(int(heat.argmax()), heat.shape)
     at = p.box_to_photo((x, y, x + 1, y + 1))[:2]
     box = chosen.get("photo_box")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ..registry import CHECKS, RULES, Rule
-from . import activation, conv, elementwise, linear, norm, pool, quantize, reduce, resize, shape  # noqa: F401
+from . import activation, conv, elementwise, linear, norm, pool, quantize, reduce, resize, sample, shape  # noqa: F401
 from .guided import guided_relu
 from .maxpool_windows import max_pool_by_windows
 

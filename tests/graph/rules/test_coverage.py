@@ -14,6 +14,7 @@ from . import (
     test_pool,
     test_quantize,
     test_reduce,
+    test_sample,
     test_shape,
 )
 
@@ -26,6 +27,7 @@ TABLES = [
     test_pool,
     test_quantize,
     test_reduce,
+    test_sample,
     test_shape,
 ]
 

@@ -114,3 +114,30 @@ def test_target_layouts_and_score_kinds():
     torchvision = onnx_xai.Explainer(export("vit_torchvision")).record.target
     assert torchvision["prefix"] == 1 and "layers.1/ln_1" in torchvision["name"]
     assert onnx_xai.Explainer(export("vit_registers_dynamo")).record.target["prefix"] == 5
+
+
+FAMILIES = [
+    "vit",
+    "vit_torchvision",
+    "vit_registers_dynamo",
+    "vit_runtime_grid",
+    "swin_torchvision",
+    "swin_hf",
+]
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_every_cam_method_runs_on_each_transformer_family(name):
+    """No user code: every CAM-family method gives a finite map at the input's size on its default
+    layer (the closed-form ones are checked against references elsewhere; here, that none needs a
+    reshape the user would write)."""
+    from onnx_xai.runtime.methods import METHOD_NAMES, REGISTRY
+
+    form, net = FORMS[name], FORMS[name].build()
+    ex = onnx_xai.Explainer(export(name))
+    x = example_input(net, 2, seed=5, size=sizes(form)[-1])
+    cams = [m for m in METHOD_NAMES if REGISTRY[m].family == "cam" and (m != "cam" or ex.cam_available)]
+    results = ex.explain_many(x, cams)
+    for method, result in results.items():
+        assert result.maps.shape == (2, *x.shape[2:]) and np.isfinite(result.maps).all(), (name, method)
+        assert result.maps.max() > 0, (name, method)

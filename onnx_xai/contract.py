@@ -65,7 +65,7 @@ class LayerView:
     ``[N, prefix + h*w, C]`` of which the first ``prefix`` tokens are dropped and the rest laid on
     the ``grid`` (h, w). A grid known only at run time (position embeddings resized to the input) is
     read then from the patch embedding ``grid_from`` (its h x w; the tokens before the last h*w are
-    dropped), ``grid`` and ``prefix`` None.
+    dropped), ``grid`` and ``prefix`` None. ``sequence_first``: the tokens are ``[T, N, C]``.
     """
 
     name: str
@@ -73,11 +73,13 @@ class LayerView:
     prefix: int | None = 0
     grid: tuple[int, int] | None = None
     grid_from: str | None = None
+    sequence_first: bool = False  # tokens laid out [T, N, C] (OpenAI CLIP's blocks), not [N, T, C]
 
     def describe(self) -> dict:
         described = asdict(self) | {"grid": list(self.grid) if self.grid else None}
-        if self.grid_from is None:
-            del described["grid_from"]
+        for optional in ("grid_from", "sequence_first"):
+            if not described[optional]:
+                del described[optional]
         return described
 
 

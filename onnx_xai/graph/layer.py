@@ -58,10 +58,11 @@ class TokenGrid:
             return shape is not None and len(shape) == 3 and not isinstance(shape[1], int)
         return _token_count(info, name, self.grid[0] * self.grid[1]) == self.tokens
 
-    def view(self, name: str) -> LayerView:
+    def view(self, info: GraphInfo, name: str) -> LayerView:
+        first = _sequence_first(info, name)
         if self.grid is None:
-            return LayerView(name, TOKENS, None, None, self.patches)
-        return LayerView(name, TOKENS, self.prefix, self.grid)
+            return LayerView(name, TOKENS, None, None, self.patches, sequence_first=first)
+        return LayerView(name, TOKENS, self.prefix, self.grid, sequence_first=first)
 
 
 def candidates(
@@ -76,7 +77,7 @@ def candidates(
         return ([windowed] + [v for v in spatial if v.name != windowed.name])[:limit]
     if grid is None:
         return spatial
-    tokens = [grid.view(n) for n in _token_tensors(info, doms, grid)]
+    tokens = [grid.view(info, n) for n in _token_tensors(info, doms, grid)]
     return (tokens + spatial)[:limit]
 
 
@@ -169,10 +170,21 @@ def token_grid(info: GraphInfo, source: str, doms: list[str], layouts: dict[str,
 
 
 def _token_count(info: GraphInfo, name: str, patches: int) -> int | None:
+    """The token count of a sequence ``[N, T, C]`` (or ``[T, N, C]``) of ``patches`` tokens after at
+    most :data:`MAX_PREFIX` special ones; else None."""
     shape = info.shape(name)
-    if shape is None or len(shape) != 3 or not isinstance(shape[1], int) or not isinstance(shape[2], int):
+    if shape is None or len(shape) != 3 or not isinstance(shape[2], int):
         return None
-    return shape[1] if 0 <= shape[1] - patches <= MAX_PREFIX else None
+    count = shape[0] if _sequence_first(info, name) else shape[1]
+    return count if isinstance(count, int) and 0 <= count - patches <= MAX_PREFIX else None
+
+
+def _sequence_first(info: GraphInfo, name: str) -> bool:
+    """Tokens laid out ``[T, N, C]``: a fixed first axis and the (freed, symbolic) batch second."""
+    shape = info.shape(name)
+    return (
+        shape is not None and len(shape) == 3 and isinstance(shape[0], int) and not isinstance(shape[1], int)
+    )
 
 
 def _windowed_attention_layer(
@@ -244,7 +256,7 @@ def view_of(info: GraphInfo, name: str, source: str, score: str, layouts: dict[s
         return LayerView(name, layouts.get(name, NCHW))
     grid = token_grid(info, source, dominators(info, source, score), layouts) if rank == 3 else None
     if grid is not None and grid.holds(info, name):
-        return grid.view(name)
+        return grid.view(info, name)
     raise ModelError(
         f"target layer {name!r} has shape {info.shape(name)}: it must be a 4-D float tensor, "
         "or a vision transformer's token sequence [N, prefix + h*w, C]"

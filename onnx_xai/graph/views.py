@@ -2,8 +2,9 @@
 
 The contract publishes ``xai_activation`` and ``xai_activation_grad`` channels-first whatever the
 target's own layout: a 4-D tensor is transposed from its layout (NHWC and any other order of the
-four axes), a vision transformer's token sequence ``[N, prefix + h*w, C]`` loses its first
-``prefix`` tokens and is reshaped to ``[N, h, w, C]``, then transposed.
+four axes), a vision transformer's token sequence ``[N, prefix + h*w, C]`` (first made batch-first
+when it is ``[T, N, C]``) loses its first ``prefix`` tokens and is reshaped to ``[N, h, w, C]``, then
+transposed.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ INT64_MAX = 2**63 - 1
 
 def channels_first(e: Emitter, view: LayerView, name: str) -> str:
     """``name`` (the target or its cotangent, shaped like the target) as [N, K, h, w]."""
+    if view.layout == TOKENS and view.sequence_first:
+        name = e.op("Transpose", [name], perm=[1, 0, 2])
     if view.layout == TOKENS and view.grid is not None:
         patches = e.op("Slice", [name, e.ints([view.prefix or 0]), e.ints([INT64_MAX]), e.ints([1])])
         grid = e.op("Reshape", [patches, e.ints([0, view.grid[0], view.grid[1], -1])])
@@ -44,6 +47,8 @@ def _runtime_grid(e: Emitter, name: str, patches: str) -> str:
 def channels_first_shape(info: GraphInfo, view: LayerView) -> list:
     """The static-where-known shape [N, K, h, w] of :func:`channels_first` of the target."""
     shape = info.shape(view.name)
+    if view.layout == TOKENS and view.sequence_first and shape is not None:
+        shape = (shape[1], shape[0], shape[2])
     if view.layout == TOKENS and view.grid is not None and shape is not None:
         return [shape[0], shape[2], *view.grid]
     if view.layout == TOKENS and shape is not None:

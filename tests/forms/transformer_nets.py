@@ -240,3 +240,45 @@ class SwinHuggingFace(Swin):
 
 
 NETS |= {"swin_torchvision": SwinTorchvision, "swin_hf": SwinHuggingFace}
+
+
+class SequenceFirstBlock(nn.Module):
+    """OpenAI CLIP's ``ResidualAttentionBlock`` on sequence-first tokens ``[T, N, C]``."""
+
+    def __init__(self, dim: int, heads: int):
+        super().__init__()
+        self.ln_1, self.ln_2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.attn = nn.MultiheadAttention(dim, heads)
+        self.mlp = nn.Sequential(nn.Linear(dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))
+
+    def forward(self, x):
+        y = self.ln_1(x)
+        x = x + self.attn(y, y, y, need_weights=False)[0]
+        return x + self.mlp(self.ln_2(x))
+
+
+class SequenceFirstViT(Tokens):
+    """OpenAI CLIP's vision tower: patches, class embedding, ln_pre, blocks on ``[T, N, C]`` (the
+    tokens permuted before and after), ln_post on the class token, a projection, a linear head."""
+
+    def __init__(self, classes: int = 5, dim: int = 32, depth: int = 2, heads: int = 2):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, dim, 8, 8, bias=False)
+        self.class_embedding = nn.Parameter(torch.randn(dim) * 0.5)
+        self.positional_embedding = nn.Parameter(torch.randn(17, dim) * 0.5)
+        self.ln_pre, self.ln_post = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.blocks = nn.Sequential(*[SequenceFirstBlock(dim, heads) for _ in range(depth)])
+        self.proj, self.head = nn.Parameter(torch.randn(dim, 16) * 0.2), nn.Linear(16, classes)
+        self.target = self.blocks[-1].ln_1
+
+    def to_nchw(self, activation):
+        return super().to_nchw(activation.permute(1, 0, 2))
+
+    def forward(self, x):
+        x = self.conv1(x).reshape(x.shape[0], self.conv1.out_channels, -1).permute(0, 2, 1)
+        x = torch.cat([self.class_embedding.expand(x.shape[0], 1, -1), x], dim=1) + self.positional_embedding
+        x = self.blocks(self.ln_pre(x).permute(1, 0, 2)).permute(1, 0, 2)
+        return self.head(self.ln_post(x[:, 0]) @ self.proj)
+
+
+NETS |= {"vit_sequence_first": SequenceFirstViT}

@@ -81,8 +81,9 @@ def candidates(
     return (tokens + spatial)[:limit]
 
 
-def convention(views: list[LayerView], named: bool, transformer: bool) -> str:
-    """Which convention chose the target layers, in words (``inspect`` prints it)."""
+def convention(views: list[LayerView], named: bool, attention: str | None) -> str:
+    """Which convention chose the target layers, in words (``inspect`` prints it); ``attention``: the
+    tensor the model's last attention normalizes (:func:`.attention.attention_input`), if any."""
     if named:
         return "named by the user"
     if len(views) > 1:
@@ -93,7 +94,7 @@ def convention(views: list[LayerView], named: bool, transformer: bool) -> str:
     view = views[0]
     if view.layout == TOKENS:
         grid = (
-            f"the {view.grid[0]}x{view.grid[1]} patch grid"
+            f"the {view.grid[0]}x{view.grid[1]} token grid"
             if view.grid
             else "the patch grid read at run time"
         )
@@ -102,12 +103,18 @@ def convention(views: list[LayerView], named: bool, transformer: bool) -> str:
             "vision transformer: the last block's first LayerNorm (the tokens entering the last attention's "
             f"projections), {dropped}, on {grid}"
         )
-    if transformer:
+    if attention is not None and view.name == attention:
         return (
             "windowed-attention transformer: the last block's first LayerNorm (the map entering the last "
             f"attention's windows), read {view.layout}"
         )
-    return "CNN: the last feature map before the head's global pooling (after the last conv's BN/ReLU)"
+    cnn = "the last feature map before the head's global pooling (after the last conv's BN/ReLU)"
+    if attention is not None:
+        return (
+            f"no transformer convention matched (the last attention's input {attention!r} is not a token "
+            f"grid or a map of the patch grid): {cnn}; name another with --target-layer"
+        )
+    return f"CNN: {cnn}"
 
 
 def default_layer(info: GraphInfo, source: str, score: str, layouts: dict[str, str]) -> LayerView:

@@ -17,7 +17,7 @@ from ..errors import InputError
 from ..labels import labels_from_metadata
 from ..seeds import output_kind
 from .analysis import probability_outputs
-from .attention import attention_mixers
+from .attention import attention_input, attention_mixers
 from .augment import analyze
 from .autodiff import path_problems, prepare_path
 from .emitter import Emitter
@@ -79,7 +79,7 @@ def inspect_model(
         "score_moves": [n.op_type for n in a.score.moves],
         "layout": a.layout,
         "target_layer": a.view.name,
-        "convention": convention(a.views, target_layer is not None, bool(attention_mixers(info, a.source))),
+        "convention": convention(a.views, target_layer is not None, _attention(info, a.source)),
         "candidates": [
             _describe(info, c.name) | {"op": info.producer[c.name].op_type} | c.describe() for c in found
         ],
@@ -97,6 +97,12 @@ def inspect_model(
         "class_names": _class_names(proto, info.shape(a.score.name)),
         "rewritten": False,
     }
+
+
+def _attention(info: GraphInfo, source: str) -> str | None:
+    """The tensor the model's last attention normalizes, for a transformer; else None."""
+    mixers = attention_mixers(info, source)
+    return attention_input(info, mixers[-1], source) if mixers else None
 
 
 def _output(info: GraphInfo, name: str, layout: str | None) -> dict:

@@ -141,3 +141,19 @@ def test_every_cam_method_runs_on_each_transformer_family(name):
     for method, result in results.items():
         assert result.maps.shape == (2, *x.shape[2:]) and np.isfinite(result.maps).all(), (name, method)
         assert result.maps.max() > 0, (name, method)
+
+
+def test_inspect_names_the_convention_it_matched():
+    from onnx_xai.graph.report import inspect_model
+
+    said = {
+        name: inspect_model(export(name))["convention"]
+        for name in ("vit_torchvision", "swin_torchvision", "regnety")
+    }
+    assert said["vit_torchvision"].startswith("vision transformer: the last block's first LayerNorm")
+    assert "its special tokens dropped, on the 4x4 token grid" in said["vit_torchvision"]
+    assert (
+        said["swin_torchvision"].startswith("windowed-attention transformer")
+        and "NHWC" in said["swin_torchvision"]
+    )
+    assert said["regnety"].startswith("CNN: the last feature map before the head's global pooling")

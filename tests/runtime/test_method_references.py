@@ -266,6 +266,7 @@ class _fixed_noise:
 
 def test_every_method_has_a_reference_row():
     covered = set(CAMS) | set(GRADIENTS) | {"guided_gradcam", "smoothgrad"}
+    covered |= {"occlusion", "rise"}  # test_perturbation.py
     assert covered == set(METHOD_NAMES), f"methods without a reference: {set(METHOD_NAMES) - covered}"
 
 

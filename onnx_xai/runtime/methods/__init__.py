@@ -6,7 +6,7 @@ method table of the Python API page, which :func:`method_table` generates.
 
 # registration order is the order of METHOD_NAMES, the CLI's choices and the method table
 # isort: off
-from . import gradients, smooth, cams  # noqa: F401
+from . import gradients, smooth, cams, perturbation  # noqa: F401
 
 # isort: on
 from .base import REGISTRY, BatchedOptions, Context, Method, Options, chunk_size, get
@@ -32,9 +32,12 @@ def method_table() -> str:
 
 
 def options_for(methods, noise_seed: int = 0, n_steps: int | None = None, fuse: str = "mean") -> dict:
-    """The options one ``explain_many`` call of ``methods`` takes from a command's flags: SmoothGrad's
-    noise seed, integrated gradients' points, how the CAM family fuses several layers."""
-    options: dict = {"noise_seed": noise_seed} if "smoothgrad" in methods else {}
+    """The options one ``explain_many`` call of ``methods`` takes from a command's flags: the noise
+    seed of the sampling methods (SmoothGrad, RISE), integrated gradients' points, how the CAM family
+    fuses several layers."""
+    options: dict = {}
+    if any("noise_seed" in get(m).Options.__dataclass_fields__ for m in methods):
+        options["noise_seed"] = noise_seed
     if n_steps and "integrated_gradients" in methods:
         options["n_steps"] = n_steps
     if any("fuse" in get(m).Options.__dataclass_fields__ for m in methods):

@@ -1,0 +1,162 @@
+"""Forward-only methods: the score of masked copies of the input, no gradient.
+
+- ``occlusion`` (Zeiler & Fergus 2014, as Captum's ``Occlusion``): a ``window`` x ``window`` patch over
+  every channel slides by ``stride`` (the last patch of a row or column clipped at the edge, as
+  Captum's shift count ``ceil((size - window) / stride) + 1`` places it), replaced by ``baseline``;
+  each pixel gets the mean, over the patches that cover it, of the score's drop.
+- ``rise`` (Petsiuk et al. 2018): ``n_masks`` random masks, each a ``grid`` x ``grid`` field of
+  cells kept with probability ``p``, upsampled bilinearly to ``(grid + 1)`` cells' worth of the image
+  and cut at a random offset within one cell (so cells do not align with pixels); the saliency is
+  the mean of the masked copies' scores weighted by their masks, over ``p``
+  (:func:`rise_masks` makes them; ``noise_seed`` repeats them).
+
+Both run the rewritten model's lightest graph on batches of copies (``batch_size`` or
+``max_batch_bytes``), for a class or any seed objective.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ... import contract as c
+from .base import BatchedOptions, Context, Method, chunks, finite, register, whole
+
+
+def _axes(layout: str) -> tuple[int, int, int]:
+    """The channel, height and width axes of a 4-D input in ``layout``."""
+    return layout.index("C"), layout.index("H"), layout.index("W")
+
+
+def _scores(ctx: Context, i: int, masks: np.ndarray, per_run: int, masked) -> np.ndarray:
+    """The objective's score of sample ``i`` under each of ``masks`` (``masked(spread masks)`` makes
+    the copies), built and run at most ``per_run`` at a time."""
+    found = np.zeros(len(masks))
+    for part in chunks(len(masks), per_run):
+        targets = np.repeat(ctx.targets[i : i + 1], part.stop - part.start, axis=0)
+        copies = masked(np.expand_dims(masks[part], ctx.layout.index("C")))
+        found[part] = ctx.run(copies.astype(ctx.x.dtype), targets, ("activation",))[c.SCORE]
+    return found
+
+
+@dataclass(frozen=True)
+class OcclusionOptions(BatchedOptions):
+    """``window``: the patch's side in pixels; ``stride``: its step; ``baseline``: the value that
+    replaces it (in the model's input units: 0 is the normalization's mean)."""
+
+    window: int = 16
+    stride: int = 8
+    baseline: float = 0.0
+
+    def check(self) -> None:
+        super().check()
+        whole("window", self.window, 1)
+        whole("stride", self.stride, 1)
+        finite("baseline", self.baseline)
+
+
+def occlusion_windows(height: int, width: int, window: int, stride: int) -> list[tuple[slice, slice]]:
+    """The patches Captum's ``Occlusion`` slides over an image, row-major (clipped at the edges)."""
+    rows = math.ceil(max(height - window, 0) / stride) + 1
+    cols = math.ceil(max(width - window, 0) / stride) + 1
+    return [
+        (
+            slice(r * stride, min(r * stride + window, height)),
+            slice(k * stride, min(k * stride + window, width)),
+        )
+        for r in range(rows)
+        for k in range(cols)
+    ]
+
+
+@register
+class Occlusion(Method):
+    name = "occlusion"
+    signed = True
+    sets = ("activation",)
+    Options = OcclusionOptions
+    summary = "the score's mean drop when a sliding patch covering each pixel is replaced by a baseline"
+    reference = "Captum `Occlusion` (sliding window over all channels)"
+
+    def attribute(self, ctx: Context, opts: OcclusionOptions) -> np.ndarray:
+        x = ctx.x.astype(np.float32)
+        _, h_axis, w_axis = _axes(ctx.layout)
+        windows = occlusion_windows(x.shape[h_axis], x.shape[w_axis], opts.window, opts.stride)
+        raw = np.zeros(x.shape, np.float64)
+        masks = np.zeros((len(windows), x.shape[h_axis], x.shape[w_axis]), np.float32)
+        for k, (rows, cols) in enumerate(windows):
+            masks[k, rows, cols] = 1
+        for i in range(len(x)):
+            sample = x[i : i + 1]
+            scores = _scores(
+                ctx,
+                i,
+                masks,
+                opts.copies_per_run(x),
+                lambda m, sample=sample: sample * (1 - m) + opts.baseline * m,
+            )
+            drops = ctx.outputs[c.SCORE][i] - scores
+            total = np.tensordot(drops, masks, axes=1) / np.maximum(masks.sum(axis=0), 1)
+            raw[i] = np.broadcast_to(np.expand_dims(total, ctx.layout.index("C") - 1), x.shape[1:])
+        return raw.astype(np.float32)
+
+
+@dataclass(frozen=True)
+class RiseOptions(BatchedOptions):
+    """``n_masks`` random masks of a ``grid`` x ``grid`` field whose cells are kept with probability
+    ``p``; ``noise_seed`` repeats them."""
+
+    n_masks: int = 2000
+    grid: int = 7
+    p: float = 0.5
+    noise_seed: int | None = None
+
+    def check(self) -> None:
+        super().check()
+        whole("n_masks", self.n_masks, 1)
+        whole("grid", self.grid, 1)
+        whole("noise_seed", self.noise_seed, 0, optional=True)
+        finite("p", self.p, 0.0)
+        if not 0 < self.p <= 1:
+            from ...errors import InputError
+
+            raise InputError(f"p must be in (0, 1], not {self.p!r}")
+
+
+def rise_masks(count: int, grid: int, p: float, height: int, width: int, seed: int | None) -> np.ndarray:
+    """RISE's masks ``[count, height, width]`` in [0, 1] (see the module docstring)."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(seed)
+    cell_h, cell_w = math.ceil(height / grid), math.ceil(width / grid)
+    cells = (rng.random((count, grid, grid)) < p).astype(np.float32)
+    big_h, big_w = (grid + 1) * cell_h, (grid + 1) * cell_w
+    masks = np.empty((count, height, width), np.float32)
+    for k in range(count):
+        field = ndimage.zoom(cells[k], (big_h / grid, big_w / grid), order=1, mode="nearest", grid_mode=True)
+        dy, dx = rng.integers(0, cell_h), rng.integers(0, cell_w)
+        masks[k] = field[dy : dy + height, dx : dx + width]
+    return masks
+
+
+@register
+class Rise(Method):
+    name = "rise"
+    sets = ("activation",)
+    Options = RiseOptions
+    summary = "the mean of random masks weighted by the score of the input they keep, over p"
+    reference = "Petsiuk et al. 2018 (RISE), as DIANNA and OpenVINO-XAI"
+
+    def attribute(self, ctx: Context, opts: RiseOptions) -> np.ndarray:
+        x = ctx.x.astype(np.float32)
+        _, h_axis, w_axis = _axes(ctx.layout)
+        masks = rise_masks(opts.n_masks, opts.grid, opts.p, x.shape[h_axis], x.shape[w_axis], opts.noise_seed)
+        raw = np.zeros((len(x), *masks.shape[1:]), np.float64)
+        for i in range(len(x)):
+            sample = x[i : i + 1]
+            scores = _scores(ctx, i, masks, opts.copies_per_run(x), lambda m, sample=sample: sample * m)
+            raw[i] = np.tensordot(scores, masks, axes=1)
+        saliency = raw / (opts.n_masks * opts.p)
+        return np.broadcast_to(np.expand_dims(saliency, ctx.layout.index("C")), x.shape).astype(np.float32)

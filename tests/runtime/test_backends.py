@@ -25,7 +25,11 @@ from ..conformance.nets import NETS
 from ..forms import exports as forms
 from ..forms.reference import rel
 
-OPTIONS = {"smoothgrad": {"n_samples": 3, "noise_seed": 0}, "integrated_gradients": {"n_steps": 4}}
+OPTIONS = {
+    "smoothgrad": {"n_samples": 3, "noise_seed": 0},
+    "integrated_gradients": {"n_steps": 4},
+    "rise": {"n_masks": 32, "noise_seed": 0},
+}
 
 
 @pytest.mark.parametrize("net", list(NETS))

@@ -13,6 +13,7 @@ the crop lies in the photo, so maps and boxes are mapped back to the original ph
 
 from __future__ import annotations
 
+import io
 import os
 import stat
 from dataclasses import dataclass
@@ -42,17 +43,26 @@ def load_image(path: str | os.PathLike) -> Image.Image:
     path = Path(path)
     if not path.is_file():
         raise InputError(_not_a_photo(path))
+    return _decoded(path, str(path))
+
+
+def decode_image(data: bytes, name: str = "the image") -> Image.Image:
+    """:func:`load_image` for an encoded image held in memory (a served request's bytes)."""
+    return _decoded(io.BytesIO(data), name)
+
+
+def _decoded(source, name: str) -> Image.Image:
     try:
-        with Image.open(path) as opened:
+        with Image.open(source) as opened:
             opened.load()
             image = ImageOps.exif_transpose(opened)
             return to_rgb(image)
     except UnidentifiedImageError:
-        raise InputError(f"{path} is not an image Pillow can read") from None
+        raise InputError(f"{name} is not an image Pillow can read") from None
     except Image.DecompressionBombError as exc:
-        raise InputError(f"{path} is too large to decode safely: {exc}") from None
+        raise InputError(f"{name} is too large to decode safely: {exc}") from None
     except (OSError, SyntaxError, ValueError) as exc:
-        raise InputError(f"{path} is damaged or truncated: {exc}") from None
+        raise InputError(f"{name} is damaged or truncated: {exc}") from None
 
 
 def _not_a_photo(path: Path) -> str:

@@ -1,4 +1,4 @@
-"""The ``onnx-xai`` command line: ``augment``, ``inspect``, ``explain``, ``audit`` and ``demo``.
+"""The ``onnx-xai`` command line: ``augment``, ``inspect``, ``explain``, ``audit``, ``serve`` and ``demo``.
 
 One module per command (``add_parser(sub)`` and ``run(args)``), sharing argument types and flag groups
 through :mod:`.options` and never importing each other. Every command turns the package's errors
@@ -15,10 +15,10 @@ from collections.abc import Sequence
 
 from ..errors import XaiError
 from ..signals import Interrupted, critical, interruptible
-from . import audit, augment, demo, explain, inspect
+from . import audit, augment, demo, explain, inspect, serve
 from .options import UsageError
 
-COMMANDS = (augment, inspect, explain, audit, demo)
+COMMANDS = (augment, inspect, explain, audit, serve, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,94 @@
+"""``onnx-xai serve``: a model and its explanations behind KServe's model server
+(:mod:`onnx_xai.serve`)."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..errors import XaiError
+from .options import BACKENDS, at_least, finite, fraction, preprocessing
+
+
+def add_parser(sub) -> None:
+    from ..images import PRESETS
+    from ..runtime.methods import METHOD_NAMES
+
+    p = sub.add_parser(
+        "serve",
+        help="serve a model's predictions and explanations (KServe V1/V2, REST and gRPC)",
+        description="Serve MODEL on KServe's model server: POST /v1/models/NAME:predict and :explain "
+        "(photos as {'image_bytes': {'b64': ...}} or arrays), /v2/models/NAME/infer; bound to "
+        "127.0.0.1 unless --host says otherwise. Needs: pip install 'onnx_xai[serve]'.",
+    )
+    p.add_argument("model", help="ONNX model (original or rewritten by 'augment')")
+    p.add_argument("--name", default="model", help="the model's name in the URLs (default: model)")
+    p.add_argument(
+        "--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1: this machine only)"
+    )
+    p.add_argument("--http-port", type=at_least(0), default=8080, help="REST port (default 8080)")
+    p.add_argument("--grpc-port", type=at_least(0), default=8081, help="gRPC port (default 8081; 0: no gRPC)")
+    p.add_argument("--workers", type=at_least(1), default=1, help="REST worker processes (default 1)")
+    p.add_argument(
+        "--methods",
+        nargs="+",
+        choices=METHOD_NAMES,
+        default=["gradcam"],
+        metavar="METHOD",
+        help="methods of :explain when a request names none (default: gradcam)",
+    )
+    p.add_argument("--backend", choices=BACKENDS, default="onnxruntime", help="the runtime")
+    p.add_argument("--threads", type=at_least(1), help="intra-op threads of the runtime")
+    p.add_argument(
+        "--labels", help="class names, one per line (default: the model's metadata, or ImageNet's)"
+    )
+    p.add_argument("--preset", choices=sorted(PRESETS), help="normalization (default imagenet)")
+    p.add_argument("--mean", type=finite, nargs="+", metavar="M")
+    p.add_argument("--std", type=finite, nargs="+", metavar="S")
+    p.add_argument(
+        "--crop",
+        type=fraction(closed_low=False),
+        default=0.875,
+        help="centre-crop fraction for square classifiers (default 0.875)",
+    )
+    p.add_argument("--fit", choices=("auto", "crop", "letterbox", "stretch"), default="auto")
+    p.add_argument(
+        "--size", type=at_least(1), nargs=2, metavar=("H", "W"), help="input size of a dynamic model"
+    )
+    p.add_argument("--target-layer", nargs="+", help="the CAM family's target layer(s)")
+    p.add_argument("--output", help="the output to explain, for models with several")
+    p.add_argument("--max-batch", type=at_least(1), default=16, help="instances per batched run (default 16)")
+    p.add_argument(
+        "--max-latency-ms",
+        type=finite,
+        default=10.0,
+        help="how long a request waits for others to batch with",
+    )
+    p.add_argument("--max-instances", type=at_least(1), default=64, help="instances per request (default 64)")
+    p.add_argument(
+        "--max-body-mb", type=finite, default=32.0, help="the largest request body (default 32 MB)"
+    )
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        from ..serve.model import ServeConfig
+        from ..serve.server import serve
+    except ImportError as exc:
+        raise XaiError(f"onnx-xai serve needs KServe ({exc}): pip install 'onnx_xai[serve]'") from None
+
+    config = ServeConfig(
+        methods=tuple(args.methods),
+        backend=args.backend,
+        threads=args.threads,
+        preprocessing=preprocessing(args),
+        labels=args.labels,
+        target_layer=tuple(args.target_layer) if args.target_layer else None,
+        output=args.output,
+        max_batch=args.max_batch,
+        max_latency_ms=args.max_latency_ms,
+        max_instances=args.max_instances,
+        max_body_mb=args.max_body_mb,
+    )
+    serve(args.model, args.name, config, args.host, args.http_port, args.grpc_port or None, args.workers)
+    return 0

@@ -1,0 +1,255 @@
+"""The served model: a KServe ``Model`` whose ``:predict`` and ``:explain`` run the rewritten model.
+
+``:predict`` answers ``{"predictions": [...]}``: for a classifier each instance's top-k classes with
+their labels and probabilities (the output itself after a Softmax/Sigmoid, else its softmax), for any
+other output the output itself. ``:explain`` answers the same predictions and, per instance, one
+explanation per method (method, target, label, score, box in photo pixels, the objective, a PNG
+overlay in base64 for photos, the raw map on request), from one run of the graph per batch: the
+Explainer's shared run gives the output, the activations and the gradients together. Requests are
+read by :mod:`.requests` and batched by :mod:`.batching`; any problem with a request is KServe's
+``InvalidInput`` (HTTP 400, one line).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import uuid
+from dataclasses import dataclass, field
+
+import numpy as np
+from kserve import InferOutput, InferRequest, InferResponse, Model
+from kserve.errors import InvalidInput
+from PIL import Image
+
+from ..errors import InputError, XaiError
+from ..images import Prepared
+from ..labels import read_labels
+from ..photos.objectives import objective
+from ..photos.records import pick
+from ..photos.run import ExplainOptions
+from ..preprocessing import Preprocessing, preprocessing_for
+from ..runtime import Explainer
+from ..runtime.methods import METHOD_NAMES, options_for
+from ..visuals import outline, photo_picture
+from . import requests
+from .batching import Batcher
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """How the server runs the model (the ``serve`` command's flags)."""
+
+    methods: tuple[str, ...] = ("gradcam",)
+    backend: str = "onnxruntime"
+    threads: int | None = None
+    preprocessing: Preprocessing = field(default_factory=Preprocessing)
+    labels: str | None = None
+    target_layer: tuple[str, ...] | None = None
+    output: str | None = None
+    max_batch: int = 16
+    max_latency_ms: float = 10.0
+    max_instances: int = 64
+    max_body_mb: float = 32.0
+
+
+class ExplainedModel(Model):
+    """One ONNX model served with its explanations (module docstring)."""
+
+    def __init__(self, name: str, path: str, config: ServeConfig = ServeConfig()):
+        super().__init__(name)
+        self.path, self.config = path, config
+
+    def load(self) -> bool:
+        c = self.config
+        self.ex = Explainer(
+            self.path,
+            target_layer=list(c.target_layer) if c.target_layer else None,
+            threads=c.threads,
+            backend=c.backend,
+            output_name=c.output,
+        )
+        self.settings = preprocessing_for(self.ex, c.preprocessing)
+        self.labels = read_labels(c.labels, self.ex.num_classes, self.ex.metadata)
+        self.batcher = Batcher(self._run, c.max_batch, c.max_latency_ms / 1000)
+        self.ready = True
+        return True
+
+    # -- the two verbs -------------------------------------------------------------------------------
+    async def predict(self, payload, headers=None, response_headers=None):
+        if isinstance(payload, InferRequest):
+            return await self._infer_v2(payload)
+        items, params = self._read(payload, headers)
+        outputs = await self.batcher.submit(("predict", _shape(items)), items)
+        return {"predictions": [self._prediction(o, params.top_k) for o, _ in outputs]}
+
+    async def explain(self, payload, headers=None):
+        items, params = self._read(payload, headers)
+        try:
+            answers = await self.batcher.submit(("explain", params, _shape(items)), items)
+        except (InputError, XaiError) as exc:
+            raise InvalidInput(str(exc)) from None
+        return {
+            "predictions": [self._prediction(output, params.top_k) for output, _ in answers],
+            "explanations": [per_method for _, per_method in answers],
+        }
+
+    async def _infer_v2(self, request: InferRequest) -> InferResponse:
+        """The V2 protocol's infer: the model's input as a tensor, its explained output back."""
+        if len(request.inputs) != 1:
+            raise InvalidInput(
+                f"the model takes one input tensor ({self.ex.input_name}), not {len(request.inputs)}"
+            )
+        try:
+            array = np.asarray(request.inputs[0].as_numpy())
+            found = requests.instances(
+                {"instances": list(array)}, self.ex.input_shape, self.ex.input_dtype, self.settings,
+                self.config.max_instances,
+            )  # fmt: skip
+        except (InputError, ValueError, TypeError) as exc:
+            raise InvalidInput(str(exc)) from None
+        items = [(item, None) for item in found]
+        outputs = np.stack([o for o, _ in await self.batcher.submit(("predict", _shape(items)), items)])
+        output = InferOutput(self.ex.record.output, list(outputs.shape), "FP32", outputs.astype(np.float32))
+        return InferResponse(request.id or str(uuid.uuid4()), self.name, [output])
+
+    def get_input_types(self) -> list[dict]:
+        return [{"name": self.ex.input_name, "datatype": "FP32", "shape": _dims(self.ex.input_shape)}]
+
+    def get_output_types(self) -> list[dict]:
+        return [
+            {"name": name, "datatype": "FP32", "shape": _dims(shape)}
+            for name, shape in self.ex.outputs.items()
+        ]
+
+    def _read(self, payload, headers) -> tuple[list, requests.Parameters]:
+        if not isinstance(payload, dict):
+            raise InvalidInput("the body must be a JSON object")
+        length = (headers or {}).get("content-length")
+        if length is not None and int(length) > self.config.max_body_mb * 2**20:
+            raise InvalidInput(f"the body is {int(length)} bytes; at most {self.config.max_body_mb:g} MB")
+        try:
+            params = requests.parameters(
+                payload, self.config.methods, METHOD_NAMES, self.labels, self.ex.num_classes
+            )
+            found = requests.instances(
+                payload, self.ex.input_shape, self.ex.input_dtype, self.settings, self.config.max_instances
+            )
+        except InputError as exc:
+            raise InvalidInput(str(exc)) from None
+        return [(item, params) for item in found], params
+
+    # -- one batched run -----------------------------------------------------------------------------
+    def _run(self, key: tuple, items: list) -> list:
+        if len({item.array.shape for item, _ in items}) > 1:  # photos at their own sizes: one at a time
+            return [answer for one in items for answer in self._run(key, [one])]
+        batch = np.concatenate([item.array for item, _ in items])
+        if key[0] == "predict":
+            return [(o, None) for o in self.ex.predict(batch)]
+        params: requests.Parameters = items[0][1]
+        photos = [item.photo or _array_photo(item.array, self.ex.layout) for item, _ in items]
+        opts = ExplainOptions(
+            methods=params.methods,
+            target=params.target,
+            labels=self.labels,
+            preprocessing=self.config.preprocessing,
+            objective=params.objective,
+            region=params.region,
+            candidate=params.candidate,
+            channel=params.channel,
+            threshold=params.threshold,
+        )
+        wanted, chosen = objective(self.ex, batch, photos, opts)
+        results = self._explained(batch, params, wanted)
+        outputs = self.ex.predict(batch)
+        return [
+            (
+                outputs[i],
+                [
+                    self._entry(m, pick(r, i), photos[i], chosen[i], items[i][0], params)
+                    for m, r in results.items()
+                ],
+            )
+            for i in range(len(items))
+        ]
+
+    def _explained(self, batch: np.ndarray, params: requests.Parameters, wanted: dict) -> dict:
+        if "target" in wanted:
+            wanted = {"target": [-1 if params.target is None else params.target] * len(batch)}
+        if params.smooth:
+            return {
+                m: self.ex.explain(
+                    batch, "smoothgrad", base=m, n_samples=params.smooth, noise_seed=0, **wanted
+                )
+                for m in params.methods
+            }
+        return self.ex.explain_many(batch, list(params.methods), **wanted, **options_for(params.methods, 0))
+
+    def _entry(self, method: str, r: dict, p: Prepared, chosen, item, params: requests.Parameters) -> dict:
+        box = p.box_to_photo(r["box"]) if r["box"][2] > r["box"][0] else None
+        cls = r["target"] if chosen is None else chosen.get("class")
+        entry = {
+            "method": method,
+            "target": r["target"] if chosen is None else None,
+            "label": self.labels[cls]
+            if self.labels and cls is not None and 0 <= cls < len(self.labels)
+            else None,
+            "score": round(float(r["score"]), 6),
+            "box": list(box) if box else None,
+            "objective": chosen or {"kind": "class"},
+        }
+        if params.overlay and item.photo is not None:
+            picture = photo_picture(p, r["family"], r["map"], r["signed"], box)
+            entry["overlay_png"] = _png(outline(picture, (chosen or {}).get("photo_box")))
+        if params.raw:
+            entry["map"] = np.asarray(r["map"], np.float32).tolist()
+        return entry
+
+    def _prediction(self, output: np.ndarray, top_k: int) -> dict:
+        if output.ndim != 1:
+            return {"output": np.asarray(output, np.float32).tolist()}
+        probabilities = output if self.ex.record.score_kind != "logit" else _softmax(output)
+        best = np.argsort(-probabilities, kind="stable")[:top_k]
+        return {
+            "top_k": [
+                {
+                    "class": int(k),
+                    "label": self.labels[k] if self.labels else None,
+                    "probability": float(probabilities[k]),
+                }
+                for k in best
+            ]
+        }
+
+
+def _dims(shape: tuple) -> list[int]:
+    return [d if isinstance(d, int) else -1 for d in shape]
+
+
+def _shape(items: list) -> tuple:
+    shapes = {item.array.shape for item, _ in items}
+    return tuple(sorted(shapes))
+
+
+def _softmax(values: np.ndarray) -> np.ndarray:
+    shifted = np.exp(values - values.max())
+    return shifted / shifted.sum()
+
+
+def _array_photo(array: np.ndarray, layout: str) -> Prepared:
+    """An array instance as a :class:`Prepared` whose 'photo' is the input itself (boxes and regions
+    in input pixels)."""
+    height, width = array.shape[layout.index("H")], array.shape[layout.index("W")]
+    return Prepared(
+        array,
+        Image.new("RGB", (width, height)),
+        (0.0, 0.0, float(width), float(height)),
+        (height, width),
+        "stretch",
+    )
+
+
+def _png(picture: Image.Image) -> str:
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG", compress_level=1)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")

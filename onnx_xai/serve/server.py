@@ -1,0 +1,86 @@
+"""Starting KServe's model server on one :class:`~onnx_xai.serve.model.ExplainedModel`.
+
+KServe's ``ModelServer`` answers the V1 protocol (``/v1/models/NAME:predict`` and ``:explain``), the V2
+Open Inference Protocol (``/v2/models/NAME/infer``, health, readiness, metadata) over REST, and V2
+over gRPC. It binds every interface; here it binds ``host`` only (loopback unless told otherwise):
+the REST server's uvicorn configuration and the gRPC server's listening address are set to it.
+SIGTERM and SIGINT stop it after the requests in flight are answered (KServe's graceful shutdown,
+within ``grace_period`` seconds).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from .model import ExplainedModel, ServeConfig
+
+
+def serve(
+    path: str,
+    name: str,
+    config: ServeConfig,
+    host: str = "127.0.0.1",
+    http_port: int = 8080,
+    grpc_port: int | None = 8081,
+    workers: int = 1,
+) -> None:
+    """Load the model and serve it until stopped (see the module docstring)."""
+    import kserve
+    from kserve import model_server
+    from kserve.protocol.grpc import server as grpc_server
+    from kserve.protocol.rest import server as rest_server
+
+    model = ExplainedModel(name, path, config)
+    model.load()
+    model_server.RESTServer = _rest_on(rest_server.RESTServer, host)
+    if workers > 1:
+        model_server.RESTServerMultiProcess = _rest_on(rest_server.RESTServerMultiProcess, host)
+    model_server.GRPCServer = _grpc_on(grpc_server.GRPCServer, host)
+    logging.getLogger("kserve").setLevel(logging.WARNING)
+    kserve.ModelServer(
+        http_port=http_port,
+        grpc_port=grpc_port or 0,
+        workers=workers,
+        enable_grpc=grpc_port is not None,
+        enable_docs_url=False,
+    ).start([model])
+
+
+def _rest_on(base, host: str):
+    """KServe's REST server class, bound to ``host``."""
+
+    class Bound(base):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            if hasattr(self, "config"):
+                self.config.host = host
+
+    return Bound
+
+
+def _grpc_on(base, host: str):
+    """KServe's gRPC server class, listening on ``host`` instead of every interface."""
+
+    class Bound(base):
+        async def start(self, max_workers):
+            from kserve.protocol.grpc import server as grpc_server
+
+            original = grpc_server.aio.server
+
+            def server(*args, **kwargs):
+                made = original(*args, **kwargs)
+                add = made.add_insecure_port
+                made.add_insecure_port = lambda address: add(address.replace("[::]", _grpc_host(host)))
+                return made
+
+            grpc_server.aio.server = server
+            try:
+                await super().start(max_workers)
+            finally:
+                grpc_server.aio.server = original
+
+    return Bound
+
+
+def _grpc_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host

@@ -1,0 +1,179 @@
+"""``onnx-xai serve`` in a subprocess on loopback ports, against the in-process references.
+
+The bundled EfficientNet-Lite0: ``:predict`` against a plain onnxruntime session on the photo as
+``explain`` prepares it (softmax of the logits, top-5); ``:explain`` against the Explainer on the same
+input (targets, scores, boxes in photo pixels, the raw maps to 1e-6); arrays as instances; the V2
+protocol over REST and gRPC (KServe's own client); the bad-request table row by row (400, one line,
+and the server still answers); 8 concurrent clients x 25 requests, each answer matched to its request;
+SIGTERM during load: the requests in flight answered, exit status 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import threading
+import time
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+import onnx_xai
+from onnx_xai.images import load_image, prepare
+from onnx_xai.photos import DEMO_MODEL
+from onnx_xai.preprocessing import preprocessing_for
+
+from .server import PHOTOS, Served, photo
+
+pytest.importorskip("kserve")
+
+
+@pytest.fixture(scope="module")
+def served():
+    server = Served("--max-instances", "4", "--max-batch", "8")
+    yield server
+    code, output = server.stop()
+    assert code == 0, output
+
+
+@pytest.fixture(scope="module")
+def reference():
+    ex = onnx_xai.Explainer(str(DEMO_MODEL))
+    session = ort.InferenceSession(str(DEMO_MODEL), providers=["CPUExecutionProvider"])
+    inputs = {p: prepare(load_image(p), **preprocessing_for(ex)) for p in PHOTOS}
+    return ex, session, inputs
+
+
+def probabilities(session, x: np.ndarray) -> np.ndarray:
+    (logits,) = session.run(None, {session.get_inputs()[0].name: x})
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+def test_predict_equals_a_plain_session(served, reference):
+    _, session, inputs = reference
+    status, answer = served.call("predict", [photo(p) for p in PHOTOS[:3]], top_k=3)
+    assert status == 200
+    for p, prediction in zip(PHOTOS, answer["predictions"]):
+        want = probabilities(session, inputs[p].array)[0]
+        best = np.argsort(-want)[:3]
+        assert [t["class"] for t in prediction["top_k"]] == best.tolist()
+        np.testing.assert_allclose([t["probability"] for t in prediction["top_k"]], want[best], rtol=1e-5)
+    status, answer = served.call("predict", [inputs[PHOTOS[0]].array[0].tolist()])
+    assert status == 200 and answer["predictions"][0]["top_k"][0]["class"] == int(
+        probabilities(session, inputs[PHOTOS[0]].array).argmax()
+    )
+
+
+def test_explain_equals_the_explainer(served, reference):
+    ex, _, inputs = reference
+    p = PHOTOS[1]
+    status, answer = served.call("explain", [photo(p)], methods=["gradcam", "gradient"], raw=True, target=281)
+    assert status == 200 and answer["predictions"][0]["top_k"]
+    results = ex.explain_many(inputs[p].array, ["gradcam", "gradient"], target=281)
+    for entry in answer["explanations"][0]:
+        want = results[entry["method"]]
+        assert entry["target"] == 281 and entry["label"] == "tabby"
+        assert entry["score"] == pytest.approx(float(want.scores[0]), rel=1e-5)
+        assert entry["box"] == list(inputs[p].box_to_photo(want.boxes[0]))
+        np.testing.assert_allclose(np.asarray(entry["map"]), want.maps[0], atol=1e-6)
+        assert entry["objective"] == {"kind": "class"} and len(entry["overlay_png"]) > 1000
+
+
+def test_the_v2_protocol_over_rest_and_grpc(served, reference):
+    from kserve import InferenceGRPCClient, InferInput, InferRequest
+
+    _, session, inputs = reference
+    x = np.concatenate([inputs[p].array for p in PHOTOS[:2]])
+    (logits,) = session.run(None, {session.get_inputs()[0].name: x})
+    body = {
+        "inputs": [{"name": "image", "shape": list(x.shape), "datatype": "FP32", "data": x.ravel().tolist()}]
+    }
+    status, answer = served.post(f"/v2/models/{served.name}/infer", body)
+    assert status == 200
+    np.testing.assert_allclose(
+        np.reshape(answer["outputs"][0]["data"], logits.shape), logits, rtol=1e-4, atol=1e-4
+    )
+    status, metadata = served.get(f"/v2/models/{served.name}")
+    assert metadata["outputs"][0]["name"] == "logits" and metadata["inputs"][0]["shape"] == [-1, 3, 224, 224]
+
+    async def over_grpc():
+        tensor = InferInput("image", list(x.shape), "FP32")
+        tensor.set_data_from_numpy(x)
+        client = InferenceGRPCClient(f"127.0.0.1:{served.grpc}")
+        return await client.infer(InferRequest(model_name=served.name, infer_inputs=[tensor], request_id="1"))
+
+    answer = asyncio.run(over_grpc())
+    np.testing.assert_allclose(answer.outputs[0].as_numpy(), logits, rtol=1e-4, atol=1e-4)
+
+
+BAD = [
+    ({"instances": [{"image_bytes": {"b64": "not base64!"}}]}, "explain", "is not base64"),
+    ({"instances": [{"image_bytes": {"b64": "aGVsbG8="}}]}, "explain", "is not an image Pillow can read"),
+    ({"instances": [[1.0, 2.0]]}, "predict", "has shape [2]; the model takes [3, 224, 224]"),
+    ({"instances": [PHOTOS[0]], "parameters": {"methods": ["nope"]}}, "explain", "methods must be"),
+    ({"instances": [PHOTOS[0]], "parameters": {"target": 1000}}, "explain", "target must be a class index"),
+    ({"instances": [PHOTOS[0]] * 5}, "predict", "5 instances in one request; at most 4"),
+    ({"instances": [PHOTOS[0]], "parameters": {"colour": 1}}, "explain", "unknown parameter(s) ['colour']"),
+    ({"instances": [PHOTOS[0]], "parameters": {"region": [5, 5, 1, 1]}}, "explain", "region must be"),
+    ({"instances": []}, "predict", "a non-empty list"),
+    ({"instances": [{"image_bytes": {"b64": "x"}, "path": "/etc/passwd"}]}, "predict", "is not base64"),
+]
+
+
+@pytest.mark.parametrize("body,verb,message", BAD, ids=[m for _, _, m in BAD])
+def test_bad_requests_are_one_line_400s(served, body, verb, message):
+    body = {
+        **body,
+        "instances": [photo(i) if not isinstance(i, (dict, list)) else i for i in body["instances"]],
+    }
+    status, answer = served.post(f"/v1/models/{served.name}:{verb}", body)
+    assert status == 400 and message in answer["error"] and "\n" not in answer["error"], answer
+    assert served.call("predict", [photo(PHOTOS[0])])[0] == 200
+
+
+def test_concurrent_clients_get_their_own_answers(served, reference):
+    _, session, inputs = reference
+    expected = {p: int(probabilities(session, inputs[p].array).argmax()) for p in PHOTOS}
+    bodies = {p: [photo(p)] for p in PHOTOS}
+    wrong: list = []
+
+    def client(k: int) -> None:
+        for n in range(25):
+            p = PHOTOS[(k + n) % len(PHOTOS)]
+            try:
+                status, answer = served.call("predict", bodies[p])
+            except OSError as exc:
+                wrong.append((k, n, repr(exc)))
+                continue
+            if status != 200 or answer["predictions"][0]["top_k"][0]["class"] != expected[p]:
+                wrong.append((k, n, status))
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert not wrong
+
+
+def test_sigterm_answers_the_requests_in_flight_and_exits_0():
+    server = Served()
+    answers: list = []
+
+    def client() -> None:
+        try:
+            answers.append(server.call("explain", [photo(PHOTOS[0])])[0])
+        except OSError as exc:
+            answers.append(repr(exc))
+
+    threads = [threading.Thread(target=client) for _ in range(4)]
+    for t in threads:
+        t.start()
+    time.sleep(0.3)
+    server.process.send_signal(signal.SIGTERM)
+    for t in threads:
+        t.join(timeout=120)
+    code, output = server.stop()
+    assert answers == [200] * 4 and code == 0, output

@@ -11,6 +11,7 @@ SIGTERM during load: the requests in flight answered, exit status 0.
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import threading
 import time
@@ -177,3 +178,42 @@ def test_sigterm_answers_the_requests_in_flight_and_exits_0():
         t.join(timeout=120)
     code, output = server.stop()
     assert answers == [200] * 4 and code == 0, output
+
+
+@pytest.mark.parametrize(
+    "net,parameters",
+    [
+        ("segnet", {"objective": "segmentation", "methods": ["gradcam", "gradient"]}),
+        ("yolo", {"target": 2, "methods": ["gradcam"]}),
+    ],
+)
+def test_a_segmenter_and_a_detector_through_their_objectives(net, parameters):
+    """The served objective (its record) and maps equal the command line's pipeline in process:
+    the same photo prepared, the same objective, the Explainer's maps."""
+    from onnx_xai.photos.objectives import objective
+    from onnx_xai.photos.run import ExplainOptions
+
+    from ..objectives.test_seeds import export
+
+    path = export(net, "torchscript")
+    ex = onnx_xai.Explainer(str(path))
+    settings = {k: v for k, v in preprocessing_for(ex).items() if k != "size"}
+    p = prepare(load_image(PHOTOS[2]), size=(64, 96), **settings)
+    if net == "segnet":  # the class that wins most pixels of this photo
+        parameters = parameters | {"target": int(np.bincount(ex.predict(p.array).argmax(1).ravel()).argmax())}
+    wanted, chosen = objective(
+        ex,
+        p.array,
+        [p],
+        ExplainOptions(objective=parameters.get("objective", "auto"), target=parameters["target"]),
+    )
+    results = ex.explain_many(p.array, parameters["methods"], **wanted)
+    server = Served("--size", "64", "96", model=path, name=net)
+    try:
+        status, answer = server.call("explain", [photo(PHOTOS[2])], raw=True, **parameters)
+    finally:
+        code, output = server.stop()
+    assert status == 200 and code == 0, (answer, output)
+    for entry in answer["explanations"][0]:
+        assert entry["objective"] == json.loads(json.dumps(chosen[0]))
+        np.testing.assert_allclose(np.asarray(entry["map"]), results[entry["method"]].maps[0], atol=1e-6)

@@ -60,8 +60,9 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--max-latency-ms",
         type=finite,
-        default=10.0,
-        help="how long a request waits for others to batch with",
+        default=0.0,
+        help="how long a request that finds the model idle waits for others to share its run (default 0; "
+        "under load, requests that arrive during a run always share the next)",
     )
     p.add_argument("--max-instances", type=at_least(1), default=64, help="instances per request (default 64)")
     p.add_argument(

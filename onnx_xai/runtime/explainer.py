@@ -275,6 +275,7 @@ class Explainer:
                 self._spatial_size(x),
                 box_threshold,
             )
+            results[method.name].output = outputs.get(self._sessions.record().output)
         return results
 
     # -- internals -----------------------------------------------------------------------------------
@@ -283,10 +284,13 @@ class Explainer:
         every output of those sets, the score and, for classes, the classes used, by name."""
         seeded = objective.dtype.kind == "f"
         layers = len(self._sessions.record().target_layers)
+        given = {o.name for o in self._sessions.get(sets, seeded).outputs}
+        output = self._sessions.record().output
         names = (
             list(dict.fromkeys(n for s in sets for n in c.outputs_of(s, layers)))
             + [c.SCORE]
             + ([] if seeded else [c.TARGET_USED])
+            + ([output] if output in given else [])
         )
         feeds = {self.input_name: self._input.cast(x), c.SEED if seeded else c.TARGET: objective, **extra}
         return dict(zip(names, self._sessions.run(sets, names, feeds, seeded)))

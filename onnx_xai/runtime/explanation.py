@@ -38,6 +38,7 @@ class Explanation:
     box_threshold: float = 0.2
     signed: np.ndarray | None = field(default=None, repr=False)  # (N, H, W) in [-1, 1], signed methods
     _boxes: np.ndarray | None = field(default=None, repr=False)
+    output: np.ndarray | None = field(default=None, repr=False)  # the explained output, same run
 
     @property
     def boxes(self) -> np.ndarray:

@@ -1,11 +1,14 @@
 """Requests that arrive together answered from one run of the model.
 
 Each request hands its instances to :meth:`Batcher.submit` under a key (the work asked and the
-instances' shape: only alike requests share a run). A key's queue is run when it holds
-``max_batch`` instances, or ``max_latency`` seconds after its first request arrived, in a worker
-thread, one run at a time (a run already uses every core); each request gets back its own slice of
-the results, in order. When a shared run fails (one request's objective has no answer), each request
-of it is run on its own, so that only the one at fault gets the error.
+instances' shape: only alike requests share a run). Runs happen in a worker thread, one at a time (a
+run already uses every core). While a run is in flight, requests queue up, and when it ends every
+queue is run (under load, the requests that arrived meanwhile share one run); a queue that holds
+``max_batch`` instances is handed over at once. A request that finds the runner idle waits at most
+``max_latency`` seconds for companions (0, the default: it runs at once, so an unloaded server adds
+no wait). Each request gets back its own slice of the results, in order. When a shared run fails
+(one request's objective has no answer), each request of it is run on its own, so that only the one
+at fault gets the error.
 """
 
 from __future__ import annotations
@@ -29,11 +32,17 @@ class Batcher:
         future: asyncio.Future = loop.create_future()
         queue = self._queues.setdefault(key, [])
         queue.append((items, future))
-        if sum(len(waiting) for waiting, _ in queue) >= self.max_batch:
+        full = sum(len(waiting) for waiting, _ in queue) >= self.max_batch
+        if full or (not self._running and self.max_latency <= 0):
             self._flush(key, queue)
-        elif len(queue) == 1:
+        elif not self._running and len(queue) == 1:
             loop.call_later(self.max_latency, self._flush, key, queue)
         return await future
+
+    def _flush_all(self, _task=None) -> None:
+        """A run ended: what queued up meanwhile goes next."""
+        for key, queue in list(self._queues.items()):
+            self._flush(key, queue)
 
     def _flush(self, key: tuple, queue: list) -> None:
         if self._queues.get(key) is not queue:
@@ -42,6 +51,7 @@ class Batcher:
         task = asyncio.ensure_future(self._execute(key, queue))
         self._running.add(task)
         task.add_done_callback(self._running.discard)
+        task.add_done_callback(self._flush_all)
 
     async def _execute(self, key: tuple, queue: list) -> None:
         loop = asyncio.get_running_loop()

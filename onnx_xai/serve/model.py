@@ -12,9 +12,11 @@ read by :mod:`.requests` and batched by :mod:`.batching`; any problem with a req
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -48,7 +50,7 @@ class ServeConfig:
     target_layer: tuple[str, ...] | None = None
     output: str | None = None
     max_batch: int = 16
-    max_latency_ms: float = 10.0
+    max_latency_ms: float = 0.0
     max_instances: int = 64
     max_body_mb: float = 32.0
 
@@ -72,6 +74,7 @@ class ExplainedModel(Model):
         self.settings = preprocessing_for(self.ex, c.preprocessing)
         self.labels = read_labels(c.labels, self.ex.num_classes, self.ex.metadata)
         self.batcher = Batcher(self._run, c.max_batch, c.max_latency_ms / 1000)
+        self.encoders = ThreadPoolExecutor(max_workers=2, thread_name_prefix="onnx-xai-encode")
         self.ready = True
         return True
 
@@ -79,19 +82,21 @@ class ExplainedModel(Model):
     async def predict(self, payload, headers=None, response_headers=None):
         if isinstance(payload, InferRequest):
             return await self._infer_v2(payload)
-        items, params = self._read(payload, headers)
+        items, params = await self._read_aside(payload, headers)
         outputs = await self.batcher.submit(("predict", _shape(items)), items)
-        return {"predictions": [self._prediction(o, params.top_k) for o, _ in outputs]}
+        return {"predictions": [self._prediction(o[0], params.top_k) for o in outputs]}
 
     async def explain(self, payload, headers=None):
-        items, params = self._read(payload, headers)
+        items, params = await self._read_aside(payload, headers)
         try:
             answers = await self.batcher.submit(("explain", params, _shape(items)), items)
         except (InputError, XaiError) as exc:
             raise InvalidInput(str(exc)) from None
+        loop = asyncio.get_running_loop()
+        encoded = [loop.run_in_executor(self.encoders, self._entries, answer, params) for answer in answers]
         return {
-            "predictions": [self._prediction(output, params.top_k) for output, _ in answers],
-            "explanations": [per_method for _, per_method in answers],
+            "predictions": [self._prediction(answer[0], params.top_k) for answer in answers],
+            "explanations": list(await asyncio.gather(*encoded)),
         }
 
     async def _infer_v2(self, request: InferRequest) -> InferResponse:
@@ -109,7 +114,7 @@ class ExplainedModel(Model):
         except (InputError, ValueError, TypeError) as exc:
             raise InvalidInput(str(exc)) from None
         items = [(item, None) for item in found]
-        outputs = np.stack([o for o, _ in await self.batcher.submit(("predict", _shape(items)), items)])
+        outputs = np.stack([o[0] for o in await self.batcher.submit(("predict", _shape(items)), items)])
         output = InferOutput(self.ex.record.output, list(outputs.shape), "FP32", outputs.astype(np.float32))
         return InferResponse(request.id or str(uuid.uuid4()), self.name, [output])
 
@@ -121,6 +126,10 @@ class ExplainedModel(Model):
             {"name": name, "datatype": "FP32", "shape": _dims(shape)}
             for name, shape in self.ex.outputs.items()
         ]
+
+    async def _read_aside(self, payload, headers) -> tuple[list, requests.Parameters]:
+        """:meth:`_read` in an encoding thread: decoding photos never holds up the event loop."""
+        return await asyncio.get_running_loop().run_in_executor(self.encoders, self._read, payload, headers)
 
     def _read(self, payload, headers) -> tuple[list, requests.Parameters]:
         if not isinstance(payload, dict):
@@ -145,7 +154,7 @@ class ExplainedModel(Model):
             return [answer for one in items for answer in self._run(key, [one])]
         batch = np.concatenate([item.array for item, _ in items])
         if key[0] == "predict":
-            return [(o, None) for o in self.ex.predict(batch)]
+            return [(o,) for o in self.ex.predict(batch)]
         params: requests.Parameters = items[0][1]
         photos = [item.photo or _array_photo(item.array, self.ex.layout) for item, _ in items]
         opts = ExplainOptions(
@@ -161,17 +170,18 @@ class ExplainedModel(Model):
         )
         wanted, chosen = objective(self.ex, batch, photos, opts)
         results = self._explained(batch, params, wanted)
-        outputs = self.ex.predict(batch)
+        shared = next(iter(results.values())).output
+        outputs = shared if shared is not None and len(shared) == len(batch) else self.ex.predict(batch)
         return [
-            (
-                outputs[i],
-                [
-                    self._entry(m, pick(r, i), photos[i], chosen[i], items[i][0], params)
-                    for m, r in results.items()
-                ],
-            )
+            (outputs[i], {m: pick(r, i) for m, r in results.items()}, photos[i], chosen[i], items[i][0])
             for i in range(len(items))
         ]
+
+    def _entries(self, answer: tuple, params: requests.Parameters) -> list[dict]:
+        """One instance's explanations, as the response gives them (the pictures encoded here, in the
+        encoding threads, while the runner computes the next batch)."""
+        _, picked, photo, chosen, item = answer
+        return [self._entry(m, r, photo, chosen, item, params) for m, r in picked.items()]
 
     def _explained(self, batch: np.ndarray, params: requests.Parameters, wanted: dict) -> dict:
         if "target" in wanted:

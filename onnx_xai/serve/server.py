@@ -3,7 +3,8 @@
 KServe's ``ModelServer`` answers the V1 protocol (``/v1/models/NAME:predict`` and ``:explain``), the V2
 Open Inference Protocol (``/v2/models/NAME/infer``, health, readiness, metadata) over REST, and V2
 over gRPC. It binds every interface; here it binds ``host`` only (loopback unless told otherwise):
-the REST server's uvicorn configuration and the gRPC server's listening address are set to it.
+the REST server's uvicorn configuration and the gRPC server's listening address are set to it. A
+body over ``max_body_mb`` is refused before it is read (:mod:`.limits`).
 SIGTERM and SIGINT stop it after the requests in flight are answered (KServe's graceful shutdown,
 within ``grace_period`` seconds).
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import logging
 
+from .limits import BodyLimit
 from .model import ExplainedModel, ServeConfig
 
 
@@ -32,6 +34,7 @@ def serve(
 
     model = ExplainedModel(name, path, config)
     model.load()
+    model_server.app.add_middleware(BodyLimit, max_bytes=int(config.max_body_mb * 2**20))
     model_server.RESTServer = _rest_on(rest_server.RESTServer, host)
     if workers > 1:
         model_server.RESTServerMultiProcess = _rest_on(rest_server.RESTServerMultiProcess, host)

@@ -32,7 +32,7 @@ pytest.importorskip("kserve")
 
 @pytest.fixture(scope="module")
 def served():
-    server = Served("--max-instances", "4", "--max-batch", "8")
+    server = Served("--max-instances", "4", "--max-batch", "8", "--max-body-mb", "4")
     yield server
     code, output = server.stop()
     assert code == 0, output
@@ -86,7 +86,7 @@ def test_the_v2_protocol_over_rest_and_grpc(served, reference):
     from kserve import InferenceGRPCClient, InferInput, InferRequest
 
     _, session, inputs = reference
-    x = np.concatenate([inputs[p].array for p in PHOTOS[:2]])
+    x = inputs[PHOTOS[0]].array
     (logits,) = session.run(None, {session.get_inputs()[0].name: x})
     body = {
         "inputs": [{"name": "image", "shape": list(x.shape), "datatype": "FP32", "data": x.ravel().tolist()}]
@@ -121,6 +121,19 @@ BAD = [
     ({"instances": []}, "predict", "a non-empty list"),
     ({"instances": [{"image_bytes": {"b64": "x"}, "path": "/etc/passwd"}]}, "predict", "is not base64"),
 ]
+
+
+def test_a_body_over_the_limit_is_refused_before_it_is_read(served):
+    import http.client
+
+    connection = http.client.HTTPConnection("127.0.0.1", served.http, timeout=30)
+    connection.putrequest("POST", f"/v1/models/{served.name}:predict")
+    connection.putheader("Content-Length", str(5 * 2**20))  # announced, never sent: refused unread
+    connection.endheaders()
+    answer = connection.getresponse()
+    assert answer.status == 400 and json.loads(answer.read())["error"].endswith("at most 4 MB")
+    connection.close()
+    assert served.call("predict", [photo(PHOTOS[0])])[0] == 200
 
 
 @pytest.mark.parametrize("body,verb,message", BAD, ids=[m for _, _, m in BAD])

@@ -98,6 +98,7 @@ def main() -> None:
         for verb, parameters, label in (
             ("predict", {}, ":predict"),
             ("explain", {"methods": ["gradcam"]}, ":explain Grad-CAM"),
+            ("explain", {"methods": ["gradcam"], "overlay": "jpg"}, ":explain Grad-CAM, JPEG overlay"),
             ("explain", {"methods": ["gradcam"], "overlay": False}, ":explain Grad-CAM, no overlay"),
             ("explain", {"methods": ["gradient"]}, ":explain gradient"),
         ):

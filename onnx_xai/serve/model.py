@@ -209,8 +209,10 @@ class ExplainedModel(Model):
             "objective": chosen or {"kind": "class"},
         }
         if params.overlay and item.photo is not None:
-            picture = photo_picture(p, r["family"], r["map"], r["signed"], box)
-            entry["overlay_png"] = _png(outline(picture, (chosen or {}).get("photo_box")))
+            picture = outline(
+                photo_picture(p, r["family"], r["map"], r["signed"], box), (chosen or {}).get("photo_box")
+            )
+            entry[f"overlay_{params.overlay}"] = _encoded(picture, params.overlay)
         if params.raw:
             entry["map"] = np.asarray(r["map"], np.float32).tolist()
         return entry
@@ -259,7 +261,11 @@ def _array_photo(array: np.ndarray, layout: str) -> Prepared:
     )
 
 
-def _png(picture: Image.Image) -> str:
+def _encoded(picture: Image.Image, image_format: str) -> str:
+    """The picture as base64 PNG (zlib level 1) or JPEG (quality 90)."""
     buffer = io.BytesIO()
-    picture.save(buffer, format="PNG", compress_level=1)
+    if image_format == "jpg":
+        picture.convert("RGB").save(buffer, format="JPEG", quality=90)
+    else:
+        picture.save(buffer, format="PNG", compress_level=1)
     return base64.b64encode(buffer.getvalue()).decode("ascii")

@@ -119,6 +119,7 @@ BAD = [
     ({"instances": [PHOTOS[0]], "parameters": {"colour": 1}}, "explain", "unknown parameter(s) ['colour']"),
     ({"instances": [PHOTOS[0]], "parameters": {"region": [5, 5, 1, 1]}}, "explain", "region must be"),
     ({"instances": []}, "predict", "a non-empty list"),
+    ({"instances": [PHOTOS[0]], "parameters": {"overlay": "gif"}}, "explain", "overlay must be"),
     ({"instances": [{"image_bytes": {"b64": "x"}, "path": "/etc/passwd"}]}, "predict", "is not base64"),
 ]
 
@@ -230,3 +231,22 @@ def test_a_segmenter_and_a_detector_through_their_objectives(net, parameters):
     for entry in answer["explanations"][0]:
         assert entry["objective"] == json.loads(json.dumps(chosen[0]))
         np.testing.assert_allclose(np.asarray(entry["map"]), results[entry["method"]].maps[0], atol=1e-6)
+
+
+def test_overlays_come_as_png_or_jpeg(served):
+    import base64
+    import io
+
+    from PIL import Image
+
+    for kind, key, image_format in (("png", "overlay_png", "PNG"), ("jpg", "overlay_jpg", "JPEG")):
+        status, answer = served.call("explain", [photo(PHOTOS[0])], overlay=kind)
+        encoded = answer["explanations"][0][0][key]
+        with Image.open(io.BytesIO(base64.b64decode(encoded))) as picture:
+            assert (
+                status == 200
+                and picture.format == image_format
+                and picture.size == Image.open(PHOTOS[0]).size
+            )
+    status, answer = served.call("explain", [photo(PHOTOS[0])], overlay=False)
+    assert not {"overlay_png", "overlay_jpg"} & set(answer["explanations"][0][0])

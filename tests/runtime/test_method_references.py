@@ -145,6 +145,8 @@ CAMS = {
     "hirescam": lambda net, x, t, a, g: np.maximum((g * a).sum(1), 0),
     "layercam": lambda net, x, t, a, g: np.maximum((np.maximum(g, 0) * a).sum(1), 0),
     "eigencam": lambda net, x, t, a, g: eigencam(a),
+    "eigengradcam": lambda net, x, t, a, g: eigencam(g * a),
+    "gradcam_elementwise": lambda net, x, t, a, g: np.maximum(np.maximum(g * a, 0).sum(1), 0),
     "scorecam": lambda net, x, t, a, g: scorecam(net, x, t, a),
     "cam": lambda net, x, t, a, g: np.einsum("nk,nkhw->nhw", net.fc.weight.detach().numpy()[t], a),
 }

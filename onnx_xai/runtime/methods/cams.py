@@ -160,18 +160,42 @@ class EigenCam(CamMethod):
     reference = "pytorch-grad-cam `EigenCAM`"
 
     def image(self, a, g, ctx, opts):
-        """The projection on the first right singular vector, its sign fixed so that its largest
-        channel weight is positive (scikit-learn's ``svd_flip``): an SVD's signs are arbitrary, and
-        LAPACK flipped them under float32 noise (onnxruntime's and OpenVINO's activations of one
-        MobileNet, 6e-7 apart, gave opposite maps)."""
-        maps = []
-        for sample in a:
-            flat = sample.reshape(len(sample), -1).T
-            flat = flat - flat.mean(axis=0)
-            first = np.linalg.svd(flat, full_matrices=False)[2][0]
-            first = first * np.sign(first[np.argmax(np.abs(first))])
-            maps.append((flat @ first).reshape(sample.shape[1:]))
-        return np.stack(maps)
+        return _first_component(a)
+
+
+def _first_component(a: np.ndarray) -> np.ndarray:
+    """Each sample's ``[K, h, w]`` projected on its first right singular vector (over the K channels,
+    centred), the sign fixed so that its largest channel weight is positive (scikit-learn's
+    ``svd_flip``): an SVD's signs are arbitrary, and LAPACK flipped them under float32 noise
+    (onnxruntime's and OpenVINO's activations of one MobileNet, 6e-7 apart, gave opposite maps)."""
+    maps = []
+    for sample in a:
+        flat = sample.reshape(len(sample), -1).T
+        flat = flat - flat.mean(axis=0)
+        first = np.linalg.svd(flat, full_matrices=False)[2][0]
+        first = first * np.sign(first[np.argmax(np.abs(first))])
+        maps.append((flat @ first).reshape(sample.shape[1:]))
+    return np.stack(maps)
+
+
+@register
+class EigenGradCam(CamMethod):
+    name = "eigengradcam"
+    summary = "first principal component of G * A (pytorch-grad-cam's EigenGradCAM)"
+    reference = "pytorch-grad-cam `EigenGradCAM`"
+
+    def image(self, a, g, ctx, opts):
+        return _first_component(g * a)
+
+
+@register
+class GradCamElementWise(CamMethod):
+    name = "gradcam_elementwise"
+    summary = "ReLU(sum_k ReLU(G_k * A_k)), the product's positive part per position"
+    reference = "pytorch-grad-cam `GradCAMElementWise`"
+
+    def image(self, a, g, ctx, opts):
+        return np.maximum(g * a, 0).sum(axis=1)
 
 
 @dataclass(frozen=True)

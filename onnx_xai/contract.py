@@ -30,6 +30,7 @@ GRADCAM = "xai_gradcam"
 CAM = "xai_cam"
 INPUT_GRAD = "xai_input_grad"
 GUIDED_INPUT_GRAD = "xai_guided_input_grad"
+DECONV_INPUT_GRAD = "xai_deconv_input_grad"
 METADATA_KEY = "onnx_xai"
 FORMAT = 2
 
@@ -40,6 +41,7 @@ OUTPUT_SETS: dict[str, tuple[str, ...]] = {
     "gradcam": (ACTIVATION, ACTIVATION_GRAD, GRADCAM),
     "input_grad": (INPUT_GRAD,),
     "guided": (GUIDED_INPUT_GRAD,),
+    "deconv": (DECONV_INPUT_GRAD,),
 }
 DEFAULT_SETS = ("cam", "gradcam", "input_grad")  # what `augment` writes unless told otherwise
 LAYER_OUTPUTS = (ACTIVATION, ACTIVATION_GRAD, GRADCAM)  # one of each per target layer

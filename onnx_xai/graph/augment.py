@@ -171,7 +171,7 @@ def augment(
             list of names (a multi-scale neck: each layer's outputs suffixed ``_1``, ``_2`` ...);
             default: the input of the head's spatial collapse (see :mod:`onnx_xai.graph.layer`).
         outputs: the output sets to emit (:data:`onnx_xai.contract.OUTPUT_SETS`: ``"activation"``,
-            ``"cam"``, ``"gradcam"``, ``"input_grad"``, ``"guided"``); default ``"cam"``,
+            ``"cam"``, ``"gradcam"``, ``"input_grad"``, ``"guided"``, ``"deconv"``); default ``"cam"``,
             ``"gradcam"`` and ``"input_grad"``, CAM only on a GAP -> linear head.
         input_name: the image input (default: the first 4-D float input, else integer input).
         output_name: the output whose score is explained (default: the first).
@@ -309,13 +309,18 @@ def _layer_outputs(e: Emitter, a: Analysis, wanted, used: str | None, grads: dic
 
 
 def _input_outputs(e: Emitter, a: Analysis, wanted, grads: dict, seed: str, maxpool: str) -> list:
-    """d score / d input, plain and guided (the ReLU rule swapped), in the input's own shape."""
+    """d score / d input, plain, guided and deconvolved (the ReLU rule swapped), in the input's own
+    shape."""
     outs, shape = [], list(a.info.known_shape(a.image))
     if "input_grad" in wanted:
         outs.append(_publish(e, c.INPUT_GRAD, _input_gradient(e, a, grads[a.source]), shape))
-    if "guided" in wanted:
-        guided = backward(e, a.score.name, seed, [a.source], rules=rule_table(maxpool, "guided"))[a.source]
-        outs.append(_publish(e, c.GUIDED_INPUT_GRAD, _input_gradient(e, a, guided), shape))
+    for output_set, table, name in (
+        ("guided", "guided", c.GUIDED_INPUT_GRAD),
+        ("deconv", "deconv", c.DECONV_INPUT_GRAD),
+    ):
+        if output_set in wanted:
+            modified = backward(e, a.score.name, seed, [a.source], rules=rule_table(maxpool, table))[a.source]
+            outs.append(_publish(e, name, _input_gradient(e, a, modified), shape))
     return outs
 
 

@@ -35,6 +35,7 @@ TIERS = (
     ("activation", "cam", "gradcam"),
     ("activation", "cam", "gradcam", "input_grad"),
     ("activation", "cam", "gradcam", "guided"),
+    ("activation", "cam", "gradcam", "deconv"),
     tuple(OUTPUT_SETS),
 )
 
@@ -152,7 +153,9 @@ class SessionSet:
         if not self.rewritten:
             return "activation"  # the light graph
         provided = self._provided()
-        return next(s for s in ("activation", "cam", "gradcam", "input_grad", "guided") if s in provided)
+        return next(
+            s for s in ("activation", "cam", "gradcam", "input_grad", "guided", "deconv") if s in provided
+        )
 
     def _analyze(self):
         if self._analysis is None:

@@ -20,6 +20,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from captum.attr import (
+    Deconvolution,
     GuidedBackprop,
     InputXGradient,
     IntegratedGradients,
@@ -167,6 +168,7 @@ GRADIENTS = {
     "gradient": (lambda net: Saliency(net), {"abs": False}, {}),
     "input_x_gradient": (lambda net: InputXGradient(net), {}, {}),
     "guided_backprop": (lambda net: GuidedBackprop(net), {}, {}),
+    "deconvolution": (lambda net: Deconvolution(net), {}, {}),
     "integrated_gradients": (lambda net: IntegratedGradients(net), {"n_steps": 8}, {"n_steps": 8}),
 }
 

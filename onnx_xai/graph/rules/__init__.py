@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from ..registry import CHECKS, RULES, Rule
 from . import activation, conv, elementwise, linear, norm, pool, quantize, reduce, resize, sample, shape  # noqa: F401
-from .guided import guided_relu
+from .guided import deconv_relu, guided_relu
 from .maxpool_windows import max_pool_by_windows
 
 CONTROL_FLOW = frozenset({"If", "Loop", "Scan"})
@@ -20,6 +20,7 @@ OVERLAYS: dict[str, dict[str, Rule]] = {
     "scatter": {},
     "windows": {"MaxPool": max_pool_by_windows},
     "guided": {"Relu": guided_relu},
+    "deconv": {"Relu": deconv_relu},
 }
 
 

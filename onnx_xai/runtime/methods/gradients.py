@@ -113,6 +113,19 @@ class GuidedBackprop(Method):
         return ctx.outputs[c.GUIDED_INPUT_GRAD]
 
 
+@register
+class Deconvolution(Method):
+    name = "deconvolution"
+    sets = ("deconv",)
+    summary = (
+        "d score / d x with ReLUs passing positive gradients whatever their input (Zeiler & Fergus 2014)"
+    )
+    reference = "Captum `Deconvolution`"
+
+    def attribute(self, ctx: Context, opts: Options) -> np.ndarray:
+        return ctx.outputs[c.DECONV_INPUT_GRAD]
+
+
 def spread(maps: np.ndarray, layout: str, like: np.ndarray) -> np.ndarray:
     """``(N, H, W)`` maps upsampled to ``like``'s spatial size and repeated along its channels."""
     height, width = like.shape[layout.index("H")], like.shape[layout.index("W")]

@@ -53,6 +53,7 @@ FORMS = {
     "vit_registers_dynamo": Form("vit_registers", opset=18, exporter="dynamo"),  # Where(IsNaN) guards
     "vit_runtime_grid": Form("vit_runtime_grid", dynamic=("batch", "spatial")),  # grid from Shape
     "vit_sequence_first": Form("vit_sequence_first"),  # OpenAI CLIP: blocks on [T, N, C]
+    "vit_distilled": Form("vit_distilled"),  # DeiT: class and distillation tokens
     "swin_torchvision": Form("swin_torchvision"),  # [N, H, W, C] maps, shifted windows (roll)
     "swin_hf": Form("swin_hf"),  # [N, L, C] tokens between blocks, the grid halved by patch merging
     "uint8_pixels": Form("uint8_pixels", opset=13),

@@ -114,6 +114,7 @@ def test_target_layouts_and_score_kinds():
     torchvision = onnx_xai.Explainer(export("vit_torchvision")).record.target
     assert torchvision["prefix"] == 1 and "layers.1/ln_1" in torchvision["name"]
     assert onnx_xai.Explainer(export("vit_registers_dynamo")).record.target["prefix"] == 5
+    assert onnx_xai.Explainer(export("vit_distilled")).record.target["prefix"] == 2
 
 
 FAMILIES = [

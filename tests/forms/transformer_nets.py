@@ -282,3 +282,31 @@ class SequenceFirstViT(Tokens):
 
 
 NETS |= {"vit_sequence_first": SequenceFirstViT}
+
+
+class DistilledViT(Tokens):
+    """DeiT distilled: a class and a distillation token (both before the patches, the position
+    embedding over all 18), two heads averaged."""
+
+    prefix = 2
+
+    def __init__(self, classes: int = 5, dim: int = 32, depth: int = 2, heads: int = 2):
+        super().__init__()
+        self.patch_embed = nn.Conv2d(3, dim, 8, 8)
+        self.cls_token = nn.Parameter(torch.randn(1, 1, dim) * 0.5)
+        self.dist_token = nn.Parameter(torch.randn(1, 1, dim) * 0.5)
+        self.pos_embed = nn.Parameter(torch.randn(1, 18, dim) * 0.5)
+        self.blocks = nn.Sequential(*[SdpaBlock(dim, heads) for _ in range(depth)])
+        self.norm = nn.LayerNorm(dim)
+        self.head, self.head_dist = nn.Linear(dim, classes), nn.Linear(dim, classes)
+        self.target = self.blocks[-1].norm1
+
+    def forward(self, x):
+        n = x.shape[0]
+        tokens = self.patch_embed(x).flatten(2).transpose(1, 2)
+        x = torch.cat([self.cls_token.expand(n, -1, -1), self.dist_token.expand(n, -1, -1), tokens], 1)
+        x = self.norm(self.blocks(x + self.pos_embed))
+        return (self.head(x[:, 0]) + self.head_dist(x[:, 1])) / 2
+
+
+NETS |= {"vit_distilled": DistilledViT}

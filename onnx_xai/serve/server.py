@@ -12,7 +12,9 @@ within ``grace_period`` seconds).
 from __future__ import annotations
 
 import logging
+import socket
 
+from ..errors import XaiError
 from .limits import BodyLimit
 from .model import ExplainedModel, ServeConfig
 
@@ -32,6 +34,8 @@ def serve(
     from kserve.protocol.grpc import server as grpc_server
     from kserve.protocol.rest import server as rest_server
 
+    for port in (http_port, grpc_port):
+        _check_free(host, port)
     model = ExplainedModel(name, path, config)
     model.load()
     model_server.app.add_middleware(BodyLimit, max_bytes=int(config.max_body_mb * 2**20))
@@ -47,6 +51,18 @@ def serve(
         enable_grpc=grpc_port is not None,
         enable_docs_url=False,
     ).start([model])
+
+
+def _check_free(host: str, port: int | None) -> None:
+    """A port the server cannot bind is said in one line before anything starts."""
+    if not port:
+        return
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise XaiError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
 
 
 def _rest_on(base, host: str):

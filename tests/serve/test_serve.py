@@ -250,3 +250,24 @@ def test_overlays_come_as_png_or_jpeg(served):
             )
     status, answer = served.call("explain", [photo(PHOTOS[0])], overlay=False)
     assert not {"overlay_png", "overlay_jpg"} & set(answer["explanations"][0][0])
+
+
+def test_a_port_in_use_is_one_line_and_exit_1():
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "onnx_xai.cli", "serve", str(DEMO_MODEL), "--http-port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert (
+        done.returncode == 1
+        and done.stderr == f"onnx-xai: error: cannot listen on 127.0.0.1:{port}: Address already in use\n"
+    )

@@ -70,10 +70,15 @@ def run(args: argparse.Namespace) -> int:
         if r["cam"]
         else f"head: {r['head']}"
     )
-    from ..runtime.methods import METHOD_NAMES
+    from ..runtime.methods import METHOD_NAMES, REGISTRY
 
-    methods = [m for m in METHOD_NAMES if r["cam"] or m != "cam"]
-    print(f"methods: {', '.join(methods)}" + ("" if r["cam"] else " (no CAM: the head is not GAP -> linear)"))
+    if r["not_differentiable"]:
+        forward = [m for m in METHOD_NAMES if REGISTRY[m].forward_only]
+        print(f"methods: {', '.join(forward)} only, on the output itself (no gradient reaches the input)")
+    else:
+        methods = [m for m in METHOD_NAMES if r["cam"] or m != "cam"]
+        no_cam = "" if r["cam"] else " (no CAM: the head is not GAP -> linear)"
+        print(f"methods: {', '.join(methods)}{no_cam}")
     if r.get("class_names"):
         names = r["class_names"]
         print(

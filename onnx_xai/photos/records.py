@@ -28,6 +28,7 @@ def pick(result, i: int) -> dict:
         "box": result.boxes[i].tolist(),
         "family": result.family,
         "signed": None if result.signed is None else result.signed[i],
+        "note": result.note,
     }
 
 
@@ -66,7 +67,7 @@ def stage_photo(
             "score": round(r["score"], 6),
             "box": list(box) if box else None,
             "overlay": None,
-        }
+        } | ({"note": r["note"]} if r.get("note") else {})
         entries.append(entry)
         if not opts.overlays:
             continue

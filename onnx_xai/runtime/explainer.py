@@ -22,8 +22,9 @@ import numpy as np
 
 from .. import contract as c
 from ..contract import RewriteRecord
-from ..errors import InputError
+from ..errors import InputError, UnsupportedModelError
 from .explanation import Explanation, explanation
+from .forward_only import forward_only
 from .inputs import InputSpec
 from .methods import METHOD_NAMES, Context, Method, Options, get
 from .sessions import FORWARD, SessionSet
@@ -236,10 +237,19 @@ class Explainer:
     ) -> dict[str, Explanation]:
         """Several methods at once: one run of one graph gives every method's primitives, the
         sampling methods run more for the classes (or seeds) of that run; each option goes to every
-        method that takes it."""
+        method that takes it. Forward-only methods (occlusion, RISE) still run on a model whose graph
+        cannot be rewritten, on its output itself (:mod:`.forward_only`)."""
         x, extra = self._check_input(x), self._extra(extra_inputs)
         _check_threshold(box_threshold)
         plan = _plan(methods, options)
+        try:
+            return self._explain_planned(x, plan, target, box_threshold, extra, seed)
+        except UnsupportedModelError as exc:
+            if not all(m.forward_only for m, _ in plan):
+                raise
+            return forward_only(self, x, plan, target, seed, box_threshold, extra, str(exc))
+
+    def _explain_planned(self, x, plan, target, box_threshold, extra, seed) -> dict[str, Explanation]:
         shared = tuple(sorted({s for m, opts in plan for s in m.sets_for(opts)})) or (
             self._sessions.cheapest(),
         )

@@ -39,6 +39,7 @@ class Explanation:
     signed: np.ndarray | None = field(default=None, repr=False)  # (N, H, W) in [-1, 1], signed methods
     _boxes: np.ndarray | None = field(default=None, repr=False)
     output: np.ndarray | None = field(default=None, repr=False)  # the explained output, same run
+    note: str | None = None  # how it was computed, when not as usual (forward-only on the output)
 
     @property
     def boxes(self) -> np.ndarray:

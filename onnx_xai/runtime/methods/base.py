@@ -99,6 +99,7 @@ class Method:
     family: ClassVar[str] = "gradient"
     signed: ClassVar[bool] = False
     sets: ClassVar[tuple[str, ...]] = ()
+    forward_only: ClassVar[bool] = False  # needs only the score: runs on models that cannot be rewritten
     Options: ClassVar[type[Options]] = Options
     summary: ClassVar[str] = ""
     reference: ClassVar[str] = ""

@@ -11,7 +11,8 @@
   (:func:`rise_masks` makes them; ``noise_seed`` repeats them).
 
 Both run the rewritten model's lightest graph on batches of copies (``batch_size`` or
-``max_batch_bytes``), for a class or any seed objective.
+``max_batch_bytes``), for a class or any seed objective; on a model whose graph cannot be rewritten
+they run the model itself, on its output (:mod:`onnx_xai.runtime.forward_only`).
 """
 
 from __future__ import annotations
@@ -75,6 +76,7 @@ def occlusion_windows(height: int, width: int, window: int, stride: int) -> list
 class Occlusion(Method):
     name = "occlusion"
     signed = True
+    forward_only = True
     sets = ("activation",)
     Options = OcclusionOptions
     summary = "the score's mean drop when a sliding patch covering each pixel is replaced by a baseline"
@@ -144,6 +146,7 @@ def rise_masks(count: int, grid: int, p: float, height: int, width: int, seed: i
 @register
 class Rise(Method):
     name = "rise"
+    forward_only = True
     sets = ("activation",)
     Options = RiseOptions
     summary = "the mean of random masks weighted by the score of the input they keep, over p"

@@ -1,0 +1,75 @@
+"""Forward-only methods on a model whose graph cannot be rewritten for gradients.
+
+A model with post-processing inside (NMS, TopK over boxes, custom-domain ops, control flow) may have
+no gradient path to its output; occlusion and RISE need only the score, so they still run, on the
+original model: the score is the output itself (the class's value, or ``sum(seed * output)``), not
+the logit before a Softmax/Sigmoid as on a rewritten graph, and each result says why
+(``Explanation.note``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import contract as c
+from ..errors import InputError
+from .explanation import Explanation, explanation
+from .methods import Context
+
+
+def forward_only(
+    ex, x: np.ndarray, plan, target, seed, box_threshold: float, extra: dict, reason: str
+) -> dict:
+    """Every method of ``plan`` (all forward-only) on the model itself (see the module docstring)."""
+    output = ex.predict(x, **extra)
+    objective = _objective(output, target, seed)
+
+    def call(xs: np.ndarray, objectives: np.ndarray, sets: tuple) -> dict:
+        return {c.SCORE: _scores(ex.predict(xs, **extra), objectives)}
+
+    scores = _scores(output, objective)
+    targets = objective if objective.dtype.kind in "iu" else np.full(len(x), -1, np.int64)
+    note = f"scored on the output itself: the graph cannot be rewritten for gradients ({reason})"
+    results: dict[str, Explanation] = {}
+    size = (x.shape[ex.layout.index("H")], x.shape[ex.layout.index("W")])
+    for method, opts in plan:
+        raw = method.attribute(Context(x, objective, {c.SCORE: scores}, call, ex.layout), opts)
+        result = explanation(
+            method.name,
+            method.family_for(opts),
+            method.signed_for(opts),
+            raw,
+            targets,
+            scores.astype(np.float32),
+            ex.layout,
+            size,
+            box_threshold,
+        )
+        result.output, result.note = output, note
+        results[method.name] = result
+    return results
+
+
+def _objective(output: np.ndarray, target, seed) -> np.ndarray:
+    """The classes (``-1`` resolved to each sample's top class) or the seeds, one per sample."""
+    n = len(output)
+    if seed is not None:
+        if target is not None:
+            raise InputError("give a target or a seed, not both")
+        seeds = np.asarray(seed, np.float32)
+        seeds = np.broadcast_to(seeds, output.shape) if seeds.shape == output.shape[1:] else seeds
+        if seeds.shape != output.shape:
+            raise InputError(f"seed has shape {seeds.shape}; the explained output has shape {output.shape}")
+        return np.ascontiguousarray(seeds)
+    if output.ndim != 2:
+        raise InputError(f"a class target needs an [N, K] output, not {list(output.shape)}: give a seed")
+    classes = np.broadcast_to(np.asarray(-1 if target is None else target), (n,)).astype(np.int64)
+    if ((classes < -1) | (classes >= output.shape[1])).any():
+        raise InputError(f"a target is out of range for a model with {output.shape[1]} classes")
+    return np.where(classes < 0, output.argmax(axis=1), classes)
+
+
+def _scores(output: np.ndarray, objective: np.ndarray) -> np.ndarray:
+    if objective.dtype.kind == "f":
+        return (output * objective).reshape(len(output), -1).sum(axis=1)
+    return output[np.arange(len(output)), objective]

@@ -13,7 +13,8 @@ the model's own output (``Explainer.predict``), in the output's layout, one seed
   ``cx, cy, w, h`` by default);
 - :func:`dense_seed`: the sum of one channel of a dense map over a region: a box, a mask, or by
   default the largest connected region above a threshold (a text detector's strongest region);
-- :func:`value_seed`: one value of a regression or landmark output (a coordinate, a face flag).
+- :func:`value_seed`: one value of a regression or landmark output (a coordinate, a face flag), or
+  the sum of several (a landmark's x and y).
 
 :func:`output_kind` says which of them an output calls for, from its shape and its layout (a
 channels-last map, as Keras and TFLite write segmenters, is a map; ``[N, 1, 1, K]`` is a vector).
@@ -55,19 +56,24 @@ def output_kind(shape: tuple, layout: str | None = None) -> str:
     return "segmentation" if isinstance(channels, int) and channels > 1 else "dense"
 
 
-def value_seed(output, index: int) -> tuple[np.ndarray, list[dict]]:
+def value_seed(output, index) -> tuple[np.ndarray, list[dict]]:
     """One value of each sample's output, by its index in the flattened sample (a landmark
-    coordinate, a regression value, a face flag)."""
+    coordinate, a regression value, a face flag), or the sum of several (``index`` a sequence: a
+    landmark's x and y)."""
     output = np.asarray(output)
     per_sample = int(np.prod(output.shape[1:]))
-    if not 0 <= index < per_sample:
-        raise InputError(f"value {index} is out of range for an output of {per_sample} values per sample")
+    indices = [int(i) for i in np.atleast_1d(index)]
+    bad = [i for i in indices if not 0 <= i < per_sample]
+    if bad or len(set(indices)) != len(indices):
+        raise InputError(
+            f"value {bad[0] if bad else indices} is out of range (or repeated) for an output of "
+            f"{per_sample} values per sample"
+        )
     seed = np.zeros((len(output), per_sample), np.float32)
-    seed[:, index] = 1
-    values = output.reshape(len(output), -1)[:, index]
-    return seed.reshape(output.shape), [
-        {"kind": "regression", "index": index, "value": float(v)} for v in values
-    ]
+    seed[:, indices] = 1
+    values = output.reshape(len(output), -1)[:, indices].sum(axis=1)
+    where = {"index": indices[0]} if np.ndim(index) == 0 else {"indices": indices}
+    return seed.reshape(output.shape), [{"kind": "regression", **where, "value": float(v)} for v in values]
 
 
 def _batched(output, rank: int, what: str) -> np.ndarray:

@@ -213,6 +213,7 @@ def _options(args: argparse.Namespace, ex):
         objective=args.objective,
         region=tuple(args.region) if args.region else None,
         channel=args.channel,
+        values=tuple(args.values) if args.values else None,
         candidate=args.candidate,
         threshold=args.threshold,
         fuse=args.fuse,

@@ -29,7 +29,7 @@ def add_objective(p: argparse.ArgumentParser) -> None:
         "a pre-NMS detector (the best candidate of --target's class, or of any, overlapping --region), "
         "a map (channels first or last) a segmenter (--target's class where it wins) or, with one "
         "channel, a dense map (its largest region above --threshold, or --region); [N, 1, 1, K] "
-        "values (--objective regression --channel I).",
+        "values (--objective regression --channel I, or --values I J for a sum).",
     )
     g.add_argument("--objective", choices=KINDS, default="auto", help="override the kind (default: auto)")
     g.add_argument(
@@ -42,6 +42,13 @@ def add_objective(p: argparse.ArgumentParser) -> None:
     g.add_argument("--candidate", type=at_least(0), help="a detector's candidate by index")
     g.add_argument(
         "--channel", type=at_least(0), default=0, help="a map's channel or a value's index (default 0)"
+    )
+    g.add_argument(
+        "--values",
+        type=at_least(0),
+        nargs="+",
+        metavar="I",
+        help="a regression's values to sum, by index (a landmark's x and y: --values 8 9)",
     )
     g.add_argument(
         "--threshold",

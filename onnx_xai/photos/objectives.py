@@ -39,12 +39,13 @@ def objective(ex, batch: np.ndarray, prepared: list[Prepared], opts) -> tuple[di
         raise InputError(f"region {list(opts.region)} is empty: give x0 y0 x1 y1 with x1 > x0 and y1 > y0")
     if kind == "class":
         return {"target": opts.target}, [None] * len(prepared)
-    if kind == "regression" and opts.objective == "auto":
+    if kind == "regression" and opts.objective == "auto" and not opts.values:
         values = int(np.prod([d for d in ex.output_shape[1:] if isinstance(d, int)]))
         raise InputError(
             f"the output {ex.record.output!r} of shape {list(ex.output_shape)} holds {values} values "
             "per sample "
-            "(a regression or landmarks): say which with --objective regression --channel I, or explain "
+            "(a regression or landmarks): say which with --objective regression --channel I (or --values I J "
+            "for a sum, a landmark's x and y), or explain "
             "another output with --output"
         )
     output = ex.predict(batch)
@@ -139,7 +140,7 @@ def _seed(kind: str, output: np.ndarray, p: Prepared, opts, decoded=None) -> tup
         scale = np.array([output.shape[3] / p.size[1], output.shape[2] / p.size[0]] * 2)
         region = tuple(np.asarray(region) * scale)
     if kind == "regression":
-        return seeds.value_seed(output, opts.channel)
+        return seeds.value_seed(output, list(opts.values) if opts.values else opts.channel)
     if kind == "segmentation":
         if opts.target is None:
             raise InputError("a segmentation output needs --target (the class to explain)")

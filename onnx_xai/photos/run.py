@@ -56,6 +56,7 @@ class ExplainOptions:
     objective: str = "auto"
     region: tuple[float, float, float, float] | None = None  # x0 y0 x1 y1 in photo pixels
     channel: int = 0
+    values: tuple[int, ...] | None = None  # a regression's values to sum (a landmark's x and y)
     candidate: int | None = None
     detection: DetectionLayout | None = None  # None: read from the output's shape (seeds.detection_layout)
     decoder: BoxDecoder | None = None  # a scores output's boxes; None: paired by shape (boxes.pair_boxes)

@@ -204,3 +204,11 @@ def test_landmarks_are_explained_one_value_at_a_time(converted, tmp_path, capsys
     gradient_matches_differences(
         path, names[3], seed, p.array, lambda x: float(twin(x)[3].numpy()[0, 0, 0, 3])
     )
+    chosen = explain(path, tmp_path / "point", *flags, "--values", "2", "3")  # a landmark's x and y
+    assert chosen["indices"] == [2, 3]
+    assert chosen["value"] == pytest.approx(float(found[names[3]][0, 0, 0, 2:4].sum()), rel=1e-5)
+    seed = np.zeros_like(found[names[3]])
+    seed[0, 0, 0, 2:4] = 1
+    gradient_matches_differences(
+        path, names[3], seed, p.array, lambda x: float(twin(x)[3].numpy()[0, 0, 0, 2:4].sum())
+    )

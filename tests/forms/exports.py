@@ -56,6 +56,8 @@ FORMS = {
     "vit_distilled": Form("vit_distilled"),  # DeiT: class and distillation tokens
     "swin_torchvision": Form("swin_torchvision"),  # [N, H, W, C] maps, shifted windows (roll)
     "swin_hf": Form("swin_hf"),  # [N, L, C] tokens between blocks, the grid halved by patch merging
+    "swin_torchvision_dynamo": Form("swin_torchvision", opset=18, exporter="dynamo"),
+    "vit_torchvision_dynamo": Form("vit_torchvision", opset=18, exporter="dynamo"),
     "uint8_pixels": Form("uint8_pixels", opset=13),
     "sigmoid_head": Form("sigmoid_head"),
     "grayscale": Form("grayscale"),
@@ -121,6 +123,7 @@ def export(name: str) -> Path:
 def _export_dynamo(net, example: torch.Tensor, path: Path, form: Form) -> Path:
     """torch.export's ONNX exporter (dynamic batch when the form says), its weights inside the file."""
     batch = {"x": {0: torch.export.Dim("N")}} if "batch" in form.dynamic else None
+    example = torch.cat([example, example]) if batch else example  # a batch of 1 would be specialized
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         program = torch.onnx.export(

@@ -124,6 +124,8 @@ FAMILIES = [
     "vit_runtime_grid",
     "swin_torchvision",
     "swin_hf",
+    "swin_torchvision_dynamo",
+    "vit_torchvision_dynamo",
 ]
 
 

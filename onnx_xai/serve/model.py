@@ -207,7 +207,7 @@ class ExplainedModel(Model):
             "score": round(float(r["score"]), 6),
             "box": list(box) if box else None,
             "objective": chosen or {"kind": "class"},
-        }
+        } | ({"note": r["note"]} if r.get("note") else {})
         if params.overlay and item.photo is not None:
             picture = outline(
                 photo_picture(p, r["family"], r["map"], r["signed"], box), (chosen or {}).get("photo_box")

@@ -65,14 +65,10 @@ def test_rise_matches_its_definition_on_the_same_masks(setup):  # noqa: F811
     assert rel(ours[:, 1], want) < 1e-5
 
 
-def test_forward_only_methods_run_where_the_gradient_cannot(tmp_path):
-    """A model whose output goes through an op without a gradient rule (CumSum): the gradient
-    methods are refused naming it; occlusion still runs, on the output itself, as Captum's does."""
+def cumulative():
+    """The method table's small CNN ending in CumSum (no gradient rule), and its ONNX bytes."""
     import io
     import warnings
-
-    import onnx_xai
-    from onnx_xai.errors import UnsupportedModelError
 
     from .test_method_references import Net
 
@@ -85,9 +81,26 @@ def test_forward_only_methods_run_where_the_gradient_cannot(tmp_path):
     buffer = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(net, torch.zeros(1, 3, 16, 16), buffer, dynamo=False, opset_version=17,
-                          input_names=["x"], dynamic_axes={"x": {0: "N"}})  # fmt: skip
-    ex = onnx_xai.Explainer(buffer.getvalue())
+        torch.onnx.export(
+            net,
+            torch.zeros(1, 3, 16, 16),
+            buffer,
+            dynamo=False,
+            opset_version=17,
+            input_names=["x"],
+            dynamic_axes={"x": {0: "N"}},
+        )
+    return net, buffer.getvalue()
+
+
+def test_forward_only_methods_run_where_the_gradient_cannot(tmp_path):
+    """A model whose output goes through an op without a gradient rule (CumSum): the gradient
+    methods are refused naming it; occlusion still runs, on the output itself, as Captum's does."""
+    import onnx_xai
+    from onnx_xai.errors import UnsupportedModelError
+
+    net, model = cumulative()
+    ex = onnx_xai.Explainer(model)
     x = np.random.default_rng(5).standard_normal((2, 3, 16, 16)).astype(np.float32)
     with pytest.raises(UnsupportedModelError, match="CumSum"):
         ex.explain(x, "gradcam")
@@ -101,16 +114,16 @@ def test_forward_only_methods_run_where_the_gradient_cannot(tmp_path):
     seed = np.random.default_rng(6).standard_normal((2, 5)).astype(np.float32)
     masks = rise_masks(16, 4, 0.5, 16, 16, seed=1)
     ours = ex.explain(x, "rise", seed=seed, n_masks=16, grid=4, noise_seed=1).raw
-    session = ort.InferenceSession(buffer.getvalue(), providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
     assert (
         rel(ours[:, 0], rise_by_hand(session, x, masks, lambda out, i: float(out[0] @ seed[i]), 0.5)) < 1e-5
     )
     from onnx_xai.cli import main
     from onnx_xai.photos import DEMO_PHOTOS
 
-    model, photo = tmp_path / "cumulative.onnx", str(sorted(Path(str(DEMO_PHOTOS)).glob("*.jpg"))[0])
-    model.write_bytes(buffer.getvalue())
-    assert main(["explain", str(model), photo, "--method", "occlusion", "--out", str(tmp_path / "out")]) == 0
+    path, photo = tmp_path / "cumulative.onnx", str(sorted(Path(str(DEMO_PHOTOS)).glob("*.jpg"))[0])
+    path.write_bytes(model)
+    assert main(["explain", str(path), photo, "--method", "occlusion", "--out", str(tmp_path / "out")]) == 0
     record = json.loads(next((tmp_path / "out").glob("*.json")).read_text())
     assert "cannot be rewritten" in record["explanations"][0]["note"]
-    assert main(["explain", str(model), photo, "--method", "gradcam", "--out", str(tmp_path / "no")]) == 1
+    assert main(["explain", str(path), photo, "--method", "gradcam", "--out", str(tmp_path / "no")]) == 1

@@ -271,3 +271,27 @@ def test_a_port_in_use_is_one_line_and_exit_1():
         done.returncode == 1
         and done.stderr == f"onnx-xai: error: cannot listen on 127.0.0.1:{port}: Address already in use\n"
     )
+
+
+def test_a_model_the_gradient_cannot_cross_is_served_by_the_forward_only_methods(tmp_path):
+    """A classifier ending in CumSum (no gradient rule): :explain with occlusion answers, saying that
+    it scored the output itself, equal to the Explainer's; Grad-CAM is a one-line 400 naming the node."""
+    from ..runtime.test_perturbation import cumulative
+
+    path = tmp_path / "cumulative.onnx"
+    path.write_bytes(cumulative()[1])
+    server = Served(model=path, name="cumulative")
+    try:
+        status, answer = server.call("explain", [photo(PHOTOS[0])], methods=["occlusion"], raw=True, target=2)
+        refused = server.call("explain", [photo(PHOTOS[0])], methods=["gradcam"])
+    finally:
+        code, output = server.stop()
+    assert status == 200 and code == 0, (answer, output)
+    entry = answer["explanations"][0][0]
+    assert "cannot be rewritten" in entry["note"] and entry["target"] == 2
+    ex = onnx_xai.Explainer(str(path))
+    p = prepare(load_image(PHOTOS[0]), **preprocessing_for(ex))
+    np.testing.assert_allclose(
+        np.asarray(entry["map"]), ex.explain(p.array, "occlusion", target=2).maps[0], atol=1e-6
+    )
+    assert refused[0] == 400 and "CumSum" in refused[1]["error"] and "\n" not in refused[1]["error"]

@@ -56,12 +56,8 @@ class Net(nn.Module):
         return self.fc(self.features(x).mean((2, 3)))
 
 
-@pytest.fixture(scope="module")
-def setup():
-    torch.manual_seed(0)
-    net = Net().eval()
-    net.stem[1].running_mean.uniform_(-0.2, 0.2)
-    net.stem[1].running_var.uniform_(0.5, 1.5)
+def onnx_bytes(net: nn.Module) -> bytes:
+    """A 16 x 16 net exported by TorchScript (opset 17, dynamic batch), as bytes."""
     buffer = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -74,8 +70,17 @@ def setup():
             input_names=["x"],
             dynamic_axes={"x": {0: "N"}},
         )
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def setup():
+    torch.manual_seed(0)
+    net = Net().eval()
+    net.stem[1].running_mean.uniform_(-0.2, 0.2)
+    net.stem[1].running_var.uniform_(0.5, 1.5)
     x = np.random.default_rng(3).standard_normal((2, 3, 16, 16)).astype(np.float32)
-    ex = onnx_xai.Explainer(buffer.getvalue())
+    ex = onnx_xai.Explainer(onnx_bytes(net))
     targets = ex.explain(x, "gradcam").targets
     return ex, copy.deepcopy(net).double(), x, targets
 

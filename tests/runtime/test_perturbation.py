@@ -67,10 +67,7 @@ def test_rise_matches_its_definition_on_the_same_masks(setup):  # noqa: F811
 
 def cumulative():
     """The method table's small CNN ending in CumSum (no gradient rule), and its ONNX bytes."""
-    import io
-    import warnings
-
-    from .test_method_references import Net
+    from .test_method_references import Net, onnx_bytes
 
     class Cumulative(Net):
         def forward(self, x):
@@ -78,19 +75,7 @@ def cumulative():
 
     torch.manual_seed(4)
     net = Cumulative().eval()
-    buffer = io.BytesIO()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            net,
-            torch.zeros(1, 3, 16, 16),
-            buffer,
-            dynamo=False,
-            opset_version=17,
-            input_names=["x"],
-            dynamic_axes={"x": {0: "N"}},
-        )
-    return net, buffer.getvalue()
+    return net, onnx_bytes(net)
 
 
 def test_forward_only_methods_run_where_the_gradient_cannot(tmp_path):

@@ -26,7 +26,8 @@ from ..errors import InputError, UnsupportedModelError
 from .explanation import Explanation, explanation
 from .forward_only import forward_only
 from .inputs import InputSpec
-from .methods import METHOD_NAMES, Context, Method, Options, get
+from .methods import METHOD_NAMES, Context
+from .methods import plan as plan_methods
 from .sessions import FORWARD, SessionSet
 
 if TYPE_CHECKING:
@@ -241,7 +242,7 @@ class Explainer:
         cannot be rewritten, on its output itself (:mod:`.forward_only`)."""
         x, extra = self._check_input(x), self._extra(extra_inputs)
         _check_threshold(box_threshold)
-        plan = _plan(methods, options)
+        plan = plan_methods(methods, options)
         try:
             return self._explain_planned(x, plan, target, box_threshold, extra, seed)
         except UnsupportedModelError as exc:
@@ -363,33 +364,6 @@ class Explainer:
 
     def _spatial_size(self, x: np.ndarray) -> tuple[int, int]:
         return x.shape[self.layout.index("H")], x.shape[self.layout.index("W")]
-
-
-def _plan(methods: Sequence[str], options: dict) -> list[tuple[Method, Options]]:
-    """The methods with their options parsed, each option given to every method that takes it."""
-    if isinstance(methods, str) or not methods or not all(isinstance(m, str) for m in methods):
-        raise InputError(f"methods must be a non-empty list of method names, not {methods!r}")
-    chosen = [get(name) for name in dict.fromkeys(methods)]
-    taken = {name for m in chosen for name in m.Options.__dataclass_fields__}
-    unknown = sorted(set(options) - taken)
-    if unknown:
-        names = ", ".join(m.name for m in chosen)
-        raise InputError(
-            f"unknown option(s) {unknown} for {names}"
-            if len(chosen) > 1
-            else f"method {names!r} takes no options (got {unknown})"
-            if not taken
-            else f"unknown {names} option(s) {unknown}; valid: {', '.join(sorted(taken))}"
-        )
-    return [
-        (
-            m,
-            m.Options.parse(
-                m.name, {k: v for k, v in options.items() if k in m.Options.__dataclass_fields__}
-            ),
-        )
-        for m in chosen
-    ]
 
 
 def _check_threshold(value) -> None:

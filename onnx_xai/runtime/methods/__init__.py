@@ -4,6 +4,10 @@ Importing this package registers every method; :data:`METHOD_NAMES` lists them i
 method table of the Python API page, which :func:`method_table` generates.
 """
 
+from collections.abc import Sequence
+
+from ...errors import InputError
+
 # registration order is the order of METHOD_NAMES, the CLI's choices and the method table
 # isort: off
 from . import gradients, smooth, cams, perturbation  # noqa: F401
@@ -31,6 +35,34 @@ def method_table() -> str:
     return "\n".join(rows)
 
 
+def plan(methods: Sequence[str], options: dict) -> list[tuple[Method, Options]]:
+    """The methods named, with their options parsed, each option given to every method that takes it
+    (an option no method takes is an error)."""
+    if isinstance(methods, str) or not methods or not all(isinstance(m, str) for m in methods):
+        raise InputError(f"methods must be a non-empty list of method names, not {methods!r}")
+    chosen = [get(name) for name in dict.fromkeys(methods)]
+    taken = {name for m in chosen for name in m.Options.__dataclass_fields__}
+    unknown = sorted(set(options) - taken)
+    if unknown:
+        names = ", ".join(m.name for m in chosen)
+        raise InputError(
+            f"unknown option(s) {unknown} for {names}"
+            if len(chosen) > 1
+            else f"method {names!r} takes no options (got {unknown})"
+            if not taken
+            else f"unknown {names} option(s) {unknown}; valid: {', '.join(sorted(taken))}"
+        )
+    return [
+        (
+            m,
+            m.Options.parse(
+                m.name, {k: v for k, v in options.items() if k in m.Options.__dataclass_fields__}
+            ),
+        )
+        for m in chosen
+    ]
+
+
 def options_for(methods, noise_seed: int = 0, n_steps: int | None = None, fuse: str = "mean") -> dict:
     """The options one ``explain_many`` call of ``methods`` takes from a command's flags: the noise
     seed of the sampling methods (SmoothGrad, RISE), integrated gradients' points, how the CAM family
@@ -55,4 +87,5 @@ __all__ = [
     "get",
     "method_table",
     "options_for",
+    "plan",
 ]

@@ -13,6 +13,7 @@ photo names the level's output, and the command line says that it chose per phot
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -28,11 +29,22 @@ from .names import unique_names
 
 def output_shapes(ex, size: tuple[int, int] | None = None) -> dict[str, tuple]:
     """Every output's shape: as declared, or, where a rank-3 output's dimensions are symbolic, as one
-    run at the input's size (``size``, or the model's fixed one) gives them (the batch left symbolic)."""
+    run at the input's size (``size``, or the model's fixed one) gives them (the batch left symbolic),
+    that run made once per explainer and size."""
     declared = ex.outputs
     size = size or input_size(ex)
     if size is None or all(all(isinstance(d, int) for d in s[1:]) for s in declared.values() if len(s) == 3):
         return declared
+    known = _MEASURED.setdefault(ex, {})
+    if size not in known:
+        known[size] = _measured(ex, declared, size)
+    return known[size]
+
+
+_MEASURED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _measured(ex, declared: dict[str, tuple], size: tuple[int, int]) -> dict[str, tuple]:
     shape = [
         1 if axis == "N" else size[0] if axis == "H" else size[1] if axis == "W" else 0 for axis in ex.layout
     ]

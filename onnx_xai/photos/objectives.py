@@ -48,10 +48,11 @@ def objective(ex, batch: np.ndarray, prepared: list[Prepared], opts) -> tuple[di
             "for a sum, a landmark's x and y), or explain "
             "another output with --output"
         )
-    output = ex.predict(batch)
     decoded, boxes_from = None, None
     if kind == "detection":
-        opts, decoded, boxes_from = _detector(ex, batch, output, prepared, opts)
+        opts, output, decoded, boxes_from = _detector(ex, batch, prepared, opts)
+    else:
+        output = ex.predict(batch)
     to_maps, back = _channels_first(output, ex.output_layout)
     seed_list, chosen = [], []
     for i, p in enumerate(prepared):
@@ -94,40 +95,41 @@ def _with_photo_box(described: dict, map_size: tuple, p: Prepared) -> dict:
     return {**described, "photo_box": list(p.box_to_photo(box))}
 
 
-def _detector(ex, batch: np.ndarray, output: np.ndarray, prepared: list[Prepared], opts):
-    """The options with the detector layout settled (said in each record's ``layout``) and the
-    candidates' boxes in input pixels when they are not the output's own pixel boxes: decoded from
-    their own output for an output of scores only, scaled from fractions of the input for rows that
-    all went through a Sigmoid (RT-DETR's ``[N, Q, 4 + C]``); and how, in words."""
-    shapes = output_shapes(ex, prepared[0].size)
-    box_output, paired, why = boxes.pair_boxes(
-        shapes, ex.record.output, prepared[0].size, ex.probability_outputs
-    )
+def _detector(ex, batch: np.ndarray, prepared: list[Prepared], opts):
+    """The options with the detector layout settled (said in each record's ``layout``), the output,
+    and the candidates' boxes in input pixels when they are not the output's own pixel boxes: decoded
+    from their own output (fetched in the same run) for an output of scores only, scaled from
+    fractions of the input for rows that all went through a Sigmoid (RT-DETR's ``[N, Q, 4 + C]``);
+    and how, in words."""
+    size, explained = prepared[0].size, ex.record.output
+    shapes = output_shapes(ex, size)
+    box_output, paired, why = boxes.pair_boxes(shapes, explained, size, ex.probability_outputs)
     if opts.detection is None:
         scores_only = ex.record.score_kind != "logit" or opts.decoder is not None or box_output is not None
-        layout = seeds.detection_layout(shapes[ex.record.output], scores_only, len(opts.labels) or None)
+        layout = seeds.detection_layout(shapes[explained], scores_only, len(opts.labels) or None)
         opts = replace(opts, detection=layout)
-    if opts.detection.boxes != "none":
-        if ex.record.output not in ex.probability_outputs:
-            return opts, None, None
-        height, width = prepared[0].size
+    decoder, why = (opts.decoder, "given") if opts.decoder is not None else (paired, why)
+    if opts.detection.boxes != "none" or decoder is None:
+        output = ex.predict(batch)
+        if opts.detection.boxes == "none":
+            if opts.region is not None:
+                raise InputError(
+                    f"a --region needs the candidates' boxes, and the boxes of {explained!r} were not "
+                    f"found ({why}); give a decoder spec with --decoder, or pick by class or --candidate"
+                )
+            return opts, output, None, None
+        if explained not in ex.probability_outputs:
+            return opts, output, None, None
         fractions = opts.detection.split(output.astype(np.float32))[0]
-        scaled = fractions * np.array([width, height, width, height], np.float32)
+        scaled = fractions * np.array([size[1], size[0], size[1], size[0]], np.float32)
         return (
             opts,
+            output,
             scaled,
             "boxes in the output's rows, in fractions of the input (every value through a Sigmoid)",
         )
-    decoder, why = (opts.decoder, "given") if opts.decoder is not None else (paired, why)
-    if decoder is None:
-        if opts.region is not None:
-            raise InputError(
-                f"a --region needs the candidates' boxes, and the boxes of {ex.record.output!r} were not "
-                f"found ({why}); give a decoder spec with --decoder, or pick by class or --candidate"
-            )
-        return opts, None, None
-    (raw,) = ex.predict_outputs(batch, [decoder.output])
-    return opts, decoder.decode(raw, prepared[0].size), f"{decoder.describe()} ({why})"
+    output, raw = ex.predict_outputs(batch, [explained, decoder.output])
+    return opts, output, decoder.decode(raw, size), f"{decoder.describe()} ({why})"
 
 
 def _seed(kind: str, output: np.ndarray, p: Prepared, opts, decoded=None) -> tuple[np.ndarray, list[dict]]:

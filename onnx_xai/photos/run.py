@@ -140,7 +140,7 @@ def _run_chunks(
             prepared = upcoming.result()
             if k + 1 < len(chunks):
                 upcoming = pool.submit(load, chunks[k + 1])
-            results, chosen = _explain(ex, prepared, opts)
+            results, chosen = explain_prepared(ex, prepared, opts)
             for i, (f, p) in enumerate(zip(chunk, prepared)):
                 picked = {m: pick(r, i) for m, r in results.items()}
                 staged.append(
@@ -209,7 +209,9 @@ def _readable(
     return kept
 
 
-def _explain(ex: Explainer, prepared: list[Prepared], opts: ExplainOptions) -> tuple[dict, list[dict | None]]:
+def explain_prepared(
+    ex: Explainer, prepared: list[Prepared], opts: ExplainOptions
+) -> tuple[dict, list[dict | None]]:
     """Every method on a batch (one shared run for all of them, or SmoothGrad of each), and what each
     photo's objective is when it is not a class (:mod:`onnx_xai.photos.objectives`)."""
     batch = np.concatenate([p.array for p in prepared])

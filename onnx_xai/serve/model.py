@@ -27,12 +27,11 @@ from PIL import Image
 from ..errors import InputError, XaiError
 from ..images import Prepared
 from ..labels import read_labels
-from ..photos.objectives import objective
 from ..photos.records import pick
-from ..photos.run import ExplainOptions
+from ..photos.run import ExplainOptions, explain_prepared
 from ..preprocessing import Preprocessing, preprocessing_for
 from ..runtime import Explainer
-from ..runtime.methods import METHOD_NAMES, options_for
+from ..runtime.methods import METHOD_NAMES
 from ..visuals import outline, photo_picture
 from . import requests
 from .batching import Batcher
@@ -167,9 +166,9 @@ class ExplainedModel(Model):
             candidate=params.candidate,
             channel=params.channel,
             threshold=params.threshold,
+            smooth=params.smooth,
         )
-        wanted, chosen = objective(self.ex, batch, photos, opts)
-        results = self._explained(batch, params, wanted)
+        results, chosen = explain_prepared(self.ex, photos, opts)
         shared = next(iter(results.values())).output
         outputs = shared if shared is not None and len(shared) == len(batch) else self.ex.predict(batch)
         return [
@@ -182,18 +181,6 @@ class ExplainedModel(Model):
         encoding threads, while the runner computes the next batch)."""
         _, picked, photo, chosen, item = answer
         return [self._entry(m, r, photo, chosen, item, params) for m, r in picked.items()]
-
-    def _explained(self, batch: np.ndarray, params: requests.Parameters, wanted: dict) -> dict:
-        if "target" in wanted:
-            wanted = {"target": [-1 if params.target is None else params.target] * len(batch)}
-        if params.smooth:
-            return {
-                m: self.ex.explain(
-                    batch, "smoothgrad", base=m, n_samples=params.smooth, noise_seed=0, **wanted
-                )
-                for m in params.methods
-            }
-        return self.ex.explain_many(batch, list(params.methods), **wanted, **options_for(params.methods, 0))
 
     def _entry(self, method: str, r: dict, p: Prepared, chosen, item, params: requests.Parameters) -> dict:
         box = p.box_to_photo(r["box"]) if r["box"][2] > r["box"][0] else None

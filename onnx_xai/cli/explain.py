@@ -133,7 +133,9 @@ def run(args: argparse.Namespace) -> int:
 
     ex = explainer(args.output)
     output = settled_output(args, ex)
-    ex = explainer(output) if output is not None else ex
+    if output is not None:  # the box output's explainer is let go: its sessions hold the weights
+        explainers.pop(args.output)
+        ex = explainer(output)
     opts = _options(args, ex)
     _say_where_labels_come_from(args, ex)
     levels = [] if args.output or opts.candidate is not None else levels_of(ex)

@@ -98,13 +98,21 @@ def spotlight(
     zero (the top third of the importance fully lit); ``signed`` maps in [-1, 1] tint it red and
     blue; inside ``region``, with the box drawn, as :func:`overlay`."""
     photo = photo.convert("RGB")
-    light = np.clip(values * 1.5, 0, 1)[..., None]
-    mixed = np.asarray(photo, np.float32) * (0.2 + 0.8 * light)
-    if signed is not None:
-        tint = (np.clip(np.abs(signed) * 1.5, 0, 1) * 0.6)[..., None]
-        mixed = mixed * (1 - tint) + np.asarray(heatmap((signed + 1) / 2, "coolwarm"), np.float32) * tint
+    kept, added = _spotlight_terms(values, signed)
+    mixed = np.asarray(photo, np.float32) * kept[..., None] + added
     lit = Image.fromarray(np.clip(np.round(mixed), 0, 255).astype(np.uint8))
     return _framed(photo, lit, box, region)
+
+
+def _spotlight_terms(values: np.ndarray, signed: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """The spotlight as ``photo * kept + added``: the share of the photo kept per pixel (20 % to all
+    of it, less where a signed map tints) and the tint's colour added."""
+    kept = 0.2 + 0.8 * np.clip(values * 1.5, 0, 1)
+    if signed is None:
+        return kept, np.zeros((*values.shape, 3), np.float32)
+    tint = np.clip(np.abs(signed) * 1.5, 0, 1) * 0.6
+    added = np.asarray(heatmap((signed + 1) / 2, "coolwarm"), np.float32) * tint[..., None]
+    return kept * (1 - tint), added
 
 
 def _framed(photo: Image.Image, blended: Image.Image, box, region) -> Image.Image:
@@ -144,6 +152,52 @@ def photo_picture(
         return overlay(prepared.photo, prepared.map_to_photo(single_map), cmap, alpha, box, prepared.region())
     tint = prepared.map_to_photo(signed) if signed is not None else None
     return spotlight(prepared.photo, prepared.map_to_photo(single_map), tint, box, prepared.region())
+
+
+def photo_layer(
+    prepared,
+    family: str,
+    single_map: np.ndarray,
+    signed: np.ndarray | None,
+    box,
+    cmap: str = "jet",
+    alpha: float = 0.5,
+) -> Image.Image:
+    """What :func:`photo_picture` draws over the photo, as a transparent picture of the photo's size
+    (RGBA; for the CAM family a palette of 253 heat levels, clear, and the two box colours): laid
+    over the photo (alpha compositing, as a browser stacks two images) it gives the picture, to
+    within rounding. The boxes are drawn opaque."""
+    values = prepared.map_to_photo(single_map)
+    x0, y0, x1, y1 = region = prepared.region()
+    if family == "cam":  # a palette picture: a quarter of the bytes of RGBA to encode
+        levels = np.full(values.shape, _CLEAR, np.uint8)
+        heat = np.clip(np.rint(values[y0:y1, x0:x1] * (_HEAT_LEVELS - 1)), 0, _HEAT_LEVELS - 1)
+        levels[y0:y1, x0:x1] = heat
+        layer = Image.fromarray(levels, "P")
+        layer.putpalette(_layer_palette(cmap, alpha), rawmode="RGBA")
+        return outline(layer, box, (255, 255, 255))
+    kept, added = _spotlight_terms(values, prepared.map_to_photo(signed) if signed is not None else None)
+    shown = 1.0 - kept
+    colour = added / np.maximum(shown, 1e-6)[..., None]
+    layer = Image.fromarray(np.clip(np.rint(colour), 0, 255).astype(np.uint8)).convert("RGBA")
+    opacity = Image.new("L", prepared.photo.size, 0)
+    opacity.paste(Image.fromarray(np.rint(shown * 255).astype(np.uint8)).crop(region), region)
+    layer.putalpha(opacity)
+    return outline(layer, box, (255, 255, 255))
+
+
+_HEAT_LEVELS = 253  # a CAM layer's palette: the heat levels, then clear, white and green (the boxes)
+_CLEAR = _HEAT_LEVELS
+
+
+@functools.lru_cache(maxsize=8)
+def _layer_palette(cmap: str, alpha: float) -> bytes:
+    heat = colormap(cmap)[np.rint(np.linspace(0, 255, _HEAT_LEVELS)).astype(int)]
+    colours = np.zeros((256, 4), np.uint8)
+    colours[:_HEAT_LEVELS, :3], colours[:_HEAT_LEVELS, 3] = heat, int(round(alpha * 255))
+    colours[_CLEAR + 1] = (255, 255, 255, 255)
+    colours[_CLEAR + 2] = (0, 230, 64, 255)  # outline's default colour
+    return colours.tobytes()
 
 
 def sheet(photo: Image.Image, panels: list[tuple[str, Image.Image]], height: int = 320) -> Image.Image:

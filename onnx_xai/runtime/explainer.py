@@ -21,10 +21,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .. import contract as c
-from ..contract import RewriteRecord
+from ..contract import LayerView, RewriteRecord
 from ..errors import InputError, UnsupportedModelError
 from .explanation import Explanation, explanation
 from .forward_only import forward_only
+from .head import LayerHead
 from .inputs import InputSpec
 from .methods import METHOD_NAMES, Context
 from .methods import plan as plan_methods
@@ -269,7 +270,10 @@ class Explainer:
         resolved = targets if seed is None else objective
         results = {}
         for method, opts in plan:
-            raw = method.attribute(Context(x, resolved, outputs, call, self.layout), opts)
+            context = Context(
+                x, resolved, outputs, call, self.layout, lambda: self._layer_head(seed is not None, extra)
+            )
+            raw = method.attribute(context, opts)
             if not np.isfinite(raw).all():
                 raise InputError(
                     f"{method.name} is not finite for this input: the model's values overflow "
@@ -290,6 +294,16 @@ class Explainer:
         return results
 
     # -- internals -----------------------------------------------------------------------------------
+    def _layer_head(self, seeded: bool, extra: dict) -> LayerHead:
+        """The model cut at its first target layer, for this objective (:mod:`.head`)."""
+        target = dict(self._sessions.record().target)  # the first target layer
+        view = LayerView(**target | {"grid": tuple(target["grid"]) if target.get("grid") else None})
+        record = self._sessions.record()
+        return LayerHead(
+            self._sessions.split(seeded), view, self.input_name, record.output, extra,
+            probabilities=record.output in record.probability_outputs,
+        )  # fmt: skip
+
     def _run(self, x: np.ndarray, objective: np.ndarray, sets: tuple[str, ...], extra: dict) -> dict:
         """One run of the graph serving ``sets`` for ``objective`` (int classes, or float seeds):
         every output of those sets, the score and, for classes, the classes used, by name."""

@@ -33,7 +33,8 @@ def forward_only(
     results: dict[str, Explanation] = {}
     size = (x.shape[ex.layout.index("H")], x.shape[ex.layout.index("W")])
     for method, opts in plan:
-        raw = method.attribute(Context(x, objective, {c.SCORE: scores}, call, ex.layout), opts)
+        head = lambda: ex._layer_head(seed is not None, extra)  # noqa: E731
+        raw = method.attribute(Context(x, objective, {c.SCORE: scores}, call, ex.layout, head), opts)
         result = explanation(
             method.name,
             method.family_for(opts),

@@ -78,6 +78,7 @@ class SessionSet:
         self._providers, self._threads, self.backend = providers, threads, backend
         self._lock = threading.Lock()
         self._sessions: dict = {}
+        self._split: dict[bool, tuple] = {}  # body, head and boundary, per objective (split)
         self._analysis: Analysis | None = None
         first = self._session_from(self._bytes_or_path())
         self.metadata = first.metadata()  # the model's metadata_props (a rewrite keeps the original's)
@@ -146,7 +147,7 @@ class SessionSet:
 
     def held(self) -> int:
         """How many sessions (copies of the model) are held now."""
-        return len({id(s) for s in self._sessions.values()})
+        return len({id(s) for s in self._sessions.values()}) + 2 * len(self._split)
 
     def cheapest(self) -> str:
         """The output set that costs least to run (for runs that need only the score)."""
@@ -240,6 +241,32 @@ class SessionSet:
             f"this rewritten model has no {missing[0]!r} outputs (it has {', '.join(sorted(present))}); "
             f"rewrite the original with onnx-xai augment --outputs {' '.join(output_sets)}"
         )
+
+    def split(self, seeded: bool) -> tuple[Session, Session, list[str]]:
+        """The sessions of the model cut at its first target layer (:func:`onnx_xai.graph.split`):
+        the body (the score and the boundary's tensors, the layer's first) and the head (the score
+        from them), and the boundary's names."""
+        with self._lock:
+            if seeded not in self._split:
+                from ..graph.split import split
+
+                record = self.record()
+                if self.rewritten:
+                    self._rewritten_serves(("activation",), seeded)  # the objective it takes
+                    from ..graph.model_io import load_model
+
+                    model = load_model(self._source)[0]
+                else:
+                    from ..graph.augment import augment
+
+                    model = augment(self._analyze(), outputs=("activation",), seeded=seeded)
+                    self._analysis = None
+                stage("cutting the model at its target layer")
+                grid_from = [g for g in [record.target.get("grid_from")] if g]
+                cut = split(model, record.target_layers[0], record.output, record.input, grid_from)
+                made = [self._session_from(part.SerializeToString()) for part in (cut.body, cut.head)]
+                self._split[seeded] = (made[0], made[1], cut.boundary)
+            return self._split[seeded]
 
     def run(
         self,

@@ -3,8 +3,9 @@
 ``:predict`` answers ``{"predictions": [...]}``: for a classifier each instance's top-k classes with
 their labels and probabilities (the output itself after a Softmax/Sigmoid, else its softmax), for any
 other output the output itself. ``:explain`` answers the same predictions and, per instance, one
-explanation per method (method, target, label, score, box in photo pixels, the objective, a PNG
-overlay in base64 for photos, the raw map on request), from one run of the graph per batch: the
+explanation per method (method, target, label, score, box in photo pixels, the objective, for photos
+a transparent PNG overlay of the photo's size in base64 (and on request the map drawn on the photo),
+the raw map on request), from one run of the graph per batch: the
 Explainer's shared run gives the output, the activations and the gradients together. Requests are
 read by :mod:`.requests` and batched by :mod:`.batching`; any problem with a request is KServe's
 ``InvalidInput`` (HTTP 400, one line).
@@ -29,10 +30,11 @@ from ..images import Prepared
 from ..labels import read_labels
 from ..photos.records import pick
 from ..photos.run import ExplainOptions, explain_prepared
+from ..png import picture_png
 from ..preprocessing import Preprocessing, preprocessing_for
 from ..runtime import Explainer
 from ..runtime.methods import METHOD_NAMES
-from ..visuals import outline, photo_picture
+from ..visuals import outline, photo_layer, photo_picture
 from . import requests
 from .batching import Batcher
 
@@ -91,11 +93,9 @@ class ExplainedModel(Model):
             answers = await self.batcher.submit(("explain", params, _shape(items)), items)
         except (InputError, XaiError) as exc:
             raise InvalidInput(str(exc)) from None
-        loop = asyncio.get_running_loop()
-        encoded = [loop.run_in_executor(self.encoders, self._entries, answer, params) for answer in answers]
         return {
-            "predictions": [self._prediction(answer[0], params.top_k) for answer in answers],
-            "explanations": list(await asyncio.gather(*encoded)),
+            "predictions": [self._prediction(output, params.top_k) for output, _ in answers],
+            "explanations": [entries for _, entries in answers],
         }
 
     async def _infer_v2(self, request: InferRequest) -> InferResponse:
@@ -171,14 +171,16 @@ class ExplainedModel(Model):
         results, chosen = explain_prepared(self.ex, photos, opts)
         shared = next(iter(results.values())).output
         outputs = shared if shared is not None and len(shared) == len(batch) else self.ex.predict(batch)
-        return [
+        answers = [
             (outputs[i], {m: pick(r, i) for m, r in results.items()}, photos[i], chosen[i], items[i][0])
             for i in range(len(items))
         ]
+        return list(zip(outputs, self.encoders.map(self._entries, answers, [params] * len(answers))))
 
     def _entries(self, answer: tuple, params: requests.Parameters) -> list[dict]:
-        """One instance's explanations, as the response gives them (the pictures encoded here, in the
-        encoding threads, while the runner computes the next batch)."""
+        """One instance's explanations, as the response gives them (the pictures encoded in the
+        encoding threads, every core on a batch's pictures between two runs: beside a run, they would
+        slow every thread of it to the pace of the one they preempt)."""
         _, picked, photo, chosen, item = answer
         return [self._entry(m, r, photo, chosen, item, params) for m, r in picked.items()]
 
@@ -195,11 +197,13 @@ class ExplainedModel(Model):
             "box": list(box) if box else None,
             "objective": chosen or {"kind": "class"},
         } | ({"note": r["note"]} if r.get("note") else {})
+        drawn = (r["family"], r["map"], r["signed"], box)
         if params.overlay and item.photo is not None:
-            picture = outline(
-                photo_picture(p, r["family"], r["map"], r["signed"], box), (chosen or {}).get("photo_box")
-            )
-            entry[f"overlay_{params.overlay}"] = _encoded(picture, params.overlay)
+            layer = outline(photo_layer(p, *drawn), (chosen or {}).get("photo_box"))
+            entry["overlay_png"] = _encoded(layer, "png")
+        if params.picture and item.photo is not None:
+            picture = outline(photo_picture(p, *drawn), (chosen or {}).get("photo_box"))
+            entry[f"picture_{params.picture}"] = _encoded(picture, params.picture)
         if params.raw:
             entry["map"] = np.asarray(r["map"], np.float32).tolist()
         return entry
@@ -249,10 +253,9 @@ def _array_photo(array: np.ndarray, layout: str) -> Prepared:
 
 
 def _encoded(picture: Image.Image, image_format: str) -> str:
-    """The picture as base64 PNG (zlib level 1) or JPEG (quality 90)."""
+    """The picture (RGB, RGBA, or palette) as base64 PNG, or JPEG (quality 90)."""
+    if image_format == "png":
+        return base64.b64encode(picture_png(picture)).decode("ascii")
     buffer = io.BytesIO()
-    if image_format == "jpg":
-        picture.convert("RGB").save(buffer, format="JPEG", quality=90)
-    else:
-        picture.save(buffer, format="PNG", compress_level=1)
+    picture.convert("RGB").save(buffer, format="JPEG", quality=90)
     return base64.b64encode(buffer.getvalue()).decode("ascii")

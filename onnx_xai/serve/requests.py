@@ -6,9 +6,10 @@ already in the model's input shape and layout (``[C, H, W]`` per instance, or th
 A request never names a file. ``parameters`` (a top-level object, the V2 protocol's name for
 per-request options) may give ``methods``, ``target`` (an index, a label, or -1 for each instance's
 top-1), ``top_k``, the objective flags of ``explain`` (``objective``, ``region``, ``candidate``,
-``channel``, ``threshold``), ``smooth`` (SmoothGrad samples), ``raw`` (return the raw maps) and
-``overlay`` (the overlays: ``"png"`` or true, the default; ``"jpg"``, 15x faster to encode and 6x
-smaller; false for none). Anything else, or a value out of range, is a
+``channel``, ``threshold``), ``smooth`` (SmoothGrad samples), ``raw`` (return the raw maps),
+``overlay`` (true, the default: each map as a transparent PNG of the photo's size to lay over it;
+false for none) and ``picture`` (``"png"`` or ``"jpg"``: each map drawn on the photo, as ``explain``
+writes it; false, the default). Anything else, or a value out of range, is a
 :class:`BadRequest` naming it in one line.
 """
 
@@ -37,6 +38,7 @@ KNOWN = (
     "smooth",
     "raw",
     "overlay",
+    "picture",
 )
 
 
@@ -58,7 +60,8 @@ class Parameters:
     threshold: float = 0.3
     smooth: int | None = None
     raw: bool = False
-    overlay: str | None = "png"  # the overlays' format, or None
+    overlay: bool = True  # each map as a transparent PNG layer to lay over the photo
+    picture: str | None = None  # each map drawn on the photo: "png", "jpg", or None
 
 
 @dataclass
@@ -97,6 +100,7 @@ def parameters(
         smooth=_whole(given, "smooth", None, 1),
         raw=_flag(given, "raw", False),
         overlay=_overlay(given.get("overlay", True)),
+        picture=_picture(given.get("picture", False)),
     )
 
 
@@ -123,14 +127,18 @@ def _flag(given: dict, name: str, default: bool) -> bool:
     return value
 
 
-def _overlay(value) -> str | None:
-    if value is True or value == "png":
-        return "png"
-    if value == "jpg":
-        return "jpg"
+def _overlay(value) -> bool:
+    if value in (True, False, "png"):
+        return bool(value)
+    raise BadRequest(f'overlay must be true, "png" (the same) or false, not {value!r}')
+
+
+def _picture(value) -> str | None:
+    if value in ("png", "jpg"):
+        return value
     if value is False:
         return None
-    raise BadRequest(f'overlay must be "png", "jpg", true or false, not {value!r}')
+    raise BadRequest(f'picture must be "png", "jpg" or false, not {value!r}')
 
 
 def _choice(given: dict, name: str, default: str, choices) -> str:

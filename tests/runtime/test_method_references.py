@@ -276,6 +276,9 @@ class _fixed_noise:
 def test_every_method_has_a_reference_row():
     covered = set(CAMS) | set(GRADIENTS) | {"guided_gradcam", "smoothgrad"}
     covered |= {"occlusion", "rise"}  # test_perturbation.py
+    covered |= {"lime", "kernel_shap"}  # test_surrogates.py
+    covered |= {"gradient_shap"}  # test_gradient_shap.py
+    covered |= {"reciprocam", "ablationcam"}  # test_mosaics.py
     assert covered == set(METHOD_NAMES), f"methods without a reference: {set(METHOD_NAMES) - covered}"
 
 

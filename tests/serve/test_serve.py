@@ -119,7 +119,8 @@ BAD = [
     ({"instances": [PHOTOS[0]], "parameters": {"colour": 1}}, "explain", "unknown parameter(s) ['colour']"),
     ({"instances": [PHOTOS[0]], "parameters": {"region": [5, 5, 1, 1]}}, "explain", "region must be"),
     ({"instances": []}, "predict", "a non-empty list"),
-    ({"instances": [PHOTOS[0]], "parameters": {"overlay": "gif"}}, "explain", "overlay must be"),
+    ({"instances": [PHOTOS[0]], "parameters": {"picture": "gif"}}, "explain", "picture must be"),
+    ({"instances": [PHOTOS[0]], "parameters": {"overlay": "jpg"}}, "explain", "overlay must be"),
     ({"instances": [{"image_bytes": {"b64": "x"}, "path": "/etc/passwd"}]}, "predict", "is not base64"),
 ]
 
@@ -233,23 +234,28 @@ def test_a_segmenter_and_a_detector_through_their_objectives(net, parameters):
         np.testing.assert_allclose(np.asarray(entry["map"]), results[entry["method"]].maps[0], atol=1e-6)
 
 
-def test_overlays_come_as_png_or_jpeg(served):
+def test_the_overlay_laid_over_the_photo_is_the_picture(served):
     import base64
     import io
 
     from PIL import Image
 
-    for kind, key, image_format in (("png", "overlay_png", "PNG"), ("jpg", "overlay_jpg", "JPEG")):
-        status, answer = served.call("explain", [photo(PHOTOS[0])], overlay=kind)
-        encoded = answer["explanations"][0][0][key]
-        with Image.open(io.BytesIO(base64.b64decode(encoded))) as picture:
-            assert (
-                status == 200
-                and picture.format == image_format
-                and picture.size == Image.open(PHOTOS[0]).size
-            )
+    def opened(encoded: str) -> Image.Image:
+        return Image.open(io.BytesIO(base64.b64decode(encoded)))
+
+    original = Image.open(PHOTOS[0]).convert("RGBA")
+    for kind, image_format in (("png", "PNG"), ("jpg", "JPEG")):
+        status, answer = served.call("explain", [photo(PHOTOS[0])], picture=kind)
+        entry = answer["explanations"][0][0]
+        layer, picture = opened(entry["overlay_png"]), opened(entry[f"picture_{kind}"])
+        assert status == 200 and picture.format == image_format and layer.format == "PNG"
+        assert layer.size == picture.size == original.size
+        layer = layer.convert("RGBA")
+        laid = np.asarray(Image.alpha_composite(original, layer).convert("RGB"), np.float64)
+        difference = np.abs(laid - np.asarray(picture.convert("RGB"), np.float64))
+        assert (difference.max() if kind == "png" else difference.mean()) <= 3.0
     status, answer = served.call("explain", [photo(PHOTOS[0])], overlay=False)
-    assert not {"overlay_png", "overlay_jpg"} & set(answer["explanations"][0][0])
+    assert status == 200 and not {"overlay_png", "picture_png", "picture_jpg"} & set(answer["explanations"][0][0])
 
 
 def test_a_port_in_use_is_one_line_and_exit_1():

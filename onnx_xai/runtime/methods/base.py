@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, fields
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -30,14 +30,22 @@ Call = Callable[[np.ndarray, np.ndarray, tuple], dict]
 @dataclass
 class Context:
     """What a method computes from: the batch (in the model's type), the objective per sample (the
-    resolved classes, int64 ``[N]``, or the seeds, float32 ``[N, *output]``: index either with the
-    same owners), the shared run's outputs, a way to run the model again, and the input's layout."""
+        resolved classes, int64 ``[N]``, or the seeds, float32 ``[N, *output]``: index either with the
+        same owners), the shared run's outputs, a way to run the model again, the input's layout, and the
+    model cut at its target layer (built when a method first asks)."""
 
     x: np.ndarray
     targets: np.ndarray
     outputs: dict[str, np.ndarray]
     call: Call
     layout: str
+    head: Callable[[], Any] | None = None  # the model from the target layer on (runtime.head.LayerHead)
+
+    def layer_head(self):
+        """The :class:`~onnx_xai.runtime.head.LayerHead` of this model and objective."""
+        if self.head is None:
+            raise InputError("this method needs the model's target layer, which this run has not found")
+        return self.head()
 
     def run(self, x: np.ndarray, targets: np.ndarray, sets: tuple[str, ...]) -> dict[str, np.ndarray]:
         """One more run of the model on ``x`` for the classes ``targets``."""

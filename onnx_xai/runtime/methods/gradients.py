@@ -9,6 +9,9 @@
 - ``integrated_gradients``: (x - x') times the path integral of the gradient from a baseline x' to x
   (Sundararajan et al. 2017), with Captum's quadratures (Gauss-Legendre by default, or the trapezoid
   rule), the points of every sample batched in chunks (signed).
+- ``gradient_shap`` (Lundberg & Lee 2017): the mean, over random baselines, points of the path and
+  Gaussian noise on the input, of (noisy x - baseline) times the gradient at the point, as Captum's
+  ``GradientShap`` (signed).
 """
 
 from __future__ import annotations
@@ -100,6 +103,83 @@ class IntegratedGradients(Method):
             grads = ctx.run(points, ctx.targets[owners], ("input_grad",))[c.INPUT_GRAD]
             accumulate(total, owners, grads * weights[steps].reshape(alpha.shape))
         return ((x - baseline) * total).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class GradientShapOptions(BatchedOptions):
+    """``baselines``: ``[B, *sample shape]`` (or one sample's shape; default: one of zeros);
+    ``n_samples`` per input; ``stdevs``: the Gaussian noise added to the input; ``noise_seed``."""
+
+    baselines: object = None
+    n_samples: int = 5
+    stdevs: float = 0.0
+    noise_seed: int | None = None
+
+    def check(self) -> None:
+        super().check()
+        whole("n_samples", self.n_samples, 1)
+        whole("noise_seed", self.noise_seed, 0, optional=True)
+        if (
+            isinstance(self.stdevs, bool)
+            or not isinstance(self.stdevs, (int, float))
+            or not 0 <= self.stdevs < np.inf
+        ):
+            raise InputError(f"stdevs must be a finite number >= 0, not {self.stdevs!r}")
+        if self.baselines is not None:
+            finite_array("baselines", self.baselines)
+
+
+def gradient_shap_draws(opts: GradientShapOptions, x: np.ndarray, count: int) -> tuple[np.ndarray, ...]:
+    """For ``count`` baselines and ``len(x) * n_samples`` rows (sample i's rows together): each row's
+    baseline index, its point on the path and its noise, drawn from NumPy's ``RandomState(noise_seed)``
+    in Captum's order (baseline indexes, then the points; Captum's noise comes from torch)."""
+    rng = np.random.RandomState(opts.noise_seed)
+    rows = len(x) * opts.n_samples
+    indexes = rng.choice(count, rows)
+    alphas = rng.uniform(0.0, 1.0, rows)
+    noise = (
+        rng.normal(0.0, opts.stdevs, (rows, *x.shape[1:]))
+        if opts.stdevs > 0
+        else np.zeros((rows, *x.shape[1:]))
+    )
+    return indexes, alphas, noise
+
+
+@register
+class GradientShap(Method):
+    name = "gradient_shap"
+    signed = True
+    Options = GradientShapOptions
+    summary = (
+        "mean over random baselines, noise and points of the path of (x - baseline) * the gradient there"
+    )
+    reference = "Captum `GradientShap` (same draws with `np.random.seed`, `stdevs=0`)"
+
+    def attribute(self, ctx: Context, opts: GradientShapOptions) -> np.ndarray:
+        x = ctx.x.astype(np.float32)
+        baselines = (
+            np.zeros((1, *x.shape[1:]), np.float32)
+            if opts.baselines is None
+            else np.asarray(opts.baselines, np.float32)
+        )
+        if baselines.shape == x.shape[1:]:
+            baselines = baselines[None]
+        if baselines.shape[1:] != x.shape[1:]:
+            raise InputError(
+                f"baselines have shape {list(baselines.shape)}; want [B, {', '.join(map(str, x.shape[1:]))}]"
+            )
+        indexes, alphas, noise = gradient_shap_draws(opts, x, len(baselines))
+        owners = np.repeat(np.arange(len(x)), opts.n_samples)
+        total = np.zeros(x.shape, np.float64)
+        for part in chunks(len(owners), opts.copies_per_run(x)):
+            noisy = x[owners[part]] + noise[part].astype(np.float32)
+            start = baselines[indexes[part]]
+            alpha = alphas[part].reshape((-1,) + (1,) * (x.ndim - 1)).astype(np.float32)
+            grads = ctx.run(start + alpha * (noisy - start), ctx.targets[owners[part]], ("input_grad",))[
+                c.INPUT_GRAD
+            ]
+            accumulate(total, owners[part], grads * (noisy - start))
+        return (total / opts.n_samples).astype(np.float32)
 
 
 @register

@@ -31,15 +31,19 @@ def _axes(layout: str) -> tuple[int, int, int]:
     return layout.index("C"), layout.index("H"), layout.index("W")
 
 
-def _scores(ctx: Context, i: int, masks: np.ndarray, per_run: int, masked) -> np.ndarray:
-    """The objective's score of sample ``i`` under each of ``masks`` (``masked(spread masks)`` makes
-    the copies), built and run at most ``per_run`` at a time."""
-    found = np.zeros(len(masks))
-    for part in chunks(len(masks), per_run):
+def scores(ctx: Context, i: int, count: int, per_run: int, copies) -> np.ndarray:
+    """The objective's score of sample ``i`` on ``count`` perturbed copies of it, ``copies(part)``
+    making those of a slice, run at most ``per_run`` at a time."""
+    found = np.zeros(count)
+    for part in chunks(count, per_run):
         targets = np.repeat(ctx.targets[i : i + 1], part.stop - part.start, axis=0)
-        copies = masked(np.expand_dims(masks[part], ctx.layout.index("C")))
-        found[part] = ctx.run(copies.astype(ctx.x.dtype), targets, ("activation",))[c.SCORE]
+        found[part] = ctx.run(copies(part).astype(ctx.x.dtype), targets, ("activation",))[c.SCORE]
     return found
+
+
+def spread(ctx: Context, masks: np.ndarray) -> np.ndarray:
+    """``[K, H, W]`` masks with a channel axis where the layout has it, to broadcast over a sample."""
+    return np.expand_dims(masks, ctx.layout.index("C"))
 
 
 @dataclass(frozen=True)
@@ -92,14 +96,16 @@ class Occlusion(Method):
             masks[k, rows, cols] = 1
         for i in range(len(x)):
             sample = x[i : i + 1]
-            scores = _scores(
+            found = scores(
                 ctx,
                 i,
-                masks,
+                len(masks),
                 opts.copies_per_run(x),
-                lambda m, sample=sample: sample * (1 - m) + opts.baseline * m,
+                lambda part, sample=sample: (
+                    sample * (1 - spread(ctx, masks[part])) + opts.baseline * spread(ctx, masks[part])
+                ),
             )
-            drops = ctx.outputs[c.SCORE][i] - scores
+            drops = ctx.outputs[c.SCORE][i] - found
             total = np.tensordot(drops, masks, axes=1) / np.maximum(masks.sum(axis=0), 1)
             raw[i] = np.broadcast_to(np.expand_dims(total, ctx.layout.index("C") - 1), x.shape[1:])
         return raw.astype(np.float32)
@@ -159,7 +165,13 @@ class Rise(Method):
         raw = np.zeros((len(x), *masks.shape[1:]), np.float64)
         for i in range(len(x)):
             sample = x[i : i + 1]
-            scores = _scores(ctx, i, masks, opts.copies_per_run(x), lambda m, sample=sample: sample * m)
-            raw[i] = np.tensordot(scores, masks, axes=1)
+            found = scores(
+                ctx,
+                i,
+                len(masks),
+                opts.copies_per_run(x),
+                lambda part, sample=sample: sample * spread(ctx, masks[part]),
+            )
+            raw[i] = np.tensordot(found, masks, axes=1)
         saliency = raw / (opts.n_masks * opts.p)
         return np.broadcast_to(np.expand_dims(saliency, ctx.layout.index("C")), x.shape).astype(np.float32)

@@ -1,0 +1,188 @@
+"""Surrogate models on superpixels: LIME and KernelSHAP, as Captum's ``Lime`` and ``KernelShap``.
+
+Each sample's features are its superpixels (:func:`onnx_xai.runtime.superpixels.slic` on the input,
+or a ``feature_mask`` given: an ``[H, W]`` array of feature indexes). ``n_samples`` on/off vectors
+``z`` over the features make as many copies of the input, the features switched off replaced by
+``baseline``; the model scores each copy, and a linear model fitted to (z, score) by weighted least
+squares gives each feature its coefficient, which every pixel of the feature receives.
+
+- ``lime`` (Ribeiro et al. 2016): features on with probability 1/2; each copy weighted by
+  ``exp(-d² / (2 kernel_width²))``, ``d`` the cosine distance between the copy and the input
+  (Captum's default similarity); a ridge penalty ``alpha`` on the coefficients (Captum fits a Lasso
+  by default: its ``interpretable_model`` is a choice, a closed form keeps ours exact).
+- ``kernel_shap`` (Lundberg & Lee 2017): first every feature on, then none, then copies whose count
+  of features on, ``k``, is drawn with probability proportional to ``(M - 1) / (k (M - k))`` and the
+  ``k`` features uniformly (the Shapley kernel as a sampling distribution, Captum's scheme); all on
+  and all off weigh 10⁶, the rest 1; no penalty. The coefficients approximate Shapley values.
+
+``noise_seed`` repeats the samples; :func:`lime_samples` and :func:`kernel_shap_samples` make them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ...errors import InputError
+from ..superpixels import slic
+from .base import BatchedOptions, Context, Method, finite, register, whole
+from .perturbation import scores, spread
+
+ENDPOINT_WEIGHT = 1e6  # KernelSHAP's weight of the all-on and all-off copies (Captum's)
+
+
+@dataclass(frozen=True)
+class SurrogateOptions(BatchedOptions):
+    """``n_samples`` copies; ``segments`` superpixels of ``compactness`` (or ``feature_mask``, an
+    ``[H, W]`` array of feature indexes 0..M-1, for every sample); ``baseline``: the value of a feature
+    switched off (input units: 0 is the normalization's mean); ``noise_seed`` repeats the samples."""
+
+    n_samples: int = 1000
+    segments: int = 50
+    compactness: float = 3.0
+    feature_mask: Any = None
+    baseline: float = 0.0
+    noise_seed: int | None = None
+
+    def check(self) -> None:
+        super().check()
+        whole("n_samples", self.n_samples, 2)
+        whole("segments", self.segments, 1)
+        finite("compactness", self.compactness, 0.0)
+        finite("baseline", self.baseline)
+        whole("noise_seed", self.noise_seed, 0, optional=True)
+        if self.feature_mask is not None:
+            mask = np.asarray(self.feature_mask)
+            if mask.ndim != 2 or mask.dtype.kind not in "iu" or mask.size == 0 or mask.min() < 0:
+                raise InputError("feature_mask must be an [H, W] array of feature indexes >= 0")
+
+
+@dataclass(frozen=True)
+class LimeOptions(SurrogateOptions):
+    """Also ``kernel_width`` (of the similarity on cosine distance) and ``alpha`` (ridge penalty)."""
+
+    kernel_width: float = 1.0
+    alpha: float = 1.0
+
+    def check(self) -> None:
+        super().check()
+        finite("kernel_width", self.kernel_width, 1e-12)
+        finite("alpha", self.alpha, 0.0)
+
+
+def lime_samples(count: int, features: int, seed: int | None) -> np.ndarray:
+    """LIME's on/off vectors ``[count, features]``: each feature on with probability 1/2."""
+    return (np.random.default_rng(seed).random((count, features)) < 0.5).astype(np.float64)
+
+
+def kernel_shap_samples(count: int, features: int, seed: int | None) -> np.ndarray:
+    """KernelSHAP's on/off vectors ``[count, features]`` (module docstring)."""
+    rng = np.random.default_rng(seed)
+    samples = np.zeros((count, features))
+    samples[0] = 1
+    if features < 2:
+        return samples
+    sizes = np.arange(1, features)
+    chances = (features - 1) / (sizes * (features - sizes))
+    for row in range(2, count):
+        k = rng.choice(sizes, p=chances / chances.sum())
+        samples[row, rng.permutation(features)[:k]] = 1
+    return samples
+
+
+def weighted_fit(z: np.ndarray, y: np.ndarray, weights: np.ndarray, alpha: float) -> np.ndarray:
+    """The coefficients of ``y ≈ b + z · β`` minimizing ``Σ w (y - b - z·β)² + alpha |β|²`` (the
+    intercept not penalized)."""
+    total = weights.sum()
+    z_mean, y_mean = weights @ z / total, weights @ y / total
+    root = np.sqrt(weights)[:, None]
+    design = np.vstack([root * (z - z_mean), np.sqrt(alpha) * np.eye(z.shape[1])])
+    goal = np.concatenate([root[:, 0] * (y - y_mean), np.zeros(z.shape[1])])
+    return np.linalg.lstsq(design, goal, rcond=None)[0]
+
+
+class _Surrogate(Method):
+    signed = True
+    forward_only = True
+    sets = ("activation",)
+
+    def samples(self, count: int, features: int, seed: int | None) -> np.ndarray:
+        raise NotImplementedError
+
+    def weights(self, sample: np.ndarray, copies: np.ndarray, z: np.ndarray, opts) -> np.ndarray:
+        raise NotImplementedError
+
+    def penalty(self, opts) -> float:
+        return 0.0
+
+    def attribute(self, ctx: Context, opts: SurrogateOptions) -> np.ndarray:
+        x = ctx.x.astype(np.float32)
+        raw = np.zeros(x.shape, np.float32)
+        channel = ctx.layout.index("C") - 1
+        for i in range(len(x)):
+            sample = x[i : i + 1]
+            pixels = np.moveaxis(sample[0], channel, -1).astype(np.float64)
+            mask = _features(pixels, opts)
+            z = self.samples(opts.n_samples, int(mask.max()) + 1, opts.noise_seed)
+
+            def copies(part, sample=sample, mask=mask, z=z):
+                keep = spread(ctx, z[part][:, mask].astype(np.float32))
+                return sample * keep + opts.baseline * (1 - keep)
+
+            found = scores(ctx, i, len(z), opts.copies_per_run(x), copies)
+            fit = weighted_fit(z, found, self.weights(pixels, mask, z, opts), self.penalty(opts))
+            raw[i] = np.broadcast_to(np.expand_dims(fit[mask].astype(np.float32), channel), x.shape[1:])
+        return raw
+
+
+def _features(pixels: np.ndarray, opts: SurrogateOptions) -> np.ndarray:
+    """The sample's feature index per pixel ``[H, W]``: the mask given, or its superpixels."""
+    if opts.feature_mask is None:
+        return slic(pixels, opts.segments, opts.compactness)
+    mask = np.asarray(opts.feature_mask, np.int64)
+    if mask.shape != pixels.shape[:2]:
+        raise InputError(f"feature_mask is {list(mask.shape)}; the input is {list(pixels.shape[:2])}")
+    return mask
+
+
+@register
+class Lime(_Surrogate):
+    name = "lime"
+    Options = LimeOptions
+    summary = "a weighted linear model of the score on which superpixels are kept, fitted to random copies"
+    reference = "Captum `Lime` (cosine-distance kernel), ridge fit; superpixels by SLIC"
+
+    def samples(self, count: int, features: int, seed: int | None) -> np.ndarray:
+        return lime_samples(count, features, seed)
+
+    def weights(self, pixels: np.ndarray, mask: np.ndarray, z: np.ndarray, opts: LimeOptions) -> np.ndarray:
+        """Each copy's similarity to the input, from per-feature sums (no copy made: a copy's dot
+        product with the input and its squared norm are linear in ``z``)."""
+        features, b = z.shape[1], opts.baseline
+        squares = np.bincount(mask.ravel(), (pixels**2).sum(-1).ravel(), features)
+        sums = np.bincount(mask.ravel(), pixels.sum(-1).ravel(), features)
+        counts = np.bincount(mask.ravel(), minlength=features) * pixels.shape[-1]
+        dot = z @ squares + b * (sums.sum() - z @ sums)
+        norms = np.sqrt(np.maximum(z @ squares + b * b * (counts.sum() - z @ counts), 0))
+        cosine = dot / np.maximum(norms * np.sqrt(squares.sum()), 1e-8)
+        return np.exp(-((1 - cosine) ** 2) / (2 * opts.kernel_width**2))
+
+    def penalty(self, opts: LimeOptions) -> float:
+        return opts.alpha
+
+
+@register
+class KernelShap(_Surrogate):
+    name = "kernel_shap"
+    Options = SurrogateOptions
+    summary = "Shapley values of superpixels, by a linear fit on copies drawn from the Shapley kernel"
+    reference = "Captum `KernelShap` (same sampling and weights); superpixels by SLIC"
+
+    def samples(self, count: int, features: int, seed: int | None) -> np.ndarray:
+        return kernel_shap_samples(count, features, seed)
+
+    def weights(self, pixels, mask, z, opts) -> np.ndarray:
+        ends = (z.sum(axis=1) == 0) | (z.sum(axis=1) == z.shape[1])
+        return np.where(ends, ENDPOINT_WEIGHT, 1.0)

@@ -134,8 +134,8 @@ class OpenVinoSession(Session):
         except Exception as exc:  # noqa: BLE001 - OpenVINO raises its own exception types
             raise ModelError(f"OpenVINO cannot compile the model: {describe(exc)}") from None
         self._metadata = {p.key: p.value for p in proto.metadata_props}
-        declared = {o.name for o in proto.graph.output}
-        self.inputs = [self._port(p, declared) for p in self._compiled.inputs]
+        given, declared = {i.name for i in proto.graph.input}, {o.name for o in proto.graph.output}
+        self.inputs = [self._port(p, given) for p in self._compiled.inputs]
         self.outputs = [self._port(p, declared) for p in self._compiled.outputs]
         self.device = "CPU (OpenVINO)"
 
@@ -147,10 +147,10 @@ class OpenVinoSession(Session):
         return Port(name, shape, OPENVINO_TYPES.get(port.get_element_type().get_type_name(), "?"))
 
     def run(self, names, feeds):
-        known = {p.get_any_name() for p in self._compiled.inputs}
+        ports = {port.name: index for index, port in enumerate(self.inputs)}  # named as the file names them
         try:
             result = self._compiled.create_infer_request().infer(
-                {k: v for k, v in feeds.items() if k in known}
+                {ports[k]: v for k, v in feeds.items() if k in ports}
             )
         except Exception as exc:  # noqa: BLE001 - OpenVINO raises its own exception types
             raise RunError(f"OpenVINO failed running the model: {describe(exc)}") from None

@@ -270,9 +270,11 @@ class Explainer:
         resolved = targets if seed is None else objective
         results = {}
         for method, opts in plan:
+            record = self._sessions.record()
             context = Context(
-                x, resolved, outputs, call, self.layout, lambda: self._layer_head(seed is not None, extra)
-            )
+                x, resolved, outputs, call, self.layout, lambda: self._layer_head(seed is not None, extra),
+                record.output, record.score_kind,
+            )  # fmt: skip
             raw = method.attribute(context, opts)
             if not np.isfinite(raw).all():
                 raise InputError(

@@ -5,7 +5,9 @@ graph (``inferring the shapes of 200,000 nodes``); it goes to the ``onnx_xai.pro
 level, so a library user sees nothing unless they configure logging. The command line listens with
 :class:`StageReporter`: silent for the first seconds (a usual model is analysed in well under one),
 then the current stage and each later one as a line on standard error, so a graph of 200,000 nodes
-(30 s to inspect on 2 cores) never looks like a hang. Standard library only: the graph layer uses it.
+(30 s to inspect on 2 cores) never looks like a hang. The methods that score thousands of perturbed
+copies per image say each batch of them (:func:`copies_done`), which the command line shows as a
+count beside its per-image bar. Standard library only: the graph layer uses it.
 """
 
 from __future__ import annotations
@@ -63,3 +65,27 @@ class StageReporter(logging.Handler):
         self._timer.cancel()
         LOGGER.removeHandler(self)
         LOGGER.setLevel(self._level)
+
+
+_COPY_LISTENERS: list = []  # callables taking a count (the command line's bar)
+
+
+def copies_done(count: int) -> None:
+    """Say that ``count`` more perturbed copies were scored (occlusion, RISE, LIME, KernelSHAP, the
+    head's copies): methods that run thousands of copies per image report as they go."""
+    for listener in list(_COPY_LISTENERS):
+        listener(count)
+
+
+class CopiesListener:
+    """Calls ``listener(count)`` for every :func:`copies_done` while entered (a context manager)."""
+
+    def __init__(self, listener):
+        self.listener = listener
+
+    def __enter__(self) -> CopiesListener:
+        _COPY_LISTENERS.append(self.listener)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        _COPY_LISTENERS.remove(self.listener)

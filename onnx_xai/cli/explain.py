@@ -251,8 +251,15 @@ def _run_with_progress(ex, files, out, opts, sha256, show: bool, on_skip):
     from tqdm import tqdm
 
     from ..photos.run import explain_files
+    from ..progress import CopiesListener
+    from ..runtime.methods import get
 
     def bar(total: int):
         return tqdm(total=total, unit="image", disable=not show, file=sys.stderr)
 
-    return explain_files(ex, files, out, opts, sha256, progress=bar, on_skip=on_skip)
+    sampled = any(get(m).forward_only for m in opts.methods)
+    with tqdm(
+        unit="copy", desc="perturbed copies", position=1, disable=not (show and sampled), file=sys.stderr
+    ) as copies:
+        with CopiesListener(copies.update):
+            return explain_files(ex, files, out, opts, sha256, progress=bar, on_skip=on_skip)

@@ -112,3 +112,24 @@ def test_forward_only_methods_run_where_the_gradient_cannot(tmp_path):
     record = json.loads(next((tmp_path / "out").glob("*.json")).read_text())
     assert "cannot be rewritten" in record["explanations"][0]["note"]
     assert main(["explain", str(path), photo, "--method", "gradcam", "--out", str(tmp_path / "no")]) == 1
+
+
+def test_reciprocam_runs_the_head_of_a_model_the_gradient_cannot_cross():
+    """The CumSum net: the gradient methods are refused, ReciproCAM still cuts the model at its
+    target layer and scores the masked activations through the head (CumSum included)."""
+    import onnx_xai
+    from onnx_xai.runtime.methods.mosaics import reciprocam_masks
+
+    net, model = cumulative()
+    ex = onnx_xai.Explainer(model)
+    x = np.random.default_rng(5).standard_normal((2, 3, 16, 16)).astype(np.float32)
+    result = ex.explain(x, "reciprocam", target=[1, 3])
+    assert "cannot be rewritten" in result.note and "CumSum" in result.note
+    net = net.double()
+    with torch.no_grad():
+        features = net.features(torch.tensor(x, dtype=torch.float64))
+        masks = torch.tensor(reciprocam_masks(8, 8, False), dtype=torch.float64)
+        for i, target in enumerate([1, 3]):
+            logits = torch.cumsum(net.fc((features[i : i + 1] * masks[:, None]).mean((2, 3))), 1)
+            want = torch.softmax(logits, 1)[:, target].reshape(8, 8)
+            assert rel(result.raw[i], want.numpy()) < 1e-5

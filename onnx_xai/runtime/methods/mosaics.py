@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ...progress import copies_done
 from .base import BatchedOptions, Context, Method, chunks, register
 
 GAUSSIAN = np.array([[1, 2, 1], [2, 4, 2], [1, 2, 1]]) / 16.0
@@ -63,6 +64,7 @@ def _head_scores(ctx: Context, head, i: int, copies_of, count: int, per_run: int
                 values /= values.sum(axis=1, keepdims=True)
             scores = values[:, int(objective[0])]
         found[part] = scores
+        copies_done(part.stop - part.start)
     return found
 
 

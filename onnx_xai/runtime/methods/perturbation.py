@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ... import contract as c
+from ...progress import copies_done
 from .base import BatchedOptions, Context, Method, chunks, finite, register, whole
 
 
@@ -38,6 +39,7 @@ def scores(ctx: Context, i: int, count: int, per_run: int, copies) -> np.ndarray
     for part in chunks(count, per_run):
         targets = np.repeat(ctx.targets[i : i + 1], part.stop - part.start, axis=0)
         found[part] = ctx.run(copies(part).astype(ctx.x.dtype), targets, ("activation",))[c.SCORE]
+        copies_done(part.stop - part.start)
     return found
 
 

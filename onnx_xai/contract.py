@@ -31,6 +31,7 @@ CAM = "xai_cam"
 INPUT_GRAD = "xai_input_grad"
 GUIDED_INPUT_GRAD = "xai_guided_input_grad"
 DECONV_INPUT_GRAD = "xai_deconv_input_grad"
+RELEVANCE = "xai_relevance"
 METADATA_KEY = "onnx_xai"
 FORMAT = 2
 
@@ -42,6 +43,7 @@ OUTPUT_SETS: dict[str, tuple[str, ...]] = {
     "input_grad": (INPUT_GRAD,),
     "guided": (GUIDED_INPUT_GRAD,),
     "deconv": (DECONV_INPUT_GRAD,),
+    "relevance": (RELEVANCE,),  # LRP, by the composite the rewrite names (record.composite)
 }
 DEFAULT_SETS = ("cam", "gradcam", "input_grad")  # what `augment` writes unless told otherwise
 LAYER_OUTPUTS = (ACTIVATION, ACTIVATION_GRAD, GRADCAM)  # one of each per target layer
@@ -107,6 +109,7 @@ class RewriteRecord:
     layers: list[dict] = field(default_factory=list)  # every target layer (the first is ``target``)
     output_layout: str | None = None  # a 4-D explained output's layout as tracked in the graph
     probability_outputs: list[str] = field(default_factory=list)  # outputs all through Sigmoid/Softmax
+    composite: str | None = None  # the LRP composite of the relevance output, when there is one
     format: int = FORMAT
 
     @property

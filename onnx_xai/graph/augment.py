@@ -29,7 +29,9 @@ from .info import GraphInfo
 from .layer import check_layer, default_layer, view_of
 from .layout import NCHW, tensor_layouts
 from .model_io import load_model
+from .paths import path_nodes
 from .rules import rule_table
+from .rules.relevance import COMPOSITES, Composite, first_linear_layer, relevance_table
 from .scales import neck_layers
 from .simplify import fold_zero_pads
 from .views import channels_first, channels_first_shape
@@ -161,6 +163,7 @@ def augment(
     output_name: str | None = None,
     seeded: bool | None = None,
     maxpool: str = "scatter",
+    composite: Composite | str = "epsilon_plus_flat",
 ) -> onnx.ModelProto:
     """Rewrite an image model so that it also outputs activations, gradients and CAM maps.
 
@@ -180,6 +183,8 @@ def augment(
         maxpool: MaxPool's backward: ``"scatter"`` (its Indices and ScatterElements-add, fastest on
             onnxruntime) or ``"windows"`` (window masks and a ConvTranspose: no ScatterElements and
             no MaxPool Indices, for TensorRT and OpenVINO; :mod:`onnx_xai.graph.rules.maxpool_windows`).
+        composite: the LRP composite of the ``"relevance"`` output set, a name of
+            :data:`onnx_xai.graph.rules.relevance.COMPOSITES` or a ``Composite``.
 
     Returns:
         A new ModelProto following the rewritten-model contract.
@@ -193,8 +198,13 @@ def augment(
     seeded, wanted = _objective_and_sets(a, seeded, outputs)
     if maxpool not in MAXPOOL_BACKWARDS:
         raise InputError(f"maxpool must be one of {', '.join(MAXPOOL_BACKWARDS)}, not {maxpool!r}")
-    rewritten = _emit(a, wanted, seeded, maxpool)
+    if isinstance(composite, str):
+        if composite not in COMPOSITES:
+            raise InputError(f"unknown LRP composite {composite!r}; choose from {', '.join(COMPOSITES)}")
+        composite = COMPOSITES[composite]
+    rewritten = _emit(a, wanted, seeded, maxpool, composite)
     record = a.record()
+    record.composite = composite.name if "relevance" in wanted else None
     record.outputs = [o.name for o in rewritten.graph.output if o.name.startswith("xai_")]
     record.output_sets, record.objective = list(wanted), "seed" if seeded else "class"
     helper.set_model_props(
@@ -235,7 +245,9 @@ def _output_sets(outputs: Sequence[str] | None, cam_allowed: bool) -> tuple[str,
     return tuple(o for o in OUTPUT_SETS if o in outputs)
 
 
-def _emit(a: Analysis, wanted: tuple[str, ...], seeded: bool, maxpool: str) -> onnx.ModelProto:
+def _emit(
+    a: Analysis, wanted: tuple[str, ...], seeded: bool, maxpool: str, composite: Composite
+) -> onnx.ModelProto:
     info, e, score = a.info, Emitter(a.info), a.score.name
     batch = (info.shape(score) or info.shape(a.image) or ("N",))[0]
     objective = _replayed(e, a.score)  # the score laid out as the output (the logit where it has moves)
@@ -259,6 +271,8 @@ def _emit(a: Analysis, wanted: tuple[str, ...], seeded: bool, maxpool: str) -> o
     stage(f"differentiating the graph for {', '.join(wanted)}")
     grads = backward(e, score, seed, wrt, rules=rule_table(maxpool)) if wrt else {}  # one sweep serves both
     outs += _layer_outputs(e, a, wanted, used, grads) + _input_outputs(e, a, wanted, grads, seed, maxpool)
+    if "relevance" in wanted:
+        outs.append(_relevance(e, a, seed, composite))
     return build_model(info, e, [seed_vi], outs)
 
 
@@ -322,6 +336,16 @@ def _input_outputs(e: Emitter, a: Analysis, wanted, grads: dict, seed: str, maxp
             modified = backward(e, a.score.name, seed, [a.source], rules=rule_table(maxpool, table))[a.source]
             outs.append(_publish(e, name, _input_gradient(e, a, modified), shape))
     return outs
+
+
+def _relevance(e: Emitter, a: Analysis, seed: str, composite: Composite) -> onnx.ValueInfoProto:
+    """LRP's relevance of each input value (:mod:`.rules.relevance`): the sweep seeded with the
+    score itself where the objective's seed is (``seed * score``)."""
+    first = first_linear_layer(path_nodes(a.info, [a.source], a.score.name))
+    table = relevance_table(composite, first)
+    start = e.op("Mul", [seed, a.score.name])
+    relevance = backward(e, a.score.name, start, [a.source], rules=table)[a.source]
+    return _publish(e, c.RELEVANCE, _input_gradient(e, a, relevance), list(a.info.known_shape(a.image)))
 
 
 def _input_gradient(e: Emitter, a: Analysis, grad: str | None) -> str:

@@ -190,6 +190,12 @@ class Emitter:
             self._consts[key] = name
         return self._consts[key]
 
+    def weight(self, value: np.ndarray) -> str:
+        """A constant that rules may read as a weight: declared to the graph's facts (shape, value)."""
+        name = self.const(value)
+        self.info.declare_constant(name, np.asarray(value))
+        return name
+
     def scalar(self, value: float, like: str) -> str:
         """A 0-d constant with the element type of the forward tensor ``like``."""
         return self.const(np.array(value, dtype=NP_DTYPE.get(self.info.dtype(like), np.float32)))

@@ -223,6 +223,13 @@ class GraphInfo:
         value = self._const_cache[name]
         return self._folded.get(name) if value is None and folded else value
 
+    def declare_constant(self, name: str, value: np.ndarray) -> None:
+        """Make a constant that a rewrite adds known like the model's own (its type, shape and value:
+        a rule applied to a node with a changed weight reads the weight's shape)."""
+        elem = onnx.helper.np_dtype_to_tensor_dtype(value.dtype)
+        self._types[name] = onnx.helper.make_tensor_type_proto(elem, list(value.shape))
+        self._const_cache[name] = value
+
     def is_const(self, name: str) -> bool:
         return self.const_value(name) is not None
 

@@ -273,7 +273,7 @@ class Explainer:
             record = self._sessions.record()
             context = Context(
                 x, resolved, outputs, call, self.layout, lambda: self._layer_head(seed is not None, extra),
-                record.output, record.score_kind,
+                record.output, record.score_kind, lambda rules: self._relevance(x, objective, rules, extra),
             )  # fmt: skip
             raw = method.attribute(context, opts)
             if not np.isfinite(raw).all():
@@ -296,6 +296,15 @@ class Explainer:
         return results
 
     # -- internals -----------------------------------------------------------------------------------
+    def _relevance(self, x: np.ndarray, objective: np.ndarray, composite, extra: dict) -> np.ndarray:
+        """LRP's relevance of the batch for ``objective`` by ``composite`` (:mod:`.methods.relevance`)."""
+        seeded = objective.dtype.kind == "f"
+        session = self._sessions.relevance(composite, seeded)
+        feeds = {self.input_name: x, (c.SEED if seeded else c.TARGET): objective, **extra}
+        wanted = {i.name for i in session.inputs}
+        (found,) = session.run([c.RELEVANCE], {k: v for k, v in feeds.items() if k in wanted})
+        return found
+
     def _layer_head(self, seeded: bool, extra: dict) -> LayerHead:
         """The model cut at its first target layer, for this objective (:mod:`.head`)."""
         target = dict(self._sessions.record().target)  # the first target layer

@@ -36,7 +36,7 @@ TIERS = (
     ("activation", "cam", "gradcam", "input_grad"),
     ("activation", "cam", "gradcam", "guided"),
     ("activation", "cam", "gradcam", "deconv"),
-    tuple(OUTPUT_SETS),
+    tuple(s for s in OUTPUT_SETS if s != "relevance"),  # LRP has a graph per composite (relevance)
 )
 
 
@@ -267,6 +267,29 @@ class SessionSet:
                 made = [self._session_from(part.SerializeToString()) for part in (cut.body, cut.head)]
                 self._split[seeded] = (made[0], made[1], cut.boundary)
             return self._split[seeded]
+
+    def relevance(self, composite, seeded: bool) -> Session:
+        """The LRP graph of ``composite`` (:mod:`onnx_xai.graph.rules.relevance`) for this objective,
+        built on first use; a rewritten model serves the composite it was rewritten with."""
+        if self.rewritten:
+            record = self.record()
+            if record.composite != composite.name:
+                raise InputError(
+                    f"this rewritten model has no LRP relevance for {composite.name!r}"
+                    + (f" (it has {record.composite!r})" if record.composite else "")
+                    + "; rewrite the original with onnx-xai augment --outputs relevance"
+                )
+            return self._rewritten_serves(("relevance",), seeded)
+        with self._lock:
+            key = ("relevance", composite, seeded)
+            if key not in self._sessions:
+                from ..graph.augment import augment
+
+                model = augment(self._analyze(), outputs=("relevance",), seeded=seeded, composite=composite)
+                self._analysis = None
+                stage(f"compiling the {composite.name} LRP graph on {self.backend}")
+                self._sessions[key] = self._session_from(model.SerializeToString())
+            return self._sessions[key]
 
     def run(
         self,

@@ -42,6 +42,7 @@ class Context:
     head: Callable[[], Any] | None = None  # the model from the target layer on (runtime.head.LayerHead)
     output_name: str = ""  # the explained output's name in ``outputs``
     score_kind: str = "logit"  # how the score relates to that output: logit, pre-softmax, pre-sigmoid
+    relevance: Callable[[Any], np.ndarray] | None = None  # LRP of the batch by a composite
 
     def layer_head(self):
         """The :class:`~onnx_xai.runtime.head.LayerHead` of this model and objective."""

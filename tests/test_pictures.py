@@ -35,7 +35,9 @@ def test_png_bytes_read_back_to_the_same_pixels(height, width, channels, seed, s
 
 
 @settings(max_examples=20, deadline=None)
-@given(height=st.integers(1, 30), width=st.integers(1, 30), colours=st.integers(1, 256), seed=st.integers(0, 99))
+@given(
+    height=st.integers(1, 30), width=st.integers(1, 30), colours=st.integers(1, 256), seed=st.integers(0, 99)
+)
 def test_palette_pngs_read_back_to_the_same_colours(height, width, colours, seed):
     rng = np.random.default_rng(seed)
     palette = rng.integers(0, 256, (colours, 4), dtype=np.uint8)

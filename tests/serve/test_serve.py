@@ -255,7 +255,8 @@ def test_the_overlay_laid_over_the_photo_is_the_picture(served):
         difference = np.abs(laid - np.asarray(picture.convert("RGB"), np.float64))
         assert (difference.max() if kind == "png" else difference.mean()) <= 3.0
     status, answer = served.call("explain", [photo(PHOTOS[0])], overlay=False)
-    assert status == 200 and not {"overlay_png", "picture_png", "picture_jpg"} & set(answer["explanations"][0][0])
+    pictures = {"overlay_png", "picture_png", "picture_jpg"}
+    assert status == 200 and not pictures & set(answer["explanations"][0][0])
 
 
 def test_a_port_in_use_is_one_line_and_exit_1():

@@ -47,10 +47,10 @@ def split(model: onnx.ModelProto, layer: str, output: str, image: str, also: Seq
         raise ModelError(f"the target layer {layer!r} is not a tensor the model computes")
     info = GraphInfo(model)
     wanted = list(dict.fromkeys([c.SCORE, output]))
-    head_nodes, boundary = _head(info, layer, image, set(wanted))
-    if layer not in boundary:
+    head_nodes, crossed = _head(info, layer, image, set(wanted))
+    if layer not in crossed:
         raise ModelError(f"the score does not depend on the target layer {layer!r}")
-    boundary = [layer] + sorted(boundary - {layer})
+    boundary = [layer] + sorted(crossed - {layer})
     crossing = [
         helper.make_tensor_value_info(t, info.dtype(t) or onnx.TensorProto.FLOAT, _dims(info, t))
         for t in boundary

@@ -213,12 +213,16 @@ class _Layer:
         return total
 
 
-def _positive(a: np.ndarray | None) -> np.ndarray | None:
-    return None if a is None else np.maximum(a, 0)
+def _positive(a: np.ndarray) -> np.ndarray:
+    return np.maximum(a, 0)
 
 
-def _negative(a: np.ndarray | None) -> np.ndarray | None:
-    return None if a is None else np.minimum(a, 0)
+def _negative(a: np.ndarray) -> np.ndarray:
+    return np.minimum(a, 0)
+
+
+def _bias(part, b: np.ndarray | None) -> np.ndarray | None:
+    return None if b is None else part(b)
 
 
 def _epsilon(layer: _Layer, relevance: str, composite: Composite) -> str:
@@ -229,7 +233,9 @@ def _epsilon(layer: _Layer, relevance: str, composite: Composite) -> str:
 def _zplus(layer: _Layer, relevance: str, composite: Composite) -> str:
     w, b = layer.weight, layer.bias
     plus, minus = layer.part(1), layer.part(-1)
-    z = layer.add(layer.forward(plus, _positive(w), _positive(b)), layer.forward(minus, _negative(w), None))
+    z = layer.add(
+        layer.forward(plus, _positive(w), _bias(_positive, b)), layer.forward(minus, _negative(w), None)
+    )
     share = layer.share(relevance, z, composite.stabilizer)
     return layer.add(
         layer.times(plus, layer.back(share, _positive(w))),
@@ -240,8 +246,12 @@ def _zplus(layer: _Layer, relevance: str, composite: Composite) -> str:
 def _alpha2beta1(layer: _Layer, relevance: str, composite: Composite, alpha=2.0, beta=1.0) -> str:
     w, b = layer.weight, layer.bias
     plus, minus = layer.part(1), layer.part(-1)
-    pos = layer.add(layer.forward(plus, _positive(w), _positive(b)), layer.forward(minus, _negative(w), None))
-    neg = layer.add(layer.forward(plus, _negative(w), _negative(b)), layer.forward(minus, _positive(w), None))
+    pos = layer.add(
+        layer.forward(plus, _positive(w), _bias(_positive, b)), layer.forward(minus, _negative(w), None)
+    )
+    neg = layer.add(
+        layer.forward(plus, _negative(w), _bias(_negative, b)), layer.forward(minus, _positive(w), None)
+    )
     s_pos = layer.share(relevance, pos, composite.stabilizer)
     s_neg = layer.share(relevance, neg, composite.stabilizer)
     e = layer.e
@@ -311,8 +321,8 @@ def _zbox(layer: _Layer, relevance: str, composite: Composite) -> str:
     )
     z = e.op(
         "Sub",
-        [e.op("Sub", [layer.node.output[0], layer.forward(low, _positive(w), _positive(b))]),
-         layer.forward(high, _negative(w), _negative(b))],
+        [e.op("Sub", [layer.node.output[0], layer.forward(low, _positive(w), _bias(_positive, b))]),
+         layer.forward(high, _negative(w), _bias(_negative, b))],
     )  # fmt: skip
     share = layer.share(relevance, z, composite.stabilizer)
     kept = layer.times(x, layer.back(share, w))

@@ -17,13 +17,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from backward_ops import backward_ops_table, output_set_table  # noqa: E402
 
 from onnx_xai.graph.rules import op_table  # noqa: E402
-from onnx_xai.runtime.methods import method_table  # noqa: E402
+from onnx_xai.runtime.methods import anchor_table, method_table, readme_method_table  # noqa: E402
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 # marker -> (the page that holds the table, the function that makes it)
 TABLES = {
     "op-table": ("ops.md", op_table),
     "method-table": ("python.md", method_table),
+    "readme-methods": ("../README.md", readme_method_table),
+    "anchor-table": ("../README.md", anchor_table),
     "output-set-ops": ("runtimes.md", output_set_table),
     "backward-ops": ("runtimes.md", backward_ops_table),
 }
@@ -50,5 +52,7 @@ if __name__ == "__main__":
         path = DOCS / page
         path.write_text(render(path.read_text(), [m for m, (p, _) in TABLES.items() if p == page]))
         print(f"updated {path}")
-    (DOCS / "index.md").write_text(home_page((DOCS.parent / "README.md").read_text()))
+    (DOCS / "index.md").write_text(
+        home_page((DOCS.parent / "README.md").read_text())
+    )  # after README's tables
     print(f"updated {DOCS / 'index.md'}")

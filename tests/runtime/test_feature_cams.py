@@ -63,6 +63,12 @@ def test_a_linear_kernel_pca_is_the_principal_component(setup):  # noqa: F811
     )
 
 
+def test_activation_map_is_the_channel_mean(setup):  # noqa: F811
+    ex, net, x, targets = setup
+    ours = ex.explain(x, "activation_map", target=targets).raw
+    assert rel(ours, _activations(net, x).mean(1).numpy()) < 1e-5
+
+
 @pytest.mark.parametrize("k", [2.0, 0.5])
 def test_fem_matches_its_definition(setup, k):  # noqa: F811
     ex, net, x, targets = setup

@@ -20,18 +20,40 @@ BATCHING = tuple(BatchedOptions.__dataclass_fields__)  # batch_size, max_batch_b
 METHOD_NAMES = tuple(REGISTRY)
 
 
-def method_table() -> str:
-    """The README's method table in Markdown: name, what it computes, options, reference."""
-    rows = ["| method | attribution | options | matches |", "|---|---|---|---|"]
+def method_table(with_options: bool = True) -> str:
+    """The method table in Markdown: name, what it computes, its options (not in the README's
+    shorter table), reference, tested agreement (relative L2 at most, and with what)."""
+    columns = ["method", "attribution"] + (["options"] if with_options else []) + ["matches", "agreement"]
+    rows = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for name, method in REGISTRY.items():
         names = sorted(method.Options.__dataclass_fields__, key=lambda f: f in BATCHING)  # its own first
-        options = ", ".join(f"`{f}`" for f in names) or "-"
         family = (
             "map on the target layer"
             if method.family == "cam"
             else ("signed, input-shaped" if method.signed else "input-shaped")
         )
-        rows.append(f"| `{name}` | {method.summary}; {family} | {options} | {method.reference or '-'} |")
+        cells = [f"`{name}`", f"{method.summary}; {family}"]
+        cells += [", ".join(f"`{f}`" for f in names) or "-"] if with_options else []
+        cells += [method.reference or "-", method.agreement or "-"]
+        rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def readme_method_table() -> str:
+    """:func:`method_table` without the options (the README's)."""
+    return method_table(with_options=False)
+
+
+def anchor_table() -> str:
+    """The image attribution methods of Captum, pytorch-grad-cam and OpenVINO-XAI, each with the
+    method here that computes it, or why there is none yet (:data:`.anchors.ANCHORS`)."""
+    from .anchors import ANCHORS
+
+    rows = ["| library | method | here |", "|---|---|---|"]
+    for library, method, here in ANCHORS:
+        if here in REGISTRY:
+            here = f"`{here}`"
+        rows.append(f"| {library} | {method} | {here} |")
     return "\n".join(rows)
 
 
@@ -86,6 +108,8 @@ __all__ = [
     "chunk_size",
     "get",
     "method_table",
+    "anchor_table",
+    "readme_method_table",
     "options_for",
     "plan",
 ]

@@ -114,6 +114,7 @@ class Method:
     Options: ClassVar[type[Options]] = Options
     summary: ClassVar[str] = ""
     reference: ClassVar[str] = ""
+    agreement: ClassVar[str] = ""  # the tested agreement with the reference (relative L2, and what)
 
     def attribute(self, ctx: Context, opts: MethodOptions) -> np.ndarray:
         raise NotImplementedError

@@ -95,6 +95,7 @@ class Cam(CamMethod):
     relu = False
     summary = "sum_k w_k^c A_k with the GAP -> linear head's weights (Zhou et al. 2016)"
     reference = "the head's weights"
+    agreement = "1e-5, the head's weights"
 
     def image(self, a, g, ctx, opts):
         return ctx.outputs[c.CAM]
@@ -105,6 +106,7 @@ class GradCam(CamMethod):
     name = "gradcam"
     summary = "ReLU(sum_k mean_ij(G_k) A_k) (Selvaraju et al. 2017)"
     reference = "pytorch-grad-cam `GradCAM`"
+    agreement = "1e-5, definition"
 
     def weights(self, a, g, ctx, opts):
         return g.mean(axis=(2, 3))
@@ -115,6 +117,7 @@ class GradCamPlusPlus(CamMethod):
     name = "gradcam_pp"
     summary = "Grad-CAM++ weights from G alone (Chattopadhay et al. 2018)"
     reference = "pytorch-grad-cam `GradCAMPlusPlus`"
+    agreement = "1e-5, definition"
 
     def weights(self, a, g, ctx, opts):
         g2 = g * g
@@ -127,6 +130,7 @@ class XGradCam(CamMethod):
     name = "xgradcam"
     summary = "weights sum_ij G A / sum_ij A (Fu et al. 2020)"
     reference = "pytorch-grad-cam `XGradCAM`"
+    agreement = "1e-5, definition"
 
     def weights(self, a, g, ctx, opts):
         return (g * a / (a.sum(axis=(2, 3), keepdims=True) + 1e-7)).sum(axis=(2, 3))
@@ -137,6 +141,7 @@ class HiResCam(CamMethod):
     name = "hirescam"
     summary = "ReLU(sum_k G_k A_k), no spatial averaging (Draelos & Carin 2020)"
     reference = "pytorch-grad-cam `HiResCAM`"
+    agreement = "1e-5, definition"
 
     def image(self, a, g, ctx, opts):
         return (g * a).sum(axis=1)
@@ -147,6 +152,7 @@ class LayerCam(CamMethod):
     name = "layercam"
     summary = "ReLU(sum_k ReLU(G_k) A_k) (Jiang et al. 2021)"
     reference = "pytorch-grad-cam `LayerCAM`"
+    agreement = "1e-5, definition"
 
     def image(self, a, g, ctx, opts):
         return (np.maximum(g, 0) * a).sum(axis=1)
@@ -158,6 +164,7 @@ class EigenCam(CamMethod):
     sets = ("activation",)
     summary = "first principal component of A, gradient-free (Muhammad & Yeasin 2020)"
     reference = "pytorch-grad-cam `EigenCAM`"
+    agreement = "1e-5, definition"
 
     def image(self, a, g, ctx, opts):
         return _first_component(a)
@@ -183,6 +190,7 @@ class EigenGradCam(CamMethod):
     name = "eigengradcam"
     summary = "first principal component of G * A (pytorch-grad-cam's EigenGradCAM)"
     reference = "pytorch-grad-cam `EigenGradCAM`"
+    agreement = "1e-5, definition"
 
     def image(self, a, g, ctx, opts):
         return _first_component(g * a)
@@ -193,6 +201,7 @@ class GradCamElementWise(CamMethod):
     name = "gradcam_elementwise"
     summary = "ReLU(sum_k ReLU(G_k * A_k)), the product's positive part per position"
     reference = "pytorch-grad-cam `GradCAMElementWise`"
+    agreement = "1e-5, definition"
 
     def image(self, a, g, ctx, opts):
         return np.maximum(g * a, 0).sum(axis=1)
@@ -211,6 +220,7 @@ class ScoreCam(CamMethod):
     Options = ScoreCamOptions
     summary = "weights = softmax_k of the score of x masked by each normalized map (Wang et al. 2020)"
     reference = "pytorch-grad-cam `ScoreCAM`"
+    agreement = "1e-5, definition"
 
     def weights(self, a, g, ctx, opts: ScoreCamOptions):
         x = ctx.x.astype(np.float32)

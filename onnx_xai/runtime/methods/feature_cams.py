@@ -1,5 +1,4 @@
-"""More of pytorch-grad-cam's CAMs: two read from the activation alone, one from a contrastive
-objective.
+"""More CAMs: three read from the activation alone, one from a contrastive objective.
 
 - ``kpca_cam`` (Karmani et al. 2024, pytorch-grad-cam's ``KPCA_CAM``): each sample's centred
   ``[h*w, K]`` activation projected on the first component of a kernel PCA (scikit-learn's
@@ -7,6 +6,8 @@ objective.
   signed so its largest entry is positive); ``kernel`` sigmoid (the default: ``tanh(gamma x.y + 1)``),
   rbf, poly (degree 3) or linear, ``gamma`` 1/K by default. Solved exactly (scikit-learn switches to
   a randomized solver above 200 positions).
+- ``activation_map`` (OpenVINO-XAI's ``ActivationMap``): the activation's mean over its channels,
+  the same for every class.
 - ``fem`` (Fuad et al. 2020, pytorch-grad-cam's ``FEM``): each channel weighs the share of its
   positions above its mean plus ``k`` standard deviations; ``ReLU(sum_k w_k A_k)``.
 - ``finer_cam`` (Zhang et al. 2025, pytorch-grad-cam's ``FinerCAM``): Grad-CAM of
@@ -80,9 +81,23 @@ class KpcaCam(CamMethod):
     Options = KpcaOptions
     summary = "first kernel principal component of A over the positions, gradient-free"
     reference = "pytorch-grad-cam `KPCA_CAM` (exact eigensolver)"
+    agreement = "1e-5, kernel PCA in torch"
 
     def image(self, a, g, ctx, opts: KpcaOptions):
         return first_kernel_component(a, opts.kernel, opts.gamma)
+
+
+@register
+class ActivationMap(CamMethod):
+    name = "activation_map"
+    sets = ("activation",)
+    summary = "the mean of A over its channels, gradient-free and class-blind"
+    reference = "OpenVINO-XAI `ActivationMap`"
+    agreement = "1e-5, definition"
+    relu = False
+
+    def image(self, a, g, ctx, opts):
+        return a.mean(axis=1)
 
 
 @dataclass(frozen=True)
@@ -104,6 +119,7 @@ class Fem(CamMethod):
     Options = FemOptions
     summary = "ReLU(sum_k w_k A_k), w_k the share of A_k above its mean + k std, gradient-free"
     reference = "pytorch-grad-cam `FEM` (Fuad et al. 2020)"
+    agreement = "1e-5, definition"
 
     def weights(self, a, g, ctx, opts: FemOptions):
         strong = a > (a.mean(axis=(2, 3)) + opts.k * a.std(axis=(2, 3)))[:, :, None, None]
@@ -170,6 +186,7 @@ class FinerCam(CamMethod):
     Options = FinerOptions
     summary = "Grad-CAM of the target's output against the nearest classes' (Zhang et al. 2025)"
     reference = "pytorch-grad-cam `FinerCAM` (Grad-CAM base)"
+    agreement = "1e-5, definition (torch autograd)"
 
     def attribute(self, ctx: Context, opts: FinerOptions) -> np.ndarray:
         if ctx.targets.dtype.kind == "f":

@@ -32,6 +32,7 @@ class Gradient(Method):
     sets = ("input_grad",)
     summary = "d score / d x (Simonyan et al. 2014)"
     reference = "Captum `Saliency(abs=False)`"
+    agreement = "1e-4, Captum"
 
     def attribute(self, ctx: Context, opts: Options) -> np.ndarray:
         return ctx.outputs[c.INPUT_GRAD]
@@ -44,6 +45,7 @@ class InputXGradient(Method):
     sets = ("input_grad",)
     summary = "x * d score / d x"
     reference = "Captum `InputXGradient`"
+    agreement = "1e-4, Captum"
 
     def attribute(self, ctx: Context, opts: Options) -> np.ndarray:
         return ctx.x.astype(np.float32) * ctx.outputs[c.INPUT_GRAD]
@@ -88,6 +90,7 @@ class IntegratedGradients(Method):
     Options = IntegratedGradientsOptions
     summary = "(x - baseline) * mean gradient along the straight path (Sundararajan et al. 2017)"
     reference = "Captum `IntegratedGradients`"
+    agreement = "1e-4, Captum"
 
     def attribute(self, ctx: Context, opts: IntegratedGradientsOptions) -> np.ndarray:
         x = ctx.x.astype(np.float32)
@@ -154,6 +157,7 @@ class GradientShap(Method):
         "mean over random baselines, noise and points of the path of (x - baseline) * the gradient there"
     )
     reference = "Captum `GradientShap` (same draws with `np.random.seed`, `stdevs=0`)"
+    agreement = "1e-4, Captum (same draws)"
 
     def attribute(self, ctx: Context, opts: GradientShapOptions) -> np.ndarray:
         x = ctx.x.astype(np.float32)
@@ -188,6 +192,7 @@ class GuidedBackprop(Method):
     sets = ("guided",)
     summary = "d score / d x with ReLUs passing only positive gradients (Springenberg et al. 2015)"
     reference = "Captum `GuidedBackprop`"
+    agreement = "1e-4, Captum"
 
     def attribute(self, ctx: Context, opts: Options) -> np.ndarray:
         return ctx.outputs[c.GUIDED_INPUT_GRAD]
@@ -201,6 +206,7 @@ class Deconvolution(Method):
         "d score / d x with ReLUs passing positive gradients whatever their input (Zeiler & Fergus 2014)"
     )
     reference = "Captum `Deconvolution`"
+    agreement = "1e-4, Captum"
 
     def attribute(self, ctx: Context, opts: Options) -> np.ndarray:
         return ctx.outputs[c.DECONV_INPUT_GRAD]
@@ -219,6 +225,7 @@ class GuidedGradCam(Method):
     sets = ("guided", "gradcam")
     summary = "guided backprop * Grad-CAM upsampled to the input (bilinear; Captum's is nearest)"
     reference = "Captum `GuidedGradCam`"
+    agreement = "1e-4, Captum (bilinear)"
 
     def attribute(self, ctx: Context, opts: Options) -> np.ndarray:
         from .cams import GradCam

@@ -86,6 +86,7 @@ class ReciproCam(Method):
     Options = ReciproCamOptions
     summary = "each grid position's score with the layer's activation kept there only, through the head"
     reference = "Byun & Lee 2022 (ReciproCAM; ViT-ReciproCAM on tokens), as OpenVINO-XAI"
+    agreement = "1e-5, definition (CNN and ViT)"
 
     def attribute(self, ctx: Context, opts: ReciproCamOptions) -> np.ndarray:
         head = ctx.layer_head()
@@ -113,6 +114,7 @@ class AblationCam(Method):
     Options = BatchedOptions
     summary = "ReLU(sum_k w_k A_k), w_k the score's relative drop with channel k ablated, through the head"
     reference = "pytorch-grad-cam `AblationCAM` (Desai & Ramaswamy 2020)"
+    agreement = "1e-5, definition"
 
     def attribute(self, ctx: Context, opts: BatchedOptions) -> np.ndarray:
         head = ctx.layer_head()

@@ -87,6 +87,7 @@ class Occlusion(Method):
     Options = OcclusionOptions
     summary = "the score's mean drop when a sliding patch covering each pixel is replaced by a baseline"
     reference = "Captum `Occlusion` (sliding window over all channels)"
+    agreement = "1e-4, Captum"
 
     def attribute(self, ctx: Context, opts: OcclusionOptions) -> np.ndarray:
         x = ctx.x.astype(np.float32)
@@ -159,6 +160,7 @@ class Rise(Method):
     Options = RiseOptions
     summary = "the mean of random masks weighted by the score of the input they keep, over p"
     reference = "Petsiuk et al. 2018 (RISE), as DIANNA and OpenVINO-XAI"
+    agreement = "1e-5, definition (same masks)"
 
     def attribute(self, ctx: Context, opts: RiseOptions) -> np.ndarray:
         x = ctx.x.astype(np.float32)

@@ -153,6 +153,7 @@ class Lime(_Surrogate):
     Options = LimeOptions
     summary = "a weighted linear model of the score on which superpixels are kept, fitted to random copies"
     reference = "Captum `Lime` (cosine-distance kernel), ridge fit; superpixels by SLIC"
+    agreement = "1e-4, Captum (same samples)"
 
     def samples(self, count: int, features: int, seed: int | None) -> np.ndarray:
         return lime_samples(count, features, seed)
@@ -179,6 +180,7 @@ class KernelShap(_Surrogate):
     Options = SurrogateOptions
     summary = "Shapley values of superpixels, by a linear fit on copies drawn from the Shapley kernel"
     reference = "Captum `KernelShap` (same sampling and weights); superpixels by SLIC"
+    agreement = "1e-4, Captum (same samples)"
 
     def samples(self, count: int, features: int, seed: int | None) -> np.ndarray:
         return kernel_shap_samples(count, features, seed)

@@ -5,7 +5,8 @@ For ResNet-50 (random init, exported by ``models.py``) and the bundled Efficient
 every registered method with its default options (sessions built beforehand), interleaved with the
 forward so that a drift of the machine hits both, and the ratio of each to the forward of its round.
 Sampling methods run fewer rounds (SmoothGrad 50 copies and integrated gradients 50 points: 3; Score-CAM,
-one run per channel of the target layer: 1).
+one run per channel of the target layer, occlusion's 729 patches, RISE's 2000 masks, LIME's and
+KernelSHAP's 1000 samples, Ablation-CAM's one head run per channel: 1).
 
     python tools/bench_methods.py [--rounds 7] [--models resnet50 efficientnet_lite0] [--skip scorecam]
 """
@@ -24,7 +25,24 @@ sys.path.insert(0, str(Path(__file__).parent))
 import onnx_xai  # noqa: E402
 from onnx_xai.photos import DEMO_MODEL  # noqa: E402
 
-EXPENSIVE = {"smoothgrad": 3, "integrated_gradients": 3, "scorecam": 1}
+EXPENSIVE = {  # rounds of the methods that run many copies (their default counts)
+    "smoothgrad": 3,
+    "integrated_gradients": 3,
+    "scorecam": 1,
+    "occlusion": 1,
+    "rise": 1,
+    "lime": 1,
+    "kernel_shap": 1,
+    "ablationcam": 1,
+}
+WARM = {  # the options of the warm-up call that builds each session (a few copies only)
+    "smoothgrad": {"n_samples": 2},
+    "integrated_gradients": {"n_steps": 2},
+    "rise": {"n_masks": 4},
+    "lime": {"n_samples": 4},
+    "kernel_shap": {"n_samples": 4},
+    "occlusion": {"window": 112, "stride": 112},
+}
 
 
 def model_path(name: str) -> str:
@@ -56,17 +74,7 @@ def bench(name: str, rounds: int, skip: set[str]) -> None:
     feed = {plain.get_inputs()[0].name: x}
     methods = [m for m in onnx_xai.METHOD_NAMES if m not in skip]
     for method in methods:  # build every session, warm every kernel
-        ex.explain(
-            x,
-            method,
-            **(
-                {"n_samples": 2}
-                if method == "smoothgrad"
-                else {"n_steps": 2}
-                if method == "integrated_gradients"
-                else {}
-            ),
-        )
+        ex.explain(x, method, **WARM.get(method, {}))
     print(f"\n{name}, batch 1, 224 x 224, 2 threads")
     print("| method | ms (median) | x forward |\n|---|---|---|")
     for method in ["forward"] + methods:

@@ -142,19 +142,20 @@ class Prepared:
         x0, y0 = max(x0, 0), max(y0, 0)
         return x0, y0, min(max(x1, x0 + 1), width), min(max(y1, y0 + 1), height)
 
-    def map_to_photo(self, single_map: np.ndarray) -> np.ndarray:
-        """An ``(H, W)`` map over the input as a float map over the whole photo (zero outside)."""
+    def map_to_photo(self, single_map: np.ndarray, levels: int | None = None) -> np.ndarray:
+        """An ``(H, W)`` map over the input as a float map over the whole photo (zero outside); with
+        ``levels``, a map in [0, 1] as uint8 levels 0..levels, resized as such (4x faster)."""
         width, height = self.photo.size
         fx0, fy0, fx1, fy1 = (int(round(v)) for v in self.crop)
         if fx0 >= 0 and fy0 >= 0 and fx1 <= width and fy1 <= height:  # inside the photo (a crop)
             fx0, fy0, fx1, fy1 = self.region()
         fx1, fy1 = max(fx1, fx0 + 1), max(fy1, fy0 + 1)
-        resized = np.asarray(
-            Image.fromarray(single_map.astype(np.float32), mode="F").resize(
-                (fx1 - fx0, fy1 - fy0), Image.BILINEAR
-            )
-        )
-        canvas = np.zeros((height, width), np.float32)
+        if levels is None:
+            source = Image.fromarray(single_map.astype(np.float32), mode="F")
+        else:
+            source = Image.fromarray(np.clip(np.rint(single_map * levels), 0, levels).astype(np.uint8), "L")
+        resized = np.asarray(source.resize((fx1 - fx0, fy1 - fy0), Image.BILINEAR))
+        canvas = np.zeros((height, width), resized.dtype)
         x0, y0, x1, y1 = max(fx0, 0), max(fy0, 0), min(fx1, width), min(fy1, height)
         canvas[y0:y1, x0:x1] = resized[
             y0 - fy0 : y1 - fy0, x0 - fx0 : x1 - fx0

@@ -167,15 +167,15 @@ def photo_layer(
     (RGBA; for the CAM family a palette of 253 heat levels, clear, and the two box colours): laid
     over the photo (alpha compositing, as a browser stacks two images) it gives the picture, to
     within rounding. The boxes are drawn opaque."""
-    values = prepared.map_to_photo(single_map)
     x0, y0, x1, y1 = region = prepared.region()
     if family == "cam":  # a palette picture: a quarter of the bytes of RGBA to encode
-        levels = np.full(values.shape, _CLEAR, np.uint8)
-        heat = np.clip(np.rint(values[y0:y1, x0:x1] * (_HEAT_LEVELS - 1)), 0, _HEAT_LEVELS - 1)
-        levels[y0:y1, x0:x1] = heat
+        heat = prepared.map_to_photo(single_map, levels=_HEAT_LEVELS - 1)
+        levels = np.full(heat.shape, _CLEAR, np.uint8)
+        levels[y0:y1, x0:x1] = heat[y0:y1, x0:x1]
         layer = Image.fromarray(levels, "P")
         layer.putpalette(_layer_palette(cmap, alpha), rawmode="RGBA")
         return outline(layer, box, (255, 255, 255))
+    values = prepared.map_to_photo(single_map)
     kept, added = _spotlight_terms(values, prepared.map_to_photo(signed) if signed is not None else None)
     shown = 1.0 - kept
     colour = added / np.maximum(shown, 1e-6)[..., None]

@@ -73,8 +73,9 @@ def test_the_layer_laid_over_the_photo_is_the_picture(family, signed, fit):
     layer = photo_layer(prepared, family, single, tint, box).convert("RGBA")
     laid = Image.alpha_composite(prepared.photo.convert("RGBA"), layer).convert("RGB")
     difference = np.abs(np.asarray(laid, np.float64) - picture)
-    # rounding of the colour and its opacity; a CAM's 253 heat levels, a step of jet's 256 apart
-    assert difference.max() <= 3.0, difference.max()
+    # rounding of the colour and its opacity (1 each); a CAM's map resized as 253 levels: one level
+    # off is one step of jet, up to 4 of 255 in its steepest channel, half of it seen at alpha 0.5
+    assert difference.max() <= (5.0 if family == "cam" else 3.0), difference.max()
     x0, y0, x1, y1 = prepared.region()
     outside = np.ones(difference.shape[:2], bool)
     outside[y0:y1, x0:x1] = False

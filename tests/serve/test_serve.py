@@ -253,7 +253,7 @@ def test_the_overlay_laid_over_the_photo_is_the_picture(served):
         layer = layer.convert("RGBA")
         laid = np.asarray(Image.alpha_composite(original, layer).convert("RGB"), np.float64)
         difference = np.abs(laid - np.asarray(picture.convert("RGB"), np.float64))
-        assert (difference.max() if kind == "png" else difference.mean()) <= 3.0
+        assert (difference.max() if kind == "png" else difference.mean()) <= 5.0  # see test_pictures
     status, answer = served.call("explain", [photo(PHOTOS[0])], overlay=False)
     pictures = {"overlay_png", "picture_png", "picture_jpg"}
     assert status == 200 and not pictures & set(answer["explanations"][0][0])

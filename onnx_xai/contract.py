@@ -32,6 +32,7 @@ INPUT_GRAD = "xai_input_grad"
 GUIDED_INPUT_GRAD = "xai_guided_input_grad"
 DECONV_INPUT_GRAD = "xai_deconv_input_grad"
 RELEVANCE = "xai_relevance"
+DEEPLIFT = "xai_deeplift"
 METADATA_KEY = "onnx_xai"
 FORMAT = 2
 
@@ -44,6 +45,7 @@ OUTPUT_SETS: dict[str, tuple[str, ...]] = {
     "guided": (GUIDED_INPUT_GRAD,),
     "deconv": (DECONV_INPUT_GRAD,),
     "relevance": (RELEVANCE,),  # LRP, by the composite the rewrite names (record.composite)
+    "deeplift": (DEEPLIFT,),  # DeepLIFT's multipliers of a batch [x; x_ref] (the first half seeded)
 }
 DEFAULT_SETS = ("cam", "gradcam", "input_grad")  # what `augment` writes unless told otherwise
 LAYER_OUTPUTS = (ACTIVATION, ACTIVATION_GRAD, GRADCAM)  # one of each per target layer

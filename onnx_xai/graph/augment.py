@@ -31,6 +31,7 @@ from .layout import NCHW, tensor_layouts
 from .model_io import load_model
 from .paths import path_nodes
 from .rules import rule_table
+from .rules.deeplift import deeplift_table, halves
 from .rules.relevance import COMPOSITES, Composite, first_linear_layer, relevance_table
 from .scales import neck_layers
 from .simplify import fold_zero_pads
@@ -273,6 +274,8 @@ def _emit(
     outs += _layer_outputs(e, a, wanted, used, grads) + _input_outputs(e, a, wanted, grads, seed, maxpool)
     if "relevance" in wanted:
         outs.append(_relevance(e, a, seed, composite))
+    if "deeplift" in wanted:
+        outs.append(_deeplift(e, a, seed))
     return build_model(info, e, [seed_vi], outs)
 
 
@@ -346,6 +349,15 @@ def _relevance(e: Emitter, a: Analysis, seed: str, composite: Composite) -> onnx
     start = e.op("Mul", [seed, a.score.name])
     relevance = backward(e, a.score.name, start, [a.source], rules=table)[a.source]
     return _publish(e, c.RELEVANCE, _input_gradient(e, a, relevance), list(a.info.known_shape(a.image)))
+
+
+def _deeplift(e: Emitter, a: Analysis, seed: str) -> onnx.ValueInfoProto:
+    """DeepLIFT's multipliers of the input (:mod:`.rules.deeplift`), the sweep seeded on the batch's
+    first half (the inputs; the second holds their references)."""
+    first, second = halves(e, seed)
+    on_inputs = e.op("Concat", [first, e.op("Mul", [second, e.scalar(0.0, like=a.score.name)])], axis=0)
+    multipliers = backward(e, a.score.name, on_inputs, [a.source], rules=deeplift_table())[a.source]
+    return _publish(e, c.DEEPLIFT, _input_gradient(e, a, multipliers), list(a.info.known_shape(a.image)))
 
 
 def _input_gradient(e: Emitter, a: Analysis, grad: str | None) -> str:

@@ -36,7 +36,8 @@ TIERS = (
     ("activation", "cam", "gradcam", "input_grad"),
     ("activation", "cam", "gradcam", "guided"),
     ("activation", "cam", "gradcam", "deconv"),
-    tuple(s for s in OUTPUT_SETS if s != "relevance"),  # LRP has a graph per composite (relevance)
+    tuple(s for s in OUTPUT_SETS if s not in ("relevance", "deeplift")),  # LRP: SessionSet.relevance
+    ("deeplift",),  # on a batch of inputs and references: a graph of its own
 )
 
 
@@ -218,9 +219,12 @@ class SessionSet:
                 k: v for k, v in self._sessions.items() if k == FORWARD or k == key or k[1] != key[1]
             }
         if not key[1]:
-            built = [k for k in self._sessions if k != FORWARD and not k[1]]
-            cheapest = min(built, key=lambda k: TIERS.index(next(t for t in TIERS if set(k[0]) <= set(t))))
-            self._sessions[FORWARD] = self._sessions[cheapest]
+            built = [k for k in self._sessions if k != FORWARD and not k[1] and k[0] != ("deeplift",)]
+            if built:  # the DeepLIFT graph runs on pairs of samples: never a prediction's
+                cheapest = min(
+                    built, key=lambda k: TIERS.index(next(t for t in TIERS if set(k[0]) <= set(t)))
+                )
+                self._sessions[FORWARD] = self._sessions[cheapest]
         release_memory()
 
     def _rewritten_serves(self, output_sets: tuple[str, ...], seeded: bool) -> Session:

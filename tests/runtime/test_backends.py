@@ -33,6 +33,7 @@ OPTIONS = {
     "lime": {"n_samples": 48, "noise_seed": 0, "segments": 8},
     "kernel_shap": {"n_samples": 48, "noise_seed": 0, "segments": 8},
     "gradient_shap": {"n_samples": 3, "noise_seed": 0},
+    "deeplift_shap": {"baselines": np.full((2, 3, SIZE, SIZE), 0.5, np.float32)},
 }
 
 

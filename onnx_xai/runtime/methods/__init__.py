@@ -10,7 +10,7 @@ from ...errors import InputError
 
 # registration order is the order of METHOD_NAMES, the CLI's choices and the method table
 # isort: off
-from . import gradients, relevance, smooth, cams, feature_cams, mosaics, perturbation, surrogates  # noqa: F401
+from . import gradients, deeplift, relevance, smooth, cams, feature_cams, mosaics, perturbation, surrogates  # noqa: F401
 
 # isort: on
 from .base import REGISTRY, BatchedOptions, Context, Method, Options, chunk_size, get

@@ -129,7 +129,7 @@ class Fem(CamMethod):
 @dataclass(frozen=True)
 class FinerOptions(CamOptions):
     """``alpha``: the comparison's strength; ``comparisons``: the ranks (by distance to the target's
-    output, the target itself rank 0) of the classes compared with."""
+    output, the target itself rank 0) of the classes compared with (those the model has)."""
 
     alpha: float = 1.0
     comparisons: tuple = (1, 2, 3)
@@ -147,14 +147,13 @@ class FinerOptions(CamOptions):
 def finer_seed(output: np.ndarray, targets: np.ndarray, opts: FinerOptions, kind: str) -> np.ndarray:
     """d objective / d logits (module docstring) per sample ``[N, K]``, from the output ``[N, K]``."""
     y = output.astype(np.float64)
-    if opts.comparisons and max(opts.comparisons) >= y.shape[1]:
-        raise InputError(
-            f"comparisons rank up to {max(opts.comparisons)}; the model has {y.shape[1]} classes"
-        )
+    ranks = [r for r in opts.comparisons if r < y.shape[1]]  # a model of few classes has fewer
+    if not ranks:
+        raise InputError(f"finer_cam compares with other classes; the model has {y.shape[1]}")
     seeds = np.zeros_like(y)
     for i, (row, target) in enumerate(zip(y, targets)):
         order = np.argsort(np.abs(row - row[target]), kind="stable")
-        others = order[list(opts.comparisons)]
+        others = order[ranks]
         p = np.exp(row - row.max())
         p /= p.sum()
         w = p[others]

@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
-from zennit.layer import Sum
 
 import onnx_xai
 
 from ..forms.reference import rel
 from .test_method_references import onnx_bytes
+from .zennit_import import zennit_layer
 
 
 class Net(nn.Module):
@@ -32,7 +32,7 @@ class Net(nn.Module):
         self.conv1, self.relu1 = nn.Conv2d(8, 8, 3, padding=1, bias=bias), nn.ReLU()
         self.conv2 = nn.Conv2d(8, 8, 1, bias=bias)
         self.relu3 = nn.ReLU() if gated else None
-        self.sum = Sum() if residual else None
+        self.sum = zennit_layer().Sum() if residual else None
         self.gap = nn.AdaptiveAvgPool2d(1)
         self.fc1, self.relu2, self.fc2 = nn.Linear(8, 12, bias=bias), nn.ReLU(), nn.Linear(12, 5, bias=bias)
 

@@ -33,6 +33,8 @@ GUIDED_INPUT_GRAD = "xai_guided_input_grad"
 DECONV_INPUT_GRAD = "xai_deconv_input_grad"
 RELEVANCE = "xai_relevance"
 DEEPLIFT = "xai_deeplift"
+FULLGRAD = "xai_fullgrad"  # FullGrad's per-layer maps, xai_fullgrad_1 ..., one per bias layer
+FULLGRAD_INPUT = "xai_fullgrad_input"
 METADATA_KEY = "onnx_xai"
 FORMAT = 2
 
@@ -46,6 +48,7 @@ OUTPUT_SETS: dict[str, tuple[str, ...]] = {
     "deconv": (DECONV_INPUT_GRAD,),
     "relevance": (RELEVANCE,),  # LRP, by the composite the rewrite names (record.composite)
     "deeplift": (DEEPLIFT,),  # DeepLIFT's multipliers of a batch [x; x_ref] (the first half seeded)
+    "fullgrad": (FULLGRAD_INPUT,),  # and xai_fullgrad_1 ... (as many as the model has bias layers)
 }
 DEFAULT_SETS = ("cam", "gradcam", "input_grad")  # what `augment` writes unless told otherwise
 LAYER_OUTPUTS = (ACTIVATION, ACTIVATION_GRAD, GRADCAM)  # one of each per target layer

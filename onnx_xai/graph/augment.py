@@ -29,12 +29,12 @@ from .info import GraphInfo
 from .layer import check_layer, default_layer, view_of
 from .layout import NCHW, tensor_layouts
 from .model_io import load_model
-from .paths import path_nodes
+from .publish import as_float32, input_gradient, publish
 from .rules import rule_table
-from .rules.deeplift import deeplift_table, halves
-from .rules.relevance import COMPOSITES, Composite, first_linear_layer, relevance_table
+from .rules.relevance import COMPOSITES, Composite
 from .scales import neck_layers
 from .simplify import fold_zero_pads
+from .sweeps import deeplift, fullgrad, relevance
 from .views import channels_first, channels_first_shape
 
 OUTPUT_SETS = tuple(c.OUTPUT_SETS)
@@ -265,7 +265,7 @@ def _emit(
             [helper.make_tensor_value_info(used, onnx.TensorProto.INT64, [batch])],
         )
     seed = undo_moves(e, list(a.score.moves), seed)  # the objective's seed back on the logit
-    outs.insert(0, _publish(e, c.SCORE, _as_float32(e, score_out, score), [batch]))
+    outs.insert(0, publish(e, c.SCORE, as_float32(e, score_out, score), [batch]))
     wrt = ([v.name for v in a.views] if "gradcam" in wanted else []) + (
         [a.source] if "input_grad" in wanted else []
     )
@@ -273,9 +273,11 @@ def _emit(
     grads = backward(e, score, seed, wrt, rules=rule_table(maxpool)) if wrt else {}  # one sweep serves both
     outs += _layer_outputs(e, a, wanted, used, grads) + _input_outputs(e, a, wanted, grads, seed, maxpool)
     if "relevance" in wanted:
-        outs.append(_relevance(e, a, seed, composite))
+        outs.append(relevance(e, a, seed, composite))
     if "deeplift" in wanted:
-        outs.append(_deeplift(e, a, seed))
+        outs.append(deeplift(e, a, seed))
+    if "fullgrad" in wanted:
+        outs += fullgrad(e, a, seed, maxpool)
     return build_model(info, e, [seed_vi], outs)
 
 
@@ -306,14 +308,14 @@ def _layer_outputs(e: Emitter, a: Analysis, wanted, used: str | None, grads: dic
     outs = []
     for k, view in enumerate(a.views):
         target, shape = view.name, channels_first_shape(a.info, view)
-        activation = _as_float32(e, channels_first(e, view, target), target)
-        outs.append(_publish(e, c.layer_output(c.ACTIVATION, k), activation, shape))
+        activation = as_float32(e, channels_first(e, view, target), target)
+        outs.append(publish(e, c.layer_output(c.ACTIVATION, k), activation, shape))
         if "gradcam" in wanted:
             grad = grads[target] or e.zeros_like(target)
-            d_activation = _as_float32(e, channels_first(e, view, grad), target)
-            outs.append(_publish(e, c.layer_output(c.ACTIVATION_GRAD, k), d_activation, shape))
+            d_activation = as_float32(e, channels_first(e, view, grad), target)
+            outs.append(publish(e, c.layer_output(c.ACTIVATION_GRAD, k), d_activation, shape))
             outs.append(
-                _publish(
+                publish(
                     e,
                     c.layer_output(c.GRADCAM, k),
                     _gradcam(e, activation, d_activation),
@@ -321,7 +323,7 @@ def _layer_outputs(e: Emitter, a: Analysis, wanted, used: str | None, grads: dic
                 )
             )
         if "cam" in wanted and k == 0 and isinstance(a.head, CamHead) and used is not None:
-            outs.append(_publish(e, c.CAM, _cam(e, activation, a.head, used), shape[:1] + shape[2:]))
+            outs.append(publish(e, c.CAM, _cam(e, activation, a.head, used), shape[:1] + shape[2:]))
     return outs
 
 
@@ -330,50 +332,15 @@ def _input_outputs(e: Emitter, a: Analysis, wanted, grads: dict, seed: str, maxp
     shape."""
     outs, shape = [], list(a.info.known_shape(a.image))
     if "input_grad" in wanted:
-        outs.append(_publish(e, c.INPUT_GRAD, _input_gradient(e, a, grads[a.source]), shape))
+        outs.append(publish(e, c.INPUT_GRAD, input_gradient(e, a, grads[a.source]), shape))
     for output_set, table, name in (
         ("guided", "guided", c.GUIDED_INPUT_GRAD),
         ("deconv", "deconv", c.DECONV_INPUT_GRAD),
     ):
         if output_set in wanted:
             modified = backward(e, a.score.name, seed, [a.source], rules=rule_table(maxpool, table))[a.source]
-            outs.append(_publish(e, name, _input_gradient(e, a, modified), shape))
+            outs.append(publish(e, name, input_gradient(e, a, modified), shape))
     return outs
-
-
-def _relevance(e: Emitter, a: Analysis, seed: str, composite: Composite) -> onnx.ValueInfoProto:
-    """LRP's relevance of each input value (:mod:`.rules.relevance`): the sweep seeded with the
-    score itself where the objective's seed is (``seed * score``)."""
-    first = first_linear_layer(path_nodes(a.info, [a.source], a.score.name))
-    table = relevance_table(composite, first)
-    start = e.op("Mul", [seed, a.score.name])
-    relevance = backward(e, a.score.name, start, [a.source], rules=table)[a.source]
-    return _publish(e, c.RELEVANCE, _input_gradient(e, a, relevance), list(a.info.known_shape(a.image)))
-
-
-def _deeplift(e: Emitter, a: Analysis, seed: str) -> onnx.ValueInfoProto:
-    """DeepLIFT's multipliers of the input (:mod:`.rules.deeplift`), the sweep seeded on the batch's
-    first half (the inputs; the second holds their references)."""
-    first, second = halves(e, seed)
-    on_inputs = e.op("Concat", [first, e.op("Mul", [second, e.scalar(0.0, like=a.score.name)])], axis=0)
-    multipliers = backward(e, a.score.name, on_inputs, [a.source], rules=deeplift_table())[a.source]
-    return _publish(e, c.DEEPLIFT, _input_gradient(e, a, multipliers), list(a.info.known_shape(a.image)))
-
-
-def _input_gradient(e: Emitter, a: Analysis, grad: str | None) -> str:
-    """A cotangent of the differentiated tensor, back in the input's shape and layout, float32."""
-    return _as_float32(e, undo_moves(e, a.moves, grad or e.zeros_like(a.source)), a.source)
-
-
-def _publish(e: Emitter, public: str, name: str, shape: list) -> onnx.ValueInfoProto:
-    """Expose the float32 tensor ``name`` as the graph output ``public``."""
-    e.op("Identity", [name], out=[e.reserve(public)])
-    return helper.make_tensor_value_info(public, FLOAT, shape)
-
-
-def _as_float32(e: Emitter, name: str, like: str) -> str:
-    """``name``, which has the element type of the forward tensor ``like``, in float32."""
-    return name if e.info.dtype(like) == FLOAT else e.op("Cast", [name], to=FLOAT)
 
 
 def _resolve_target(e: Emitter, score: str, target_in: str) -> str:
@@ -403,7 +370,7 @@ def _cam(e: Emitter, activation: str, head: CamHead, used: str) -> str:
         rows = e.op("Transpose", [e.op("Gather", [head.weight, used], axis=1)], perm=[1, 0])
     else:
         rows = e.op("Gather", [head.weight, used], axis=0)
-    rows = _as_float32(e, rows, head.weight)
+    rows = as_float32(e, rows, head.weight)
     if head.alpha != 1.0:
         rows = e.op("Mul", [rows, e.const(np.array(head.alpha, np.float32))])
     weights = e.unsqueeze(rows, [2, 3])

@@ -327,6 +327,7 @@ class Explainer:
             + [c.SCORE]
             + ([] if seeded else [c.TARGET_USED])
             + ([output] if output in given else [])
+            + (_layer_maps(given) if "fullgrad" in sets else [])
         )
         feeds = {self.input_name: self._input.cast(x), c.SEED if seeded else c.TARGET: objective, **extra}
         return dict(zip(names, self._sessions.run(sets, names, feeds, seeded)))
@@ -389,6 +390,13 @@ class Explainer:
 
     def _spatial_size(self, x: np.ndarray) -> tuple[int, int]:
         return x.shape[self.layout.index("H")], x.shape[self.layout.index("W")]
+
+
+def _layer_maps(given: set[str]) -> list[str]:
+    """FullGrad's per-layer outputs, in layer order (``xai_fullgrad_1`` ...)."""
+    prefix = c.FULLGRAD + "_"
+    found = [n for n in given if n.startswith(prefix) and n[len(prefix) :].isdigit()]
+    return sorted(found, key=lambda n: int(n[len(prefix) :]))
 
 
 def _check_threshold(value) -> None:

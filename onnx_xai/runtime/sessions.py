@@ -36,8 +36,9 @@ TIERS = (
     ("activation", "cam", "gradcam", "input_grad"),
     ("activation", "cam", "gradcam", "guided"),
     ("activation", "cam", "gradcam", "deconv"),
-    tuple(s for s in OUTPUT_SETS if s not in ("relevance", "deeplift")),  # LRP: SessionSet.relevance
+    tuple(s for s in OUTPUT_SETS if s not in ("relevance", "deeplift", "fullgrad")),  # LRP: relevance()
     ("deeplift",),  # on a batch of inputs and references: a graph of its own
+    ("fullgrad",),  # a sweep to every bias layer: a graph of its own
 )
 
 

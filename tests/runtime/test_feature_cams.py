@@ -9,6 +9,7 @@ import copy
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 import onnx_xai
 from onnx_xai.runtime.methods.cams import _first_component
@@ -129,3 +130,52 @@ def test_finer_cam_reaches_the_logits_through_a_softmax(setup):  # noqa: F811
     assert ex.record.score_kind == "pre-softmax"
     ours = ex.explain(x, "finer_cam", target=targets, alpha=0.6).raw
     assert rel(ours, finer_by_torch(wrapped.double(), x, targets, 0.6)) < 1e-5
+
+
+def fullgrad_by_torch(net, x, targets) -> np.ndarray:
+    """pytorch-grad-cam's FullGrad: hooks on every Conv2d and BatchNorm2d with a bias, the input's
+    gradient times itself and each layer's |bias * gradient|, each channel scaled to [0, 1] and
+    resized to the input (bilinear, half-pixel: cv2's for upsampling), all summed."""
+    layers = [
+        m
+        for m in net.modules()
+        if isinstance(m, (torch.nn.Conv2d, torch.nn.BatchNorm2d)) and m.bias is not None
+    ]
+    store: list = []
+
+    def keep(module, inputs, output):
+        output.register_hook(lambda g, module=module: store.append((module, g)))
+
+    handles = [layer.register_forward_hook(keep) for layer in layers]
+    inputs = tensor(x)
+    net(inputs)[torch.arange(len(x)), torch.as_tensor(targets)].sum().backward()
+    for handle in handles:
+        handle.remove()
+
+    def scaled(maps: torch.Tensor) -> torch.Tensor:  # [N, C, h, w], each channel to [0, 1], resized
+        maps = maps - maps.amin((2, 3), keepdim=True)
+        maps = maps / (1e-7 + maps.amax((2, 3), keepdim=True))
+        return F.interpolate(maps, size=x.shape[2:], mode="bilinear", align_corners=False)
+
+    total = scaled((inputs.grad * inputs).abs().detach()).sum(1)
+    for module, grad in store:
+        if isinstance(module, torch.nn.BatchNorm2d):
+            bias = module.bias - module.running_mean * module.weight / torch.sqrt(
+                module.running_var + module.eps
+            )
+        else:
+            bias = module.bias
+        total = total + scaled((bias[None, :, None, None] * grad).abs().detach()).sum(1)
+    return total.numpy()
+
+
+def test_fullgrad_matches_pytorch_grad_cams_definition(setup):  # noqa: F811
+    """The stem's convolution without a bias before its BatchNorm, as in real networks: the export
+    folds a BatchNorm into its convolution, and a biased convolution and its BatchNorm (two layers
+    to pytorch-grad-cam) would be one layer in the file."""
+    _, net, x, targets = setup
+    net = copy.deepcopy(net)
+    net.stem[0].bias = None
+    ex = onnx_xai.Explainer(onnx_bytes(copy.deepcopy(net).float()))
+    ours = ex.explain(x, "fullgrad", target=targets).raw
+    assert rel(ours, fullgrad_by_torch(net, x, targets)) < 1e-5

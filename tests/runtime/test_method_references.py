@@ -279,7 +279,7 @@ def test_every_method_has_a_reference_row():
     covered |= {"lime", "kernel_shap"}  # test_surrogates.py
     covered |= {"gradient_shap"}  # test_gradient_shap.py
     covered |= {"reciprocam", "ablationcam"}  # test_mosaics.py
-    covered |= {"kpca_cam", "fem", "finer_cam", "activation_map"}  # test_feature_cams.py
+    covered |= {"kpca_cam", "fem", "finer_cam", "activation_map", "fullgrad"}  # test_feature_cams.py
     covered |= {"lrp"}  # test_relevance.py
     covered |= {"deeplift", "deeplift_shap"}  # test_deeplift.py
     assert covered == set(METHOD_NAMES), f"methods without a reference: {set(METHOD_NAMES) - covered}"

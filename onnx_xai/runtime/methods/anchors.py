@@ -41,7 +41,7 @@ ANCHORS: list[tuple[str, str, str]] = [
     ("pytorch-grad-cam", "FEM", "fem"),
     ("pytorch-grad-cam", "FinerCAM", "finer_cam"),
     ("pytorch-grad-cam", "GuidedBackpropReLUModel", "guided_backprop"),
-    ("pytorch-grad-cam", "FullGrad", "not yet: needs every biased layer's gradient in one graph"),
+    ("pytorch-grad-cam", "FullGrad", "fullgrad"),
     ("pytorch-grad-cam", "ShapleyCAM", "not yet: needs a Hessian-vector product"),
     ("OpenVINO-XAI", "ReciproCAM", "reciprocam"),
     ("OpenVINO-XAI", "ViTReciproCAM", "reciprocam"),

@@ -8,6 +8,10 @@
   a randomized solver above 200 positions).
 - ``activation_map`` (OpenVINO-XAI's ``ActivationMap``): the activation's mean over its channels,
   the same for every class.
+- ``fullgrad`` (Srinivas & Fleuret 2019, pytorch-grad-cam's ``FullGrad``): ``|x * d score / dx|``
+  per input channel plus, for every convolution and BatchNorm with a bias, ``|bias * d score / d
+  output|`` per channel, each map scaled to [0, 1] and upsampled to the input (bilinear), all
+  summed; the bias terms come from one sweep of a graph of their own (:mod:`onnx_xai.graph.sweeps`).
 - ``fem`` (Fuad et al. 2020, pytorch-grad-cam's ``FEM``): each channel weighs the share of its
   positions above its mean plus ``k`` standard deviations; ``ReLU(sum_k w_k A_k)``.
 - ``finer_cam`` (Zhang et al. 2025, pytorch-grad-cam's ``FinerCAM``): Grad-CAM of
@@ -24,8 +28,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ... import contract as c
 from ...errors import InputError
-from .base import Context, register, whole
+from ..maps import upsample
+from .base import Context, Method, register, whole
 from .cams import CamMethod, CamOptions, GradCam
 
 KERNELS = ("sigmoid", "rbf", "poly", "linear")
@@ -98,6 +104,28 @@ class ActivationMap(CamMethod):
 
     def image(self, a, g, ctx, opts):
         return a.mean(axis=1)
+
+
+@register
+class FullGrad(Method):
+    name = "fullgrad"
+    family = "cam"  # its own run: a graph of its own (a sweep to every bias layer)
+    summary = "|x * d score/dx| plus every bias layer's |bias * gradient|, each scaled, at the input"
+    reference = "pytorch-grad-cam `FullGrad` (Srinivas & Fleuret 2019)"
+    agreement = "1e-5, definition"
+
+    def attribute(self, ctx: Context, opts) -> np.ndarray:
+        x = ctx.x.astype(np.float64)
+        outputs = ctx.run(ctx.x, ctx.targets, ("fullgrad",))
+        channel, height, width = (ctx.layout.index(a) for a in "CHW")
+        term = np.abs(x * outputs[c.FULLGRAD_INPUT])
+        term = np.moveaxis(term, channel, 1)
+        term = term - term.min(axis=(2, 3), keepdims=True)
+        total = (term / (1e-7 + term.max(axis=(2, 3), keepdims=True))).sum(axis=1)
+        size = (x.shape[height], x.shape[width])
+        for name in sorted(n for n in outputs if n.startswith(c.FULLGRAD + "_") and n[-1].isdigit()):
+            total += upsample(outputs[name].astype(np.float64), *size)
+        return total.astype(np.float32)
 
 
 @dataclass(frozen=True)

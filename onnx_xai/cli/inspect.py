@@ -76,9 +76,13 @@ def run(args: argparse.Namespace) -> int:
         forward = [m for m in METHOD_NAMES if REGISTRY[m].forward_only]
         print(f"methods: {', '.join(forward)} only, on the output itself (no gradient reaches the input)")
     else:
-        methods = [m for m in METHOD_NAMES if r["cam"] or m != "cam"]
+        lrp_out = r.get("no_relevance_rule") or []
+        methods = [m for m in METHOD_NAMES if (r["cam"] or m != "cam") and (m != "lrp" or not lrp_out)]
         no_cam = "" if r["cam"] else " (no CAM: the head is not GAP -> linear)"
         print(f"methods: {', '.join(methods)}{no_cam}")
+        if lrp_out:
+            shown = ", ".join(lrp_out[:3]) + (f" and {len(lrp_out) - 3} more" if len(lrp_out) > 3 else "")
+            print(f"no lrp: LRP has no rule for {shown}")
     if r.get("class_names"):
         names = r["class_names"]
         print(

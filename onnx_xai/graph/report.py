@@ -25,6 +25,7 @@ from .head import CamHead
 from .info import GraphInfo
 from .layer import candidates, convention
 from .model_io import load_model
+from .rules.relevance import relevance_obstacles
 from .scales import PROBE_SIZE, scale_candidates
 
 
@@ -60,7 +61,8 @@ def inspect_model(
     a = analyze(proto, target_layer, input_name, output_name)
     info = a.info
     e = Emitter(info)
-    problems = path_problems(e, prepare_path(e, a.score.name, [a.source]))
+    path = prepare_path(e, a.score.name, [a.source])
+    problems = path_problems(e, path)
     found = candidates(info, a.source, a.score.name, a.layouts)
     if all(c.name != a.view.name for c in found):
         found.insert(0, a.view)
@@ -94,6 +96,7 @@ def inspect_model(
         "cam": isinstance(a.head, CamHead),
         "head": " -> ".join(a.head.ops) if isinstance(a.head, CamHead) else a.head,
         "not_differentiable": problems,
+        "no_relevance_rule": relevance_obstacles(e, path),
         "class_names": _class_names(proto, info.shape(a.score.name)),
         "rewritten": False,
     }

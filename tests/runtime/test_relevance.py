@@ -130,3 +130,18 @@ def test_box_rule_asks_for_the_inputs_bounds():
     ex = onnx_xai.Explainer(onnx_bytes(_net()))
     with pytest.raises(onnx_xai.InputError, match="needs low and high"):
         ex.explain(_x(), "lrp", composite="epsilon_gamma_box")
+
+
+def test_inspect_says_where_lrp_has_no_rule_as_the_run_does():
+    from onnx_xai.graph.report import inspect_model
+
+    from ..forms import exports as forms
+
+    cnn = onnx_bytes(_net())
+    assert inspect_model(cnn)["no_relevance_rule"] == []
+    vit = forms.export("vit")
+    obstacles = inspect_model(str(vit))["no_relevance_rule"]
+    assert any("MatMul of two activations" in o for o in obstacles)
+    x = forms.example_input(forms.FORMS["vit"].build(), 1)
+    with pytest.raises(onnx_xai.ModelError, match="LRP has no rule"):
+        onnx_xai.Explainer(str(vit)).explain(x, "lrp")

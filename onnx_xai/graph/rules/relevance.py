@@ -95,6 +95,24 @@ def relevance_table(composite: Composite, first_layer: str | None) -> dict[str, 
     return table
 
 
+def relevance_obstacles(e: Emitter, nodes: list[onnx.NodeProto]) -> list[str]:
+    """The nodes of the path (``e.wants`` set for it) that LRP has no rule for: products of two
+    activations that are no gate, linear layers whose weights the graph computes."""
+    found = []
+    for node in nodes:
+        data = [name for name in node.input if name and e.wants(name)]
+        if node.op_type in ("Mul", "Div") and len(data) > 1:
+            gates = [
+                n for n in data if e.info.producer.get(n) is not None and e.info.producer[n].op_type in GATES
+            ]
+            if node.op_type == "Div" or len(gates) != 1:
+                found.append(f"{node.name or node.output[0]!r} ({node.op_type} of two activations)")
+        elif node.op_type in LINEAR and (len(data) > 1 or const_input(e, node, 1) is None):
+            what = "of two activations" if len(data) > 1 else "with weights computed in the graph"
+            found.append(f"{node.name or node.output[0]!r} ({node.op_type} {what})")
+    return found
+
+
 def first_linear_layer(nodes: list[onnx.NodeProto]) -> str | None:
     """The output of the first linear layer among ``nodes`` (the path, in order)."""
     return next((n.output[0] for n in nodes if n.op_type in LINEAR), None)

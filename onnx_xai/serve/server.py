@@ -6,7 +6,8 @@ over gRPC. It binds every interface; here it binds ``host`` only (loopback unles
 the REST server's uvicorn configuration and the gRPC server's listening address are set to it. A
 body over ``max_body_mb`` is refused before it is read (:mod:`.limits`).
 SIGTERM and SIGINT stop it after the requests in flight are answered (KServe's graceful shutdown,
-within ``grace_period`` seconds).
+within ``grace_period`` seconds). ``workers > 1`` runs as many such servers, one per process, on the
+same ports (:mod:`.workers`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import socket
 from ..errors import XaiError
 from .limits import BodyLimit
 from .model import ExplainedModel, ServeConfig
+from .workers import reuse_port_socket, run_workers
 
 
 def serve(
@@ -28,26 +30,36 @@ def serve(
     grpc_port: int | None = 8081,
     workers: int = 1,
 ) -> None:
-    """Load the model and serve it until stopped (see the module docstring)."""
+    """Load the model and serve it until stopped (see the module docstring); ``workers`` processes,
+    each with the model, sharing the ports (:mod:`.workers`)."""
+    for port in (http_port, grpc_port):
+        _check_free(host, port)
+    if workers > 1:
+        run_workers(workers, lambda: _serve_one(path, name, config, host, http_port, grpc_port, shared=True))
+    else:
+        _serve_one(path, name, config, host, http_port, grpc_port, shared=False)
+
+
+def _serve_one(
+    path: str, name: str, config: ServeConfig, host: str, http_port: int, grpc_port: int | None, shared: bool
+) -> None:
+    """One server process: the model loaded, KServe's server on it (its REST socket shared with the
+    other workers' when ``shared``)."""
     import kserve
     from kserve import model_server
     from kserve.protocol.grpc import server as grpc_server
     from kserve.protocol.rest import server as rest_server
 
-    for port in (http_port, grpc_port):
-        _check_free(host, port)
     model = ExplainedModel(name, path, config)
     model.load()
     model_server.app.add_middleware(BodyLimit, max_bytes=int(config.max_body_mb * 2**20))
-    model_server.RESTServer = _rest_on(rest_server.RESTServer, host)
-    if workers > 1:
-        model_server.RESTServerMultiProcess = _rest_on(rest_server.RESTServerMultiProcess, host)
+    model_server.RESTServer = _rest_on(rest_server.RESTServer, host, http_port if shared else None)
     model_server.GRPCServer = _grpc_on(grpc_server.GRPCServer, host)
     logging.getLogger("kserve").setLevel(logging.WARNING)
     kserve.ModelServer(
         http_port=http_port,
         grpc_port=grpc_port or 0,
-        workers=workers,
+        workers=1,
         enable_grpc=grpc_port is not None,
         enable_docs_url=False,
     ).start([model])
@@ -65,14 +77,21 @@ def _check_free(host: str, port: int | None) -> None:
             raise XaiError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
 
 
-def _rest_on(base, host: str):
-    """KServe's REST server class, bound to ``host``."""
+def _rest_on(base, host: str, shared_port: int | None = None):
+    """KServe's REST server class, bound to ``host``; on a socket other processes share when
+    ``shared_port`` is given."""
 
     class Bound(base):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
             if hasattr(self, "config"):
                 self.config.host = host
+
+        async def start(self):
+            if shared_port is None:
+                return await super().start()
+            self.create_application()
+            await self._server.serve(sockets=[reuse_port_socket(host, shared_port)])
 
     return Bound
 

@@ -70,9 +70,11 @@ class Served:
         body = {"instances": instances} | ({"parameters": parameters} if parameters else {})
         return self.post(f"/v1/models/{self.name}:{verb}", body)
 
-    def output(self) -> str:
+    def output(self, whole: bool = False) -> str:
+        """What the server printed: its last 4000 characters, or all of it."""
         self.log.seek(0)
-        return self.log.read()[-4000:]
+        text = self.log.read()
+        return text if whole else text[-4000:]
 
     def stop(self) -> tuple[int, str]:
         self.process.terminate()

@@ -302,3 +302,27 @@ def test_a_model_the_gradient_cannot_cross_is_served_by_the_forward_only_methods
         np.asarray(entry["map"]), ex.explain(p.array, "occlusion", target=2).maps[0], atol=1e-6
     )
     assert refused[0] == 400 and "CumSum" in refused[1]["error"] and "\n" not in refused[1]["error"]
+
+
+def test_workers_share_the_port_and_stop_together(reference):
+    """``--workers 2``: two processes, each with the model, answer on one port (the kernel spreads
+    the connections: 24 of them all on one process would be a 2^-23 chance); SIGTERM to the first
+    stops both, exit 0."""
+    import re
+    from pathlib import Path
+
+    _, session, inputs = reference
+    server = Served("--workers", "2", "--grpc-port", "0")
+    try:
+        children = Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children").read_text().split()
+        assert len(children) == 1
+        for n in range(24):
+            p = PHOTOS[n % len(PHOTOS)]
+            status, answer = server.call("predict", [photo(p)])
+            want = int(probabilities(session, inputs[p].array).argmax())
+            assert status == 200 and answer["predictions"][0]["top_k"][0]["class"] == want
+        served_by = set(re.findall(r"^\S+ \S+ (\d+) kserve\.trace", server.output(whole=True), re.M))
+    finally:
+        code, output = server.stop()
+    assert served_by == {str(server.process.pid), children[0]}, output
+    assert code == 0 and not Path(f"/proc/{children[0]}").exists()

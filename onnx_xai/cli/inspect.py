@@ -70,19 +70,7 @@ def run(args: argparse.Namespace) -> int:
         if r["cam"]
         else f"head: {r['head']}"
     )
-    from ..runtime.methods import METHOD_NAMES, REGISTRY
-
-    if r["not_differentiable"]:
-        forward = [m for m in METHOD_NAMES if REGISTRY[m].forward_only]
-        print(f"methods: {', '.join(forward)} only, on the output itself (no gradient reaches the input)")
-    else:
-        lrp_out = r.get("no_relevance_rule") or []
-        methods = [m for m in METHOD_NAMES if (r["cam"] or m != "cam") and (m != "lrp" or not lrp_out)]
-        no_cam = "" if r["cam"] else " (no CAM: the head is not GAP -> linear)"
-        print(f"methods: {', '.join(methods)}{no_cam}")
-        if lrp_out:
-            shown = ", ".join(lrp_out[:3]) + (f" and {len(lrp_out) - 3} more" if len(lrp_out) > 3 else "")
-            print(f"no lrp: LRP has no rule for {shown}")
+    _print_methods(r)
     if r.get("class_names"):
         names = r["class_names"]
         print(
@@ -92,6 +80,23 @@ def run(args: argparse.Namespace) -> int:
     problems = r["not_differentiable"]
     print("nodes without a gradient rule: " + (", ".join(problems) if problems else "none"))
     return 0
+
+
+def _print_methods(r: dict) -> None:
+    """Which methods the model takes, and why the others are out."""
+    from ..runtime.methods import METHOD_NAMES, REGISTRY
+
+    if r["not_differentiable"]:
+        forward = [m for m in METHOD_NAMES if REGISTRY[m].forward_only]
+        print(f"methods: {', '.join(forward)} only, on the output itself (no gradient reaches the input)")
+        return
+    lrp_out = r.get("no_relevance_rule") or []
+    methods = [m for m in METHOD_NAMES if (r["cam"] or m != "cam") and (m != "lrp" or not lrp_out)]
+    no_cam = "" if r["cam"] else " (no CAM: the head is not GAP -> linear)"
+    print(f"methods: {', '.join(methods)}{no_cam}")
+    if lrp_out:
+        shown = ", ".join(lrp_out[:3]) + (f" and {len(lrp_out) - 3} more" if len(lrp_out) > 3 else "")
+        print(f"no lrp: LRP has no rule for {shown}")
 
 
 def _print_rewrite(path: str, report: dict) -> int:

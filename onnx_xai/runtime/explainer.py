@@ -21,11 +21,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .. import contract as c
-from ..contract import LayerView, RewriteRecord
+from ..contract import RewriteRecord
 from ..errors import InputError, UnsupportedModelError
 from .explanation import Explanation, explanation
 from .forward_only import forward_only
-from .head import LayerHead
+from .head import layer_head
 from .inputs import InputSpec
 from .methods import METHOD_NAMES, Context
 from .methods import plan as plan_methods
@@ -271,9 +271,10 @@ class Explainer:
         results = {}
         for method, opts in plan:
             record = self._sessions.record()
+            head = lambda: layer_head(self._sessions, self.input_name, seed is not None, extra)  # noqa: E731
             context = Context(
-                x, resolved, outputs, call, self.layout, lambda: self._layer_head(seed is not None, extra),
-                record.output, record.score_kind, lambda rules: self._relevance(x, objective, rules, extra),
+                x, resolved, outputs, call, self.layout, head, record.output, record.score_kind,
+                lambda rules: self._relevance(x, objective, rules, extra),
             )  # fmt: skip
             raw = method.attribute(context, opts)
             if not np.isfinite(raw).all():
@@ -299,21 +300,8 @@ class Explainer:
     def _relevance(self, x: np.ndarray, objective: np.ndarray, composite, extra: dict) -> np.ndarray:
         """LRP's relevance of the batch for ``objective`` by ``composite`` (:mod:`.methods.relevance`)."""
         seeded = objective.dtype.kind == "f"
-        session = self._sessions.relevance(composite, seeded)
         feeds = {self.input_name: x, (c.SEED if seeded else c.TARGET): objective, **extra}
-        wanted = {i.name for i in session.inputs}
-        (found,) = session.run([c.RELEVANCE], {k: v for k, v in feeds.items() if k in wanted})
-        return found
-
-    def _layer_head(self, seeded: bool, extra: dict) -> LayerHead:
-        """The model cut at its first target layer, for this objective (:mod:`.head`)."""
-        target = dict(self._sessions.record().target)  # the first target layer
-        view = LayerView(**target | {"grid": tuple(target["grid"]) if target.get("grid") else None})
-        record = self._sessions.record()
-        return LayerHead(
-            self._sessions.split(seeded), view, self.input_name, record.output, extra,
-            probabilities=record.output in record.probability_outputs,
-        )  # fmt: skip
+        return self._sessions.run_on(self._sessions.relevance(composite, seeded), [c.RELEVANCE], feeds)[0]
 
     def _run(self, x: np.ndarray, objective: np.ndarray, sets: tuple[str, ...], extra: dict) -> dict:
         """One run of the graph serving ``sets`` for ``objective`` (int classes, or float seeds):

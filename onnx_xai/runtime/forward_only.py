@@ -14,6 +14,7 @@ import numpy as np
 from .. import contract as c
 from ..errors import InputError
 from .explanation import Explanation, explanation
+from .head import layer_head
 from .methods import Context
 
 
@@ -33,7 +34,7 @@ def forward_only(
     results: dict[str, Explanation] = {}
     size = (x.shape[ex.layout.index("H")], x.shape[ex.layout.index("W")])
     for method, opts in plan:
-        head = lambda: ex._layer_head(seed is not None, extra)  # noqa: E731
+        head = lambda: layer_head(ex._sessions, ex.input_name, seed is not None, extra)  # noqa: E731
         raw = method.attribute(Context(x, objective, {c.SCORE: scores}, call, ex.layout, head), opts)
         result = explanation(
             method.name,

@@ -117,5 +117,17 @@ class LayerHead:
         return np.swapaxes(value, 0, 1) if self.view.sequence_first and value.ndim == 3 else value
 
 
+def layer_head(sessions, input_name: str, seeded: bool, extra: dict) -> LayerHead:
+    """The :class:`LayerHead` of a :class:`~.sessions.SessionSet`'s model at its first target layer,
+    for the class objective or the seeded one."""
+    record = sessions.record()
+    target = dict(record.target)
+    view = LayerView(**target | {"grid": tuple(target["grid"]) if target.get("grid") else None})
+    return LayerHead(
+        sessions.split(seeded), view, input_name, record.output, extra,
+        probabilities=record.output in record.probability_outputs,
+    )  # fmt: skip
+
+
 def _objective_name(objective: np.ndarray) -> str:
     return c.SEED if objective.dtype.kind == "f" else c.TARGET

@@ -303,7 +303,10 @@ class SessionSet:
         feeds: dict[str, np.ndarray],
         seeded: bool = False,
     ) -> list[np.ndarray]:
-        session = self.get(output_sets, seeded)
+        return self.run_on(self.get(output_sets, seeded), names, feeds)
+
+    def run_on(self, session: Session, names: list[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """``names`` from one of this set's sessions, fed the inputs it takes of ``feeds``."""
         wanted = [i.name for i in session.inputs]
         missing = [name for name in wanted if name not in feeds]
         if missing:

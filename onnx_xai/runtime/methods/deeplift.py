@@ -19,6 +19,7 @@ import numpy as np
 from ... import contract as c
 from ...errors import InputError
 from .base import BatchedOptions, Context, Method, Options, chunks, finite_array, register
+from .gradients import broadcast
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ class DeepLift(Method):
 
     def attribute(self, ctx: Context, opts: DeepLiftOptions) -> np.ndarray:
         x = ctx.x.astype(np.float32)
-        reference = np.zeros_like(x) if opts.baseline is None else _broadcast(opts.baseline, x.shape)
+        reference = np.zeros_like(x) if opts.baseline is None else broadcast(opts.baseline, x)
         return ((x - reference) * multipliers(ctx, x, reference, ctx.targets)).astype(np.float32)
 
 
@@ -92,12 +93,3 @@ class DeepLiftShap(Method):
             found = (x[owners] - chosen) * multipliers(ctx, x[owners], chosen, ctx.targets[owners])
             np.add.at(total, owners, found)
         return (total / len(references)).astype(np.float32)
-
-
-def _broadcast(value, shape: tuple) -> np.ndarray:
-    try:
-        return np.broadcast_to(np.asarray(value, np.float32), shape).copy()
-    except ValueError:
-        raise InputError(
-            f"baseline has shape {np.shape(value)}, which does not broadcast to {shape}"
-        ) from None

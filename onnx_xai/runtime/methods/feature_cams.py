@@ -31,7 +31,7 @@ import numpy as np
 from ... import contract as c
 from ...errors import InputError
 from ..maps import upsample
-from .base import Context, Method, register, whole
+from .base import Context, Method, finite, register, whole
 from .cams import CamMethod, CamOptions, GradCam
 
 KERNELS = ("sigmoid", "rbf", "poly", "linear")
@@ -136,8 +136,7 @@ class FemOptions(CamOptions):
 
     def check(self) -> None:
         super().check()
-        if isinstance(self.k, bool) or not isinstance(self.k, (int, float)) or not np.isfinite(self.k):
-            raise InputError(f"k must be a finite number, not {self.k!r}")
+        finite("k", self.k)
 
 
 @register
@@ -164,8 +163,7 @@ class FinerOptions(CamOptions):
 
     def check(self) -> None:
         super().check()
-        if isinstance(self.alpha, bool) or not np.isfinite(float(self.alpha)):
-            raise InputError(f"alpha must be a finite number, not {self.alpha!r}")
+        finite("alpha", self.alpha)
         if not self.comparisons:
             raise InputError("comparisons must name at least one rank")
         for rank in self.comparisons:

@@ -23,7 +23,18 @@ import numpy as np
 from ... import contract as c
 from ...errors import InputError
 from ..maps import upsample
-from .base import BatchedOptions, Context, Method, Options, accumulate, chunks, finite_array, register, whole
+from .base import (
+    BatchedOptions,
+    Context,
+    Method,
+    Options,
+    accumulate,
+    chunks,
+    finite,
+    finite_array,
+    register,
+    whole,
+)
 
 
 @register
@@ -94,7 +105,7 @@ class IntegratedGradients(Method):
 
     def attribute(self, ctx: Context, opts: IntegratedGradientsOptions) -> np.ndarray:
         x = ctx.x.astype(np.float32)
-        baseline = np.zeros_like(x) if opts.baseline is None else _broadcast(opts.baseline, x)
+        baseline = np.zeros_like(x) if opts.baseline is None else broadcast(opts.baseline, x)
         alphas, weights = quadrature(opts.integration, opts.n_steps)
         pairs = [(i, j) for i in range(len(x)) for j in range(len(alphas))]
         total = np.zeros(x.shape, np.float64)
@@ -122,12 +133,7 @@ class GradientShapOptions(BatchedOptions):
         super().check()
         whole("n_samples", self.n_samples, 1)
         whole("noise_seed", self.noise_seed, 0, optional=True)
-        if (
-            isinstance(self.stdevs, bool)
-            or not isinstance(self.stdevs, (int, float))
-            or not 0 <= self.stdevs < np.inf
-        ):
-            raise InputError(f"stdevs must be a finite number >= 0, not {self.stdevs!r}")
+        finite("stdevs", self.stdevs, 0.0)
         if self.baselines is not None:
             finite_array("baselines", self.baselines)
 
@@ -234,7 +240,8 @@ class GuidedGradCam(Method):
         return ctx.outputs[c.GUIDED_INPUT_GRAD] * spread(gradcam, ctx.layout, ctx.x)
 
 
-def _broadcast(baseline, x: np.ndarray) -> np.ndarray:
+def broadcast(baseline, x: np.ndarray) -> np.ndarray:
+    """A baseline (a number or an array) broadcast to the batch ``x``, as float32."""
     try:
         return np.broadcast_to(np.asarray(baseline, np.float32), x.shape).copy()
     except ValueError:

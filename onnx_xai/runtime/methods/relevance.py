@@ -17,7 +17,7 @@ import numpy as np
 
 from ...errors import InputError
 from ...graph.rules.relevance import COMPOSITES, Composite
-from .base import Context, Method, Options, register
+from .base import Context, Method, Options, finite, register
 
 
 @dataclass(frozen=True)
@@ -37,9 +37,8 @@ class LrpOptions(Options):
         if self.composite not in COMPOSITES:
             raise InputError(f"unknown LRP composite {self.composite!r}; choose from {', '.join(COMPOSITES)}")
         for name in ("epsilon", "gamma"):
-            value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not np.isfinite(value) or value < 0):
-                raise InputError(f"{name} must be a finite number >= 0, not {value!r}")
+            if getattr(self, name) is not None:
+                finite(name, getattr(self, name), 0.0)
         if COMPOSITES[self.composite].first == "zbox" and (self.low is None or self.high is None):
             raise InputError(
                 f"{self.composite} needs low and high: the input's smallest and largest values "

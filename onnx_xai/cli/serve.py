@@ -68,6 +68,12 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--max-body-mb", type=finite, default=32.0, help="the largest request body (default 32 MB)"
     )
+    p.add_argument(
+        "--log-latency",
+        action="store_true",
+        help="log each request's stages and wall and CPU time (KServe's trace lines; off by default: "
+        "/metrics has the same latencies as histograms)",
+    )
     p.set_defaults(run=run)
 
 
@@ -91,5 +97,8 @@ def run(args: argparse.Namespace) -> int:
         max_instances=args.max_instances,
         max_body_mb=args.max_body_mb,
     )
-    serve(args.model, args.name, config, args.host, args.http_port, args.grpc_port or None, args.workers)
+    serve(
+        args.model, args.name, config, args.host, args.http_port, args.grpc_port or None, args.workers,
+        log_latency=args.log_latency,
+    )  # fmt: skip
     return 0

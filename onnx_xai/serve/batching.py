@@ -6,7 +6,8 @@ run already uses every core). While a run is in flight, requests queue up, and w
 queue is run (under load, the requests that arrived meanwhile share one run); a queue that holds
 ``max_batch`` instances is handed over at once. A request that finds the runner idle waits at most
 ``max_latency`` seconds for companions (0, the default: it runs at once, so an unloaded server adds
-no wait). Each request gets back its own slice of the results, in order. When a shared run fails
+no wait; :meth:`Batcher.alone` runs such a request's whole work, its reading included, in the run
+thread). Each request gets back its own slice of the results, in order. When a shared run fails
 (one request's objective has no answer), each request of it is run on its own, so that only the one
 at fault gets the error.
 """
@@ -16,6 +17,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 class Batcher:
@@ -26,6 +30,21 @@ class Batcher:
         self._queues: dict[tuple, list] = {}
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="onnx-xai-run")
         self._running: set[asyncio.Task] = set()
+
+    @property
+    def idle(self) -> bool:
+        """Nothing running, nothing queued: a request now has no companions to share a run with."""
+        return not self._running and not self._queues
+
+    async def alone(self, work: Callable[[], T]) -> T:
+        """``work()`` in the run thread as a run of its own (a request that found the runner idle:
+        read and run there in one go, without the hops between threads); requests that arrive
+        meanwhile queue up and go next, as behind any run."""
+        task = asyncio.ensure_future(asyncio.get_running_loop().run_in_executor(self._pool, work))
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+        task.add_done_callback(self._flush_all)
+        return await task
 
     async def submit(self, key: tuple, items: list) -> list:
         loop = asyncio.get_running_loop()

@@ -83,20 +83,31 @@ class ExplainedModel(Model):
     async def predict(self, payload, headers=None, response_headers=None):
         if isinstance(payload, InferRequest):
             return await self._infer_v2(payload)
-        items, params = await self._read_aside(payload, headers)
-        outputs = await self.batcher.submit(("predict", _shape(items)), items)
+        outputs, params = await self._answered("predict", payload, headers)
         return {"predictions": [self._prediction(o[0], params.top_k) for o in outputs]}
 
     async def explain(self, payload, headers=None):
-        items, params = await self._read_aside(payload, headers)
         try:
-            answers = await self.batcher.submit(("explain", params, _shape(items)), items)
+            answers, params = await self._answered("explain", payload, headers)
         except (InputError, XaiError) as exc:
             raise InvalidInput(str(exc)) from None
         return {
             "predictions": [self._prediction(output, params.top_k) for output, _ in answers],
             "explanations": [entries for _, entries in answers],
         }
+
+    async def _answered(self, verb: str, payload, headers) -> tuple[list, requests.Parameters]:
+        """The request read and run, one answer per instance: in one go in the run thread when the
+        model is idle and no wait for companions is asked (one hop between threads, not three),
+        else read in an encoding thread and run with the requests that arrive meanwhile."""
+        if self.batcher.idle and self.config.max_latency_ms <= 0:
+            return await self.batcher.alone(lambda: self._read_and_run(verb, payload, headers))
+        items, params = await self._read_aside(payload, headers)
+        return await self.batcher.submit(_key(verb, params, items), items), params
+
+    def _read_and_run(self, verb: str, payload, headers) -> tuple[list, requests.Parameters]:
+        items, params = self._read(payload, headers)
+        return self._run(_key(verb, params, items), items), params
 
     async def _infer_v2(self, request: InferRequest) -> InferResponse:
         """The V2 protocol's infer: the model's input as a tensor, its explained output back."""
@@ -212,7 +223,7 @@ class ExplainedModel(Model):
         if output.ndim != 1:
             return {"output": np.asarray(output, np.float32).tolist()}
         probabilities = output if self.ex.record.score_kind != "logit" else _softmax(output)
-        best = np.argsort(-probabilities, kind="stable")[:top_k]
+        best = _top(probabilities, top_k)
         return {
             "top_k": [
                 {
@@ -229,9 +240,25 @@ def _dims(shape: tuple) -> list[int]:
     return [d if isinstance(d, int) else -1 for d in shape]
 
 
+def _key(verb: str, params: requests.Parameters, items: list) -> tuple:
+    """What requests must share to share a run: the verb, the instances' shape, and for ``explain``
+    the options."""
+    return (verb, params, _shape(items)) if verb == "explain" else (verb, _shape(items))
+
+
 def _shape(items: list) -> tuple:
     shapes = {item.array.shape for item, _ in items}
     return tuple(sorted(shapes))
+
+
+def _top(values: np.ndarray, k: int) -> np.ndarray:
+    """The indices of the ``k`` largest values, largest first (ties: the lower index first), without
+    sorting them all."""
+    if k >= len(values):
+        return np.argsort(-values, kind="stable")
+    kth = np.partition(values, len(values) - k)[len(values) - k]
+    candidates = np.flatnonzero(values >= kth)
+    return candidates[np.argsort(-values[candidates], kind="stable")][:k]
 
 
 def _softmax(values: np.ndarray) -> np.ndarray:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import socket
+from dataclasses import dataclass
 
 from ..errors import XaiError
 from .limits import BodyLimit
@@ -29,20 +30,31 @@ def serve(
     http_port: int = 8080,
     grpc_port: int | None = 8081,
     workers: int = 1,
+    log_latency: bool = False,
 ) -> None:
     """Load the model and serve it until stopped (see the module docstring); ``workers`` processes,
-    each with the model, sharing the ports (:mod:`.workers`)."""
+    each with the model, sharing the ports (:mod:`.workers`); ``log_latency``: KServe's trace lines
+    (each request's stages and wall and CPU time), two per request."""
     for port in (http_port, grpc_port):
         _check_free(host, port)
+    ports = Ports(host, http_port, grpc_port, log_latency)
     if workers > 1:
-        run_workers(workers, lambda: _serve_one(path, name, config, host, http_port, grpc_port, shared=True))
+        run_workers(workers, lambda: _serve_one(path, name, config, ports, shared=True))
     else:
-        _serve_one(path, name, config, host, http_port, grpc_port, shared=False)
+        _serve_one(path, name, config, ports, shared=False)
 
 
-def _serve_one(
-    path: str, name: str, config: ServeConfig, host: str, http_port: int, grpc_port: int | None, shared: bool
-) -> None:
+@dataclass(frozen=True)
+class Ports:
+    """Where a server process listens, and whether it logs each request's latency."""
+
+    host: str
+    http: int
+    grpc: int | None
+    log_latency: bool
+
+
+def _serve_one(path: str, name: str, config: ServeConfig, ports: Ports, shared: bool) -> None:
     """One server process: the model loaded, KServe's server on it (its REST socket shared with the
     other workers' when ``shared``)."""
     import kserve
@@ -53,16 +65,22 @@ def _serve_one(
     model = ExplainedModel(name, path, config)
     model.load()
     model_server.app.add_middleware(BodyLimit, max_bytes=int(config.max_body_mb * 2**20))
-    model_server.RESTServer = _rest_on(rest_server.RESTServer, host, http_port if shared else None)
-    model_server.GRPCServer = _grpc_on(grpc_server.GRPCServer, host)
-    logging.getLogger("kserve").setLevel(logging.WARNING)
-    kserve.ModelServer(
-        http_port=http_port,
-        grpc_port=grpc_port or 0,
+    model_server.RESTServer = _rest_on(
+        rest_server.RESTServer, ports.host, ports.http if shared else None, ports.log_latency
+    )
+    model_server.GRPCServer = _grpc_on(grpc_server.GRPCServer, ports.host)
+    server = kserve.ModelServer(
+        http_port=ports.http,
+        grpc_port=ports.grpc or 0,
         workers=1,
-        enable_grpc=grpc_port is not None,
+        enable_grpc=ports.grpc is not None,
         enable_docs_url=False,
-    ).start([model])
+        enable_latency_logging=ports.log_latency,
+    )
+    logging.getLogger("kserve").setLevel(logging.WARNING)  # after KServe configured its logging
+    if not ports.log_latency:
+        logging.getLogger("kserve.trace").setLevel(logging.WARNING)
+    server.start([model])
 
 
 def _check_free(host: str, port: int | None) -> None:
@@ -77,15 +95,20 @@ def _check_free(host: str, port: int | None) -> None:
             raise XaiError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
 
 
-def _rest_on(base, host: str, shared_port: int | None = None):
+def _rest_on(base, host: str, shared_port: int | None, log_latency: bool):
     """KServe's REST server class, bound to ``host``; on a socket other processes share when
-    ``shared_port`` is given."""
+    ``shared_port`` is given; without KServe's timing middleware unless ``log_latency`` (all it does
+    is log each request's wall and CPU time; Prometheus's histograms at ``/metrics`` stay)."""
 
     class Bound(base):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
             if hasattr(self, "config"):
                 self.config.host = host
+
+        def _add_middlewares(self, app):
+            if log_latency:
+                super()._add_middlewares(app)
 
         async def start(self):
             if shared_port is None:

@@ -321,7 +321,8 @@ def test_workers_share_the_port_and_stop_together(reference):
             status, answer = server.call("predict", [photo(p)])
             want = int(probabilities(session, inputs[p].array).argmax())
             assert status == 200 and answer["predictions"][0]["top_k"][0]["class"] == want
-        served_by = set(re.findall(r"^\S+ \S+ (\d+) kserve\.trace", server.output(whole=True), re.M))
+        access = r'uvicorn\.access INFO:\s+\S+ (\d+) - "POST'  # the access log names each request's process
+        served_by = set(re.findall(access, server.output(whole=True)))
     finally:
         code, output = server.stop()
     assert served_by == {str(server.process.pid), children[0]}, output

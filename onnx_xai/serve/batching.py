@@ -29,7 +29,7 @@ class Batcher:
         self._run, self.max_batch, self.max_latency = run, max_batch, max_latency
         self._queues: dict[tuple, list] = {}
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="onnx-xai-run")
-        self._running: set[asyncio.Task] = set()
+        self._running: set[asyncio.Future] = set()
 
     @property
     def idle(self) -> bool:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..errors import XaiError
@@ -39,9 +40,13 @@ def serve(
         _check_free(host, port)
     ports = Ports(host, http_port, grpc_port, log_latency)
     if workers > 1:
-        run_workers(workers, lambda: _serve_one(path, name, config, ports, shared=True))
+        run_workers(workers, lambda ready: _serve_one(path, name, config, ports, shared=True, ready=ready))
     else:
         _serve_one(path, name, config, ports, shared=False)
+
+
+def _nothing() -> None:
+    pass
 
 
 @dataclass(frozen=True)
@@ -54,9 +59,16 @@ class Ports:
     log_latency: bool
 
 
-def _serve_one(path: str, name: str, config: ServeConfig, ports: Ports, shared: bool) -> None:
-    """One server process: the model loaded, KServe's server on it (its REST socket shared with the
-    other workers' when ``shared``)."""
+def _serve_one(
+    path: str,
+    name: str,
+    config: ServeConfig,
+    ports: Ports,
+    shared: bool,
+    ready: Callable[[], None] = _nothing,
+) -> None:
+    """One server process: the model loaded (then ``ready()``), KServe's server on it (its REST socket
+    shared with the other workers' when ``shared``)."""
     import kserve
     from kserve import model_server
     from kserve.protocol.grpc import server as grpc_server
@@ -64,6 +76,7 @@ def _serve_one(path: str, name: str, config: ServeConfig, ports: Ports, shared: 
 
     model = ExplainedModel(name, path, config)
     model.load()
+    ready()
     model_server.app.add_middleware(BodyLimit, max_bytes=int(config.max_body_mb * 2**20))
     model_server.RESTServer = _rest_on(
         rest_server.RESTServer, ports.host, ports.http if shared else None, ports.log_latency

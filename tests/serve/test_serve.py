@@ -304,26 +304,62 @@ def test_a_model_the_gradient_cannot_cross_is_served_by_the_forward_only_methods
     assert refused[0] == 400 and "CumSum" in refused[1]["error"] and "\n" not in refused[1]["error"]
 
 
-def test_workers_share_the_port_and_stop_together(reference):
-    """``--workers 2``: two processes, each with the model, answer on one port (the kernel spreads
-    the connections: 24 of them all on one process would be a 2^-23 chance); SIGTERM to the first
-    stops both, exit 0."""
-    import re
+def test_workers_share_the_port_are_replaced_when_killed_and_stop_together(reference):
+    """``--workers 2``: a supervisor and two worker processes, each with the model, answering on one
+    port (requests are sent until both have answered, each answer checked); a worker killed with
+    SIGKILL is replaced by one that serves, said in one line; SIGTERM to the supervisor stops them
+    all, exit 0."""
+    import os
     from pathlib import Path
 
     _, session, inputs = reference
     server = Served("--workers", "2", "--grpc-port", "0")
+    children = Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children")
     try:
-        children = Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children").read_text().split()
-        assert len(children) == 1
-        for n in range(24):
-            p = PHOTOS[n % len(PHOTOS)]
-            status, answer = server.call("predict", [photo(p)])
-            want = int(probabilities(session, inputs[p].array).argmax())
-            assert status == 200 and answer["predictions"][0]["top_k"][0]["class"] == want
-        access = r'uvicorn\.access INFO:\s+\S+ (\d+) - "POST'  # the access log names each request's process
-        served_by = set(re.findall(access, server.output(whole=True)))
+        workers = children.read_text().split()
+        assert len(workers) == 2
+        assert _answered_by(server, set(workers), session, inputs) == set(workers)
+        os.kill(int(workers[0]), signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while workers[0] in children.read_text().split() or len(children.read_text().split()) < 2:
+            assert time.monotonic() < deadline, server.output()
+            time.sleep(0.1)
+        now = children.read_text().split()
+        (replacement,) = set(now) - set(workers)
+        assert replacement in _answered_by(server, {replacement}, session, inputs)
+        said = f"onnx-xai serve: worker {workers[0]} was killed by SIGKILL; starting another\n"
+        assert said in server.output(whole=True)
     finally:
         code, output = server.stop()
-    assert served_by == {str(server.process.pid), children[0]}, output
-    assert code == 0 and not Path(f"/proc/{children[0]}").exists()
+    assert code == 0 and not [p for p in now if Path(f"/proc/{p}").exists()], output
+
+
+def _answered_by(server: Served, wanted: set[str], session, inputs) -> set[str]:
+    """Requests until every process in ``wanted`` has answered one (at most 60 s), each answer
+    checked; the processes that answered, read off the access log (it names each line's process)."""
+    import re
+
+    access = r'uvicorn\.access INFO:\s+\S+ (\d+) - "POST'
+    start, deadline, seen = len(server.output(whole=True)), time.monotonic() + 60, set()
+    for n in range(10_000):
+        p = PHOTOS[n % len(PHOTOS)]
+        status, answer = server.call("predict", [photo(p)])
+        want = int(probabilities(session, inputs[p].array).argmax())
+        assert status == 200 and answer["predictions"][0]["top_k"][0]["class"] == want
+        seen = set(re.findall(access, server.output(whole=True)[start:]))
+        if wanted <= seen or time.monotonic() > deadline:
+            break
+    return seen
+
+
+def test_a_worker_that_cannot_load_the_model_is_one_line_and_exit_1():
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "onnx_xai.cli", "serve", str(DEMO_MODEL), "--workers", "2"]
+    command += ["--http-port", "0", "--grpc-port", "0", "--target-layer", "nope"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and done.stderr.endswith(
+        "onnx-xai: error: the model has no tensor named 'nope' produced by a node\n"
+    ), done.stderr
+    assert done.stderr.count("\n") == 1, done.stderr

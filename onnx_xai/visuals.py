@@ -164,7 +164,8 @@ def photo_layer(
     alpha: float = 0.5,
 ) -> Image.Image:
     """What :func:`photo_picture` draws over the photo, as a transparent picture of the photo's size
-    (RGBA; for the CAM family a palette of 253 heat levels, clear, and the two box colours): laid
+    (RGBA; a palette for the CAM family, 253 heat levels, clear, and the two box colours, and for an
+    unsigned spotlight, black at each opacity and the two box colours): laid
     over the photo (alpha compositing, as a browser stacks two images) it gives the picture, to
     within rounding. The boxes are drawn opaque."""
     x0, y0, x1, y1 = region = prepared.region()
@@ -176,7 +177,13 @@ def photo_layer(
         layer.putpalette(_layer_palette(cmap, alpha), rawmode="RGBA")
         return outline(layer, box, (255, 255, 255))
     values = prepared.map_to_photo(single_map)
-    kept, added = _spotlight_terms(values, prepared.map_to_photo(signed) if signed is not None else None)
+    if signed is None:  # black at the spotlight's opacity: a palette of opacities, a quarter of the bytes
+        dim = np.zeros(values.shape, np.uint8)
+        dim[y0:y1, x0:x1] = np.rint((1.0 - _spotlight_terms(values[y0:y1, x0:x1], None)[0]) * 255)
+        layer = Image.fromarray(dim, "P")
+        layer.putpalette(_dim_palette(), rawmode="RGBA")
+        return outline(layer, box, (255, 255, 255))
+    kept, added = _spotlight_terms(values, prepared.map_to_photo(signed))
     shown = 1.0 - kept
     colour = added / np.maximum(shown, 1e-6)[..., None]
     layer = Image.fromarray(np.clip(np.rint(colour), 0, 255).astype(np.uint8)).convert("RGBA")
@@ -197,6 +204,17 @@ def _layer_palette(cmap: str, alpha: float) -> bytes:
     colours[:_HEAT_LEVELS, :3], colours[:_HEAT_LEVELS, 3] = heat, int(round(alpha * 255))
     colours[_CLEAR + 1] = (255, 255, 255, 255)
     colours[_CLEAR + 2] = (0, 230, 64, 255)  # outline's default colour
+    return colours.tobytes()
+
+
+@functools.lru_cache(maxsize=1)
+def _dim_palette() -> bytes:
+    """An unsigned spotlight layer's palette: index k is black at opacity k / 255 (the spotlight
+    dims to 20 %, so opacities stop at 204), then white and green (the boxes)."""
+    colours = np.zeros((256, 4), np.uint8)
+    colours[:254, 3] = np.arange(254)
+    colours[254] = (255, 255, 255, 255)
+    colours[255] = (0, 230, 64, 255)  # outline's default colour
     return colours.tobytes()
 
 

@@ -21,15 +21,22 @@ IMAGE_FORMATS = ("png", "jpg")
 
 
 def pick(result, i: int) -> dict:
+    """The ``i``-th photo's part of a batch's :class:`~onnx_xai.runtime.Explanation` (its box found
+    here: pick in the threads that use it)."""
     return {
         "target": int(result.targets[i]),
         "score": float(result.scores[i]),
         "map": result.maps[i],
-        "box": result.boxes[i].tolist(),
+        "box": result.box(i).tolist(),
         "family": result.family,
         "signed": None if result.signed is None else result.signed[i],
         "note": result.note,
     }
+
+
+def picks(results: dict, i: int) -> dict:
+    """:func:`pick` for each method's results."""
+    return {method: pick(result, i) for method, result in results.items()}
 
 
 def _title(chosen: dict | None, target: int, opts) -> tuple[str, str | None]:

@@ -30,7 +30,7 @@ from ..seeds import DetectionLayout
 from ..signals import critical, interruptible
 from .names import unique_names
 from .objectives import objective
-from .records import pick, stage_photo
+from .records import picks, stage_photo
 
 WORKERS = 2  # decoding and encoding threads beside inference (measured on 2 cores: see docs/benchmarks.md)
 CACHE_PIXELS = 64 * 2**20  # photos decoded up front and kept for the run: at most 192 MiB of RGB
@@ -141,11 +141,12 @@ def _run_chunks(
             if k + 1 < len(chunks):
                 upcoming = pool.submit(load, chunks[k + 1])
             results, chosen = explain_prepared(ex, prepared, opts)
+
+            def stage(i: int, f, p: Prepared, results=results, chosen=chosen):  # picked in the worker
+                return stage_photo(f, names[f], p, picks(results, i), chosen[i], staging, opts, sha256)
+
             for i, (f, p) in enumerate(zip(chunk, prepared)):
-                picked = {m: pick(r, i) for m, r in results.items()}
-                staged.append(
-                    pool.submit(stage_photo, f, names[f], p, picked, chosen[i], staging, opts, sha256)
-                )
+                staged.append(pool.submit(stage, i, f, p))
             while len(staged) > 2 * len(chunk) or (k + 1 == len(chunks) and staged):
                 records.append(_commit(staging, staged.popleft().result(), bar))
     finally:

@@ -48,6 +48,13 @@ class Explanation:
             self._boxes = find_boxes(self.pixels, self.box_threshold)
         return self._boxes
 
+    def box(self, i: int) -> np.ndarray:
+        """The ``i``-th map's box, as in :attr:`boxes`; found alone when the batch's are not yet, so
+        that threads that each take one photo of a batch find their boxes in parallel."""
+        if self._boxes is not None:
+            return self._boxes[i]
+        return find_boxes(self.pixels[i : i + 1], self.box_threshold)[0]
+
 
 def explanation(
     name: str,

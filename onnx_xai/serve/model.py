@@ -13,7 +13,6 @@ read by :mod:`.requests` and batched by :mod:`.batching`; any problem with a req
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import io
 import uuid
@@ -28,7 +27,7 @@ from PIL import Image
 from ..errors import InputError, XaiError
 from ..images import Prepared
 from ..labels import read_labels
-from ..photos.records import pick
+from ..photos.records import picks
 from ..photos.run import ExplainOptions, explain_prepared
 from ..png import picture_png
 from ..preprocessing import Preprocessing, preprocessing_for
@@ -74,8 +73,8 @@ class ExplainedModel(Model):
         )
         self.settings = preprocessing_for(self.ex, c.preprocessing)
         self.labels = read_labels(c.labels, self.ex.num_classes, self.ex.metadata)
-        self.batcher = Batcher(self._run, c.max_batch, c.max_latency_ms / 1000)
         self.encoders = ThreadPoolExecutor(max_workers=2, thread_name_prefix="onnx-xai-encode")
+        self.batcher = Batcher(self._run, self.encoders, c.max_batch, c.max_latency_ms / 1000)
         self.ready = True
         return True
 
@@ -97,17 +96,21 @@ class ExplainedModel(Model):
         }
 
     async def _answered(self, verb: str, payload, headers) -> tuple[list, requests.Parameters]:
-        """The request read and run, one answer per instance: in one go in the run thread when the
-        model is idle and no wait for companions is asked (one hop between threads, not three),
-        else read in an encoding thread and run with the requests that arrive meanwhile."""
-        if self.batcher.idle and self.config.max_latency_ms <= 0:
+        """The request read and run, one answer per instance, and its parameters: in one go in the
+        run thread when the server has no load and no wait for companions is asked (one hop between
+        threads, not three), else read with the requests that arrived meanwhile and run with those
+        that share its key (:mod:`.batching`)."""
+        if self.batcher.quiet and self.config.max_latency_ms <= 0:
             return await self.batcher.alone(lambda: self._read_and_run(verb, payload, headers))
-        items, params = await self._read_aside(payload, headers)
-        return await self.batcher.submit(_key(verb, params, items), items), params
+        return await self.batcher.submit(lambda: self._read_keyed(verb, payload, headers))
+
+    def _read_keyed(self, verb: str, payload, headers) -> tuple[tuple, list, requests.Parameters]:
+        items, params = self._read(payload, headers)
+        return _key(verb, params, items), items, params
 
     def _read_and_run(self, verb: str, payload, headers) -> tuple[list, requests.Parameters]:
-        items, params = self._read(payload, headers)
-        return self._run(_key(verb, params, items), items), params
+        key, items, params = self._read_keyed(verb, payload, headers)
+        return self._run(key, items), params
 
     async def _infer_v2(self, request: InferRequest) -> InferResponse:
         """The V2 protocol's infer: the model's input as a tensor, its explained output back."""
@@ -124,7 +127,8 @@ class ExplainedModel(Model):
         except (InputError, ValueError, TypeError) as exc:
             raise InvalidInput(str(exc)) from None
         items = [(item, None) for item in found]
-        outputs = np.stack([o[0] for o in await self.batcher.submit(("predict", _shape(items)), items)])
+        answers, _ = await self.batcher.submit(lambda: (_key("predict", None, items), items, None))
+        outputs = np.stack([o[0] for o in answers])
         output = InferOutput(self.ex.record.output, list(outputs.shape), "FP32", outputs.astype(np.float32))
         return InferResponse(request.id or str(uuid.uuid4()), self.name, [output])
 
@@ -136,10 +140,6 @@ class ExplainedModel(Model):
             {"name": name, "datatype": "FP32", "shape": _dims(shape)}
             for name, shape in self.ex.outputs.items()
         ]
-
-    async def _read_aside(self, payload, headers) -> tuple[list, requests.Parameters]:
-        """:meth:`_read` in an encoding thread: decoding photos never holds up the event loop."""
-        return await asyncio.get_running_loop().run_in_executor(self.encoders, self._read, payload, headers)
 
     def _read(self, payload, headers) -> tuple[list, requests.Parameters]:
         if not isinstance(payload, dict):
@@ -182,18 +182,15 @@ class ExplainedModel(Model):
         results, chosen = explain_prepared(self.ex, photos, opts)
         shared = next(iter(results.values())).output
         outputs = shared if shared is not None and len(shared) == len(batch) else self.ex.predict(batch)
-        answers = [
-            (outputs[i], {m: pick(r, i) for m, r in results.items()}, photos[i], chosen[i], items[i][0])
-            for i in range(len(items))
-        ]
+        answers = [(results, i, photos[i], chosen[i], items[i][0]) for i in range(len(items))]
         return list(zip(outputs, self.encoders.map(self._entries, answers, [params] * len(answers))))
 
     def _entries(self, answer: tuple, params: requests.Parameters) -> list[dict]:
-        """One instance's explanations, as the response gives them (the pictures encoded in the
-        encoding threads, every core on a batch's pictures between two runs: beside a run, they would
-        slow every thread of it to the pace of the one they preempt)."""
-        _, picked, photo, chosen, item = answer
-        return [self._entry(m, r, photo, chosen, item, params) for m, r in picked.items()]
+        """One instance's explanations, as the response gives them (its boxes found and its pictures
+        encoded in the encoding threads, every core on a batch's pictures between two runs: beside a
+        run, they would slow every thread of it to the pace of the one they preempt)."""
+        results, i, photo, chosen, item = answer
+        return [self._entry(m, r, photo, chosen, item, params) for m, r in picks(results, i).items()]
 
     def _entry(self, method: str, r: dict, p: Prepared, chosen, item, params: requests.Parameters) -> dict:
         box = p.box_to_photo(r["box"]) if r["box"][2] > r["box"][0] else None
@@ -240,7 +237,7 @@ def _dims(shape: tuple) -> list[int]:
     return [d if isinstance(d, int) else -1 for d in shape]
 
 
-def _key(verb: str, params: requests.Parameters, items: list) -> tuple:
+def _key(verb: str, params: requests.Parameters | None, items: list) -> tuple:
     """What requests must share to share a run: the verb, the instances' shape, and for ``explain``
     the options."""
     return (verb, params, _shape(items)) if verb == "explain" else (verb, _shape(items))

@@ -11,7 +11,8 @@ any picture, to show what encoding costs): a table of requests/s, p50 and p99 la
 issue's targets in ``--rounds`` rounds, each measuring the baseline right before the server (the
 machine's speed drifts over seconds): ``:explain`` throughput at 16 clients over the Explainer's
 batched throughput, ``:predict``'s p50 at 1 client minus one forward (and the in-process read of a
-photo, which that includes); medians and each round.
+photo, which that includes), and V2 infer's over gRPC with the input tensor (no photo to decode: the
+serving layer's own cost); medians and each round.
 
     python tools/bench_serve.py [--requests 64] [--rounds 3]
 """
@@ -19,6 +20,7 @@ photo, which that includes); medians and each round.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import base64
 import http.client
 import json
@@ -132,15 +134,36 @@ def table(server: Served, requests: int) -> list[tuple[str, int, dict]]:
     return rows
 
 
+def grpc_p50_ms(server: Served, x: np.ndarray, requests: int) -> float:
+    """p50 latency of V2 infer over gRPC (KServe's client), one client, the input tensor itself: the
+    serving layer's own cost, with no photo to decode."""
+    from kserve import InferenceGRPCClient, InferInput, InferRequest
+
+    async def run() -> list[float]:
+        tensor = InferInput("image", list(x.shape), "FP32")
+        tensor.set_data_from_numpy(x)
+        client = InferenceGRPCClient(f"127.0.0.1:{server.grpc}")
+        latencies = []
+        for n in range(requests + 5):
+            start = time.perf_counter()
+            await client.infer(InferRequest(model_name=server.name, infer_inputs=[tensor], request_id=str(n)))
+            latencies.append(time.perf_counter() - start)
+        return latencies[5:]
+
+    return 1000 * statistics.median(asyncio.run(run()))
+
+
 def targets(server: Served, base: Baseline, rounds: int, requests: int) -> dict[str, list[float]]:
     """The issue's two targets, each round measuring the baseline right before the server (the
     machine's speed drifts over seconds): :explain at 16 clients over the batched Explainer (Grad-CAM,
     gradient), :predict's p50 at 1 client minus one forward, and the in-process read."""
-    found: dict[str, list[float]] = {"gradcam": [], "gradient": [], "predict_gap_ms": [], "read_ms": []}
+    keys = ("gradcam", "gradient", "predict_gap_ms", "read_ms", "grpc_gap_ms")
+    found: dict[str, list[float]] = {key: [] for key in keys}
     for _ in range(rounds):
         forward = base.forward_ms()
         found["predict_gap_ms"].append(load(server, "predict", {}, 1, requests)["p50_ms"] - forward)
         found["read_ms"].append(base.read_ms())
+        found["grpc_gap_ms"].append(grpc_p50_ms(server, base.x, requests) - base.forward_ms())
         for method in ("gradcam", "gradient"):
             alone = base.per_s(method)
             served = load(server, "explain", {"methods": [method]}, 16, requests)["per_s"]
@@ -174,6 +197,7 @@ def main() -> None:
         ("gradient", ":explain gradient at 16 clients / batched Explainer"),
         ("predict_gap_ms", ":predict p50 at 1 client - forward, ms"),
         ("read_ms", "of which reading the photo (in process), ms"),
+        ("grpc_gap_ms", "V2 infer over gRPC (KServe's client, the input tensor: no photo) p50 - forward, ms"),
     ):
         values = found[key]
         print(f"  {what}: median {statistics.median(values):.2f} ({', '.join(f'{v:.2f}' for v in values)})")

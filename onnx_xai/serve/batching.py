@@ -11,7 +11,7 @@ slows every thread of the run to the pace of the one it preempts (measured on 2 
 a batch of 14 took 2.3 times as long beside two threads decoding photos). A request that finds
 nothing to wait for is read at once (others that arrive during the read join it), or after
 ``max_latency`` seconds spent waiting for companions; when the batcher is :attr:`~Batcher.quiet`
-(no load) and no wait is asked, :meth:`Batcher.alone` reads and runs it in the run thread in one go. Each
+(no load) and no wait is asked, it is read and run in the run thread in one go. Each
 request gets back its own slice of the results, in order. A read that fails fails its own request
 only; when a shared run fails (one request's objective has no answer), each request of it is run on
 its own, so that only the one at fault gets the error.
@@ -23,9 +23,8 @@ import asyncio
 import functools
 from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any
 
-T = TypeVar("T")
 Read = Callable[[], tuple[tuple, list, Any]]  # () -> (key, items, context)
 
 
@@ -54,18 +53,12 @@ class Batcher:
         idle = not (self._running or self._reading or self._arrived or self._ready or self._waiting)
         return idle and not self._crowded
 
-    async def alone(self, work: Callable[[], T]) -> T:
-        """``work()`` in the run thread as a run of its own (a request that found the batcher idle:
-        read and run there in one go, without the hops between threads); requests that arrive
-        meanwhile wait for it, as behind any run."""
-        self._shared = False
-        self._running = asyncio.ensure_future(asyncio.get_running_loop().run_in_executor(self._pool, work))
-        self._running.add_done_callback(self._ran)
-        return await self._running
-
     async def submit(self, read: Read) -> tuple[list, Any]:
         """``read()``'s items run with the requests that share its key; their results, in order, and
-        the read's context."""
+        the read's context. A request that finds the batcher quiet, with no wait asked, is read and
+        run in the run thread in one go (one hop between threads, not three)."""
+        if self.quiet and self.max_latency <= 0:
+            return await self._alone(read)
         future: asyncio.Future = asyncio.get_running_loop().create_future()
         self._arrived.append((read, future))
         if self._running is None and self._waiting is None:
@@ -74,6 +67,21 @@ class Batcher:
             else:
                 self._read_arrived()
         return await future
+
+    async def _alone(self, read: Read) -> tuple[list, Any]:
+        """A run of its own, reading included; requests that arrive meanwhile wait for it, as behind
+        any run."""
+
+        def read_and_run() -> tuple[list, Any]:
+            key, items, context = read()
+            return self._run(key, items), context
+
+        self._shared = False
+        self._running = asyncio.ensure_future(
+            asyncio.get_running_loop().run_in_executor(self._pool, read_and_run)
+        )
+        self._running.add_done_callback(self._ran)
+        return await self._running
 
     def _waited(self) -> None:
         self._waiting = None

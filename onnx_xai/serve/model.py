@@ -96,21 +96,13 @@ class ExplainedModel(Model):
         }
 
     async def _answered(self, verb: str, payload, headers) -> tuple[list, requests.Parameters]:
-        """The request read and run, one answer per instance, and its parameters: in one go in the
-        run thread when the server has no load and no wait for companions is asked (one hop between
-        threads, not three), else read with the requests that arrived meanwhile and run with those
-        that share its key (:mod:`.batching`)."""
-        if self.batcher.quiet and self.config.max_latency_ms <= 0:
-            return await self.batcher.alone(lambda: self._read_and_run(verb, payload, headers))
+        """The request read and run with those that share its key (:mod:`.batching`): one answer
+        per instance, and its parameters."""
         return await self.batcher.submit(lambda: self._read_keyed(verb, payload, headers))
 
     def _read_keyed(self, verb: str, payload, headers) -> tuple[tuple, list, requests.Parameters]:
         items, params = self._read(payload, headers)
         return _key(verb, params, items), items, params
-
-    def _read_and_run(self, verb: str, payload, headers) -> tuple[list, requests.Parameters]:
-        key, items, params = self._read_keyed(verb, payload, headers)
-        return self._run(key, items), params
 
     async def _infer_v2(self, request: InferRequest) -> InferResponse:
         """The V2 protocol's infer: the model's input as a tensor, its explained output back."""
@@ -118,6 +110,12 @@ class ExplainedModel(Model):
             raise InvalidInput(
                 f"the model takes one input tensor ({self.ex.input_name}), not {len(request.inputs)}"
             )
+        answers, _ = await self.batcher.submit(lambda: self._read_tensor(request))
+        outputs = np.stack([o[0] for o in answers])
+        output = InferOutput(self.ex.record.output, list(outputs.shape), "FP32", outputs.astype(np.float32))
+        return InferResponse(request.id or str(uuid.uuid4()), self.name, [output])
+
+    def _read_tensor(self, request: InferRequest) -> tuple[tuple, list, None]:
         try:
             array = np.asarray(request.inputs[0].as_numpy())
             found = requests.instances(
@@ -127,10 +125,7 @@ class ExplainedModel(Model):
         except (InputError, ValueError, TypeError) as exc:
             raise InvalidInput(str(exc)) from None
         items = [(item, None) for item in found]
-        answers, _ = await self.batcher.submit(lambda: (_key("predict", None, items), items, None))
-        outputs = np.stack([o[0] for o in answers])
-        output = InferOutput(self.ex.record.output, list(outputs.shape), "FP32", outputs.astype(np.float32))
-        return InferResponse(request.id or str(uuid.uuid4()), self.name, [output])
+        return _key("predict", None, items), items, None
 
     def get_input_types(self) -> list[dict]:
         return [{"name": self.ex.input_name, "datatype": "FP32", "shape": _dims(self.ex.input_shape)}]

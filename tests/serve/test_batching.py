@@ -1,8 +1,9 @@
 """The server's batcher on its own: requests that arrive during a run wait unread and share the next
 run, each gets its own slice back in order, reads never overlap a run, ``max_batch`` splits a queue,
 keys never share a run, a failing read or shared run fails only the request at fault, a request run
-alone holds the others back (the batcher is quiet again after a run without company), and an idle
-batcher waits ``max_latency`` for companions."""
+that finds the batcher quiet is read and run alone in the run thread and holds the others back (the
+batcher is quiet again after a run without company), and an idle batcher waits ``max_latency`` for
+companions."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ class Recorder:
         self.gate = threading.Event()
         self.gate.set()
         self.threads: set[str] = set()
+        self.read_threads: list[str] = []
 
     def __call__(self, key: tuple, items: list) -> list:
         self.gate.wait(10)
@@ -40,6 +42,7 @@ class Recorder:
     def reader(self, key: tuple, items: list, fail: bool = False):
         def read():
             start = time.perf_counter()
+            self.read_threads.append(threading.current_thread().name)
             time.sleep(0.001)
             self.spans.append(("read", start, time.perf_counter()))
             if fail:
@@ -144,34 +147,31 @@ def test_a_failing_read_or_shared_run_fails_only_the_request_at_fault():
     assert isinstance(unreadable, ValueError) and str(unreadable) == "unreadable"
 
 
-def test_a_request_run_alone_runs_in_the_run_thread_and_holds_the_others_back():
+def test_a_request_that_finds_the_batcher_quiet_is_read_and_run_alone_in_the_run_thread():
     async def scenario():
         run = Recorder()
         batcher = _batcher(run)
         assert batcher.quiet
-        hold = threading.Event()
-
-        def work() -> str:
-            hold.wait(10)
-            return threading.current_thread().name
-
-        alone = asyncio.ensure_future(batcher.alone(work))
-        await asyncio.sleep(0.01)
+        run.gate.clear()
+        lone = await _started(batcher, run.reader(("k",), [1]))
         assert not batcher.quiet
         queued = [await _started(batcher, run.reader(("k",), [k])) for k in range(3)]
-        assert run.spans == []  # nothing read or run beside the lone request
-        hold.set()
-        name = await alone
-        answers = await asyncio.gather(*queued)
-        after_company = batcher.quiet
-        await batcher.submit(run.reader(("k",), [7]))
+        assert [kind for kind, _, _ in run.spans] == ["read"]  # nothing read beside the lone run
+        run.gate.set()
+        answers = await asyncio.gather(lone, *queued)
         await asyncio.sleep(0.01)  # the run's end is seen after its requests are answered
-        return run, name, answers, after_company, batcher.quiet
+        after_company = batcher.quiet
+        await batcher.submit(run.reader(("k",), [7]))  # read with the others' readers, run alone
+        await asyncio.sleep(0.01)
+        after_one = batcher.quiet
+        assert await batcher.submit(run.reader(("k",), [8])) == ([80], "context of [8]")
+        return run, answers, after_company, after_one
 
-    run, name, answers, after_company, after_one = asyncio.run(scenario())
-    assert [results for results, _ in answers] == [[0], [10], [20]]
-    assert [len(items) for _, items in run.batches] == [3, 1]
-    assert run.threads == {name} and name.startswith("onnx-xai-run")
+    run, answers, after_company, after_one = asyncio.run(scenario())
+    assert [results for results, _ in answers] == [[10], [0], [10], [20]]
+    assert [len(items) for _, items in run.batches] == [1, 3, 1, 1]
+    in_the_run_thread = [name.startswith("onnx-xai-run") for name in run.read_threads]
+    assert in_the_run_thread == [True, False, False, False, False, True]
     assert not after_company and after_one  # quiet again once a run had no company
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import XaiError
-from .options import BACKENDS, at_least, finite, fraction, preprocessing
+from .options import BACKENDS, at_least, finite, fraction, positive, preprocessing
 
 
 def add_parser(sub) -> None:
@@ -66,7 +66,13 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--max-instances", type=at_least(1), default=64, help="instances per request (default 64)")
     p.add_argument(
-        "--max-body-mb", type=finite, default=32.0, help="the largest request body (default 32 MB)"
+        "--max-body-mb", type=positive, default=32.0, help="the largest request body (default 32 MB)"
+    )
+    p.add_argument(
+        "--max-pending-mb",
+        type=positive,
+        default=64.0,
+        help="the bodies of all requests in flight together; beyond it a request gets 503 (default 64 MB)",
     )
     p.add_argument(
         "--log-latency",
@@ -96,6 +102,7 @@ def run(args: argparse.Namespace) -> int:
         max_latency_ms=args.max_latency_ms,
         max_instances=args.max_instances,
         max_body_mb=args.max_body_mb,
+        max_pending_mb=args.max_pending_mb,
     )
     serve(
         args.model, args.name, config, args.host, args.http_port, args.grpc_port or None, args.workers,

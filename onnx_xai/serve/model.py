@@ -53,6 +53,7 @@ class ServeConfig:
     max_latency_ms: float = 0.0
     max_instances: int = 64
     max_body_mb: float = 32.0
+    max_pending_mb: float = 64.0  # the bodies of all requests in flight (:mod:`.limits`)
 
 
 class ExplainedModel(Model):

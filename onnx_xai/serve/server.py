@@ -4,7 +4,8 @@ KServe's ``ModelServer`` answers the V1 protocol (``/v1/models/NAME:predict`` an
 Open Inference Protocol (``/v2/models/NAME/infer``, health, readiness, metadata) over REST, and V2
 over gRPC. It binds every interface; here it binds ``host`` only (loopback unless told otherwise):
 the REST server's uvicorn configuration and the gRPC server's listening address are set to it. A
-body over ``max_body_mb`` is refused before it is read (:mod:`.limits`).
+body over ``max_body_mb`` is refused before it is read, and so is a request that would take the
+bodies in flight over ``max_pending_mb`` (503; :mod:`.limits`).
 SIGTERM and SIGINT stop it after the requests in flight are answered (KServe's graceful shutdown,
 within ``grace_period`` seconds). ``workers > 1`` runs as many such servers, one per process, on the
 same ports (:mod:`.workers`).
@@ -77,7 +78,11 @@ def _serve_one(
     model = ExplainedModel(name, path, config)
     model.load()
     ready()
-    model_server.app.add_middleware(BodyLimit, max_bytes=int(config.max_body_mb * 2**20))
+    model_server.app.add_middleware(
+        BodyLimit,
+        max_bytes=int(config.max_body_mb * 2**20),
+        max_pending_bytes=int(config.max_pending_mb * 2**20),
+    )
     model_server.RESTServer = _rest_on(
         rest_server.RESTServer, ports.host, ports.http if shared else None, ports.log_latency
     )

@@ -363,3 +363,42 @@ def test_a_worker_that_cannot_load_the_model_is_one_line_and_exit_1():
         "onnx-xai: error: the model has no tensor named 'nope' produced by a node\n"
     ), done.stderr
     assert done.stderr.count("\n") == 1, done.stderr
+
+
+def test_requests_beyond_the_bytes_in_flight_get_503_and_the_server_goes_on(reference):
+    """``--max-pending-mb 1``: a request that announced 1,000,000 bytes and holds it (its body unsent) leaves
+    no room for a 0.1 MB photo: 503, one line, Retry-After; once it goes, the photo is answered."""
+    import http.client
+    import socket
+
+    _, session, inputs = reference
+    server = Served("--max-body-mb", "1", "--max-pending-mb", "1", "--grpc-port", "0")
+    try:
+        holder = socket.create_connection(("127.0.0.1", server.http), timeout=30)
+        head = (
+            f"POST /v1/models/{server.name}:predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        )
+        holder.sendall((head + f"Content-Length: {1_000_000}\r\n\r\n" + '{"instances": [').encode())
+        time.sleep(0.5)  # admitted: its length charged
+        body = json.dumps({"instances": [photo(PHOTOS[1])]}).encode()
+        assert 2**20 - 1_000_000 < len(body) < 2**20
+        connection = http.client.HTTPConnection("127.0.0.1", server.http, timeout=30)
+        connection.request(
+            "POST", f"/v1/models/{server.name}:predict", body, {"content-type": "application/json"}
+        )
+        answer = connection.getresponse()
+        refused = (answer.status, answer.getheader("retry-after"), json.loads(answer.read())["error"])
+        holder.close()  # the held request goes: its charge with it
+        deadline = time.monotonic() + 30
+        while (status := server.post(f"/v1/models/{server.name}:predict", body))[0] == 503:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+    finally:
+        code, output = server.stop()
+    assert refused[:2] == (503, "1") and refused[2].startswith(
+        "the server is busy: 1000000 bytes of requests"
+    )
+    assert "\n" not in refused[2] and "--max-pending-mb" in refused[2]
+    want = int(probabilities(session, inputs[PHOTOS[1]].array).argmax())
+    assert status[0] == 200 and status[1]["predictions"][0]["top_k"][0]["class"] == want
+    assert code == 0 and "Traceback" not in output, output

@@ -78,15 +78,12 @@ def _serve_one(
     model = ExplainedModel(name, path, config)
     model.load()
     ready()
-    model_server.app.add_middleware(
-        BodyLimit,
-        max_bytes=int(config.max_body_mb * 2**20),
-        max_pending_bytes=int(config.max_pending_mb * 2**20),
-    )
+    max_bytes, max_pending_bytes = int(config.max_body_mb * 2**20), int(config.max_pending_mb * 2**20)
+    model_server.app.add_middleware(BodyLimit, max_bytes=max_bytes, max_pending_bytes=max_pending_bytes)
     model_server.RESTServer = _rest_on(
         rest_server.RESTServer, ports.host, ports.http if shared else None, ports.log_latency
     )
-    model_server.GRPCServer = _grpc_on(grpc_server.GRPCServer, ports.host)
+    model_server.GRPCServer = _grpc_on(grpc_server.GRPCServer, ports.host, max_bytes, max_pending_bytes)
     server = kserve.ModelServer(
         http_port=ports.http,
         grpc_port=ports.grpc or 0,
@@ -137,8 +134,10 @@ def _rest_on(base, host: str, shared_port: int | None, log_latency: bool):
     return Bound
 
 
-def _grpc_on(base, host: str):
-    """KServe's gRPC server class, listening on ``host`` instead of every interface."""
+def _grpc_on(base, host: str, max_bytes: int, max_pending_bytes: int):
+    """KServe's gRPC server class, listening on ``host`` instead of every interface, its messages
+    bounded as REST bodies are: at most ``max_bytes`` each, and as many calls at once as fit in
+    ``max_pending_bytes`` at that size (at least one); beyond, gRPC's RESOURCE_EXHAUSTED."""
 
     class Bound(base):
         async def start(self, max_workers):
@@ -147,6 +146,10 @@ def _grpc_on(base, host: str):
             original = grpc_server.aio.server
 
             def server(*args, **kwargs):
+                options = dict(kwargs.get("options") or [])
+                options["grpc.max_receive_message_length"] = max_bytes
+                kwargs["options"] = list(options.items())
+                kwargs["maximum_concurrent_rpcs"] = max(1, max_pending_bytes // max_bytes)
                 made = original(*args, **kwargs)
                 add = made.add_insecure_port
                 made.add_insecure_port = lambda address: add(address.replace("[::]", _grpc_host(host)))

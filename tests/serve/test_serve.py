@@ -372,7 +372,7 @@ def test_requests_beyond_the_bytes_in_flight_get_503_and_the_server_goes_on(refe
     import socket
 
     _, session, inputs = reference
-    server = Served("--max-body-mb", "1", "--max-pending-mb", "1", "--grpc-port", "0")
+    server = Served("--max-body-mb", "1", "--max-pending-mb", "1")
     try:
         holder = socket.create_connection(("127.0.0.1", server.http), timeout=30)
         head = (
@@ -393,6 +393,7 @@ def test_requests_beyond_the_bytes_in_flight_get_503_and_the_server_goes_on(refe
         while (status := server.post(f"/v1/models/{server.name}:predict", body))[0] == 503:
             assert time.monotonic() < deadline
             time.sleep(0.1)
+        over_grpc = [_grpc_infer(server, np.repeat(inputs[PHOTOS[1]].array, k, axis=0)) for k in (4, 1)]
     finally:
         code, output = server.stop()
     assert refused[:2] == (503, "1") and refused[2].startswith(
@@ -402,3 +403,22 @@ def test_requests_beyond_the_bytes_in_flight_get_503_and_the_server_goes_on(refe
     want = int(probabilities(session, inputs[PHOTOS[1]].array).argmax())
     assert status[0] == 200 and status[1]["predictions"][0]["top_k"][0]["class"] == want
     assert code == 0 and "Traceback" not in output, output
+    too_large, answered = over_grpc  # gRPC messages bounded alike: 2.4 MB refused, 0.6 MB answered
+    assert "RESOURCE_EXHAUSTED" in too_large and "larger than max" in too_large
+    np.testing.assert_allclose(answered, session.run(None, {"image": inputs[PHOTOS[1]].array})[0], atol=1e-4)
+
+
+def _grpc_infer(server: Served, x: np.ndarray):
+    """V2 infer over gRPC with KServe's client: the output, or the error's text."""
+    from kserve import InferenceGRPCClient, InferInput, InferRequest
+
+    async def call():
+        tensor = InferInput("image", list(x.shape), "FP32")
+        tensor.set_data_from_numpy(x)
+        client = InferenceGRPCClient(f"127.0.0.1:{server.grpc}")
+        return await client.infer(InferRequest(model_name=server.name, infer_inputs=[tensor], request_id="1"))
+
+    try:
+        return asyncio.run(call()).outputs[0].as_numpy()
+    except Exception as exc:  # noqa: BLE001 - the error is what the test reads
+        return f"{type(exc).__name__}: {exc}"

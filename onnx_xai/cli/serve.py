@@ -10,7 +10,6 @@ from .options import BACKENDS, at_least, finite, fraction, positive, preprocessi
 
 
 def add_parser(sub) -> None:
-    from ..images import PRESETS
     from ..runtime.methods import METHOD_NAMES
 
     p = sub.add_parser(
@@ -27,7 +26,7 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--http-port", type=at_least(0), default=8080, help="REST port (default 8080)")
     p.add_argument("--grpc-port", type=at_least(0), default=8081, help="gRPC port (default 8081; 0: no gRPC)")
-    p.add_argument("--workers", type=at_least(1), default=1, help="REST worker processes (default 1)")
+    p.add_argument("--workers", type=at_least(1), default=1, help="server processes, supervised (default 1)")
     p.add_argument(
         "--methods",
         nargs="+",
@@ -36,6 +35,15 @@ def add_parser(sub) -> None:
         metavar="METHOD",
         help="methods of :explain when a request names none (default: gradcam)",
     )
+    _add_model_flags(p)
+    _add_load_flags(p)
+    p.set_defaults(run=run)
+
+
+def _add_model_flags(p: argparse.ArgumentParser) -> None:
+    """How the model is run and its photos prepared, fixed when the server starts."""
+    from ..images import PRESETS
+
     p.add_argument("--backend", choices=BACKENDS, default="onnxruntime", help="the runtime")
     p.add_argument("--threads", type=at_least(1), help="intra-op threads of the runtime")
     p.add_argument(
@@ -56,6 +64,10 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--target-layer", nargs="+", help="the CAM family's target layer(s)")
     p.add_argument("--output", help="the output to explain, for models with several")
+
+
+def _add_load_flags(p: argparse.ArgumentParser) -> None:
+    """Batching, the bounds on what requests may hold, and per-request logging."""
     p.add_argument("--max-batch", type=at_least(1), default=16, help="instances per batched run (default 16)")
     p.add_argument(
         "--max-latency-ms",
@@ -80,7 +92,6 @@ def add_parser(sub) -> None:
         help="log each request's stages and wall and CPU time (KServe's trace lines; off by default: "
         "/metrics has the same latencies as histograms)",
     )
-    p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -8,7 +8,7 @@ body over ``max_body_mb`` is refused before it is read, and so is a request that
 bodies in flight over ``max_pending_mb`` (503; :mod:`.limits`).
 SIGTERM and SIGINT stop it after the requests in flight are answered (KServe's graceful shutdown,
 within ``grace_period`` seconds). ``workers > 1`` runs as many such servers, one per process, on the
-same ports (:mod:`.workers`).
+same ports, under a supervisor that replaces a worker that dies (:mod:`.workers`).
 """
 
 from __future__ import annotations

@@ -8,6 +8,14 @@ import onnx
 import pytest
 
 from .graph.test_augment import export, small_cnn
+from .torch_fixes import exact_batch_norm
+
+
+@pytest.fixture(scope="session", autouse=True)
+def torch_references_are_derivatives():
+    """Every torch reference in the suite gets exact BatchNorm gradients (see tests/torch_fixes.py)."""
+    with exact_batch_norm():
+        yield
 
 
 @pytest.fixture(scope="session")

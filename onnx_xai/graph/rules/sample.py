@@ -9,9 +9,13 @@ cotangent to those neighbours with the same weights (zero for a neighbour outsid
 grid's is the output's cotangent times the derivative of the interpolation along x and y (the
 weights' slopes against the neighbours' differences), times the slope of the clamp or fold and of
 the unnormalization. Nearest sampling is piecewise constant in the grid: no gradient flows to it.
+An infinite grid value has no sampling point (onnxruntime reads it inside the image, the ONNX
+reference outside): it is read as a point far outside, so that the gradients stay finite.
 """
 
 from __future__ import annotations
+
+import numpy as np
 
 from ..emitter import Emitter, Tensor
 from ..info import attr
@@ -45,6 +49,7 @@ class _Axis:
             coordinate, slope = (g + one) * (size - one) * 0.5, (size - one) * 0.5
         else:
             coordinate, slope = ((g + one) * size - one) * 0.5, size * 0.5
+        coordinate = _finite(e, coordinate, size.like)
         low, high = e.t(e.op("Mul", [size, e.scalar(0.0, like=size.like)]), like=size.like), size - one
         if padding == "border":
             inside = _between(e, coordinate, low, high)
@@ -60,6 +65,13 @@ class _Axis:
                 coordinate = e.t(e.op("Min", [e.op("Max", [coordinate, low]), high]), like=size.like)
                 slope = slope * inside
         self.e, self.coordinate, self.slope, self.size = e, coordinate, slope, size
+
+
+def _finite(e: Emitter, x: Tensor, like: str) -> Tensor:
+    """x with infinities replaced by the dtype's largest values / 4: an infinite grid value (which
+    every runtime reads differently) samples nothing instead of sending NaN into the gradients."""
+    big = float(np.finfo(e.np_dtype(like)).max) / 4
+    return e.t(e.op("Clip", [x.name, e.scalar(-big, like=like), e.scalar(big, like=like)]), like=like)
 
 
 def _between(e: Emitter, x: Tensor, low: Tensor, high: Tensor) -> Tensor:

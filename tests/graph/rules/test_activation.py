@@ -23,6 +23,28 @@ CASES = [
         low=-3,
         high=9,
     ),
+    # RT-DETR's boxes: invalid anchors are inf (and large ones saturate the Sigmoid to exactly 1 or 0),
+    # then inverse_sigmoid clamps at 0, 1 and eps: Clip at its bounds, all with a zero derivative
+    Case(
+        "inverse_sigmoid_of_saturated_boxes",
+        [
+            node("Add", ["x", "anchors"], "logits"),
+            node("Sigmoid", ["logits"], "boxes"),
+            node("Clip", ["boxes", "zero", "one"], "clamped"),
+            node("Clip", ["clamped", "eps", ""], "x1"),
+            node("Sub", ["one", "clamped"], "rest"),
+            node("Clip", ["rest", "eps", ""], "x2"),
+            node("Div", ["x1", "x2"], "ratio"),
+            node("Log", ["ratio"]),
+        ],
+        X,
+        {
+            "anchors": np.array([np.inf, -np.inf, 40.0, -40.0, 0.5, -0.3] * 4).reshape(2, 3, 4),
+            "zero": np.array(0.0),
+            "one": np.array(1.0),
+            "eps": np.array(1e-5),
+        },
+    ),
     Case("sigmoid", [node("Sigmoid", ["x"])], X),
     Case("hard_sigmoid", [node("HardSigmoid", ["x"], alpha=0.3, beta=0.4)], X),
     Case("hard_swish", [node("HardSwish", ["x"])], X, min_opset=14, low=-5, high=5),

@@ -91,6 +91,52 @@ CASES = [
         {"i": np.array([[0, 0, 2], [1, 2, 1]], I64)},
         min_opset=16,
     ),
+    # RT-DETR's query selection: the TopK of each token's best score (its values unused) picks rows
+    # of the flattened batch through indices computed in the graph (n * tokens + index).
+    Case(
+        "gather_rows_chosen_by_top_k_indices",
+        [
+            node("ReduceMax", ["x"], "best", axes=[2], keepdims=0),
+            node("TopK", ["best", "k"], ["unused", "chosen"], axis=1),
+            node("Shape", ["x"], "shape"),
+            node("Gather", ["shape", "zero"], "n", axis=0),
+            node("Gather", ["shape", "one"], "tokens", axis=0),
+            node("Range", ["zero", "n", "one"], "batch"),
+            node("Unsqueeze", ["batch"], "column", axes=[1]),
+            node("Mul", ["column", "tokens"], "offsets"),
+            node("Add", ["chosen", "offsets"], "flat"),
+            node("Reshape", ["flat", "all"], "rows"),
+            node("Reshape", ["x", "table"], "x2"),
+            node("Gather", ["x2", "rows"], "picked", axis=0),
+            node("Mul", ["picked", "picked"]),
+        ],
+        {"x": (2, 6, 3)},
+        {
+            "k": np.array([3], I64),
+            "zero": np.array(0, I64),
+            "one": np.array(1, I64),
+            "all": np.array([-1], I64),
+            "table": np.array([-1, 3], I64),
+        },
+        min_opset=16,
+    ),
+    # the deformable attention's value split by the levels' sizes, computed from tensors' sizes
+    Case(
+        "split_computed_sizes",
+        [
+            node("Size", ["level0"], "s0"),
+            node("Size", ["level1"], "s1"),
+            node("Reshape", ["s0", "all"], "r0"),
+            node("Reshape", ["s1", "all"], "r1"),
+            node("Concat", ["r0", "r1"], "sizes", axis=0),
+            node("Split", ["x", "sizes"], ["p", "q"], axis=2),
+            node("Mul", ["p", "p"], "p2"),
+            node("Concat", ["q", "p2"], axis=2),
+        ],
+        {"x": (2, 3, 10)},
+        {"level0": np.zeros((2, 3)), "level1": np.zeros(4), "all": np.array([-1], I64)},
+        min_opset=13,
+    ),
     Case("expand", [node("Expand", ["x", "s"])], {"x": (3, 1)}, {"s": np.array([2, 3, 4], I64)}),
     Case("tile", [node("Tile", ["x", "r"])], {"x": (2, 3)}, {"r": np.array([2, 3], I64)}),
     Case(

@@ -51,3 +51,16 @@ class RunError(XaiError):
 class RuleContractError(XaiError):
     """A VJP rule broke the rule contract (:mod:`onnx_xai.graph.registry`): a bug in a rule, not in the
     user's model."""
+
+
+class WorkStopped(XaiError):
+    """Work stopped before its end, between two runs of the model: cancelled (the client left, the
+    server is stopping) or past its deadline (:class:`onnx_xai.runtime.work.Work`)."""
+
+
+class DeadlineExceeded(WorkStopped):
+    """Work that ran past its deadline, stopped at its next run of the model."""
+
+
+class TooMuchWork(InputError):
+    """A request asks for more runs of the model than its limit allows (said before any runs)."""

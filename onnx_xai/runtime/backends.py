@@ -20,6 +20,7 @@ import numpy as np
 
 from ..errors import InputError, ModelError, RunError
 from .failures import describe
+from .work import checkpoint
 
 BACKENDS = ("onnxruntime", "openvino")  # the CLI repeats this tuple (it must not import a runtime)
 # MaxPool's backward each runtime runs fastest (augment's ``maxpool``): OpenVINO's CPU plugin runs a
@@ -45,6 +46,12 @@ class Session:
     device: str
 
     def run(self, names: list[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        """The outputs ``names`` for ``feeds``, once the caller's work allows one more run
+        (:func:`onnx_xai.runtime.work.checkpoint`: its deadline and cancellation)."""
+        checkpoint(len(next(iter(feeds.values()))) if feeds else 1)
+        return self._run(names, feeds)
+
+    def _run(self, names: list[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         raise NotImplementedError
 
     def metadata(self) -> dict[str, str]:
@@ -81,7 +88,7 @@ class OnnxRuntimeSession(Session):
     def providers(self) -> list[str]:
         return self._session.get_providers()
 
-    def run(self, names, feeds):
+    def _run(self, names, feeds):
         try:
             return self._session.run(names, feeds)
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
@@ -146,7 +153,7 @@ class OpenVinoSession(Session):
         name = next((n for n in sorted(port.get_names()) if n in declared), port.get_any_name())
         return Port(name, shape, OPENVINO_TYPES.get(port.get_element_type().get_type_name(), "?"))
 
-    def run(self, names, feeds):
+    def _run(self, names, feeds):
         ports = {port.name: index for index, port in enumerate(self.inputs)}  # named as the file names them
         try:
             result = self._compiled.create_infer_request().infer(

@@ -14,6 +14,7 @@ sampling and perturbation methods, all for the classes that first run resolved.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -27,9 +28,10 @@ from .explanation import Explanation, explanation
 from .forward_only import forward_only
 from .head import layer_head
 from .inputs import InputSpec
-from .methods import METHOD_NAMES, Context
+from .methods import METHOD_NAMES, Context, Facts, plan_cost
 from .methods import plan as plan_methods
 from .sessions import FORWARD, SessionSet
+from .work import Work, current
 
 if TYPE_CHECKING:
     import onnx
@@ -197,6 +199,7 @@ class Explainer:
         box_threshold: float = 0.2,
         extra_inputs: dict | None = None,
         seed: np.ndarray | None = None,
+        work: Work | None = None,
         **options: object,
     ) -> Explanation:
         """Explain a batch with one method.
@@ -211,12 +214,18 @@ class Explainer:
                 array shaped like the explained output (one per sample, or one for all); the score is
                 sum(seed * output). :mod:`onnx_xai.seeds` builds seeds for segmentation,
                 detection and dense maps.
+            work: the bounds of this call (:class:`~onnx_xai.runtime.work.Work`: a deadline, a
+                limit on model runs, cancellation from another thread), checked between runs.
             **options: the method's options (the method table of the Python API page).
 
         Raises:
             InputError: bad input, target, seed or option; CamNotApplicableError for CAM on other heads.
+            TooMuchWork: the method would run the model more times than ``work`` allows.
+            WorkStopped: ``work`` was cancelled, or ran past its deadline (DeadlineExceeded).
         """
-        return self.explain_many(x, [method], target, box_threshold, extra_inputs, seed, **options)[method]
+        return self.explain_many(x, [method], target, box_threshold, extra_inputs, seed, work, **options)[
+            method
+        ]
 
     def explain_image(self, photo, method: str = "gradcam", preprocessing=None, **options):
         """Explain one photo file or Pillow image: made into this model's input as the command line
@@ -235,21 +244,33 @@ class Explainer:
         box_threshold: float = 0.2,
         extra_inputs: dict | None = None,
         seed=None,
+        work: Work | None = None,
         **options,
     ) -> dict[str, Explanation]:
         """Several methods at once: one run of one graph gives every method's primitives, the
         sampling methods run more for the classes (or seeds) of that run; each option goes to every
         method that takes it. Forward-only methods (occlusion, RISE) still run on a model whose graph
-        cannot be rewritten, on its output itself (:mod:`.forward_only`)."""
+        cannot be rewritten, on its output itself (:mod:`.forward_only`). Before the runs beyond the
+        shared one, their count is admitted by ``work`` (or said, when large)."""
         x, extra = self._check_input(x), self._extra(extra_inputs)
         _check_threshold(box_threshold)
         plan = plan_methods(methods, options)
-        try:
-            return self._explain_planned(x, plan, target, box_threshold, extra, seed)
-        except UnsupportedModelError as exc:
-            if not all(m.forward_only for m, _ in plan):
-                raise
-            return forward_only(self, x, plan, target, seed, box_threshold, extra, str(exc))
+        with work.active() if work is not None else contextlib.nullcontext():
+            try:
+                return self._explain_planned(x, plan, target, box_threshold, extra, seed)
+            except UnsupportedModelError as exc:
+                if not all(m.forward_only for m, _ in plan):
+                    raise
+                return forward_only(self, x, plan, target, seed, box_threshold, extra, str(exc))
+
+    def cost(self, x, methods: Sequence[str], **options) -> tuple[int, str]:
+        """How many model runs (instances) explaining a batch shaped like ``x`` (an array or its
+        shape) with ``methods`` takes beyond its shared run, and what asks for them; known before
+        anything runs (a method that runs per channel or position of a target layer whose size is
+        only known at run time counts it as 0 here, and is admitted again once it is known)."""
+        shape = tuple(x) if isinstance(x, tuple) else np.shape(x)
+        facts = Facts(int(shape[0]), tuple(int(d) for d in shape[1:]), self.layout, self._declared_layers())
+        return plan_cost(plan_methods(methods, options), facts)
 
     def _explain_planned(self, x, plan, target, box_threshold, extra, seed) -> dict[str, Explanation]:
         shared = tuple(sorted({s for m, opts in plan for s in m.sets_for(opts)})) or (
@@ -261,6 +282,10 @@ class Explainer:
         if seed is not None and target is not None:
             raise InputError("give a target or a seed, not both")
         outputs = self._run(x, objective, shared, extra)
+        facts = Facts(len(x), x.shape[1:], self.layout, _layer_shapes(outputs))
+        runs, why = plan_cost(plan, facts)
+        if runs:
+            (current() or Work()).admit(runs, why)
         scores = outputs[c.SCORE].astype(np.float32)
         targets = outputs[c.TARGET_USED].astype(np.int64) if c.TARGET_USED in outputs else np.full(len(x), -1)
 
@@ -274,7 +299,7 @@ class Explainer:
             head = lambda: layer_head(self._sessions, self.input_name, seed is not None, extra)  # noqa: E731
             context = Context(
                 x, resolved, outputs, call, self.layout, head, record.output, record.score_kind,
-                lambda rules: self._relevance(x, objective, rules, extra),
+                lambda xs, objectives, rules: self._relevance(xs, objectives, rules, extra),
             )  # fmt: skip
             raw = method.attribute(context, opts)
             if not np.isfinite(raw).all():
@@ -297,6 +322,15 @@ class Explainer:
         return results
 
     # -- internals -----------------------------------------------------------------------------------
+    def _declared_layers(self) -> tuple[tuple[int, int, int], ...]:
+        """Each target layer's ``(K, h, w)`` as the light graph declares it, if all are static."""
+        seeded = self._sessions.record().objective == "seed"
+        declared = {o.name: o.shape for o in self._sessions.get(("activation",), seeded).outputs}
+        shapes = [declared.get(c.layer_output(c.ACTIVATION, k)) for k in range(len(self.target_layers))]
+        if any(s is None or not all(isinstance(d, int) for d in s[1:]) for s in shapes):
+            return ()
+        return tuple(tuple(s[1:]) for s in shapes if s is not None)
+
     def _relevance(self, x: np.ndarray, objective: np.ndarray, composite, extra: dict) -> np.ndarray:
         """LRP's relevance of the batch for ``objective`` by ``composite`` (:mod:`.methods.relevance`)."""
         seeded = objective.dtype.kind == "f"
@@ -378,6 +412,15 @@ class Explainer:
 
     def _spatial_size(self, x: np.ndarray) -> tuple[int, int]:
         return x.shape[self.layout.index("H")], x.shape[self.layout.index("W")]
+
+
+def _layer_shapes(outputs: dict) -> tuple[tuple[int, int, int], ...]:
+    """Each target layer's ``(K, h, w)`` as a run gave it (none when it gave no activation)."""
+    found, k = [], 0
+    while c.layer_output(c.ACTIVATION, k) in outputs:
+        found.append(tuple(outputs[c.layer_output(c.ACTIVATION, k)].shape[1:]))
+        k += 1
+    return tuple(found)
 
 
 def _layer_maps(given: set[str]) -> list[str]:

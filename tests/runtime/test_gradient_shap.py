@@ -37,7 +37,8 @@ def test_gradient_shap_with_noise_is_its_definition(setup):  # noqa: F811
     ours = ex.explain(
         x, "gradient_shap", target=targets, baselines=_baselines(), n_samples=4, stdevs=0.3, noise_seed=5
     )
-    indexes, alphas, noise = gradient_shap_draws(opts, x, 3)
+    draws = list(gradient_shap_draws(opts, len(x), x.shape[1:], 3, per_run=3))  # chunked unlike the run
+    indexes, alphas, noise = (np.concatenate([d[k] for d in draws]) for k in (1, 2, 3))
     want = np.zeros(x.shape)
     for row, (index, alpha) in enumerate(zip(indexes, alphas)):
         i = row // 4

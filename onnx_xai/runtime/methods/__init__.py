@@ -13,7 +13,7 @@ from ...errors import InputError
 from . import gradients, deeplift, relevance, smooth, cams, feature_cams, mosaics, perturbation, surrogates  # noqa: F401
 
 # isort: on
-from .base import REGISTRY, BatchedOptions, Context, Method, Options, chunk_size, get
+from .base import REGISTRY, BatchedOptions, Context, Facts, Method, Options, chunk_size, get
 
 BATCHING = tuple(BatchedOptions.__dataclass_fields__)  # batch_size, max_batch_bytes
 
@@ -85,6 +85,15 @@ def plan(methods: Sequence[str], options: dict) -> list[tuple[Method, Options]]:
     ]
 
 
+def plan_cost(plan: Sequence[tuple[Method, Options]], facts: Facts) -> tuple[int, str]:
+    """The model runs (instances) the planned methods add to their shared run for a batch, and what
+    asks for them, in one line (``smoothgrad: 50 noisy copies of gradient, on 2 samples``)."""
+    costs = [(method.name, *method.cost(opts, facts)) for method, opts in plan]
+    asked = [f"{name}: {why}" if why else name for name, runs, why in costs if runs]
+    samples = f"{facts.batch} sample{'s' if facts.batch != 1 else ''}"
+    return sum(runs for _, runs, _ in costs), f"{'; '.join(asked)}, on {samples}"
+
+
 def options_for(methods, noise_seed: int = 0, n_steps: int | None = None, fuse: str = "mean") -> dict:
     """The options one ``explain_many`` call of ``methods`` takes from a command's flags: the noise
     seed of the sampling methods (SmoothGrad, RISE), integrated gradients' points, how the CAM family
@@ -103,6 +112,7 @@ __all__ = [
     "METHOD_NAMES",
     "REGISTRY",
     "Context",
+    "Facts",
     "Method",
     "Options",
     "chunk_size",
@@ -112,4 +122,5 @@ __all__ = [
     "readme_method_table",
     "options_for",
     "plan",
+    "plan_cost",
 ]

@@ -10,7 +10,9 @@ A method is one class (pytorch-grad-cam's shape for the CAM family; PAIR salienc
 - ``family``: ``"gradient"`` (raw shaped like the input) or ``"cam"`` (raw ``[N, h, w]`` on the
   target layer's grid), which decides how raw becomes pixels; ``signed`` for attributions whose sign
   means something (shown on a diverging colormap);
-- ``Options``: a frozen dataclass of its options, checked where they enter.
+- ``Options``: a frozen dataclass of its options, checked where they enter;
+- ``cost(opts, facts)``: the model runs (instances) it adds to the shared run for a batch, known
+  before it runs (:class:`Facts`; :mod:`onnx_xai.runtime.work` admits or refuses them).
 """
 
 from __future__ import annotations
@@ -42,7 +44,8 @@ class Context:
     head: Callable[[], Any] | None = None  # the model from the target layer on (runtime.head.LayerHead)
     output_name: str = ""  # the explained output's name in ``outputs``
     score_kind: str = "logit"  # how the score relates to that output: logit, pre-softmax, pre-sigmoid
-    relevance: Callable[[Any], np.ndarray] | None = None  # LRP of the batch by a composite
+    # LRP of (x, objective) by a composite
+    relevance: Callable[[np.ndarray, np.ndarray, Any], np.ndarray] | None = None
 
     def layer_head(self):
         """The :class:`~onnx_xai.runtime.head.LayerHead` of this model and objective."""
@@ -100,6 +103,28 @@ def finite_array(name: str, value) -> np.ndarray:
     return array
 
 
+@dataclass(frozen=True)
+class Facts:
+    """What a method's cost depends on: the batch's size and one sample's shape, the input's layout,
+    and each target layer's ``(K, h, w)`` (channels-first; empty when the model has none)."""
+
+    batch: int
+    sample: tuple[int, ...]
+    layout: str
+    layers: tuple[tuple[int, int, int], ...] = ()
+
+    def size(self, axis: str) -> int:
+        """The input's extent along ``axis`` (``"H"``, ``"W"``, ``"C"``)."""
+        return int(self.sample[self.layout.index(axis) - 1])
+
+    def one(self) -> Facts:
+        """The same facts for a batch of one."""
+        return Facts(1, self.sample, self.layout, self.layers)
+
+
+Cost = tuple[int, str]  # model runs (instances) beyond the shared run, and what asks for them
+
+
 MethodOptions = Options  # the type of every method's options (``Method.Options`` names a class)
 
 
@@ -118,6 +143,11 @@ class Method:
 
     def attribute(self, ctx: Context, opts: MethodOptions) -> np.ndarray:
         raise NotImplementedError
+
+    def cost(self, opts: MethodOptions, facts: Facts) -> Cost:
+        """The model runs (instances) this method adds to the shared run, and the option that sets
+        their number; none by default."""
+        return 0, ""
 
     def family_for(self, opts: MethodOptions) -> str:
         return self.family
@@ -151,6 +181,15 @@ def chunks(total: int, size: int):
     """``range`` slices of at most ``size`` covering ``total`` items."""
     for start in range(0, total, size):
         yield slice(start, min(start + size, total))
+
+
+def sample_rows(samples: int, per_sample: int, per_run: int):
+    """Chunks of rows over ``samples`` x ``per_sample`` copies, grouped by sample: each chunk's
+    ``(owners, indexes)``, the sample and the copy's index within it, made as the chunks are taken
+    (memory a function of the chunk, whatever the count)."""
+    for part in chunks(samples * per_sample, per_run):
+        rows = np.arange(part.start, part.stop, dtype=np.int64)
+        yield rows // per_sample, rows % per_sample
 
 
 def chunk_size(batch: int) -> int:

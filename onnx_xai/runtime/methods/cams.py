@@ -33,7 +33,7 @@ import numpy as np
 from ... import contract as c
 from ...errors import InputError
 from ..maps import interpolation_matrix, upsample
-from .base import BatchedOptions, Context, Method, MethodOptions, Options, chunks, register
+from .base import BatchedOptions, Context, Cost, Facts, Method, MethodOptions, Options, chunks, register
 
 FUSIONS = ("mean", "max")
 
@@ -222,17 +222,21 @@ class ScoreCam(CamMethod):
     reference = "pytorch-grad-cam `ScoreCAM`"
     agreement = "1e-5, definition"
 
+    def cost(self, opts: ScoreCamOptions, facts: Facts) -> Cost:
+        channels = sum(k for k, _, _ in facts.layers)
+        return facts.batch * channels, f"one run per channel of the target layer ({channels})"
+
     def weights(self, a, g, ctx, opts: ScoreCamOptions):
         x = ctx.x.astype(np.float32)
         height, width = x.shape[ctx.layout.index("H")], x.shape[ctx.layout.index("W")]
         scores = np.zeros(a.shape[:2])
         for i, sample in enumerate(a):
-            masks = _aligned_upsample(sample, height, width)
-            low, high = masks.min(axis=(1, 2), keepdims=True), masks.max(axis=(1, 2), keepdims=True)
-            masks = np.expand_dims((masks - low) / (high - low + 1e-8), ctx.layout.index("C"))
             per_run = opts.copies_per_run(x, default=16)
-            for part in chunks(len(masks), per_run):
-                masked = (x[i : i + 1] * masks[part]).astype(np.float32)
+            for part in chunks(len(sample), per_run):  # the masks of a chunk of channels at a time
+                masks = _aligned_upsample(sample[part], height, width)
+                low, high = masks.min(axis=(1, 2), keepdims=True), masks.max(axis=(1, 2), keepdims=True)
+                masks = np.expand_dims((masks - low) / (high - low + 1e-8), ctx.layout.index("C"))
+                masked = (x[i : i + 1] * masks).astype(np.float32)
                 targets = np.repeat(ctx.targets[i : i + 1], len(masked), axis=0)
                 scores[i, part] = ctx.run(masked, targets, ("activation",))[c.SCORE]
         scores = np.exp(scores - scores.max(axis=1, keepdims=True))

@@ -18,7 +18,7 @@ import numpy as np
 
 from ... import contract as c
 from ...errors import InputError
-from .base import BatchedOptions, Context, Method, Options, chunks, finite_array, register
+from .base import BatchedOptions, Context, Cost, Facts, Method, Options, finite_array, register, sample_rows
 from .gradients import broadcast
 
 
@@ -50,6 +50,9 @@ class DeepLift(Method):
     reference = "Captum `DeepLift` (Rescale; its MaxPool and Softmax rules not reproduced)"
     agreement = "1e-4, Captum"
 
+    def cost(self, opts: DeepLiftOptions, facts: Facts) -> Cost:
+        return 2 * facts.batch, "the input and its reference"
+
     def attribute(self, ctx: Context, opts: DeepLiftOptions) -> np.ndarray:
         x = ctx.x.astype(np.float32)
         reference = np.zeros_like(x) if opts.baseline is None else broadcast(opts.baseline, x)
@@ -78,6 +81,10 @@ class DeepLiftShap(Method):
     reference = "Captum `DeepLiftShap`"
     agreement = "1e-4, Captum"
 
+    def cost(self, opts: DeepLiftShapOptions, facts: Facts) -> Cost:
+        count = len(np.asarray(opts.baselines))
+        return 2 * facts.batch * count, f"{count} baselines"
+
     def attribute(self, ctx: Context, opts: DeepLiftShapOptions) -> np.ndarray:
         x = ctx.x.astype(np.float32)
         references = np.asarray(opts.baselines, np.float32)
@@ -85,11 +92,9 @@ class DeepLiftShap(Method):
             raise InputError(
                 f"baselines have shape {list(references.shape)}; want [B, {', '.join(map(str, x.shape[1:]))}]"
             )
-        pairs = [(i, k) for i in range(len(x)) for k in range(len(references))]
         total = np.zeros(x.shape, np.float64)
-        for part in chunks(len(pairs), max(1, opts.copies_per_run(x) // 2)):
-            owners = np.array([i for i, _ in pairs[part]])
-            chosen = references[[k for _, k in pairs[part]]]
+        for owners, which in sample_rows(len(x), len(references), max(1, opts.copies_per_run(x) // 2)):
+            chosen = references[which]
             found = (x[owners] - chosen) * multipliers(ctx, x[owners], chosen, ctx.targets[owners])
             np.add.at(total, owners, found)
         return (total / len(references)).astype(np.float32)

@@ -24,14 +24,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from ... import contract as c
 from ...errors import InputError
 from ..maps import upsample
-from .base import Context, Method, finite, register, whole
+from .base import Context, Cost, Facts, Method, finite, register, whole
 from .cams import CamMethod, CamOptions, GradCam
 
 KERNELS = ("sigmoid", "rbf", "poly", "linear")
@@ -213,6 +213,9 @@ class FinerCam(CamMethod):
     reference = "pytorch-grad-cam `FinerCAM` (Grad-CAM base)"
     agreement = "1e-5, definition (torch autograd)"
 
+    def cost(self, opts: FinerOptions, facts: Facts) -> Cost:
+        return facts.batch, "a run seeded with the contrast"
+
     def attribute(self, ctx: Context, opts: FinerOptions) -> np.ndarray:
         if ctx.targets.dtype.kind == "f":
             raise InputError("finer_cam compares classes: give a class target, not a seed")
@@ -221,5 +224,5 @@ class FinerCam(CamMethod):
             raise InputError("finer_cam needs a classifier's [N, K] output")
         seeds = finer_seed(output, ctx.targets, opts, ctx.score_kind)
         outputs = ctx.run(ctx.x, seeds, ("gradcam",))
-        seeded = Context(ctx.x, seeds, outputs, ctx.call, ctx.layout)
+        seeded = replace(ctx, targets=seeds, outputs=outputs)
         return GradCam().attribute(seeded, CamOptions(fuse=opts.fuse))

@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,13 +27,15 @@ from ..maps import upsample
 from .base import (
     BatchedOptions,
     Context,
+    Cost,
+    Facts,
     Method,
     Options,
     accumulate,
-    chunks,
     finite,
     finite_array,
     register,
+    sample_rows,
     whole,
 )
 
@@ -62,15 +65,20 @@ class InputXGradient(Method):
         return ctx.x.astype(np.float32) * ctx.outputs[c.INPUT_GRAD]
 
 
-def quadrature(rule: str, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Points in [0, 1] and weights of Captum's integration rules; its trapezoid rule weighs every
-    step 1/n (the ends 1/2n), so its weights add up to (n - 1)/n, and so do ours."""
+GAUSS_LEGENDRE_MOST = 4096  # its nodes come from an n x n eigenproblem: 128 MiB at this n
+
+
+def quadrature(rule: str, n: int, steps: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Points in [0, 1] and weights of Captum's integration rules (of the ``steps`` given, else of
+    all); its trapezoid rule weighs every step 1/n (the ends 1/2n), so its weights add up to
+    (n - 1)/n, and so do ours. The trapezoid's are computed for the steps asked only."""
     if rule == "gausslegendre":
         nodes, weights = np.polynomial.legendre.leggauss(n)
-        return 0.5 * (nodes + 1), 0.5 * weights
-    weights = np.full(n, 1.0 / n)
-    weights[[0, -1]] /= 2
-    return np.linspace(0.0, 1.0, n), weights
+        points, weights = 0.5 * (nodes + 1), 0.5 * weights
+        return (points, weights) if steps is None else (points[steps], weights[steps])
+    steps = np.arange(n) if steps is None else steps
+    weights = np.where((steps == 0) | (steps == n - 1), 0.5 / n, 1.0 / n)
+    return steps / max(n - 1, 1), weights
 
 
 @dataclass(frozen=True)
@@ -90,6 +98,11 @@ class IntegratedGradientsOptions(BatchedOptions):
                 f"integration must be 'gausslegendre' or 'riemann_trapezoid', not {self.integration!r}"
             )
         whole("n_steps", self.n_steps, 2 if self.integration == "riemann_trapezoid" else 1)
+        if self.integration == "gausslegendre" and self.n_steps > GAUSS_LEGENDRE_MOST:
+            raise InputError(
+                f"n_steps {self.n_steps} with gausslegendre: its points need an n x n eigenproblem; "
+                f"at most {GAUSS_LEGENDRE_MOST}, or integration='riemann_trapezoid' for more"
+            )
         if self.baseline is not None:
             finite_array("baseline", self.baseline)
 
@@ -103,19 +116,19 @@ class IntegratedGradients(Method):
     reference = "Captum `IntegratedGradients`"
     agreement = "1e-4, Captum"
 
+    def cost(self, opts: IntegratedGradientsOptions, facts: Facts) -> Cost:
+        return facts.batch * opts.n_steps, f"n_steps {opts.n_steps}"
+
     def attribute(self, ctx: Context, opts: IntegratedGradientsOptions) -> np.ndarray:
         x = ctx.x.astype(np.float32)
         baseline = np.zeros_like(x) if opts.baseline is None else broadcast(opts.baseline, x)
-        alphas, weights = quadrature(opts.integration, opts.n_steps)
-        pairs = [(i, j) for i in range(len(x)) for j in range(len(alphas))]
         total = np.zeros(x.shape, np.float64)
-        for part in chunks(len(pairs), opts.copies_per_run(x)):
-            owners = np.array([i for i, _ in pairs[part]])
-            steps = np.array([j for _, j in pairs[part]])
-            alpha = alphas[steps].reshape((-1,) + (1,) * (x.ndim - 1)).astype(np.float32)
+        for owners, steps in sample_rows(len(x), opts.n_steps, opts.copies_per_run(x)):
+            alphas, weights = quadrature(opts.integration, opts.n_steps, steps)
+            alpha = alphas.reshape((-1,) + (1,) * (x.ndim - 1)).astype(np.float32)
             points = baseline[owners] + alpha * (x[owners] - baseline[owners])
             grads = ctx.run(points, ctx.targets[owners], ("input_grad",))[c.INPUT_GRAD]
-            accumulate(total, owners, grads * weights[steps].reshape(alpha.shape))
+            accumulate(total, owners, grads * weights.reshape(alpha.shape))
         return ((x - baseline) * total).astype(np.float32)
 
 
@@ -138,20 +151,28 @@ class GradientShapOptions(BatchedOptions):
             finite_array("baselines", self.baselines)
 
 
-def gradient_shap_draws(opts: GradientShapOptions, x: np.ndarray, count: int) -> tuple[np.ndarray, ...]:
-    """For ``count`` baselines and ``len(x) * n_samples`` rows (sample i's rows together): each row's
-    baseline index, its point on the path and its noise, drawn from NumPy's ``RandomState(noise_seed)``
-    in Captum's order (baseline indexes, then the points; Captum's noise comes from torch)."""
+DRAW_BLOCK = 2**18  # rows whose baselines and points are drawn together, in Captum's order
+
+
+def gradient_shap_draws(
+    opts: GradientShapOptions, samples: int, sample: tuple, count: int, per_run: int
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """Chunks of the ``samples * n_samples`` rows (sample i's rows together), each chunk's owners,
+    baseline indexes (among ``count``), points on the path and noise, drawn from NumPy's
+    ``RandomState(noise_seed)`` in Captum's order (baseline indexes, then the points, then the noise),
+    block by block of :data:`DRAW_BLOCK` rows so that memory stays that of a chunk (a single block,
+    as Captum draws, up to 262,144 rows); Captum's noise comes from torch."""
     rng = np.random.RandomState(opts.noise_seed)
-    rows = len(x) * opts.n_samples
-    indexes = rng.choice(count, rows)
-    alphas = rng.uniform(0.0, 1.0, rows)
-    noise = (
-        rng.normal(0.0, opts.stdevs, (rows, *x.shape[1:]))
-        if opts.stdevs > 0
-        else np.zeros((rows, *x.shape[1:]))
-    )
-    return indexes, alphas, noise
+    rows = samples * opts.n_samples
+    for block in range(0, rows, DRAW_BLOCK):
+        size = min(DRAW_BLOCK, rows - block)
+        indexes, alphas = rng.choice(count, size), rng.uniform(0.0, 1.0, size)
+        for start in range(0, size, per_run):
+            stop = min(start + per_run, size)
+            noise = rng.normal(0.0, opts.stdevs, (stop - start, *sample)) if opts.stdevs > 0 else None
+            owners = np.arange(block + start, block + stop) // opts.n_samples
+            zeros = np.zeros((stop - start, *sample))
+            yield owners, indexes[start:stop], alphas[start:stop], zeros if noise is None else noise
 
 
 @register
@@ -164,6 +185,9 @@ class GradientShap(Method):
     )
     reference = "Captum `GradientShap` (same draws with `np.random.seed`, `stdevs=0`)"
     agreement = "1e-4, Captum (same draws)"
+
+    def cost(self, opts: GradientShapOptions, facts: Facts) -> Cost:
+        return facts.batch * opts.n_samples, f"n_samples {opts.n_samples}"
 
     def attribute(self, ctx: Context, opts: GradientShapOptions) -> np.ndarray:
         x = ctx.x.astype(np.float32)
@@ -178,17 +202,16 @@ class GradientShap(Method):
             raise InputError(
                 f"baselines have shape {list(baselines.shape)}; want [B, {', '.join(map(str, x.shape[1:]))}]"
             )
-        indexes, alphas, noise = gradient_shap_draws(opts, x, len(baselines))
-        owners = np.repeat(np.arange(len(x)), opts.n_samples)
         total = np.zeros(x.shape, np.float64)
-        for part in chunks(len(owners), opts.copies_per_run(x)):
-            noisy = x[owners[part]] + noise[part].astype(np.float32)
-            start = baselines[indexes[part]]
-            alpha = alphas[part].reshape((-1,) + (1,) * (x.ndim - 1)).astype(np.float32)
-            grads = ctx.run(start + alpha * (noisy - start), ctx.targets[owners[part]], ("input_grad",))[
+        draws = gradient_shap_draws(opts, len(x), x.shape[1:], len(baselines), opts.copies_per_run(x))
+        for owners, indexes, alphas, noise in draws:
+            noisy = x[owners] + noise.astype(np.float32)
+            start = baselines[indexes]
+            alpha = alphas.reshape((-1,) + (1,) * (x.ndim - 1)).astype(np.float32)
+            grads = ctx.run(start + alpha * (noisy - start), ctx.targets[owners], ("input_grad",))[
                 c.INPUT_GRAD
             ]
-            accumulate(total, owners[part], grads * (noisy - start))
+            accumulate(total, owners, grads * (noisy - start))
         return (total / opts.n_samples).astype(np.float32)
 
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...progress import copies_done
-from .base import BatchedOptions, Context, Method, chunks, register
+from .base import BatchedOptions, Context, Cost, Facts, Method, chunks, register
 
 GAUSSIAN = np.array([[1, 2, 1], [2, 4, 2], [1, 2, 1]]) / 16.0
 HEAD_RUN = 64  # copies per head run by default: the head is light
@@ -88,6 +88,10 @@ class ReciproCam(Method):
     reference = "Byun & Lee 2022 (ReciproCAM; ViT-ReciproCAM on tokens), as OpenVINO-XAI"
     agreement = "1e-5, definition (CNN and ViT)"
 
+    def cost(self, opts: ReciproCamOptions, facts: Facts) -> Cost:
+        _, height, width = facts.layers[0] if facts.layers else (0, 0, 0)
+        return facts.batch * (1 + height * width), f"one head run per position of the {height}x{width} grid"
+
     def attribute(self, ctx: Context, opts: ReciproCamOptions) -> np.ndarray:
         head = ctx.layer_head()
         acts = head.activation(ctx.x, ctx.targets)
@@ -115,6 +119,10 @@ class AblationCam(Method):
     summary = "ReLU(sum_k w_k A_k), w_k the score's relative drop with channel k ablated, through the head"
     reference = "pytorch-grad-cam `AblationCAM` (Desai & Ramaswamy 2020)"
     agreement = "1e-5, definition"
+
+    def cost(self, opts: BatchedOptions, facts: Facts) -> Cost:
+        channels = facts.layers[0][0] if facts.layers else 0
+        return facts.batch * (2 + channels), f"one head run per channel of the layer ({channels})"
 
     def attribute(self, ctx: Context, opts: BatchedOptions) -> np.ndarray:
         head = ctx.layer_head()

@@ -12,19 +12,21 @@
 
 Both run the rewritten model's lightest graph on batches of copies (``batch_size`` or
 ``max_batch_bytes``), for a class or any seed objective; on a model whose graph cannot be rewritten
-they run the model itself, on its output (:mod:`onnx_xai.runtime.forward_only`).
+they run the model itself, on its output (:mod:`onnx_xai.runtime.forward_only`). Patches and masks
+are made chunk by chunk, as the copies are scored, so memory is that of a chunk whatever their count.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
 from ... import contract as c
 from ...progress import copies_done
-from .base import BatchedOptions, Context, Method, chunks, finite, register, whole
+from .base import BatchedOptions, Context, Cost, Facts, Method, chunks, finite, register, whole
 
 
 def _axes(layout: str) -> tuple[int, int, int]:
@@ -32,14 +34,11 @@ def _axes(layout: str) -> tuple[int, int, int]:
     return layout.index("C"), layout.index("H"), layout.index("W")
 
 
-def scores(ctx: Context, i: int, count: int, per_run: int, copies) -> np.ndarray:
-    """The objective's score of sample ``i`` on ``count`` perturbed copies of it, ``copies(part)``
-    making those of a slice, run at most ``per_run`` at a time."""
-    found = np.zeros(count)
-    for part in chunks(count, per_run):
-        targets = np.repeat(ctx.targets[i : i + 1], part.stop - part.start, axis=0)
-        found[part] = ctx.run(copies(part).astype(ctx.x.dtype), targets, ("activation",))[c.SCORE]
-        copies_done(part.stop - part.start)
+def score_copies(ctx: Context, i: int, copies: np.ndarray) -> np.ndarray:
+    """The objective's score of sample ``i`` on a chunk of perturbed copies of it (one run)."""
+    targets = np.repeat(ctx.targets[i : i + 1], len(copies), axis=0)
+    found = ctx.run(copies.astype(ctx.x.dtype), targets, ("activation",))[c.SCORE].astype(np.float64)
+    copies_done(len(copies))
     return found
 
 
@@ -64,18 +63,35 @@ class OcclusionOptions(BatchedOptions):
         finite("baseline", self.baseline)
 
 
-def occlusion_windows(height: int, width: int, window: int, stride: int) -> list[tuple[slice, slice]]:
-    """The patches Captum's ``Occlusion`` slides over an image, row-major (clipped at the edges)."""
+def occlusion_shape(height: int, width: int, window: int, stride: int) -> tuple[int, int]:
+    """How many rows and columns of patches Captum's ``Occlusion`` slides over an image."""
     rows = math.ceil(max(height - window, 0) / stride) + 1
     cols = math.ceil(max(width - window, 0) / stride) + 1
-    return [
-        (
-            slice(r * stride, min(r * stride + window, height)),
-            slice(k * stride, min(k * stride + window, width)),
+    return rows, cols
+
+
+def occlusion_windows(height: int, width: int, window: int, stride: int, part: slice | None = None):
+    """The patches (row and column slices, clipped at the edges), row-major; ``part`` of them."""
+    rows, cols = occlusion_shape(height, width, window, stride)
+    found = []
+    for k in range(rows * cols)[part or slice(None)]:
+        r, col = divmod(k, cols)
+        found.append(
+            (
+                slice(r * stride, min(r * stride + window, height)),
+                slice(col * stride, min(col * stride + window, width)),
+            )
         )
-        for r in range(rows)
-        for k in range(cols)
-    ]
+    return found
+
+
+def occlusion_masks(height: int, width: int, opts: OcclusionOptions, part: slice) -> np.ndarray:
+    """``[k, height, width]``: 1 inside each patch of ``part``."""
+    windows = occlusion_windows(height, width, opts.window, opts.stride, part)
+    masks = np.zeros((len(windows), height, width), np.float32)
+    for k, (rows, cols) in enumerate(windows):
+        masks[k, rows, cols] = 1
+    return masks
 
 
 @register
@@ -89,28 +105,27 @@ class Occlusion(Method):
     reference = "Captum `Occlusion` (sliding window over all channels)"
     agreement = "1e-4, Captum"
 
+    def cost(self, opts: OcclusionOptions, facts: Facts) -> Cost:
+        rows, cols = occlusion_shape(facts.size("H"), facts.size("W"), opts.window, opts.stride)
+        return facts.batch * rows * cols, f"{rows * cols} patches of {opts.window} by stride {opts.stride}"
+
     def attribute(self, ctx: Context, opts: OcclusionOptions) -> np.ndarray:
         x = ctx.x.astype(np.float32)
         _, h_axis, w_axis = _axes(ctx.layout)
-        windows = occlusion_windows(x.shape[h_axis], x.shape[w_axis], opts.window, opts.stride)
+        height, width = x.shape[h_axis], x.shape[w_axis]
+        rows, cols = occlusion_shape(height, width, opts.window, opts.stride)
         raw = np.zeros(x.shape, np.float64)
-        masks = np.zeros((len(windows), x.shape[h_axis], x.shape[w_axis]), np.float32)
-        for k, (rows, cols) in enumerate(windows):
-            masks[k, rows, cols] = 1
         for i in range(len(x)):
             sample = x[i : i + 1]
-            found = scores(
-                ctx,
-                i,
-                len(masks),
-                opts.copies_per_run(x),
-                lambda part, sample=sample: (
-                    sample * (1 - spread(ctx, masks[part])) + opts.baseline * spread(ctx, masks[part])
-                ),
-            )
-            drops = ctx.outputs[c.SCORE][i] - found
-            total = np.tensordot(drops, masks, axes=1) / np.maximum(masks.sum(axis=0), 1)
-            raw[i] = np.broadcast_to(np.expand_dims(total, ctx.layout.index("C") - 1), x.shape[1:])
+            total, covered = np.zeros((height, width)), np.zeros((height, width))
+            for part in chunks(rows * cols, opts.copies_per_run(x)):
+                masks = occlusion_masks(height, width, opts, part)
+                patched = spread(ctx, masks)
+                found = score_copies(ctx, i, sample * (1 - patched) + opts.baseline * patched)
+                total += np.tensordot(ctx.outputs[c.SCORE][i] - found, masks, axes=1)
+                covered += masks.sum(axis=0)
+            mean = total / np.maximum(covered, 1)
+            raw[i] = np.broadcast_to(np.expand_dims(mean, ctx.layout.index("C") - 1), x.shape[1:])
         return raw.astype(np.float32)
 
 
@@ -136,20 +151,29 @@ class RiseOptions(BatchedOptions):
             raise InputError(f"p must be in (0, 1], not {self.p!r}")
 
 
-def rise_masks(count: int, grid: int, p: float, height: int, width: int, seed: int | None) -> np.ndarray:
-    """RISE's masks ``[count, height, width]`` in [0, 1] (see the module docstring)."""
+def rise_mask_chunks(
+    count: int, grid: int, p: float, height: int, width: int, seed: int | None, per_chunk: int
+) -> Iterator[np.ndarray]:
+    """RISE's masks in chunks of ``[k, height, width]`` in [0, 1] (see the module docstring), each
+    mask drawn in turn (its cells, then its offset), so the masks do not depend on the chunking."""
     from scipy import ndimage
 
     rng = np.random.default_rng(seed)
     cell_h, cell_w = math.ceil(height / grid), math.ceil(width / grid)
-    cells = (rng.random((count, grid, grid)) < p).astype(np.float32)
     big_h, big_w = (grid + 1) * cell_h, (grid + 1) * cell_w
-    masks = np.empty((count, height, width), np.float32)
-    for k in range(count):
-        field = ndimage.zoom(cells[k], (big_h / grid, big_w / grid), order=1, mode="nearest", grid_mode=True)
-        dy, dx = rng.integers(0, cell_h), rng.integers(0, cell_w)
-        masks[k] = field[dy : dy + height, dx : dx + width]
-    return masks
+    for part in chunks(count, per_chunk):
+        masks = np.empty((part.stop - part.start, height, width), np.float32)
+        for k in range(len(masks)):
+            cells = (rng.random((grid, grid)) < p).astype(np.float32)
+            field = ndimage.zoom(cells, (big_h / grid, big_w / grid), order=1, mode="nearest", grid_mode=True)
+            dy, dx = rng.integers(0, cell_h), rng.integers(0, cell_w)
+            masks[k] = field[dy : dy + height, dx : dx + width]
+        yield masks
+
+
+def rise_masks(count: int, grid: int, p: float, height: int, width: int, seed: int | None) -> np.ndarray:
+    """All of RISE's masks ``[count, height, width]`` at once (the method draws them in chunks)."""
+    return np.concatenate(list(rise_mask_chunks(count, grid, p, height, width, seed, 64)))
 
 
 @register
@@ -162,20 +186,20 @@ class Rise(Method):
     reference = "Petsiuk et al. 2018 (RISE), as DIANNA and OpenVINO-XAI"
     agreement = "1e-5, definition (same masks)"
 
+    def cost(self, opts: RiseOptions, facts: Facts) -> Cost:
+        return facts.batch * opts.n_masks, f"n_masks {opts.n_masks}"
+
     def attribute(self, ctx: Context, opts: RiseOptions) -> np.ndarray:
         x = ctx.x.astype(np.float32)
         _, h_axis, w_axis = _axes(ctx.layout)
-        masks = rise_masks(opts.n_masks, opts.grid, opts.p, x.shape[h_axis], x.shape[w_axis], opts.noise_seed)
-        raw = np.zeros((len(x), *masks.shape[1:]), np.float64)
+        height, width = x.shape[h_axis], x.shape[w_axis]
+        raw = np.zeros((len(x), height, width), np.float64)
         for i in range(len(x)):
             sample = x[i : i + 1]
-            found = scores(
-                ctx,
-                i,
-                len(masks),
-                opts.copies_per_run(x),
-                lambda part, sample=sample: sample * spread(ctx, masks[part]),
+            masks = rise_mask_chunks(
+                opts.n_masks, opts.grid, opts.p, height, width, opts.noise_seed, opts.copies_per_run(x)
             )
-            raw[i] = np.tensordot(found, masks, axes=1)
+            for chunk in masks:
+                raw[i] += np.tensordot(score_copies(ctx, i, sample * spread(ctx, chunk)), chunk, axes=1)
         saliency = raw / (opts.n_masks * opts.p)
         return np.broadcast_to(np.expand_dims(saliency, ctx.layout.index("C")), x.shape).astype(np.float32)

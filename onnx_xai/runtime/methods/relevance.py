@@ -17,7 +17,7 @@ import numpy as np
 
 from ...errors import InputError
 from ...graph.rules.relevance import COMPOSITES, Composite
-from .base import Context, Method, Options, finite, register
+from .base import Context, Cost, Facts, Method, Options, finite, register
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,10 @@ class Lrp(Method):
     reference = 'Zennit\'s composites (`EpsilonPlusFlat` ...); Captum `LRP` (`composite="epsilon"`)'
     agreement = "1e-4, Zennit and Captum"
 
+    def cost(self, opts: LrpOptions, facts: Facts) -> Cost:
+        return facts.batch, "a run of the relevance graph"
+
     def attribute(self, ctx: Context, opts: LrpOptions) -> np.ndarray:
         if ctx.relevance is None:
             raise InputError("LRP needs the rewritten graph, which this run cannot build")
-        return ctx.relevance(opts.composite_rules())
+        return ctx.relevance(ctx.x, ctx.targets, opts.composite_rules())

@@ -7,13 +7,17 @@ Noise is N(0, sigma^2) with sigma = ``noise_level`` times each sample's value ra
 convention), from a generator seeded by ``noise_seed``, or an explicit ``noise`` array. Copies of all
 samples are streamed in chunks of ``batch_size`` (or of as many copies as fit ``max_batch_bytes`` of
 input), so memory stays bounded whatever ``n_samples`` is;
-every copy is explained for the class resolved on the clean input.
+every copy is explained for the class resolved on the clean input, by the base method itself on a
+context that differs from the method's own only in its input, objective and shared run (as Captum's
+``NoiseTunnel`` calls the wrapped method), so that every method smooths: those that run the layer's
+head, the relevance graph or read the model's output too. A base method that draws its own samples
+(RISE, LIME, GradientSHAP ...) gets the same ``noise_seed``, so that each copy is explained alike.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -22,13 +26,16 @@ from .base import (
     REGISTRY,
     BatchedOptions,
     Context,
+    Cost,
+    Facts,
     Method,
+    Options,
     accumulate,
-    chunks,
     finite,
     finite_array,
     get,
     register,
+    sample_rows,
     whole,
 )
 
@@ -37,7 +44,8 @@ KINDS = ("mean", "square", "var")
 
 @dataclass(frozen=True)
 class SmoothGradOptions(BatchedOptions):
-    """``noise`` (n_samples, *x.shape[1:]) overrides the seeded noise."""
+    """``noise`` (n_samples, *x.shape[1:]) overrides the seeded noise; ``base_options``: a dict of
+    the base method's own options (``{"baselines": ...}`` for ``deeplift_shap``)."""
 
     n_samples: int = 50
     noise_level: float = 0.15
@@ -45,6 +53,7 @@ class SmoothGradOptions(BatchedOptions):
     noise: object = None
     base: str = "gradient"
     kind: str = "mean"
+    base_options: object = None
 
     def check(self) -> None:
         super().check()
@@ -63,6 +72,11 @@ class SmoothGradOptions(BatchedOptions):
             raise InputError(f"noise_level {self.noise_level} overflows float32")
         if self.noise is not None:
             finite_array("noise", self.noise)
+        if self.base_options is not None and not isinstance(self.base_options, dict):
+            raise InputError(
+                f"base_options must be a dict of {self.base}'s options, not {self.base_options!r}"
+            )
+        base_options(get(self.base), self)
 
 
 @register
@@ -79,23 +93,30 @@ class SmoothGrad(Method):
     def signed_for(self, opts: SmoothGradOptions) -> bool:
         return opts.kind == "mean" and get(opts.base).signed
 
+    def cost(self, opts: SmoothGradOptions, facts: Facts) -> Cost:
+        base = get(opts.base)
+        base_opts = base_options(base, opts)
+        each, _ = base.cost(base_opts, facts.one())
+        shared = 1 if base.sets_for(base_opts) else 0  # the base's own run of each copy
+        count = _count(opts)
+        return facts.batch * count * (shared + each), f"{count} noisy copies of {opts.base}"
+
     def attribute(self, ctx: Context, opts: SmoothGradOptions) -> np.ndarray:
         base = get(opts.base)
-        base_opts = base.Options.parse(base.name, {})
+        base_opts = base_options(base, opts)
         total: np.ndarray | None = None
         squares: np.ndarray | None = None
         for noisy, owners in noisy_batches(ctx.x, opts):
             targets = ctx.targets[owners]
             outputs = ctx.run(noisy, targets, base.sets_for(base_opts)) if base.sets_for(base_opts) else {}
-            raw = base.attribute(Context(noisy, targets, outputs, ctx.call, ctx.layout), base_opts).astype(
-                np.float64
-            )
+            noisy_ctx = replace(ctx, x=noisy, targets=targets, outputs=outputs)
+            raw = base.attribute(noisy_ctx, base_opts).astype(np.float64)
             if total is None or squares is None:
                 shape = (len(ctx.x),) + raw.shape[1:]
                 total, squares = np.zeros(shape), np.zeros(shape)
             accumulate(total, owners, raw)
             accumulate(squares, owners, raw * raw)
-        count = len(np.asarray(opts.noise)) if opts.noise is not None else opts.n_samples
+        count = _count(opts)
         if total is None or squares is None:
             raise InputError("smoothgrad ran no samples")
         mean, mean_square = total / count, squares / count
@@ -103,8 +124,22 @@ class SmoothGrad(Method):
         return np.asarray(result, np.float32)
 
 
+def base_options(base: Method, opts: SmoothGradOptions) -> Options:
+    """The base method's options: ``base_options``, and SmoothGrad's ``noise_seed`` if the base
+    draws samples and was given none."""
+    given: dict = dict(opts.base_options) if isinstance(opts.base_options, dict) else {}
+    if "noise_seed" in base.Options.__dataclass_fields__:
+        given.setdefault("noise_seed", opts.noise_seed)
+    return base.Options.parse(base.name, given)
+
+
+def _count(opts: SmoothGradOptions) -> int:
+    return len(np.asarray(opts.noise)) if opts.noise is not None else opts.n_samples
+
+
 def noisy_batches(x: np.ndarray, opts: SmoothGradOptions) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Chunks of (noisy copies, index of the sample each copy belongs to), grouped by sample."""
+    """Chunks of (noisy copies, index of the sample each copy belongs to), grouped by sample, made
+    as they are taken."""
     if opts.noise is not None:
         noise = np.asarray(opts.noise, np.float32)
         if noise.shape[1:] != x.shape[1:]:
@@ -116,11 +151,9 @@ def noisy_batches(x: np.ndarray, opts: SmoothGradOptions) -> Iterator[tuple[np.n
         n_samples, rng = opts.n_samples, np.random.default_rng(opts.noise_seed)
         flat = x.reshape(len(x), -1).astype(np.float64)
         sigmas = opts.noise_level * (flat.max(axis=1) - flat.min(axis=1))
-    pairs = [(i, j) for i in range(len(x)) for j in range(n_samples)]
-    for part in chunks(len(pairs), opts.copies_per_run(x)):
-        owners = np.array([i for i, _ in pairs[part]])
+    for owners, copies in sample_rows(len(x), n_samples, opts.copies_per_run(x)):
         if opts.noise is not None:
-            added = noise[[j for _, j in pairs[part]]]
+            added = noise[copies]
         else:
             added = rng.standard_normal((len(owners),) + x.shape[1:], dtype=np.float32)
             with np.errstate(over="ignore", invalid="ignore"):

@@ -16,10 +16,13 @@ squares gives each feature its coefficient, which every pixel of the feature rec
   and all off weigh 10⁶, the rest 1; no penalty. The coefficients approximate Shapley values.
 
 ``noise_seed`` repeats the samples; :func:`lime_samples` and :func:`kernel_shap_samples` make them.
+They are drawn and scored chunk by chunk, and the fit is kept as the QR factor of the weighted
+design (``(M + 1)²`` numbers), so memory is that of a chunk whatever ``n_samples`` is.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,8 +30,8 @@ import numpy as np
 
 from ...errors import InputError
 from ..superpixels import slic
-from .base import BatchedOptions, Context, Method, finite, register, whole
-from .perturbation import scores, spread
+from .base import BatchedOptions, Context, Cost, Facts, Method, chunks, finite, register, whole
+from .perturbation import score_copies, spread
 
 ENDPOINT_WEIGHT = 1e6  # KernelSHAP's weight of the all-on and all-off copies (Captum's)
 
@@ -72,35 +75,61 @@ class LimeOptions(SurrogateOptions):
         finite("alpha", self.alpha, 0.0)
 
 
+def lime_sample_chunks(count: int, features: int, seed: int | None, per_chunk: int) -> Iterator[np.ndarray]:
+    """LIME's on/off vectors in chunks ``[k, features]``: each feature on with probability 1/2."""
+    rng = np.random.default_rng(seed)
+    for part in chunks(count, per_chunk):
+        yield (rng.random((part.stop - part.start, features)) < 0.5).astype(np.float64)
+
+
+def kernel_shap_sample_chunks(
+    count: int, features: int, seed: int | None, per_chunk: int
+) -> Iterator[np.ndarray]:
+    """KernelSHAP's on/off vectors in chunks ``[k, features]`` (module docstring)."""
+    rng = np.random.default_rng(seed)
+    sizes = np.arange(1, features)
+    chances = (features - 1) / (sizes * (features - sizes)) if features > 1 else sizes
+    for part in chunks(count, per_chunk):
+        samples = np.zeros((part.stop - part.start, features))
+        for k, row in enumerate(range(part.start, part.stop)):
+            if row == 0:
+                samples[k] = 1
+            elif row > 1 and features > 1:
+                chosen = rng.choice(sizes, p=chances / chances.sum())
+                samples[k, rng.permutation(features)[:chosen]] = 1
+        yield samples
+
+
 def lime_samples(count: int, features: int, seed: int | None) -> np.ndarray:
-    """LIME's on/off vectors ``[count, features]``: each feature on with probability 1/2."""
-    return (np.random.default_rng(seed).random((count, features)) < 0.5).astype(np.float64)
+    """All of LIME's on/off vectors ``[count, features]`` at once."""
+    return np.concatenate(list(lime_sample_chunks(count, features, seed, 256)))
 
 
 def kernel_shap_samples(count: int, features: int, seed: int | None) -> np.ndarray:
-    """KernelSHAP's on/off vectors ``[count, features]`` (module docstring)."""
-    rng = np.random.default_rng(seed)
-    samples = np.zeros((count, features))
-    samples[0] = 1
-    if features < 2:
-        return samples
-    sizes = np.arange(1, features)
-    chances = (features - 1) / (sizes * (features - sizes))
-    for row in range(2, count):
-        k = rng.choice(sizes, p=chances / chances.sum())
-        samples[row, rng.permutation(features)[:k]] = 1
-    return samples
+    """All of KernelSHAP's on/off vectors ``[count, features]`` at once."""
+    return np.concatenate(list(kernel_shap_sample_chunks(count, features, seed, 256)))
 
 
-def weighted_fit(z: np.ndarray, y: np.ndarray, weights: np.ndarray, alpha: float) -> np.ndarray:
+class WeightedFit:
     """The coefficients of ``y ≈ b + z · β`` minimizing ``Σ w (y - b - z·β)² + alpha |β|²`` (the
-    intercept not penalized)."""
-    total = weights.sum()
-    z_mean, y_mean = weights @ z / total, weights @ y / total
-    root = np.sqrt(weights)[:, None]
-    design = np.vstack([root * (z - z_mean), np.sqrt(alpha) * np.eye(z.shape[1])])
-    goal = np.concatenate([root[:, 0] * (y - y_mean), np.zeros(z.shape[1])])
-    return np.linalg.lstsq(design, goal, rcond=None)[0]
+    intercept not penalized), from rows added chunk by chunk: the QR factor ``R`` of the weighted
+    design ``[1, z]`` (the penalty as rows ``[0, sqrt(alpha) I]``) and ``Qᵀ y`` are kept; the intercept
+    is eliminated by its row of ``R``, and the rest solved in the least-squares sense (the smallest
+    ``β`` when the samples do not determine it)."""
+
+    def __init__(self, features: int, alpha: float):
+        penalty = np.sqrt(alpha) * np.eye(features + 1)[1:] if alpha > 0 else np.zeros((0, features + 1))
+        self.r, self.qty = penalty, np.zeros(len(penalty))
+
+    def add(self, z: np.ndarray, y: np.ndarray, weights: np.ndarray) -> None:
+        root = np.sqrt(weights)
+        rows = root[:, None] * np.hstack([np.ones((len(z), 1)), z])
+        q, self.r = np.linalg.qr(np.vstack([self.r, rows]))
+        self.qty = q.T @ np.concatenate([self.qty, root * y])
+
+    def coefficients(self) -> np.ndarray:
+        """``β``."""
+        return np.linalg.lstsq(self.r[1:, 1:], self.qty[1:], rcond=None)[0]
 
 
 class _Surrogate(Method):
@@ -108,8 +137,11 @@ class _Surrogate(Method):
     forward_only = True
     sets = ("activation",)
 
-    def samples(self, count: int, features: int, seed: int | None) -> np.ndarray:
+    def sample_chunks(self, count: int, features: int, seed: int | None, per_chunk: int):
         raise NotImplementedError
+
+    def cost(self, opts: SurrogateOptions, facts: Facts) -> Cost:
+        return facts.batch * opts.n_samples, f"n_samples {opts.n_samples}"
 
     def weights(self, sample: np.ndarray, copies: np.ndarray, z: np.ndarray, opts) -> np.ndarray:
         raise NotImplementedError
@@ -125,15 +157,16 @@ class _Surrogate(Method):
             sample = x[i : i + 1]
             pixels = np.moveaxis(sample[0], channel, -1).astype(np.float64)
             mask = _features(pixels, opts)
-            z = self.samples(opts.n_samples, int(mask.max()) + 1, opts.noise_seed)
-
-            def copies(part, sample=sample, mask=mask, z=z):
-                keep = spread(ctx, z[part][:, mask].astype(np.float32))
-                return sample * keep + opts.baseline * (1 - keep)
-
-            found = scores(ctx, i, len(z), opts.copies_per_run(x), copies)
-            fit = weighted_fit(z, found, self.weights(pixels, mask, z, opts), self.penalty(opts))
-            raw[i] = np.broadcast_to(np.expand_dims(fit[mask].astype(np.float32), channel), x.shape[1:])
+            features = int(mask.max()) + 1
+            fit = WeightedFit(features, self.penalty(opts))
+            for z in self.sample_chunks(opts.n_samples, features, opts.noise_seed, opts.copies_per_run(x)):
+                keep = spread(ctx, z[:, mask].astype(np.float32))
+                found = score_copies(ctx, i, sample * keep + opts.baseline * (1 - keep))
+                fit.add(z, found, self.weights(pixels, mask, z, opts))
+            coefficients = fit.coefficients()
+            raw[i] = np.broadcast_to(
+                np.expand_dims(coefficients[mask].astype(np.float32), channel), x.shape[1:]
+            )
         return raw
 
 
@@ -155,8 +188,8 @@ class Lime(_Surrogate):
     reference = "Captum `Lime` (cosine-distance kernel), ridge fit; superpixels by SLIC"
     agreement = "1e-4, Captum (same samples)"
 
-    def samples(self, count: int, features: int, seed: int | None) -> np.ndarray:
-        return lime_samples(count, features, seed)
+    def sample_chunks(self, count: int, features: int, seed: int | None, per_chunk: int):
+        return lime_sample_chunks(count, features, seed, per_chunk)
 
     def weights(self, pixels: np.ndarray, mask: np.ndarray, z: np.ndarray, opts: LimeOptions) -> np.ndarray:
         """Each copy's similarity to the input, from per-feature sums (no copy made: a copy's dot
@@ -182,8 +215,8 @@ class KernelShap(_Surrogate):
     reference = "Captum `KernelShap` (same sampling and weights); superpixels by SLIC"
     agreement = "1e-4, Captum (same samples)"
 
-    def samples(self, count: int, features: int, seed: int | None) -> np.ndarray:
-        return kernel_shap_samples(count, features, seed)
+    def sample_chunks(self, count: int, features: int, seed: int | None, per_chunk: int):
+        return kernel_shap_sample_chunks(count, features, seed, per_chunk)
 
     def weights(self, pixels, mask, z, opts) -> np.ndarray:
         ends = (z.sum(axis=1) == 0) | (z.sum(axis=1) == z.shape[1])

@@ -11,8 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from .errors import InputError
-from .images import FITS
+from .images import FITS, normalization
 
 
 @dataclass(frozen=True)
@@ -81,3 +83,28 @@ def input_size(ex, size: tuple[int, int] | None = None) -> tuple[int, int] | Non
     if len(fixed) == 1:
         raise InputError(f"the model fixes one side of its input ({shape}); give --size H W")
     return dims if fixed else None
+
+
+BLUR_FRACTION = 0.05  # the blurred reference's sigma, as a fraction of the input's shorter side
+
+
+def default_references(batch: np.ndarray, settings: dict) -> np.ndarray:
+    """The references DeepLIFT-SHAP averages over when none are given, per sample ``[N, 3, ...]``,
+    in the model's input units: the input blurred (a Gaussian of sigma 5 % of its shorter side: the
+    photo without its details), the dataset's mean colour (the normalization's mean, which a
+    normalized input holds as 0) and black. ``settings``: :func:`preprocessing_for`'s."""
+    from scipy import ndimage
+
+    layout = settings["layout"]
+    mean, std = normalization(settings["preset"], settings["mean"], settings["std"], settings["channels"])
+    shape = [settings["channels"] if a == "C" else 1 for a in layout.replace("N", "")]
+    if settings["pixels"]:
+        black, colour = np.zeros(shape), (mean * 255.0).reshape(shape)
+    else:
+        black, colour = (-mean / std).reshape(shape), np.zeros(shape)
+    spatial = min(batch.shape[layout.index("H")], batch.shape[layout.index("W")])
+    sigma = [BLUR_FRACTION * spatial if a in "HW" else 0.0 for a in layout]
+    blurred = ndimage.gaussian_filter(batch.astype(np.float32), sigma, mode="nearest")
+    flat = [np.broadcast_to(v, batch.shape[1:]) for v in (colour, black)]
+    references = [blurred] + [np.broadcast_to(v, batch.shape) for v in flat]
+    return np.stack(references, axis=1).astype(batch.dtype if batch.dtype.kind == "f" else np.float32)

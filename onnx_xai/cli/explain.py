@@ -88,6 +88,12 @@ def _add_sampling(p: argparse.ArgumentParser) -> None:
         help="integration points of integrated_gradients (default 50)",
     )
     p.add_argument("--seed", type=at_least(0), default=0, help="SmoothGrad noise seed (default 0)")
+    p.add_argument(
+        "--baselines",
+        metavar="FILE.npy",
+        help="references [B, ...] in the model's input units for deeplift_shap and gradient_shap "
+        "(default: deeplift_shap compares each photo with itself blurred, the mean colour and black)",
+    )
 
 
 def _add_pictures(p: argparse.ArgumentParser) -> None:
@@ -138,6 +144,7 @@ def run(args: argparse.Namespace) -> int:
         ex = explainer(output)
     opts = _options(args, ex)
     _say_where_labels_come_from(args, ex)
+    _say_the_cost(ex, opts)
     levels = [] if args.output or opts.candidate is not None else levels_of(ex)
     skipped: list = []
 
@@ -223,7 +230,40 @@ def _options(args: argparse.Namespace, ex):
         overlays=not args.no_overlays,
         detection=detection_layout(args),
         decoder=decoder(args, ex.outputs),
+        baselines=_baselines(args.baselines, ex),
     )
+
+
+def _baselines(path: str | None, ex):
+    """The ``--baselines`` file's references, checked against one input's shape."""
+    if path is None:
+        return None
+    import numpy as np
+
+    try:
+        found = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise XaiError(f"cannot read --baselines {path}: {exc}") from None
+    sample = ex.input_shape[1:]
+    fits = found.ndim == len(sample) + 1 and all(
+        not isinstance(d, int) or d == f for d, f in zip(sample, found.shape[1:])
+    )
+    if found.dtype.kind not in "fiu" or not fits or not np.isfinite(found).all():
+        raise XaiError(
+            f"--baselines {path} holds {found.dtype} {list(found.shape)}; want finite numbers "
+            f"[B, {', '.join(map(str, sample))}] in the model's input units"
+        )
+    return found
+
+
+def _say_the_cost(ex, opts) -> None:
+    """A large cost in model runs, said before the work starts."""
+    from ..photos.run import cost_per_photo
+    from ..runtime.work import LARGE
+
+    found = cost_per_photo(ex, opts)
+    if found is not None and found[0] >= LARGE:
+        print(f"onnx-xai: {found[1]}: {found[0]} model runs per photo", file=sys.stderr)
 
 
 def _explained(objective: dict, first: dict) -> str:

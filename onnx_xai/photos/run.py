@@ -23,7 +23,7 @@ from ..boxes import BoxDecoder
 from ..errors import InputError
 from ..files import OutputFolder, Staging, output_folder
 from ..images import Prepared, load_image, prepare
-from ..preprocessing import Preprocessing, preprocessing_for
+from ..preprocessing import Preprocessing, default_references, preprocessing_for
 from ..runtime import Explainer
 from ..runtime.methods import options_for
 from ..seeds import DetectionLayout
@@ -64,6 +64,7 @@ class ExplainOptions:
     fuse: str = "mean"  # how the CAM family's maps of several target layers combine
     image_format: str = "png"  # the pictures': "png" (lossless) or "jpg"
     overlays: bool = True  # False: only the JSON records
+    baselines: np.ndarray | None = None  # deeplift_shap's references [B, ...]; None: reference_options
 
 
 def explain_files(
@@ -217,11 +218,61 @@ def explain_prepared(
     photo's objective is when it is not a class (:mod:`onnx_xai.photos.objectives`)."""
     batch = np.concatenate([p.array for p in prepared])
     wanted, chosen = objective(ex, batch, prepared, opts)
+    references = reference_options(ex, batch, opts)
     if opts.smooth:
         return {
-            m: ex.explain(batch, "smoothgrad", base=m, n_samples=opts.smooth, noise_seed=opts.seed, **wanted)
+            m: ex.explain(
+                batch,
+                "smoothgrad",
+                base=m,
+                n_samples=opts.smooth,
+                noise_seed=opts.seed,
+                **wanted,
+                base_options=references if m in REFERENCED else None,
+            )  # fmt: skip
             for m in opts.methods
         }, chosen
-    return ex.explain_many(
-        batch, opts.methods, **wanted, **options_for(opts.methods, opts.seed, opts.steps, opts.fuse)
-    ), chosen
+    options = options_for(opts.methods, opts.seed, opts.steps, opts.fuse)
+    apart = [m for m in opts.methods if m == "gradient_shap" and references and opts.baselines is None]
+    together = [
+        m for m in opts.methods if m not in apart
+    ]  # deeplift_shap's own references: not gradient_shap's
+    results = ex.explain_many(batch, together, **wanted, **options, **references)
+    if apart:
+        results |= ex.explain_many(batch, apart, **wanted, **options_for(apart, opts.seed))
+    return {m: results[m] for m in opts.methods}, chosen
+
+
+def cost_per_photo(ex: Explainer, opts: ExplainOptions) -> tuple[int, str] | None:
+    """The model runs explaining one photo takes beyond its shared run, and what asks for them, when
+    the model's input size is fixed (else None: each photo's size decides)."""
+    shape = (1, *ex.input_shape[1:])
+    if not all(isinstance(d, int) for d in shape):
+        return None
+    references = reference_options(ex, np.zeros(shape, ex.input_dtype), opts)
+    if opts.smooth:
+        costs = [
+            ex.cost(shape, ["smoothgrad"], n_samples=opts.smooth, base=m,
+                    base_options=references if m in REFERENCED else None)
+            for m in opts.methods
+        ]  # fmt: skip
+        return sum(runs for runs, _ in costs), "; ".join(why for runs, why in costs if runs)
+    options = options_for(opts.methods, opts.seed, opts.steps, opts.fuse)
+    return ex.cost(shape, opts.methods, **options, **references)
+
+
+REFERENCED = ("deeplift_shap", "gradient_shap")  # the methods that take ``baselines``
+
+
+def reference_options(ex: Explainer, batch: np.ndarray, opts: ExplainOptions) -> dict:
+    """``baselines`` for the methods asked that take them: the ``--baselines`` file's, or for
+    ``deeplift_shap`` each photo's own three (:func:`~onnx_xai.preprocessing.default_references`);
+    ``gradient_shap`` keeps its default (zeros) unless a file is given."""
+    if not any(m in REFERENCED for m in opts.methods):
+        return {}
+    if opts.baselines is not None:
+        return {"baselines": opts.baselines}
+    if "deeplift_shap" not in opts.methods:
+        return {}
+    settings = preprocessing_for(ex, opts.preprocessing)
+    return {"baselines": default_references(batch, settings)}

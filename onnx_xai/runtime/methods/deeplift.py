@@ -6,8 +6,9 @@
 (``baseline``: a number or an array broadcast to the batch; zeros by default), for the inputs'
 objective; the attribution is ``(x - baseline)`` times the input's multipliers, and adds up to
 ``score(x) - score(baseline)`` where every nonlinearity is elementwise. ``deeplift_shap`` averages
-DeepLIFT over a set of references (``baselines``, ``[B, ...]``): each input paired with each of
-them, as many pairs per run as ``batch_size`` allows.
+DeepLIFT over a set of references (``baselines``: ``[B, ...]`` for every input, or ``[N, B, ...]``,
+each input its own): each input paired with each of its references, as many pairs per run as
+``batch_size`` allows.
 """
 
 from __future__ import annotations
@@ -61,7 +62,9 @@ class DeepLift(Method):
 
 @dataclass(frozen=True)
 class DeepLiftShapOptions(BatchedOptions):
-    """``baselines``: the references ``[B, ...]`` (required: a distribution, e.g. a few photos)."""
+    """``baselines``: the references, ``[B, ...]`` for every input or ``[N, B, ...]`` per input
+    (required in the library: a distribution, e.g. a few photos; the command line and the server
+    give each photo three, :func:`onnx_xai.preprocessing.default_references`)."""
 
     baselines: object = None
 
@@ -82,19 +85,23 @@ class DeepLiftShap(Method):
     agreement = "1e-4, Captum"
 
     def cost(self, opts: DeepLiftShapOptions, facts: Facts) -> Cost:
-        count = len(np.asarray(opts.baselines))
+        shape = np.shape(opts.baselines)
+        count = shape[1] if len(shape) == len(facts.sample) + 2 else shape[0]
         return 2 * facts.batch * count, f"{count} baselines"
 
     def attribute(self, ctx: Context, opts: DeepLiftShapOptions) -> np.ndarray:
         x = ctx.x.astype(np.float32)
         references = np.asarray(opts.baselines, np.float32)
-        if references.shape[1:] != x.shape[1:]:
+        each = references.ndim == x.ndim + 1  # [N, B, ...]: every input its own references
+        if references.shape[1 + each :] != x.shape[1:] or (each and len(references) != len(x)):
+            one = ", ".join(map(str, x.shape[1:]))
             raise InputError(
-                f"baselines have shape {list(references.shape)}; want [B, {', '.join(map(str, x.shape[1:]))}]"
+                f"baselines have shape {list(references.shape)}; want [B, {one}] or [{len(x)}, B, {one}]"
             )
+        count = references.shape[1] if each else len(references)
         total = np.zeros(x.shape, np.float64)
-        for owners, which in sample_rows(len(x), len(references), max(1, opts.copies_per_run(x) // 2)):
-            chosen = references[which]
+        for owners, which in sample_rows(len(x), count, max(1, opts.copies_per_run(x) // 2)):
+            chosen = references[owners, which] if each else references[which]
             found = (x[owners] - chosen) * multipliers(ctx, x[owners], chosen, ctx.targets[owners])
             np.add.at(total, owners, found)
-        return (total / len(references)).astype(np.float32)
+        return (total / count).astype(np.float32)

@@ -2,7 +2,10 @@
 
 Loading applies the EXIF orientation, converts palette, grayscale, 16-bit and alpha images to 8-bit
 RGB (alpha composited on white), and turns every decoding problem into one clear
-:class:`~onnx_xai.errors.InputError` (Pillow's decompression-bomb limit included). Preprocessing
+:class:`~onnx_xai.errors.InputError` (Pillow's decompression-bomb limit included, and a caller's
+``max_pixels``, read from the header before any pixel is decoded). A photo held in memory can be
+decoded for its preprocessing (:func:`decode_for`): a JPEG much larger than the model needs is then
+decoded reduced, as libjpeg can. Preprocessing
 resizes the shorter side to ``size / crop`` and centre-crops ``size`` (the ImageNet evaluation
 convention; ``crop=1`` keeps the whole shorter side), takes the model's channels (1: grayscale luma,
 3: RGB, 4: RGBA), scales to [0, 1] and normalizes by a preset (``imagenet``, ``inception`` for [-1,
@@ -16,6 +19,7 @@ from __future__ import annotations
 import io
 import os
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,37 +37,136 @@ FITS = ("crop", "letterbox", "stretch")
 PHOTO_MODES = {1: "L", 3: "RGB", 4: "RGBA"}  # model channels -> the Pillow mode that gives them
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 _ORIENTATION = 0x0112  # the EXIF tag that says how a camera held the photo
+_SWAPS = (5, 6, 7, 8)  # the orientations that turn a photo by a quarter: width and height swap
 
 
-def load_image(path: str | os.PathLike) -> Image.Image:
+def load_image(path: str | os.PathLike, max_pixels: int | None = None) -> Image.Image:
     """An 8-bit RGB Pillow image, upright (EXIF orientation applied), fully decoded.
 
+    Args:
+        path: the image file.
+        max_pixels: refuse an image of more pixels, from its header, before decoding it (None:
+            Pillow's own decompression-bomb limit only).
+
     Raises:
-        InputError: missing file, not an image, or a truncated/corrupt one.
+        InputError: missing file, not an image, a truncated/corrupt one, or one over the limit.
     """
     path = Path(path)
     if not path.is_file():
         raise InputError(_not_a_photo(path))
-    return _decoded(path, str(path))
+    return _decoded(path, str(path), max_pixels)[0]
 
 
-def decode_image(data: bytes, name: str = "the image") -> Image.Image:
+def decode_image(data: bytes, name: str = "the image", max_pixels: int | None = None) -> Image.Image:
     """:func:`load_image` for an encoded image held in memory (a served request's bytes)."""
-    return _decoded(io.BytesIO(data), name)
+    return _decoded(io.BytesIO(data), name, max_pixels)[0]
 
 
-def _decoded(source, name: str) -> Image.Image:
+def decode_for(
+    data: bytes,
+    settings: dict,
+    name: str = "the image",
+    max_pixels: int | None = None,
+    admit: Callable[[int], None] | None = None,
+) -> Prepared:
+    """``prepare(decode_image(data, name, max_pixels), **settings)``, decoding no more than it needs.
+
+    For a fixed-size centre crop (a classifier's input), a JPEG at least twice as large as the size
+    :func:`prepare` resizes it to is decoded at 1/2, 1/4 or 1/8 of its size (libjpeg's DCT scaling,
+    Pillow's ``draft``), never below that size: the input differs from a full decode's only by how
+    the pixels were averaged down, and a 13000 x 13000 JPEG for a 224 x 224 input costs 2.6 Mpx,
+    not 169. The :class:`Prepared` then holds the reduced photo (its pictures are drawn at that
+    size) and the photo's own size as ``full_size``: its boxes, in and out, stay in the photo's
+    pixels. Other fits keep the whole photo: a letterboxed detector's boxes are drawn on pictures of
+    the photo's size.
+
+    Args:
+        data: the encoded photo.
+        settings: :func:`prepare`'s arguments (:func:`onnx_xai.preprocessing.preprocessing_for`).
+        name: the photo in messages.
+        max_pixels: refuse a photo that would hold more pixels decoded (after any reduction; a
+            progressive JPEG's whole size, since libjpeg holds all of its coefficients), from its
+            header, before decoding it.
+        admit: called with those pixels right before decoding them (a budget may refuse by raising).
+
+    Raises:
+        InputError: not an image, a damaged one, or one over ``max_pixels``.
+    """
+    photo, full = _decoded(io.BytesIO(data), name, max_pixels, _reducible(settings), admit)
+    prepared = prepare(photo, **settings)
+    if full != photo.size:
+        prepared.full_size = full
+    return prepared
+
+
+def _decoded(
+    source,
+    name: str,
+    max_pixels: int | None = None,
+    least: Callable[[tuple[int, int]], tuple[int, int]] | None = None,
+    admit: Callable[[int], None] | None = None,
+) -> tuple[Image.Image, tuple[int, int]]:
+    """The image upright in RGB and its upright size as encoded (more than the image's own when
+    ``least``, the size needed from the upright size, let a JPEG decode reduced)."""
     try:
         with Image.open(source) as opened:
+            full = opened.size
+            if least is not None and opened.format == "JPEG":
+                _draft(opened, least)
+            pixels = _to_decode(opened, full)
+            if max_pixels is not None and pixels > max_pixels:
+                raise InputError(_too_large(name, full, pixels, max_pixels))
+            if admit is not None:
+                admit(pixels)
             opened.load()
-            upright = opened.getexif().get(_ORIENTATION, 1) in (0, 1)  # no turn: no copy
-            return to_rgb(opened if upright else ImageOps.exif_transpose(opened))
+            turn = opened.getexif().get(_ORIENTATION, 1)  # no turn: no copy
+            upright = to_rgb(opened if turn in (0, 1) else ImageOps.exif_transpose(opened))
+            return upright, (full[::-1] if turn in _SWAPS else full)
     except UnidentifiedImageError:
         raise InputError(f"{name} is not an image Pillow can read") from None
     except Image.DecompressionBombError as exc:
         raise InputError(f"{name} is too large to decode safely: {exc}") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise InputError(f"{name} is damaged or truncated: {exc}") from None
+
+
+def _reducible(settings: dict) -> Callable[[tuple[int, int]], tuple[int, int]] | None:
+    """For a fixed-size centre crop, the size (W, H) :func:`prepare` resizes a photo of an upright
+    size to (:func:`decode_for`); None for any other fit."""
+    size, crop = settings.get("size"), settings.get("crop", 0.875)
+    if size is None or settings.get("fit", "crop") != "crop":
+        return None
+
+    def resized(upright: tuple[int, int]) -> tuple[int, int]:
+        width, height, _, _ = _placement(upright, size, crop, "crop")
+        return width, height
+
+    return resized
+
+
+def _draft(jpeg: Image.Image, least: Callable[[tuple[int, int]], tuple[int, int]]) -> None:
+    """The JPEG set to decode at 1/2, 1/4 or 1/8 of its size where it still covers ``least`` of its
+    upright size (Pillow's draft picks the largest such scale; a turned photo's axes swapped)."""
+    swapped = jpeg.getexif().get(_ORIENTATION, 1) in _SWAPS
+    need = least(jpeg.size[::-1] if swapped else jpeg.size)
+    jpeg.draft(None, need[::-1] if swapped else need)
+
+
+def _to_decode(opened: Image.Image, full: tuple[int, int]) -> int:
+    """The pixels decoding will hold: the (reduced) size, or a progressive JPEG's whole size, whose
+    coefficients libjpeg keeps, 2 bytes a sample, at any scale (a 48 Mpx one took 142 MB at 1/8)."""
+    width, height = full if opened.info.get("progressive") else opened.size
+    return width * height
+
+
+def _too_large(name: str, full: tuple[int, int], pixels: int, max_pixels: int) -> str:
+    reduced = "" if pixels == full[0] * full[1] else f", {_mpx(pixels)} decoded reduced"
+    size = f"{full[0]} x {full[1]} pixels ({_mpx(full[0] * full[1])}{reduced})"
+    return f"{name} is {size}; at most {_mpx(max_pixels)}"
+
+
+def _mpx(pixels: int) -> str:
+    return f"{pixels / 1e6:.3g} Mpx"
 
 
 def _not_a_photo(path: Path) -> str:
@@ -127,13 +230,18 @@ def _for_channels(rgb: np.ndarray, channels: int) -> np.ndarray:
 
 @dataclass
 class Prepared:
-    """One photo made into a model input, with the crop that maps results back to the photo."""
+    """One photo made into a model input, with the crop that maps results back to the photo.
+
+    ``crop``, :meth:`region` and :meth:`map_to_photo` are in ``photo``'s pixels, for drawing on it;
+    :meth:`box_to_photo` and :meth:`box_to_input` in the photo's as sent: the same unless it was
+    decoded reduced (``full_size``, :func:`decode_for`)."""
 
     array: np.ndarray  # (1, C, H, W) or (1, H, W, C) float32
     photo: Image.Image  # the original, upright RGB photo
     crop: tuple[float, float, float, float]  # the input's footprint in photo pixels (x0, y0, x1, y1)
     size: tuple[int, int]  # the input's (H, W)
     fit: str = "crop"  # how the photo met the input: crop, letterbox or stretch (images.prepare)
+    full_size: tuple[int, int] | None = None  # (W, H) as sent, when ``photo`` holds it reduced (decode_for)
 
     def region(self) -> tuple[int, int, int, int]:
         """The input's footprint rounded to whole photo pixels (x0, y0, x1, y1), half-open."""
@@ -166,20 +274,33 @@ class Prepared:
         """A (x0, y0, x1, y1) box in photo pixels as a box in the input's pixels."""
         x0, y0, x1, y1 = self.crop
         sx, sy = (x1 - x0) / self.size[1], (y1 - y0) / self.size[0]
-        return ((box[0] - x0) / sx, (box[1] - y0) / sy, (box[2] - x0) / sx, (box[3] - y0) / sy)
+        fx, fy = self._reduction()
+        return (
+            (box[0] / fx - x0) / sx,
+            (box[1] / fy - y0) / sy,
+            (box[2] / fx - x0) / sx,
+            (box[3] / fy - y0) / sy,
+        )
 
     def box_to_photo(self, box) -> tuple[int, int, int, int]:
         """A half-open box in input pixels as a half-open box in photo pixels."""
         x0, y0, x1, y1 = self.crop
         sx, sy = (x1 - x0) / self.size[1], (y1 - y0) / self.size[0]
-        width, height = self.photo.size
+        fx, fy = self._reduction()
+        width, height = self.full_size or self.photo.size
         bx0, by0, bx1, by1 = box
         return (
-            max(0, int(np.floor(x0 + bx0 * sx))),
-            max(0, int(np.floor(y0 + by0 * sy))),
-            min(width, int(np.ceil(x0 + bx1 * sx))),
-            min(height, int(np.ceil(y0 + by1 * sy))),
+            max(0, int(np.floor((x0 + bx0 * sx) * fx))),
+            max(0, int(np.floor((y0 + by0 * sy) * fy))),
+            min(width, int(np.ceil((x0 + bx1 * sx) * fx))),
+            min(height, int(np.ceil((y0 + by1 * sy) * fy))),
         )
+
+    def _reduction(self) -> tuple[float, float]:
+        """The photo's pixels as sent per pixel of ``photo``, across and down (1 unless reduced)."""
+        if self.full_size is None:
+            return 1.0, 1.0
+        return self.full_size[0] / self.photo.size[0], self.full_size[1] / self.photo.size[1]
 
 
 def natural_size(photo: Image.Image, multiple: int = 32, longest: int = 960) -> tuple[int, int]:

@@ -86,11 +86,41 @@ def _add_load_flags(p: argparse.ArgumentParser) -> None:
         default=64.0,
         help="the bodies of all requests in flight together; beyond it a request gets 503 (default 64 MB)",
     )
+    _add_transport_flags(p)
     p.add_argument(
         "--log-latency",
         action="store_true",
         help="log each request's stages and wall and CPU time (KServe's trace lines; off by default: "
         "/metrics has the same latencies as histograms)",
+    )
+
+
+def _add_transport_flags(p: argparse.ArgumentParser) -> None:
+    """How long a body may take, how large a request's head and a photo's pixels may be."""
+    p.add_argument(
+        "--body-timeout-s",
+        type=positive,
+        default=10.0,
+        help="a body gets this long plus 1 s per 64 KB it sends; slower: 408, connection closed (default 10)",
+    )
+    p.add_argument(
+        "--max-header-kb",
+        type=positive,
+        default=64.0,
+        help="a request's line and header fields together; beyond: 431, unread (default 64 KB)",
+    )
+    p.add_argument(
+        "--max-pixels",
+        type=at_least(1),
+        default=40_000_000,
+        help="a photo's pixels, decoded (a large JPEG decodes reduced when the model's input allows); "
+        "beyond: 400, undecoded (default 40000000: 40 Mpx)",
+    )
+    p.add_argument(
+        "--max-pending-pixels",
+        type=at_least(1),
+        default=100_000_000,
+        help="the decoded pixels of all photos in flight together; beyond: 503 (default 100000000)",
     )
 
 
@@ -114,6 +144,10 @@ def run(args: argparse.Namespace) -> int:
         max_instances=args.max_instances,
         max_body_mb=args.max_body_mb,
         max_pending_mb=args.max_pending_mb,
+        body_timeout_s=args.body_timeout_s,
+        max_header_kb=args.max_header_kb,
+        max_pixels=args.max_pixels,
+        max_pending_pixels=args.max_pending_pixels,
     )
     serve(
         args.model, args.name, config, args.host, args.http_port, args.grpc_port or None, args.workers,

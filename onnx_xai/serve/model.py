@@ -54,6 +54,10 @@ class ServeConfig:
     max_instances: int = 64
     max_body_mb: float = 32.0
     max_pending_mb: float = 64.0  # the bodies of all requests in flight (:mod:`.limits`)
+    body_timeout_s: float = 10.0  # a body's grace before it must keep 64 KB/s (:mod:`.limits`)
+    max_header_kb: float = 64.0  # a request's head: request line and header fields
+    max_pixels: int = 40_000_000  # a photo's, decoded (:mod:`.requests`)
+    max_pending_pixels: int = 100_000_000  # the decoded photos in flight, together
 
 
 class ExplainedModel(Model):

@@ -10,7 +10,11 @@ top-1), ``top_k``, the objective flags of ``explain`` (``objective``, ``region``
 ``overlay`` (true, the default: each map as a transparent PNG of the photo's size to lay over it;
 false for none) and ``picture`` (``"png"`` or ``"jpg"``: each map drawn on the photo, as ``explain``
 writes it; false, the default). Anything else, or a value out of range, is a
-:class:`BadRequest` naming it in one line.
+:class:`BadRequest` naming it in one line. Photos are decoded when their request is read, each
+within the server's :class:`PhotoLimits` (set once per process by :func:`limit_photos`): no more
+pixels than ``max_pixels`` (read from the header: 400 before decoding), those of the photos in flight
+within a :class:`~.limits.PixelBudget` (:class:`~.limits.Busy`, 503, beyond it), a large JPEG decoded
+reduced where the model's input allows (:func:`onnx_xai.images.decode_for`).
 """
 
 from __future__ import annotations
@@ -21,9 +25,11 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
+from PIL import Image
 
 from ..errors import InputError
-from ..images import Prepared, decode_image, prepare
+from ..images import Prepared, decode_for
+from .limits import PixelBudget
 
 OBJECTIVES = ("auto", "class", "segmentation", "detection", "dense", "regression")
 KNOWN = (
@@ -70,6 +76,28 @@ class Instance:
 
     array: np.ndarray
     photo: Prepared | None = field(default=None, repr=False)
+
+
+@dataclass
+class PhotoLimits:
+    """The pixels a photo may decode to, and the budget of those of the photos in flight (None: no
+    limit)."""
+
+    max_pixels: int | None = None
+    budget: PixelBudget | None = None
+
+
+PHOTOS = PhotoLimits()  # this process's (one server a process: limit_photos)
+
+
+def limit_photos(max_pixels: int | None, max_pending_pixels: int | None) -> None:
+    """The serving process's :class:`PhotoLimits`; Pillow's own decompression-bomb check off, as
+    ``max_pixels`` replaces it: read from the header after a JPEG's reduction, where Pillow's would
+    refuse a huge JPEG that decodes to a few Mpx reduced, and warn (a line in the log) of photos
+    refused anyway."""
+    PHOTOS.max_pixels = max_pixels
+    PHOTOS.budget = PixelBudget(max_pending_pixels) if max_pending_pixels is not None else None
+    Image.MAX_IMAGE_PIXELS = None
 
 
 def parameters(
@@ -202,11 +230,33 @@ def _instance(item, k: int, shape: tuple, dtype: np.dtype, settings: dict) -> In
         except (binascii.Error, ValueError):
             raise BadRequest(f"instance {k}: image_bytes.b64 is not base64") from None
         try:
-            photo = prepare(decode_image(data, f"instance {k}"), **settings)
+            photo = _photo(data, f"instance {k}", settings)
         except InputError as exc:
             raise BadRequest(str(exc)) from None
         return Instance(photo.array, photo)
     return Instance(_array(item, k, shape, dtype))
+
+
+def _photo(data: bytes, name: str, settings: dict) -> Prepared:
+    """The photo decoded and prepared within :data:`PHOTOS`: its pixels charged to the budget before
+    they are decoded, and held for as long as the photo lives."""
+    budget, charged = PHOTOS.budget, 0
+
+    def admit(pixels: int) -> None:
+        nonlocal charged
+        if budget is not None:
+            budget.charge(pixels)
+            charged = pixels
+
+    try:
+        photo = decode_for(data, settings, name, PHOTOS.max_pixels, admit)
+    except BaseException:
+        if budget is not None:
+            budget.release(charged)
+        raise
+    if budget is not None:
+        budget.hold(charged, photo.photo)
+    return photo
 
 
 def _array(item, k: int, shape: tuple, dtype: np.dtype) -> np.ndarray:

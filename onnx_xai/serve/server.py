@@ -5,7 +5,10 @@ Open Inference Protocol (``/v2/models/NAME/infer``, health, readiness, metadata)
 over gRPC. It binds every interface; here it binds ``host`` only (loopback unless told otherwise):
 the REST server's uvicorn configuration and the gRPC server's listening address are set to it. A
 body over ``max_body_mb`` is refused before it is read, and so is a request that would take the
-bodies in flight over ``max_pending_mb`` (503; :mod:`.limits`).
+bodies in flight over ``max_pending_mb`` (503), a body that comes too slowly (408), a request head
+over ``max_header_kb`` (431, in uvicorn's HTTP protocol) and a photo over ``max_pixels`` or the
+pixels in flight (:mod:`.limits`, :mod:`.requests`). The ports are checked free as the servers bind
+them (``SO_REUSEADDR``: a restart right after a stop finds its ports in TIME_WAIT).
 SIGTERM and SIGINT stop it after the requests in flight are answered (KServe's graceful shutdown,
 within ``grace_period`` seconds). ``workers > 1`` runs as many such servers, one per process, on the
 same ports, under a supervisor that replaces a worker that dies (:mod:`.workers`).
@@ -19,8 +22,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..errors import XaiError
-from .limits import BodyLimit
+from .limits import BodyLimit, head_limited
 from .model import ExplainedModel, ServeConfig
+from .requests import limit_photos
 from .workers import reuse_port_socket, run_workers
 
 
@@ -79,10 +83,14 @@ def _serve_one(
     model.load()
     ready()
     max_bytes, max_pending_bytes = int(config.max_body_mb * 2**20), int(config.max_pending_mb * 2**20)
-    model_server.app.add_middleware(BodyLimit, max_bytes=max_bytes, max_pending_bytes=max_pending_bytes)
-    model_server.RESTServer = _rest_on(
-        rest_server.RESTServer, ports.host, ports.http if shared else None, ports.log_latency
+    model_server.app.add_middleware(
+        BodyLimit, max_bytes=max_bytes, max_pending_bytes=max_pending_bytes, timeout_s=config.body_timeout_s
     )
+    limit_photos(config.max_pixels, config.max_pending_pixels)
+    model_server.RESTServer = _rest_on(
+        rest_server.RESTServer, ports.host, ports.http if shared else None, ports.log_latency,
+        max_head_bytes=int(config.max_header_kb * 1024),
+    )  # fmt: skip
     model_server.GRPCServer = _grpc_on(grpc_server.GRPCServer, ports.host, max_bytes, max_pending_bytes)
     server = kserve.ModelServer(
         http_port=ports.http,
@@ -104,22 +112,25 @@ def _check_free(host: str, port: int | None) -> None:
         return
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn and gRPC bind
         try:
             probe.bind((host, port))
         except OSError as exc:
             raise XaiError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
 
 
-def _rest_on(base, host: str, shared_port: int | None, log_latency: bool):
+def _rest_on(base, host: str, shared_port: int | None, log_latency: bool, max_head_bytes: int):
     """KServe's REST server class, bound to ``host``; on a socket other processes share when
     ``shared_port`` is given; without KServe's timing middleware unless ``log_latency`` (all it does
-    is log each request's wall and CPU time; Prometheus's histograms at ``/metrics`` stay)."""
+    is log each request's wall and CPU time; Prometheus's histograms at ``/metrics`` stay); each
+    request's head at most ``max_head_bytes`` (:func:`.limits.head_limited`)."""
 
     class Bound(base):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
             if hasattr(self, "config"):
                 self.config.host = host
+                self.config.http = head_limited(max_head_bytes)
 
         def _add_middlewares(self, app):
             if log_latency:

@@ -366,8 +366,8 @@ def test_a_worker_that_cannot_load_the_model_is_one_line_and_exit_1():
 
 
 def test_requests_beyond_the_bytes_in_flight_get_503_and_the_server_goes_on(reference):
-    """``--max-pending-mb 1``: a request that announced 1,000,000 bytes and holds it (its body unsent) leaves
-    no room for a 0.1 MB photo: 503, one line, Retry-After; once it goes, the photo is answered."""
+    """``--max-pending-mb 1``: a request that sent 999,999 bytes of its 1,000,000 and holds them leaves no
+    room for a 0.1 MB photo: 503, one line, Retry-After; once it goes, the photo is answered."""
     import http.client
     import socket
 
@@ -378,8 +378,9 @@ def test_requests_beyond_the_bytes_in_flight_get_503_and_the_server_goes_on(refe
         head = (
             f"POST /v1/models/{server.name}:predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
         )
-        holder.sendall((head + f"Content-Length: {1_000_000}\r\n\r\n" + '{"instances": [').encode())
-        time.sleep(0.5)  # admitted: its length charged
+        sent = '{"instances": [' + " " * (999_999 - 15)
+        holder.sendall((head + f"Content-Length: {1_000_000}\r\n\r\n" + sent).encode())
+        time.sleep(0.5)  # admitted: its bytes charged as they arrived
         body = json.dumps({"instances": [photo(PHOTOS[1])]}).encode()
         assert 2**20 - 1_000_000 < len(body) < 2**20
         connection = http.client.HTTPConnection("127.0.0.1", server.http, timeout=30)
@@ -396,9 +397,7 @@ def test_requests_beyond_the_bytes_in_flight_get_503_and_the_server_goes_on(refe
         over_grpc = [_grpc_infer(server, np.repeat(inputs[PHOTOS[1]].array, k, axis=0)) for k in (4, 1)]
     finally:
         code, output = server.stop()
-    assert refused[:2] == (503, "1") and refused[2].startswith(
-        "the server is busy: 1000000 bytes of requests"
-    )
+    assert refused[:2] == (503, "1") and refused[2].startswith("the server is busy: 999999 bytes of requests")
     assert "\n" not in refused[2] and "--max-pending-mb" in refused[2]
     want = int(probabilities(session, inputs[PHOTOS[1]].array).argmax())
     assert status[0] == 200 and status[1]["predictions"][0]["top_k"][0]["class"] == want

@@ -7,18 +7,31 @@ imported on first use, so that the command line starts (and handles signals) bef
 libraries load.
 """
 
-from .errors import CamNotApplicableError, InputError, ModelError, UnsupportedModelError, XaiError
+from .errors import (
+    CamNotApplicableError,
+    DeadlineExceeded,
+    InputError,
+    ModelError,
+    TooMuchWork,
+    UnsupportedModelError,
+    WorkStopped,
+    XaiError,
+)
 
 __version__ = "0.1.0"
 __all__ = [
     "METHOD_NAMES",
     "OUTPUT_SETS",
     "CamNotApplicableError",
+    "DeadlineExceeded",
     "Explainer",
     "Explanation",
     "InputError",
     "ModelError",
+    "TooMuchWork",
     "UnsupportedModelError",
+    "Work",
+    "WorkStopped",
     "XaiError",
     "augment",
     "supported_ops",
@@ -30,6 +43,7 @@ _LAZY = {
     "METHOD_NAMES": "runtime",
     "Explainer": "runtime",
     "Explanation": "runtime",
+    "Work": "runtime",
 }
 
 

@@ -3,8 +3,9 @@ original model): the saliency methods, their maps and boxes."""
 
 from .methods import METHOD_NAMES
 
-__all__ = ["BACKENDS", "METHOD_NAMES", "Explainer", "Explanation", "default_providers"]
+__all__ = ["BACKENDS", "METHOD_NAMES", "Explainer", "Explanation", "Work", "default_providers"]
 _LAZY = {
+    "Work": "work",
     "Explainer": "explainer",
     "Explanation": "explainer",
     "BACKENDS": "backends",

@@ -41,12 +41,8 @@ _SWAPS = (5, 6, 7, 8)  # the orientations that turn a photo by a quarter: width 
 
 
 def load_image(path: str | os.PathLike, max_pixels: int | None = None) -> Image.Image:
-    """An 8-bit RGB Pillow image, upright (EXIF orientation applied), fully decoded.
-
-    Args:
-        path: the image file.
-        max_pixels: refuse an image of more pixels, from its header, before decoding it (None:
-            Pillow's own decompression-bomb limit only).
+    """An 8-bit RGB Pillow image, upright (EXIF orientation applied), fully decoded; ``max_pixels``:
+    an image of more refused from its header, before decoding (None: Pillow's own limit only).
 
     Raises:
         InputError: missing file, not an image, a truncated/corrupt one, or one over the limit.
@@ -69,28 +65,21 @@ def decode_for(
     max_pixels: int | None = None,
     admit: Callable[[int], None] | None = None,
 ) -> Prepared:
-    """``prepare(decode_image(data, name, max_pixels), **settings)``, decoding no more than it needs.
+    """``prepare(decode_image(data, name, max_pixels), **settings)`` (``settings``: :func:`prepare`'s
+    arguments), decoding no more than it needs; ``admit`` is called with the pixels to decode right
+    before decoding them (a budget may refuse by raising).
 
-    For a fixed-size centre crop (a classifier's input), a JPEG at least twice as large as the size
-    :func:`prepare` resizes it to is decoded at 1/2, 1/4 or 1/8 of its size (libjpeg's DCT scaling,
-    Pillow's ``draft``), never below that size: the input differs from a full decode's only by how
-    the pixels were averaged down, and a 13000 x 13000 JPEG for a 224 x 224 input costs 2.6 Mpx,
-    not 169. The :class:`Prepared` then holds the reduced photo (its pictures are drawn at that
-    size) and the photo's own size as ``full_size``: its boxes, in and out, stay in the photo's
-    pixels. Other fits keep the whole photo: a letterboxed detector's boxes are drawn on pictures of
-    the photo's size.
-
-    Args:
-        data: the encoded photo.
-        settings: :func:`prepare`'s arguments (:func:`onnx_xai.preprocessing.preprocessing_for`).
-        name: the photo in messages.
-        max_pixels: refuse a photo that would hold more pixels decoded (after any reduction; a
-            progressive JPEG's whole size, since libjpeg holds all of its coefficients), from its
-            header, before decoding it.
-        admit: called with those pixels right before decoding them (a budget may refuse by raising).
+    For a fixed-size centre crop (a classifier's input), a JPEG at least twice the size :func:`prepare`
+    resizes it to decodes at 1/2, 1/4 or 1/8 of its size (libjpeg's DCT scaling, Pillow's ``draft``),
+    never below that size: the input differs from a full decode's as resampling does, and a 13000 x
+    13000 JPEG for a 224 x 224 input costs 2.6 Mpx, not 169. The :class:`Prepared` holds the reduced
+    photo (pictures are drawn at its size) and the photo's own as ``full_size``: boxes, in and out,
+    stay in the photo's pixels. Other fits keep the whole photo (a detector's boxes are drawn on it).
+    ``max_pixels`` counts what decoding holds: the reduced size, or a progressive JPEG's whole, whose
+    coefficients libjpeg keeps at any scale.
 
     Raises:
-        InputError: not an image, a damaged one, or one over ``max_pixels``.
+        InputError: not an image, a damaged one, or one over ``max_pixels`` (from its header).
     """
     photo, full = _decoded(io.BytesIO(data), name, max_pixels, _reducible(settings), admit)
     prepared = prepare(photo, **settings)

@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import sys
 import threading
 import time
 import weakref
@@ -82,7 +83,7 @@ class _Body:
     timed against its pace (:class:`BodyLimit`)."""
 
     def __init__(self, limit: BodyLimit):
-        self.limit, self.start = limit, time.monotonic()
+        self.limit, self.start = limit, asyncio.get_running_loop().time()
         self.charged = 0  # its bytes received, charged to the budget
         self.complete = False
 
@@ -91,7 +92,7 @@ class _Body:
             if self.complete:  # after the body: a disconnect, whenever it comes
                 return await receive()
             try:
-                message = await asyncio.wait_for(receive(), max(0.0, self.due() - time.monotonic()))
+                message = await _by(self.due(), receive())
             except asyncio.TimeoutError:
                 raise _Refused(408, self.too_slow()) from None
             if message["type"] == "http.request":
@@ -116,11 +117,21 @@ class _Body:
         self.charged += size
 
     def too_slow(self) -> str:
-        waited = time.monotonic() - self.start
+        waited = asyncio.get_running_loop().time() - self.start
         return (
             f"the body came too slowly: {self.charged} bytes in {waited:.1f} s; a body gets "
             f"{self.limit.timeout_s:g} s (--body-timeout-s) and 1 s more per {self.limit.min_rate // 1024} KB"
         )
+
+
+async def _by(deadline: float, awaitable):
+    """``await awaitable`` by the event loop's ``deadline``, else :class:`asyncio.TimeoutError`
+    (Python 3.11's ``timeout_at`` starts no task: the middleware took 6 us a request with it, 14 with
+    ``wait_for``, 1.5 without a deadline)."""
+    if sys.version_info >= (3, 11):
+        async with asyncio.timeout_at(deadline):
+            return await awaitable
+    return await asyncio.wait_for(awaitable, max(0.0, deadline - asyncio.get_running_loop().time()))
 
 
 class PixelBudget:
@@ -175,7 +186,9 @@ def head_limited(max_bytes: int):
     bounded to ``max_bytes``: beyond, status 431 and one line, the connection closed, without
     reading the rest (httptools gathers a header field in memory for as long as it comes). A read
     that ends one head may carry the next request's head unbounded for that read (pipelining): the
-    count restarts at the next read. The count is a subtraction per read: no cost measured."""
+    count restarts at the next read. The count costs 0.9 us a request (7.7 us to parse one, against
+    6.8); a request's p50 through the server was the same (9.8 ms, ``:predict`` at one client; h11,
+    which bounds its own, took 10.4)."""
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
     class HeadLimited(HttpToolsProtocol):

@@ -4,8 +4,10 @@ A model loaded from a path brings its external data (the PyTorch dynamo exporter
 ``model.onnx.data`` beside the file). The source's SHA-256 is that of the bytes the user handed over
 (the file, or the serialized proto). Saving never writes over the input, writes to a temporary file
 in the destination folder and renames it into place (:func:`onnx_xai.files.write_atomic`), and
-switches to external data only when the model is too large for one protobuf (2 GiB). External data
-that points outside the model's folder is refused (onnx's own check), in one line.
+switches to external data only when the model is too large for one protobuf (2 GiB). Every model is
+checked (:mod:`.validate`) before anything is read or allocated from what it declares: malformed
+ones (data that contradicts its dims, external data outside the model's folder, cycles, tensors
+produced twice ...) are refused in one line.
 """
 
 from __future__ import annotations
@@ -18,32 +20,60 @@ import onnx
 
 from ..errors import ModelError
 from ..files import write_atomic
+from .validate import validate
 
 PROTOBUF_LIMIT = 2**31 - 2**24  # leave headroom below protobuf's 2 GiB
 
 
 def load_model(source: str | os.PathLike | bytes | onnx.ModelProto) -> tuple[onnx.ModelProto, str]:
-    """A private copy of the model and the SHA-256 of its source.
+    """A private copy of the model and the SHA-256 of its source, checked (:mod:`.validate`; nodes
+    listed out of order are put in order) before its external data is read.
 
     Raises:
-        ModelError: the file is missing or is not an ONNX model.
+        ModelError: the file is missing, is not an ONNX model, or is malformed.
     """
+    model, folder, data = _read(source)
+    validate(model, folder, sort=True)
+    if folder is not None:
+        try:
+            onnx.external_data_helper.load_external_data_for_model(model, str(folder))
+        except Exception as exc:  # noqa: BLE001 - OSError, ValueError, onnx's ValidationError (outside paths)
+            raise ModelError(f"cannot read the external data in {folder}: {_first_line(exc)}") from None
+    if isinstance(source, onnx.ModelProto):  # the hash of what the user handed over
+        data = source.SerializeToString()
+    return model, hashlib.sha256(data or b"").hexdigest()
+
+
+def check_model(source: str | os.PathLike | bytes | onnx.ModelProto) -> None:
+    """Refuse a malformed model (:mod:`.validate`) without loading it: what the runtime asks before it
+    hands a model's path or bytes to onnxruntime or OpenVINO.
+
+    Raises:
+        ModelError: as :func:`load_model`.
+    """
+    if isinstance(source, onnx.ModelProto):
+        validate(source, None)
+    else:
+        model, folder, _ = _read(source)
+        validate(model, folder)
+
+
+def _read(
+    source: str | os.PathLike | bytes | onnx.ModelProto,
+) -> tuple[onnx.ModelProto, Path | None, bytes | None]:
+    """A private copy of the model, the folder of its external data (None for bytes and protos,
+    which may keep none) and the bytes it was parsed from (None for a proto)."""
     if isinstance(source, onnx.ModelProto):
         copy = onnx.ModelProto()
         copy.CopyFrom(source)
-        return copy, hashlib.sha256(source.SerializeToString()).hexdigest()
+        return copy, None, None
     if isinstance(source, (bytes, bytearray)):
-        return _parse(bytes(source), "the given bytes"), hashlib.sha256(source).hexdigest()
+        return _parse(bytes(source), "the given bytes"), None, bytes(source)
     path = Path(source)
     if not path.is_file():
         raise ModelError(f"no such model file: {path}")
     data = path.read_bytes()
-    model = _parse(data, str(path))
-    try:
-        onnx.external_data_helper.load_external_data_for_model(model, str(path.parent))
-    except Exception as exc:  # noqa: BLE001 - OSError, ValueError, onnx's ValidationError (outside paths)
-        raise ModelError(f"cannot read the external data of {path}: {_first_line(exc)}") from None
-    return model, hashlib.sha256(data).hexdigest()
+    return _parse(data, str(path)), path.parent, data
 
 
 def _first_line(exc: Exception) -> str:

@@ -1,10 +1,12 @@
 """The sessions of one model: one per combination of output sets, created lazily, reused, thread-safe.
 
-Handed an original model, the session set rewrites it (importing ``onnx`` and the graph package only
-then) into one pruned graph per combination of output sets on first use: Grad-CAM never pays for the
-input-gradient backward. Handed a model already rewritten by ``onnx-xai augment``, it reads the
-record through the runtime and serves every output set it contains from that one graph. Sessions
-come from a backend (:mod:`.backends`: onnxruntime or OpenVINO).
+Every model is first checked by the graph package (:func:`onnx_xai.graph.model_io.check_model`,
+importing ``onnx`` then), so a malformed one is refused in one line before a runtime allocates
+anything from it. Handed an original model, the session set rewrites it into one pruned graph per
+combination of output sets on first use: Grad-CAM never pays for the input-gradient backward.
+Handed a model already rewritten by ``onnx-xai augment``, it reads the record through the runtime
+and serves every output set it contains from that one graph. Sessions come from a backend
+(:mod:`.backends`: onnxruntime or OpenVINO).
 """
 
 from __future__ import annotations
@@ -82,7 +84,11 @@ class SessionSet:
         self._sessions: dict = {}
         self._split: dict[bool, tuple] = {}  # body, head and boundary, per objective (split)
         self._analysis: Analysis | None = None
-        first = self._session_from(self._bytes_or_path())
+        given = self._bytes_or_path()
+        from ..graph.model_io import check_model  # onnx, imported here: no runtime reads a model unchecked
+
+        check_model(model)
+        first = self._session_from(given)
         self.metadata = first.metadata()  # the model's metadata_props (a rewrite keeps the original's)
         stored = self.metadata.get(METADATA_KEY)
         self.rewritten = stored is not None

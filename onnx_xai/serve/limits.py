@@ -135,8 +135,9 @@ async def _by(deadline: float, awaitable):
 
 
 class PixelBudget:
-    """The decoded pixels of the photos in flight, together at most ``limit`` (the photos of one
-    request always admitted: the server never refuses what it holds nothing beside). A photo is
+    """The decoded pixels of the photos in flight, together at most ``limit`` (those of one request
+    admitted alone, up to the limit; one photo whatever its size: the server never refuses what
+    it would hold nothing beside). A photo is
     charged before it is decoded (:meth:`charge`, :class:`Busy` beyond the limit) and keeps its
     charge for as long as the image lives (:meth:`hold`): every reference to it gone, answered or
     failed, it is returned. Thread-safe: photos are decoded in the server's reading threads."""
@@ -146,25 +147,27 @@ class PixelBudget:
         self._lock = threading.RLock()  # a photo freed, its charge returned, whatever the thread holds
         self._collected = 0.0  # when garbage was last collected for a refusal
 
-    def charge(self, pixels: int) -> None:
-        """Charge ``pixels``, or raise :class:`Busy` when the photos already in flight leave no room
-        for them (after collecting garbage, once a second at most: an image that only a reference
-        cycle holds, an exception's traceback, is no longer in flight)."""
-        if self._take(pixels):
+    def charge(self, pixels: int, own: int = 0) -> None:
+        """Charge ``pixels``, or raise :class:`Busy` when the photos of other requests (beyond the
+        ``own`` pixels of this one's) leave no room for them, after collecting the young garbage
+        once a second at most (an image that only a reference cycle of a request just ended holds is
+        no longer in flight; the young generations take well under a millisecond, where a full
+        collection stops every thread of a server for 40 ms)."""
+        if self._take(pixels, own):
             return
         if time.monotonic() - self._collected > 1.0:
             self._collected = time.monotonic()
-            gc.collect()
-            if self._take(pixels):
+            gc.collect(1)
+            if self._take(pixels, own):
                 return
         raise Busy(
             f"the server is busy: {self.pending} pixels of photos in flight, at most {self.limit} "
             "(--max-pending-pixels); retry later"
         )
 
-    def _take(self, pixels: int) -> bool:
+    def _take(self, pixels: int, own: int) -> bool:
         with self._lock:
-            if self.pending and self.pending + pixels > self.limit:
+            if self.pending > own and self.pending + pixels > self.limit:
                 return False
             self.pending += pixels
             return True

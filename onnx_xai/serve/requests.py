@@ -217,10 +217,11 @@ def instances(payload: dict, shape: tuple, dtype, settings: dict, max_instances:
         raise BadRequest('the body needs "instances": a non-empty list of photos or arrays')
     if len(found) > max_instances:
         raise BadRequest(f"{len(found)} instances in one request; at most {max_instances}")
-    return [_instance(item, k, shape, np.dtype(dtype), settings) for k, item in enumerate(found)]
+    held: list[int] = []  # the pixels charged for its photos so far
+    return [_instance(item, k, shape, np.dtype(dtype), settings, held) for k, item in enumerate(found)]
 
 
-def _instance(item, k: int, shape: tuple, dtype: np.dtype, settings: dict) -> Instance:
+def _instance(item, k: int, shape: tuple, dtype: np.dtype, settings: dict, held: list[int]) -> Instance:
     if isinstance(item, dict) and "image_bytes" in item:
         encoded = item["image_bytes"].get("b64") if isinstance(item["image_bytes"], dict) else None
         if not isinstance(encoded, str):
@@ -230,23 +231,32 @@ def _instance(item, k: int, shape: tuple, dtype: np.dtype, settings: dict) -> In
         except (binascii.Error, ValueError):
             raise BadRequest(f"instance {k}: image_bytes.b64 is not base64") from None
         try:
-            photo = _photo(data, f"instance {k}", settings)
+            photo = _photo(data, f"instance {k}", settings, held)
         except InputError as exc:
             raise BadRequest(str(exc)) from None
         return Instance(photo.array, photo)
     return Instance(_array(item, k, shape, dtype))
 
 
-def _photo(data: bytes, name: str, settings: dict) -> Prepared:
+def _photo(data: bytes, name: str, settings: dict, held: list[int]) -> Prepared:
     """The photo decoded and prepared within :data:`PHOTOS`: its pixels charged to the budget before
-    they are decoded, and held for as long as the photo lives."""
+    they are decoded (beside those ``held`` by its request's photos before it: a request whose photos
+    the budget cannot take even alone gets 400, as retrying cannot help), and held for as long as the
+    photo lives."""
     budget, charged = PHOTOS.budget, 0
 
     def admit(pixels: int) -> None:
         nonlocal charged
-        if budget is not None:
-            budget.charge(pixels)
-            charged = pixels
+        if budget is None:
+            return
+        if held and sum(held) + pixels > budget.limit:
+            raise BadRequest(
+                f"{name}: this request's photos decode to more than {budget.limit} pixels together, the "
+                "most in flight (--max-pending-pixels); send them in several requests"
+            )
+        budget.charge(pixels, own=sum(held))
+        charged = pixels
+        held.append(pixels)
 
     try:
         photo = decode_for(data, settings, name, PHOTOS.max_pixels, admit)

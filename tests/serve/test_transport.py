@@ -214,6 +214,10 @@ def test_the_photos_in_flight_share_the_pixel_budget(served):
             assert body["error"].endswith("at most 5000000 (--max-pending-pixels); retry later")
     assert memory.grown_mb < 200, memory.grown_mb  # one photo and its overlays, 4 Mpx (~40 MB each)
     assert post(served, "predict", png)[0] == 200  # every charge returned
+    status, answer = served.call("predict", [png, png])  # more than the budget alone: retrying cannot help
+    assert status == 400 and answer["error"].startswith(
+        "instance 1: this request's photos decode to more than 5000000 pixels together"
+    )
 
 
 def test_a_large_jpeg_decodes_reduced_within_the_pixel_limit(served):

@@ -131,6 +131,7 @@ def _rest_on(base, host: str, shared_port: int | None, log_latency: bool, max_he
             if hasattr(self, "config"):
                 self.config.host = host
                 self.config.http = head_limited(max_head_bytes)
+                self.config.h11_max_incomplete_event_size = max_head_bytes
 
         def _add_middlewares(self, app):
             if log_latency:

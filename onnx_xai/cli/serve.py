@@ -87,6 +87,7 @@ def _add_load_flags(p: argparse.ArgumentParser) -> None:
         help="the bodies of all requests in flight together; beyond it a request gets 503 (default 64 MB)",
     )
     _add_transport_flags(p)
+    _add_work_flags(p)
     p.add_argument(
         "--log-latency",
         action="store_true",
@@ -124,6 +125,30 @@ def _add_transport_flags(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_work_flags(p: argparse.ArgumentParser) -> None:
+    """How much work a request may ask for, how long it may take, how long a stop may take."""
+    p.add_argument(
+        "--max-runs",
+        type=at_least(1),
+        default=2000,
+        help="the model runs a request's methods may take (SmoothGrad copies, RISE masks, patches ...); "
+        "beyond: 400 (default 2000: tools/bench_work.py)",
+    )
+    p.add_argument(
+        "--timeout-s",
+        type=positive,
+        default=60.0,
+        help="a request's deadline from its arrival, checked between runs of the model; a request may "
+        "ask for less (timeout_s); beyond: 503 (default 60)",
+    )
+    p.add_argument(
+        "--grace-s",
+        type=positive,
+        default=30.0,
+        help="after SIGTERM, how long requests in flight are given before the process exits (default 30)",
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         from ..serve.model import ServeConfig
@@ -148,6 +173,9 @@ def run(args: argparse.Namespace) -> int:
         max_header_kb=args.max_header_kb,
         max_pixels=args.max_pixels,
         max_pending_pixels=args.max_pending_pixels,
+        max_runs=args.max_runs,
+        timeout_s=args.timeout_s,
+        grace_s=args.grace_s,
     )
     serve(
         args.model, args.name, config, args.host, args.http_port, args.grpc_port or None, args.workers,

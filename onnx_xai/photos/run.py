@@ -249,6 +249,12 @@ def cost_per_photo(ex: Explainer, opts: ExplainOptions) -> tuple[int, str] | Non
     shape = (1, *ex.input_shape[1:])
     if not all(isinstance(d, int) for d in shape):
         return None
+    return explain_cost(ex, shape, opts)
+
+
+def explain_cost(ex: Explainer, shape: tuple, opts: ExplainOptions) -> tuple[int, str]:
+    """The model runs explaining a batch of ``shape`` as :func:`explain_prepared` does takes beyond
+    its shared run, and what asks for them (:meth:`onnx_xai.Explainer.cost`)."""
     references = reference_options(ex, np.zeros(shape, ex.input_dtype), opts)
     if opts.smooth:
         costs = [

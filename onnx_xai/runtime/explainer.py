@@ -323,13 +323,14 @@ class Explainer:
 
     # -- internals -----------------------------------------------------------------------------------
     def _declared_layers(self) -> tuple[tuple[int, int, int], ...]:
-        """Each target layer's ``(K, h, w)`` as the light graph declares it, if all are static."""
-        seeded = self._sessions.record().objective == "seed"
-        declared = {o.name: o.shape for o in self._sessions.get(("activation",), seeded).outputs}
-        shapes = [declared.get(c.layer_output(c.ACTIVATION, k)) for k in range(len(self.target_layers))]
-        if any(s is None or not all(isinstance(d, int) for d in s[1:]) for s in shapes):
+        """Each target layer's ``(K, h, w)`` as a graph built so far declares it, if all are known
+        and static (else none: a cost that depends on them is admitted again once they are)."""
+        shapes: list[tuple] = []
+        while (shape := self._sessions.declared_shape(c.layer_output(c.ACTIVATION, len(shapes)))) is not None:
+            shapes.append(shape)
+        if not shapes or not all(isinstance(d, int) for shape in shapes for d in shape[1:]):
             return ()
-        return tuple(tuple(s[1:]) for s in shapes if s is not None)
+        return tuple((int(k), int(h), int(w)) for _, k, h, w in shapes)
 
     def _relevance(self, x: np.ndarray, objective: np.ndarray, composite, extra: dict) -> np.ndarray:
         """LRP's relevance of the batch for ``objective`` by ``composite`` (:mod:`.methods.relevance`)."""

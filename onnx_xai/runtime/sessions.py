@@ -153,6 +153,13 @@ class SessionSet:
         present = set(self.record().outputs)
         return [name for name, outputs in OUTPUT_SETS.items() if set(outputs) <= present]
 
+    def declared_shape(self, name: str) -> tuple | None:
+        """An output's shape as the first session built that has it declares it (None: no session
+        built so far has it; nothing is built here)."""
+        with self._lock:
+            sessions = list(self._sessions.values())
+        return next((o.shape for s in sessions for o in s.outputs if o.name == name), None)
+
     def held(self) -> int:
         """How many sessions (copies of the model) are held now."""
         return len({id(s) for s in self._sessions.values()}) + 2 * len(self._split)

@@ -45,6 +45,15 @@ class Work:
         self._stopped: str | None = None
         self._lock = threading.Lock()
 
+    def bound(
+        self, timeout_s: float | None = None, max_runs: int | None = None, limit_name: str = "max_runs"
+    ) -> Work:
+        """Give work made earlier (by whoever watches its client) its deadline, counted from when it
+        was made, and its limit on runs; itself."""
+        self.timeout_s, self.max_runs, self.limit_name = timeout_s, max_runs, limit_name
+        self.deadline = None if timeout_s is None else self.started + timeout_s
+        return self
+
     def cancel(self, reason: str = "the work was cancelled") -> None:
         """Stop the work at its next run (from any thread); ``reason`` is the error's message."""
         self._stopped = reason

@@ -14,18 +14,22 @@ nothing to wait for is read at once (others that arrive during the read join it)
 (no load) and no wait is asked, it is read and run in the run thread in one go. Each
 request gets back its own slice of the results, in order. A read that fails fails its own request
 only; when a shared run fails (one request's objective has no answer), each request of it is run on
-its own, so that only the one at fault gets the error.
+its own, so that only the one at fault gets the error. A read whose key starts with :data:`LONG`
+(a request that runs the model many times) is not batched: it goes to ``run_long`` (the long lane,
+:mod:`.lanes`), and the stages go on without it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any
 
 Read = Callable[[], tuple[tuple, list, Any]]  # () -> (key, items, context)
+RunLong = Callable[[tuple, list, Any], Awaitable[list]]  # (key, items, context) -> results
+LONG = "long"  # the first element of the key of a read that goes to the long lane
 
 
 class Batcher:
@@ -33,9 +37,14 @@ class Batcher:
     ``readers``."""
 
     def __init__(
-        self, run: Callable[[tuple, list], list], readers: Executor, max_batch: int, max_latency: float
+        self,
+        run: Callable[[tuple, list], list],
+        readers: Executor,
+        max_batch: int,
+        max_latency: float,
+        run_long: RunLong | None = None,
     ):
-        self._run, self._readers = run, readers
+        self._run, self._readers, self._run_long = run, readers, run_long
         self.max_batch, self.max_latency = max_batch, max_latency
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="onnx-xai-run")
         self._arrived: list[tuple[Read, asyncio.Future]] = []
@@ -72,8 +81,10 @@ class Batcher:
         """A run of its own, reading included; requests that arrive meanwhile wait for it, as behind
         any run."""
 
-        def read_and_run() -> tuple[list, Any]:
+        def read_and_run() -> tuple[list | None, Any]:
             key, items, context = read()
+            if key[0] == LONG:
+                return None, (key, items, context)
             return self._run(key, items), context
 
         self._shared = False
@@ -81,7 +92,16 @@ class Batcher:
             asyncio.get_running_loop().run_in_executor(self._pool, read_and_run)
         )
         self._running.add_done_callback(self._ran)
-        return await self._running
+        results, context = await self._running
+        if results is None:  # read here, run in the long lane
+            key, items, context = context
+            return await self._long(key, items, context)
+        return results, context
+
+    async def _long(self, key: tuple, items: list, context) -> tuple[list, Any]:
+        if self._run_long is None:
+            raise RuntimeError("a long request, and no long lane to run it")
+        return await self._run_long(key, items, context), context
 
     def _waited(self) -> None:
         self._waiting = None
@@ -102,8 +122,17 @@ class Batcher:
             _settle(future, error=done.exception())
         else:
             key, items, context = done.result()
-            self._ready.setdefault(key, []).append((items, context, future))
+            if key[0] == LONG:
+                asyncio.ensure_future(self._settle_long(future, key, items, context))
+            else:
+                self._ready.setdefault(key, []).append((items, context, future))
         self._next()
+
+    async def _settle_long(self, future: asyncio.Future, key: tuple, items: list, context) -> None:
+        try:
+            _settle(future, await self._long(key, items, context))
+        except Exception as exc:  # noqa: BLE001 - handed to the request, never lost
+            _settle(future, error=exc)
 
     def _ran(self, _done=None) -> None:
         self._running = None

@@ -7,8 +7,10 @@ explanation per method (method, target, label, score, box in photo pixels, the o
 a transparent PNG overlay of the photo's size in base64 (and on request the map drawn on the photo),
 the raw map on request), from one run of the graph per batch: the
 Explainer's shared run gives the output, the activations and the gradients together. Requests are
-read by :mod:`.requests` and batched by :mod:`.batching`; any problem with a request is KServe's
-``InvalidInput`` (HTTP 400, one line).
+read by :mod:`.requests`, admitted by :mod:`.admission` (their cost in model runs, their deadline),
+batched by :mod:`.batching` or, when they run the model many times, run alone in the long lane
+(:mod:`.lanes`); any problem with a request is KServe's ``InvalidInput`` (HTTP 400, one line), a
+request stopped before its end (deadline, the server stopping) gets 503.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from kserve import InferOutput, InferRequest, InferResponse, Model
 from kserve.errors import InvalidInput
 from PIL import Image
 
-from ..errors import InputError, XaiError
+from ..errors import InputError, WorkStopped, XaiError
 from ..images import Prepared
 from ..labels import read_labels
 from ..photos.records import picks
@@ -33,9 +35,13 @@ from ..png import picture_png
 from ..preprocessing import Preprocessing, preprocessing_for
 from ..runtime import Explainer
 from ..runtime.methods import METHOD_NAMES
+from ..runtime.work import Work
 from ..visuals import outline, photo_layer, photo_picture
 from . import requests
-from .batching import Batcher
+from .admission import STOPPING, WorkLimits, bind, is_long, refusal
+from .batching import LONG, Batcher
+from .disconnects import REQUEST_WORK
+from .lanes import LongLane
 
 
 @dataclass(frozen=True)
@@ -58,6 +64,9 @@ class ServeConfig:
     max_header_kb: float = 64.0  # a request's head: request line and header fields
     max_pixels: int = 40_000_000  # a photo's, decoded (:mod:`.requests`)
     max_pending_pixels: int = 100_000_000  # the decoded photos in flight, together
+    max_runs: int = 2000  # model runs a request's methods may take (:mod:`.admission`)
+    timeout_s: float = 60.0  # a request's deadline
+    grace_s: float = 30.0  # after SIGTERM, how long requests in flight are given
 
 
 class ExplainedModel(Model):
@@ -69,30 +78,46 @@ class ExplainedModel(Model):
 
     def load(self) -> bool:
         c = self.config
-        self.ex = Explainer(
+        self.ex = self._explainer()
+        self.settings = preprocessing_for(self.ex, c.preprocessing)
+        self.labels = read_labels(c.labels, self.ex.num_classes, self.ex.metadata)
+        self.encoders = ThreadPoolExecutor(max_workers=2, thread_name_prefix="onnx-xai-encode")
+        self.limits = WorkLimits(c.max_runs, c.timeout_s, long_runs=c.max_batch)
+        self.lane = LongLane(self._explainer)
+        self.batcher = Batcher(self._run, self.encoders, c.max_batch, c.max_latency_ms / 1000, self._run_long)
+        self.ready = True
+        return True
+
+    def _explainer(self) -> Explainer:
+        c = self.config
+        return Explainer(
             self.path,
             target_layer=list(c.target_layer) if c.target_layer else None,
             threads=c.threads,
             backend=c.backend,
             output_name=c.output,
         )
-        self.settings = preprocessing_for(self.ex, c.preprocessing)
-        self.labels = read_labels(c.labels, self.ex.num_classes, self.ex.metadata)
-        self.encoders = ThreadPoolExecutor(max_workers=2, thread_name_prefix="onnx-xai-encode")
-        self.batcher = Batcher(self._run, self.encoders, c.max_batch, c.max_latency_ms / 1000)
-        self.ready = True
-        return True
+
+    def stop(self) -> None:
+        """Long requests stop at their next run of the model, with 503 (KServe calls this when the
+        server stops; :mod:`.shutdown` on the first SIGTERM)."""
+        self.lane.stop(STOPPING)
 
     # -- the two verbs -------------------------------------------------------------------------------
     async def predict(self, payload, headers=None, response_headers=None):
         if isinstance(payload, InferRequest):
             return await self._infer_v2(payload)
-        outputs, params = await self._answered("predict", payload, headers)
+        try:
+            outputs, params = await self._answered("predict", payload, headers)
+        except WorkStopped as exc:
+            raise refusal(exc) from None
         return {"predictions": [self._prediction(o[0], params.top_k) for o in outputs]}
 
     async def explain(self, payload, headers=None):
         try:
             answers, params = await self._answered("explain", payload, headers)
+        except WorkStopped as exc:
+            raise refusal(exc) from None
         except (InputError, XaiError) as exc:
             raise InvalidInput(str(exc)) from None
         return {
@@ -102,12 +127,26 @@ class ExplainedModel(Model):
 
     async def _answered(self, verb: str, payload, headers) -> tuple[list, requests.Parameters]:
         """The request read and run with those that share its key (:mod:`.batching`): one answer
-        per instance, and its parameters."""
-        return await self.batcher.submit(lambda: self._read_keyed(verb, payload, headers))
+        per instance, and its parameters. Its work is the one its connection is watched with."""
+        work = REQUEST_WORK.get() or Work()
+        return await self.batcher.submit(lambda: self._read_keyed(verb, payload, headers, work))
 
-    def _read_keyed(self, verb: str, payload, headers) -> tuple[tuple, list, requests.Parameters]:
+    def _read_keyed(self, verb: str, payload, headers, work: Work) -> tuple[tuple, list, requests.Parameters]:
+        """The request read, its work bound and checked (it may have waited), and its key: a long
+        request's starts with :data:`~.batching.LONG` and its work."""
         items, params = self._read(payload, headers)
-        return _key(verb, params, items), items, params
+        bind(work, self.limits, params.timeout_s).check()
+        key = _key(verb, params, items)
+        if verb == "explain":
+            shapes = [item.array.shape for item, _ in items]
+            if is_long(self.ex, shapes, self._options(params), self.limits):
+                return (LONG, work, *key), items, params
+        return key, items, params
+
+    async def _run_long(self, key: tuple, items: list, params) -> list:
+        """A long request, alone, in the long lane, on the lane's own Explainer."""
+        _, work, *rest = key
+        return await self.lane.run(lambda ex: self._run(tuple(rest), items, ex), work)
 
     async def _infer_v2(self, request: InferRequest) -> InferResponse:
         """The V2 protocol's infer: the model's input as a tensor, its explained output back."""
@@ -159,15 +198,23 @@ class ExplainedModel(Model):
         return [(item, params) for item in found], params
 
     # -- one batched run -----------------------------------------------------------------------------
-    def _run(self, key: tuple, items: list) -> list:
+    def _run(self, key: tuple, items: list, ex: Explainer | None = None) -> list:
+        ex = ex or self.ex
         if len({item.array.shape for item, _ in items}) > 1:  # photos at their own sizes: one at a time
-            return [answer for one in items for answer in self._run(key, [one])]
+            return [answer for one in items for answer in self._run(key, [one], ex)]
         batch = np.concatenate([item.array for item, _ in items])
         if key[0] == "predict":
-            return [(o,) for o in self.ex.predict(batch)]
+            return [(o,) for o in ex.predict(batch)]
         params: requests.Parameters = items[0][1]
-        photos = [item.photo or _array_photo(item.array, self.ex.layout) for item, _ in items]
-        opts = ExplainOptions(
+        photos = [item.photo or _array_photo(item.array, ex.layout) for item, _ in items]
+        results, chosen = explain_prepared(ex, photos, self._options(params))
+        shared = next(iter(results.values())).output
+        outputs = shared if shared is not None and len(shared) == len(batch) else ex.predict(batch)
+        answers = [(results, i, photos[i], chosen[i], items[i][0]) for i in range(len(items))]
+        return list(zip(outputs, self.encoders.map(self._entries, answers, [params] * len(answers))))
+
+    def _options(self, params: requests.Parameters) -> ExplainOptions:
+        return ExplainOptions(
             methods=params.methods,
             target=params.target,
             labels=self.labels,
@@ -179,11 +226,6 @@ class ExplainedModel(Model):
             threshold=params.threshold,
             smooth=params.smooth,
         )
-        results, chosen = explain_prepared(self.ex, photos, opts)
-        shared = next(iter(results.values())).output
-        outputs = shared if shared is not None and len(shared) == len(batch) else self.ex.predict(batch)
-        answers = [(results, i, photos[i], chosen[i], items[i][0]) for i in range(len(items))]
-        return list(zip(outputs, self.encoders.map(self._entries, answers, [params] * len(answers))))
 
     def _entries(self, answer: tuple, params: requests.Parameters) -> list[dict]:
         """One instance's explanations, as the response gives them (its boxes found and its pictures

@@ -8,8 +8,9 @@ per-request options) may give ``methods``, ``target`` (an index, a label, or -1 
 top-1), ``top_k``, the objective flags of ``explain`` (``objective``, ``region``, ``candidate``,
 ``channel``, ``threshold``), ``smooth`` (SmoothGrad samples), ``raw`` (return the raw maps),
 ``overlay`` (true, the default: each map as a transparent PNG of the photo's size to lay over it;
-false for none) and ``picture`` (``"png"`` or ``"jpg"``: each map drawn on the photo, as ``explain``
-writes it; false, the default). Anything else, or a value out of range, is a
+false for none), ``picture`` (``"png"`` or ``"jpg"``: each map drawn on the photo, as ``explain``
+writes it; false, the default) and ``timeout_s`` (a deadline shorter than the server's
+``--timeout-s``). Anything else, or a value out of range, is a
 :class:`BadRequest` naming it in one line. Photos are decoded when their request is read, each
 within the server's :class:`PhotoLimits` (set once per process by :func:`limit_photos`): no more
 pixels than ``max_pixels`` (read from the header: 400 before decoding), those of the photos in flight
@@ -45,6 +46,7 @@ KNOWN = (
     "raw",
     "overlay",
     "picture",
+    "timeout_s",
 )
 
 
@@ -68,6 +70,7 @@ class Parameters:
     raw: bool = False
     overlay: bool = True  # each map as a transparent PNG layer to lay over the photo
     picture: str | None = None  # each map drawn on the photo: "png", "jpg", or None
+    timeout_s: float | None = None  # a deadline shorter than the server's
 
 
 @dataclass
@@ -129,6 +132,7 @@ def parameters(
         raw=_flag(given, "raw", False),
         overlay=_overlay(given.get("overlay", True)),
         picture=_picture(given.get("picture", False)),
+        timeout_s=_positive(given, "timeout_s"),
     )
 
 
@@ -145,6 +149,15 @@ def _number(given: dict, name: str, default: float) -> float:
     value = given.get(name, default)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise BadRequest(f"{name} must be a finite number, not {value!r}")
+    return float(value)
+
+
+def _positive(given: dict, name: str) -> float | None:
+    value = given.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+        raise BadRequest(f"{name} must be a number of seconds > 0, not {value!r}")
     return float(value)
 
 

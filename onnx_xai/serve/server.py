@@ -9,22 +9,26 @@ bodies in flight over ``max_pending_mb`` (503), a body that comes too slowly (40
 over ``max_header_kb`` (431, in uvicorn's HTTP protocol) and a photo over ``max_pixels`` or the
 pixels in flight (:mod:`.limits`, :mod:`.requests`). The ports are checked free as the servers bind
 them (``SO_REUSEADDR``: a restart right after a stop finds its ports in TIME_WAIT).
-SIGTERM and SIGINT stop it after the requests in flight are answered (KServe's graceful shutdown,
-within ``grace_period`` seconds). ``workers > 1`` runs as many such servers, one per process, on the
+A client that leaves cancels its request (:mod:`.disconnects`). SIGTERM and SIGINT stop it after
+the short requests in flight are answered, the long ones stopped with 503, always within the grace
+period (:mod:`.shutdown`). ``workers > 1`` runs as many such servers, one per process, on the
 same ports, under a supervisor that replaces a worker that dies (:mod:`.workers`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..errors import XaiError
+from .disconnects import Disconnects
 from .limits import BodyLimit, head_limited
 from .model import ExplainedModel, ServeConfig
 from .requests import limit_photos
+from .shutdown import Shutdown
 from .workers import reuse_port_socket, run_workers
 
 
@@ -83,13 +87,14 @@ def _serve_one(
     model.load()
     ready()
     max_bytes, max_pending_bytes = int(config.max_body_mb * 2**20), int(config.max_pending_mb * 2**20)
+    model_server.app.add_middleware(Disconnects)  # inside the body limits
     model_server.app.add_middleware(
         BodyLimit, max_bytes=max_bytes, max_pending_bytes=max_pending_bytes, timeout_s=config.body_timeout_s
     )
     limit_photos(config.max_pixels, config.max_pending_pixels)
     model_server.RESTServer = _rest_on(
         rest_server.RESTServer, ports.host, ports.http if shared else None, ports.log_latency,
-        max_head_bytes=int(config.max_header_kb * 1024),
+        max_head_bytes=int(config.max_header_kb * 1024), shutdown=Shutdown(model.stop, config.grace_s),
     )  # fmt: skip
     model_server.GRPCServer = _grpc_on(grpc_server.GRPCServer, ports.host, max_bytes, max_pending_bytes)
     server = kserve.ModelServer(
@@ -99,6 +104,7 @@ def _serve_one(
         enable_grpc=ports.grpc is not None,
         enable_docs_url=False,
         enable_latency_logging=ports.log_latency,
+        grace_period=max(1, int(config.grace_s) - 1),  # uvicorn's wait; the watchdog's is grace_s
     )
     logging.getLogger("kserve").setLevel(logging.WARNING)  # after KServe configured its logging
     if not ports.log_latency:
@@ -119,11 +125,14 @@ def _check_free(host: str, port: int | None) -> None:
             raise XaiError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
 
 
-def _rest_on(base, host: str, shared_port: int | None, log_latency: bool, max_head_bytes: int):
+def _rest_on(
+    base, host: str, shared_port: int | None, log_latency: bool, max_head_bytes: int, shutdown: Shutdown
+):
     """KServe's REST server class, bound to ``host``; on a socket other processes share when
     ``shared_port`` is given; without KServe's timing middleware unless ``log_latency`` (all it does
     is log each request's wall and CPU time; Prometheus's histograms at ``/metrics`` stay); each
-    request's head at most ``max_head_bytes`` (:func:`.limits.head_limited`)."""
+    request's head at most ``max_head_bytes`` (:func:`.limits.head_limited`); ``shutdown``'s signal
+    handler put in front of uvicorn's once it serves."""
 
     class Bound(base):
         def __init__(self, *args, **kwargs):
@@ -138,6 +147,8 @@ def _rest_on(base, host: str, shared_port: int | None, log_latency: bool, max_he
                 super()._add_middlewares(app)
 
         async def start(self):
+            loop = asyncio.get_running_loop()
+            loop.call_soon(shutdown.install, loop)  # runs once uvicorn has installed its handlers
             if shared_port is None:
                 return await super().start()
             self.create_application()

@@ -1,0 +1,63 @@
+"""What a request may ask of the model: its cost in runs, its deadline, and the lane that runs it.
+
+An ``:explain`` request's cost is known once it is read: the model runs (instances) its methods take
+beyond the shared run of its photos (:meth:`onnx_xai.Explainer.cost`: SmoothGrad's copies, RISE's
+masks, occlusion's patches ...). Over ``--max-runs`` it is refused at once, 400 in one line naming
+what asks for the runs; over ``--max-batch`` runs it is a long request, run alone in the long lane
+(:mod:`.lanes`) while short ones keep being batched; under, it is batched with the requests that
+share its options. Every request gets a deadline: ``--timeout-s``, or the shorter ``timeout_s`` it
+asks for, counted from its arrival and checked between runs of the model; a request stopped by it,
+by its client leaving or by the server stopping gets 503 in one line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kserve.errors import InvalidInput
+
+from ..errors import DeadlineExceeded, WorkStopped
+from ..photos.run import ExplainOptions, explain_cost
+from ..runtime.work import Work
+from .limits import Busy
+
+STOPPING = "the server is stopping: the request was not finished (retry on another replica)"
+
+
+@dataclass(frozen=True)
+class WorkLimits:
+    """The server's bounds on a request's work (the ``serve`` command's flags)."""
+
+    max_runs: int
+    timeout_s: float
+    long_runs: int  # a request costing more runs than this goes to the long lane
+
+
+def bind(work: Work, limits: WorkLimits, asked_timeout_s: float | None = None) -> Work:
+    """The request's work (the one its connection is watched with, :mod:`.disconnects`) bounded by
+    the server's deadline or the shorter one asked, and by ``--max-runs``."""
+    timeout = limits.timeout_s if asked_timeout_s is None else min(asked_timeout_s, limits.timeout_s)
+    return work.bound(timeout, limits.max_runs, "--max-runs")
+
+
+def is_long(ex, shapes: list[tuple], opts: ExplainOptions, limits: WorkLimits) -> bool:
+    """Whether instances of ``shapes`` (each a batch of one) explained as ``opts`` asks take the
+    long lane; refused (400) over ``--max-runs``."""
+    costs = [explain_cost(ex, shape, opts) for shape in dict.fromkeys(shapes)]
+    per_shape = {shape: cost for shape, cost in zip(dict.fromkeys(shapes), costs)}
+    runs = sum(per_shape[shape][0] for shape in shapes)
+    why, count = costs[0][1], len(shapes)
+    if runs > limits.max_runs:
+        asked = why.replace("on 1 sample", f"on {count} instance{'s' if count != 1 else ''}")
+        raise InvalidInput(
+            f"{asked}: {runs} model runs; at most {limits.max_runs} (--max-runs): ask for fewer "
+            "(smooth, instances) or methods that run the model less"
+        )
+    return runs > limits.long_runs
+
+
+def refusal(exc: WorkStopped) -> Busy:
+    """The 503 a request stopped before its end gets, in one line."""
+    if isinstance(exc, DeadlineExceeded):
+        return Busy(f"{exc} (--timeout-s, or the request's timeout_s)")
+    return Busy(str(exc))

@@ -172,6 +172,11 @@ def detection_layout(shape: tuple, scores_only: bool, classes: int | None = None
     ``4 + 1 + C`` (an objectness row, YOLOv5) when the model names ``classes`` classes and the rows
     are one more than a box and them. Scores only and one column more than the ``classes`` named: the
     last is DETR's "no object", left out."""
+    if len(shape) != 3:
+        raise InputError(
+            f"a detection objective needs an output of candidates [N, candidates, attributes], "
+            f"not of shape {list(shape)}"
+        )
     anchors_last = not (isinstance(shape[1], int) and isinstance(shape[2], int) and shape[1] > shape[2])
     rows = shape[1] if anchors_last else shape[2]
     if scores_only or (isinstance(rows, int) and rows < 5):

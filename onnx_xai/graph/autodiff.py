@@ -47,7 +47,7 @@ def path_problems(e: Emitter, nodes: Sequence[onnx.NodeProto]) -> list[str]:
 
 def prepare_path(e: Emitter, score: str, wrt: Sequence[str]) -> list[onnx.NodeProto]:
     """The nodes to differentiate, with ``e.wanted`` set to the tensors that need cotangents."""
-    e.wanted = (dependents(e.info, wrt) & ancestors(e.info, score)) | set(wrt)
+    e.wanted = {*(dependents(e.info, wrt) & ancestors(e.info, score)), *wrt}
     return path_nodes(e.info, wrt, score)
 
 

@@ -82,7 +82,7 @@ def cam_head(info: GraphInfo, view: LayerView, score: str) -> CamHead | str:
 def _next(info: GraphInfo, name: str, score: str, first_input: bool = True) -> onnx.NodeProto | None:
     """The one node after ``name`` on the way to the score (a pooled vector may also feed other heads:
     a detector's box regressor beside its classifier), reading it as its first input when asked."""
-    needed = ancestors(info, score) | {score}
+    needed = ancestors(info, score)  # the score included; computed once, shared, never copied
     consumers = [n for n in data_consumers(info, name) if not needed.isdisjoint(n.output)]
     if len(consumers) != 1 or (first_input and consumers[0].input[0] != name):
         return None

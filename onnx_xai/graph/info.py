@@ -104,6 +104,7 @@ class GraphInfo:
                 if name:
                     self.consumers.setdefault(name, []).append(node)
         self._types: dict[str, onnx.TypeProto] = {}
+        self._shapes: dict[str, tuple[Dim, ...] | None] = {}  # shape() read once per tensor
         self._infer()
         self._const_cache: dict[str, np.ndarray | None] = {}
         self._flow: list[tuple[onnx.NodeProto, list[str], list[str]]] | None = None
@@ -129,7 +130,11 @@ class GraphInfo:
                 rank = target[0] if target is not None and isinstance(target[0], int) else None
             if rank is not None:
                 elem = self.dtype(out) or self.dtype(node.input[-1 if node.op_type == "Where" else 0])
-                self._types[out] = onnx.helper.make_tensor_type_proto(elem, [None] * rank)
+                self._set_type(out, onnx.helper.make_tensor_type_proto(elem, [None] * rank))
+
+    def _set_type(self, name: str, type_proto: onnx.TypeProto) -> None:
+        self._types[name] = type_proto
+        self._shapes.pop(name, None)
 
     # -- types and shapes --------------------------------------------------------------------------
     def dtype(self, name: str) -> int:
@@ -152,6 +157,13 @@ class GraphInfo:
 
     def shape(self, name: str) -> tuple[Dim, ...] | None:
         """The tensor's shape, or None when even its rank is unknown."""
+        try:
+            return self._shapes[name]
+        except KeyError:
+            found = self._shapes[name] = self._read_shape(name)
+            return found
+
+    def _read_shape(self, name: str) -> tuple[Dim, ...] | None:
         tp = self._types.get(name)
         if tp is None or not tp.tensor_type.HasField("shape"):
             return None
@@ -227,7 +239,7 @@ class GraphInfo:
         """Make a constant that a rewrite adds known like the model's own (its type, shape and value:
         a rule applied to a node with a changed weight reads the weight's shape)."""
         elem = onnx.helper.np_dtype_to_tensor_dtype(value.dtype)
-        self._types[name] = onnx.helper.make_tensor_type_proto(elem, list(value.shape))
+        self._set_type(name, onnx.helper.make_tensor_type_proto(elem, list(value.shape)))
         self._const_cache[name] = value
 
     def is_const(self, name: str) -> bool:

@@ -11,7 +11,8 @@ waiting for a consumer: one linear pass finds them all.
 
 Each walk visits every node once (200,000 nodes in well under a second) and is asked the same
 question several times by the analysis: answers are kept on the :class:`GraphInfo` (``info.walks``),
-which describes one graph that is never modified.
+which describes one graph that is never modified, and handed out as they are (frozen sets, never
+copied: a copy per question made the CAM head's walk, which asks once per node, quadratic).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import onnx
 from .info import GraphInfo
 
 
-def dependents(info: GraphInfo, sources: Iterable[str]) -> set[str]:
+def dependents(info: GraphInfo, sources: Iterable[str]) -> frozenset[str]:
     """Tensors that carry data depending on any of ``sources`` (the sources included)."""
     sources = frozenset(sources)
     key = ("dependents", sources)
@@ -33,10 +34,10 @@ def dependents(info: GraphInfo, sources: Iterable[str]) -> set[str]:
             if data and not reached.isdisjoint(inputs):
                 reached.update(data)
         info.walks[key] = frozenset(reached)
-    return set(info.walks[key])
+    return info.walks[key]
 
 
-def ancestors(info: GraphInfo, target: str) -> set[str]:
+def ancestors(info: GraphInfo, target: str) -> frozenset[str]:
     """Tensors that ``target`` depends on (itself included)."""
     key = ("ancestors", target)
     if key not in info.walks:
@@ -45,7 +46,7 @@ def ancestors(info: GraphInfo, target: str) -> set[str]:
             if not needed.isdisjoint(node.output):
                 needed.update(inputs)
         info.walks[key] = frozenset(needed)
-    return set(info.walks[key])
+    return info.walks[key]
 
 
 def reaches(info: GraphInfo, source: str, target: str) -> bool:
@@ -73,10 +74,15 @@ def dominators(info: GraphInfo, source: str, score: str) -> list[str]:
         for name in info.inputs_of(node):
             if name in on_path:
                 last_use[name] = k
-    found, live = [source], {source}
+    ending: dict[int, list[str]] = {}  # the tensors whose last use is each node (the score never ends)
+    for name, k in last_use.items():
+        if name != score:
+            ending.setdefault(k, []).append(name)
+    found, seen, live = [source], {source}, {source}
     for k, node in enumerate(nodes):
-        live.update(o for o in node.output if o in on_path)
-        live = {t for t in live if last_use.get(t, -1) > k or t == score}
-        if len(live) == 1 and next(iter(live)) not in found:
+        live.update(o for o in node.output if o in on_path and (last_use.get(o, -1) > k or o == score))
+        live.difference_update(ending.get(k, ()))
+        if len(live) == 1 and next(iter(live)) not in seen:
             found.append(next(iter(live)))
+            seen.add(found[-1])
     return found

@@ -85,7 +85,7 @@ class DeepLiftShap(Method):
     agreement = "1e-4, Captum"
 
     def cost(self, opts: DeepLiftShapOptions, facts: Facts) -> Cost:
-        shape = np.shape(opts.baselines)
+        shape = np.asarray(opts.baselines).shape
         count = shape[1] if len(shape) == len(facts.sample) + 2 else shape[0]
         return 2 * facts.batch * count, f"{count} baselines"
 

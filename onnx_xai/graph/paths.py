@@ -80,9 +80,14 @@ def dominators(info: GraphInfo, source: str, score: str) -> list[str]:
             ending.setdefault(k, []).append(name)
     found, seen, live = [source], {source}, {source}
     for k, node in enumerate(nodes):
-        live.update(o for o in node.output if o in on_path and (last_use.get(o, -1) > k or o == score))
-        live.difference_update(ending.get(k, ()))
-        if len(live) == 1 and next(iter(live)) not in seen:
-            found.append(next(iter(live)))
-            seen.add(found[-1])
+        for name in node.output:
+            if name in on_path and (last_use.get(name, -1) > k or name == score):
+                live.add(name)
+        if k in ending:
+            live.difference_update(ending[k])
+        if len(live) == 1:
+            (only,) = live
+            if only not in seen:
+                found.append(only)
+                seen.add(only)
     return found

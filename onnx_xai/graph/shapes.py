@@ -195,14 +195,14 @@ def _fold_round(
     """Replace newly constant integer nodes by Constant nodes (recorded in ``folded``); True when
     any was replaced."""
     values: dict[str, np.ndarray | None] = {t.name: numpy_helper.to_array(t) for t in shell.graph.initializer}
-    changed = False
+    changed, opset = False, _opset(shell)
     for i, node in enumerate(shell.graph.node):
         if node.op_type == "Constant":
             values[node.output[0]] = (
                 numpy_helper.to_array(node.attribute[0].t) if node.attribute[0].name == "value" else None
             )
             continue
-        value = _evaluate(node, values, types, _opset(shell))
+        value = _evaluate(node, values, types, opset)
         if value is None:
             continue
         values[node.output[0]] = folded[node.output[0]] = value

@@ -87,15 +87,20 @@ def with_node(*nodes: onnx.NodeProto) -> Callable[[Path], onnx.ModelProto]:
     return lambda folder: classifier(extra_nodes=nodes)
 
 
-def rewired(position: int, reads: str) -> Callable[[Path], onnx.ModelProto]:
-    """The classifier with node ``position`` reading ``reads`` instead of its first input."""
+def changed(edit: Callable[[onnx.ModelProto], object]) -> Callable[[Path], onnx.ModelProto]:
+    """The classifier changed by ``edit``."""
 
     def build(folder: Path) -> onnx.ModelProto:
         model = classifier()
-        model.graph.node[position].input[0] = reads
+        edit(model)
         return model
 
     return build
+
+
+def rewired(position: int, reads: str) -> Callable[[Path], onnx.ModelProto]:
+    """The classifier with node ``position`` reading ``reads`` instead of its first input."""
+    return changed(lambda model: model.graph.node[position].input.__setitem__(0, reads))
 
 
 def outside_file(folder: Path) -> str:
@@ -141,55 +146,32 @@ def in_if(then_nodes: list[onnx.NodeProto], then_output: str) -> Callable[[Path]
 
 
 def in_loop_body(initializer: TensorProto) -> Callable[[Path], onnx.ModelProto]:
+    """The classifier with a dead-end Loop whose body holds ``initializer`` (read as ``w``)."""
+    value = helper.make_tensor_value_info
     body = helper.make_graph(
-        [
-            helper.make_node("Identity", ["cond_in"], ["cond_out"]),
-            helper.make_node("Add", ["v_in", "w"], ["v_out"]),
-        ],
+        [helper.make_node("Identity", ["c"], ["c_out"]), helper.make_node("Add", ["v", "w"], ["v_out"])],
         "body",
         [
-            helper.make_tensor_value_info("i", TensorProto.INT64, []),
-            helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
-            helper.make_tensor_value_info("v_in", TensorProto.FLOAT, None),
+            value("i", TensorProto.INT64, []),
+            value("c", TensorProto.BOOL, []),
+            value("v", TensorProto.FLOAT, None),
         ],
-        [
-            helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
-            helper.make_tensor_value_info("v_out", TensorProto.FLOAT, None),
-        ],
+        [value("c_out", TensorProto.BOOL, []), value("v_out", TensorProto.FLOAT, None)],
         [initializer],
     )
     node = helper.make_node("Loop", ["", "cond", "flat"], ["looped"], name="loop", body=body)
     return lambda folder: classifier([node], [numpy_helper.from_array(np.array(True), "cond")])
 
 
-def sparse_fc(dims: list[int]) -> Callable[[Path], onnx.ModelProto]:
-    def build(folder: Path) -> onnx.ModelProto:
-        model = classifier()
-        values = numpy_helper.from_array(np.ones(2, np.float32), "dense.weight")
-        indices = numpy_helper.from_array(np.array([0, 5], np.int64), "dense.weight.indices")
-        model.graph.sparse_initializer.append(helper.make_sparse_tensor(values, indices, dims))
-        return model
-
-    return build
+def sparse(model: onnx.ModelProto, dims: list[int]) -> None:
+    values = numpy_helper.from_array(np.ones(2, np.float32), "dense.weight")
+    indices = numpy_helper.from_array(np.array([0, 5], np.int64), "dense.weight.indices")
+    model.graph.sparse_initializer.append(helper.make_sparse_tensor(values, indices, dims))
 
 
-def huge_input(folder: Path) -> onnx.ModelProto:
-    model = classifier()
+def huge_input(model: onnx.ModelProto) -> None:
     dims = model.graph.input[0].type.tensor_type.shape.dim
     dims[2].dim_value, dims[3].dim_value = 100000, 100000
-    return model
-
-
-def twice(kind: str) -> Callable[[Path], onnx.ModelProto]:
-    def build(folder: Path) -> onnx.ModelProto:
-        model = classifier()
-        if kind == "initializer":
-            model.graph.initializer.append(numpy_helper.from_array(np.ones((2, 4), np.float32), "fc.weight"))
-        else:
-            model.graph.input.append(model.graph.input[0])
-        return model
-
-    return build
 
 
 FLOATS_4x2 = np.ones(8, np.float32).tobytes()
@@ -264,14 +246,20 @@ ROWS: dict[str, tuple[Callable[[Path], onnx.ModelProto], str]] = {
         with_node(helper.make_node("Identity", ["flat"], ["fc.weight"], name="over")),
         "Identity 'over' writes 'fc.weight', which is an input or initializer",
     ),
-    "two initializers of one name": (twice("initializer"), "initializer 'fc.weight' is declared twice"),
-    "two inputs of one name": (twice("input"), "input 'x' is declared twice"),
+    "two initializers of one name": (
+        changed(lambda model: model.graph.initializer.append(model.graph.initializer[1])),
+        "initializer 'fc.weight' is declared twice",
+    ),
+    "two inputs of one name": (
+        changed(lambda model: model.graph.input.append(model.graph.input[0])),
+        "input 'x' is declared twice",
+    ),
     "a read of nothing": (
         rewired(2, "ghost"),
         "GlobalAveragePool 'gap' reads 'ghost', which nothing defines",
     ),
     "an input of absurd size": (
-        huge_input,
+        changed(huge_input),
         "input 'x' declares 30000000000 values (dims [3, 100000, 100000]), "
         "more than 2147483648 for one input",
     ),
@@ -298,7 +286,7 @@ ROWS: dict[str, tuple[Callable[[Path], onnx.ModelProto], str]] = {
         "attribute 'value' of ConstantOfShape 'fill' declares 4611686018427387904 values",
     ),
     "a sparse initializer of absurd dense size": (
-        sparse_fc([10**6, 10**6]),
+        changed(lambda model: sparse(model, [10**6, 10**6])),
         "sparse initializer 'dense.weight' declares 1000000000000 values once dense",
     ),
     # subgraphs

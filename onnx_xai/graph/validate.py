@@ -120,7 +120,7 @@ class _Check:
             count = math.prod(d for d in dims if d > 0)
             if count > MAX_INPUT_VALUES:
                 self.problems.append(
-                    f"input {value.name!r} declares {count} values (dims {dims}), "
+                    f"input {value.name!r} declares {count} values (static dims {dims}), "
                     f"more than {MAX_INPUT_VALUES} for one input"
                 )
 

@@ -260,7 +260,7 @@ ROWS: dict[str, tuple[Callable[[Path], onnx.ModelProto], str]] = {
     ),
     "an input of absurd size": (
         changed(huge_input),
-        "input 'x' declares 30000000000 values (dims [3, 100000, 100000]), "
+        "input 'x' declares 30000000000 values (static dims [3, 100000, 100000]), "
         "more than 2147483648 for one input",
     ),
     # attributes

@@ -189,15 +189,18 @@ class _Check:
         """Check the tensors and subgraphs of a node's attributes; the outer names its subgraphs read."""
         free: set[str] = set()
         for a in node.attribute:
+            tensors = ([a.t] if a.HasField("t") else []) + list(a.tensors)
+            sparses = ([a.sparse_tensor] if a.HasField("sparse_tensor") else []) + list(a.sparse_tensors)
+            graphs = ([a.g] if a.HasField("g") else []) + list(a.graphs)
+            if not (tensors or sparses or graphs):
+                continue  # numbers and strings: nothing declares a size
             what = f"attribute {a.name!r} of {describe(node, k)}{where}"
-            tensors = [a.t] if a.HasField("t") else []
-            for tensor in tensors + list(a.tensors):
+            for tensor in tensors:
                 self.tensor(tensor, what)
-            for sparse in ([a.sparse_tensor] if a.HasField("sparse_tensor") else []) + list(a.sparse_tensors):
+            for sparse in sparses:
                 self.sparse(sparse, what)
-            for sub in ([a.g] if a.HasField("g") else []) + list(a.graphs):
-                inner = f" in the {a.name!r} graph of {describe(node, k)}{where}"
-                free |= self.graph(sub, inner, scopes)
+            for sub in graphs:
+                free |= self.graph(sub, f" in the {a.name!r} graph of {describe(node, k)}{where}", scopes)
         return free
 
     def _order(self, nodes, producers: dict[str, int], reads: list[list[str]], where: str) -> None:

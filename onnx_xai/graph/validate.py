@@ -261,7 +261,7 @@ class _Check:
             return
         stored = len(getattr(tensor, typed))
         if stored != -(-count * entries // values):
-            held = f"holds {stored * values // entries} ({stored} entries of {typed})"
+            held = f"holds {stored * values // entries} ({stored} in {typed})"
             self.problems.append(f"{what} declares {count} values (dims {dims}) but {held}")
 
     def _count(self, dims: list[int], what: str) -> int | None:

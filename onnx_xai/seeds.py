@@ -174,7 +174,7 @@ def detection_layout(shape: tuple, scores_only: bool, classes: int | None = None
     last is DETR's "no object", left out."""
     if len(shape) != 3:
         raise InputError(
-            f"a detection objective needs an output of candidates [N, candidates, attributes], "
+            f"a detection objective needs an output of rank 3, [N, candidates, attributes], "
             f"not of shape {list(shape)}"
         )
     anchors_last = not (isinstance(shape[1], int) and isinstance(shape[2], int) and shape[1] > shape[2])

@@ -135,6 +135,6 @@ def test_the_grace_period_ends_the_process_whatever_holds_it():
 
 
 def test_an_objective_the_output_cannot_have_is_400(served):
-    for objective, message in (("detection", "needs an output of candidates"), ("dense", "rank 4")):
+    for objective, message in (("detection", "needs an output of rank 3"), ("dense", "rank 4")):
         status, body = served.call("explain", [photo(PHOTOS[0])], objective=objective)
         assert status == 400 and message in body["error"] and "\n" not in body["error"]

@@ -40,6 +40,7 @@ FORMAT = 2
 
 # Output set -> the outputs it adds besides SCORE and TARGET_USED, in contract order.
 OUTPUT_SETS: dict[str, tuple[str, ...]] = {
+    "score": (),  # the score alone: the forward-only methods' graph where there is no target layer
     "activation": (ACTIVATION,),
     "cam": (ACTIVATION, CAM),
     "gradcam": (ACTIVATION, ACTIVATION_GRAD, GRADCAM),
@@ -52,6 +53,7 @@ OUTPUT_SETS: dict[str, tuple[str, ...]] = {
 }
 DEFAULT_SETS = ("cam", "gradcam", "input_grad")  # what `augment` writes unless told otherwise
 LAYER_OUTPUTS = (ACTIVATION, ACTIVATION_GRAD, GRADCAM)  # one of each per target layer
+LAYERED_SETS = ("activation", "cam", "gradcam")  # the sets that read a target layer
 
 
 def layer_output(name: str, layer: int) -> str:
@@ -63,7 +65,8 @@ def layer_output(name: str, layer: int) -> str:
 def outputs_of(output_set: str, layers: int = 1) -> tuple[str, ...]:
     """The outputs an output set adds for a rewrite with ``layers`` target layers, in contract order."""
     names = OUTPUT_SETS[output_set]
-    return tuple(layer_output(n, k) for k in range(layers) for n in names if k == 0 or n in LAYER_OUTPUTS)
+    shared = tuple(n for n in names if layers or n not in LAYER_OUTPUTS)  # the first layer's, or none
+    return shared + tuple(layer_output(n, k) for k in range(1, layers) for n in names if n in LAYER_OUTPUTS)
 
 
 @dataclass(frozen=True)
@@ -100,12 +103,12 @@ class RewriteRecord:
     source_sha256: str
     input: str
     input_type: str
-    layout: str
+    layout: str | None  # the explained input's layout (a permutation of NCHW) for an image, else None
     differentiated: str
     output: str
     score: str
     score_kind: str
-    target: dict
+    target: dict | None  # the first target layer (None: the model has none)
     cam: bool
     head: str
     outputs: list[str] = field(default_factory=list)
@@ -115,15 +118,16 @@ class RewriteRecord:
     output_layout: str | None = None  # a 4-D explained output's layout as tracked in the graph
     probability_outputs: list[str] = field(default_factory=list)  # outputs all through Sigmoid/Softmax
     composite: str | None = None  # the LRP composite of the relevance output, when there is one
+    kind: str = "image"  # what the explained input is: image, table, signal, tokens or tensor
     format: int = FORMAT
 
     @property
-    def target_layer(self) -> str:
-        return self.target["name"]
+    def target_layer(self) -> str | None:
+        return self.target["name"] if self.target else None
 
     @property
     def target_layers(self) -> list[str]:
-        return [layer["name"] for layer in self.layers] or [self.target_layer]
+        return [layer["name"] for layer in self.layers] or ([self.target_layer] if self.target else [])
 
     def to_json(self) -> str:
         return json.dumps(asdict(self) | {"target_layer": self.target_layer})

@@ -1,11 +1,16 @@
-"""Reading a classifier's two ends: its image input, where gradients start, and its score.
+"""Reading a model's two ends: the input it explains, where gradients start, and its score.
 
-- Image input: the named input, or the first 4-D input of a float type, else the first 4-D input of
-  an integer type (edge exports with the preprocessing baked in take uint8 pixels).
-- Differentiable input: a float input itself; for an integer input, the first float tensor computed
-  from it (the Cast of the pixels, after any Transpose/Reshape of the integers), so that gradients
-  are d score / d pixel value. The moves before the Cast are undone on the gradient, which comes
-  back in the input's own shape and layout.
+- Explained input: the named input; else the first 4-D input of a float type (a photo), else the
+  first 4-D input of an integer type (edge exports with the preprocessing baked in take uint8
+  pixels), else the first integer input that an embedding reads (token ids, beside their float
+  masks), else the first float input of any rank (a table's rows, a signal). What kind of model
+  that makes (:func:`input_kind`): ``image``, ``table``, ``signal``, ``tokens`` or ``tensor``.
+- Differentiable point: a float input itself; for integer pixels, the first float tensor computed
+  from them (the Cast, after any Transpose/Reshape of the integers), so that gradients are d score /
+  d pixel value, the moves before the Cast undone on the gradient, which comes back in the input's
+  own shape and layout; for integer ids, the output of the Gather that reads their rows from a float
+  ``[V, D]`` table (the embedding; or a tensor named with ``embedding``), whose gradient is
+  ``[..., D]`` per id, as Captum's layer methods on ``word_embeddings`` give it.
 - Score: the model's first output (or a named one): ``[N, K]`` for a classifier, any shape for the
   seeded objectives (segmentation maps, detector outputs, dense maps). When a Softmax or LogSoftmax
   produces it, the score is that op's input (pre-softmax); when a Sigmoid does (multi-label heads,
@@ -34,6 +39,8 @@ INTEGER_TYPES = frozenset(
         onnx.TensorProto.INT32,
     }
 )
+ID_TYPES = frozenset({onnx.TensorProto.INT32, onnx.TensorProto.INT64})  # token ids
+KINDS = ("image", "table", "signal", "tokens", "tensor")
 MOVES = frozenset({"Transpose", "Reshape", "Identity", "Squeeze", "Unsqueeze", "Flatten"})
 SCORE_KINDS = {"Softmax": "pre-softmax", "LogSoftmax": "pre-softmax", "Sigmoid": "pre-sigmoid"}
 SHAPE_ONLY = frozenset({"Shape", "Size"})
@@ -50,18 +57,69 @@ class Score:
     moves: tuple = ()  # shape moves between the Sigmoid/Softmax and the output, replayed on the logit
 
 
-def image_input(info: GraphInfo, name: str | None = None) -> str:
-    """The image input: the named one, or the first 4-D float input, else the first 4-D integer one."""
+def explained_input(info: GraphInfo, name: str | None = None) -> str:
+    """The input explained (see the module docstring)."""
     inputs = info.graph_input_names()
     if name is not None:
         if name not in inputs:
             raise ModelError(f"the model has no input {name!r}; inputs: {', '.join(inputs)}")
         return name
     four_d = [n for n in inputs if info.rank(n) == 4]
-    for n in [n for n in four_d if info.is_float(n)] + [n for n in four_d if info.dtype(n) in INTEGER_TYPES]:
+    pixels = [n for n in four_d if info.is_float(n)] + [n for n in four_d if info.dtype(n) in INTEGER_TYPES]
+    floats = [n for n in inputs if info.is_float(n) and info.rank(n) is not None and info.rank(n) >= 1]
+    ids = [n for n in inputs if info.dtype(n) in ID_TYPES and embedding_of(info, n) is not None]
+    for n in pixels + ids + floats:
         return n
-    described = ", ".join(f"{n} {list(info.shape(n) or [])}" for n in inputs)
-    raise ModelError(f"no 4-D image input (float or integer pixels) among the model's inputs: {described}")
+    described = ", ".join(f"{n} {_type_name(info, n)} {list(info.shape(n) or [])}" for n in inputs)
+    raise ModelError(
+        f"no input to explain among the model's inputs: {described} (a float input, integer pixels, "
+        "or integer ids read by an embedding: name it with input_name, or its embedding with embedding)"
+    )
+
+
+def image_input(info: GraphInfo, name: str | None = None) -> str:
+    """The explained input (kept under the name the image-only analysis gave it)."""
+    return explained_input(info, name)
+
+
+def input_kind(info: GraphInfo, name: str, point: str) -> str:
+    """What kind of model explaining ``name`` (at ``point``) makes it (:data:`KINDS`)."""
+    rank = info.rank(name)
+    if point != name and info.dtype(name) in ID_TYPES and info.rank(point) == (rank or 0) + 1:
+        return "tokens"
+    if rank == 4:
+        return "image"
+    if rank == 2 and info.is_float(name):
+        return "table"
+    return "signal" if rank == 3 and info.is_float(name) else "tensor"
+
+
+def _type_name(info: GraphInfo, name: str) -> str:
+    return onnx.TensorProto.DataType.Name(info.dtype(name)).lower()
+
+
+def embedding_of(info: GraphInfo, ids: str) -> str | None:
+    """The output of the Gather that reads ``ids``' rows from a float ``[V, D]`` table, when the ids
+    reach one through shape moves only (else None)."""
+    current = ids
+    while True:
+        consumers = data_consumers(info, current)
+        gathers = [
+            c
+            for c in consumers
+            if c.op_type == "Gather" and c.input[1] == current and info.is_float(c.input[0])
+            and info.rank(c.input[0]) == 2 and _attr_axis(c) == 0
+        ]  # fmt: skip
+        if gathers:
+            return gathers[0].output[0]
+        moves = [c for c in consumers if c.op_type in MOVES]
+        if len(moves) != 1:
+            return None
+        current = moves[0].output[0]
+
+
+def _attr_axis(node: onnx.NodeProto) -> int:
+    return next((a.i for a in node.attribute if a.name == "axis"), 0)
 
 
 def data_consumers(info: GraphInfo, name: str) -> list[onnx.NodeProto]:
@@ -69,12 +127,23 @@ def data_consumers(info: GraphInfo, name: str) -> list[onnx.NodeProto]:
     return [c for c in info.consumers.get(name, []) if c.op_type not in SHAPE_ONLY]
 
 
-def differentiable_input(info: GraphInfo, image: str) -> tuple[str, list[onnx.NodeProto]]:
-    """The float tensor gradients are taken for, and the moves that lead to it from the input."""
+def differentiable_input(
+    info: GraphInfo, image: str, embedding: str | None = None
+) -> tuple[str, list[onnx.NodeProto]]:
+    """The float tensor gradients are taken for, and the moves that lead to it from the input (none
+    for an embedding: its gradient is its own, ``[..., D]``)."""
+    if embedding is not None:
+        return _named_embedding(info, image, embedding), []
     if info.is_float(image):
         return image, []
+    found = embedding_of(info, image) if info.dtype(image) in ID_TYPES else None
+    if found is not None:
+        return found, []
     if info.dtype(image) not in INTEGER_TYPES:
-        raise ModelError(f"the image input {image!r} is neither float nor integer pixels")
+        raise ModelError(
+            f"the input {image!r} is {_type_name(info, image)}: neither floats, integer pixels, nor ids "
+            "read by an embedding (name one with embedding)"
+        )
     current, chain = image, list[onnx.NodeProto]()
     while True:
         consumers = data_consumers(info, current)
@@ -94,6 +163,17 @@ def differentiable_input(info: GraphInfo, image: str) -> tuple[str, list[onnx.No
             )
         chain.append(node)
         current = node.output[0]
+
+
+def _named_embedding(info: GraphInfo, ids: str, name: str) -> str:
+    """A tensor named as the explained point: a float tensor computed from the input."""
+    from .paths import dependents
+
+    if name not in info.producer or not info.is_float(name):
+        raise ModelError(f"embedding {name!r} is not a float tensor computed in the model")
+    if name not in dependents(info, [ids]):
+        raise ModelError(f"embedding {name!r} is not computed from the input {ids!r}")
+    return name
 
 
 def _quantized(info: GraphInfo, name: str) -> bool:

@@ -1,4 +1,4 @@
-"""``augment``: an ONNX image classifier in, an ordinary ONNX model with explanation outputs out.
+"""``augment``: an ONNX model in, an ordinary ONNX model with explanation outputs out.
 
 The rewritten-model contract is :mod:`onnx_xai.contract` (names, output sets, the record stored in
 ``metadata_props``), documented in the README; the graph is pruned to the requested output sets,
@@ -19,7 +19,15 @@ from .. import contract as c
 from ..contract import LayerView, RewriteRecord
 from ..errors import CamNotApplicableError, InputError, ModelError
 from ..progress import stage
-from .analysis import Score, differentiable_input, image_input, probability_outputs, score_tensor
+from .analysis import (
+    ID_TYPES,
+    Score,
+    differentiable_input,
+    explained_input,
+    input_kind,
+    probability_outputs,
+    score_tensor,
+)
 from .assemble import build_model
 from .autodiff import backward, undo_moves
 from .batch import check_batch_free, free_batch, static_batch
@@ -38,6 +46,7 @@ from .sweeps import deeplift, fullgrad, relevance
 from .views import channels_first, channels_first_shape
 
 OUTPUT_SETS = tuple(c.OUTPUT_SETS)
+LAYERED_SETS = c.LAYERED_SETS
 MAXPOOL_BACKWARDS = ("scatter", "windows")  # the rule tables of MaxPool's two backwards
 MIN_OPSET = 11
 FLOAT = onnx.TensorProto.FLOAT
@@ -50,23 +59,34 @@ class Analysis:
     model: onnx.ModelProto
     info: GraphInfo
     sha256: str
-    image: str
-    source: str  # the float tensor gradients are taken for (the image, or its first float cast)
-    moves: list  # the nodes from an integer image input to ``source``
+    image: str  # the explained input (a photo, a table's rows, ids ...)
+    source: str  # the float tensor gradients are taken for (the input, its first float cast, an embedding)
+    moves: list  # the nodes from an integer pixel input to ``source``
     score: Score
     output: str
     layouts: dict[str, str]
-    views: list[LayerView]  # the target layers, one or more
+    views: list[LayerView]  # the target layers: one or more for an image, none elsewhere unless named
     head: CamHead | str
+    kind: str = "image"  # what the explained input is (:data:`.analysis.KINDS`)
+    embedded: bool = False  # ``source`` is an embedding of the input's ids, not the input itself
 
     @property
     def view(self) -> LayerView:
         """The first target layer (the one CAM reads)."""
+        if not self.views:
+            raise InputError(f"this {self.kind} model has no target layer: name one with target_layer")
         return self.views[0]
 
     @property
-    def layout(self) -> str:
-        return self.layouts.get(self.image, NCHW)
+    def layout(self) -> str | None:
+        """The explained input's layout (a permutation of NCHW) when it is an image."""
+        return self.layouts.get(self.image, NCHW) if self.kind == "image" else None
+
+    @property
+    def point(self) -> str:
+        """The tensor whose gradient is published: the input (an integer input's cast and moves
+        undone), or the embedding that reads its ids."""
+        return self.source if self.embedded else self.image
 
     def record(self) -> RewriteRecord:
         """The record stored in the rewritten model (its outputs and sets filled in by augment)."""
@@ -80,12 +100,13 @@ class Analysis:
             output=self.output,
             score=self.score.name,
             score_kind=self.score.kind,
-            target=self.view.describe(),
+            target=self.views[0].describe() if self.views else None,
             cam=isinstance(head, CamHead),
             head=" -> ".join(head.ops) if isinstance(head, CamHead) else head,
             layers=[v.describe() for v in self.views],
             output_layout=self.layouts.get(self.output),
             probability_outputs=probability_outputs(self.info),
+            kind=self.kind,
         )
 
 
@@ -94,8 +115,9 @@ def analyze(
     target_layer: str | Sequence[str] | None = None,
     input_name: str | None = None,
     output_name: str | None = None,
+    embedding: str | None = None,
 ) -> Analysis:
-    """Find the image input, the score, the target layer and the head of a classifier.
+    """Find the explained input and point, the score, the target layer and the head of a model.
 
     Arguments and errors as :func:`augment`.
     """
@@ -103,13 +125,13 @@ def analyze(
     if c.METADATA_KEY in {p.key for p in proto.metadata_props}:
         raise ModelError("the model was already rewritten by onnx_xai")
     info = GraphInfo(proto)
-    stage("finding the image input, the score and the target layer")
+    stage("finding the explained input, the score and the target layer")
     if info.opset < MIN_OPSET:
         raise ModelError(
             f"the model uses opset {info.opset}; onnx_xai needs opset {MIN_OPSET} or newer "
             "(convert it with onnx.version_converter)"
         )
-    image = image_input(info, input_name)
+    image = explained_input(info, input_name)
     batch = static_batch(info, image)
     if batch is not None:
         info = GraphInfo(free_batch(proto, info, batch))
@@ -117,14 +139,17 @@ def analyze(
         info = GraphInfo(proto)
     score = score_tensor(info, output_name)
     check_batch_free(info, score.name, batch)
-    source, moves = differentiable_input(info, image)
-    layouts = tensor_layouts(info, image)
-    views = _layer_views(info, target_layer, source, score.name, layouts)
-    head = (
-        cam_head(info, views[0], score.name)
-        if len(views) == 1
-        else "several target layers (CAM reads the one layer the head pools)"
+    source, moves = differentiable_input(info, image, embedding)
+    ids = info.dtype(image) in ID_TYPES and not info.is_float(image)
+    embedded = embedding is not None or (ids and source != image and info.rank(source) != info.rank(image))
+    kind = input_kind(info, image, source)
+    layouts = tensor_layouts(info, image) if kind == "image" else {}
+    views = (
+        _layer_views(info, target_layer, source, score.name, layouts)
+        if kind == "image" or target_layer
+        else []
     )
+    head = _head(info, views, score.name)
     return Analysis(
         proto,
         info,
@@ -137,7 +162,17 @@ def analyze(
         layouts,
         views,
         head,
+        kind,
+        embedded,
     )
+
+
+def _head(info: GraphInfo, views: list[LayerView], score: str) -> CamHead | str:
+    if not views:
+        return "no target layer"
+    if len(views) > 1:
+        return "several target layers (CAM reads the one layer the head pools)"
+    return cam_head(info, views[0], score)
 
 
 def _layer_views(info: GraphInfo, target_layer, source: str, score: str, layouts: dict) -> list[LayerView]:
@@ -225,7 +260,13 @@ def _objective_and_sets(a: Analysis, seeded: bool | None, outputs) -> tuple[bool
             "explain it with a seed (seed=... in the API; --region/--target in the CLI)"
         )
     cam_allowed = isinstance(a.head, CamHead) and not seeded
-    wanted = _output_sets(outputs, cam_allowed)
+    wanted = _output_sets(outputs, cam_allowed, bool(a.views))
+    layered = [w for w in wanted if w in LAYERED_SETS]
+    if layered and not a.views:
+        raise InputError(
+            f"{', '.join(layered)} needs a target layer, which this {a.kind} model does not have "
+            "(name a 4-D feature map with target_layer)"
+        )
     if "cam" in wanted and not cam_allowed:
         raise CamNotApplicableError(
             f"CAM needs a global-average-pool -> linear head: {a.head}"
@@ -235,9 +276,12 @@ def _objective_and_sets(a: Analysis, seeded: bool | None, outputs) -> tuple[bool
     return seeded, wanted
 
 
-def _output_sets(outputs: Sequence[str] | None, cam_allowed: bool) -> tuple[str, ...]:
+def _output_sets(outputs: Sequence[str] | None, cam_allowed: bool, layered: bool) -> tuple[str, ...]:
     if outputs is None:
-        return tuple(o for o in c.DEFAULT_SETS if cam_allowed or o != "cam")
+        found = tuple(
+            o for o in c.DEFAULT_SETS if (cam_allowed or o != "cam") and (layered or o not in LAYERED_SETS)
+        )
+        return found
     if isinstance(outputs, str):
         outputs = [outputs]
     unknown = [o for o in outputs if o not in OUTPUT_SETS]
@@ -330,7 +374,7 @@ def _layer_outputs(e: Emitter, a: Analysis, wanted, used: str | None, grads: dic
 def _input_outputs(e: Emitter, a: Analysis, wanted, grads: dict, seed: str, maxpool: str) -> list:
     """d score / d input, plain, guided and deconvolved (the ReLU rule swapped), in the input's own
     shape."""
-    outs, shape = [], list(a.info.known_shape(a.image))
+    outs, shape = [], list(a.info.known_shape(a.point))
     if "input_grad" in wanted:
         outs.append(publish(e, c.INPUT_GRAD, input_gradient(e, a, grads[a.source]), shape))
     for output_set, table, name in (

@@ -106,9 +106,14 @@ class Explainer:
         return self._sessions.record().input
 
     @property
-    def layout(self) -> str:
-        """ "NCHW" or "NHWC", the image input's layout."""
+    def layout(self) -> str | None:
+        """ "NCHW" or "NHWC", the image input's layout; None for other inputs."""
         return self._sessions.record().layout
+
+    @property
+    def kind(self) -> str:
+        """What the explained input is: ``image``, ``table``, ``signal``, ``tokens`` or ``tensor``."""
+        return self._sessions.record().kind
 
     @property
     def input_shape(self) -> tuple:
@@ -122,7 +127,9 @@ class Explainer:
 
     @property
     def input_channels(self) -> int | None:
-        """The number of image channels, when the model fixes it."""
+        """The number of image channels, when the model fixes it (None for other inputs)."""
+        if self.layout is None:
+            return None
         channels = self.input_shape[self.layout.index("C")]
         return channels if isinstance(channels, int) else None
 
@@ -273,6 +280,12 @@ class Explainer:
         return plan_cost(plan_methods(methods, options), facts)
 
     def _explain_planned(self, x, plan, target, box_threshold, extra, seed) -> dict[str, Explanation]:
+        layered = [m.name for m, opts in plan if set(m.sets_for(opts)) & set(c.LAYERED_SETS)]
+        if layered and not self.target_layers:
+            raise InputError(
+                f"{', '.join(layered)} needs a target layer (a feature map), which this {self.kind} model "
+                "does not have: use the gradient or perturbation methods, or name one with target_layer"
+            )
         shared = tuple(sorted({s for m, opts in plan for s in m.sets_for(opts)})) or (
             self._sessions.cheapest(),
         )
@@ -411,7 +424,9 @@ class Explainer:
             )
         return {k: np.asarray(v) for k, v in extra_inputs.items()}
 
-    def _spatial_size(self, x: np.ndarray) -> tuple[int, int]:
+    def _spatial_size(self, x: np.ndarray) -> tuple[int, int] | None:
+        if self.layout is None:
+            return None
         return x.shape[self.layout.index("H")], x.shape[self.layout.index("W")]
 
 

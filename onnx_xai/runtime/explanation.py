@@ -1,13 +1,16 @@
-"""What ``explain`` returns: the raw attribution, its maps at the input's resolution, and boxes.
+"""What ``explain`` returns: the raw attribution, and for images its maps and boxes.
 
-``raw`` is the method's attribution (shaped like the input for the gradient family, ``[N, h, w]`` on
-the target layer's grid for the CAM family); ``maps`` are ``(N, H, W)`` float32 in [0, 1] at the
+``raw`` is the method's attribution (shaped like the explained input, or its embedding, for the
+gradient family; ``[N, h, w]`` on the target layer's grid for the CAM family); ``base`` is what the
+attributions add up from, where a method has one (SHAP's expected value over the background, per
+sample). For an image, ``maps`` are ``(N, H, W)`` float32 in [0, 1] at the
 input's resolution: CAM-family maps upsampled bilinearly (half-pixel centres) and min-max
 normalized, gradient-family maps as importance (|raw| summed over channels, clipped at the 99th
 percentile) min-max normalized; ``signed`` is the signed map in [-1, 1] of signed methods (None
 otherwise). ``boxes`` are ``(N, 4)`` int (x0, y0, x1, y1), half-open, around the largest region above
 ``box_threshold`` (20 %) of each map's maximum, thresholding the map before normalization (as Zhou
-et al. threshold the CAM itself, so negative evidence elsewhere never lowers the threshold).
+et al. threshold the CAM itself, so negative evidence elsewhere never lowers the threshold). Other
+inputs (tables, ids, signals) have no maps or boxes here: ``maps``, ``signed`` and ``boxes`` are None.
 """
 
 from __future__ import annotations
@@ -33,17 +36,20 @@ class Explanation:
     targets: np.ndarray  # (N,) int64, the classes explained
     scores: np.ndarray  # (N,) float32, their scores (pre-softmax / pre-sigmoid where the model has one)
     raw: np.ndarray  # the method's attribution
-    maps: np.ndarray  # (N, H, W) float32 in [0, 1] at input resolution
-    pixels: np.ndarray = field(repr=False)  # the maps before normalization, which boxes threshold
+    maps: np.ndarray | None  # (N, H, W) float32 in [0, 1] at an image's resolution; None elsewhere
+    pixels: np.ndarray | None = field(repr=False)  # the maps before normalization, which boxes threshold
     box_threshold: float = 0.2
     signed: np.ndarray | None = field(default=None, repr=False)  # (N, H, W) in [-1, 1], signed methods
     _boxes: np.ndarray | None = field(default=None, repr=False)
     output: np.ndarray | None = field(default=None, repr=False)  # the explained output, same run
     note: str | None = None  # how it was computed, when not as usual (forward-only on the output)
+    base: np.ndarray | None = None  # (N, ...) what the attributions add up from (SHAP's expected value)
 
     @property
-    def boxes(self) -> np.ndarray:
-        """(N, 4) int64, (x0, y0, x1, y1) half-open, in input pixels."""
+    def boxes(self) -> np.ndarray | None:
+        """(N, 4) int64, (x0, y0, x1, y1) half-open, in input pixels (None where there are no maps)."""
+        if self.pixels is None:
+            return None
         if self._boxes is None:
             self._boxes = find_boxes(self.pixels, self.box_threshold)
         return self._boxes
@@ -51,6 +57,8 @@ class Explanation:
     def box(self, i: int) -> np.ndarray:
         """The ``i``-th map's box, as in :attr:`boxes`; found alone when the batch's are not yet, so
         that threads that each take one photo of a batch find their boxes in parallel."""
+        if self.pixels is None:
+            raise ValueError("no boxes: this explanation has no maps")
         if self._boxes is not None:
             return self._boxes[i]
         return find_boxes(self.pixels[i : i + 1], self.box_threshold)[0]
@@ -63,11 +71,14 @@ def explanation(
     raw: np.ndarray,
     targets: np.ndarray,
     scores: np.ndarray,
-    layout: str,
-    size: tuple[int, int],
+    layout: str | None,
+    size: tuple[int, int] | None,
     box_threshold: float,
 ) -> Explanation:
-    """Maps, signed map and the rest from a method's raw attribution (see the module docstring)."""
+    """Maps, signed map and the rest from a method's raw attribution (see the module docstring);
+    no maps without an image (``size`` None)."""
+    if size is None or layout is None:
+        return Explanation(name, family, targets, scores, raw, None, None, box_threshold)
     pixels = upsample(raw, *size) if family == "cam" else importance(raw, layout)
     return Explanation(
         name,

@@ -1,11 +1,12 @@
-"""The image batch a model takes: checking what users pass, and converting it to the model's type.
+"""The batch a model takes: checking what users pass, and converting it to the model's type.
 
-A model declares its image input's element type: float32 (most exports), float16 (GPU serving),
-or integer pixels (uint8 and friends: edge exports with the preprocessing inside the model). Users
-pass float arrays to float models (any float type: converted to the model's), and integer or float
-pixel values to integer models (float values are rounded; values outside the type's range are an
-error). Arrays the methods compute (SmoothGrad's noisy copies) are converted the same way, with
-integer pixels rounded and clipped to the type's range, since noise may push them past it.
+A model declares its explained input's element type: float32 (most exports), float16 (GPU serving),
+float64 (scikit-learn pipelines), integer pixels (uint8 and friends: edge exports with the
+preprocessing inside the model) or integer ids (int32/int64, read by an embedding). Users pass float
+arrays to float models (any float type: converted to the model's), and integer or float values to
+integer models (float values are rounded; values outside the type's range are an error).
+Arrays the methods compute (SmoothGrad's noisy copies) are converted the same way, with integer
+values rounded and clipped to the type's range, since noise may push them past it.
 """
 
 from __future__ import annotations
@@ -25,12 +26,13 @@ ONNXRUNTIME_TYPES = {
     "tensor(uint16)": np.uint16,
     "tensor(int16)": np.int16,
     "tensor(int32)": np.int32,
+    "tensor(int64)": np.int64,
 }
 
 
 @dataclass(frozen=True)
 class InputSpec:
-    """The image input as the model declares it: name, shape (symbolic dims as strings), type."""
+    """The explained input as the model declares it: name, shape (symbolic dims as strings), type."""
 
     name: str
     shape: tuple
@@ -40,7 +42,7 @@ class InputSpec:
     def of(cls, name: str, shape, onnxruntime_type: str) -> InputSpec:
         if onnxruntime_type not in ONNXRUNTIME_TYPES:
             raise InputError(
-                f"the image input {name!r} has type {onnxruntime_type}, which onnx_xai cannot feed"
+                f"the input {name!r} has type {onnxruntime_type}, which onnx_xai cannot feed"
             )
         return cls(name, tuple(shape), np.dtype(ONNXRUNTIME_TYPES[onnxruntime_type]))
 

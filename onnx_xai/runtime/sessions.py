@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..contract import METADATA_KEY, OUTPUT_SETS, RewriteRecord
+from ..contract import LAYERED_SETS, METADATA_KEY, OUTPUT_SETS, RewriteRecord
 from ..errors import CamNotApplicableError, InputError, ModelError
 from ..progress import stage
 from .backends import MAXPOOL_BACKWARD, Session, make_session, release_memory
@@ -167,10 +167,12 @@ class SessionSet:
     def cheapest(self) -> str:
         """The output set that costs least to run (for runs that need only the score)."""
         if not self.rewritten:
-            return "activation"  # the light graph
+            return "activation" if self.record().target else "score"  # the light graph
         provided = self._provided()
         return next(
-            s for s in ("activation", "cam", "gradcam", "input_grad", "guided", "deconv") if s in provided
+            s
+            for s in ("activation", "cam", "gradcam", "input_grad", "guided", "deconv", "score")
+            if s in provided
         )
 
     def _analyze(self):
@@ -209,8 +211,11 @@ class SessionSet:
                 if seeded
                 else f"CAM needs a global-average-pool -> linear head: {record.head}"
             )
-        tier = next(t for t in TIERS if set(sets) <= set(t))
-        return tuple(s for s in tier if cam or s != "cam")
+        wanted = set(sets) - {"score"}
+        tier = next(t for t in TIERS if wanted <= set(t)) if wanted else TIERS[0]
+        layered = record.target is not None
+        kept = tuple(s for s in tier if (cam or s != "cam") and (layered or s not in LAYERED_SETS))
+        return kept or ("score",)
 
     def _build(self, output_sets: tuple[str, ...], seeded: bool) -> Session:
         from ..graph.augment import augment

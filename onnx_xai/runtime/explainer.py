@@ -40,7 +40,7 @@ Target = int | Sequence[int] | np.ndarray | None  # a class per sample, -1 or No
 
 
 class Explainer:
-    """Explain an ONNX image classifier with every registered saliency method.
+    """Explain an ONNX model (a photo's, a table's, ids' ...) with every registered method.
 
     Args:
         model: path, bytes or ``onnx.ModelProto``; an original model is rewritten in memory (one
@@ -50,8 +50,12 @@ class Explainer:
             (the ``fuse`` option; ``onnx-xai inspect`` lists the candidates per scale).
         providers: onnxruntime execution providers (default: CUDA then CPU, where available).
         threads: intra-op threads per session (default: onnxruntime's choice).
-        input_name: the image input, for models with several inputs (default: the first 4-D one).
+        input_name: the explained input, for models with several (default: the first 4-D one, else
+            the first integer ids an embedding reads, else the first float input); the others are
+            fed with ``extra_inputs`` and held.
         output_name: the output explained, for models with several (default: the first).
+        embedding: for integer ids, the float tensor they become that gradients are taken at
+            (default: the output of the Gather that reads them from a ``[V, D]`` table).
         backend: ``"onnxruntime"`` (default) or ``"openvino"`` (CPU; needs the ``openvino`` package).
         memory: ``"fast"`` (default): a graph per kind of request, so Grad-CAM costs about a forward
             and a gradient about a backward, at up to three copies of the weights once every kind has
@@ -69,6 +73,7 @@ class Explainer:
         output_name: str | None = None,
         backend: str = "onnxruntime",
         memory: str = "fast",
+        embedding: str | None = None,
     ):
         self._sessions = SessionSet(
             model,
@@ -79,6 +84,7 @@ class Explainer:
             output_name,
             backend,
             memory,
+            embedding,
         )
         forward = self._sessions.get(FORWARD)
         spec = next(i for i in forward.inputs if i.name == self.input_name)

@@ -72,13 +72,16 @@ class SessionSet:
         output_name: str | None = None,
         backend: str = "onnxruntime",
         memory: str = "fast",
+        embedding: str | None = None,
     ):
         if memory not in MEMORY_MODES:
             raise InputError(f"memory must be one of {', '.join(MEMORY_MODES)}, not {memory!r}")
         self._asked: dict[bool, set[str]] = {False: set(), True: set()}
         self._lean = memory == "lean"
         self._source = model
-        self._choice = dict(target_layer=target_layer, input_name=input_name, output_name=output_name)
+        self._choice = dict(
+            target_layer=target_layer, input_name=input_name, output_name=output_name, embedding=embedding
+        )
         self._providers, self._threads, self.backend = providers, threads, backend
         self._lock = threading.Lock()
         self._sessions: dict = {}
@@ -100,7 +103,7 @@ class SessionSet:
         if self.rewritten:
             if any(v is not None for v in self._choice.values()):
                 raise InputError(
-                    "target_layer, input_name and output_name apply to original models; "
+                    "target_layer, input_name, output_name and embedding apply to original models; "
                     "this one was already rewritten"
                 )
             self._whole = first

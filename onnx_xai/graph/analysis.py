@@ -190,7 +190,7 @@ def _quantized(info: GraphInfo, name: str) -> bool:
 def score_tensor(info: GraphInfo, output: str | None = None) -> Score:
     """The score behind the named (or first) model output (see the module docstring)."""
     outputs = [o.name for o in info.graph.output]
-    name = output if output is not None else outputs[0]
+    name = output if output is not None else default_output(info)
     if name not in outputs:
         raise ModelError(f"the model has no output {name!r}; outputs: {', '.join(outputs)}")
     moves = _moves_after_activation(info, name)
@@ -209,6 +209,18 @@ def score_tensor(info: GraphInfo, output: str | None = None) -> Score:
             kind = SCORE_KINDS[node.op_type]
         name = info.producer[node.input[0]].input[0] if _quantized(info, name) else node.input[0]
     return Score(name, kind, tuple(moves))
+
+
+def default_output(info: GraphInfo) -> str:
+    """The output explained when none is named: the first one, unless it holds integers (a
+    classifier's labels, as scikit-learn's converters put them first) and another does not."""
+    outputs = [o.name for o in info.graph.output]
+    numbers = [n for n in outputs if info.dtype(n) not in (*ID_TYPES, onnx.TensorProto.STRING)]
+    return (
+        numbers[0]
+        if numbers and info.dtype(outputs[0]) in (*ID_TYPES, onnx.TensorProto.STRING)
+        else outputs[0]
+    )
 
 
 def _moves_after_activation(info: GraphInfo, output: str) -> list[onnx.NodeProto]:

@@ -22,6 +22,7 @@ from ..progress import stage
 from .analysis import (
     ID_TYPES,
     Score,
+    default_output,
     differentiable_input,
     explained_input,
     input_kind,
@@ -158,7 +159,7 @@ def analyze(
         source,
         moves,
         score,
-        output_name or info.graph.output[0].name,
+        output_name or default_output(info),
         layouts,
         views,
         head,

@@ -286,7 +286,7 @@ class Explainer:
         return plan_cost(plan_methods(methods, options), facts)
 
     def _explain_planned(self, x, plan, target, box_threshold, extra, seed) -> dict[str, Explanation]:
-        layered = [m.name for m, opts in plan if set(m.sets_for(opts)) & set(c.LAYERED_SETS)]
+        layered = [m.name for m, opts in plan if m.family_for(opts) == "cam" or "gradcam" in m.sets_for(opts)]
         if layered and not self.target_layers:
             raise InputError(
                 f"{', '.join(layered)} needs a target layer (a feature map), which this {self.kind} model "
@@ -338,6 +338,7 @@ class Explainer:
                 box_threshold,
             )
             results[method.name].output = outputs.get(self._sessions.record().output)
+            results[method.name].base = context.found.get("base")
         return results
 
     # -- internals -----------------------------------------------------------------------------------

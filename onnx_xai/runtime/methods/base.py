@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
 import numpy as np
@@ -46,6 +46,7 @@ class Context:
     score_kind: str = "logit"  # how the score relates to that output: logit, pre-softmax, pre-sigmoid
     # LRP of (x, objective) by a composite
     relevance: Callable[[np.ndarray, np.ndarray, Any], np.ndarray] | None = None
+    found: dict = field(default_factory=dict)  # by-products a method hands back: "base" (SHAP's)
 
     def layer_head(self):
         """The :class:`~onnx_xai.runtime.head.LayerHead` of this model and objective."""

@@ -31,6 +31,7 @@ import numpy as np
 from ...errors import InputError
 from ..superpixels import slic
 from .base import BatchedOptions, Context, Cost, Facts, Method, chunks, finite, register, whole
+from .coalitions import coalition_count, table_kernel_shap
 from .perturbation import score_copies, spread
 
 ENDPOINT_WEIGHT = 1e6  # KernelSHAP's weight of the all-on and all-off copies (Captum's)
@@ -40,7 +41,8 @@ ENDPOINT_WEIGHT = 1e6  # KernelSHAP's weight of the all-on and all-off copies (C
 class SurrogateOptions(BatchedOptions):
     """``n_samples`` copies; ``segments`` superpixels of ``compactness`` (or ``feature_mask``, an
     ``[H, W]`` array of feature indexes 0..M-1, for every sample); ``baseline``: the value of a feature
-    switched off (input units: 0 is the normalization's mean); ``noise_seed`` repeats the samples."""
+    switched off (input units: 0 is the normalization's mean); ``noise_seed`` repeats the samples;
+    ``background``: for a table, the rows its left-out columns come from (:mod:`.coalitions`)."""
 
     n_samples: int = 1000
     segments: int = 50
@@ -48,6 +50,7 @@ class SurrogateOptions(BatchedOptions):
     feature_mask: Any = None
     baseline: float = 0.0
     noise_seed: int | None = None
+    background: Any = None  # a table's rows its columns are drawn from when left out
 
     def check(self) -> None:
         super().check()
@@ -141,6 +144,10 @@ class _Surrogate(Method):
         raise NotImplementedError
 
     def cost(self, opts: SurrogateOptions, facts: Facts) -> Cost:
+        if facts.layout is None and opts.background is not None:
+            rows = len(np.asarray(opts.background))
+            count = coalition_count(facts.sample[-1], opts.n_samples)
+            return facts.batch * (count + 1) * rows, f"{count} coalitions x {rows} background rows"
         return facts.batch * opts.n_samples, f"n_samples {opts.n_samples}"
 
     def weights(self, sample: np.ndarray, copies: np.ndarray, z: np.ndarray, opts) -> np.ndarray:
@@ -150,6 +157,8 @@ class _Surrogate(Method):
         return 0.0
 
     def attribute(self, ctx: Context, opts: SurrogateOptions) -> np.ndarray:
+        if ctx.layout is None:
+            return self.on_table(ctx, opts)
         x = ctx.x.astype(np.float32)
         raw = np.zeros(x.shape, np.float32)
         channel = ctx.layout.index("C") - 1
@@ -168,6 +177,13 @@ class _Surrogate(Method):
                 np.expand_dims(coefficients[mask].astype(np.float32), channel), x.shape[1:]
             )
         return raw
+
+    def on_table(self, ctx: Context, opts: SurrogateOptions) -> np.ndarray:
+        if ctx.x.ndim != 2:
+            raise InputError(
+                f"{self.name} needs an image or a table's rows [N, columns], not {list(ctx.x.shape)}"
+            )
+        raise InputError(f"{self.name} on a table: use kernel_shap (its Shapley values over the columns)")
 
 
 def _features(pixels: np.ndarray, opts: SurrogateOptions) -> np.ndarray:
@@ -221,3 +237,12 @@ class KernelShap(_Surrogate):
     def weights(self, pixels, mask, z, opts) -> np.ndarray:
         ends = (z.sum(axis=1) == 0) | (z.sum(axis=1) == z.shape[1])
         return np.where(ends, ENDPOINT_WEIGHT, 1.0)
+
+    def on_table(self, ctx: Context, opts: SurrogateOptions) -> np.ndarray:
+        if ctx.x.ndim != 2:
+            raise InputError(
+                f"kernel_shap needs an image or a table's rows [N, columns], not {list(ctx.x.shape)}"
+            )
+        raw, base = table_kernel_shap(ctx, opts)
+        ctx.found["base"] = base
+        return raw

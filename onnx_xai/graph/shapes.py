@@ -22,6 +22,8 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from . import ml_shapes
+
 FOLDABLE = frozenset(
     {
         "Gather",
@@ -158,6 +160,13 @@ def _numel(t: onnx.TensorProto) -> int:
 
 
 def _infer(shell: onnx.ModelProto) -> dict[str, onnx.TypeProto]:
+    types = _infer_once(shell)
+    while ml_shapes.declare(shell, types):  # ai.onnx.ml outputs ONNX cannot infer, then what follows
+        types = _infer_once(shell)
+    return types
+
+
+def _infer_once(shell: onnx.ModelProto) -> dict[str, onnx.TypeProto]:
     try:
         inferred = onnx.shape_inference.infer_shapes(shell, data_prop=True)
     except Exception:  # noqa: BLE001 - best effort: an inference error leaves shapes unknown

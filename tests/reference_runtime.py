@@ -3,7 +3,8 @@
 Tests run rewritten graphs on it to prove they are standard ONNX (and in float64, for finite
 differences). The patches fix what onnx.reference gets wrong today: Erf and Gelu computed in float32,
 (Log)Softmax before opset 13 without the 2-D coercion, BatchNormalization of opsets 9-13 ignoring
-epsilon, ConvTranspose with groups, and MaxPool Indices with stride 1 and pads.
+epsilon, ConvTranspose with groups, and MaxPool Indices with stride 1 and pads. The ``ai.onnx.ml`` ops run
+here in float64 as onnxruntime computes them (:mod:`tests.ml_reference`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from onnx.reference.op_run import OpRun
 from onnx.reference.ops._op import OpRunUnaryNum
 from onnx.reference.ops.op_conv_transpose import ConvTranspose as _ReferenceConvTranspose
 from scipy import special
+
+from . import ml_reference
 
 
 class Erf(OpRunUnaryNum):
@@ -121,7 +124,7 @@ def _brute_max_pool(x, k, s, d, p, out, with_indices):
 
 
 def reference(model: onnx.ModelProto) -> ReferenceEvaluator:
-    ops = [Erf, Gelu, ConvTranspose, BatchNormalization, MaxPool]
+    ops = [Erf, Gelu, ConvTranspose, BatchNormalization, MaxPool, *ml_reference.OPS]
     if any(o.domain in ("", "ai.onnx") and o.version < 13 for o in model.opset_import):
         ops += [_coerced_softmax(False), _coerced_softmax(True)]
     return ReferenceEvaluator(model, new_ops=ops)
@@ -132,8 +135,11 @@ def float64_runner(model: onnx.ModelProto):
 
     Both runtimes have gaps: onnxruntime lacks float64 kernels for some ops (Conv), the reference
     evaluator gets a few ops wrong (MaxPool Indices with stride 1 and pads); the patched reference
-    above covers the rest.
+    above covers the rest. A model with ``ai.onnx.ml`` ops runs on the reference: onnxruntime computes
+    those in float32.
     """
+    if any(node.domain == "ai.onnx.ml" for node in model.graph.node):
+        return reference(model)
     try:
         session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     except Exception:  # noqa: BLE001 - a missing float64 kernel: fall back to the reference

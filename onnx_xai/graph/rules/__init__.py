@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ..registry import CHECKS, RULES, Rule
-from . import activation, conv, elementwise, linear, norm, pool, quantize, reduce, resize, sample, shape  # noqa: F401
+from . import activation, conv, elementwise, linear, ml, norm, pool, quantize, reduce, resize, sample, shape  # noqa: F401
 from .guided import deconv_relu, guided_relu
 from .maxpool_windows import max_pool_by_windows
 
@@ -43,7 +43,7 @@ def supported_ops() -> list[str]:
 
 def check_node(info, node, wants: Callable[[str], bool]) -> list[str]:
     """Problems that keep ``node`` from being differentiated (empty when it is fine)."""
-    if node.domain not in ("", "ai.onnx"):
+    if node.domain not in ("", "ai.onnx", ml.ML_DOMAIN):
         return [f"op from non-standard domain {node.domain!r}"]
     if node.op_type in CONTROL_FLOW:
         return [

@@ -22,6 +22,7 @@ from onnx_xai.graph.emitter import AXES_AS_INPUT
 from ...reference_runtime import float64_runner, reference
 
 OPSETS = (11, 13, 18, 21)
+ML = "ai.onnx.ml"
 
 
 @dataclass
@@ -73,15 +74,25 @@ def build(case: Case, opset: int, dtype) -> onnx.ModelProto:
         [helper.make_tensor_value_info("y", elem, None)],
         inits,
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    imports = [helper.make_opsetid("", opset)] + ([helper.make_opsetid(ML, 1)] if _uses_ml(case) else [])
+    model = helper.make_model(graph, opset_imports=imports)
     model.ir_version = min(model.ir_version, 10)
-    inferred = onnx.shape_inference.infer_shapes(model, strict_mode=True)
+    inferred = onnx.shape_inference.infer_shapes(model, strict_mode=not _uses_ml(case))
     y_info = next(v for v in list(inferred.graph.output) + list(inferred.graph.value_info) if v.name == "y")
     if not y_info.type.tensor_type.HasField("shape"):  # inference gave up: declare the real shape
         feeds = {n: np.zeros(s, dtype) for n, s in case.wrt.items()}
         y_info = helper.make_tensor_value_info("y", elem, reference(model).run(["y"], feeds)[0].shape)
     model.graph.output[0].CopyFrom(y_info)
+    if _uses_ml(case):
+        model.graph.output[0].type.tensor_type.elem_type = elem
     return model
+
+
+def _uses_ml(case: Case) -> bool:
+    """Whether the case has ai.onnx.ml ops (test_ml): ONNX infers few of their shapes, and the float64
+    build declares their outputs in float64, which the reference evaluator runs but the spec does not
+    allow (its outputs are float): the float32 build is the one checked."""
+    return any(spec[4].get("domain") == ML for spec in case.nodes)
 
 
 def _declared(shape, dynamic: bool) -> list:
@@ -93,7 +104,8 @@ def check(case: Case, opset: int, seed: int = 0, rules=None) -> None:
     rng = np.random.default_rng(seed)
     m64 = build(case, opset, np.float64)
     g64 = vjp_model(m64, "y", list(case.wrt), rules=rules)
-    onnx.checker.check_model(g64, full_check=True)
+    if not _uses_ml(case):
+        onnx.checker.check_model(g64, full_check=True)
     xs = {n: rng.uniform(case.low, case.high, size=s) for n, s in case.wrt.items()}
     forward = float64_runner(m64)
     y = forward.run(["y"], xs)[0]

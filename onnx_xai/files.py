@@ -203,6 +203,22 @@ class Staging:
         return {n for n in listed if isinstance(n, str) and n.startswith(prefix) and ".." not in n}
 
 
+def commit_set(out: Path, writers: dict[str, Callable], known: Sequence[str]) -> None:
+    """Write every file of ``writers`` (name -> function writing a path) into a staging folder,
+    then move them into ``out`` together, removing the ``known`` outputs the set lacks; a file that
+    cannot be written stops everything."""
+    with Staging(out) as staging:
+        for name, write in writers.items():
+            try:
+                write(staging.path(name))
+            except OSError as exc:
+                raise OutputError(
+                    f"cannot write {out / name}: {exc.strerror or exc}; nothing was "
+                    "changed in the output folder"
+                ) from None
+        staging.commit(list(writers), known)
+
+
 def output_folder(out: Path) -> Path:
     """``out``, created if missing (a file there is refused in one line)."""
     if out.exists() and not out.is_dir():

@@ -16,8 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import OutputError
-from ..files import Staging, output_folder
+from ..files import commit_set, output_folder
 from .auditor import Auditor, PhotoAudit
 from .sanity import cascading_randomization, random_target_check
 
@@ -117,21 +116,6 @@ def write_outputs(
     } | (extra or {})
     commit_set(out, writers, OUTPUTS + ENGINE_OUTPUTS)
     return {name: str(out / name) for name in writers}
-
-
-def commit_set(out: Path, writers: dict[str, Callable], known: Sequence[str]) -> None:
-    """Write every file of ``writers`` into a staging folder, then move them into ``out`` together,
-    removing the ``known`` outputs the set lacks; a file that cannot be written stops everything."""
-    with Staging(out) as staging:
-        for name, write in writers.items():
-            try:
-                write(staging.path(name))
-            except OSError as exc:
-                raise OutputError(
-                    f"cannot write {out / name}: {exc.strerror or exc}; nothing was "
-                    "changed in the output folder"
-                ) from None
-        staging.commit(list(writers), known)
 
 
 def _save_npz(path: str, arrays: dict) -> None:

@@ -37,9 +37,15 @@ def add_parser(sub) -> None:
         "--method",
         nargs="+",
         choices=METHOD_NAMES,
-        default=["gradcam"],
         metavar="METHOD",
-        help=f"default: gradcam; any of {', '.join(METHOD_NAMES)}",
+        help="default: gradcam for photos, tree_shap or kernel_shap for tables; any of "
+        + ", ".join(METHOD_NAMES),
+    )
+    p.add_argument(
+        "--background",
+        metavar="ROWS",
+        help="a table's background rows (.csv, .parquet, .npy): what the columns a method leaves out are "
+        "drawn from (kernel_shap, tree_shap)",
     )
     add_preprocessing(p)
     _add_sampling(p)
@@ -129,8 +135,14 @@ def run(args: argparse.Namespace) -> int:
     from ..images import image_files
     from ..photos.detectors import explain_levels, levels_of
 
+    first = _explainer(args, args.output)
+    if first.kind == "table":
+        return _run_table(args, first)
+    args.method = args.method or ["gradcam"]
+    if args.background:
+        raise UsageError("--background is for tables; this model takes photos")
     files = image_files(args.images, exclude=args.out)
-    explainers: dict = {}
+    explainers: dict = {args.output: first}
 
     def explainer(output: str | None):
         if output not in explainers:
@@ -174,6 +186,46 @@ def run(args: argparse.Namespace) -> int:
     if skipped:
         raise XaiError(f"{len(skipped)} of {len(files)} photos could not be read; the others were explained")
     return 0
+
+
+def _run_table(args: argparse.Namespace, ex) -> int:
+    """A table model's rows explained (:mod:`onnx_xai.tables.run`)."""
+    from ..files import sha256_of
+    from ..labels import parse_target, read_labels
+    from ..tables.rows import read_rows
+    from ..tables.run import TableOptions, explain_rows
+
+    if len(args.images) != 1:
+        raise UsageError("a table model explains the rows of one file (.csv, .parquet or .npy)")
+    columns = ex.input_shape[-1] if isinstance(ex.input_shape[-1], int) else None
+    rows = read_rows(args.images[0], columns)
+    background = read_rows(args.background, columns, rows.names) if args.background else None
+    methods = args.method or _table_methods(ex, background is not None)
+    labels = read_labels(args.labels, ex.num_classes, ex.metadata) if ex.num_classes else []
+    target = parse_target(args.target, labels, ex.num_classes) if ex.num_classes else None
+    opts = TableOptions(methods, target, background, labels, args.seed, figures=not args.no_overlays)
+    explain_rows(ex, rows, Path(args.out), opts, sha256_of(args.model))
+    out = Path(args.out)
+    figures = f", {out}/summary.*.png" if opts.figures else ""
+    print(
+        f"{len(rows.values)} rows, {', '.join(methods)} -> {out}/attributions.csv, {out}/rows/*.json{figures}"
+    )
+    return 0
+
+
+def _table_methods(ex, background: bool) -> list[str]:
+    """The methods a table gets when none is named (said, never silently): tree_shap for a tree
+    ensemble, else kernel_shap with background rows, else the gradient."""
+    from ..runtime.methods import METHOD_NAMES
+
+    if "tree_shap" in METHOD_NAMES and ex.tree_model() is not None and background:
+        chosen, why = ["tree_shap"], "the model is a tree ensemble"
+    elif background:
+        chosen, why = ["kernel_shap"], "background rows were given"
+    else:
+        chosen, why = ["gradient"], "no background rows were given (--background for kernel_shap)"
+    print(f"methods: {', '.join(chosen)} ({why}; --method to choose)")
+    return chosen
 
 
 def _explainer(args: argparse.Namespace, output: str | None):

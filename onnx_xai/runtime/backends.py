@@ -90,12 +90,21 @@ class OnnxRuntimeSession(Session):
 
     def _run(self, names, feeds):
         try:
-            return self._session.run(names, feeds)
+            found = self._session.run(names, feeds)
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
             raise RunError(f"onnxruntime failed running the model: {describe(exc)}") from None
+        return [_as_array(value) for value in found]
 
     def metadata(self):
         return dict(self._session.get_modelmeta().custom_metadata_map)
+
+
+def _as_array(value):
+    """An output as an array: a ``ZipMap``'s sequence of maps (class -> probability, one per row, as
+    scikit-learn's converters write classifiers) as ``[N, classes]`` in the map's order."""
+    if isinstance(value, list) and value and isinstance(value[0], dict):
+        return np.array([list(row.values()) for row in value], np.float32)
+    return value
 
 
 def default_providers() -> list[str]:

@@ -18,7 +18,9 @@
   saturates; also when only shape moves (Transpose, Reshape, Squeeze, Unsqueeze, Flatten) stand
   between that op and the output, as detector heads write ``Sigmoid -> Transpose -> Reshape``: the
   score is then the logit laid out as the output (the moves replayed on it, ``Score.moves``). A QDQ
-  model's quantized output is read before its quantization.
+  model's quantized output is read before its quantization; a ZipMap's (the sequence of maps that
+  scikit-learn's converters write as probabilities) at ZipMap's input, so ZipMap is never on the
+  gradient's path.
 """
 
 from __future__ import annotations
@@ -193,6 +195,7 @@ def score_tensor(info: GraphInfo, output: str | None = None) -> Score:
     name = output if output is not None else default_output(info)
     if name not in outputs:
         raise ModelError(f"the model has no output {name!r}; outputs: {', '.join(outputs)}")
+    name = _before_zipmap(info, name)
     moves = _moves_after_activation(info, name)
     if moves:
         name = moves[0].input[0]
@@ -209,6 +212,18 @@ def score_tensor(info: GraphInfo, output: str | None = None) -> Score:
             kind = SCORE_KINDS[node.op_type]
         name = info.producer[node.input[0]].input[0] if _quantized(info, name) else node.input[0]
     return Score(name, kind, tuple(moves))
+
+
+def _before_zipmap(info: GraphInfo, name: str) -> str:
+    """ZipMap's input where ZipMap writes ``name``: a sequence of maps, which no gradient crosses, read
+    as the scores it zips (before a Cast of data that feeds it, as skl2onnx writes for an SVC)."""
+    node = info.producer.get(name)
+    if node is None or node.op_type != "ZipMap":
+        return name
+    cast = info.producer.get(node.input[0])
+    if cast is not None and cast.op_type == "Cast" and info.carries_data(cast.input[0]):
+        return cast.input[0]
+    return node.input[0]
 
 
 def default_output(info: GraphInfo) -> str:

@@ -38,6 +38,7 @@ from .info import GraphInfo
 from .layer import check_layer, default_layer, view_of
 from .layout import NCHW, tensor_layouts
 from .model_io import load_model
+from .opsets import at_rule_opset
 from .publish import as_float32, input_gradient, publish
 from .rules import rule_table
 from .rules.relevance import COMPOSITES, Composite
@@ -49,7 +50,6 @@ from .views import channels_first, channels_first_shape
 OUTPUT_SETS = tuple(c.OUTPUT_SETS)
 LAYERED_SETS = c.LAYERED_SETS
 MAXPOOL_BACKWARDS = ("scatter", "windows")  # the rule tables of MaxPool's two backwards
-MIN_OPSET = 11
 FLOAT = onnx.TensorProto.FLOAT
 
 
@@ -125,13 +125,9 @@ def analyze(
     proto, sha256 = load_model(model)
     if c.METADATA_KEY in {p.key for p in proto.metadata_props}:
         raise ModelError("the model was already rewritten by onnx_xai")
+    proto = at_rule_opset(proto)  # converters write ai.onnx 8-9, or none (onnxmltools' XGBoost)
     info = GraphInfo(proto)
     stage("finding the explained input, the score and the target layer")
-    if info.opset < MIN_OPSET:
-        raise ModelError(
-            f"the model uses opset {info.opset}; onnx_xai needs opset {MIN_OPSET} or newer "
-            "(convert it with onnx.version_converter)"
-        )
     image = explained_input(info, input_name)
     batch = static_batch(info, image)
     if batch is not None:

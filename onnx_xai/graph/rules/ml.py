@@ -85,8 +85,10 @@ def _normalizer_check(info, node, wants) -> list[str]:
 
 @vjp("Normalizer", check=_normalizer_check)
 def normalizer(e: Emitter, node, g_out):
-    """Normalizer: y = x / n per row, n = max(x), sum|x| or sqrt(sum x^2) (y = x where n = 0);
-    dx = (dy - dn/dx sum(dy y)) / n, MAX's dn/dx shared equally by the entries tied for the maximum."""
+    """Normalizer: y = x / n per row (n = max x, sum |x|, |x|_2); dx = (dy - dn/dx sum(dy y)) / n.
+
+    A row whose n is 0 passes unchanged (dx = dy there); MAX's dn/dx is shared equally by the entries
+    tied for the maximum, as ReduceMax's rule shares it."""
     x, y = node.input[0], node.output[0]
     xf, dy, yt = _computed(e, x, y), e.t(g_out[0], like=y), e.t(y)
     total = _row_sum(e, dy * yt)
@@ -108,8 +110,7 @@ def normalizer(e: Emitter, node, g_out):
 
 @vjp("Imputer")
 def imputer(e: Emitter, node, g_out):
-    """Imputer: y = x where kept, the imputed value where x is the replaced value (or NaN);
-    dx = dy * [x kept]."""
+    """Imputer: y = x where kept, a constant where x is the replaced value (or NaN); dx = dy [x kept]."""
     x = node.input[0]
     replaced = float(attr(node, "replaced_value_float", 0.0))
     missing = e.op("IsNaN", [x]) if math.isnan(replaced) else e.op("Equal", [x, e.scalar(replaced, like=x)])
@@ -181,8 +182,9 @@ def _classifier_check(info, node, wants) -> list[str]:
 
 @vjp("LinearClassifier", check=_classifier_check)
 def linear_classifier(e: Emitter, node, g_out):
-    """LinearClassifier: z = post_transform(x W^T + b); dx = (dz dz/ds) W (the scores; the label
-    gets none)."""
+    """LinearClassifier: z = post_transform(s), s = x W^T + b; dx = (dz dz/ds) W; the label gets none.
+
+    dz/ds per post_transform and layout in the module docstring; SOFTMAX_ZERO and PROBIT recompute s."""
     x, z = node.input[0], node.output[1]
     rows, _ = _classes(node)
     ds = _score_cotangent(e, node, e.t(g_out[1], like=z), z)
@@ -263,8 +265,10 @@ def _vectorizer_check(info, node, wants) -> list[str]:
 
 @vjp("FeatureVectorizer", check=_vectorizer_check)
 def feature_vectorizer(e: Emitter, node, g_out):
-    """FeatureVectorizer: y = [x_1 | x_2 | ...], input i cut or zero-padded to inputdimensions[i]
-    columns; dx_i = the columns of dy that x_i fills (zero beyond them)."""
+    """FeatureVectorizer: y = [x_1 | x_2 | ...] (each cut or padded); dx_i = dy's columns x_i fills.
+
+    Input i takes inputdimensions[i] columns: cut to them, or zero-padded (its columns beyond get a
+    zero cotangent)."""
     dy, y = e.t(g_out[0], like=node.output[0]), node.output[0]
     dims = [int(d) for d in attr(node, "inputdimensions") or []]
     starts = np.cumsum([0, *dims]).tolist()
@@ -285,8 +289,9 @@ def feature_vectorizer(e: Emitter, node, g_out):
 
 @vjp("ArrayFeatureExtractor")
 def array_feature_extractor(e: Emitter, node, g_out):
-    """ArrayFeatureExtractor: y = x[..., idx] (idx flattened; a 1-D x gives one row);
-    dx = dy @ onehot(idx, columns), an index taken twice collecting both."""
+    """ArrayFeatureExtractor: y = x[..., idx]; dx = dy @ onehot(idx, columns) (repeats add up).
+
+    idx is flattened; a 1-D x gives one row, as onnxruntime reads it."""
     x, idx = node.input
     shape = e.info.shape(x) or ()
     columns = (

@@ -1,6 +1,6 @@
 """Table of cases for the ``ai.onnx.ml`` rules: Scaler, Normalizer, Imputer, Binarizer, LinearRegressor,
 LinearClassifier, FeatureVectorizer and ArrayFeatureExtractor; the refusals; the non-differentiable ML
-ops refused by name.
+ops refused by name; float64 inputs (computed in float) on onnxruntime.
 
 Adapted checks, and why. onnxruntime computes the ML ops in float32 whatever their input, so the
 float64 finite differences run on the ONNX reference evaluator (``float64_runner`` sends a model with
@@ -288,3 +288,41 @@ def test_non_differentiable_ml_ops_are_refused_by_name():
     assert "\n" not in message and message.startswith("cannot differentiate 3 nodes:")
     for op in ("TreeEnsembleRegressor", "OneHotEncoder", "LabelEncoder"):
         assert f"({op})" in message
+
+
+DOUBLE_INPUT = [
+    ([ml("Scaler", ["x"], offset=floats(4), scale=floats(4))], 4),
+    ([ml("Normalizer", ["x"], norm="MAX")], 4),
+    ([ml("Normalizer", ["x"], norm="L1")], 4),
+    (classifier("SOFTMAX_ZERO"), 3),
+    (classifier("LOGISTIC", rows=1, labels=2), 2),
+    ([ml("FeatureVectorizer", ["x"], inputdimensions=[3])], 3),
+]
+
+
+@pytest.mark.parametrize("nodes, columns", DOUBLE_INPUT, ids=lambda v: v[0][0] if isinstance(v, list) else "")
+def test_double_input_on_onnxruntime(nodes, columns):
+    """A float64 input to an op that computes in float: onnxruntime runs the rewritten model (the
+    checker passes it), and the cotangent comes back in float64, right to float32's precision."""
+    graph = onnx.helper.make_graph(
+        [onnx.helper.make_node(op, ins, outs, **attrs) for op, ins, outs, _, attrs in nodes],
+        "double",
+        [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.DOUBLE, [3, 4])],
+        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [3, columns])],
+    )
+    opsets = [onnx.helper.make_opsetid("", 13), onnx.helper.make_opsetid("ai.onnx.ml", 1)]
+    model = onnx.helper.make_model(graph, opset_imports=opsets)
+    rewritten = vjp_model(model, "y", ["x"])
+    onnx.checker.check_model(rewritten, full_check=True)
+    rng = np.random.default_rng(0)
+    x, ybar, t = rng.uniform(-2, 2, (3, 4)), rng.standard_normal((3, columns)), rng.standard_normal((3, 4))
+    session = ort.InferenceSession(rewritten.SerializeToString(), providers=["CPUExecutionProvider"])
+    (grad,) = session.run(["xai_grad/x"], {"x": x, "xai_seed": ybar.astype(np.float32)})
+    forward = reference(model)
+
+    def f(step):
+        return float(np.sum(ybar * forward.run(["y"], {"x": x + step * t})[0]))
+
+    numeric = (f(1e-6) - f(-1e-6)) / 2e-6
+    assert grad.dtype == np.float64
+    assert abs(numeric - float(np.sum(grad * t))) <= 1e-5 * max(1.0, abs(numeric))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from ..ml_shapes import ML_DOMAIN
 from ..registry import CHECKS, RULES, Rule
 from . import activation, conv, elementwise, linear, ml, norm, pool, quantize, reduce, resize, sample, shape  # noqa: F401
 from .guided import deconv_relu, guided_relu
@@ -43,7 +44,7 @@ def supported_ops() -> list[str]:
 
 def check_node(info, node, wants: Callable[[str], bool]) -> list[str]:
     """Problems that keep ``node`` from being differentiated (empty when it is fine)."""
-    if node.domain not in ("", "ai.onnx", ml.ML_DOMAIN):
+    if node.domain not in ("", "ai.onnx", ML_DOMAIN):
         return [f"op from non-standard domain {node.domain!r}"]
     if node.op_type in CONTROL_FLOW:
         return [

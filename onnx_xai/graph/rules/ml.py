@@ -27,7 +27,6 @@ from ..emitter import Emitter, Tensor
 from ..info import GraphInfo, attr
 from ..registry import vjp
 
-ML_DOMAIN = "ai.onnx.ml"
 POST_TRANSFORMS = ("NONE", "LOGISTIC", "SOFTMAX", "SOFTMAX_ZERO", "PROBIT")
 SOFTMAX_ZERO_BAND = 1e-7  # onnxruntime's SOFTMAX_ZERO: a score within this of 0 is left out
 WINITZKI_A = 0.147  # the constant of the erfinv approximation behind PROBIT

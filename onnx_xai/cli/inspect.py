@@ -38,7 +38,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if r["rewritten"]:
         return _print_rewrite(args.model, r)
-    print(f"{args.model}: opset {r['opset']}, {r['nodes']} nodes, input layout {r['layout']}")
+    layout = f", input layout {r['layout']}" if r["layout"] else ""
+    print(f"{args.model}: a {r['kind']} model, opset {r['opset']}, {r['nodes']} nodes{layout}")
     for kind, key, mark in (
         ("input", "inputs", r["image_input"]),
         ("output", "outputs", r["explained_output"]),
@@ -49,11 +50,15 @@ def run(args: argparse.Namespace) -> int:
             shown = f"  ({', '.join(facts)})" if facts else ""
             print(f"  {kind:6s} {t['name']}  {t['shape']}  {t['type']}{shown}{star}")
     if r["differentiated"] != r["image_input"]:
-        print(f"integer pixels: gradients are taken at {r['differentiated']!r}, their first float cast")
+        what, where = (
+            ("ids", "their embedding") if r["kind"] == "tokens" else ("pixels", "their first float cast")
+        )
+        print(f"integer {what}: gradients are taken at {r['differentiated']!r}, {where}")
     moves = f", then {' -> '.join(r['score_moves'])} as the output" if r.get("score_moves") else ""
     print(f"score: {r['score']!r} ({SCORE_KINDS[r['score_kind']]}{moves})")
     print(f"target layer: {r['convention']}")
-    print("target-layer candidates (last first, * = default):")
+    if r["candidates"]:
+        print("target-layer candidates (last first, * = default):")
     for c in r["candidates"]:
         print(
             f"  {'*' if c['name'] in r['target_layers'] else ' '} {c['name']}  {c['shape']}  "
@@ -87,12 +92,16 @@ def _print_methods(r: dict) -> None:
     from ..runtime.methods import METHOD_NAMES, REGISTRY
 
     if r["not_differentiable"]:
-        forward = [m for m in METHOD_NAMES if REGISTRY[m].forward_only]
+        forward = [m for m in METHOD_NAMES if REGISTRY[m].forward_only and r["kind"] in REGISTRY[m].kinds]
         print(f"methods: {', '.join(forward)} only, on the output itself (no gradient reaches the input)")
         return
     lrp_out = r.get("no_relevance_rule") or []
-    methods = [m for m in METHOD_NAMES if (r["cam"] or m != "cam") and (m != "lrp" or not lrp_out)]
-    no_cam = "" if r["cam"] else " (no CAM: the head is not GAP -> linear)"
+    methods = [
+        m
+        for m in METHOD_NAMES
+        if (r["cam"] or m != "cam") and (m != "lrp" or not lrp_out) and r["kind"] in REGISTRY[m].kinds
+    ]
+    no_cam = "" if r["cam"] or r["kind"] != "image" else " (no CAM: the head is not GAP -> linear)"
     print(f"methods: {', '.join(methods)}{no_cam}")
     if lrp_out:
         shown = ", ".join(lrp_out[:3]) + (f" and {len(lrp_out) - 3} more" if len(lrp_out) > 3 else "")

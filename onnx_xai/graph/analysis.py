@@ -68,7 +68,7 @@ def explained_input(info: GraphInfo, name: str | None = None) -> str:
         return name
     four_d = [n for n in inputs if info.rank(n) == 4]
     pixels = [n for n in four_d if info.is_float(n)] + [n for n in four_d if info.dtype(n) in INTEGER_TYPES]
-    floats = [n for n in inputs if info.is_float(n) and info.rank(n) is not None and info.rank(n) >= 1]
+    floats = [n for n in inputs if info.is_float(n) and (info.rank(n) or 0) >= 1]
     ids = [n for n in inputs if info.dtype(n) in ID_TYPES and embedding_of(info, n) is not None]
     for n in pixels + ids + floats:
         return n

@@ -63,10 +63,11 @@ def inspect_model(
     e = Emitter(info)
     path = prepare_path(e, a.score.name, [a.source])
     problems = path_problems(e, path)
-    found = candidates(info, a.source, a.score.name, a.layouts)
-    if all(c.name != a.view.name for c in found):
+    found = candidates(info, a.source, a.score.name, a.layouts) if a.kind == "image" else []
+    if a.views and all(c.name != a.view.name for c in found):
         found.insert(0, a.view)
     return {
+        "kind": a.kind,
         "opset": info.opset,
         "nodes": len(info.graph.node),
         "inputs": [_describe(info, n) for n in info.graph_input_names()],
@@ -80,8 +81,10 @@ def inspect_model(
         "score_kind": a.score.kind,
         "score_moves": [n.op_type for n in a.score.moves],
         "layout": a.layout,
-        "target_layer": a.view.name,
-        "convention": convention(a.views, target_layer is not None, _attention(info, a.source)),
+        "target_layer": a.views[0].name if a.views else None,
+        "convention": convention(a.views, target_layer is not None, _attention(info, a.source))
+        if a.views
+        else f"none: a {a.kind} model (the CAM family needs a feature map)",
         "candidates": [
             _describe(info, c.name) | {"op": info.producer[c.name].op_type} | c.describe() for c in found
         ],
@@ -91,7 +94,7 @@ def inspect_model(
             _describe(info, s.view.name)
             | s.view.describe()
             | {"op": info.producer[s.view.name].op_type, "grid": list(s.grid), "stride": s.stride}
-            for s in scale_candidates(info, a.source, a.score.name, a.layouts)
+            for s in (scale_candidates(info, a.source, a.score.name, a.layouts) if a.kind == "image" else [])
         ],
         "cam": isinstance(a.head, CamHead),
         "head": " -> ".join(a.head.ops) if isinstance(a.head, CamHead) else a.head,

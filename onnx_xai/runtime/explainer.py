@@ -98,7 +98,7 @@ class Explainer:
         return self._sessions.record()
 
     @property
-    def target_layer(self) -> str:
+    def target_layer(self) -> str | None:
         """The name of the tensor the CAM family explains (the first, when there are several)."""
         return self._sessions.record().target_layer
 
@@ -268,6 +268,7 @@ class Explainer:
         x, extra = self._check_input(x), self._extra(extra_inputs)
         _check_threshold(box_threshold)
         plan = plan_methods(methods, options)
+        _check_kinds(plan, self.kind)
         with work.active() if work is not None else contextlib.nullcontext():
             try:
                 return self._explain_planned(x, plan, target, box_threshold, extra, seed)
@@ -435,6 +436,14 @@ class Explainer:
         if self.layout is None:
             return None
         return x.shape[self.layout.index("H")], x.shape[self.layout.index("W")]
+
+
+def _check_kinds(plan, kind: str) -> None:
+    """Every method asked explains this kind of input, or one line says which do not."""
+    wrong = [m for m, opts in plan if kind not in m.kinds]
+    if wrong:
+        names = ", ".join(f"{m.name} ({' and '.join(m.kinds)})" for m in wrong)
+        raise InputError(f"this model's input is a {kind}; these methods explain other inputs only: {names}")
 
 
 def _layer_shapes(outputs: dict) -> tuple[tuple[int, int, int], ...]:

@@ -41,9 +41,7 @@ class InputSpec:
     @classmethod
     def of(cls, name: str, shape, onnxruntime_type: str) -> InputSpec:
         if onnxruntime_type not in ONNXRUNTIME_TYPES:
-            raise InputError(
-                f"the input {name!r} has type {onnxruntime_type}, which onnx_xai cannot feed"
-            )
+            raise InputError(f"the input {name!r} has type {onnxruntime_type}, which onnx_xai cannot feed")
         return cls(name, tuple(shape), np.dtype(ONNXRUNTIME_TYPES[onnxruntime_type]))
 
     @property

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from ..errors import InputError
 from ..images import Prepared, load_image, prepare, to_rgb
 from ..preprocessing import Preprocessing, preprocessing_for
 from ..visuals import photo_picture
@@ -40,21 +41,28 @@ class ImageExplanation:
     @property
     def map(self) -> np.ndarray:
         """The map over the whole photo, ``(height, width)`` in [0, 1] (zero outside the input's crop)."""
-        return self.prepared.map_to_photo(self.explanation.maps[0])
+        return self.prepared.map_to_photo(self._maps()[0])
 
     @property
     def box(self) -> tuple[int, int, int, int] | None:
         """The box around the map's largest region above 20 % of its maximum, in photo pixels
         (x0, y0, x1, y1), half-open; None for an empty map."""
-        box = self.explanation.boxes[0]
+        self._maps()
+        box = self.explanation.box(0)
         return self.prepared.box_to_photo(box) if box[2] > box[0] else None
 
     def picture(self, cmap: str = "jet", alpha: float = 0.5) -> Image.Image:
         """The photo with the map drawn over it and the box in white (:mod:`onnx_xai.visuals`)."""
         signed = self.explanation.signed[0] if self.explanation.signed is not None else None
         return photo_picture(
-            self.prepared, self.explanation.family, self.explanation.maps[0], signed, self.box, cmap, alpha
+            self.prepared, self.explanation.family, self._maps()[0], signed, self.box, cmap, alpha
         )
+
+    def _maps(self) -> np.ndarray:
+        maps = self.explanation.maps
+        if maps is None:
+            raise InputError("this explanation has no map: the model's input is not a picture")
+        return maps
 
 
 def explain_image(

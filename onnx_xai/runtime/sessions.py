@@ -288,7 +288,7 @@ class SessionSet:
                     model = augment(self._analyze(), outputs=("activation",), seeded=seeded)
                     self._analysis = None
                 stage("cutting the model at its target layer")
-                grid_from = [g for g in [record.target.get("grid_from")] if g]
+                grid_from = [g for g in [(record.target or {}).get("grid_from")] if g]
                 cut = split(model, record.target_layers[0], record.output, record.input, grid_from)
                 made = [self._session_from(part.SerializeToString()) for part in (cut.body, cut.head)]
                 self._split[seeded] = (made[0], made[1], cut.boundary)

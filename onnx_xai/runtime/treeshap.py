@@ -74,11 +74,11 @@ def interventional_tree_shap(
     tx, tz = model.tree_inputs(x), model.tree_inputs(z)
     values = np.zeros((len(x), model.features + 1, model.outputs))
     for group in plan.groups():
-        zu = _patterns(group, model.decisions(tz, group.nodes))
+        bg = _Background.of(group, _patterns(group, model.decisions(tz, group.nodes)))
         for start in range(0, len(x), plan.rows):
             rows = slice(start, start + plan.rows)
             xu = _patterns(group, model.decisions(tx[rows], group.nodes))
-            coef = _coefficients(plan, group, xu, zu)
+            coef = _coefficients(plan, group, xu, bg)
             _add(values[rows], plan, group, xu, coef, len(z))
     return values[:, : model.features], model.margins(z).mean(axis=0)
 
@@ -193,43 +193,70 @@ def _ragged(lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return owner, np.arange(owner.size) - np.repeat(np.cumsum(lengths) - lengths, lengths)
 
 
-def _coefficients(plan: _Plan, group: _Group, xu: _Unique, zu: _Unique) -> np.ndarray:
+@dataclass(frozen=True)
+class _Background:
+    """A group's background patterns and what pairing needs: ``fails`` (columns each pattern fails),
+    their zero bits (flat, from ``zero_first``), and ``meet``: per requirement ``r`` a bitmask over
+    its path's background patterns that meet it, then per path ``p`` (row ``R + p``) all of them."""
+
+    patterns: _Unique
+    fails: np.ndarray
+    zero_bits: np.ndarray
+    zero_first: np.ndarray
+    meet: np.ndarray
+
+    @staticmethod
+    def of(group: _Group, zu: _Unique) -> _Background:
+        d_z = group.depth.astype(np.int64)[zu.path]
+        words = (int(np.diff(zu.first).max()) + 63) // 64
+        slot = np.arange(zu.code.size) - zu.first[zu.path]  # a pattern's index within its path
+        owner, k = _ragged(d_z)
+        met = ((zu.code[owner] >> k.astype(np.uint64)) & np.uint64(1)) == 1
+        owner, k = owner[met], k[met]
+        n_reqs = group.bit.size
+        bits = np.zeros((n_reqs + group.depth.size, 64 * words), bool)
+        bits[group.req_cuts[zu.path[owner]] + k, slot[owner]] = True
+        bits[n_reqs + zu.path, slot] = True
+        meet = np.packbits(bits, axis=1, bitorder="little").view("<u8")
+        return _Background(zu, d_z - _popcount(zu.code), *_zero_bits(zu.code, d_z), meet)
+
+
+def _coefficients(plan: _Plan, group: _Group, xu: _Unique, bg: _Background) -> np.ndarray:
     """Per (row pattern u, bit k) the background-summed unit attribution, flat at ``offset[u] + k``:
     ``sum_z [compatible] (PLUS[a, b] if z fails k else 0) - [x fails k] sum_z [compatible] MINUS[a, b]``
     with ``b`` the columns x fails and ``a`` those z fails."""
-    depth = group.depth.astype(np.int64)
-    d_x, d_z = depth[xu.path], depth[zu.path]
-    b = d_x - _popcount(xu.code)
-    a = d_z - _popcount(zu.code)
-    full = np.where(depth == 64, ~np.uint64(0), (np.uint64(1) << depth.astype(np.uint64)) - np.uint64(1))
+    d_x = group.depth.astype(np.int64)[xu.path]
     offset = np.r_[0, np.cumsum(d_x)]
+    zero_bits, zero_first = _zero_bits(xu.code, d_x)
+    x_facts = (d_x - _popcount(xu.code), offset, zero_bits, zero_first)
     coef, minus = np.zeros(offset[-1]), np.zeros(xu.code.size)
-    facts = (a, b, full, offset, *_zero_bits(zu.code, d_z))
-    per_u = np.cumsum(np.diff(zu.first)[xu.path])
-    start = 0
-    while start < xu.code.size:  # batches of row patterns, at most ``chunk`` pairs each
-        stop = max(start + 1, int(np.searchsorted(per_u, (per_u[start - 1] if start else 0) + plan.chunk)))
-        _pair_batch(np.arange(start, stop), xu, zu, facts, coef, minus)
-        start = stop
-    owner, k = _ragged(d_x)
-    fails = ((xu.code[owner] >> k.astype(np.uint64)) & np.uint64(1)) == 0
-    coef -= np.where(fails, minus[owner], 0.0)
+    step = max(1, plan.chunk // bg.meet.shape[1] // 64)
+    for start in range(0, xu.code.size, step):  # row patterns by batches, ``chunk`` candidate pairs each
+        _pair_batch(np.arange(start, min(start + step, xu.code.size)), group, xu, x_facts, bg, (coef, minus))
+    owner, k = _ragged(x_facts[0])
+    coef[offset[owner] + zero_bits[zero_first[owner] + k]] -= minus[owner]
     return coef
 
 
-def _pair_batch(us: np.ndarray, xu: _Unique, zu: _Unique, facts: tuple, coef: np.ndarray, minus: np.ndarray):
-    """Add the compatible pairs of row patterns ``us`` and their paths' background patterns."""
-    a, b, full, offset, zero_bits, zero_first = facts
-    owner, j = _ragged(np.diff(zu.first)[xu.path[us]])
-    u = us[owner]
-    w = zu.first[xu.path[u]] + j
-    ok = (xu.code[u] | zu.code[w]) == full[xu.path[u]]
-    u, w = u[ok], w[ok]
-    ab = (a[w], b[u])
-    minus += np.bincount(u, zu.count[w] * MINUS[ab], minlength=minus.size)
-    pair, k = _ragged(a[w])  # every column z fails (x meets it) gets PLUS
-    at = offset[u[pair]] + zero_bits[zero_first[w[pair]] + k]
-    coef += np.bincount(at, (zu.count[w] * PLUS[ab])[pair], minlength=coef.size)
+def _pair_batch(us: np.ndarray, group: _Group, xu: _Unique, x_facts: tuple, bg: _Background, out: tuple):
+    """Add the compatible pairs of row patterns ``us``: the background patterns of the same path that
+    meet every column the row fails (an AND of bitmasks), each with its count."""
+    b, offset, zero_bits, zero_first = x_facts
+    coef, minus = out
+    path = xu.path[us]
+    owner, k = _ragged(b[us] + 1)  # per row pattern: its path's "all" mask, then one per failed column
+    rows = group.bit.size + path[owner]
+    f = k > 0
+    rows[f] = group.req_cuts[path[owner[f]]] + zero_bits[zero_first[us[owner[f]]] + k[f] - 1]
+    mask = np.bitwise_and.reduceat(bg.meet[rows], np.r_[0, np.cumsum(b[us] + 1)[:-1]], axis=0)
+    i, slot = np.nonzero(np.unpackbits(mask.view(np.uint8), axis=1, bitorder="little"))
+    u, w = us[i], bg.patterns.first[path[i]] + slot
+    ab = (bg.fails[w], b[u])
+    count = bg.patterns.count[w]
+    minus += np.bincount(u, count * MINUS[ab], minlength=minus.size)
+    pair, k = _ragged(bg.fails[w])  # every column z fails (x meets it) gets PLUS
+    at = offset[u[pair]] + bg.zero_bits[bg.zero_first[w[pair]] + k]
+    coef += np.bincount(at, (count * PLUS[ab])[pair], minlength=coef.size)
 
 
 def _zero_bits(codes: np.ndarray, depth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -164,11 +164,22 @@ def test_bad_arguments():
         onnx_xai.augment(source, target_layer="y")
     with pytest.raises(ModelError, match="not an ONNX model"):
         onnx_xai.augment(b"definitely not a protobuf of a model")
+
+
+def test_an_old_opset_is_upgraded_and_keeps_its_outputs():
+    """A model at opset 10 (converters write 8 and 9) is rewritten from a private upgraded copy:
+    its outputs and gradients those of the same model at its own opset; the user's model unchanged."""
+    source = export(small_cnn(), (1, 3, 8, 8))
     old = onnx.ModelProto()
     old.CopyFrom(source)
     old.opset_import[0].version = 10
-    with pytest.raises(ModelError, match="opset 10"):
-        onnx_xai.augment(old)
+    kept = old.SerializeToString()
+    x = np.random.default_rng(0).normal(size=(2, 3, 8, 8)).astype(np.float32)
+    feeds = {"x": x, "xai_target": np.array([0, 2], np.int64)}
+    new, upgraded = run(onnx_xai.augment(source), feeds), run(onnx_xai.augment(old), feeds)
+    assert old.SerializeToString() == kept
+    for name in ("y", "xai_score", "xai_input_grad", "xai_gradcam"):
+        assert np.allclose(new[name], upgraded[name], atol=1e-6), name
 
 
 def test_static_batch_of_one_is_freed_and_samples_stay_independent():

@@ -27,6 +27,8 @@ import numpy as np
 from ...errors import InputError
 
 Call = Callable[[np.ndarray, np.ndarray, tuple], dict]
+KINDS = ("image", "table", "signal", "tokens", "tensor")  # what an explained input is (the record's kind)
+IMAGES = ("image",)
 
 
 @dataclass
@@ -40,13 +42,19 @@ class Context:
     targets: np.ndarray
     outputs: dict[str, np.ndarray]
     call: Call
-    layout: str
+    layout: str | None  # an image's layout, None for other inputs
     head: Callable[[], Any] | None = None  # the model from the target layer on (runtime.head.LayerHead)
     output_name: str = ""  # the explained output's name in ``outputs``
     score_kind: str = "logit"  # how the score relates to that output: logit, pre-softmax, pre-sigmoid
     # LRP of (x, objective) by a composite
     relevance: Callable[[np.ndarray, np.ndarray, Any], np.ndarray] | None = None
     found: dict = field(default_factory=dict)  # by-products a method hands back: "base" (SHAP's)
+
+    def image_layout(self) -> str:
+        """The input's layout, for the methods that work on images only."""
+        if self.layout is None:
+            raise InputError("this method works on images; the model's input is not one")
+        return self.layout
 
     def layer_head(self):
         """The :class:`~onnx_xai.runtime.head.LayerHead` of this model and objective."""
@@ -111,11 +119,13 @@ class Facts:
 
     batch: int
     sample: tuple[int, ...]
-    layout: str
+    layout: str | None  # an image's, None for other inputs
     layers: tuple[tuple[int, int, int], ...] = ()
 
     def size(self, axis: str) -> int:
-        """The input's extent along ``axis`` (``"H"``, ``"W"``, ``"C"``)."""
+        """An image's extent along ``axis`` (``"H"``, ``"W"``, ``"C"``)."""
+        if self.layout is None:
+            raise InputError(f"the input has no {axis} axis: it is not an image")
         return int(self.sample[self.layout.index(axis) - 1])
 
     def one(self) -> Facts:
@@ -137,6 +147,7 @@ class Method:
     signed: ClassVar[bool] = False
     sets: ClassVar[tuple[str, ...]] = ()
     forward_only: ClassVar[bool] = False  # needs only the score: runs on models that cannot be rewritten
+    kinds: ClassVar[tuple[str, ...]] = KINDS  # the inputs it explains (images only: maps, patches)
     Options: ClassVar[type[Options]] = Options
     summary: ClassVar[str] = ""
     reference: ClassVar[str] = ""

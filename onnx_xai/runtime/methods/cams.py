@@ -33,7 +33,18 @@ import numpy as np
 from ... import contract as c
 from ...errors import InputError
 from ..maps import interpolation_matrix, upsample
-from .base import BatchedOptions, Context, Cost, Facts, Method, MethodOptions, Options, chunks, register
+from .base import (
+    IMAGES,
+    BatchedOptions,
+    Context,
+    Cost,
+    Facts,
+    Method,
+    MethodOptions,
+    Options,
+    chunks,
+    register,
+)
 
 FUSIONS = ("mean", "max")
 
@@ -55,6 +66,7 @@ class CamMethod(Method):
     """``ReLU(image(A, G))``, ``image = sum_k weights_k A_k``; subclasses override one of the two."""
 
     family = "cam"
+    kinds = IMAGES
     sets = ("gradcam",)
     Options: ClassVar[type[MethodOptions]] = CamOptions
     relu = True
@@ -63,7 +75,7 @@ class CamMethod(Method):
         layers = _layer_count(ctx.outputs)
         if layers == 1:
             return self.on_layer(ctx, opts, 0)
-        height, width = (ctx.x.shape[ctx.layout.index(axis)] for axis in "HW")
+        height, width = (ctx.x.shape[ctx.image_layout().index(axis)] for axis in "HW")
         maps = np.stack(
             [
                 upsample(_scaled(np.maximum(self.on_layer(ctx, opts, k), 0)), height, width)
@@ -228,14 +240,14 @@ class ScoreCam(CamMethod):
 
     def weights(self, a, g, ctx, opts: ScoreCamOptions):
         x = ctx.x.astype(np.float32)
-        height, width = x.shape[ctx.layout.index("H")], x.shape[ctx.layout.index("W")]
+        height, width = x.shape[ctx.image_layout().index("H")], x.shape[ctx.image_layout().index("W")]
         scores = np.zeros(a.shape[:2])
         for i, sample in enumerate(a):
             per_run = opts.copies_per_run(x, default=16)
             for part in chunks(len(sample), per_run):  # the masks of a chunk of channels at a time
                 masks = _aligned_upsample(sample[part], height, width)
                 low, high = masks.min(axis=(1, 2), keepdims=True), masks.max(axis=(1, 2), keepdims=True)
-                masks = np.expand_dims((masks - low) / (high - low + 1e-8), ctx.layout.index("C"))
+                masks = np.expand_dims((masks - low) / (high - low + 1e-8), ctx.image_layout().index("C"))
                 masked = (x[i : i + 1] * masks).astype(np.float32)
                 targets = np.repeat(ctx.targets[i : i + 1], len(masked), axis=0)
                 scores[i, part] = ctx.run(masked, targets, ("activation",))[c.SCORE]

@@ -31,7 +31,7 @@ import numpy as np
 from ... import contract as c
 from ...errors import InputError
 from ..maps import upsample
-from .base import Context, Cost, Facts, Method, finite, register, whole
+from .base import IMAGES, Context, Cost, Facts, Method, finite, register, whole
 from .cams import CamMethod, CamOptions, GradCam
 
 KERNELS = ("sigmoid", "rbf", "poly", "linear")
@@ -109,6 +109,7 @@ class ActivationMap(CamMethod):
 @register
 class FullGrad(Method):
     name = "fullgrad"
+    kinds = IMAGES
     family = "cam"  # its own run: a graph of its own (a sweep to every bias layer)
     summary = "|x * d score/dx| plus every bias layer's |bias * gradient|, each scaled, at the input"
     reference = "pytorch-grad-cam `FullGrad` (Srinivas & Fleuret 2019)"
@@ -117,7 +118,7 @@ class FullGrad(Method):
     def attribute(self, ctx: Context, opts) -> np.ndarray:
         x = ctx.x.astype(np.float64)
         outputs = ctx.run(ctx.x, ctx.targets, ("fullgrad",))
-        channel, height, width = (ctx.layout.index(a) for a in "CHW")
+        channel, height, width = (ctx.image_layout().index(a) for a in "CHW")
         term = np.abs(x * outputs[c.FULLGRAD_INPUT])
         term = np.moveaxis(term, channel, 1)
         term = term - term.min(axis=(2, 3), keepdims=True)

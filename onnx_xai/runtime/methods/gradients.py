@@ -25,6 +25,7 @@ from ... import contract as c
 from ...errors import InputError
 from ..maps import upsample
 from .base import (
+    IMAGES,
     BatchedOptions,
     Context,
     Cost,
@@ -251,6 +252,7 @@ def spread(maps: np.ndarray, layout: str, like: np.ndarray) -> np.ndarray:
 @register
 class GuidedGradCam(Method):
     name = "guided_gradcam"
+    kinds = IMAGES
     sets = ("guided", "gradcam")
     summary = "guided backprop * Grad-CAM upsampled to the input (bilinear; Captum's is nearest)"
     reference = "Captum `GuidedGradCam`"
@@ -260,7 +262,7 @@ class GuidedGradCam(Method):
         from .cams import GradCam
 
         gradcam = GradCam().attribute(ctx, opts)
-        return ctx.outputs[c.GUIDED_INPUT_GRAD] * spread(gradcam, ctx.layout, ctx.x)
+        return ctx.outputs[c.GUIDED_INPUT_GRAD] * spread(gradcam, ctx.image_layout(), ctx.x)
 
 
 def broadcast(baseline, x: np.ndarray) -> np.ndarray:

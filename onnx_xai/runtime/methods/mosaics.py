@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...progress import copies_done
-from .base import BatchedOptions, Context, Cost, Facts, Method, chunks, register
+from .base import IMAGES, BatchedOptions, Context, Cost, Facts, Method, chunks, register
 
 GAUSSIAN = np.array([[1, 2, 1], [2, 4, 2], [1, 2, 1]]) / 16.0
 HEAD_RUN = 64  # copies per head run by default: the head is light
@@ -81,6 +81,7 @@ class ReciproCamOptions(BatchedOptions):
 class ReciproCam(Method):
     name = "reciprocam"
     family = "cam"
+    kinds = IMAGES
     forward_only = True
     sets = ("activation",)
     Options = ReciproCamOptions
@@ -113,6 +114,7 @@ class ReciproCam(Method):
 class AblationCam(Method):
     name = "ablationcam"
     family = "cam"
+    kinds = IMAGES
     forward_only = True
     sets = ("activation",)
     Options = BatchedOptions

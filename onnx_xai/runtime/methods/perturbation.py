@@ -26,7 +26,7 @@ import numpy as np
 
 from ... import contract as c
 from ...progress import copies_done
-from .base import BatchedOptions, Context, Cost, Facts, Method, chunks, finite, register, whole
+from .base import IMAGES, BatchedOptions, Context, Cost, Facts, Method, chunks, finite, register, whole
 
 
 def _axes(layout: str) -> tuple[int, int, int]:
@@ -44,7 +44,7 @@ def score_copies(ctx: Context, i: int, copies: np.ndarray) -> np.ndarray:
 
 def spread(ctx: Context, masks: np.ndarray) -> np.ndarray:
     """``[K, H, W]`` masks with a channel axis where the layout has it, to broadcast over a sample."""
-    return np.expand_dims(masks, ctx.layout.index("C"))
+    return np.expand_dims(masks, ctx.image_layout().index("C"))
 
 
 @dataclass(frozen=True)
@@ -99,6 +99,7 @@ class Occlusion(Method):
     name = "occlusion"
     signed = True
     forward_only = True
+    kinds = IMAGES
     sets = ("activation",)
     Options = OcclusionOptions
     summary = "the score's mean drop when a sliding patch covering each pixel is replaced by a baseline"
@@ -111,7 +112,7 @@ class Occlusion(Method):
 
     def attribute(self, ctx: Context, opts: OcclusionOptions) -> np.ndarray:
         x = ctx.x.astype(np.float32)
-        _, h_axis, w_axis = _axes(ctx.layout)
+        _, h_axis, w_axis = _axes(ctx.image_layout())
         height, width = x.shape[h_axis], x.shape[w_axis]
         rows, cols = occlusion_shape(height, width, opts.window, opts.stride)
         raw = np.zeros(x.shape, np.float64)
@@ -125,7 +126,7 @@ class Occlusion(Method):
                 total += np.tensordot(ctx.outputs[c.SCORE][i] - found, masks, axes=1)
                 covered += masks.sum(axis=0)
             mean = total / np.maximum(covered, 1)
-            raw[i] = np.broadcast_to(np.expand_dims(mean, ctx.layout.index("C") - 1), x.shape[1:])
+            raw[i] = np.broadcast_to(np.expand_dims(mean, ctx.image_layout().index("C") - 1), x.shape[1:])
         return raw.astype(np.float32)
 
 
@@ -180,6 +181,7 @@ def rise_masks(count: int, grid: int, p: float, height: int, width: int, seed: i
 class Rise(Method):
     name = "rise"
     forward_only = True
+    kinds = IMAGES
     sets = ("activation",)
     Options = RiseOptions
     summary = "the mean of random masks weighted by the score of the input they keep, over p"
@@ -191,7 +193,7 @@ class Rise(Method):
 
     def attribute(self, ctx: Context, opts: RiseOptions) -> np.ndarray:
         x = ctx.x.astype(np.float32)
-        _, h_axis, w_axis = _axes(ctx.layout)
+        _, h_axis, w_axis = _axes(ctx.image_layout())
         height, width = x.shape[h_axis], x.shape[w_axis]
         raw = np.zeros((len(x), height, width), np.float64)
         for i in range(len(x)):
@@ -202,4 +204,6 @@ class Rise(Method):
             for chunk in masks:
                 raw[i] += np.tensordot(score_copies(ctx, i, sample * spread(ctx, chunk)), chunk, axes=1)
         saliency = raw / (opts.n_masks * opts.p)
-        return np.broadcast_to(np.expand_dims(saliency, ctx.layout.index("C")), x.shape).astype(np.float32)
+        return np.broadcast_to(np.expand_dims(saliency, ctx.image_layout().index("C")), x.shape).astype(
+            np.float32
+        )

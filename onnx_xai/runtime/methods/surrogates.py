@@ -30,7 +30,7 @@ import numpy as np
 
 from ...errors import InputError
 from ..superpixels import slic
-from .base import BatchedOptions, Context, Cost, Facts, Method, chunks, finite, register, whole
+from .base import IMAGES, BatchedOptions, Context, Cost, Facts, Method, chunks, finite, register, whole
 from .coalitions import coalition_count, table_kernel_shap
 from .perturbation import score_copies, spread
 
@@ -199,6 +199,7 @@ def _features(pixels: np.ndarray, opts: SurrogateOptions) -> np.ndarray:
 @register
 class Lime(_Surrogate):
     name = "lime"
+    kinds = IMAGES
     Options = LimeOptions
     summary = "a weighted linear model of the score on which superpixels are kept, fitted to random copies"
     reference = "Captum `Lime` (cosine-distance kernel), ridge fit; superpixels by SLIC"
@@ -226,6 +227,7 @@ class Lime(_Surrogate):
 @register
 class KernelShap(_Surrogate):
     name = "kernel_shap"
+    kinds = ("image", "table")
     Options = SurrogateOptions
     summary = "Shapley values of superpixels, by a linear fit on copies drawn from the Shapley kernel"
     reference = "Captum `KernelShap` (same sampling and weights); superpixels by SLIC"

@@ -248,8 +248,10 @@ def _pair_batch(us: np.ndarray, group: _Group, xu: _Unique, x_facts: tuple, bg: 
     rows = group.bit.size + path[owner]
     f = k > 0
     rows[f] = group.req_cuts[path[owner[f]]] + zero_bits[zero_first[us[owner[f]]] + k[f] - 1]
-    mask = np.bitwise_and.reduceat(bg.meet[rows], np.r_[0, np.cumsum(b[us] + 1)[:-1]], axis=0)
-    i, slot = np.nonzero(np.unpackbits(mask.view(np.uint8), axis=1, bitorder="little"))
+    width = int(np.diff(bg.patterns.first)[path].max())  # background patterns of the widest path
+    meet = bg.meet[:, : (width + 63) // 64]
+    mask = np.bitwise_and.reduceat(meet[rows], np.r_[0, np.cumsum(b[us] + 1)[:-1]], axis=0)
+    i, slot = np.nonzero(np.unpackbits(mask.view(np.uint8), axis=1, count=width, bitorder="little"))
     u, w = us[i], bg.patterns.first[path[i]] + slot
     ab = (bg.fails[w], b[u])
     count = bg.patterns.count[w]

@@ -14,6 +14,7 @@ cue to fall back to a model-agnostic method.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -24,7 +25,7 @@ from onnx import numpy_helper
 from ...errors import InputError, ModelError
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Columns:
     """A [rows, columns] tensor during the replay and the model input column of each column."""
 
@@ -238,7 +239,7 @@ def _tables(node: onnx.NodeProto, args: list[Arg]) -> list[Columns]:
     return parts
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class InputMap:
     """How the model's input ``input_name`` ([rows, ``features``] of ``dtype``) becomes the
     ensemble's input: ``nodes`` replayed in order; ``source[k]`` is the input column that tree
@@ -266,10 +267,10 @@ def read_input_map(model: onnx.ModelProto, target: str, min_columns: int) -> Inp
             or the model input is not a [rows, columns] table of numbers.
     """
     graph = model.graph
-    consts = _constants(graph)
+    constants = _constants(graph)
     producers = {o: n for n in graph.node for o in n.output}
-    inputs = {i.name: i for i in graph.input if i.name not in consts}
-    nodes, reached, problems = _trace(target, producers, consts, inputs)
+    inputs = {i.name: i for i in graph.input if i.name not in constants}
+    nodes, reached, problems = _trace(target, producers, constants, inputs)
     if problems:
         raise ModelError(
             f"no exact map from the trees' input '{target}' back to the model's input columns: "
@@ -279,6 +280,7 @@ def read_input_map(model: onnx.ModelProto, target: str, min_columns: int) -> Inp
         names = ", ".join(f"'{r}'" for r in sorted(reached)) or "none"
         raise ModelError(f"the trees read {len(reached)} model inputs ({names}); one table input is handled")
     name = reached.pop()
+    consts = {i: constants[i]() for n in nodes for i in n.input if i in constants}
     dtype, features = _table_type(inputs[name], min_columns if not nodes else None)
     probe = InputMap(name, dtype, features, target, tuple(nodes), consts, np.zeros(0, np.int64), dtype)
     out = _replay(probe, np.zeros((1, features), dtype))
@@ -299,7 +301,7 @@ def _replay(way: InputMap, rows: np.ndarray) -> Columns:
     return out
 
 
-def _trace(target: str, producers: dict, consts: dict, inputs: dict) -> tuple[list, set, list]:
+def _trace(target: str, producers: dict, consts: dict, inputs: dict) -> tuple[list, set[str], list[str]]:
     """The nodes between the model inputs and ``target`` in run order, the inputs reached, and one
     line per op that has no per-column map."""
     nodes: list[onnx.NodeProto] = []
@@ -344,15 +346,19 @@ def _table_type(value: onnx.ValueInfoProto, direct_columns: int | None) -> tuple
     return dtype, direct_columns
 
 
-def _constants(graph: onnx.GraphProto) -> dict[str, np.ndarray]:
-    found = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+def _constants(graph: onnx.GraphProto) -> dict[str, Callable[[], np.ndarray]]:
+    """Every constant of the graph (initializers, Constant outputs), decoded only when asked for."""
+    found: dict[str, Callable[[], np.ndarray]] = {
+        t.name: functools.partial(numpy_helper.to_array, t) for t in graph.initializer
+    }
     for node in graph.node:
         if node.op_type == "Constant" and node.attribute:
-            a = node.attribute[0]
-            kind = {"value_float": np.float32, "value_floats": np.float32}.get(a.name, np.int64)
-            found[node.output[0]] = (
-                numpy_helper.to_array(a.t)
-                if a.name == "value"
-                else np.asarray(onnx.helper.get_attribute_value(a), kind)
-            )
+            found[node.output[0]] = functools.partial(_constant_value, node.attribute[0])
     return found
+
+
+def _constant_value(a: onnx.AttributeProto) -> np.ndarray:
+    if a.name == "value":
+        return numpy_helper.to_array(a.t)
+    kind = np.float32 if a.name in ("value_float", "value_floats") else np.int64
+    return np.asarray(onnx.helper.get_attribute_value(a), kind)

@@ -32,7 +32,7 @@ V5_AGGREGATES = ("AVERAGE", "SUM", "MIN", "MAX")
 ENSEMBLES = ("TreeEnsembleClassifier", "TreeEnsembleRegressor", "TreeEnsemble")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Forest:
     """Trees as flat node arrays, every array indexed by node position.
 
@@ -281,6 +281,13 @@ def _read_v5(node: onnx.NodeProto, attrs: dict, dtype: np.dtype) -> tuple[Forest
     if n == 0 or leaf_weights.size != n_leaves or (n_leaves and leaf_targets.max() >= n_targets):
         raise ModelError(f"'{node.name}' (TreeEnsemble) has inconsistent node or leaf lists")
     mode = _pick(attrs, "nodes_modes", np.int64).astype(np.int8)
+    if mode.size != n or np.any((mode < 0) | (mode >= LEAF)):
+        raise ModelError(f"'{node.name}' (TreeEnsemble) has nodes_modes outside 0..6 or of another length")
+    post, aggregate = int(attrs.get("post_transform", 0)), int(attrs.get("aggregate_function", 1))
+    if not (0 <= post < len(V5_TRANSFORMS) and 0 <= aggregate < len(V5_AGGREGATES)):
+        raise ModelError(
+            f"'{node.name}' (TreeEnsemble): unknown post_transform {post} or aggregate {aggregate}"
+        )
     true_node = _child(attrs, "true", n)
     false_node = _child(attrs, "false", n)
     if np.any(
@@ -290,8 +297,7 @@ def _read_v5(node: onnx.NodeProto, attrs: dict, dtype: np.dtype) -> tuple[Forest
     values = np.zeros((n + n_leaves, n_targets))
     values[n + np.arange(n_leaves), leaf_targets] = leaf_weights
     roots = np.asarray(attrs.get("tree_roots", []), np.int64)
-    aggregate = V5_AGGREGATES[int(attrs.get("aggregate_function", 1))]
-    values = _aggregate(node, aggregate, values, roots.size)
+    values = _aggregate(node, V5_AGGREGATES[aggregate], values, roots.size)
     member_nodes = np.flatnonzero(mode == MODES.index("BRANCH_MEMBER"))
     forest = Forest(
         np.r_[_ints(attrs, "nodes_featureids", n), np.zeros(n_leaves, np.int64)],
@@ -303,8 +309,7 @@ def _read_v5(node: onnx.NodeProto, attrs: dict, dtype: np.dtype) -> tuple[Forest
         _memberships(node, _pick(attrs, "membership_values", dtype), member_nodes), dtype,
     )  # fmt: skip
     _check_lengths(node, forest)
-    post = V5_TRANSFORMS[int(attrs.get("post_transform", 0))]
-    return forest, Scores(post, tuple(range(n_targets)), None)
+    return forest, Scores(V5_TRANSFORMS[post], tuple(range(n_targets)), None)
 
 
 def _child(attrs: dict, side: str, n: int) -> np.ndarray:

@@ -26,7 +26,7 @@ _COMPARE = (np.less_equal, np.less, np.greater_equal, np.greater, np.equal, np.n
 _CHUNK = 1 << 21  # elements per temporary array in margins (rows x trees x outputs)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Paths:
     """Every root-to-leaf path, with its conditions grouped into requirements, one per (path, model
     input column): a row meets a requirement when it takes the path's branch at each of its nodes.
@@ -46,7 +46,7 @@ class Paths:
     edge_true: np.ndarray
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class TreeModel:
     """A tree ensemble read from a model (see the module docstring).
 

@@ -26,6 +26,7 @@ SCORE_KINDS = {
     "logit": "the output itself",
     "pre-softmax": "before the Softmax",
     "pre-sigmoid": "before the Sigmoid: multi-label",
+    "margin": "the trees' margin, before their post-transform",
 }
 
 

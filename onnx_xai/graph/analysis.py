@@ -20,7 +20,8 @@
   score is then the logit laid out as the output (the moves replayed on it, ``Score.moves``). A QDQ
   model's quantized output is read before its quantization; a ZipMap's (the sequence of maps that
   scikit-learn's converters write as probabilities) at ZipMap's input, so ZipMap is never on the
-  gradient's path.
+  gradient's path. A tree ensemble's output is explained in margin space, its scores before the
+  post-transform (kind ``margin``; the runtime computes them from the trees' attributes).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ MOVES = frozenset({"Transpose", "Reshape", "Identity", "Squeeze", "Unsqueeze", "
 SCORE_KINDS = {"Softmax": "pre-softmax", "LogSoftmax": "pre-softmax", "Sigmoid": "pre-sigmoid"}
 SHAPE_ONLY = frozenset({"Shape", "Size"})
 SCORE_MOVES = frozenset({"Transpose", "Reshape", "Squeeze", "Unsqueeze", "Flatten"})
+TREE_ENSEMBLES = frozenset({"TreeEnsembleClassifier", "TreeEnsembleRegressor", "TreeEnsemble"})
 
 
 @dataclass(frozen=True)
@@ -204,14 +206,37 @@ def score_tensor(info: GraphInfo, output: str | None = None) -> Score:
         name in info.producer
         and info.producer[name].op_type in ("Identity", *SCORE_KINDS)
         or _quantized(info, name)
+        or _times_one(info, name) is not None
     ):
+        if _times_one(info, name) is not None:  # onnxmltools' Mul(probabilities, 1)
+            name = _times_one(info, name) or name
+            continue
         node = info.producer[name]
         if node.op_type in SCORE_KINDS:
             if kind != "logit":
                 break
             kind = SCORE_KINDS[node.op_type]
         name = info.producer[node.input[0]].input[0] if _quantized(info, name) else node.input[0]
+    if name in info.producer and info.producer[name].op_type in TREE_ENSEMBLES and kind == "logit":
+        kind = "margin"  # read as the trees' scores before their post-transform (runtime.margins)
     return Score(name, kind, tuple(moves))
+
+
+def _times_one(info: GraphInfo, name: str) -> str | None:
+    """The other input where ``name`` is a Mul (or Div) of it by a constant of ones, else None."""
+    node = info.producer.get(name)
+    if node is None or node.op_type not in ("Mul", "Div") or len(node.input) != 2:
+        return None
+    for value, other in ((node.input[1], node.input[0]), (node.input[0], node.input[1])):
+        const = info.const_value(value)
+        if (
+            const is not None
+            and const.size
+            and (const == 1).all()
+            and (node.op_type == "Mul" or value == node.input[1])
+        ):
+            return other
+    return None
 
 
 def _before_zipmap(info: GraphInfo, name: str) -> str:

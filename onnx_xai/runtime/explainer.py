@@ -28,6 +28,7 @@ from .explanation import Explanation, explanation
 from .forward_only import forward_only
 from .head import layer_head
 from .inputs import InputSpec
+from .margins import TreeScores
 from .methods import METHOD_NAMES, Context, Facts, plan_cost
 from .methods import plan as plan_methods
 from .sessions import FORWARD, SessionSet
@@ -90,6 +91,7 @@ class Explainer:
         spec = next(i for i in forward.inputs if i.name == self.input_name)
         self._input = InputSpec.of(spec.name, spec.shape, spec.type)
         self._num_classes: int | None = None
+        self._trees: tuple | None = None  # (TreeScores or None, why not), read on first use
 
     # -- facts ---------------------------------------------------------------------------------------
     @property
@@ -320,6 +322,7 @@ class Explainer:
             context = Context(
                 x, resolved, outputs, call, self.layout, head, record.output, record.score_kind,
                 lambda xs, objectives, rules: self._relevance(xs, objectives, rules, extra),
+                trees=self._trees_or_why if record.score_kind == "margin" else None,
             )  # fmt: skip
             raw = method.attribute(context, opts)
             if not np.isfinite(raw).all():
@@ -342,7 +345,30 @@ class Explainer:
             results[method.name].base = context.found.get("base")
         return results
 
+    def tree_model(self):
+        """The tree ensemble the explained output comes from (:class:`onnx_xai.graph.trees.TreeModel`),
+        when it is one whose trees map back to the input's columns; else None."""
+        found = self._tree_scores()
+        return found.tree if found is not None else None
+
     # -- internals -----------------------------------------------------------------------------------
+    def _tree_scores(self) -> TreeScores | None:
+        """The margins of the ensemble behind the output (None for other models; read once)."""
+        if self._sessions.record().score_kind != "margin":
+            return None
+        if self._trees is None:
+            self._trees = TreeScores.read(self._sessions.source, self._sessions.record().output)
+        return self._trees[0]
+
+    def _trees_or_why(self) -> TreeScores:
+        """The ensemble's margins, or why its trees cannot be read (one line)."""
+        found = self._tree_scores()
+        if found is None:
+            raise InputError(
+                f"the trees of this model cannot be read: {self._trees[1] if self._trees else ''}"
+            )
+        return found
+
     def _declared_layers(self) -> tuple[tuple[int, int, int], ...]:
         """Each target layer's ``(K, h, w)`` as a graph built so far declares it, if all are known
         and static (else none: a cost that depends on them is admitted again once they are)."""
@@ -374,7 +400,11 @@ class Explainer:
             + (_layer_maps(given) if "fullgrad" in sets else [])
         )
         feeds = {self.input_name: self._input.cast(x), c.SEED if seeded else c.TARGET: objective, **extra}
-        return dict(zip(names, self._sessions.run(sets, names, feeds, seeded)))
+        found = dict(zip(names, self._sessions.run(sets, names, feeds, seeded)))
+        trees = self._tree_scores() if not seeded else None
+        if trees is not None:  # the trees' margin, not the post-transformed output the graph reads
+            found[c.SCORE] = trees.scores(self._input.cast(x), found[c.TARGET_USED]).astype(np.float32)
+        return found
 
     def _seeds(self, seed, n: int, sets: tuple[str, ...]) -> np.ndarray:
         """The seeds as float32 ``[n, *output shape]`` (one seed is repeated for every sample)."""

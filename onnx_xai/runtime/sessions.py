@@ -113,6 +113,11 @@ class SessionSet:
             if seeded:  # its graph needs a seed shaped like the output
                 self._sessions[FORWARD] = self._session_from(self._forward_of_rewritten())
 
+    @property
+    def source(self):
+        """The model as the caller gave it (a path, bytes or ModelProto)."""
+        return self._source
+
     def _bytes_or_path(self) -> bytes | str:
         source = self._source
         if isinstance(source, (bytes, bytearray)):

@@ -232,15 +232,15 @@ def _classes(node, attrs, nodes, weights, base, post) -> tuple[np.ndarray, np.nd
 
 
 def _two_classes(per_class: np.ndarray, has1: bool, base: np.ndarray, post: str, positive: bool) -> tuple:
-    """onnxruntime's two-class rules (``TreeAggregatorClassifier::FinalizeScores``).
+    """onnxruntime's two-class rules (``TreeAggregatorClassifier::FinalizeScores``, measured on 1.32).
 
     Without class-1 weights and with at most one base value, the trees give one score ``s`` =
-    class-0 weights + base; onnxruntime writes ``[1 - s, s]`` when every weight is >= 0 (the
-    post-transform is then not applied), ``[logistic(-s), logistic(s)]`` for LOGISTIC and ``[-s, s]``
-    otherwise (PROBIT writes ``probit(s)`` alone). With two base values and class-1 weights in every
-    row it writes ``[-(b1 + s0), b1 + s0]`` (class-1 weights unused). Whether a row has a class-1
-    score depends on the leaves it reaches, so class-1 weights in only some leaves of every tree are
-    refused.
+    class-0 weights + base, written ``[logistic(-s), logistic(s)]`` for LOGISTIC, else ``[1 - s, s]``
+    when every weight is >= 0 and ``[-s, s]`` otherwise (the post-transform is not applied; PROBIT
+    writes ``probit(s)`` alone). With two base values, class 1 gets its base only where it has weights:
+    without any it scores 0, with weights in every tree's leaves onnxruntime writes
+    ``[-(b1 + s0), b1 + s0]`` (class-1 weights unused). Class-1 weights in only some leaves make a
+    row's class-1 score depend on its leaves, and are refused by the caller.
     """
     w0 = per_class[:, 0]
     if has1:
@@ -248,12 +248,15 @@ def _two_classes(per_class: np.ndarray, has1: bool, base: np.ndarray, post: str,
             return np.c_[-w0, w0], np.array([-base[1], base[1]]), Scores(post, (0, 1), None)
         return per_class, np.array([base[0] if base.size == 1 else 0.0, 0.0]), Scores(post, (0, 1), None)
     if base.size >= 2:
-        kept = base[:2] if base.size == 2 else np.zeros(2)
+        kept = np.array([base[0] if base.size == 2 else 0.0, 0.0])
         return np.c_[w0, np.zeros_like(w0)], kept, Scores(post, (0, 1), None)
     one = np.array([base[0] if base.size == 1 else 0.0])
     if post == "PROBIT":
-        return w0[:, None], one, Scores(post, (0,), "[probit(s)]")
-    rule = "[1 - s, s]" if positive else ("[logistic(-s), logistic(s)]" if post == "LOGISTIC" else "[-s, s]")
+        return w0[:, None], one, Scores(post, (0,), "[probit(s), undefined]")
+    if post == "LOGISTIC":
+        rule = "[logistic(-s), logistic(s)]"
+    else:
+        rule = "[1 - s, s]" if positive else "[-s, s]"
     return w0[:, None], one, Scores(post, (1,), rule)
 
 

@@ -10,7 +10,8 @@ from ...errors import InputError
 
 # registration order is the order of METHOD_NAMES, the CLI's choices and the method table
 # isort: off
-from . import gradients, deeplift, relevance, smooth, cams, feature_cams, mosaics, perturbation, surrogates  # noqa: F401
+from . import gradients, deeplift, relevance, smooth, cams, feature_cams, mosaics  # noqa: F401
+from . import perturbation, surrogates, trees  # noqa: F401
 
 # isort: on
 from .base import REGISTRY, BatchedOptions, Context, Facts, Method, Options, chunk_size, get

@@ -49,6 +49,7 @@ class Context:
     # LRP of (x, objective) by a composite
     relevance: Callable[[np.ndarray, np.ndarray, Any], np.ndarray] | None = None
     found: dict = field(default_factory=dict)  # by-products a method hands back: "base" (SHAP's)
+    trees: Callable[[], Any] | None = None  # the tree ensemble behind the output (runtime.margins)
 
     def image_layout(self) -> str:
         """The input's layout, for the methods that work on images only."""

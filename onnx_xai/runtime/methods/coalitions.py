@@ -27,11 +27,11 @@ from .base import Context, chunks
 TABLE_RUN = 8192  # rows per run by default: a table's rows are small, a run's overhead is not
 
 
-def background_of(opts, x: np.ndarray) -> np.ndarray:
+def background_of(opts, x: np.ndarray, method: str = "kernel_shap") -> np.ndarray:
     """The ``background`` option, checked against the rows ``x``."""
     if opts.background is None:
         raise InputError(
-            "kernel_shap on a table needs background=: rows that stand for the data (a sample of what "
+            f"{method} on a table needs background=: rows that stand for the data (a sample of what "
             "the model was trained on) to draw the columns it leaves out from"
         )
     rows = np.asarray(opts.background)

@@ -31,6 +31,7 @@ from .tree_forms import (
     chained_model,
     model_of,
     random_trees,
+    v3_classifier,
     v3_node,
     v3_regressor,
     v5_from_trees,
@@ -89,6 +90,49 @@ def test_binary_conventions_are_said():
     assert (forest.outputs, forest.scores.classes, forest.scores.binary) == (1, (1,), "[1 - s, s]")
     assert (boost.post_transform, boost.scores.binary) == ("LOGISTIC", "[logistic(-s), logistic(s)]")
     assert boost.after == ("Identity", "Mul")
+
+
+TWO_CLASSES = {  # class ids weighted, base values, post_transform, weights >= 0 -> columns, binary rule
+    "one score, mixed weights": ([0], [0.3], "NONE", False, (1,), "[-s, s]"),
+    "one score, weights >= 0": ([0], [], "SOFTMAX", True, (1,), "[1 - s, s]"),
+    "one score, weights >= 0, LOGISTIC": ([0], [], "LOGISTIC", True, (1,), "[logistic(-s), logistic(s)]"),
+    "one score, LOGISTIC": ([0], [0.3], "LOGISTIC", False, (1,), "[logistic(-s), logistic(s)]"),
+    "both classes, two base values": ([0, 1], [0.3, 0.7], "NONE", False, (0, 1), None),
+    "class 0, two base values": ([0], [0.3, 0.7], "NONE", False, (0, 1), None),
+    "both classes, one base value": ([0, 1], [0.3], "SOFTMAX", False, (0, 1), None),
+    "three classes": ([0, 1, 2], [0.1, 0.2, 0.3], "SOFTMAX", False, (0, 1, 2), None),
+}
+RULES = {
+    "[-s, s]": lambda s: np.c_[-s, s],
+    "[1 - s, s]": lambda s: np.c_[1 - s, s],
+    "[logistic(-s), logistic(s)]": lambda s: np.c_[1 / (1 + np.exp(s)), 1 / (1 + np.exp(-s))],
+}
+
+
+@pytest.mark.parametrize("form", list(TWO_CLASSES))
+def test_classifier_scores_follow_onnxruntime(form):
+    """onnxruntime's two-class rules, measured: one score becomes two columns by the rule said (the
+    post-transform applied for LOGISTIC only), two base values with class-1 weights everywhere give
+    [-(b1 + s0), b1 + s0] (class-1 weights unused), and without class-1 weights [b0 + s0, 0]."""
+    classes, base, post, positive, columns, rule = TWO_CLASSES[form]
+    trees, _ = random_trees(8)
+    model = v3_classifier(trees, classes, max(2, len(classes)), base, post, positive)
+    tree = read_ensemble(model, "Y")
+    assert (tree.scores.classes, tree.scores.binary) == (columns, rule)
+    rows, background = grid_rows(6, [-1, -0.5, 0, 0.5, 1, np.nan], (20, 4)), grid_rows(7, [-1, 0, 1], (10, 4))
+    check_margins(model, "Y", tree, rows)
+    if rule:
+        import onnxruntime as ort
+
+        written = ort.InferenceSession(model.SerializeToString()).run(["Y"], {"X": rows.astype(np.float32)})[
+            0
+        ]
+        np.testing.assert_allclose(written, RULES[rule](tree.margins(rows)[:, 0]), rtol=1e-5, atol=1e-6)
+    phi, base_value = interventional_tree_shap(tree, rows, background)
+    np.testing.assert_allclose(
+        phi, shapley_by_enumeration(tree.margins, rows, background), rtol=0, atol=1e-12
+    )
+    check_additive(tree, phi, base_value, rows)
 
 
 def grid_rows(seed: int, values: list[float], shape: tuple[int, int]) -> np.ndarray:

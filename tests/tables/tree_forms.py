@@ -73,6 +73,35 @@ def v3_node(trees: list, source: str = "X", aggregate: str = "SUM", base: float 
     )  # fmt: skip
 
 
+def v3_classifier(
+    trees: list, classes: list[int], n_classes: int, base: list[float], post: str, positive: bool
+):
+    """A TreeEnsembleClassifier (opset 3, weights and base as tensors) from :func:`random_trees`: each
+    leaf weights every class in ``classes`` (by ``(c + 1) * weight``, its absolute value when
+    ``positive``), with ``n_classes`` labels."""
+    nodes = [(t, n) for t, root in trees for n in _flatten(root)]
+    inner = lambda n, key, leaf_value: leaf_value if "leaf" in n else key(n)  # noqa: E731
+    votes = [(t, n, c) for t, n in nodes if "leaf" in n for c in classes]
+    weights = [(c + 1) * (abs(n["leaf"]) if positive else n["leaf"]) for _, n, c in votes]
+    node = helper.make_node(
+        "TreeEnsembleClassifier", ["X"], ["label", "Y"], domain="ai.onnx.ml", post_transform=post,
+        classlabels_int64s=list(range(n_classes)),
+        nodes_treeids=[t for t, _ in nodes], nodes_nodeids=[n["id"] for _, n in nodes],
+        nodes_featureids=[inner(n, lambda n: n["feature"], 0) for _, n in nodes],
+        nodes_modes=[inner(n, lambda n: MODES[n["mode"]], "LEAF") for _, n in nodes],
+        nodes_values_as_tensor=numpy_helper.from_array(
+            np.array([inner(n, lambda n: n["value"], 0.0) for _, n in nodes], np.float32)),
+        nodes_truenodeids=[inner(n, lambda n: n["true"]["id"], 0) for _, n in nodes],
+        nodes_falsenodeids=[inner(n, lambda n: n["false"]["id"], 0) for _, n in nodes],
+        nodes_missing_value_tracks_true=[inner(n, lambda n: n["missing"], 0) for _, n in nodes],
+        class_treeids=[t for t, _, _ in votes], class_nodeids=[n["id"] for _, n, _ in votes],
+        class_ids=[c for _, _, c in votes],
+        class_weights_as_tensor=numpy_helper.from_array(np.array(weights, np.float32)),
+        **({"base_values_as_tensor": numpy_helper.from_array(np.array(base, np.float32))} if base else {}),
+    )  # fmt: skip
+    return model_of([node], 4, n_classes, 3)
+
+
 def v3_regressor(trees: list, n_features: int, aggregate: str = "SUM", dtype=np.float32) -> onnx.ModelProto:
     node = v3_node(trees, aggregate=aggregate, dtype=dtype)
     return model_of([node], n_features, 1, 3, onnx.helper.np_dtype_to_tensor_dtype(np.dtype(dtype)))

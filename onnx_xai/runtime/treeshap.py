@@ -102,7 +102,7 @@ class _Plan:
         depth = np.bincount(p.path, minlength=p.leaf.size)
         if depth.size and depth.max() > _MAX_DEPTH:
             raise ModelError(
-                f"'{model.node}' has a path testing {depth.max()} columns; TreeSHAP here handles 64"
+                f"{model.label} has a path testing {depth.max()} columns; TreeSHAP here handles 64"
             )
         keep = np.flatnonzero(depth)
         first_req = np.r_[0, np.cumsum(depth[keep])]

@@ -23,6 +23,7 @@ import onnx
 from onnx import numpy_helper
 
 from ...errors import InputError, ModelError
+from .forms import named
 
 
 @dataclass(frozen=True, eq=False)
@@ -58,13 +59,13 @@ def _attr(node: onnx.NodeProto, name: str, default=None):
 
 def _data(node: onnx.NodeProto, arg: Arg) -> Columns:
     if not isinstance(arg, Columns):
-        raise ModelError(f"'{node.name}' ({node.op_type}) reads a constant where the table flows")
+        raise ModelError(f"{named(node)} reads a constant where the table flows")
     return arg
 
 
 def _const(node: onnx.NodeProto, arg: Arg, what: str) -> np.ndarray:
     if not isinstance(arg, np.ndarray):
-        raise ModelError(f"'{node.name}' ({node.op_type}): its {what} is not a constant")
+        raise ModelError(f"{named(node)}: its {what} is not a constant")
     return arg
 
 
@@ -85,7 +86,7 @@ def _identity(node, args):
 def _cast(node, args):
     dtype = onnx.helper.tensor_dtype_to_np_dtype(_attr(node, "to"))
     if dtype.kind not in "fiub":
-        raise ModelError(f"'{node.name}' (Cast) casts the table to {dtype}")
+        raise ModelError(f"{named(node)} casts the table to {dtype}")
     x = _data(node, args[0])
     return _same(x, x.data.astype(dtype))
 
@@ -98,7 +99,7 @@ def _scaler(node, args):
     offset = np.asarray(_attr(node, "offset", []), np.float32).astype(work)
     scale = np.asarray(_attr(node, "scale", []), np.float32).astype(work)
     if offset.size != scale.size or scale.size not in (1, x.data.shape[1]):
-        raise ModelError(f"'{node.name}' (Scaler) has {scale.size} scales for {x.data.shape[1]} columns")
+        raise ModelError(f"{named(node)} has {scale.size} scales for {x.data.shape[1]} columns")
     return _same(x, ((x.data.astype(work) - offset) * scale).astype(np.float32))
 
 
@@ -115,7 +116,7 @@ def _imputer(node, args):
         values = np.asarray(_attr(node, "imputed_value_int64s", []), np.int64)
         replaced = np.int64(_attr(node, "replaced_value_int64", 0))
     if values.size not in (1, x.data.shape[1]):
-        raise ModelError(f"'{node.name}' (Imputer) has {values.size} values for {x.data.shape[1]} columns")
+        raise ModelError(f"{named(node)} has {values.size} values for {x.data.shape[1]} columns")
     hit = np.isnan(x.data) if np.isnan(replaced) else x.data == replaced
     return _same(x, np.where(hit, values.astype(x.data.dtype), x.data))
 
@@ -124,7 +125,7 @@ def _imputer(node, args):
 def _binarizer(node, args):
     x = _data(node, args[0])
     if np.isnan(x.data).any():
-        raise InputError(f"'{node.name}' (Binarizer) refuses NaN inputs, as onnxruntime does")
+        raise InputError(f"{named(node)} refuses NaN inputs, as onnxruntime does")
     threshold = np.float32(_attr(node, "threshold", 1.0))
     return _same(x, (x.data > threshold).astype(x.data.dtype))
 
@@ -136,7 +137,7 @@ def _arithmetic(node, args):
     x = _data(node, args[0] if x_first else args[1])
     c = _const(node, args[1] if x_first else args[0], "other operand")
     if c.size not in (1, x.data.shape[1]) or c.ndim > 2 or (c.ndim == 2 and c.shape[0] != 1):
-        raise ModelError(f"'{node.name}' ({node.op_type}) mixes the table with a {list(c.shape)} constant")
+        raise ModelError(f"{named(node)} mixes the table with a {list(c.shape)} constant")
     c = c.reshape(-1).astype(x.data.dtype)
     a, b = (x.data, c) if x_first else (c, x.data)
     fn = {"Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide}[node.op_type]
@@ -156,9 +157,7 @@ def _extract(node, args):
     x = _data(node, args[0])
     index = _const(node, args[1], "index list").reshape(-1).astype(np.int64)
     if index.size == 0 or index.min() < 0 or index.max() >= x.data.shape[1]:
-        raise ModelError(
-            f"'{node.name}' (ArrayFeatureExtractor) picks columns outside [0, {x.data.shape[1]})"
-        )
+        raise ModelError(f"{named(node)} picks columns outside [0, {x.data.shape[1]})")
     return _pick(x, index)
 
 
@@ -172,7 +171,7 @@ def _gather(node, args):
         or index.ndim != 1
         or np.any((index < -width) | (index >= width))
     ):
-        raise ModelError(f"'{node.name}' (Gather) is not a pick of columns by a 1-D list of indices")
+        raise ModelError(f"{named(node)} is not a pick of columns by a 1-D list of indices")
     return _pick(x, np.where(index < 0, index + width, index))
 
 
@@ -193,14 +192,14 @@ def _slice(node, args):
         if axis in (1, -1):
             columns = columns[slice(*slice(int(start), int(end), int(step)).indices(columns.size))]
         elif slice(int(start), int(end), int(step)).indices(1 << 62) != (0, 1 << 62, 1):
-            raise ModelError(f"'{node.name}' (Slice) slices the rows of the table")
+            raise ModelError(f"{named(node)} slices the rows of the table")
     return _pick(x, columns)
 
 
 @_op("Concat")
 def _concat(node, args):
     if _attr(node, "axis") not in (1, -1):
-        raise ModelError(f"'{node.name}' (Concat) joins along axis {_attr(node, 'axis')}, not the columns")
+        raise ModelError(f"{named(node)} joins along axis {_attr(node, 'axis')}, not the columns")
     parts = _tables(node, args)
     data = np.concatenate([p.data for p in parts], axis=1)
     return Columns(data, np.concatenate([p.source for p in parts]))
@@ -212,9 +211,7 @@ def _vectorize(node, args):
     widths = list(_attr(node, "inputdimensions", []))
     parts = _tables(node, args)
     if len(widths) != len(parts):
-        raise ModelError(
-            f"'{node.name}' (FeatureVectorizer) has {len(widths)} widths for {len(parts)} inputs"
-        )
+        raise ModelError(f"{named(node)} has {len(widths)} widths for {len(parts)} inputs")
     out = []
     for part, width in zip(parts, widths):
         kept = _pick(part, np.arange(min(width, part.data.shape[1])))
@@ -320,7 +317,7 @@ def _trace(target: str, producers: dict, consts: dict, inputs: dict) -> tuple[li
         if node is None:
             problems.append(f"'{name}' has no producer")
         elif node.op_type not in _OPS or node.domain not in ("", "ai.onnx", "ai.onnx.ml"):
-            problems.append(f"'{node.name}' ({node.op_type}) is not a per-column map")
+            problems.append(f"{named(node)} is not a per-column map")
         else:
             for i in node.input:
                 if i:

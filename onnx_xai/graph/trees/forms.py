@@ -69,6 +69,11 @@ class Scores:
     binary: str | None
 
 
+def named(node: onnx.NodeProto) -> str:
+    """How messages name a node: ``'name' (OpType)``, or ``a OpType node`` when it has no name."""
+    return f"'{node.name}' ({node.op_type})" if node.name else f"a {node.op_type} node"
+
+
 def read_forest(node: onnx.NodeProto, input_dtype: np.dtype) -> tuple[Forest, Scores]:
     """Read a tree ensemble node whose input has numpy type ``input_dtype``.
 
@@ -77,7 +82,7 @@ def read_forest(node: onnx.NodeProto, input_dtype: np.dtype) -> tuple[Forest, Sc
             MIN or MAX (not a sum over trees, so not additive).
     """
     if node.op_type not in ENSEMBLES or node.domain != "ai.onnx.ml":
-        raise ModelError(f"'{node.name}' ({node.op_type}) is not a tree ensemble")
+        raise ModelError(f"{named(node)} is not a tree ensemble")
     attrs = {a.name: _value(a) for a in node.attribute}
     if node.op_type == "TreeEnsemble":
         return _read_v5(node, attrs, np.dtype(input_dtype))
@@ -108,11 +113,11 @@ def _read_v3(node: onnx.NodeProto, attrs: dict, dtype: np.dtype) -> tuple[Forest
     ids = np.asarray(attrs.get("nodes_nodeids", []), np.int64)
     lists = ("nodes_nodeids", "nodes_featureids", "nodes_modes", "nodes_truenodeids", "nodes_falsenodeids")
     if trees.size == 0 or any(len(attrs.get(name, [])) != trees.size for name in lists):
-        raise ModelError(f"'{node.name}' ({node.op_type}) has no nodes or node lists of different lengths")
+        raise ModelError(f"{named(node)} has no nodes or node lists of different lengths")
     mode_names = attrs.get("nodes_modes", [])
     unknown = sorted(set(mode_names) - set(MODES[:6]) - {"LEAF"})
     if unknown:
-        raise ModelError(f"'{node.name}' ({node.op_type}): unknown nodes_modes {', '.join(unknown)}")
+        raise ModelError(f"{named(node)}: unknown nodes_modes {', '.join(unknown)}")
     mode = np.array([MODES.index(m) if m != "LEAF" else LEAF for m in mode_names], np.int8)
     find = _Locator(node, trees, ids)
     leaf = mode == LEAF
@@ -163,7 +168,7 @@ class _Locator:
         self.order = np.argsort(keys, kind="stable")
         self.keys = keys[self.order]
         if np.any(self.keys[1:] == self.keys[:-1]):
-            raise ModelError(f"'{node.name}' ({node.op_type}) lists a (tree, node) pair twice")
+            raise ModelError(f"{named(node)} lists a (tree, node) pair twice")
 
     def __call__(self, trees: np.ndarray, ids: np.ndarray) -> np.ndarray:
         keys = trees * self.span + ids
@@ -172,8 +177,7 @@ class _Locator:
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             raise ModelError(
-                f"'{self.node.name}' ({self.node.op_type}) refers to node {ids[i]} of tree {trees[i]}, "
-                "which it does not define"
+                f"{named(self.node)} refers to node {ids[i]} of tree {trees[i]}, which it does not define"
             )
         return self.order[at]
 
@@ -182,7 +186,7 @@ def _targets(node: onnx.NodeProto, n_targets: int, n_nodes: int, weights: tuple,
     """Regressor leaf values [nodes, targets] and base, as onnxruntime adds them."""
     pos, ids, value = weights
     if ids.size and (ids.min() < 0 or ids.max() >= n_targets):
-        raise ModelError(f"'{node.name}' ({node.op_type}) has target ids outside [0, {n_targets})")
+        raise ModelError(f"{named(node)} has target ids outside [0, {n_targets})")
     values = np.zeros((n_nodes, n_targets))
     if n_targets == 1:  # onnxruntime's one-output path keeps each leaf's first weight
         pos, first = np.unique(pos, return_index=True)
@@ -195,11 +199,11 @@ def _targets(node: onnx.NodeProto, n_targets: int, n_nodes: int, weights: tuple,
 def _aggregate(node: onnx.NodeProto, aggregate: str, values: np.ndarray, n_trees: int) -> np.ndarray:
     if aggregate in ("MIN", "MAX"):
         raise ModelError(
-            f"'{node.name}' ({node.op_type}) aggregates its trees with {aggregate}, not a sum: "
+            f"{named(node)} aggregates its trees with {aggregate}, not a sum: "
             "its scores are not additive over trees, so TreeSHAP does not apply"
         )
     if aggregate not in ("SUM", "AVERAGE"):
-        raise ModelError(f"'{node.name}' ({node.op_type}): unknown aggregate_function {aggregate}")
+        raise ModelError(f"{named(node)}: unknown aggregate_function {aggregate}")
     return values / n_trees if aggregate == "AVERAGE" else values
 
 
@@ -210,9 +214,9 @@ def _classes(node, attrs, nodes, weights, base, post) -> tuple[np.ndarray, np.nd
     n_classes = len(labels)
     (trees, leaf), (pos, ids, value) = nodes, weights
     if n_classes < 2 or ids.size == 0:
-        raise ModelError(f"'{node.name}' ({node.op_type}) has {n_classes} class(es) and {ids.size} weights")
+        raise ModelError(f"{named(node)} has {n_classes} class(es) and {ids.size} weights")
     if ids.min() < 0 or ids.max() >= n_classes or base.size > n_classes:
-        raise ModelError(f"'{node.name}' ({node.op_type}) has class ids or base_values beyond its classes")
+        raise ModelError(f"{named(node)} has class ids or base_values beyond its classes")
     per_class = np.zeros((trees.size, n_classes))
     np.add.at(per_class, (pos, ids), value)
     if n_classes > 2:
@@ -224,7 +228,7 @@ def _classes(node, attrs, nodes, weights, base, post) -> tuple[np.ndarray, np.nd
     has1 = _class1_everywhere(trees, leaf, pos[ids == 1])
     if has1 is None:
         raise ModelError(
-            f"'{node.name}' ({node.op_type}) weights class 1 in some leaves only: onnxruntime's "
+            f"{named(node)} weights class 1 in some leaves only: onnxruntime's "
             "two-class scores then depend on the leaves a row reaches"
         )
     positive = bool(np.all(_pick(attrs, "class_weights", np.float64) >= 0))
@@ -275,28 +279,26 @@ def _class1_everywhere(trees: np.ndarray, leaf: np.ndarray, class1_leaves: np.nd
 
 def _read_v5(node: onnx.NodeProto, attrs: dict, dtype: np.dtype) -> tuple[Forest, Scores]:
     if dtype not in (np.float32, np.float64):
-        raise ModelError(f"'{node.name}' (TreeEnsemble) reads {dtype} inputs; float and double are handled")
+        raise ModelError(f"{named(node)} reads {dtype} inputs; float and double are handled")
     splits = _pick(attrs, "nodes_splits", dtype)
     n = splits.size
     leaf_targets = np.asarray(attrs.get("leaf_targetids", []), np.int64)
     leaf_weights = _pick(attrs, "leaf_weights", np.float64)
     n_targets, n_leaves = int(attrs.get("n_targets", 1)), leaf_targets.size
     if n == 0 or leaf_weights.size != n_leaves or (n_leaves and leaf_targets.max() >= n_targets):
-        raise ModelError(f"'{node.name}' (TreeEnsemble) has inconsistent node or leaf lists")
+        raise ModelError(f"{named(node)} has inconsistent node or leaf lists")
     mode = _pick(attrs, "nodes_modes", np.int64).astype(np.int8)
     if mode.size != n or np.any((mode < 0) | (mode >= LEAF)):
-        raise ModelError(f"'{node.name}' (TreeEnsemble) has nodes_modes outside 0..6 or of another length")
+        raise ModelError(f"{named(node)} has nodes_modes outside 0..6 or of another length")
     post, aggregate = int(attrs.get("post_transform", 0)), int(attrs.get("aggregate_function", 1))
     if not (0 <= post < len(V5_TRANSFORMS) and 0 <= aggregate < len(V5_AGGREGATES)):
-        raise ModelError(
-            f"'{node.name}' (TreeEnsemble): unknown post_transform {post} or aggregate {aggregate}"
-        )
+        raise ModelError(f"{named(node)}: unknown post_transform {post} or aggregate {aggregate}")
     true_node = _child(attrs, "true", n)
     false_node = _child(attrs, "false", n)
     if np.any(
         (true_node < 0) | (false_node < 0) | (true_node >= n + n_leaves) | (false_node >= n + n_leaves)
     ):
-        raise ModelError(f"'{node.name}' (TreeEnsemble) has a child index out of range")
+        raise ModelError(f"{named(node)} has a child index out of range")
     values = np.zeros((n + n_leaves, n_targets))
     values[n + np.arange(n_leaves), leaf_targets] = leaf_weights
     roots = np.asarray(attrs.get("tree_roots", []), np.int64)
@@ -328,7 +330,7 @@ def _memberships(node: onnx.NodeProto, values: np.ndarray, member_nodes: np.ndar
     sets = np.split(values, cuts)
     sets = [s[~np.isnan(s)] for s in sets][: member_nodes.size]
     if len(sets) < member_nodes.size or any(s.size == 0 for s in sets):
-        raise ModelError(f"'{node.name}' (TreeEnsemble) has fewer membership sets than BRANCH_MEMBER nodes")
+        raise ModelError(f"{named(node)} has fewer membership sets than BRANCH_MEMBER nodes")
     owners = np.repeat(member_nodes, [s.size for s in sets])
     return owners, (np.concatenate(sets) if sets else values[:0])
 
@@ -337,6 +339,6 @@ def _check_lengths(node: onnx.NodeProto, forest: Forest) -> None:
     n = forest.mode.size
     arrays = (forest.feature, forest.threshold, forest.missing_true, forest.true_node, forest.false_node)
     if any(a.size != n for a in arrays) or forest.values.shape[0] != n:
-        raise ModelError(f"'{node.name}' ({node.op_type}) has node attribute lists of different lengths")
+        raise ModelError(f"{named(node)} has node attribute lists of different lengths")
     if forest.roots.size == 0 or forest.roots.min() < 0 or forest.roots.max() >= n:
-        raise ModelError(f"'{node.name}' ({node.op_type}) has no trees or a root out of range")
+        raise ModelError(f"{named(node)} has no trees or a root out of range")

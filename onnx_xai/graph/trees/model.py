@@ -19,7 +19,7 @@ import onnx
 
 from ...errors import InputError, ModelError
 from .columns import InputMap, read_input_map
-from .forms import ENSEMBLES, LEAF, MODES, Forest, Scores, read_forest
+from .forms import ENSEMBLES, LEAF, MODES, Forest, Scores, named, read_forest
 
 MEMBER = MODES.index("BRANCH_MEMBER")
 _COMPARE = (np.less_equal, np.less, np.greater_equal, np.greater, np.equal, np.not_equal)
@@ -60,6 +60,11 @@ class TreeModel:
     node: str
     op_type: str
     after: tuple[str, ...]
+
+    @property
+    def label(self) -> str:
+        """The ensemble as messages name it."""
+        return f"'{self.node}' ({self.op_type})" if self.node else f"the {self.op_type} node"
 
     @property
     def features(self) -> int:
@@ -116,7 +121,7 @@ class TreeModel:
             nodes = at[rows, trees]
             go = self._branch(t[rows, f.feature[nodes]], nodes)
             at[rows, trees] = np.where(go, f.true_node[nodes], f.false_node[nodes])
-        raise ModelError(f"'{self.node}' ({self.op_type}) has a cycle in its trees")
+        raise ModelError(f"{self.label} has a cycle in its trees")
 
     def _branch(self, values: np.ndarray, nodes: np.ndarray) -> np.ndarray:
         """Branch decisions for ``values`` [len(nodes), ...] read at ``nodes``: the comparison, set
@@ -140,7 +145,7 @@ class TreeModel:
 
     @cached_property
     def paths(self) -> Paths:
-        return _paths(self.forest, self.columns.source, self.features, self.node)
+        return _paths(self.forest, self.columns.source, self.features, self.label)
 
 
 def _member(values: np.ndarray, members: np.ndarray) -> np.ndarray:
@@ -170,7 +175,7 @@ def _paths(f: Forest, source: np.ndarray, features: int, name: str) -> Paths:
         count += 2 * at.size
         at, parent = np.r_[f.true_node[at], f.false_node[at]], ids
     else:
-        raise ModelError(f"'{name}' has a cycle in its trees")
+        raise ModelError(f"{name} has a cycle in its trees")
     node, true, up = (np.concatenate(a) if a else np.zeros(0, int) for a in (e_node, e_true, e_parent))
     leaf, edge = np.concatenate(leaves), np.concatenate(leaf_edge)
     path_of, edges = [], []
@@ -227,7 +232,7 @@ def find_ensemble(model: onnx.ModelProto, output: str) -> tuple[onnx.NodeProto, 
             stack += [i for i in node.input if i]
     trees = [n for n in ancestors if n.op_type in ENSEMBLES and n.domain == "ai.onnx.ml"]
     if len(trees) != 1:
-        found = ", ".join(f"'{n.name}'" for n in trees)
+        found = ", ".join(named(n) for n in trees)
         raise ModelError(
             f"output '{output}' depends on {len(trees)} tree ensembles{': ' + found if found else ''}"
         )
@@ -246,8 +251,8 @@ def _after(graph: onnx.GraphProto, ensemble: onnx.NodeProto, ancestors: set, pro
         for i in node.input:
             if i and i not in downstream and not _constant(i, producers, consts, inputs):
                 raise ModelError(
-                    f"output '{output}' also depends on '{i}' beside the trees of '{ensemble.name}' "
-                    f"(through '{node.name}', {node.op_type})"
+                    f"output '{output}' also depends on '{i}' beside the trees of {named(ensemble)} "
+                    f"(through {named(node)})"
                 )
         downstream.update(node.output)
         between.append(node.op_type)

@@ -31,9 +31,14 @@ def add_parser(sub) -> None:
         "--methods",
         nargs="+",
         choices=METHOD_NAMES,
-        default=["gradcam"],
         metavar="METHOD",
-        help="methods of :explain when a request names none (default: gradcam)",
+        help="methods of :explain when a request names none (default: gradcam for photos; for tables "
+        "tree_shap or kernel_shap with --background, else gradient)",
+    )
+    p.add_argument(
+        "--background",
+        metavar="ROWS",
+        help="a table model's background rows (.csv with a header naming the columns, .parquet, .npy)",
     )
     _add_model_flags(p)
     _add_load_flags(p)
@@ -130,9 +135,9 @@ def _add_work_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--max-runs",
         type=at_least(1),
-        default=2000,
         help="the model runs a request's methods may take (SmoothGrad copies, RISE masks, patches ...); "
-        "beyond: 400 (default 2000: tools/bench_work.py)",
+        "beyond: 400 (default: what fits half of --timeout-s at two forwards a run, timed at load; "
+        "the bundled model: about 2000)",
     )
     p.add_argument(
         "--timeout-s",
@@ -157,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
         raise XaiError(f"onnx-xai serve needs KServe ({exc}): pip install 'onnx_xai[serve]'") from None
 
     config = ServeConfig(
-        methods=tuple(args.methods),
+        methods=tuple(args.methods) if args.methods else (),
         backend=args.backend,
         threads=args.threads,
         preprocessing=preprocessing(args),
@@ -173,6 +178,7 @@ def run(args: argparse.Namespace) -> int:
         max_header_kb=args.max_header_kb,
         max_pixels=args.max_pixels,
         max_pending_pixels=args.max_pending_pixels,
+        background=args.background,
         max_runs=args.max_runs,
         timeout_s=args.timeout_s,
         grace_s=args.grace_s,

@@ -12,16 +12,18 @@ by its client leaving or by the server stopping gets 503 in one line.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from kserve.errors import InvalidInput
 
-from ..errors import DeadlineExceeded, WorkStopped
-from ..photos.run import ExplainOptions, explain_cost
+from ..errors import DeadlineExceeded, WorkStopped, XaiError
 from ..runtime.work import Work
 from .limits import Busy
 
 STOPPING = "the server is stopping: the request was not finished (retry on another replica)"
+FALLBACK_RUNS = 2000  # --max-runs where a run cannot be timed (a model with other inputs to feed)
+RUN_COST = 2.0  # a run beyond the shared one, in forwards: a Grad-CAM copy ~1, a gradient's ~4
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,35 @@ class WorkLimits:
     long_runs: int  # a request costing more runs than this goes to the long lane
 
 
+def measured_max_runs(ex, timeout_s: float) -> tuple[int, str]:
+    """``--max-runs`` when not given: the runs that fit half the deadline at :data:`RUN_COST`
+    forwards each, one forward timed on this machine at load (a batch of zeros of the input's
+    shape: 8 photos, or 1024 rows; the best of three), two significant digits; and how it was found."""
+    import time
+
+    import numpy as np
+
+    dims = ex.input_shape[1:]
+    if not all(isinstance(d, int) for d in dims) or ex.kind == "tokens":
+        return FALLBACK_RUNS, "the input's shape is not fixed: the default"
+    batch = 1024 if ex.kind == "table" else 8
+    x = np.zeros((batch, *(int(d) for d in dims)), ex.input_dtype)
+    timings = []
+    try:
+        for _ in range(3):  # the best of three: a busy moment at load does not lower the limit
+            started = time.perf_counter()
+            ex.predict(x)
+            timings.append(time.perf_counter() - started)
+    except XaiError:
+        return FALLBACK_RUNS, "a forward could not be timed: the default"
+    each = max(min(timings) / batch, 1e-9)
+    runs = int(timeout_s / 2 / (RUN_COST * each))
+    rounded = max(100, int(float(f"{runs:.2g}")))
+    return min(
+        rounded, 10**8
+    ), f"a forward {each * 1000:.3g} ms an instance, {RUN_COST:g} a run, half of {timeout_s:g} s"
+
+
 def bind(work: Work, limits: WorkLimits, asked_timeout_s: float | None = None) -> Work:
     """The request's work (the one its connection is watched with, :mod:`.disconnects`) bounded by
     the server's deadline or the shorter one asked, and by ``--max-runs``."""
@@ -40,10 +71,10 @@ def bind(work: Work, limits: WorkLimits, asked_timeout_s: float | None = None) -
     return work.bound(timeout, limits.max_runs, "--max-runs")
 
 
-def is_long(ex, shapes: list[tuple], opts: ExplainOptions, limits: WorkLimits) -> bool:
-    """Whether instances of ``shapes`` (each a batch of one) explained as ``opts`` asks take the
-    long lane; refused (400) over ``--max-runs``."""
-    costs = [explain_cost(ex, shape, opts) for shape in dict.fromkeys(shapes)]
+def is_long(cost: Callable[[tuple], tuple[int, str]], shapes: list[tuple], limits: WorkLimits) -> bool:
+    """Whether instances of ``shapes`` (each a batch of one), whose ``cost`` in model runs (and what
+    asks for them) is known per shape, take the long lane; refused (400) over ``--max-runs``."""
+    costs = [cost(shape) for shape in dict.fromkeys(shapes)]
     per_shape = {shape: cost for shape, cost in zip(dict.fromkeys(shapes), costs)}
     runs = sum(per_shape[shape][0] for shape in shapes)
     why, count = costs[0][1], len(shapes)

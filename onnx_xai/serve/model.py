@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import io
+import sys
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -30,15 +31,15 @@ from ..errors import InputError, WorkStopped, XaiError
 from ..images import Prepared
 from ..labels import read_labels
 from ..photos.records import picks
-from ..photos.run import ExplainOptions, explain_prepared
+from ..photos.run import ExplainOptions, explain_cost, explain_prepared
 from ..png import picture_png
 from ..preprocessing import Preprocessing, preprocessing_for
 from ..runtime import Explainer
-from ..runtime.methods import METHOD_NAMES
+from ..runtime.methods import METHOD_NAMES, REGISTRY
 from ..runtime.work import Work
 from ..visuals import outline, photo_layer, photo_picture
-from . import requests
-from .admission import STOPPING, WorkLimits, bind, is_long, refusal
+from . import requests, tables
+from .admission import STOPPING, WorkLimits, bind, is_long, measured_max_runs, refusal
 from .batching import LONG, Batcher
 from .disconnects import REQUEST_WORK
 from .lanes import LongLane
@@ -48,7 +49,7 @@ from .lanes import LongLane
 class ServeConfig:
     """How the server runs the model (the ``serve`` command's flags)."""
 
-    methods: tuple[str, ...] = ("gradcam",)
+    methods: tuple[str, ...] = ()  # none: default_methods (Grad-CAM for photos)
     backend: str = "onnxruntime"
     threads: int | None = None
     preprocessing: Preprocessing = field(default_factory=Preprocessing)
@@ -64,7 +65,8 @@ class ServeConfig:
     max_header_kb: float = 64.0  # a request's head: request line and header fields
     max_pixels: int = 40_000_000  # a photo's, decoded (:mod:`.requests`)
     max_pending_pixels: int = 100_000_000  # the decoded photos in flight, together
-    max_runs: int = 2000  # model runs a request's methods may take (:mod:`.admission`)
+    background: str | None = None  # a table model's background rows (.csv, .parquet, .npy)
+    max_runs: int | None = None  # model runs a request's methods may take; None: measured at load
     timeout_s: float = 60.0  # a request's deadline
     grace_s: float = 30.0  # after SIGTERM, how long requests in flight are given
 
@@ -79,10 +81,19 @@ class ExplainedModel(Model):
     def load(self) -> bool:
         c = self.config
         self.ex = self._explainer()
-        self.settings = preprocessing_for(self.ex, c.preprocessing)
-        self.labels = read_labels(c.labels, self.ex.num_classes, self.ex.metadata)
+        self.table = self.ex.kind == "table"
+        self.settings = {} if self.table else preprocessing_for(self.ex, c.preprocessing)
+        self.labels = (
+            read_labels(c.labels, self.ex.num_classes, self.ex.metadata) if self.ex.num_classes else []
+        )
+        self.columns, self.background = self._table_facts() if self.table else ((), None)
+        self.methods = c.methods or default_methods(self.ex, self.background is not None)
         self.encoders = ThreadPoolExecutor(max_workers=2, thread_name_prefix="onnx-xai-encode")
-        self.limits = WorkLimits(c.max_runs, c.timeout_s, long_runs=c.max_batch)
+        max_runs, self.max_runs_said = (
+            (c.max_runs, "given") if c.max_runs else measured_max_runs(self.ex, c.timeout_s)
+        )
+        self.limits = WorkLimits(max_runs, c.timeout_s, long_runs=c.max_batch)
+        print(f"onnx-xai serve: --max-runs {max_runs} ({self.max_runs_said})", file=sys.stderr, flush=True)
         self.lane = LongLane(self._explainer)
         self.batcher = Batcher(self._run, self.encoders, c.max_batch, c.max_latency_ms / 1000, self._run_long)
         self.ready = True
@@ -97,6 +108,16 @@ class ExplainedModel(Model):
             backend=c.backend,
             output_name=c.output,
         )
+
+    def _table_facts(self) -> tuple[tuple[str, ...], np.ndarray | None]:
+        """A table model's column names (the background file's header, else x0, x1 ...) and rows."""
+        from ..tables.rows import read_rows
+
+        width = self.ex.input_shape[-1]
+        if self.config.background is None:
+            return tuple(f"x{k}" for k in range(width if isinstance(width, int) else 0)), None
+        rows = read_rows(self.config.background, width if isinstance(width, int) else None)
+        return rows.names, rows.values
 
     def stop(self) -> None:
         """Long requests stop at their next run of the model, with 503 (KServe calls this when the
@@ -139,7 +160,7 @@ class ExplainedModel(Model):
         key = _key(verb, params, items)
         if verb == "explain":
             shapes = [item.array.shape for item, _ in items]
-            if is_long(self.ex, shapes, self._options(params), self.limits):
+            if is_long(lambda shape: self._cost(shape, params), shapes, self.limits):
                 return (LONG, work, *key), items, params
         return key, items, params
 
@@ -188,11 +209,18 @@ class ExplainedModel(Model):
             raise InvalidInput(f"the body is {int(length)} bytes; at most {self.config.max_body_mb:g} MB")
         try:
             params = requests.parameters(
-                payload, self.config.methods, METHOD_NAMES, self.labels, self.ex.num_classes
+                payload, self.methods, METHOD_NAMES, self.labels, self.ex.num_classes
             )
-            found = requests.instances(
-                payload, self.ex.input_shape, self.ex.input_dtype, self.settings, self.config.max_instances
-            )
+            if self.table:
+                found = tables.rows(payload, self.columns, self.ex.input_dtype, self.config.max_instances)
+            else:
+                found = requests.instances(
+                    payload,
+                    self.ex.input_shape,
+                    self.ex.input_dtype,
+                    self.settings,
+                    self.config.max_instances,
+                )
         except InputError as exc:
             raise InvalidInput(str(exc)) from None
         return [(item, params) for item in found], params
@@ -206,12 +234,22 @@ class ExplainedModel(Model):
         if key[0] == "predict":
             return [(o,) for o in ex.predict(batch)]
         params: requests.Parameters = items[0][1]
+        if self.table:
+            return tables.explain_rows(ex, batch, params, self.background, self.columns, self.labels)
         photos = [item.photo or _array_photo(item.array, ex.layout) for item, _ in items]
         results, chosen = explain_prepared(ex, photos, self._options(params))
         shared = next(iter(results.values())).output
         outputs = shared if shared is not None and len(shared) == len(batch) else ex.predict(batch)
         answers = [(results, i, photos[i], chosen[i], items[i][0]) for i in range(len(items))]
         return list(zip(outputs, self.encoders.map(self._entries, answers, [params] * len(answers))))
+
+    def _cost(self, shape: tuple, params: requests.Parameters) -> tuple[int, str]:
+        """The model runs an instance of ``shape`` costs beyond its shared run, and what asks for them."""
+        if not self.table:
+            return explain_cost(self.ex, shape, self._options(params))
+        options = {"background": self.background} if self.background is not None else {}
+        taken = {n for m in params.methods for n in REGISTRY[m].Options.__dataclass_fields__}
+        return self.ex.cost(shape, list(params.methods), **{k: v for k, v in options.items() if k in taken})
 
     def _options(self, params: requests.Parameters) -> ExplainOptions:
         return ExplainOptions(
@@ -273,6 +311,17 @@ class ExplainedModel(Model):
                 for k in best
             ]
         }
+
+
+def default_methods(ex: Explainer, background: bool) -> tuple[str, ...]:
+    """The methods of a request that names none, when the server was given none: Grad-CAM for
+    photos; for a table, TreeSHAP for a tree ensemble and KernelSHAP with background rows, else the
+    gradient (as the command line chooses them)."""
+    if ex.kind != "table":
+        return ("gradcam",)
+    if background:
+        return ("tree_shap",) if ex.tree_model() is not None else ("kernel_shap",)
+    return ("gradient",)
 
 
 def _dims(shape: tuple) -> list[int]:

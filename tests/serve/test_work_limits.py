@@ -32,7 +32,7 @@ def rss_kb(pid: int) -> int:
 
 @pytest.fixture(scope="module")
 def served():
-    server = Served("--grace-s", "10")
+    server = Served("--grace-s", "10", "--max-runs", "2000")
     yield server
     server.stop()
 
@@ -48,6 +48,17 @@ def explain_in_background(server: Served, **parameters) -> tuple[threading.Threa
     thread = threading.Thread(target=call)
     thread.start()
     return thread, found
+
+
+def test_the_run_limit_is_measured_when_not_given():
+    """Half the deadline at two forwards a run, a forward timed at load (said in one line)."""
+    import onnx_xai
+    from onnx_xai.photos import DEMO_MODEL
+    from onnx_xai.serve.admission import measured_max_runs
+
+    runs, said = measured_max_runs(onnx_xai.Explainer(str(DEMO_MODEL)), 60.0)
+    each = float(said.split("a forward ")[1].split(" ms")[0]) / 1000
+    assert 100 <= runs <= 60.0 / 2 / (2 * each) and runs >= 0.9 * 60.0 / 2 / (2 * each) - 100
 
 
 def test_a_request_over_max_runs_is_refused_at_once(served):

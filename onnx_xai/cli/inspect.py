@@ -27,6 +27,7 @@ SCORE_KINDS = {
     "pre-softmax": "before the Softmax",
     "pre-sigmoid": "before the Sigmoid: multi-label",
     "margin": "the trees' margin, before their post-transform",
+    "output": "the output as given: probabilities and all",
 }
 
 

@@ -44,6 +44,7 @@ INTEGER_TYPES = frozenset(
 )
 ID_TYPES = frozenset({onnx.TensorProto.INT32, onnx.TensorProto.INT64})  # token ids
 KINDS = ("image", "table", "signal", "tokens", "tensor")
+OBJECTIVES = ("logit", "probability")  # the score before the final squashing (or trees' margin), or as given
 MOVES = frozenset({"Transpose", "Reshape", "Identity", "Squeeze", "Unsqueeze", "Flatten"})
 SCORE_KINDS = {"Softmax": "pre-softmax", "LogSoftmax": "pre-softmax", "Sigmoid": "pre-sigmoid"}
 SHAPE_ONLY = frozenset({"Shape", "Size"})
@@ -191,13 +192,16 @@ def _quantized(info: GraphInfo, name: str) -> bool:
     )
 
 
-def score_tensor(info: GraphInfo, output: str | None = None) -> Score:
-    """The score behind the named (or first) model output (see the module docstring)."""
+def score_tensor(info: GraphInfo, output: str | None = None, as_given: bool = False) -> Score:
+    """The score behind the named (or first) model output (see the module docstring); ``as_given``:
+    the output itself, probabilities and all (kind ``output``), a ZipMap read at its input."""
     outputs = [o.name for o in info.graph.output]
     name = output if output is not None else default_output(info)
     if name not in outputs:
         raise ModelError(f"the model has no output {name!r}; outputs: {', '.join(outputs)}")
     name = _before_zipmap(info, name)
+    if as_given:
+        return Score(name, "output")
     moves = _moves_after_activation(info, name)
     if moves:
         name = moves[0].input[0]

@@ -21,6 +21,7 @@ from ..errors import CamNotApplicableError, InputError, ModelError
 from ..progress import stage
 from .analysis import (
     ID_TYPES,
+    OBJECTIVES,
     Score,
     default_output,
     differentiable_input,
@@ -117,6 +118,7 @@ def analyze(
     input_name: str | None = None,
     output_name: str | None = None,
     embedding: str | None = None,
+    objective: str = "logit",
 ) -> Analysis:
     """Find the explained input and point, the score, the target layer and the head of a model.
 
@@ -134,7 +136,9 @@ def analyze(
         info = GraphInfo(free_batch(proto, info, batch))
     if fold_zero_pads(proto, info):
         info = GraphInfo(proto)
-    score = score_tensor(info, output_name)
+    if objective not in OBJECTIVES:
+        raise InputError(f"objective must be one of {', '.join(OBJECTIVES)}, not {objective!r}")
+    score = score_tensor(info, output_name, as_given=objective == "probability")
     check_batch_free(info, score.name, batch)
     source, moves = differentiable_input(info, image, embedding)
     ids = info.dtype(image) in ID_TYPES and not info.is_float(image)

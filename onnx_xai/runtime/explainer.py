@@ -57,6 +57,9 @@ class Explainer:
         output_name: the output explained, for models with several (default: the first).
         embedding: for integer ids, the float tensor they become that gradients are taken at
             (default: the output of the Gather that reads them from a ``[V, D]`` table).
+        objective: what a class's score is: ``"logit"`` (the default: before the model's final
+            Softmax or Sigmoid, a tree ensemble's margin before its post-transform) or
+            ``"probability"`` (the output as given, probabilities and all); said in the record.
         backend: ``"onnxruntime"`` (default) or ``"openvino"`` (CPU; needs the ``openvino`` package).
         memory: ``"fast"`` (default): a graph per kind of request, so Grad-CAM costs about a forward
             and a gradient about a backward, at up to three copies of the weights once every kind has
@@ -75,6 +78,7 @@ class Explainer:
         backend: str = "onnxruntime",
         memory: str = "fast",
         embedding: str | None = None,
+        objective: str | None = None,
     ):
         self._sessions = SessionSet(
             model,
@@ -86,6 +90,7 @@ class Explainer:
             backend,
             memory,
             embedding,
+            objective,
         )
         forward = self._sessions.get(FORWARD)
         spec = next(i for i in forward.inputs if i.name == self.input_name)

@@ -73,6 +73,7 @@ class SessionSet:
         backend: str = "onnxruntime",
         memory: str = "fast",
         embedding: str | None = None,
+        objective: str | None = None,
     ):
         if memory not in MEMORY_MODES:
             raise InputError(f"memory must be one of {', '.join(MEMORY_MODES)}, not {memory!r}")
@@ -81,7 +82,7 @@ class SessionSet:
         self._source = model
         self._choice = dict(
             target_layer=target_layer, input_name=input_name, output_name=output_name, embedding=embedding
-        )
+        ) | ({"objective": objective} if objective is not None else {})
         self._providers, self._threads, self.backend = providers, threads, backend
         self._lock = threading.Lock()
         self._sessions: dict = {}
@@ -103,8 +104,8 @@ class SessionSet:
         if self.rewritten:
             if any(v is not None for v in self._choice.values()):
                 raise InputError(
-                    "target_layer, input_name, output_name and embedding apply to original models; "
-                    "this one was already rewritten"
+                    "target_layer, input_name, output_name, embedding and objective apply to original "
+                    "models; this one was already rewritten"
                 )
             self._whole = first
             seeded = self.record().objective == "seed"

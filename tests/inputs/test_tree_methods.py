@@ -71,3 +71,16 @@ def test_the_cli_explains_a_tree_model_with_tree_shap(models, tmp_path, capsys):
     assert main([*args, str(tmp_path / "bg.csv"), "--out", str(tmp_path / "out")]) == 0
     assert "methods: tree_shap (the model is a tree ensemble" in capsys.readouterr().out
     assert (tmp_path / "out" / "summary.tree_shap.png").is_file()
+
+
+def test_objective_probability_explains_the_output_as_given(models):
+    folder, x, _ = models
+    ex = onnx_xai.Explainer(str(folder / "gbdt.onnx"), objective="probability")
+    assert ex.record.score_kind == "output"
+    rows, background = x[100:104], x[:30]
+    r = ex.explain(rows, "kernel_shap", background=background)
+    probabilities = ex.predict(rows)[np.arange(4), r.targets]
+    assert np.allclose(r.raw.sum(1) + r.base, probabilities, atol=1e-5)
+    assert np.allclose(r.base, ex.predict(background)[:, r.targets].mean(0), atol=1e-5)
+    with pytest.raises(onnx_xai.InputError, match="objective='probability'"):
+        ex.explain(rows, "tree_shap", background=background)

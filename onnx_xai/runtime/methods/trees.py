@@ -48,6 +48,11 @@ class TreeShap(Method):
     def attribute(self, ctx: Context, opts: TreeShapOptions) -> np.ndarray:
         from ..treeshap import interventional_tree_shap
 
+        if ctx.trees is None and ctx.score_kind == "output":
+            raise InputError(
+                "tree_shap explains a tree ensemble's margin, which adds up over its trees; this Explainer "
+                "explains the output as given (objective='probability'): use kernel_shap"
+            )
         if ctx.trees is None:
             raise InputError("tree_shap explains tree ensembles: this model's output does not come from one")
         trees: TreeScores = ctx.trees()

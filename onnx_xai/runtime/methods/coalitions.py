@@ -87,8 +87,12 @@ def table_kernel_shap(ctx: Context, opts) -> tuple[np.ndarray, np.ndarray]:
     )
     features = x.shape[1]
     raw, base = np.zeros(x.shape, np.float64), np.zeros(len(x))
+    bases: dict = {}  # the background's mean score, per objective (rows that share one share it)
     for i in range(len(x)):
-        base[i] = _scores(ctx, i, background, per_run).mean()
+        key = ctx.targets[i].tobytes()
+        if key not in bases:
+            bases[key] = _scores(ctx, i, background, per_run).mean()
+        base[i] = bases[key]
         whole = float(ctx.outputs[c.SCORE][i]) - base[i]
         if features == 1:
             raw[i, 0] = whole

@@ -25,7 +25,7 @@ from .. import contract as c
 from ..contract import RewriteRecord
 from ..errors import InputError, UnsupportedModelError
 from .explanation import Explanation, explanation
-from .forward_only import forward_only
+from .forward_only import forward_only, output_scores
 from .head import layer_head
 from .inputs import InputSpec
 from .margins import TreeScores
@@ -206,6 +206,19 @@ class Explainer:
         x = self._check_input(x)
         feeds = {self.input_name: x, c.TARGET: np.full(len(x), -1, np.int64), **self._extra(extra_inputs)}
         return self._sessions.run(FORWARD, list(names), feeds)
+
+    def scores(self, x: np.ndarray, target: Target = None, **extra_inputs) -> np.ndarray:
+        """The score the methods explain, per sample (float64 ``[N]``), from one forward run: the
+        class's logit before a final Softmax or Sigmoid, a tree ensemble's margin (the record's
+        ``score_kind``); ``target`` as in :meth:`explain`. A model whose graph cannot be rewritten is
+        scored on its output itself, as its forward-only methods are (:mod:`.forward_only`)."""
+        x, extra = self._check_input(x), self._extra(extra_inputs)
+        objective = self._targets(target, len(x), x, extra)
+        try:
+            found = self._run(x, objective, (self._sessions.cheapest(),), extra)
+        except UnsupportedModelError:
+            return output_scores(self.predict(x, **extra), target)
+        return found[c.SCORE].astype(np.float64)
 
     def input_gradient(self, x: np.ndarray, target=None, seed=None, **extra_inputs) -> np.ndarray:
         """d score / d x, same shape as ``x``; ``target`` and ``seed`` as in :meth:`explain`."""

@@ -52,6 +52,11 @@ def forward_only(
     return results
 
 
+def output_scores(output: np.ndarray, target) -> np.ndarray:
+    """Each sample's score on the output itself for ``target`` (as :meth:`Explainer.explain` takes it)."""
+    return _scores(output, _objective(output, target, None)).astype(np.float64)
+
+
 def _objective(output: np.ndarray, target, seed) -> np.ndarray:
     """The classes (``-1`` resolved to each sample's top class) or the seeds, one per sample."""
     n = len(output)

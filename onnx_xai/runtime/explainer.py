@@ -27,7 +27,7 @@ from ..errors import InputError, UnsupportedModelError
 from .explanation import Explanation, explanation
 from .forward_only import forward_only, output_scores
 from .head import layer_head
-from .inputs import InputSpec
+from .inputs import InputSpec, held_inputs
 from .margins import TreeScores
 from .methods import METHOD_NAMES, Context, Facts, plan_cost
 from .methods import plan as plan_methods
@@ -285,6 +285,8 @@ class Explainer:
         method that takes it. Forward-only methods (occlusion, RISE) still run on a model whose graph
         cannot be rewritten, on its output itself (:mod:`.forward_only`). Before the runs beyond the
         shared one, their count is admitted by ``work`` (or said, when large)."""
+        if isinstance(x, dict):  # every input by name: the explained one, and the others held
+            x, extra_inputs = self._split_inputs(x, extra_inputs)
         x, extra = self._check_input(x), self._extra(extra_inputs)
         _check_threshold(box_threshold)
         plan = plan_methods(methods, options)
@@ -296,6 +298,20 @@ class Explainer:
                 if not all(m.forward_only for m, _ in plan):
                     raise
                 return forward_only(self, x, plan, target, seed, box_threshold, extra, str(exc))
+
+    @property
+    def inputs(self) -> dict[str, tuple]:
+        """Every input of the model, name -> (declared shape, element type as onnxruntime says it)."""
+        return {i.name: (tuple(i.shape), i.type) for i in self._sessions.get(FORWARD).inputs}
+
+    def _split_inputs(self, given: dict, extra_inputs: dict | None) -> tuple[np.ndarray, dict]:
+        if self.input_name not in given:
+            names = ", ".join(self.inputs)
+            raise InputError(
+                f"the inputs given lack {self.input_name!r}, the one explained (inputs: {names})"
+            )
+        others = {k: np.asarray(v) for k, v in given.items() if k != self.input_name}
+        return np.asarray(given[self.input_name]), {**(extra_inputs or {}), **others}
 
     def cost(self, x, methods: Sequence[str], **options) -> tuple[int, str]:
         """How many model runs (instances) explaining a batch shaped like ``x`` (an array or its
@@ -329,8 +345,9 @@ class Explainer:
         scores = outputs[c.SCORE].astype(np.float32)
         targets = outputs[c.TARGET_USED].astype(np.int64) if c.TARGET_USED in outputs else np.full(len(x), -1)
 
-        def call(xs: np.ndarray, objectives: np.ndarray, sets: tuple) -> dict:
-            return self._run(xs, objectives, sets or (self._sessions.cheapest(),), extra)
+        def call(xs: np.ndarray, objectives: np.ndarray, sets: tuple, owners=None, given=None) -> dict:
+            held = held_inputs(extra, owners, len(x)) | (given or {})
+            return self._run(xs, objectives, sets or (self._sessions.cheapest(),), held)
 
         resolved = targets if seed is None else objective
         results = {}
@@ -340,7 +357,8 @@ class Explainer:
             context = Context(
                 x, resolved, outputs, call, self.layout, head, record.output, record.score_kind,
                 lambda xs, objectives, rules: self._relevance(xs, objectives, rules, extra),
-                trees=self._trees_or_why if record.score_kind == "margin" else None,
+                trees=self._trees_or_why if record.score_kind == "margin" else None, inputs=extra,
+                input_name=self.input_name,
             )  # fmt: skip
             raw = method.attribute(context, opts)
             if not np.isfinite(raw).all():
@@ -361,6 +379,7 @@ class Explainer:
             )
             results[method.name].output = outputs.get(self._sessions.record().output)
             results[method.name].base = context.found.get("base")
+            results[method.name].features = context.found.get("features")
         return results
 
     def tree_model(self):

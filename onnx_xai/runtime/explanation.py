@@ -44,6 +44,7 @@ class Explanation:
     output: np.ndarray | None = field(default=None, repr=False)  # the explained output, same run
     note: str | None = None  # how it was computed, when not as usual (forward-only on the output)
     base: np.ndarray | None = None  # (N, ...) what the attributions add up from (SHAP's expected value)
+    features: list[str] | None = None  # a table's feature per column of ``raw``, where a method names them
 
     @property
     def boxes(self) -> np.ndarray | None:

@@ -15,6 +15,7 @@ from .. import contract as c
 from ..errors import InputError
 from .explanation import Explanation, explanation
 from .head import layer_head
+from .inputs import held_inputs
 from .methods import Context
 
 
@@ -25,17 +26,21 @@ def forward_only(
     output = ex.predict(x, **extra)
     objective = _objective(output, target, seed)
 
-    def call(xs: np.ndarray, objectives: np.ndarray, sets: tuple) -> dict:
-        return {c.SCORE: _scores(ex.predict(xs, **extra), objectives)}
+    def call(xs: np.ndarray, objectives: np.ndarray, sets: tuple, owners=None, given=None) -> dict:
+        held = held_inputs(extra, owners, len(x)) | (given or {})
+        return {c.SCORE: _scores(ex.predict(xs, **held), objectives)}
 
     scores = _scores(output, objective)
     targets = objective if objective.dtype.kind in "iu" else np.full(len(x), -1, np.int64)
     note = f"scored on the output itself: the graph cannot be rewritten for gradients ({reason})"
     results: dict[str, Explanation] = {}
-    size = (x.shape[ex.layout.index("H")], x.shape[ex.layout.index("W")])
+    size = ex._spatial_size(x)
     for method, opts in plan:
         head = lambda: layer_head(ex._sessions, ex.input_name, seed is not None, extra)  # noqa: E731
-        raw = method.attribute(Context(x, objective, {c.SCORE: scores}, call, ex.layout, head), opts)
+        context = Context(
+            x, objective, {c.SCORE: scores}, call, ex.layout, head, inputs=extra, input_name=ex.input_name
+        )
+        raw = method.attribute(context, opts)
         result = explanation(
             method.name,
             method.family_for(opts),
@@ -48,6 +53,7 @@ def forward_only(
             box_threshold,
         )
         result.output, result.note = output, note
+        result.base, result.features = context.found.get("base"), context.found.get("features")
         results[method.name] = result
     return results
 

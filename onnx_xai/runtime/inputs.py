@@ -83,3 +83,11 @@ class InputSpec:
             info = np.iinfo(self.dtype)
             x = np.clip(np.rint(x), info.min, info.max)
         return np.ascontiguousarray(x, dtype=self.dtype)
+
+
+def held_inputs(extra: dict, owners: np.ndarray | None, batch: int) -> dict:
+    """The model's other inputs for rows that are copies of the batch's ``owners`` rows: a value
+    with one row per sample taken at the owners, the others as given."""
+    if owners is None:
+        return extra
+    return {k: v[owners] if v.ndim >= 1 and len(v) == batch else v for k, v in extra.items()}

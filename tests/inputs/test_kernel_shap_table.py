@@ -12,6 +12,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
+from torch import nn
 
 import onnx_xai
 from onnx_xai.errors import InputError
@@ -75,3 +76,36 @@ def test_a_table_without_background_is_one_line(mlp):
         ex.explain(np.zeros((1, 6), np.float32), "kernel_shap", background=np.zeros((3, 5)))
     with pytest.raises(InputError, match=r"explain other inputs only: lime \(image\)"):
         ex.explain(np.zeros((1, 6), np.float32), "lime")
+
+
+class CumulativeMlp(nn.Module):
+    """An MLP whose hidden units are summed cumulatively (CumSum: no gradient rule)."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(2)
+        self.first, self.last = nn.Linear(5, 8), nn.Linear(8, 2)
+
+    def forward(self, x):
+        return self.last(torch.cumsum(torch.tanh(self.first(x)), dim=1))
+
+
+def test_kernel_shap_explains_a_table_model_the_gradient_cannot_cross(tmp_path):
+    """KernelSHAP needs the score only: a model with an op no rule differentiates still gets exact
+    Shapley values, while the gradient refuses it naming the op."""
+    path = export(CumulativeMlp().eval(), (torch.zeros(1, 5),), ["X"], tmp_path / "cumsum.onnx")
+    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+
+    def f(rows: np.ndarray) -> np.ndarray:
+        return session.run(None, {"X": rows.astype(np.float32)})[0]
+
+    rng = np.random.default_rng(3)
+    x, background = rng.normal(size=(2, 5)).astype(np.float32), rng.normal(size=(9, 5)).astype(np.float32)
+    ex = onnx_xai.Explainer(path)
+    r = ex.explain(x, "kernel_shap", background=background, target=1)
+    with pytest.raises(onnx_xai.UnsupportedModelError, match="CumSum"):
+        ex.explain(x, "gradient", target=1)
+    for i in range(2):
+        want = shapley_by_enumeration(f, x[i], background, 1)
+        assert np.abs(r.raw[i] - want).max() < 1e-5 * max(1.0, np.abs(want).max())
+        assert r.raw[i].sum() + r.base[i] == pytest.approx(f(x[i : i + 1])[0, 1], abs=1e-5)

@@ -282,6 +282,7 @@ def test_every_method_has_a_reference_row():
     covered |= {"kpca_cam", "fem", "finer_cam", "activation_map", "fullgrad"}  # test_feature_cams.py
     covered |= {"lrp"}  # test_relevance.py
     covered |= {"deeplift", "deeplift_shap"}  # test_deeplift.py
+    covered |= {"tree_shap"}  # tests/inputs/test_tree_methods.py, against shap's TreeExplainer
     assert covered == set(METHOD_NAMES), f"methods without a reference: {set(METHOD_NAMES) - covered}"
 
 

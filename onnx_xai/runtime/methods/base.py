@@ -26,7 +26,7 @@ import numpy as np
 
 from ...errors import InputError
 
-Call = Callable[[np.ndarray, np.ndarray, tuple], dict]
+Call = Callable[..., dict]  # (x, objectives, sets, owners) -> the run's outputs by name
 KINDS = ("image", "table", "signal", "tokens", "tensor")  # what an explained input is (the record's kind)
 IMAGES = ("image",)
 
@@ -49,6 +49,9 @@ class Context:
     # LRP of (x, objective) by a composite
     relevance: Callable[[np.ndarray, np.ndarray, Any], np.ndarray] | None = None
     found: dict = field(default_factory=dict)  # by-products a method hands back: "base" (SHAP's)
+    rows: np.ndarray | None = None  # each row's sample in the caller's batch (None: the same rows)
+    inputs: dict = field(default_factory=dict)  # the model's other inputs, as given (batch first)
+    input_name: str = ""  # the explained input's name
     trees: Callable[[], Any] | None = None  # the tree ensemble behind the output (runtime.margins)
 
     def image_layout(self) -> str:
@@ -63,9 +66,23 @@ class Context:
             raise InputError("this method needs the model's target layer, which this run has not found")
         return self.head()
 
-    def run(self, x: np.ndarray, targets: np.ndarray, sets: tuple[str, ...]) -> dict[str, np.ndarray]:
-        """One more run of the model on ``x`` for the classes ``targets``."""
-        return self.call(x, targets, sets)
+    def run(
+        self,
+        x: np.ndarray,
+        targets: np.ndarray,
+        sets: tuple[str, ...],
+        owners: np.ndarray | None = None,
+        given: dict | None = None,
+    ) -> dict[str, np.ndarray]:
+        """One more run of the model on ``x`` for the classes ``targets``; ``owners``: the row of this
+        context's batch each row of ``x`` is a copy of (the model's other inputs are then those of
+        that row; None: ``x`` is the batch itself); ``given``: other inputs' values for these rows,
+        in place of the owners' (a table's columns held in other inputs, changed)."""
+        if owners is None and len(x) == len(self.x):
+            owners = np.arange(len(x))
+        if owners is not None and self.rows is not None:
+            owners = self.rows[owners]
+        return self.call(x, targets, sets, owners, given)
 
 
 @dataclass(frozen=True)

@@ -250,7 +250,7 @@ class ScoreCam(CamMethod):
                 masks = np.expand_dims((masks - low) / (high - low + 1e-8), ctx.image_layout().index("C"))
                 masked = (x[i : i + 1] * masks).astype(np.float32)
                 targets = np.repeat(ctx.targets[i : i + 1], len(masked), axis=0)
-                scores[i, part] = ctx.run(masked, targets, ("activation",))[c.SCORE]
+                scores[i, part] = ctx.run(masked, targets, ("activation",), np.full(len(masked), i))[c.SCORE]
         scores = np.exp(scores - scores.max(axis=1, keepdims=True))
         return scores / scores.sum(axis=1, keepdims=True)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -78,53 +79,116 @@ def _choose(n: int, k: np.ndarray) -> np.ndarray:
     return np.array([math.comb(n, int(v)) for v in k], np.float64)
 
 
+@dataclass
+class Columns:
+    """Where a row's features are: blocks of columns, the explained input's first, then those of
+    other inputs named in a dict ``background`` (a table split over several inputs, as scikit-learn's
+    converters write a data frame: one input per column, strings included)."""
+
+    names: list[str]  # each block's input
+    rows: list[np.ndarray]  # the batch's values per block, [N, width]
+    backgrounds: list[np.ndarray]  # per block, [M, width]
+
+    @property
+    def features(self) -> int:
+        return sum(b.shape[1] for b in self.backgrounds)
+
+    def labels(self) -> list[str]:
+        """A name per feature: the input's, or ``input[j]`` for an input of several columns."""
+        return [
+            n if b.shape[1] == 1 else f"{n}[{j}]"
+            for n, b in zip(self.names, self.backgrounds)
+            for j in range(b.shape[1])
+        ]
+
+    def copies(self, i: int, z: np.ndarray) -> list[np.ndarray]:
+        """Per block, row ``i`` with the features ``z`` keeps (``[k, F]``), the rest drawn from each
+        background row: ``[k * M, width]``, coalitions first."""
+        found, start = [], 0
+        for row, background in zip(self.rows, self.backgrounds):
+            keep = z[:, start : start + background.shape[1]].astype(bool)
+            start += background.shape[1]
+            both = np.where(keep[:, None, :], row[i][None, None, :], background[None, :, :])
+            found.append(both.reshape(-1, background.shape[1]))
+        return found
+
+
+def columns_of(ctx: Context, opts) -> Columns:
+    """The features of a table's rows (:class:`Columns`), checked against ``background``."""
+    given = opts.background
+    if not isinstance(given, dict):
+        return Columns([ctx.input_name], [ctx.x], [background_of(opts, ctx.x)])
+    if ctx.input_name not in given:
+        raise InputError(f"background gives no rows for {ctx.input_name!r}, the input explained")
+    names = [ctx.input_name] + [n for n in given if n != ctx.input_name]
+    rows = [ctx.x] + [_two_d(ctx.inputs.get(n), n, len(ctx.x)) for n in names[1:]]
+    backgrounds = [_two_d(np.asarray(given[n]), n, None) for n in names]
+    lengths = {len(b) for b in backgrounds}
+    if len(lengths) != 1 or any(b.shape[1] != r.shape[1] for b, r in zip(backgrounds, rows)):
+        raise InputError("background's inputs must have as many rows each, and the columns of the inputs")
+    return Columns(names, rows, [b.astype(r.dtype) for b, r in zip(backgrounds, rows)])
+
+
+def _two_d(value, name: str, rows: int | None) -> np.ndarray:
+    if value is None:
+        raise InputError(f"background names {name!r}: give its values too (x as a dict of every input)")
+    value = np.asarray(value)
+    if value.ndim == 1:
+        value = value[:, None]
+    if value.ndim != 2 or (rows is not None and len(value) != rows):
+        raise InputError(f"{name!r} must be rows [N, columns], not {list(value.shape)}")
+    return value
+
+
 def table_kernel_shap(ctx: Context, opts) -> tuple[np.ndarray, np.ndarray]:
-    """Each row's Shapley values ``[N, M]`` and base ``[N]`` (module docstring)."""
-    x = ctx.x
-    background = background_of(opts, x)
+    """Each row's Shapley values ``[N, F]`` over its :class:`Columns` and base ``[N]``."""
+    columns = columns_of(ctx, opts)
     per_run = opts.batch_size or (
-        max(1, opts.max_batch_bytes // max(1, x[:1].nbytes)) if opts.max_batch_bytes else TABLE_RUN
+        max(1, opts.max_batch_bytes // max(1, ctx.x[:1].nbytes)) if opts.max_batch_bytes else TABLE_RUN
     )
-    features = x.shape[1]
-    raw, base = np.zeros(x.shape, np.float64), np.zeros(len(x))
+    features, draws = columns.features, len(columns.backgrounds[0])
+    raw, base = np.zeros((len(ctx.x), features), np.float64), np.zeros(len(ctx.x))
     bases: dict = {}  # the background's mean score, per objective (rows that share one share it)
-    for i in range(len(x)):
+    for i in range(len(ctx.x)):
         key = ctx.targets[i].tobytes()
         if key not in bases:
-            bases[key] = _scores(ctx, i, background, per_run).mean()
+            bases[key] = _scores(ctx, i, columns, columns.backgrounds, per_run).mean()
         base[i] = bases[key]
         whole = float(ctx.outputs[c.SCORE][i]) - base[i]
         if features == 1:
             raw[i, 0] = whole
             continue
-        per_chunk = max(1, per_run // len(background))
+        per_chunk = max(1, per_run // draws)
         exact = coalition_count(features, opts.n_samples) == 2**features - 2
         coalitions = (
             all_coalitions(features, per_chunk)
             if exact
             else drawn_coalitions(features, opts.n_samples, opts.noise_seed, per_chunk)
         )
-        raw[i] = _fit(ctx, i, x[i], background, coalitions, base[i], whole, per_run)
+        raw[i] = _fit(ctx, i, columns, coalitions, base[i], whole, per_run)
+    ctx.found["features"] = columns.labels()
     return raw.astype(np.float32), base.astype(np.float32)
 
 
-def _scores(ctx: Context, i: int, rows: np.ndarray, per_run: int) -> np.ndarray:
-    """The objective of sample ``i`` on ``rows``, ``per_run`` at a time."""
-    found = np.zeros(len(rows))
-    for part in chunks(len(rows), per_run):
-        targets = np.repeat(ctx.targets[i : i + 1], part.stop - part.start, axis=0)
-        found[part] = ctx.run(rows[part], targets, ("activation",))[c.SCORE]
-        copies_done(part.stop - part.start)
+def _scores(ctx: Context, i: int, columns: Columns, blocks: list[np.ndarray], per_run: int) -> np.ndarray:
+    """The objective of sample ``i`` on rows given per block of ``columns``, ``per_run`` at a time."""
+    found = np.zeros(len(blocks[0]))
+    for part in chunks(len(blocks[0]), per_run):
+        count = part.stop - part.start
+        targets = np.repeat(ctx.targets[i : i + 1], count, axis=0)
+        given = {n: b[part] for n, b in zip(columns.names[1:], blocks[1:])}
+        found[part] = ctx.run(blocks[0][part], targets, ("activation",), np.full(count, i), given)[c.SCORE]
+        copies_done(count)
     return found
 
 
-def _fit(ctx, i: int, row, background, coalitions, base: float, whole: float, per_run: int) -> np.ndarray:
+def _fit(ctx, i: int, columns: Columns, coalitions, base: float, whole: float, per_run: int) -> np.ndarray:
     """The constrained weighted fit of the coalitions' mean scores (the last feature eliminated)."""
-    features = len(row)
+    features = columns.features
     normal, moment = np.zeros((features - 1, features - 1)), np.zeros(features - 1)
     for z, weights in coalitions:
-        copies = np.where(z[:, None, :].astype(bool), row[None, None, :], background[None, :, :])
-        means = _scores(ctx, i, copies.reshape(-1, features), per_run).reshape(len(z), -1).mean(axis=1)
+        copies = columns.copies(i, z)
+        means = _scores(ctx, i, columns, copies, per_run).reshape(len(z), -1).mean(axis=1)
         design = z[:, :-1] - z[:, -1:]
         goal = means - base - z[:, -1] * whole
         normal += design.T @ (weights[:, None] * design)

@@ -35,10 +35,15 @@ class DeepLiftOptions(Options):
             finite_array("baseline", self.baseline)
 
 
-def multipliers(ctx: Context, x: np.ndarray, references: np.ndarray, objectives: np.ndarray) -> np.ndarray:
-    """DeepLIFT's multipliers of ``x`` against ``references`` (same shape) for ``objectives``."""
+def multipliers(
+    ctx: Context, x: np.ndarray, references: np.ndarray, objectives: np.ndarray, owners: np.ndarray
+) -> np.ndarray:
+    """DeepLIFT's multipliers of ``x`` against ``references`` (same shape) for ``objectives``;
+    ``owners``: the sample of the batch each row of ``x`` belongs to."""
     pair = np.concatenate([x, references]).astype(ctx.x.dtype)
-    outputs = ctx.run(pair, np.concatenate([objectives, objectives]), ("deeplift",))
+    outputs = ctx.run(
+        pair, np.concatenate([objectives, objectives]), ("deeplift",), np.concatenate([owners, owners])
+    )
     return outputs[c.DEEPLIFT][: len(x)].astype(np.float64)
 
 
@@ -57,7 +62,9 @@ class DeepLift(Method):
     def attribute(self, ctx: Context, opts: DeepLiftOptions) -> np.ndarray:
         x = ctx.x.astype(np.float32)
         reference = np.zeros_like(x) if opts.baseline is None else broadcast(opts.baseline, x)
-        return ((x - reference) * multipliers(ctx, x, reference, ctx.targets)).astype(np.float32)
+        return ((x - reference) * multipliers(ctx, x, reference, ctx.targets, np.arange(len(x)))).astype(
+            np.float32
+        )
 
 
 @dataclass(frozen=True)
@@ -102,6 +109,6 @@ class DeepLiftShap(Method):
         total = np.zeros(x.shape, np.float64)
         for owners, which in sample_rows(len(x), count, max(1, opts.copies_per_run(x) // 2)):
             chosen = references[owners, which] if each else references[which]
-            found = (x[owners] - chosen) * multipliers(ctx, x[owners], chosen, ctx.targets[owners])
+            found = (x[owners] - chosen) * multipliers(ctx, x[owners], chosen, ctx.targets[owners], owners)
             np.add.at(total, owners, found)
         return (total / count).astype(np.float32)

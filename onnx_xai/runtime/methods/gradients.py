@@ -128,7 +128,7 @@ class IntegratedGradients(Method):
             alphas, weights = quadrature(opts.integration, opts.n_steps, steps)
             alpha = alphas.reshape((-1,) + (1,) * (x.ndim - 1)).astype(np.float32)
             points = baseline[owners] + alpha * (x[owners] - baseline[owners])
-            grads = ctx.run(points, ctx.targets[owners], ("input_grad",))[c.INPUT_GRAD]
+            grads = ctx.run(points, ctx.targets[owners], ("input_grad",), owners)[c.INPUT_GRAD]
             accumulate(total, owners, grads * weights.reshape(alpha.shape))
         return ((x - baseline) * total).astype(np.float32)
 
@@ -209,9 +209,8 @@ class GradientShap(Method):
             noisy = x[owners] + noise.astype(np.float32)
             start = baselines[indexes]
             alpha = alphas.reshape((-1,) + (1,) * (x.ndim - 1)).astype(np.float32)
-            grads = ctx.run(start + alpha * (noisy - start), ctx.targets[owners], ("input_grad",))[
-                c.INPUT_GRAD
-            ]
+            point = start + alpha * (noisy - start)
+            grads = ctx.run(point, ctx.targets[owners], ("input_grad",), owners)[c.INPUT_GRAD]
             accumulate(total, owners, grads * (noisy - start))
         return (total / opts.n_samples).astype(np.float32)
 

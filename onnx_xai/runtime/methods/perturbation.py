@@ -37,7 +37,8 @@ def _axes(layout: str) -> tuple[int, int, int]:
 def score_copies(ctx: Context, i: int, copies: np.ndarray) -> np.ndarray:
     """The objective's score of sample ``i`` on a chunk of perturbed copies of it (one run)."""
     targets = np.repeat(ctx.targets[i : i + 1], len(copies), axis=0)
-    found = ctx.run(copies.astype(ctx.x.dtype), targets, ("activation",))[c.SCORE].astype(np.float64)
+    owners = np.full(len(copies), i)
+    found = ctx.run(copies.astype(ctx.x.dtype), targets, ("activation",), owners)[c.SCORE].astype(np.float64)
     copies_done(len(copies))
     return found
 

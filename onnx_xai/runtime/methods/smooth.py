@@ -108,8 +108,10 @@ class SmoothGrad(Method):
         squares: np.ndarray | None = None
         for noisy, owners in noisy_batches(ctx.x, opts):
             targets = ctx.targets[owners]
-            outputs = ctx.run(noisy, targets, base.sets_for(base_opts)) if base.sets_for(base_opts) else {}
-            noisy_ctx = replace(ctx, x=noisy, targets=targets, outputs=outputs)
+            sets = base.sets_for(base_opts)
+            outputs = ctx.run(noisy, targets, sets, owners) if sets else {}
+            rows = owners if ctx.rows is None else ctx.rows[owners]
+            noisy_ctx = replace(ctx, x=noisy, targets=targets, outputs=outputs, rows=rows, found={})
             raw = base.attribute(noisy_ctx, base_opts).astype(np.float64)
             if total is None or squares is None:
                 shape = (len(ctx.x),) + raw.shape[1:]

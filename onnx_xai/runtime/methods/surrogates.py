@@ -145,8 +145,13 @@ class _Surrogate(Method):
 
     def cost(self, opts: SurrogateOptions, facts: Facts) -> Cost:
         if facts.layout is None and opts.background is not None:
-            rows = len(np.asarray(opts.background))
-            count = coalition_count(facts.sample[-1], opts.n_samples)
+            given = opts.background
+            blocks = (
+                [np.asarray(v) for v in given.values()] if isinstance(given, dict) else [np.asarray(given)]
+            )
+            rows = len(blocks[0])
+            features = sum(b.shape[1] if b.ndim == 2 else 1 for b in blocks)
+            count = coalition_count(features, opts.n_samples)
             return facts.batch * (count + 1) * rows, f"{count} coalitions x {rows} background rows"
         return facts.batch * opts.n_samples, f"n_samples {opts.n_samples}"
 

@@ -22,6 +22,8 @@ from .sanity import cascading_randomization, random_target_check
 
 OUTPUTS = ("results.jsonl", "maps.npz", "report.html")
 ENGINE_OUTPUTS = ("results.parquet",)  # written by the Ray engine beside the three
+# every file an audit writes, photos' or a table's (attributions.npz): a rerun removes the rest
+KNOWN_OUTPUTS = OUTPUTS + ENGINE_OUTPUTS + ("attributions.npz",)
 
 
 def sanity_steps(auditor: Auditor) -> int:
@@ -69,22 +71,23 @@ def run_sanity(auditor: Auditor, done: list[PhotoAudit], explainer_args: dict, t
     return result
 
 
-def attach_sanity(done: list[PhotoAudit], sanity: dict) -> None:
-    """Each checked photo's method records get their own sanity figures."""
+def attach_sanity(done: Sequence, sanity: dict) -> None:
+    """Each checked sample's method records (of a photo, or a table's row: ``file`` and ``records``)
+    get their own sanity figures, one key per measure (``random_target_spearman``,
+    ``randomization_ssim`` ...)."""
     for i, name in enumerate(sanity.get("files", [])):
-        photo = next(p for p in done if p.file == name)
-        for record in photo.records:
+        sample = next(p for p in done if p.file == name)
+        for record in sample.records:
             method = record["method"]
             if method in sanity.get("random_target", {}).get("methods", {}):
                 figures = sanity["random_target"]["methods"][method]
                 record["random_target"] = sanity["random_target"]["targets"][i]
-                record["random_target_spearman"] = figures["spearman"][i]
-                record["random_target_ssim"] = figures["ssim"][i]
+                record.update({f"random_target_{k}": values[i] for k, values in figures.items()})
             steps = sanity.get("randomization", [])
             if steps and method in steps[0]["methods"]:
                 record["randomization_layers"] = [s["layers"] for s in steps]
-                record["randomization_spearman"] = [s["methods"][method]["spearman"][i] for s in steps]
-                record["randomization_ssim"] = [s["methods"][method]["ssim"][i] for s in steps]
+                for measure in steps[0]["methods"][method]:
+                    record[f"randomization_{measure}"] = [s["methods"][method][measure][i] for s in steps]
 
 
 def write_outputs(
@@ -111,14 +114,14 @@ def write_outputs(
             arrays[f"{i:05d}/{method}/map"] = photo.maps[method].astype(np.float32)
     writers = {
         "results.jsonl": lambda path: path.write_text(lines, encoding="utf-8"),
-        "maps.npz": lambda path: _save_npz(path, arrays),
+        "maps.npz": lambda path: save_npz(path, arrays),
         "report.html": lambda path: path.write_text(html, encoding="utf-8"),
     } | (extra or {})
-    commit_set(out, writers, OUTPUTS + ENGINE_OUTPUTS)
+    commit_set(out, writers, KNOWN_OUTPUTS)
     return {name: str(out / name) for name in writers}
 
 
-def _save_npz(path: str, arrays: dict) -> None:
+def save_npz(path: str, arrays: dict) -> None:
     with open(path, "wb") as f:
         np.savez_compressed(f, **arrays)
 

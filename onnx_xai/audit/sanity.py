@@ -1,16 +1,19 @@
 """The sanity checks: cascading model randomization and the random-target check.
 
-Both compare maps with :mod:`.similarity` (Spearman's rho and SSIM, per photo). Cascading
-randomization (:mod:`.randomization`) explains the same photos for the same classes on copies of the
-model whose top layers are re-drawn, one more group of layers each step; the random-target check
-explains each photo for a class drawn at random among the others. A method passes when the
-similarity falls: maps that survive the loss of the weights, or that do not change with the class,
-show the image, not the model's reasons.
+Both compare what a method gives per sample (:class:`Likeness`): a photo's maps by Spearman's rho and
+SSIM (:mod:`.similarity`), a table row's attributions by Spearman's rho of their magnitudes (the
+features' ranking the curves use) and of their signed values. Cascading randomization
+(:mod:`.randomization`, :mod:`.learned` for tables) explains the same samples for the same classes on
+copies of the model whose top layers are re-drawn, one more group of layers each step; the
+random-target check explains each sample for a class drawn at random among the others. A method
+passes when the similarity falls: maps that survive the loss of the weights, or that do not change
+with the class, show the input, not the model's reasons.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -30,6 +33,28 @@ def compare(original: np.ndarray, other: np.ndarray | None) -> dict:
     }
 
 
+def compare_attributions(original: np.ndarray, other: np.ndarray | None) -> dict:
+    """Per row Spearman of two ``(N, F)`` attribution stacks: of their magnitudes, and signed."""
+    if other is None:
+        return {"spearman": [None] * len(original), "spearman_signed": [None] * len(original)}
+    return {
+        "spearman": [spearman(np.abs(a), np.abs(b)) for a, b in zip(original, other)],
+        "spearman_signed": [spearman(a, b) for a, b in zip(original, other)],
+    }
+
+
+@dataclass(frozen=True)
+class Likeness:
+    """What the checks compare: a result's ``field`` per sample, and the measures of two stacks."""
+
+    field: str  # an Explanation's attribute: "maps" (photos) or "raw" (table rows)
+    compare: Callable[[np.ndarray, np.ndarray | None], dict]
+
+
+MAPS = Likeness("maps", compare)
+ATTRIBUTIONS = Likeness("raw", compare_attributions)
+
+
 def cascading_randomization(
     model,
     make_explainer: Callable,
@@ -41,30 +66,36 @@ def cascading_randomization(
     seed: int,
     options: dict,
     on_step: Callable[[], None] | None = None,
+    likeness: Likeness = MAPS,
+    layers: list | None = None,
+    randomize: Callable = randomized,
 ) -> list:
     """One entry per step (step 0: the model itself): the layers randomized so far, the lowest of
-    them, and per method the per-photo Spearman and SSIM with ``original`` (``{method: (N, H, W)}``).
-    A step whose maps are not finite (a re-drawn model can overflow) records None for them."""
-    layers = parameter_layers(model)
+    them, and per method the per-sample measures of ``likeness`` with ``original`` (``{method: (N,
+    ...)}``). ``layers`` (default: :func:`.randomization.parameter_layers`) are re-drawn top first by
+    ``randomize(model, keys, seed)``. A step whose results are not finite (a re-drawn model can
+    overflow) records None for them."""
+    layers = parameter_layers(model) if layers is None else layers
     entries = [
         {
             "step": 0,
             "layers": 0,
             "down_to": None,
-            "methods": {m: compare(original[m], original[m]) for m in methods},
+            "methods": {m: likeness.compare(original[m], original[m]) for m in methods},
         }
     ]
     chosen, count = set(), 0
     for k, group in enumerate(groups(layers, steps), start=1):
         chosen.update(t for layer in group for t in layer.tensors)
         count += len(group)
-        maps = _maps(make_explainer(randomized(model, chosen, seed + k)), x, methods, targets, options)
+        explainer = make_explainer(randomize(model, chosen, seed + k))
+        found = _results(explainer, x, methods, targets, options, likeness.field)
         entries.append(
             {
                 "step": k,
                 "layers": count,
                 "down_to": f"{group[-1].node} ({group[-1].op_type})",
-                "methods": {m: compare(original[m], maps.get(m)) for m in methods},
+                "methods": {m: likeness.compare(original[m], found.get(m)) for m in methods},
             }
         )
         if on_step:
@@ -87,23 +118,28 @@ def random_target_check(
     classes: int,
     seed: int,
     options: dict,
+    likeness: Likeness = MAPS,
 ) -> tuple[np.ndarray, dict]:
-    """The classes drawn, and per method the per-photo similarity of their maps with ``original``."""
+    """The classes drawn, and per method the per-sample likeness of their results with ``original``."""
     others = random_targets(targets, classes, seed)
-    maps = _maps(explainer, x, methods, others, options)
-    return others, {m: compare(original[m], maps.get(m)) for m in methods}
+    found = _results(explainer, x, methods, others, options, likeness.field)
+    return others, {m: likeness.compare(original[m], found.get(m)) for m in methods}
 
 
-def _maps(explainer, x: np.ndarray, methods: Sequence[str], targets: np.ndarray, options: dict) -> dict:
+def _results(
+    explainer, x: np.ndarray, methods: Sequence[str], targets: np.ndarray, options: dict, field: str
+) -> dict:
+    """Each method's ``field`` for ``x``; a method that fails (overflows) is left out."""
     try:  # one run for all the methods that share a graph
-        return {m: e.maps for m, e in explainer.explain_many(x, methods, target=targets, **options).items()}
+        found = explainer.explain_many(x, methods, target=targets, **options)
+        return {m: getattr(e, field) for m, e in found.items()}
     except XaiError:
         pass
     out = {}
     for method in methods:  # one at a time: one overflowing method must not hide the others
         try:
             taken = {k: v for k, v in options.items() if k in get(method).Options.__dataclass_fields__}
-            out[method] = explainer.explain(x, method, target=targets, **taken).maps
+            out[method] = getattr(explainer.explain(x, method, target=targets, **taken), field)
         except XaiError:
             pass
     return out

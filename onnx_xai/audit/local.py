@@ -17,12 +17,13 @@ def audit_locally(
     opts: AuditOptions,
     explainer_args: dict | None = None,
     progress: Callable | None = None,
+    explainer=None,
 ) -> dict:
     """Audit ``photos`` in this process; returns the paths written (:func:`.run.audit`)."""
     from ..runtime import Explainer
 
     explainer_args = dict(explainer_args or {})
-    auditor = Auditor(Explainer(model, **explainer_args), model, opts)
+    auditor = Auditor(explainer or Explainer(model, **explainer_args), model, opts)
     bar = progress(len(photos) + sanity_steps(auditor)) if progress else None
     try:
         done = audit_photos(auditor, list(photos), bar)

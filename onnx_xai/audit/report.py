@@ -1,9 +1,11 @@
 """``report.html``: one self-contained file (pictures embedded, charts inline SVG, no network).
 
 The page is a Jinja2 template (``templates/report.html.j2``); this module turns the audit's records
-into what it shows: the model and protocol, the summary table (each metric's mean over photos per
-method, baselines beside them, the best of each column marked), the mean deletion and insertion
-curves, the randomization curves and the photos one by one.
+into what it shows: the model and protocol, the summary table (each metric's mean over photos or rows
+per method, baselines beside them, the best of each column marked), the mean deletion and insertion
+curves, the randomization curves, and then the photos one by one (:func:`render`) or, for a table,
+each feature's mean |attribution| per method (:func:`render_table`). What differs between the two is
+said in :class:`Words`.
 """
 
 from __future__ import annotations
@@ -11,12 +13,14 @@ from __future__ import annotations
 import base64
 import datetime
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
 from .. import __version__
 from .baselines import BASELINES
 from .charts import line_chart
+from .features import RANDOM
 
 # (record key, heading, which is better: "low", "high" or "zero" (nearest zero: a correlation))
 COLUMNS = (
@@ -32,7 +36,72 @@ COLUMNS = (
 )
 
 
+FEATURES_SHOWN = 50  # a table's features listed by mean |attribution| in the report
+
+
+@dataclass(frozen=True)
+class Words:
+    """What a report says of its samples: photos and pixels, or rows and features."""
+
+    kind: str  # "photo" or "table"
+    title: str
+    sample: str  # what one sample is called
+    unit: str  # what the curves remove
+    score: str  # what the curves read
+    y_range: tuple[float, float] | None  # the curves' vertical range (None: the data's)
+    measures: tuple[tuple[str, str], ...]  # the sanity checks' two (measure, name)
+    heading: str  # the two measures, short, as the randomization table's columns say them
+    result: str  # what a method gives per sample
+
+
+PHOTOS = Words(
+    kind="photo",
+    title="Saliency audit",
+    sample="photo",
+    unit="pixels",
+    score="target probability",
+    y_range=(0.0, 1.0),
+    measures=(("spearman", "Spearman rank correlation"), ("ssim", "SSIM")),
+    heading="ρ / SSIM",
+    result="map",
+)
+TABLES = Words(
+    kind="table",
+    title="Attribution audit",
+    sample="row",
+    unit="features",
+    score="mean score over the background",
+    y_range=None,
+    measures=(
+        ("spearman", "Spearman rank correlation of |attribution|"),
+        ("spearman_signed", "Spearman rank correlation"),
+    ),
+    heading="ρ of |a| / ρ",
+    result="attribution",
+)
+
+
 def render(model: dict, opts, photos: Sequence, records: list, sanity: dict, failures: Sequence = ()) -> str:
+    methods = list(opts.methods) + list(BASELINES)
+    return _page(
+        PHOTOS, model, records, sanity, methods, opts.methods, len(photos),
+        photos=[photo_view(p, methods) for p in photos if p.pictures], failures=list(failures),
+    )  # fmt: skip
+
+
+def render_table(model: dict, opts, audit, records: list, sanity: dict) -> str:
+    """A table audit's page (:mod:`.table_run`): ``audit`` is its :class:`~.table_auditor.TableAudit`."""
+    methods = list(opts.methods) + [RANDOM]
+    return _page(
+        TABLES, model, records, sanity, methods, opts.methods, len(audit.rows.values),
+        features=feature_view(audit, list(opts.methods)), randomized=sanity.get("randomized"),
+        random_target_skipped=sanity.get("random_target_skipped"),
+    )  # fmt: skip
+
+
+def _page(
+    words: Words, model: dict, records: list, sanity: dict, methods: list, explained, count: int, **more
+) -> str:
     from jinja2 import Environment, PackageLoader, select_autoescape
 
     env = Environment(
@@ -41,23 +110,22 @@ def render(model: dict, opts, photos: Sequence, records: list, sanity: dict, fai
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    methods = list(opts.methods) + list(BASELINES)
     columns, rows = summary(records, methods)
     return env.get_template("report.html.j2").render(
+        words=asdict(words),
         model=model,
         protocol=records[0]["protocol"] if records else {},
         version=__version__,
         created=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         columns=columns,
         rows=rows,
-        photo_count=len(photos),
+        photo_count=count,
         methods=methods,
-        curves=curve_charts(records, methods),
-        randomization=randomization_view(sanity, opts.methods),
+        curves=curve_charts(records, methods, words),
+        randomization=randomization_view(sanity, explained, words),
         random_target=sanity.get("random_target"),
         skipped=sanity.get("randomization_skipped"),
-        photos=[photo_view(p, methods) for p in photos if p.pictures],
-        failures=list(failures),
+        **({"photos": [], "failures": []} | more),
     )
 
 
@@ -71,7 +139,7 @@ def summary(records: list, methods: list) -> tuple[list, list]:
         for key, _, _ in present:
             values = [float(_value(r, key)) for r in mine if _value(r, key) is not None]
             cells.append({"value": float(np.mean(values)) if values else None, "n": len(values)})
-        rows.append({"method": method, "baseline": method in BASELINES, "cells": cells})
+        rows.append({"method": method, "baseline": method.startswith("baseline_"), "cells": cells})
     for j, (_, _, better) in enumerate(present):
         values = [row["cells"][j]["value"] for row in rows if row["cells"][j]["value"] is not None]
         if values:
@@ -91,38 +159,43 @@ def _value(record: dict, key: str):
     return record.get(key)
 
 
-def curve_charts(records: list, methods: list) -> list:
+def curve_charts(records: list, methods: list, words: Words = PHOTOS) -> list:
+    """The mean deletion and insertion curve of each method (a curve's fractions are its records')."""
     charts = []
     for key, title in (
-        ("deletion_curve", "Deletion: most relevant pixels removed first (lower is better)"),
-        ("insertion_curve", "Insertion: most relevant pixels put back first (higher is better)"),
+        ("deletion_curve", f"Deletion: most relevant {words.unit} removed first (lower is better)"),
+        ("insertion_curve", f"Insertion: most relevant {words.unit} put back first (higher is better)"),
     ):
         series = []
         for method in methods:
-            curves = [r[key] for r in records if r["method"] == method and key in r]
-            if curves:
-                mean = np.mean(np.array(curves, np.float64), axis=0)
-                series.append((method, np.linspace(0, 1, len(mean)), mean.tolist()))
+            mine = [r for r in records if r["method"] == method and key in r]
+            if mine:
+                mean = np.mean(np.array([r[key] for r in mine], np.float64), axis=0)
+                xs = mine[0].get("fractions") or np.linspace(0, 1, len(mean)).tolist()
+                series.append((method, xs, mean.tolist()))
         if series:
-            charts.append(line_chart(title, "fraction of pixels", "target probability", series, (0.0, 1.0)))
+            charts.append(line_chart(title, f"fraction of {words.unit}", words.score, series, words.y_range))
     return charts
 
 
-def randomization_view(sanity: dict, methods: Sequence[str]) -> dict | None:
+def randomization_view(sanity: dict, methods: Sequence[str], words: Words = PHOTOS) -> dict | None:
     steps = sanity.get("randomization")
     if not steps:
         return None
     layers = [s["layers"] for s in steps]
     charts = []
-    for measure, name in (("spearman", "Spearman rank correlation"), ("ssim", "SSIM")):
+    for measure, name in words.measures:
         series = [(m, layers, [_mean(s["methods"][m][measure]) for s in steps]) for m in methods]
+        low = (
+            -0.2 if measure == "spearman" and words.kind == "photo" else (0.0 if measure == "ssim" else -1.0)
+        )
         charts.append(
             line_chart(
-                f"Cascading randomization: {name} with the original map",
+                f"Cascading randomization: {name} with the original {words.result}",
                 "layers re-drawn (top down)",
                 name,
                 series,
-                (-0.2 if measure == "spearman" else 0.0, 1.0),
+                (low, 1.0),
             )
         )
     table = [
@@ -130,11 +203,25 @@ def randomization_view(sanity: dict, methods: Sequence[str]) -> dict | None:
             "step": s["step"],
             "layers": s["layers"],
             "down_to": s["down_to"] or "none (the model itself)",
-            "values": [(_mean(s["methods"][m]["spearman"]), _mean(s["methods"][m]["ssim"])) for m in methods],
+            "values": [tuple(_mean(s["methods"][m][k]) for k, _ in words.measures) for m in methods],
         }
         for s in steps
     ]
     return {"charts": charts, "table": table, "methods": list(methods), "photos": len(sanity["files"])}
+
+
+def feature_view(audit, methods: list) -> dict:
+    """Each feature's mean |attribution| per method, the first method's largest first (at most
+    :data:`FEATURES_SHOWN` of them)."""
+    means = {m: np.abs(audit.raws[m]).mean(axis=0) for m in methods}
+    order = np.argsort(-means[methods[0]], kind="stable")[:FEATURES_SHOWN]
+    return {
+        "methods": methods,
+        "total": len(audit.rows.names),
+        "rows": [
+            {"name": audit.rows.names[k], "values": [float(means[m][k]) for m in methods]} for k in order
+        ],
+    }
 
 
 def _mean(values) -> float | None:

@@ -20,6 +20,7 @@ def audit(
     progress: Callable | None = None,
     engine: str = "local",
     ray_options: dict | None = None,
+    explainer=None,
 ) -> dict:
     """Audit ``photos`` (``(path, shown name)`` pairs) on ``model``; returns the paths written.
 
@@ -27,6 +28,8 @@ def audit(
     input and output names); ``progress(total)`` returns a progress bar (``update``, ``close``).
     ``engine="ray"`` runs the photos on Ray Data (:mod:`.ray_engine`; ``ray_options``: ``address``,
     ``actors``, ``cpus_per_actor``), which also returns ``failures``: (photo, reason) pairs.
+    ``explainer``: the local engine's Explainer, already made on ``model`` with ``explainer_args``.
+    A table model's rows are audited by :func:`.table_run.audit_table`.
     """
     if engine == "ray":
         from .ray_engine import audit_on_ray
@@ -36,4 +39,4 @@ def audit(
         raise InputError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
     from .local import audit_locally
 
-    return audit_locally(model, photos, out, opts, explainer_args, progress)
+    return audit_locally(model, photos, out, opts, explainer_args, progress, explainer)

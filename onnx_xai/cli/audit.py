@@ -1,8 +1,12 @@
-"""``onnx-xai audit``: faithfulness metrics, sanity checks and an HTML report for photos on a model.
+"""``onnx-xai audit``: faithfulness metrics, sanity checks and an HTML report for photos or a table's
+rows on a model.
 
-Parses the flags into :class:`onnx_xai.audit.AuditOptions`, runs :func:`onnx_xai.audit.run.audit`
-with a progress bar, and prints the summary: one line per method with its mean deletion and insertion
-AUC (and ROAD), and the paths written.
+Reads the model's kind first (as ``explain`` does): photos' flags become
+:class:`onnx_xai.audit.AuditOptions` for :func:`onnx_xai.audit.run.audit`, a table's rows and
+background :class:`~onnx_xai.audit.table_auditor.TableAuditOptions` for
+:func:`onnx_xai.audit.table_run.audit_table`; either runs with a progress bar and prints the summary:
+one line per method with its mean deletion and insertion AUC (and ROAD, for photos), and the paths
+written.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from .options import (
 
 METRIC_CHOICES = ("deletion", "insertion", "road")
 SANITY_CHOICES = ("randomization", "random_target", "none")
+PHOTO_METHODS = ["gradient", "gradcam"]
 
 
 def add_parser(sub) -> None:
@@ -36,27 +41,34 @@ def add_parser(sub) -> None:
         "audit",
         help="score the methods' maps (deletion, insertion, ROAD, pointing game) "
         "beside baselines, run sanity checks, write report.html",
-        description="Explain photos with each method, score every map with faithfulness "
-        "metrics beside trivial baseline maps, check the maps against a randomized model "
-        "and a random class, and write report.html (self-contained), results.jsonl (one "
-        "record per photo and method) and maps.npz (the raw attributions) into --out.",
+        description="Explain photos (or a table's rows) with each method, score every map "
+        "(or attribution) with faithfulness metrics beside trivial baselines, check them against a "
+        "randomized model and a random class, and write report.html (self-contained), "
+        "results.jsonl (one record per photo or row and method) and maps.npz (photos) or "
+        "attributions.npz (rows) into --out.",
     )
-    add_model_and_images(p, "ONNX classifier (the original: randomization re-draws its weights)")
+    add_model_and_images(p, "ONNX model (the original: randomization re-draws its weights)")
     p.add_argument(
         "--methods",
         nargs="+",
         choices=METHOD_NAMES,
-        default=["gradient", "gradcam"],
         metavar="METHOD",
-        help=f"default: gradient gradcam; any of {', '.join(METHOD_NAMES)}",
+        help="default: gradient gradcam for photos; tree_shap kernel_shap for a tree ensemble's "
+        f"rows, else kernel_shap gradient; any of {', '.join(METHOD_NAMES)}",
     )
     p.add_argument(
         "--metrics",
         nargs="+",
         choices=METRIC_CHOICES,
-        default=list(METRIC_CHOICES),
-        help="default: all three (ROAD costs a sparse solve per fraction: the slowest); the "
-        "pointing game and box IoU are added when --boxes is given",
+        help="default: all three for photos (ROAD costs a sparse solve per fraction: the slowest), "
+        "deletion and insertion for a table; the pointing game and box IoU are added when --boxes "
+        "is given",
+    )
+    p.add_argument(
+        "--background",
+        metavar="ROWS",
+        help="a table's background rows (.csv, .parquet, .npy): what a removed feature is replaced "
+        "by, and what the SHAP methods draw from (needed for a table)",
     )
     p.add_argument(
         "--boxes",
@@ -109,10 +121,11 @@ def _add_sanity(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--sanity-photos",
+        "--sanity-rows",
         type=at_least(1),
         default=8,
         metavar="N",
-        help="photos the sanity checks run on (the first N; default 8)",
+        help="photos (or rows) the sanity checks run on (the first N; default 8)",
     )
 
 
@@ -125,7 +138,8 @@ def _add_protocol(p: argparse.ArgumentParser) -> None:
         type=at_least(1),
         default=32,
         metavar="N",
-        help="deletion/insertion: 1/N of the pixels per step (default 32)",
+        help="deletion/insertion: 1/N of the pixels (or features) per step (default 32; one feature "
+        "per step for a table with at most N)",
     )
     p.add_argument(
         "--deletion-fill",
@@ -185,15 +199,12 @@ def _add_engine(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from ..audit.run import audit
     from ..images import image_files
+    from ..runtime import Explainer
 
     if "none" in args.sanity and len(args.sanity) > 1:
         raise UsageError("--sanity none cannot be combined with a check")
-    files = image_files(args.images, exclude=args.out)
-    opts = _options(args)
     explainer_args = {
         "target_layer": args.target_layer,
         "threads": args.threads,
@@ -201,12 +212,19 @@ def run(args: argparse.Namespace) -> int:
         "input_name": args.input,
         "output_name": args.output,
     }
-
-    def bar(total: int):
-        return tqdm(total=total, unit="step", desc="audit", disable=not sys.stderr.isatty(), file=sys.stderr)
-
+    ex = Explainer(args.model, **explainer_args)
+    if ex.kind == "table":
+        return _run_table(args, ex, explainer_args)
+    if args.background:
+        raise UsageError("--background is for tables; this model takes photos")
+    files = image_files(args.images, exclude=args.out)
+    opts = _options(args)
     ray_options = {"address": args.address, "actors": args.actors, "cpus_per_actor": args.cpus_per_actor}
-    written = audit(args.model, files, Path(args.out), opts, explainer_args, bar, args.engine, ray_options)
+    if args.engine == "ray":
+        ex = None  # each actor makes its own
+    written = audit(
+        args.model, files, Path(args.out), opts, explainer_args, _bar, args.engine, ray_options, ex
+    )
     failures = written.pop("failures", [])
     for name, reason in failures:
         print(f"onnx-xai: warning: {name}: {reason}", file=sys.stderr)
@@ -215,6 +233,75 @@ def run(args: argparse.Namespace) -> int:
     if failures:
         raise XaiError(f"{len(failures)} of {len(files)} photos could not be audited; the others were")
     return 0
+
+
+def _bar(total: int):
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="step", desc="audit", disable=not sys.stderr.isatty(), file=sys.stderr)
+
+
+def _run_table(args: argparse.Namespace, ex, explainer_args: dict) -> int:
+    """A table model's rows audited (:mod:`onnx_xai.audit.table_run`)."""
+    from ..audit.table_run import audit_table
+
+    opts, rows = _table_options(args, ex)
+    explainer_args = {k: v for k, v in explainer_args.items() if k != "target_layer"}
+    written = audit_table(args.model, rows, Path(args.out), opts, explainer_args, _bar, ex)
+    print(summary_lines(written["results.jsonl"]))
+    print("wrote " + ", ".join(written.values()))
+    return 0
+
+
+def _table_options(args: argparse.Namespace, ex):
+    """The :class:`~onnx_xai.audit.table_auditor.TableAuditOptions` the flags say, and the rows."""
+    from ..audit.curves import Protocol
+    from ..audit.table_auditor import TABLE_METRICS, TableAuditOptions
+    from ..labels import parse_target, read_labels
+    from ..tables.rows import read_rows
+
+    if len(args.images) != 1:
+        raise UsageError("a table model audits the rows of one file (.csv, .parquet or .npy)")
+    if not args.background:
+        raise UsageError(
+            "a table audit needs --background ROWS: a removed feature is replaced by the background "
+            "rows' values (and the SHAP methods draw from them)"
+        )
+    photo_only = [
+        f for f, given in (("--boxes", args.boxes), ("--engine ray", args.engine == "ray")) if given
+    ]
+    if photo_only or "road" in (args.metrics or []):
+        raise UsageError(
+            f"{(photo_only or ['--metrics road'])[0]} is for photos; a table is audited here with "
+            "--metrics deletion insertion"
+        )
+    columns = ex.input_shape[-1] if isinstance(ex.input_shape[-1], int) else None
+    rows = read_rows(args.images[0], columns)
+    background = read_rows(args.background, columns, rows.names)
+    labels = read_labels(args.labels, ex.num_classes, ex.metadata) if ex.num_classes else []
+    opts = TableAuditOptions(
+        background=background,
+        methods=list(dict.fromkeys(args.methods)) if args.methods else _table_methods(ex),
+        target=parse_target(args.target, labels, ex.num_classes) if ex.num_classes else None,
+        labels=labels,
+        seed=args.seed,
+        metrics=list(dict.fromkeys(args.metrics or TABLE_METRICS)),
+        sanity=[s for s in args.sanity if s != "none"],
+        protocol=Protocol(steps=args.curve_steps, seed=args.seed),
+        randomization_steps=args.randomization_steps,
+        sanity_rows=args.sanity_photos,
+    )
+    return opts, rows
+
+
+def _table_methods(ex) -> list[str]:
+    """The methods a table is audited with when none is named (said, never silently)."""
+    if ex.record.score_kind == "margin":
+        chosen, why = ["tree_shap", "kernel_shap"], "the model is a tree ensemble"
+    else:
+        chosen, why = ["kernel_shap", "gradient"], "the model is not a tree ensemble"
+    print(f"methods: {', '.join(chosen)} ({why}; --methods to choose)")
+    return chosen
 
 
 def _options(args: argparse.Namespace):
@@ -233,8 +320,8 @@ def _options(args: argparse.Namespace):
         road_fractions=tuple(sorted(set(args.road_fractions))),
     )
     return AuditOptions(
-        methods=list(dict.fromkeys(args.methods)),
-        metrics=list(dict.fromkeys(args.metrics)),
+        methods=list(dict.fromkeys(args.methods or PHOTO_METHODS)),
+        metrics=list(dict.fromkeys(args.metrics or METRIC_CHOICES)),
         sanity=[s for s in args.sanity if s != "none"],
         protocol=protocol,
         randomization_steps=args.randomization_steps,

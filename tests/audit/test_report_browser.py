@@ -1,6 +1,7 @@
 """The report in a real browser (headless Chromium, Debian's ``chromium``, installed by ``.ci/run``): no
 console errors, every picture decoded, every table row rendered, and a screenshot that shows the
-photos' heatmaps and the charts' lines rather than a blank page."""
+photos' heatmaps and the charts' lines rather than a blank page; a table audit's report (an MLP's rows)
+the same way, without pictures."""
 
 from __future__ import annotations
 
@@ -10,7 +11,12 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
+import pytest
+import torch
 from PIL import Image
+
+from onnx_xai.cli import main
+from tests.inputs.test_any_input import Mlp, export
 
 from .conftest import METHODS, STEPS
 
@@ -80,4 +86,43 @@ def test_screenshot_shows_photos_and_charts(bundled_audit, tmp_path):
     saturation = pixels.max(axis=2) - pixels.min(axis=2)
     assert (saturation > 120).mean() > 0.01  # heatmaps' colours
     blue = (np.abs(pixels - [0x00, 0x72, 0xB2]).sum(axis=2) < 40).sum()  # the first method's chart line
+    assert blue > 200
+
+
+TABLE_METHODS = ["kernel_shap", "gradient"]
+FEATURES = ["age", "income", "height", "weight", "score", "rank"]
+
+
+@pytest.fixture(scope="module")
+def table_audit(tmp_path_factory) -> Path:
+    """An MLP's table audit: 6 rows, 12 background rows, randomization in 2 steps."""
+    folder = tmp_path_factory.mktemp("table_audit")
+    model = export(Mlp().eval(), (torch.zeros(1, 6),), ["X"], folder / "mlp.onnx")
+    rng = np.random.default_rng(0)
+    for name, count in (("rows.csv", 6), ("bg.csv", 12)):
+        np.savetxt(
+            folder / name, rng.normal(size=(count, 6)), delimiter=",", header=",".join(FEATURES), comments=""
+        )
+    args = ["audit", model, str(folder / "rows.csv"), "--background", str(folder / "bg.csv")]
+    assert (
+        main([*args, "--methods", *TABLE_METHODS, "--randomization-steps", "2", "--out", str(folder / "out")])
+        == 0
+    )
+    return folder / "out"
+
+
+def test_table_report_renders_without_errors(table_audit, tmp_path):
+    done = browse(table_audit / "report.html", tmp_path, "--dump-dom")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert not console_errors(done.stderr), console_errors(done.stderr)
+    dom = done.stdout
+    assert 'data-images="0/0"' in dom  # the script ran; a table has no pictures
+    for method in TABLE_METHODS + ["baseline_random"]:
+        assert f'data-method="{method}"' in dom
+    assert dom.count("<polyline") >= 2 * (len(TABLE_METHODS) + 1) + 2 * len(TABLE_METHODS)
+    assert len(re.findall(r"<tr><td>\d+</td>", dom)) == 3 and dom.count("data-feature=") == len(FEATURES)
+    shot = tmp_path / "shot.png"
+    browse(table_audit / "report.html", tmp_path, f"--screenshot={shot}", "--window-size=1280,2400")
+    pixels = np.asarray(Image.open(shot).convert("RGB")).astype(int)
+    blue = (np.abs(pixels - [0x00, 0x72, 0xB2]).sum(axis=2) < 40).sum()  # the first method's chart lines
     assert blue > 200

@@ -58,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"integer {what}: gradients are taken at {r['differentiated']!r}, {where}")
     moves = f", then {' -> '.join(r['score_moves'])} as the output" if r.get("score_moves") else ""
     print(f"score: {r['score']!r} ({SCORE_KINDS[r['score_kind']]}{moves})")
+    if r.get("trees_unread"):
+        print(f"  not the trees' margin: {r['trees_unread']}")
     print(f"target layer: {r['convention']}")
     if r["candidates"]:
         print("target-layer candidates (last first, * = default):")
@@ -93,15 +95,17 @@ def _print_methods(r: dict) -> None:
     """Which methods the model takes, and why the others are out."""
     from ..runtime.methods import METHOD_NAMES, REGISTRY
 
+    def applies(m: str) -> bool:  # tree_shap: only where the trees are read back to the columns
+        return r["kind"] in REGISTRY[m].kinds and (m != "tree_shap" or r["score_kind"] == "margin")
+
     if r["not_differentiable"]:
-        forward = [m for m in METHOD_NAMES if REGISTRY[m].forward_only and r["kind"] in REGISTRY[m].kinds]
-        print(f"methods: {', '.join(forward)} only, on the output itself (no gradient reaches the input)")
+        forward = [m for m in METHOD_NAMES if REGISTRY[m].forward_only and applies(m)]
+        on = "the trees' margin" if r["score_kind"] == "margin" else "the output itself"
+        print(f"methods: {', '.join(forward)} only, on {on} (no gradient reaches the input)")
         return
     lrp_out = r.get("no_relevance_rule") or []
     methods = [
-        m
-        for m in METHOD_NAMES
-        if (r["cam"] or m != "cam") and (m != "lrp" or not lrp_out) and r["kind"] in REGISTRY[m].kinds
+        m for m in METHOD_NAMES if (r["cam"] or m != "cam") and (m != "lrp" or not lrp_out) and applies(m)
     ]
     no_cam = "" if r["cam"] or r["kind"] != "image" else " (no CAM: the head is not GAP -> linear)"
     print(f"methods: {', '.join(methods)}{no_cam}")

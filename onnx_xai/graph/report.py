@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 
 from ..contract import METADATA_KEY
-from ..errors import InputError
+from ..errors import InputError, ModelError
 from ..labels import labels_from_metadata
 from ..seeds import output_kind
 from .analysis import probability_outputs
@@ -27,6 +27,7 @@ from .layer import candidates, convention
 from .model_io import load_model
 from .rules.relevance import relevance_obstacles
 from .scales import PROBE_SIZE, scale_candidates
+from .trees import read_ensemble
 
 
 def _describe(info: GraphInfo, name: str) -> dict:
@@ -78,7 +79,7 @@ def inspect_model(
         "differentiated": a.source,
         "explained_output": a.output,
         "score": a.score.name,
-        "score_kind": a.score.kind,
+        **_score_kind(proto, a),
         "score_moves": [n.op_type for n in a.score.moves],
         "layout": a.layout,
         "target_layer": a.views[0].name if a.views else None,
@@ -103,6 +104,18 @@ def inspect_model(
         "class_names": _class_names(proto, info.shape(a.score.name)),
         "rewritten": False,
     }
+
+
+def _score_kind(proto, a) -> dict:
+    """The score's kind, and for a tree ensemble whose trees cannot be read back to the input's
+    columns why its output is explained as given (``trees_unread``) instead of its margin."""
+    if a.score.kind != "margin":
+        return {"score_kind": a.score.kind}
+    try:
+        read_ensemble(proto, a.output)
+    except ModelError as exc:
+        return {"score_kind": "output", "trees_unread": str(exc)}
+    return {"score_kind": "margin"}
 
 
 def _attention(info: GraphInfo, source: str) -> str | None:

@@ -28,7 +28,7 @@ from .explanation import Explanation, explanation
 from .forward_only import forward_only, output_scores
 from .head import layer_head
 from .inputs import InputSpec, held_inputs
-from .margins import TreeScores
+from .margins import EnsembleMargins
 from .methods import METHOD_NAMES, Context, Facts, plan_cost
 from .methods import plan as plan_methods
 from .sessions import FORWARD, SessionSet
@@ -96,7 +96,7 @@ class Explainer:
         spec = next(i for i in forward.inputs if i.name == self.input_name)
         self._input = InputSpec.of(spec.name, spec.shape, spec.type)
         self._num_classes: int | None = None
-        self._trees: tuple | None = None  # (TreeScores or None, why not), read on first use
+        self._trees = EnsembleMargins(self._sessions.source, self._sessions.record)
 
     # -- facts ---------------------------------------------------------------------------------------
     @property
@@ -355,9 +355,9 @@ class Explainer:
             record = self._sessions.record()
             head = lambda: layer_head(self._sessions, self.input_name, seed is not None, extra)  # noqa: E731
             context = Context(
-                x, resolved, outputs, call, self.layout, head, record.output, record.score_kind,
+                x, resolved, outputs, call, self.layout, head, record.output, self.score_kind,
                 lambda xs, objectives, rules: self._relevance(xs, objectives, rules, extra),
-                trees=self._trees_or_why if record.score_kind == "margin" else None, inputs=extra,
+                trees=self._trees.required if record.score_kind == "margin" else None, inputs=extra,
                 input_name=self.input_name,
             )  # fmt: skip
             raw = method.attribute(context, opts)
@@ -380,32 +380,22 @@ class Explainer:
             results[method.name].output = outputs.get(self._sessions.record().output)
             results[method.name].base = context.found.get("base")
             results[method.name].features = context.found.get("features")
+            results[method.name].note = self._trees.note()
         return results
 
     def tree_model(self):
         """The tree ensemble the explained output comes from (:class:`onnx_xai.graph.trees.TreeModel`),
         when it is one whose trees map back to the input's columns; else None."""
-        found = self._tree_scores()
+        found = self._trees.get()
         return found.tree if found is not None else None
 
+    @property
+    def score_kind(self) -> str:
+        """What the score explained is (the record's score kind, or ``output`` for a tree ensemble
+        whose trees cannot be read: its output as given, post-transform included)."""
+        return self._trees.score_kind()
+
     # -- internals -----------------------------------------------------------------------------------
-    def _tree_scores(self) -> TreeScores | None:
-        """The margins of the ensemble behind the output (None for other models; read once)."""
-        if self._sessions.record().score_kind != "margin":
-            return None
-        if self._trees is None:
-            self._trees = TreeScores.read(self._sessions.source, self._sessions.record().output)
-        return self._trees[0]
-
-    def _trees_or_why(self) -> TreeScores:
-        """The ensemble's margins, or why its trees cannot be read (one line)."""
-        found = self._tree_scores()
-        if found is None:
-            raise InputError(
-                f"the trees of this model cannot be read: {self._trees[1] if self._trees else ''}"
-            )
-        return found
-
     def _declared_layers(self) -> tuple[tuple[int, int, int], ...]:
         """Each target layer's ``(K, h, w)`` as a graph built so far declares it, if all are known
         and static (else none: a cost that depends on them is admitted again once they are)."""
@@ -438,7 +428,7 @@ class Explainer:
         )
         feeds = {self.input_name: self._input.cast(x), c.SEED if seeded else c.TARGET: objective, **extra}
         found = dict(zip(names, self._sessions.run(sets, names, feeds, seeded)))
-        trees = self._tree_scores() if not seeded else None
+        trees = self._trees.get() if not seeded else None
         if trees is not None:  # the trees' margin, not the post-transformed output the graph reads
             found[c.SCORE] = trees.scores(self._input.cast(x), found[c.TARGET_USED]).astype(np.float32)
         return found

@@ -13,6 +13,9 @@ its input's columns keeps the score the graph computes, and says why.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 
 from ..errors import InputError, ModelError
@@ -54,3 +57,43 @@ class TreeScores:
             rows = targets == t
             found[rows] = sign * margins[rows, column] + offset
         return found
+
+
+class EnsembleMargins:
+    """The margins of the ensemble behind a model's explained output, read on first use: None for a
+    model whose score is not a margin, or whose trees cannot be read (then :meth:`note` says why)."""
+
+    def __init__(self, source, record: Callable[[], Any]):
+        self._source, self._record = source, record  # the model, and its rewrite record when asked
+        self._read: tuple[TreeScores | None, str] | None = None
+
+    def get(self) -> TreeScores | None:
+        if not self._wanted:
+            return None
+        if self._read is None:
+            self._read = TreeScores.read(self._source, self._record().output)
+        return self._read[0]
+
+    @property
+    def _wanted(self) -> bool:
+        return self._record().score_kind == "margin"
+
+    def required(self) -> TreeScores:
+        """The margins, or an error saying why the trees cannot be read (one line)."""
+        found = self.get()
+        if found is None:
+            raise InputError(f"the trees of this model cannot be read: {self._why()}")
+        return found
+
+    def score_kind(self) -> str:
+        """The score kind explained: the record's, or ``output`` where the margin cannot be read."""
+        return "output" if self._wanted and self.get() is None else self._record().score_kind
+
+    def note(self) -> str | None:
+        """Why the score is the ensemble's output as given, not its margin (None when it is the margin)."""
+        if not self._wanted or self.get() is not None:
+            return None
+        return f"scored on the ensemble's output as given (post-transform included): {self._why()}"
+
+    def _why(self) -> str:
+        return self._read[1] if self._read is not None else ""

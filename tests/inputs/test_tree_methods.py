@@ -84,3 +84,30 @@ def test_objective_probability_explains_the_output_as_given(models):
     assert np.allclose(r.base, ex.predict(background)[:, r.targets].mean(0), atol=1e-5)
     with pytest.raises(onnx_xai.InputError, match="objective='probability'"):
         ex.explain(rows, "tree_shap", background=background)
+
+
+def test_trees_behind_a_normalizer_are_explained_on_the_output_and_say_why(tmp_path, capsys):
+    """A Normalizer's row-wise scaling cannot be read back to the columns, so no margin per column:
+    KernelSHAP explains the probability (adding up to scikit-learn's), each result and inspect say
+    why, and tree_shap is refused in one line."""
+    from skl2onnx import to_onnx
+    from sklearn.ensemble import GradientBoostingClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import Normalizer
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 4)).astype(np.float32)
+    pipeline = make_pipeline(Normalizer(), GradientBoostingClassifier(n_estimators=5, max_depth=2))
+    pipeline.fit(x, x[:, 0] + x[:, 1] > 0)
+    path = tmp_path / "normalized.onnx"
+    onnx.save(to_onnx(pipeline, x[:1], options={"zipmap": False}), path)
+    ex = onnx_xai.Explainer(str(path))
+    assert ex.score_kind == "output" and ex.tree_model() is None
+    r = ex.explain(x[:3], "kernel_shap", background=x[:16], target=1)
+    assert "output as given" in r.note and "Normalizer" in r.note
+    np.testing.assert_allclose(r.raw.sum(axis=1) + r.base, pipeline.predict_proba(x[:3])[:, 1], atol=1e-5)
+    with pytest.raises(onnx_xai.InputError, match="trees of this model cannot be read"):
+        ex.explain(x[:3], "tree_shap", background=x[:16])
+    assert main(["inspect", str(path)]) == 0
+    shown = capsys.readouterr().out
+    assert "not the trees' margin" in shown and "methods: kernel_shap only" in shown

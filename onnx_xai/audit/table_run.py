@@ -70,8 +70,14 @@ def table_sanity(auditor: TableAuditor, audit: TableAudit, explainer_args: dict,
     result: dict = {"files": [r.file for r in audit.done[:count]]}
     if "random_target" in opts.sanity:
         classes = ex.num_classes or int(ex.predict(x[:1]).shape[-1])
+        tree = ex.tree_model()
         if classes < 2:
             result["random_target_skipped"] = "the model has one output: there is no other class to explain"
+        elif tree is not None and tree.scores.binary is not None:
+            result["random_target_skipped"] = (
+                "the ensemble keeps one margin for its two classes (class 0's is its negative): "
+                "one class's attributions are the other's, up to their sign"
+            )
         else:
             seed = opts.protocol.seed
             others, methods = random_target_check(

@@ -313,3 +313,38 @@ def test_rows_are_a_value_the_api_takes(table, tmp_path):
     )
     record = json.loads(open(written["results.jsonl"]).readline())
     assert record["fractions"] == pytest.approx([0, 0.5, 1]) and "randomization_layers" not in record
+
+
+def test_a_linear_classifier_redraws_its_coefficients():
+    from skl2onnx import to_onnx
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(120, 6)).astype(np.float32)
+    fitted = make_pipeline(StandardScaler(), LogisticRegression()).fit(x, (x[:, 0] > 0) + (x[:, 1] > 1))
+    model = to_onnx(fitted, x[:1], options={"zipmap": False})
+    (layer,) = learned_layers(model)
+    assert layer.op_type == "LinearClassifier"
+
+    def learned(m: onnx.ModelProto) -> dict:
+        return {a.name: list(a.floats) for n in m.graph.node for a in n.attribute if a.floats}
+
+    before, after = learned(model), learned(randomized_learned(model, set(layer.tensors), 1))
+    for name in before:  # the scaler's offsets and scales kept, every coefficient and intercept re-drawn
+        changed = np.array(before[name]) != np.array(after[name])
+        assert changed.all() if name in ("coefficients", "intercepts") else not changed.any()
+
+
+def test_the_random_class_check_says_why_a_two_class_ensemble_skips_it(gbdt, tmp_path):
+    from skl2onnx import to_onnx
+    from sklearn.ensemble import GradientBoostingClassifier
+
+    folder, _, x = gbdt
+    fitted = GradientBoostingClassifier(n_estimators=4, max_depth=2, random_state=0).fit(x, x[:, 0] > 0)
+    onnx.save(to_onnx(fitted, x[:1], options={"zipmap": False}), tmp_path / "two.onnx")
+    given = read_rows(folder / "rows.csv")
+    opts = TableAuditOptions(read_rows(folder / "bg.csv"), ["tree_shap"], sanity=["random_target"])
+    written = audit_table(str(tmp_path / "two.onnx"), given, tmp_path / "out", opts)
+    assert "keeps one margin for its two classes" in open(written["report.html"]).read()

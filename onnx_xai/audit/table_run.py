@@ -70,13 +70,12 @@ def table_sanity(auditor: TableAuditor, audit: TableAudit, explainer_args: dict,
     result: dict = {"files": [r.file for r in audit.done[:count]]}
     if "random_target" in opts.sanity:
         classes = ex.num_classes or int(ex.predict(x[:1]).shape[-1])
-        tree = ex.tree_model()
         if classes < 2:
             result["random_target_skipped"] = "the model has one output: there is no other class to explain"
-        elif tree is not None and tree.scores.binary is not None:
+        elif classes == 2 and _one_score(ex, np.concatenate([x, auditor.background.astype(x.dtype)])):
             result["random_target_skipped"] = (
-                "the ensemble keeps one margin for its two classes (class 0's is its negative): "
-                "one class's attributions are the other's, up to their sign"
+                "the two classes' scores add up to a constant (class 0's is -s or 1 - s of class 1's): "
+                "one class's attributions are the other's, negated"
             )
         else:
             seed = opts.protocol.seed
@@ -87,6 +86,13 @@ def table_sanity(auditor: TableAuditor, audit: TableAudit, explainer_args: dict,
     if "randomization" in opts.sanity:
         result |= _randomization(auditor, x, targets, original, explainer_args, tick)
     return result
+
+
+def _one_score(ex, x: np.ndarray) -> bool:
+    """Whether a two-class model's class scores add up to the same constant on every row of ``x``."""
+    first, second = ex.scores(x, 0), ex.scores(x, 1)
+    total, scale = first + second, max(1.0, float(np.abs(first).max()), float(np.abs(second).max()))
+    return float(np.ptp(total)) <= 1e-5 * scale
 
 
 def _randomization(auditor: TableAuditor, x, targets, original: dict, explainer_args: dict, tick) -> dict:

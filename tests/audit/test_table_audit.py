@@ -337,7 +337,7 @@ def test_a_linear_classifier_redraws_its_coefficients():
         assert changed.all() if name in ("coefficients", "intercepts") else not changed.any()
 
 
-def test_the_random_class_check_says_why_a_two_class_ensemble_skips_it(gbdt, tmp_path):
+def test_the_random_class_check_says_why_one_score_for_two_classes_skips_it(gbdt, tmp_path):
     from skl2onnx import to_onnx
     from sklearn.ensemble import GradientBoostingClassifier
 
@@ -347,4 +347,4 @@ def test_the_random_class_check_says_why_a_two_class_ensemble_skips_it(gbdt, tmp
     given = read_rows(folder / "rows.csv")
     opts = TableAuditOptions(read_rows(folder / "bg.csv"), ["tree_shap"], sanity=["random_target"])
     written = audit_table(str(tmp_path / "two.onnx"), given, tmp_path / "out", opts)
-    assert "keeps one margin for its two classes" in open(written["report.html"]).read()
+    assert "the two classes&#39; scores add up to a constant" in open(written["report.html"]).read()

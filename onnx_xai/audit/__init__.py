@@ -4,8 +4,11 @@
 asked for, scores every map (deletion, insertion, ROAD; the pointing game and box IoU against given
 boxes) beside baseline maps that know nothing of the model, runs the sanity checks (cascading
 randomization of the ONNX file's weights, a random class), and writes ``results.jsonl``,
-``maps.npz`` and ``report.html``. The metric functions are usable on their own (:mod:`.curves`,
-:mod:`.localization`, :mod:`.similarity`).
+``maps.npz`` and ``report.html``. A table model's rows are audited the same way by
+:func:`.table_run.audit_table` (curves over features removed to background rows, a random ranking
+beside the methods, the randomization of weights, trees and linear models: ``attributions.npz`` in
+place of ``maps.npz``). The metric functions are usable on their own (:mod:`.curves`,
+:mod:`.features`, :mod:`.localization`, :mod:`.similarity`).
 """
 
 from .auditor import METRICS, SANITY, AuditOptions

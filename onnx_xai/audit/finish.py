@@ -1,5 +1,6 @@
 """The steps both engines finish with: the sanity checks on the first photos, then ``results.jsonl``,
-``maps.npz`` and ``report.html`` written as one set.
+``maps.npz`` and ``report.html`` written as one set (a table audit, :mod:`.table_run`, shares the
+sanity figures' attachment, the JSON writing and the commit).
 
 Nothing is written until every photo has been explained and scored. The files are written into a
 staging folder inside ``out`` and moved in as one set with signals held

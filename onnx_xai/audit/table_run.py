@@ -112,9 +112,19 @@ def _randomization(auditor: TableAuditor, x, targets, original: dict, explainer_
         opts.randomization_steps, opts.protocol.seed, auditor.options, tick,
         likeness=ATTRIBUTIONS, layers=layers, randomize=randomized_learned,
     )  # fmt: skip
+    return {"randomization": steps, "randomized": _what(layers)}
+
+
+def _what(layers: list) -> str:
+    """What the cascade re-draws, in a few words for the report."""
     trees = sum(layer.op_type.startswith("TreeEnsemble") for layer in layers)
-    what = f"{trees} trees' leaf values" if trees == len(layers) else f"{len(layers)} layers' learned values"
-    return {"randomization": steps, "randomized": what}
+    if trees == len(layers):
+        return (
+            f"the leaf values of the {trees} trees (the last tree first; each tree's from its own mean "
+            "and standard deviation, its splits kept)"
+        )
+    kept = ", a tree's splits kept" if trees else ""
+    return f"the learned values of {len(layers)} layers (each from its own mean and standard deviation{kept})"
 
 
 def write_table_outputs(out: Path, auditor: TableAuditor, audit: TableAudit, sanity: dict) -> dict:

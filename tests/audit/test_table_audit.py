@@ -256,7 +256,10 @@ def test_cli_audits_a_tree_model_end_to_end(gbdt, tmp_path, capsys):
     )
     assert all(r["protocol"]["score"] == "margin" for r in records)
     page = (out / "report.html").read_text()
-    assert "6 trees&#39; leaf values re-drawn" in page and "tree 0 (TreeEnsembleRegressor)" in page
+    assert (
+        "the leaf values of the 6 trees (the last tree first" in page
+        and "tree 0 (TreeEnsembleRegressor)" in page
+    )
     for method in ("tree_shap", "kernel_shap", "baseline_random"):
         mean = np.mean([r["deletion_auc"] for r in records if r["method"] == method])
         assert f'data-method="{method}"' in page and f"{mean:.3f}" in page

@@ -192,15 +192,25 @@ def _run_table(args: argparse.Namespace, ex) -> int:
     """A table model's rows explained (:mod:`onnx_xai.tables.run`)."""
     from ..files import sha256_of
     from ..labels import parse_target, read_labels
-    from ..tables.rows import read_rows
+    from ..tables.feeds import TableInputs
     from ..tables.run import TableOptions, explain_rows
 
     if len(args.images) != 1:
         raise UsageError("a table model explains the rows of one file (.csv, .parquet or .npy)")
-    columns = ex.input_shape[-1] if isinstance(ex.input_shape[-1], int) else None
-    rows = read_rows(args.images[0], columns)
-    background = read_rows(args.background, columns, rows.names) if args.background else None
+    inputs = TableInputs.of(ex)
+    rows = inputs.read(args.images[0])
+    background = inputs.read_like(args.background, rows) if args.background else None
+    unread = inputs.unread(rows)
+    if unread:
+        print(f"columns no input of the model reads (left out): {', '.join(unread)}")
     methods = args.method or _table_methods(ex, background is not None)
+    one_input = [m for m in methods if m != "kernel_shap"]
+    if not inputs.single and one_input:
+        others = ", ".join(n for n in inputs.columns if n != ex.input_name)
+        print(
+            f"{', '.join(one_input)}: the input {ex.input_name!r} explained, the others held as given "
+            f"({others}; --input to choose; kernel_shap explains every column)"
+        )
     labels = read_labels(args.labels, ex.num_classes, ex.metadata) if ex.num_classes else []
     target = parse_target(args.target, labels, ex.num_classes) if ex.num_classes else None
     opts = TableOptions(methods, target, background, labels, args.seed, figures=not args.no_overlays)

@@ -193,16 +193,19 @@ class Explainer:
         return self._sessions.record().cam
 
     # -- calls ---------------------------------------------------------------------------------------
-    def predict(self, x: np.ndarray, **extra_inputs) -> np.ndarray:
-        """The model's output (its first output, or ``output_name``) for a batch."""
+    def predict(self, x: np.ndarray | dict, **extra_inputs) -> np.ndarray:
+        """The model's output (its first output, or ``output_name``) for a batch (an array, or every
+        input by name)."""
         return self.predict_outputs(x, [self._sessions.record().output], **extra_inputs)[0]
 
-    def predict_outputs(self, x: np.ndarray, names: Sequence[str], **extra_inputs) -> list[np.ndarray]:
+    def predict_outputs(self, x: np.ndarray | dict, names: Sequence[str], **extra_inputs) -> list[np.ndarray]:
         """Any of the model's own outputs (:attr:`outputs`) for a batch: a detector's boxes beside its
         explained scores, the other levels of a multi-level head."""
         unknown = [n for n in names if n not in self.outputs]
         if unknown:
             raise InputError(f"{', '.join(map(repr, unknown))} is not an output ({', '.join(self.outputs)})")
+        if isinstance(x, dict):
+            x, extra_inputs = self._split_inputs(x, extra_inputs)
         x = self._check_input(x)
         feeds = {self.input_name: x, c.TARGET: np.full(len(x), -1, np.int64), **self._extra(extra_inputs)}
         return self._sessions.run(FORWARD, list(names), feeds)
@@ -302,7 +305,8 @@ class Explainer:
     @property
     def inputs(self) -> dict[str, tuple]:
         """Every input of the model, name -> (declared shape, element type as onnxruntime says it)."""
-        return {i.name: (tuple(i.shape), i.type) for i in self._sessions.get(FORWARD).inputs}
+        ports = self._sessions.get(FORWARD).inputs
+        return {i.name: (tuple(i.shape), i.type) for i in ports if i.name not in (c.TARGET, c.SEED)}
 
     def _split_inputs(self, given: dict, extra_inputs: dict | None) -> tuple[np.ndarray, dict]:
         if self.input_name not in given:

@@ -21,6 +21,7 @@ import numpy as np
 
 from ..files import commit_set, output_folder
 from ..runtime.methods import get
+from .feeds import TableInputs, feature_names, feature_values
 from .figure import summary
 from .rows import Rows
 
@@ -39,13 +40,15 @@ class TableOptions:
 
 def explain_rows(ex, rows: Rows, out: Path, opts: TableOptions, sha256: str) -> list[dict]:
     """Explain ``rows`` with each method and write the set (module docstring); the row records."""
-    x = rows.values.astype(ex.input_dtype)
-    options = _options(opts, ex.input_dtype)
+    inputs = TableInputs.of(ex)
+    x = inputs.feeds(rows)
+    options = _options(opts, inputs)
     results = ex.explain_many(x, list(opts.methods), target=opts.target, **options)
     predictions = next(iter(results.values())).output
     if predictions is None:
         predictions = ex.predict(x)
-    records = [_record(i, rows, results, predictions, opts, sha256) for i in range(len(x))]
+    names = {method: feature_names(ex, rows, r) for method, r in results.items()}
+    records = [_record(i, rows, results, names, predictions, opts, sha256) for i in range(len(rows.values))]
     writers = {"attributions.csv": lambda path: path.write_text(_table(records), encoding="utf-8")}
     for record in records:
         text = json.dumps(record, indent=1)
@@ -54,43 +57,56 @@ def explain_rows(ex, rows: Rows, out: Path, opts: TableOptions, sha256: str) -> 
         )
     if opts.figures:
         for method, r in results.items():
-            picture = summary(
-                np.asarray(r.raw, np.float64), rows.values, rows.names, f"{method}: {len(x)} rows"
-            )
+            values = feature_values(rows, names[method])
+            title = f"{method}: {len(rows.values)} rows"
+            picture = summary(np.asarray(r.raw, np.float64), values, names[method], title)
             writers[f"summary.{method}.png"] = lambda path, p=picture: p.save(path, format="PNG")
     commit_set(output_folder(out), writers, [])
     return records
 
 
-def _options(opts: TableOptions, dtype) -> dict:
-    """``background`` and ``noise_seed`` for the methods that take them."""
+def _options(opts: TableOptions, inputs: TableInputs) -> dict:
+    """``background`` (as the model's inputs) and ``noise_seed`` for the methods that take them."""
     taken = {name for m in opts.methods for name in get(m).Options.__dataclass_fields__}
     found: dict = {}
     if "background" in taken and opts.background is not None:
-        found["background"] = opts.background.values.astype(dtype)
+        found["background"] = inputs.feeds(opts.background)
     if "noise_seed" in taken:
         found["noise_seed"] = opts.seed
     return found
 
 
-def _record(i: int, rows: Rows, results: dict, predictions, opts: TableOptions, sha256: str) -> dict:
+def _record(
+    i: int, rows: Rows, results: dict, names: dict, predictions, opts: TableOptions, sha256: str
+) -> dict:
     first = next(iter(results.values()))
     target = int(first.targets[i])
     label = opts.labels[target] if 0 <= target < len(opts.labels) else None
     explanations = []
     for method, r in results.items():
-        entry = {"method": method, "attributions": dict(zip(rows.names, map(float, np.ravel(r.raw[i]))))}
+        entry = {"method": method, "attributions": dict(zip(names[method], map(float, np.ravel(r.raw[i]))))}
         if r.base is not None:
             entry["base"] = float(np.ravel(r.base)[i])
         explanations.append(entry)
     return {
         "row": i,
         "model_sha256": sha256,
-        "values": {n: (float(v) if np.isfinite(v) else None) for n, v in zip(rows.names, rows.values[i])},
+        "values": _values(rows, i),
         "prediction": np.asarray(predictions[i], np.float64).round(6).tolist(),
         "objective": {"kind": "class", "class": target, "label": label, "score": float(first.scores[i])},
         "explanations": explanations,
     }
+
+
+def _values(rows: Rows, i: int) -> dict:
+    """Row ``i``'s cells by column: numbers, text as written, None where missing."""
+    found: dict = {}
+    for k, name in enumerate(rows.names):
+        if name in rows.text and rows.cells is not None:
+            found[name] = str(rows.cells[i, k])
+        else:
+            found[name] = float(rows.values[i, k]) if np.isfinite(rows.values[i, k]) else None
+    return found
 
 
 def _table(records: list[dict]) -> str:

@@ -166,7 +166,8 @@ def table_kernel_shap(ctx: Context, opts) -> tuple[np.ndarray, np.ndarray]:
             else drawn_coalitions(features, opts.n_samples, opts.noise_seed, per_chunk)
         )
         raw[i] = _fit(ctx, i, columns, coalitions, base[i], whole, per_run)
-    ctx.found["features"] = columns.labels()
+    if len(columns.names) > 1:  # columns over several inputs: named (one input's are its own columns)
+        ctx.found["features"] = columns.labels()
     return raw.astype(np.float32), base.astype(np.float32)
 
 

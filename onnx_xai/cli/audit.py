@@ -15,7 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..errors import XaiError
+from ..errors import InputError, XaiError
 from .options import (
     UsageError,
     add_model_and_images,
@@ -262,6 +262,11 @@ def _table_options(args: argparse.Namespace, ex):
 
     if len(args.images) != 1:
         raise UsageError("a table model audits the rows of one file (.csv, .parquet or .npy)")
+    if len(ex.inputs) > 1:
+        raise InputError(
+            f"this table model takes its columns as {len(ex.inputs)} inputs ({', '.join(ex.inputs)}): "
+            "auditing such a model is not supported yet; explain its rows with onnx-xai explain"
+        )
     if not args.background:
         raise UsageError(
             "a table audit needs --background ROWS: a removed feature is replaced by the background "
@@ -295,11 +300,10 @@ def _table_options(args: argparse.Namespace, ex):
 
 
 def _table_methods(ex) -> list[str]:
-    """The methods a table is audited with when none is named (said, never silently)."""
-    if ex.record.score_kind == "margin":
-        chosen, why = ["tree_shap", "kernel_shap"], "the model is a tree ensemble"
-    else:
-        chosen, why = ["kernel_shap", "gradient"], "the model is not a tree ensemble"
+    """The methods a table is audited with when none is named (:mod:`onnx_xai.tables.defaults`), said."""
+    from ..tables.defaults import table_methods
+
+    chosen, why = table_methods(ex, background=True, audit=True)
     print(f"methods: {', '.join(chosen)} ({why}; --methods to choose)")
     return chosen
 

@@ -224,16 +224,10 @@ def _run_table(args: argparse.Namespace, ex) -> int:
 
 
 def _table_methods(ex, background: bool) -> list[str]:
-    """The methods a table gets when none is named (said, never silently): tree_shap for a tree
-    ensemble, else kernel_shap with background rows, else the gradient."""
-    from ..runtime.methods import METHOD_NAMES
+    """The methods a table gets when none is named (:mod:`onnx_xai.tables.defaults`), said."""
+    from ..tables.defaults import table_methods
 
-    if "tree_shap" in METHOD_NAMES and ex.tree_model() is not None and background:
-        chosen, why = ["tree_shap"], "the model is a tree ensemble"
-    elif background:
-        chosen, why = ["kernel_shap"], "background rows were given"
-    else:
-        chosen, why = ["gradient"], "no background rows were given (--background for kernel_shap)"
+    chosen, why = table_methods(ex, background)
     print(f"methods: {', '.join(chosen)} ({why}; --method to choose)")
     return chosen
 

@@ -113,6 +113,12 @@ class ExplainedModel(Model):
         """A table model's column names (the background file's header, else x0, x1 ...) and rows."""
         from ..tables.rows import read_rows
 
+        if len(self.ex.inputs) > 1:
+            raise InputError(
+                f"this table model takes its columns as {len(self.ex.inputs)} inputs "
+                f"({', '.join(self.ex.inputs)}): serving such a model is not supported yet; "
+                "explain its rows with onnx-xai explain or the Python API"
+            )
         width = self.ex.input_shape[-1]
         if self.config.background is None:
             return tuple(f"x{k}" for k in range(width if isinstance(width, int) else 0)), None
@@ -315,13 +321,10 @@ class ExplainedModel(Model):
 
 def default_methods(ex: Explainer, background: bool) -> tuple[str, ...]:
     """The methods of a request that names none, when the server was given none: Grad-CAM for
-    photos; for a table, TreeSHAP for a tree ensemble and KernelSHAP with background rows, else the
-    gradient (as the command line chooses them)."""
-    if ex.kind != "table":
-        return ("gradcam",)
-    if background:
-        return ("tree_shap",) if ex.tree_model() is not None else ("kernel_shap",)
-    return ("gradient",)
+    photos; for a table, as the command line chooses them (:mod:`onnx_xai.tables.defaults`)."""
+    from ..tables.defaults import table_methods
+
+    return ("gradcam",) if ex.kind != "table" else tuple(table_methods(ex, background)[0])
 
 
 def _dims(shape: tuple) -> list[int]:

@@ -71,6 +71,12 @@ def test_the_cli_explains_a_tree_model_with_tree_shap(models, tmp_path, capsys):
     assert main([*args, str(tmp_path / "bg.csv"), "--out", str(tmp_path / "out")]) == 0
     assert "methods: tree_shap (the model is a tree ensemble" in capsys.readouterr().out
     assert (tmp_path / "out" / "summary.tree_shap.png").is_file()
+    without = ["explain", str(folder / "gbdt.onnx"), str(tmp_path / "rows.csv"), "--out", str(tmp_path / "o")]
+    assert main(without) == 1  # no gradient crosses trees: background rows or nothing
+    error = capsys.readouterr().err.strip().splitlines()
+    assert error == [
+        "onnx-xai: error: a tree ensemble is explained against background rows: give --background ROWS"
+    ]
 
 
 def test_objective_probability_explains_the_output_as_given(models):
@@ -111,3 +117,8 @@ def test_trees_behind_a_normalizer_are_explained_on_the_output_and_say_why(tmp_p
     assert main(["inspect", str(path)]) == 0
     shown = capsys.readouterr().out
     assert "not the trees' margin" in shown and "methods: kernel_shap only" in shown
+    np.savetxt(tmp_path / "rows.csv", x[:3], delimiter=",")
+    np.savetxt(tmp_path / "bg.csv", x[:16], delimiter=",")
+    args = ["explain", str(path), str(tmp_path / "rows.csv"), "--background", str(tmp_path / "bg.csv")]
+    assert main([*args, "--out", str(tmp_path / "out")]) == 0
+    assert "methods: kernel_shap (the model's trees cannot be read back" in capsys.readouterr().out

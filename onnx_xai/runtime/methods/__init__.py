@@ -14,7 +14,7 @@ from . import gradients, deeplift, relevance, smooth, cams, feature_cams, mosaic
 from . import perturbation, surrogates, trees  # noqa: F401
 
 # isort: on
-from .base import REGISTRY, BatchedOptions, Context, Facts, Method, Options, chunk_size, get
+from .base import KINDS, REGISTRY, BatchedOptions, Context, Facts, Method, Options, chunk_size, get
 
 BATCHING = tuple(BatchedOptions.__dataclass_fields__)  # batch_size, max_batch_bytes
 
@@ -24,16 +24,20 @@ METHOD_NAMES = tuple(REGISTRY)
 def method_table(with_options: bool = True) -> str:
     """The method table in Markdown: name, what it computes, its options (not in the README's
     shorter table), reference, tested agreement (relative L2 at most, and with what)."""
-    columns = ["method", "attribution"] + (["options"] if with_options else []) + ["matches", "agreement"]
+    columns = (
+        ["method", "attribution", "inputs"] + (["options"] if with_options else []) + ["matches", "agreement"]
+    )
     rows = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for name, method in REGISTRY.items():
         names = sorted(method.Options.__dataclass_fields__, key=lambda f: f in BATCHING)  # its own first
+        shaped = "per column" if tuple(method.kinds) == ("table",) else "input-shaped"
         family = (
             "map on the target layer"
             if method.family == "cam"
-            else ("signed, input-shaped" if method.signed else "input-shaped")
+            else (f"signed, {shaped}" if method.signed else shaped)
         )
-        cells = [f"`{name}`", f"{method.summary}; {family}"]
+        inputs = "any" if set(method.kinds) == set(KINDS) else ", ".join(k + "s" for k in method.kinds)
+        cells = [f"`{name}`", f"{method.summary}; {family}", inputs]
         cells += [", ".join(f"`{f}`" for f in names) or "-"] if with_options else []
         cells += [method.reference or "-", method.agreement or "-"]
         rows.append("| " + " | ".join(cells) + " |")

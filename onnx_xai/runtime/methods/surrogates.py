@@ -234,9 +234,15 @@ class KernelShap(_Surrogate):
     name = "kernel_shap"
     kinds = ("image", "table")
     Options = SurrogateOptions
-    summary = "Shapley values of superpixels, by a linear fit on copies drawn from the Shapley kernel"
-    reference = "Captum `KernelShap` (same sampling and weights); superpixels by SLIC"
-    agreement = "1e-4, Captum (same samples)"
+    summary = (
+        "Shapley values of superpixels (or a table's columns against background rows), by a linear "
+        "fit on copies drawn from the Shapley kernel (on a table, every coalition where they fit)"
+    )
+    reference = (
+        "Captum `KernelShap` (same sampling and weights), superpixels by SLIC; tables: the Shapley "
+        "values by enumeration"
+    )
+    agreement = "1e-4, Captum (same samples); 1e-5, enumeration"
 
     def sample_chunks(self, count: int, features: int, seed: int | None, per_chunk: int):
         return kernel_shap_sample_chunks(count, features, seed, per_chunk)

@@ -22,8 +22,16 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .. import contract as c
-from ..contract import RewriteRecord
 from ..errors import InputError, UnsupportedModelError
+from .checks import (
+    check_kinds,
+    check_threshold,
+    layer_maps,
+    layer_shapes,
+    other_inputs,
+    seeds_for,
+    targets_for,
+)
 from .explanation import Explanation, explanation
 from .forward_only import forward_only, output_scores
 from .head import layer_head
@@ -31,6 +39,7 @@ from .inputs import InputSpec, held_inputs
 from .margins import EnsembleMargins
 from .methods import METHOD_NAMES, Context, Facts, plan_cost
 from .methods import plan as plan_methods
+from .model_facts import ModelFacts
 from .sessions import FORWARD, SessionSet
 from .work import Work, current
 
@@ -40,7 +49,7 @@ if TYPE_CHECKING:
 Target = int | Sequence[int] | np.ndarray | None  # a class per sample, -1 or None: top-1
 
 
-class Explainer:
+class Explainer(ModelFacts):
     """Explain an ONNX model (a photo's, a table's, ids' ...) with every registered method.
 
     Args:
@@ -97,100 +106,6 @@ class Explainer:
         self._input = InputSpec.of(spec.name, spec.shape, spec.type)
         self._num_classes: int | None = None
         self._trees = EnsembleMargins(self._sessions.source, self._sessions.record)
-
-    # -- facts ---------------------------------------------------------------------------------------
-    @property
-    def record(self) -> RewriteRecord:
-        """What the rewrite found and did (:class:`onnx_xai.contract.RewriteRecord`)."""
-        return self._sessions.record()
-
-    @property
-    def target_layer(self) -> str | None:
-        """The name of the tensor the CAM family explains (the first, when there are several)."""
-        return self._sessions.record().target_layer
-
-    @property
-    def target_layers(self) -> list[str]:
-        """Every target layer: the CAM family's maps are computed on each and fused."""
-        return self._sessions.record().target_layers
-
-    @property
-    def input_name(self) -> str:
-        return self._sessions.record().input
-
-    @property
-    def layout(self) -> str | None:
-        """ "NCHW" or "NHWC", the image input's layout; None for other inputs."""
-        return self._sessions.record().layout
-
-    @property
-    def kind(self) -> str:
-        """What the explained input is: ``image``, ``table``, ``signal``, ``tokens`` or ``tensor``."""
-        return self._sessions.record().kind
-
-    @property
-    def input_shape(self) -> tuple:
-        """The image input's shape as the model declares it (symbolic dims as strings)."""
-        return self._input.shape
-
-    @property
-    def input_dtype(self) -> np.dtype:
-        """The image input's element type (float32, float16, or uint8 for raw-pixel models)."""
-        return self._input.dtype
-
-    @property
-    def input_channels(self) -> int | None:
-        """The number of image channels, when the model fixes it (None for other inputs)."""
-        if self.layout is None:
-            return None
-        channels = self.input_shape[self.layout.index("C")]
-        return channels if isinstance(channels, int) else None
-
-    @property
-    def outputs(self) -> dict[str, tuple]:
-        """The model's own outputs, name -> declared shape (symbolic dims as strings)."""
-        return {
-            o.name: tuple(o.shape or ())
-            for o in self._sessions.get(FORWARD).outputs
-            if not o.name.startswith("xai_")
-        }
-
-    @property
-    def probability_outputs(self) -> list[str]:
-        """The outputs whose every value comes from a Sigmoid or Softmax (values in [0, 1])."""
-        return list(self._sessions.record().probability_outputs)
-
-    @property
-    def output_shape(self) -> tuple:
-        """The explained output's shape as the model declares it (symbolic dims as strings)."""
-        output = self._sessions.record().output
-        return tuple(next(o for o in self._sessions.get(FORWARD).outputs if o.name == output).shape or ())
-
-    @property
-    def output_layout(self) -> str | None:
-        """The explained output's layout when it is 4-D and the graph says (``"NHWC"`` for a Keras
-        segmenter), else None."""
-        return self._sessions.record().output_layout
-
-    @property
-    def metadata(self) -> dict[str, str]:
-        """The model's ``metadata_props`` (class names, exporter facts; a rewrite keeps the original's)."""
-        return dict(self._sessions.metadata)
-
-    @property
-    def num_classes(self) -> int | None:
-        """The number of classes when the explained output is ``[N, K]`` with K declared, else None."""
-        shape = self.output_shape
-        return shape[-1] if len(shape) == 2 and isinstance(shape[-1], int) else None
-
-    @property
-    def providers(self) -> list[str]:
-        """The execution providers the sessions actually run on."""
-        return self._sessions.providers
-
-    @property
-    def cam_available(self) -> bool:
-        return self._sessions.record().cam
 
     # -- calls ---------------------------------------------------------------------------------------
     def predict(self, x: np.ndarray | dict, **extra_inputs) -> np.ndarray:
@@ -291,9 +206,9 @@ class Explainer:
         if isinstance(x, dict):  # every input by name: the explained one, and the others held
             x, extra_inputs = self._split_inputs(x, extra_inputs)
         x, extra = self._check_input(x), self._extra(extra_inputs)
-        _check_threshold(box_threshold)
+        check_threshold(box_threshold)
         plan = plan_methods(methods, options)
-        _check_kinds(plan, self.kind)
+        check_kinds(plan, self.kind)
         with work.active() if work is not None else contextlib.nullcontext():
             try:
                 return self._explain_planned(x, plan, target, box_threshold, extra, seed)
@@ -301,12 +216,6 @@ class Explainer:
                 if not all(m.forward_only for m, _ in plan):
                     raise
                 return forward_only(self, x, plan, target, seed, box_threshold, extra, str(exc))
-
-    @property
-    def inputs(self) -> dict[str, tuple]:
-        """Every input of the model, name -> (declared shape, element type as onnxruntime says it)."""
-        ports = self._sessions.get(FORWARD).inputs
-        return {i.name: (tuple(i.shape), i.type) for i in ports if i.name not in (c.TARGET, c.SEED)}
 
     def _split_inputs(self, given: dict, extra_inputs: dict | None) -> tuple[np.ndarray, dict]:
         if self.input_name not in given:
@@ -342,7 +251,7 @@ class Explainer:
         if seed is not None and target is not None:
             raise InputError("give a target or a seed, not both")
         outputs = self._run(x, objective, shared, extra)
-        facts = Facts(len(x), x.shape[1:], self.layout, _layer_shapes(outputs))
+        facts = Facts(len(x), x.shape[1:], self.layout, layer_shapes(outputs))
         runs, why = plan_cost(plan, facts)
         if runs:
             (current() or Work()).admit(runs, why)
@@ -387,18 +296,6 @@ class Explainer:
             results[method.name].note = self._trees.note()
         return results
 
-    def tree_model(self):
-        """The tree ensemble the explained output comes from (:class:`onnx_xai.graph.trees.TreeModel`),
-        when it is one whose trees map back to the input's columns; else None."""
-        found = self._trees.get()
-        return found.tree if found is not None else None
-
-    @property
-    def score_kind(self) -> str:
-        """What the score explained is (the record's score kind, or ``output`` for a tree ensemble
-        whose trees cannot be read: its output as given, post-transform included)."""
-        return self._trees.score_kind()
-
     # -- internals -----------------------------------------------------------------------------------
     def _declared_layers(self) -> tuple[tuple[int, int, int], ...]:
         """Each target layer's ``(K, h, w)`` as a graph built so far declares it, if all are known
@@ -428,7 +325,7 @@ class Explainer:
             + [c.SCORE]
             + ([] if seeded else [c.TARGET_USED])
             + ([output] if output in given else [])
-            + (_layer_maps(given) if "fullgrad" in sets else [])
+            + (layer_maps(given) if "fullgrad" in sets else [])
         )
         feeds = {self.input_name: self._input.cast(x), c.SEED if seeded else c.TARGET: objective, **extra}
         found = dict(zip(names, self._sessions.run(sets, names, feeds, seeded)))
@@ -440,37 +337,14 @@ class Explainer:
     def _seeds(self, seed, n: int, sets: tuple[str, ...]) -> np.ndarray:
         """The seeds as float32 ``[n, *output shape]`` (one seed is repeated for every sample)."""
         spec = next(i for i in self._sessions.get(sets, seeded=True).inputs if i.name == c.SEED)
-        array = np.asarray(seed) if not isinstance(seed, str) else np.asarray([])
-        if (
-            array.dtype.kind not in "fiub"
-            or array.size == 0
-            or not np.isfinite(array.astype(np.float64)).all()
-        ):
-            raise InputError("seed must be a non-empty numeric array of finite values")
-        if array.ndim == len(spec.shape) - 1:
-            array = np.broadcast_to(array, (n,) + array.shape)
-        if (
-            array.ndim != len(spec.shape)
-            or len(array) != n
-            or any(isinstance(d, int) and d != s for d, s in zip(spec.shape[1:], array.shape[1:]))
-        ):
-            raise InputError(
-                f"seed has shape {np.shape(seed)}; the explained output has shape {spec.shape} "
-                f"(give one seed per sample, or one for all)"
-            )
-        return np.ascontiguousarray(array, dtype=np.float32)
+        return seeds_for(seed, n, tuple(spec.shape))
 
     def _targets(self, target, n: int, x: np.ndarray, extra: dict) -> np.ndarray:
-        if target is None:
-            return np.full(n, -1, np.int64)
-        values = np.broadcast_to(np.asarray(target), (n,)) if np.ndim(target) == 0 else np.asarray(target)
-        if values.shape != (n,) or values.dtype.kind not in "iu":
-            raise InputError(f"target must be None, an int or {n} ints, got {target!r}")
-        classes = self._classes(x, extra)
-        bad = [int(t) for t in values if not -1 <= t < classes]
-        if bad:
-            raise InputError(f"class {bad[0]} is out of range for a model with {classes} classes")
-        return values.astype(np.int64)
+        return targets_for(target, n, lambda: self._classes(x, extra))
+
+    def _extra(self, extra_inputs) -> dict:
+        """The model's other inputs: a dict of arrays, never the explained input or the target."""
+        return other_inputs(extra_inputs, self.input_name)
 
     def _classes(self, x: np.ndarray, extra: dict) -> int:
         if self._num_classes is None:
@@ -480,56 +354,10 @@ class Explainer:
     def _check_input(self, x) -> np.ndarray:
         return self._input.check(x)
 
-    def _extra(self, extra_inputs) -> dict:
-        """The model's other inputs: a dict of arrays, never the image or the target."""
-        if extra_inputs is None:
-            return {}
-        if not isinstance(extra_inputs, dict):
-            raise InputError(f"extra_inputs must be a dict of arrays, not {type(extra_inputs).__name__}")
-        clash = [k for k in extra_inputs if k in (self.input_name, c.TARGET)]
-        if clash:
-            raise InputError(
-                f"extra_inputs cannot set {clash[0]!r}: pass the image as x and the class as target"
-            )
-        return {k: np.asarray(v) for k, v in extra_inputs.items()}
-
     def _spatial_size(self, x: np.ndarray) -> tuple[int, int] | None:
         if self.layout is None:
             return None
         return x.shape[self.layout.index("H")], x.shape[self.layout.index("W")]
-
-
-def _check_kinds(plan, kind: str) -> None:
-    """Every method asked explains this kind of input, or one line says which do not."""
-    wrong = [m for m, opts in plan if kind not in m.kinds]
-    if wrong:
-        names = ", ".join(f"{m.name} ({' and '.join(m.kinds)})" for m in wrong)
-        raise InputError(f"this model's input is a {kind}; these methods explain other inputs only: {names}")
-
-
-def _layer_shapes(outputs: dict) -> tuple[tuple[int, int, int], ...]:
-    """Each target layer's ``(K, h, w)`` as a run gave it (none when it gave no activation)."""
-    found, k = [], 0
-    while c.layer_output(c.ACTIVATION, k) in outputs:
-        found.append(tuple(outputs[c.layer_output(c.ACTIVATION, k)].shape[1:]))
-        k += 1
-    return tuple(found)
-
-
-def _layer_maps(given: set[str]) -> list[str]:
-    """FullGrad's per-layer outputs, in layer order (``xai_fullgrad_1`` ...)."""
-    prefix = c.FULLGRAD + "_"
-    found = [n for n in given if n.startswith(prefix) and n[len(prefix) :].isdigit()]
-    return sorted(found, key=lambda n: int(n[len(prefix) :]))
-
-
-def _check_threshold(value) -> None:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float, np.integer, np.floating))
-        or not 0 < value <= 1
-    ):
-        raise InputError(f"box_threshold must be a number in (0, 1], not {value!r}")
 
 
 __all__ = ["Explainer", "Explanation", "METHOD_NAMES"]

@@ -7,7 +7,7 @@ imported on first use, so that the command line starts (and handles signals) bef
 libraries load.
 """
 
-from .errors import (
+from .support.errors import (
     CamNotApplicableError,
     DeadlineExceeded,
     InputError,

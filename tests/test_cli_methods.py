@@ -12,8 +12,8 @@ import pytest
 
 import onnx_xai
 from onnx_xai.cli import main
+from onnx_xai.imaging.preprocessing import Preprocessing, default_references, preprocessing_for
 from onnx_xai.photos import DEMO_PHOTOS
-from onnx_xai.preprocessing import Preprocessing, default_references, preprocessing_for
 from onnx_xai.runtime.methods import METHOD_NAMES, REGISTRY
 
 from .forms.reference import rel

@@ -2,7 +2,7 @@
 
 - The API: ``explain`` with random methods, targets, box thresholds, SmoothGrad options, input
   dtypes, shapes, scales and NaN/inf must return finite maps in [0, 1] with boxes inside the image,
-  or raise an :class:`~onnx_xai.errors.XaiError`, never another exception (60 examples), and again
+  or raise an :class:`~onnx_xai.support.errors.XaiError`, never another exception (60 examples), and again
   with valid batches so that every option is reached (60 more).
 - The CLI: random bytes and random truncations of a valid model (in a subprocess: a parser fed
   garbage must not take the test run down with it), and of a valid PNG and JPEG, must exit 0 (a
@@ -26,8 +26,8 @@ from hypothesis import strategies as st
 
 import onnx_xai
 from onnx_xai.cli import main
-from onnx_xai.errors import XaiError
 from onnx_xai.photos import DEMO_PHOTOS
+from onnx_xai.support.errors import XaiError
 
 from .graph.test_augment import export, small_cnn
 from .runtime import tiny

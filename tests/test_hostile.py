@@ -29,9 +29,9 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import onnx_xai
-from onnx_xai.errors import OutputError, RunError
-from onnx_xai.files import OutputFolder, Staging
-from onnx_xai.progress import StageReporter, stage
+from onnx_xai.support.errors import OutputError, RunError
+from onnx_xai.support.files import OutputFolder, Staging
+from onnx_xai.support.progress import StageReporter, stage
 
 from .runtime import tiny
 from .test_reliability import PHOTO, cli, one_line
@@ -154,7 +154,7 @@ def identity_chain(nodes: int) -> onnx.ModelProto:
 def test_graph_handling_is_linear_in_the_node_count():
     """Inspecting and rewriting 50,000 nodes takes about ten times 5,000 (measured 9.5 and 11.3 times);
     anything quadratic would take a hundred."""
-    from onnx_xai.graph.report import inspect_model
+    from onnx_xai.runtime.report import inspect_model
 
     def seconds(nodes: int) -> float:
         model = identity_chain(nodes)

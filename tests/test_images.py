@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from onnx_xai.errors import InputError
-from onnx_xai.images import load_image, prepare
+from onnx_xai.imaging.images import load_image, prepare
+from onnx_xai.support.errors import InputError
 
 
 def test_exif_orientation_is_applied(tmp_path):

@@ -11,9 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from onnx_xai.images import prepare
-from onnx_xai.png import png_bytes
-from onnx_xai.visuals import photo_layer, photo_picture
+from onnx_xai.imaging.images import prepare
+from onnx_xai.imaging.png import png_bytes
+from onnx_xai.imaging.visuals import photo_layer, photo_picture
 
 
 @settings(max_examples=40, deadline=None)

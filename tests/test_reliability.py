@@ -25,8 +25,8 @@ import pytest
 from onnx import TensorProto
 
 import onnx_xai
-from onnx_xai.errors import InputError
 from onnx_xai.photos import DEMO_MODEL, DEMO_PHOTOS
+from onnx_xai.support.errors import InputError
 
 from .graph.test_augment import export, small_cnn
 from .runtime import tiny

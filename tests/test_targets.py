@@ -5,8 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from onnx_xai.errors import InputError
-from onnx_xai.seeds import DetectionLayout, class_seed, dense_seed, detection_seed, iou, segmentation_seed
+from onnx_xai.objectives.seeds import (
+    DetectionLayout,
+    class_seed,
+    dense_seed,
+    detection_seed,
+    iou,
+    segmentation_seed,
+)
+from onnx_xai.support.errors import InputError
 
 
 def test_class_seed_resolves_the_top_class():

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from bench_methods import model_path  # noqa: E402
 
 import onnx_xai  # noqa: E402
-from onnx_xai import contract as c  # noqa: E402
+from onnx_xai.graph import contract as c  # noqa: E402
 from onnx_xai.runtime.backends import make_session  # noqa: E402
 
 GRAPHS = {

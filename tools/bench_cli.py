@@ -27,10 +27,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 from bench_methods import model_path  # noqa: E402
 
 import onnx_xai  # noqa: E402
-from onnx_xai.images import load_image, prepare  # noqa: E402
+from onnx_xai.imaging.images import load_image, prepare  # noqa: E402
+from onnx_xai.imaging.preprocessing import preprocessing_for  # noqa: E402
 from onnx_xai.photos import DEMO_PHOTOS  # noqa: E402
 from onnx_xai.photos.run import ExplainOptions, explain_files  # noqa: E402
-from onnx_xai.preprocessing import preprocessing_for  # noqa: E402
 
 FORMS = {
     "JSON only (--no-overlays)": dict(overlays=False),

@@ -82,7 +82,7 @@ def chain(nodes: int, placement: str = "head") -> onnx.ModelProto:
 def measure(path: str, step: str) -> dict:
     """One step on one model, in this process: its seconds and the process's peak RSS."""
     import onnx_xai
-    from onnx_xai.graph.report import inspect_model
+    from onnx_xai.runtime.report import inspect_model
 
     x = np.ones((1, 2, 4, 4), np.float32)
 

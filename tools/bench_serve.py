@@ -34,9 +34,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import onnx_xai  # noqa: E402
-from onnx_xai.images import decode_image, prepare  # noqa: E402
+from onnx_xai.imaging.images import decode_image, prepare  # noqa: E402
+from onnx_xai.imaging.preprocessing import preprocessing_for  # noqa: E402
 from onnx_xai.photos import DEMO_MODEL  # noqa: E402
-from onnx_xai.preprocessing import preprocessing_for  # noqa: E402
 from tests.serve.server import PHOTOS, Served, photo  # noqa: E402
 
 

@@ -22,12 +22,12 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import onnx_xai  # noqa: E402
 from onnx_xai.cli import main  # noqa: E402
-from onnx_xai.graph.report import inspect_model  # noqa: E402
-from onnx_xai.images import load_image, prepare  # noqa: E402
+from onnx_xai.imaging.images import load_image, prepare  # noqa: E402
+from onnx_xai.imaging.preprocessing import Preprocessing, preprocessing_for  # noqa: E402
 from onnx_xai.photos import DEMO_PHOTOS  # noqa: E402
 from onnx_xai.photos.objectives import objective  # noqa: E402
 from onnx_xai.photos.run import ExplainOptions  # noqa: E402
-from onnx_xai.preprocessing import Preprocessing, preprocessing_for  # noqa: E402
+from onnx_xai.runtime.report import inspect_model  # noqa: E402
 
 TEXT = Path(__file__).resolve().parent.parent / "onnx_xai" / "data" / "text"
 
@@ -109,7 +109,7 @@ def row(name: str, path: Path, flags: list[str], photo: Path, out: Path) -> str:
 
 def _options(ex, chosen: dict, flags: list[str]) -> ExplainOptions:
     """The options of the command line's objective, its candidate and class pinned from the record."""
-    from onnx_xai.labels import read_labels
+    from onnx_xai.objectives.labels import read_labels
 
     def value(flag: str, cast, default):
         return cast(flags[flags.index(flag) + 1]) if flag in flags else default

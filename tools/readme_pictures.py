@@ -21,7 +21,7 @@ sys.path.insert(0, str(ROOT))
 from train_shapes import CACHE, CLASSES  # noqa: E402
 
 from onnx_xai.cli import main as cli  # noqa: E402
-from onnx_xai.graph.report import inspect_model  # noqa: E402
+from onnx_xai.runtime.report import inspect_model  # noqa: E402
 
 DOCS = ROOT / "docs"
 

@@ -16,13 +16,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
-from ..files import sha256_of
-from ..images import Prepared, load_image, prepare
-from ..labels import parse_target, read_labels
-from ..preprocessing import Preprocessing, preprocessing_for
+from ..imaging.images import Prepared, load_image, prepare
+from ..imaging.preprocessing import Preprocessing, preprocessing_for
+from ..objectives.labels import parse_target, read_labels
 from ..runtime.maps import box as map_box
 from ..runtime.methods import options_for
+from ..support.errors import InputError
+from ..support.files import sha256_of
 from .baselines import BASELINES, baseline_maps
 from .curves import Protocol, Scorer, deletion, insertion, road
 from .localization import POINTING_TOLERANCE, box_iou, boxes_for, pointing_hit
@@ -183,7 +183,7 @@ def _record(
 
 def _pictures(photo: Prepared, maps: dict, methods: Sequence[str], boxes: dict) -> dict:
     """The model's view of the photo and each method's overlay on it, as small JPEGs."""
-    from ..visuals import overlay
+    from ..imaging.visuals import overlay
 
     height, width = photo.size
     seen = photo.photo.crop(photo.region()).resize((width, height))

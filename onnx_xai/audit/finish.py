@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..files import commit_set, output_folder
+from ..support.files import commit_set, output_folder
 from .auditor import Auditor, PhotoAudit
 from .sanity import cascading_randomization, random_target_check
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
+from ..support.errors import InputError
 
 POINTING_TOLERANCE = 15
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError, XaiError
+from ..support.errors import InputError, XaiError
 from .auditor import AuditOptions, PhotoAudit
 
 PARTS = "parts"
@@ -139,7 +139,7 @@ def audit_on_ray(
         import ray
     except ImportError:
         raise InputError("--engine ray needs Ray: pip install 'onnx_xai[ray]'") from None
-    from ..files import OutputFolder, output_folder
+    from ..support.files import OutputFolder, output_folder
 
     explainer_args = dict(explainer_args or {})
     out = output_folder(Path(out))
@@ -194,7 +194,7 @@ def finish(
     """Read the parts back in photo order, run the sanity checks here, write the outputs."""
     import pyarrow.parquet as pq
 
-    from ..images import load_image, prepare
+    from ..imaging.images import load_image, prepare
     from ..runtime import Explainer
     from .auditor import Auditor
     from .finish import attach_sanity, run_sanity, write_outputs

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from ..errors import InputError
+from ..support.errors import InputError
 from .auditor import AuditOptions
 
 ENGINES = ("local", "ray")

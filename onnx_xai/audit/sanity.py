@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import XaiError
 from ..runtime.methods import get
+from ..support.errors import XaiError
 from .randomization import groups, parameter_layers, randomized
 from .similarity import spearman, ssim
 

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
-from ..files import sha256_of
 from ..runtime.methods import get
+from ..support.errors import InputError
+from ..support.files import sha256_of
 from ..tables.rows import Rows
 from .auditor import SANITY
 from .curves import Protocol, ranking

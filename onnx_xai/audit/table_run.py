@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..files import commit_set, output_folder
+from ..support.files import commit_set, output_folder
 from ..tables.rows import Rows
 from .finish import KNOWN_OUTPUTS, attach_sanity, finite_json, plain_json, save_npz
 from .learned import NOTHING, learned_layers, randomized_learned

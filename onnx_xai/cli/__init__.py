@@ -13,8 +13,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from ..errors import XaiError
-from ..signals import Interrupted, critical, interruptible
+from ..support.errors import XaiError
+from ..support.signals import Interrupted, critical, interruptible
 from . import audit, augment, demo, explain, inspect, serve
 from .options import UsageError
 
@@ -75,7 +75,7 @@ def _stages():
     where standard error is the one-line error channel."""
     from contextlib import nullcontext
 
-    from ..progress import StageReporter
+    from ..support.progress import StageReporter
 
     return StageReporter(sys.stderr) if sys.stderr.isatty() else nullcontext()
 

@@ -15,7 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..errors import InputError, XaiError
+from ..support.errors import InputError, XaiError
 from .options import (
     UsageError,
     add_model_and_images,
@@ -200,7 +200,7 @@ def _add_engine(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..audit.run import audit
-    from ..images import image_files
+    from ..imaging.images import image_files
     from ..runtime import Explainer
 
     if "none" in args.sanity and len(args.sanity) > 1:
@@ -257,7 +257,7 @@ def _table_options(args: argparse.Namespace, ex):
     """The :class:`~onnx_xai.audit.table_auditor.TableAuditOptions` the flags say, and the rows."""
     from ..audit.curves import Protocol
     from ..audit.table_auditor import TABLE_METRICS, TableAuditOptions
-    from ..labels import parse_target, read_labels
+    from ..objectives.labels import parse_target, read_labels
     from ..tables.rows import read_rows
 
     if len(args.images) != 1:
@@ -341,7 +341,7 @@ def _options(args: argparse.Namespace):
 
 
 def _labels(args: argparse.Namespace) -> list[str]:
-    from ..labels import read_labels
+    from ..objectives.labels import read_labels
 
     return read_labels(args.labels, None) if args.labels else []
 

@@ -10,7 +10,7 @@ from .options import add_model_choice
 
 
 def add_parser(sub) -> None:
-    from ..contract import OUTPUT_SETS
+    from ..graph.contract import OUTPUT_SETS
 
     aug = sub.add_parser(
         "augment",

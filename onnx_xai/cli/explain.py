@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..errors import XaiError
+from ..support.errors import XaiError
 from .objectives import add_objective, decoder, detection_layout, settled_output
 from .options import (
     UsageError,
@@ -104,7 +104,7 @@ def _add_sampling(p: argparse.ArgumentParser) -> None:
 
 def _add_pictures(p: argparse.ArgumentParser) -> None:
     """What is written per photo, and how much of the model is held."""
-    from ..visuals import COLORMAPS
+    from ..imaging.visuals import COLORMAPS
 
     p.add_argument("--cmap", choices=COLORMAPS, default="jet")
     p.add_argument(
@@ -131,9 +131,9 @@ def _add_pictures(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..files import sha256_of
-    from ..images import image_files
+    from ..imaging.images import image_files
     from ..photos.detectors import explain_levels, levels_of
+    from ..support.files import sha256_of
 
     first = _explainer(args, args.output)
     if first.kind == "table":
@@ -190,8 +190,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_table(args: argparse.Namespace, ex) -> int:
     """A table model's rows explained (:mod:`onnx_xai.tables.run`)."""
-    from ..files import sha256_of
-    from ..labels import parse_target, read_labels
+    from ..objectives.labels import parse_target, read_labels
+    from ..support.files import sha256_of
     from ..tables.feeds import TableInputs
     from ..tables.run import TableOptions, explain_rows
 
@@ -248,7 +248,7 @@ def _explainer(args: argparse.Namespace, output: str | None):
 
 def _say_where_labels_come_from(args: argparse.Namespace, ex) -> None:
     """Class names the model's own metadata gave (never used silently)."""
-    from ..labels import labels_from_metadata
+    from ..objectives.labels import labels_from_metadata
 
     found = None if args.labels else labels_from_metadata(ex.metadata, ex.num_classes)
     if found is not None:
@@ -257,7 +257,7 @@ def _say_where_labels_come_from(args: argparse.Namespace, ex) -> None:
 
 def _options(args: argparse.Namespace, ex):
     """The :class:`~onnx_xai.photos.run.ExplainOptions` the flags say (labels read, target checked)."""
-    from ..labels import parse_target, read_labels
+    from ..objectives.labels import parse_target, read_labels
     from ..photos.run import ExplainOptions
 
     classes = ex.num_classes
@@ -347,8 +347,8 @@ def _run_with_progress(ex, files, out, opts, sha256, show: bool, on_skip):
     from tqdm import tqdm
 
     from ..photos.run import explain_files
-    from ..progress import CopiesListener
     from ..runtime.methods import get
+    from ..support.progress import CopiesListener
 
     def bar(total: int):
         return tqdm(total=total, unit="image", disable=not show, file=sys.stderr)

@@ -32,7 +32,7 @@ SCORE_KINDS = {
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..graph.report import inspect_model
+    from ..runtime.report import inspect_model
 
     r = inspect_model(args.model, args.target_layer, args.input, args.output)
     if args.json:

@@ -15,7 +15,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ..errors import InputError
+from ..support.errors import InputError
 from .options import UsageError, at_least, finite
 
 
@@ -88,7 +88,7 @@ def _add_detector(g) -> None:
 
 def detection_layout(args: argparse.Namespace):
     """The detector layout the flags say, or None (read from the output's shape and record)."""
-    from ..seeds import DetectionLayout
+    from ..objectives.seeds import DetectionLayout
 
     if args.anchors is None and args.boxes is None and args.classes_from is None:
         return None
@@ -101,7 +101,7 @@ def detection_layout(args: argparse.Namespace):
 
 def decoder(args: argparse.Namespace, outputs: dict):
     """The :class:`~onnx_xai.boxes.BoxDecoder` of ``--decoder``'s file, or None."""
-    from ..boxes import decoder_from_spec
+    from ..objectives.boxes import decoder_from_spec
 
     if args.decoder is None:
         return None
@@ -117,7 +117,7 @@ def decoder(args: argparse.Namespace, outputs: dict):
 def settled_output(args: argparse.Namespace, ex) -> str | None:
     """The output to explain when it is not ``ex``'s (a box output's scores), else None; asks for
     ``--output`` when outputs of as many candidates cannot be told apart."""
-    from ..boxes import candidates_of, detector_outputs
+    from ..objectives.boxes import candidates_of, detector_outputs
     from ..photos.detectors import input_size, output_shapes
 
     if args.output is not None or len(ex.output_shape) != 3:

@@ -97,7 +97,7 @@ def add_model_and_images(p: argparse.ArgumentParser, model_help: str) -> None:
 
 def add_preprocessing(p: argparse.ArgumentParser) -> None:
     """The flags that say which class to explain and how photos become model inputs (explain, audit)."""
-    from ..images import PRESETS
+    from ..imaging.images import PRESETS
 
     p.add_argument(
         "--target",
@@ -148,7 +148,7 @@ def add_preprocessing(p: argparse.ArgumentParser) -> None:
 
 def preprocessing(args: argparse.Namespace):
     """The :class:`~onnx_xai.preprocessing.Preprocessing` that :func:`add_preprocessing`'s flags say."""
-    from ..preprocessing import Preprocessing
+    from ..imaging.preprocessing import Preprocessing
 
     return Preprocessing(
         preset=args.preset,

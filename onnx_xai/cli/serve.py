@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..errors import XaiError
+from ..support.errors import XaiError
 from .options import BACKENDS, at_least, finite, fraction, positive, preprocessing
 
 
@@ -47,7 +47,7 @@ def add_parser(sub) -> None:
 
 def _add_model_flags(p: argparse.ArgumentParser) -> None:
     """How the model is run and its photos prepared, fixed when the server starts."""
-    from ..images import PRESETS
+    from ..imaging.images import PRESETS
 
     p.add_argument("--backend", choices=BACKENDS, default="onnxruntime", help="the runtime")
     p.add_argument("--threads", type=at_least(1), help="intra-op threads of the runtime")

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import onnx
 
-from ..errors import ModelError
+from ..support.errors import ModelError
 from .info import GraphInfo
 
 INTEGER_TYPES = frozenset(

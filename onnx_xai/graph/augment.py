@@ -15,10 +15,9 @@ import numpy as np
 import onnx
 from onnx import helper
 
-from .. import contract as c
-from ..contract import LayerView, RewriteRecord
-from ..errors import CamNotApplicableError, InputError, ModelError
-from ..progress import stage
+from ..support.errors import CamNotApplicableError, InputError, ModelError
+from ..support.progress import stage
+from . import contract as c
 from .analysis import (
     ID_TYPES,
     OBJECTIVES,
@@ -33,6 +32,7 @@ from .analysis import (
 from .assemble import build_model
 from .autodiff import backward, undo_moves
 from .batch import check_batch_free, free_batch, static_batch
+from .contract import LayerView, RewriteRecord
 from .emitter import Emitter
 from .head import CamHead, cam_head
 from .info import GraphInfo

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 
 import onnx
 
-from ..errors import RuleContractError, UnsupportedModelError
+from ..support.errors import RuleContractError, UnsupportedModelError
 from .emitter import Emitter
 from .paths import ancestors, dependents, path_nodes
 from .registry import Rule

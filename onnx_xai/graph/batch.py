@@ -17,7 +17,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from ..errors import ModelError
+from ..support.errors import ModelError
 from .emitter import all_names
 from .info import GraphInfo, attr
 from .paths import ancestors

@@ -16,7 +16,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from ..errors import ModelError
+from ..support.errors import ModelError
 from .info import GraphInfo
 
 PREFIX = "xai/"

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import onnx
 
-from ..contract import LayerView
 from .analysis import data_consumers
+from .contract import LayerView
 from .info import GraphInfo, attr
 from .layer import TOKENS
 from .layout import permuted, spatial_axes

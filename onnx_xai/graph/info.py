@@ -16,8 +16,8 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from ..errors import ModelError
-from ..progress import stage
+from ..support.errors import ModelError
+from ..support.progress import stage
 from .shapes import infer_types
 
 Dim = int | str | None

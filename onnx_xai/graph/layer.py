@@ -24,9 +24,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..contract import LayerView
-from ..errors import ModelError
+from ..support.errors import ModelError
 from .attention import attention_input, attention_mixers
+from .contract import LayerView
 from .info import GraphInfo, attr
 from .layout import NCHW, spatial_axes
 from .paths import ancestors, dependents, dominators, reaches

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import onnx
 
-from ..errors import ModelError
-from ..files import write_atomic
+from ..support.errors import ModelError
+from ..support.files import write_atomic
 from .validate import validate
 
 PROTOBUF_LIMIT = 2**31 - 2**24  # leave headroom below protobuf's 2 GiB

@@ -15,7 +15,7 @@ from __future__ import annotations
 import onnx
 from onnx import helper, version_converter
 
-from ..errors import ModelError
+from ..support.errors import ModelError
 
 MIN_OPSET = 11
 DEFAULT_DOMAINS = ("", "ai.onnx")

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..contract import LayerView
+from .contract import LayerView
 from .info import GraphInfo
 from .layer import CONVOLUTIONS
 from .layout import spatial_axes

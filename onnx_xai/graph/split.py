@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import onnx
 from onnx import helper
 
-from .. import contract as c
-from ..errors import ModelError
+from ..support.errors import ModelError
+from . import contract as c
 from .assemble import prune
 from .info import GraphInfo, outer_scope_names
 from .paths import dependents

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 
-from .. import contract as c
+from . import contract as c
 from .autodiff import backward
 from .emitter import Emitter
 from .paths import path_nodes

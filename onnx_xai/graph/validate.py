@@ -26,7 +26,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 
 import onnx
 
-from ..errors import ModelError
+from ..support.errors import ModelError
 
 MAX_DENSE_BYTES = 2**31  # what a sparse tensor may expand to (runtimes make sparse initializers dense)
 MAX_INPUT_VALUES = 2**31  # one input's static dims (photos are resized to them)

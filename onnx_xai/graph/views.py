@@ -9,7 +9,7 @@ transposed.
 
 from __future__ import annotations
 
-from ..contract import LayerView
+from .contract import LayerView
 from .emitter import Emitter
 from .info import GraphInfo
 from .layer import TOKENS

@@ -14,10 +14,10 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from ..errors import InputError
-from ..files import sha256_of
-from ..labels import read_labels
-from ..preprocessing import Preprocessing
+from ..imaging.preprocessing import Preprocessing
+from ..objectives.labels import read_labels
+from ..support.errors import InputError
+from ..support.files import sha256_of
 from . import DATA, DEMO_MODEL, DEMO_PHOTOS
 from .run import ExplainOptions, explain_files
 

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import boxes, seeds
-from ..errors import InputError
-from ..images import load_image, prepare
-from ..preprocessing import preprocessing_for
+from ..imaging.images import load_image, prepare
+from ..imaging.preprocessing import preprocessing_for
+from ..objectives import boxes, seeds
+from ..support.errors import InputError
 from .names import unique_names
 
 

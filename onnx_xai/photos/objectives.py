@@ -18,9 +18,9 @@ from dataclasses import replace
 
 import numpy as np
 
-from .. import boxes, seeds
-from ..errors import InputError
-from ..images import Prepared
+from ..imaging.images import Prepared
+from ..objectives import boxes, seeds
+from ..support.errors import InputError
 from .detectors import output_shapes
 
 KINDS = ("auto", *seeds.KINDS)

@@ -13,9 +13,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..files import Staging
-from ..images import Prepared
-from ..visuals import outline, photo_picture, sheet
+from ..imaging.images import Prepared
+from ..imaging.visuals import outline, photo_picture, sheet
+from ..support.files import Staging
 
 IMAGE_FORMATS = ("png", "jpg")
 

@@ -19,15 +19,15 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from ..boxes import BoxDecoder
-from ..errors import InputError
-from ..files import OutputFolder, Staging, output_folder
-from ..images import Prepared, load_image, prepare
-from ..preprocessing import Preprocessing, default_references, preprocessing_for
+from ..imaging.images import Prepared, load_image, prepare
+from ..imaging.preprocessing import Preprocessing, default_references, preprocessing_for
+from ..objectives.boxes import BoxDecoder
+from ..objectives.seeds import DetectionLayout
 from ..runtime import Explainer
 from ..runtime.methods import options_for
-from ..seeds import DetectionLayout
-from ..signals import critical, interruptible
+from ..support.errors import InputError
+from ..support.files import OutputFolder, Staging, output_folder
+from ..support.signals import critical, interruptible
 from .names import unique_names
 from .objectives import objective
 from .records import picks, stage_photo

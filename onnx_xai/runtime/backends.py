@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import InputError, ModelError, RunError
+from ..support.errors import InputError, ModelError, RunError
 from .failures import describe
 from .work import checkpoint
 

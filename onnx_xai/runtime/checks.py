@@ -10,8 +10,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .. import contract as c
-from ..errors import InputError
+from ..graph import contract as c
+from ..support.errors import InputError
 
 
 def seeds_for(seed, n: int, shape: tuple) -> np.ndarray:

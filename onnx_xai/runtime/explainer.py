@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .. import contract as c
-from ..errors import InputError, UnsupportedModelError
+from ..graph import contract as c
+from ..support.errors import InputError, UnsupportedModelError
 from .checks import (
     check_kinds,
     check_threshold,

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import contract as c
-from ..errors import InputError
+from ..graph import contract as c
+from ..support.errors import InputError
 from .explanation import Explanation, explanation
 from .head import layer_head
 from .inputs import held_inputs

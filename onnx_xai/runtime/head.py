@@ -18,8 +18,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from .. import contract as c
-from ..contract import LayerView
+from ..graph import contract as c
+from ..graph.contract import LayerView
 
 TOKENS = "tokens"
 

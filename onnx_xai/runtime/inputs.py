@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import InputError
+from ..support.errors import InputError
 
 ONNXRUNTIME_TYPES = {
     "tensor(float)": np.float32,

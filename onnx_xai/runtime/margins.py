@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputError, ModelError
+from ..support.errors import InputError, ModelError
 
 
 class TreeScores:

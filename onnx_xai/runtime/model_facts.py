@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import contract as c
-from ..contract import RewriteRecord
+from ..graph import contract as c
+from ..graph.contract import RewriteRecord
 from .inputs import InputSpec
 from .margins import EnsembleMargins
 from .sessions import FORWARD, SessionSet

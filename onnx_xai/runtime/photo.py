@@ -15,10 +15,10 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from ..errors import InputError
-from ..images import Prepared, load_image, prepare, to_rgb
-from ..preprocessing import Preprocessing, preprocessing_for
-from ..visuals import photo_picture
+from ..imaging.images import Prepared, load_image, prepare, to_rgb
+from ..imaging.preprocessing import Preprocessing, preprocessing_for
+from ..imaging.visuals import photo_picture
+from ..support.errors import InputError
 from .explanation import Explanation
 
 

@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..contract import LAYERED_SETS, METADATA_KEY, OUTPUT_SETS, RewriteRecord
-from ..errors import CamNotApplicableError, InputError, ModelError
-from ..progress import stage
+from ..graph.contract import LAYERED_SETS, METADATA_KEY, OUTPUT_SETS, RewriteRecord
+from ..support.errors import CamNotApplicableError, InputError, ModelError
+from ..support.progress import stage
 from .backends import MAXPOOL_BACKWARD, Session, make_session, release_memory
 
 if TYPE_CHECKING:

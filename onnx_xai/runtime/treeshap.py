@@ -26,8 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import InputError, ModelError
 from ..graph.trees import Paths, TreeModel
+from ..support.errors import InputError, ModelError
 
 _MAX_DEPTH = 64  # columns on one path: a pattern is one uint64
 _ROWS = 1024  # rows whose patterns are deduplicated together

@@ -18,8 +18,8 @@ import time
 from collections.abc import Iterator
 from contextvars import ContextVar
 
-from ..errors import DeadlineExceeded, TooMuchWork, WorkStopped
-from ..progress import stage
+from ..support.errors import DeadlineExceeded, TooMuchWork, WorkStopped
+from ..support.progress import stage
 
 LARGE = 1000  # runs beyond which a cost is said before the work starts
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 from kserve.errors import InvalidInput
 
-from ..errors import DeadlineExceeded, WorkStopped, XaiError
 from ..runtime.work import Work
+from ..support.errors import DeadlineExceeded, WorkStopped, XaiError
 from .limits import Busy
 
 STOPPING = "the server is stopping: the request was not finished (retry on another replica)"

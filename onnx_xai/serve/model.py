@@ -27,17 +27,17 @@ from kserve import InferOutput, InferRequest, InferResponse, Model
 from kserve.errors import InvalidInput
 from PIL import Image
 
-from ..errors import InputError, WorkStopped, XaiError
-from ..images import Prepared
-from ..labels import read_labels
+from ..imaging.images import Prepared
+from ..imaging.png import picture_png
+from ..imaging.preprocessing import Preprocessing, preprocessing_for
+from ..imaging.visuals import outline, photo_layer, photo_picture
+from ..objectives.labels import read_labels
 from ..photos.records import picks
 from ..photos.run import ExplainOptions, explain_cost, explain_prepared
-from ..png import picture_png
-from ..preprocessing import Preprocessing, preprocessing_for
 from ..runtime import Explainer
 from ..runtime.methods import METHOD_NAMES, REGISTRY
 from ..runtime.work import Work
-from ..visuals import outline, photo_layer, photo_picture
+from ..support.errors import InputError, WorkStopped, XaiError
 from . import requests, tables
 from .admission import STOPPING, WorkLimits, bind, is_long, measured_max_runs, refusal
 from .batching import LONG, Batcher

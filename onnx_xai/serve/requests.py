@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from ..errors import InputError
-from ..images import Prepared, decode_for
+from ..imaging.images import Prepared, decode_for
+from ..support.errors import InputError
 from .limits import PixelBudget
 
 OBJECTIVES = ("auto", "class", "segmentation", "detection", "dense", "regression")

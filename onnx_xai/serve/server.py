@@ -23,7 +23,7 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..errors import XaiError
+from ..support.errors import XaiError
 from .disconnects import Disconnects
 from .limits import BodyLimit, head_limited
 from .model import ExplainedModel, ServeConfig

@@ -21,7 +21,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from ..errors import XaiError
+from ..support.errors import XaiError
 
 RESTART_PAUSE_S = 1.0  # between a worker's death and its replacement: a crash loop stays slow
 

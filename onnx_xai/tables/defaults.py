@@ -7,7 +7,7 @@ gradient where there are none. A tree ensemble has no gradient, so it needs back
 
 from __future__ import annotations
 
-from ..errors import InputError
+from ..support.errors import InputError
 
 
 def table_methods(ex, background: bool, audit: bool = False) -> tuple[list[str], str]:

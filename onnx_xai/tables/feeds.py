@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import InputError
 from ..runtime.inputs import ONNXRUNTIME_TYPES
+from ..support.errors import InputError
 from .rows import Rows, read_rows
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
+from ..support.errors import InputError
 
 FORMATS = (".csv", ".parquet", ".npy")
 

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..files import commit_set, output_folder
 from ..runtime.methods import get
+from ..support.files import commit_set, output_folder
 from .feeds import TableInputs, feature_names, feature_values
 from .figure import summary
 from .rows import Rows

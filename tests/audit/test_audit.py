@@ -11,7 +11,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from onnx_xai.images import load_image, prepare
+from onnx_xai.imaging.images import load_image, prepare
 from onnx_xai.photos import DEMO_MODEL, DEMO_PHOTOS
 
 from .conftest import METHODS, STEPS, run_cli

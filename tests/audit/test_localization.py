@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from onnx_xai.audit.localization import box_iou, boxes_for, pointing_hit, read_boxes
-from onnx_xai.errors import InputError
+from onnx_xai.support.errors import InputError
 
 
 def peak_at(y: int, x: int, shape=(40, 40)) -> np.ndarray:

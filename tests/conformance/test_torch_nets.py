@@ -21,7 +21,7 @@ import pytest
 import torch
 
 import onnx_xai
-from onnx_xai.errors import CamNotApplicableError
+from onnx_xai.support.errors import CamNotApplicableError
 
 from ..reference_runtime import reference
 from .exports import EXPORTS, SIZE, export

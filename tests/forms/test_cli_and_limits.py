@@ -27,8 +27,8 @@ from onnx import helper
 
 import onnx_xai
 from onnx_xai.cli import main
-from onnx_xai.errors import ModelError, UnsupportedModelError
 from onnx_xai.photos import DEMO_PHOTOS
+from onnx_xai.support.errors import ModelError, UnsupportedModelError
 
 from .exports import FORMS, export, if_on_path
 from .float64 import directional_check

@@ -147,7 +147,7 @@ def test_every_cam_method_runs_on_each_transformer_family(name):
 
 
 def test_inspect_names_the_convention_it_matched():
-    from onnx_xai.graph.report import inspect_model
+    from onnx_xai.runtime.report import inspect_model
 
     said = {
         name: inspect_model(export(name))["convention"]

@@ -11,11 +11,11 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import onnx_xai
-from onnx_xai.errors import ModelError
 from onnx_xai.graph.analysis import differentiable_input, image_input, score_tensor
 from onnx_xai.graph.info import GraphInfo
 from onnx_xai.graph.layout import tensor_layouts
 from onnx_xai.graph.paths import dominators
+from onnx_xai.support.errors import ModelError
 
 R = np.random.default_rng(0)
 

@@ -14,9 +14,9 @@ from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
 import onnx_xai
-from onnx_xai.contract import METADATA_KEY, RewriteRecord
-from onnx_xai.errors import CamNotApplicableError, InputError, ModelError, UnsupportedModelError
 from onnx_xai.graph import save_model
+from onnx_xai.graph.contract import METADATA_KEY, RewriteRecord
+from onnx_xai.support.errors import CamNotApplicableError, InputError, ModelError, UnsupportedModelError
 
 
 def export(net: nn.Module, shape, path=None, dynamic=True, opset=17) -> onnx.ModelProto:

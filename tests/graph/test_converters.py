@@ -18,13 +18,13 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from onnx_xai.errors import ModelError, UnsupportedModelError
 from onnx_xai.graph import opsets
 from onnx_xai.graph.analysis import score_tensor
 from onnx_xai.graph.assemble import vjp_model
 from onnx_xai.graph.augment import analyze, augment
 from onnx_xai.graph.info import GraphInfo
 from onnx_xai.graph.opsets import MIN_OPSET, ai_onnx_opset, at_rule_opset
+from onnx_xai.support.errors import ModelError, UnsupportedModelError
 
 sklearn = pytest.importorskip("sklearn")
 skl2onnx = pytest.importorskip("skl2onnx")

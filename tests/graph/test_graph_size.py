@@ -34,7 +34,7 @@ from onnx_xai.graph.info import GraphInfo
 from onnx_xai.graph.layer import candidates
 from onnx_xai.graph.layout import tensor_layouts
 from onnx_xai.graph.model_io import check_model
-from onnx_xai.graph.report import inspect_model
+from onnx_xai.runtime.report import inspect_model
 
 TOOL = Path(__file__).resolve().parents[2] / "tools" / "bench_large_graphs.py"
 

@@ -25,11 +25,11 @@ from onnx import TensorProto, helper, numpy_helper
 
 import onnx_xai
 from onnx_xai.cli import main
-from onnx_xai.errors import ModelError
 from onnx_xai.graph.model_io import check_model, load_model
-from onnx_xai.graph.report import inspect_model
 from onnx_xai.graph.validate import STORAGE
 from onnx_xai.photos import DEMO_PHOTOS
+from onnx_xai.runtime.report import inspect_model
+from onnx_xai.support.errors import ModelError
 
 PHOTO = Path(str(DEMO_PHOTOS)) / "coffee.jpg"
 BOUND_S = 5.0  # seconds one refusal may take (it takes milliseconds)

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 from onnx import TensorProto, helper
 
-from onnx_xai.errors import RuleContractError
 from onnx_xai.graph.autodiff import backward
 from onnx_xai.graph.emitter import Emitter
 from onnx_xai.graph.info import GraphInfo
 from onnx_xai.graph.rules import rule_table
+from onnx_xai.support.errors import RuleContractError
 
 
 def relu_model():

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 import onnx_xai
-from onnx_xai.errors import InputError
+from onnx_xai.support.errors import InputError
 
 from .test_any_input import Mlp, export
 

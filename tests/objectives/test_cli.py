@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 from onnx_xai.cli import main
-from onnx_xai.images import load_image, prepare
+from onnx_xai.imaging.images import load_image, prepare
 
 from .nets import build
 from .test_seeds import export

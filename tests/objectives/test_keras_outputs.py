@@ -21,9 +21,9 @@ from scipy import ndimage
 
 import onnx_xai
 from onnx_xai.cli import main
-from onnx_xai.images import load_image, prepare
+from onnx_xai.imaging.images import load_image, prepare
+from onnx_xai.imaging.preprocessing import preprocessing_for
 from onnx_xai.photos import DEMO_PHOTOS
-from onnx_xai.preprocessing import preprocessing_for
 
 from ..forms.reference import rel
 

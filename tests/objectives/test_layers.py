@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 
 import onnx_xai
-from onnx_xai import seeds
-from onnx_xai.graph.report import inspect_model
+from onnx_xai.objectives import seeds
+from onnx_xai.runtime.report import inspect_model
 
 from ..forms.reference import rel
 from .nets import build

@@ -17,8 +17,8 @@ import onnxruntime as ort
 from onnx import helper
 from PIL import Image
 
-from onnx_xai.images import load_image, prepare
-from onnx_xai.labels import labels_from_metadata, read_labels
+from onnx_xai.imaging.images import load_image, prepare
+from onnx_xai.objectives.labels import labels_from_metadata, read_labels
 from onnx_xai.photos import DEMO_PHOTOS
 
 from ..graph.test_augment import export, small_cnn

@@ -20,12 +20,12 @@ import torch
 from torch import nn
 
 import onnx_xai
-from onnx_xai.errors import InputError
-from onnx_xai.images import load_image, prepare
+from onnx_xai.imaging.images import load_image, prepare
+from onnx_xai.imaging.preprocessing import preprocessing_for
 from onnx_xai.photos import DEMO_PHOTOS
 from onnx_xai.photos.objectives import objective
 from onnx_xai.photos.run import ExplainOptions
-from onnx_xai.preprocessing import preprocessing_for
+from onnx_xai.support.errors import InputError
 
 from ..forms.reference import rel
 from ..graph.test_augment import export

@@ -1,7 +1,7 @@
 """Seeded objectives on a segmenter and a YOLO-style detector, against torch float64 autograd.
 
 For each net, exported by TorchScript and by dynamo with dynamic height and width, one rewritten
-file is run at two input sizes; each target helper of :mod:`onnx_xai.seeds` builds a seed from the
+file is run at two input sizes; each target helper of :mod:`onnx_xai.objectives.seeds` builds a seed from the
 model's own output, and the input gradient of sum(seed * output), the target layer's activation and
 gradient (the layer the rewriter picked, found among the net's modules by its output) and Grad-CAM
 must match torch float64 autograd with hooks; the Explainer gives the same Grad-CAM and gradients.
@@ -20,7 +20,7 @@ import pytest
 import torch
 
 import onnx_xai
-from onnx_xai import seeds
+from onnx_xai.objectives import seeds
 
 from ..forms.reference import rel
 from .nets import NETS, build

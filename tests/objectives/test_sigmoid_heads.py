@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 import onnx_xai
-from onnx_xai.graph.report import inspect_model
+from onnx_xai.runtime.report import inspect_model
 
 from ..forms.reference import rel
 from ..graph.test_augment import export

@@ -20,7 +20,7 @@ from scipy import ndimage
 
 import onnx_xai
 from onnx_xai.cli import main
-from onnx_xai.images import load_image, prepare
+from onnx_xai.imaging.images import load_image, prepare
 from onnx_xai.photos.demo import TEXT_PHOTO, text_detector
 
 from ..forms.float64 import directional_check

@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 
 import onnx_xai
-from onnx_xai.errors import DeadlineExceeded, InputError, TooMuchWork, WorkStopped
 from onnx_xai.runtime.methods import METHOD_NAMES, REGISTRY, get
 from onnx_xai.runtime.work import Work
+from onnx_xai.support.errors import DeadlineExceeded, InputError, TooMuchWork, WorkStopped
 
 from . import tiny
 

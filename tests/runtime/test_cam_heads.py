@@ -11,7 +11,7 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import onnx_xai
-from onnx_xai.errors import CamNotApplicableError
+from onnx_xai.support.errors import CamNotApplicableError
 
 RNG = np.random.default_rng(0)
 W = RNG.standard_normal((4, 3, 1, 1)).astype(np.float32)

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import onnx_xai
-from onnx_xai.errors import CamNotApplicableError, InputError
 from onnx_xai.runtime.maps import upsample
+from onnx_xai.support.errors import CamNotApplicableError, InputError
 
 from . import tiny
 

@@ -63,8 +63,8 @@ def test_ablationcam_matches_pytorch_grad_cams_definition(setup):  # noqa: F811
 
 
 def test_the_head_holds_none_of_the_bodys_convolutions(setup):  # noqa: F811
-    from onnx_xai.contract import RewriteRecord
     from onnx_xai.graph.augment import augment
+    from onnx_xai.graph.contract import RewriteRecord
     from onnx_xai.graph.split import split
 
     _, net, _, _ = setup

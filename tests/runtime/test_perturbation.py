@@ -82,7 +82,7 @@ def test_forward_only_methods_run_where_the_gradient_cannot(tmp_path):
     """A model whose output goes through an op without a gradient rule (CumSum): the gradient
     methods are refused naming it; occlusion still runs, on the output itself, as Captum's does."""
     import onnx_xai
-    from onnx_xai.errors import UnsupportedModelError
+    from onnx_xai.support.errors import UnsupportedModelError
 
     net, model = cumulative()
     ex = onnx_xai.Explainer(model)

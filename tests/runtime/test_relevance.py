@@ -133,7 +133,7 @@ def test_box_rule_asks_for_the_inputs_bounds():
 
 
 def test_inspect_says_where_lrp_has_no_rule_as_the_run_does():
-    from onnx_xai.graph.report import inspect_model
+    from onnx_xai.runtime.report import inspect_model
 
     from ..forms import exports as forms
 

@@ -21,9 +21,9 @@ import onnxruntime as ort
 import pytest
 
 import onnx_xai
-from onnx_xai.images import load_image, prepare
+from onnx_xai.imaging.images import load_image, prepare
+from onnx_xai.imaging.preprocessing import preprocessing_for
 from onnx_xai.photos import DEMO_MODEL
-from onnx_xai.preprocessing import preprocessing_for
 
 from .server import PHOTOS, Served, photo
 

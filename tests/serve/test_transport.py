@@ -27,9 +27,9 @@ import pytest
 from PIL import Image
 
 import onnx_xai
-from onnx_xai.images import decode_for, decode_image, prepare
+from onnx_xai.imaging.images import decode_for, decode_image, prepare
+from onnx_xai.imaging.preprocessing import preprocessing_for
 from onnx_xai.photos import DEMO_MODEL
-from onnx_xai.preprocessing import preprocessing_for
 
 from . import server as helpers
 from .server import PHOTOS, Served, photo

@@ -23,9 +23,9 @@ import onnx
 import pytest
 from onnx import helper
 
-from onnx_xai.errors import InputError, ModelError
 from onnx_xai.graph.trees import read_ensemble
 from onnx_xai.runtime.treeshap import interventional_tree_shap
+from onnx_xai.support.errors import InputError, ModelError
 
 from .tree_forms import (
     chained_model,

@@ -18,7 +18,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from ...errors import ModelError
+from ...support.errors import ModelError
 from ..emitter import Emitter
 from ..info import GraphInfo, attr
 

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 import onnx
 
-from ...errors import ModelError
+from ...support.errors import ModelError
 from ..emitter import Emitter
 from ..registry import RULES, Rule
 from ._shared import const_input

@@ -15,7 +15,7 @@ import numpy as np
 import onnx
 from onnx import helper
 
-from ...errors import ModelError
+from ...support.errors import ModelError
 from ..emitter import Emitter
 from ..info import GraphInfo, attr
 from ..registry import vjp

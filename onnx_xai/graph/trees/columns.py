@@ -22,7 +22,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from ...errors import InputError, ModelError
+from ...support.errors import InputError, ModelError
 from .forms import named
 
 

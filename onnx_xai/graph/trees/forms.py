@@ -21,7 +21,7 @@ import numpy.typing as npt
 import onnx
 from onnx import numpy_helper
 
-from ...errors import ModelError
+from ...support.errors import ModelError
 
 MODES = ("BRANCH_LEQ", "BRANCH_LT", "BRANCH_GTE", "BRANCH_GT", "BRANCH_EQ", "BRANCH_NEQ", "BRANCH_MEMBER")
 LEAF = len(MODES)  # the mode code of a leaf; the branch codes are the opset-5 ones (an index in MODES)

@@ -17,7 +17,7 @@ from functools import cached_property
 import numpy as np
 import onnx
 
-from ...errors import InputError, ModelError
+from ...support.errors import InputError, ModelError
 from .columns import InputMap, read_input_map
 from .forms import ENSEMBLES, LEAF, MODES, Forest, Scores, named, read_forest
 

@@ -6,7 +6,7 @@ method table of the Python API page, which :func:`method_table` generates.
 
 from collections.abc import Sequence
 
-from ...errors import InputError
+from ...support.errors import InputError
 
 # registration order is the order of METHOD_NAMES, the CLI's choices and the method table
 # isort: off

@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ...errors import InputError
+from ...support.errors import InputError
 
 Call = Callable[..., dict]  # (x, objectives, sets, owners) -> the run's outputs by name
 KINDS = ("image", "table", "signal", "tokens", "tensor")  # what an explained input is (the record's kind)

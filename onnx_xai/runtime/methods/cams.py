@@ -30,8 +30,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from ... import contract as c
-from ...errors import InputError
+from ...graph import contract as c
+from ...support.errors import InputError
 from ..maps import interpolation_matrix, upsample
 from .base import (
     IMAGES,

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ... import contract as c
-from ...errors import InputError
-from ...progress import copies_done
+from ...graph import contract as c
+from ...support.errors import InputError
+from ...support.progress import copies_done
 from .base import Context, chunks
 
 TABLE_RUN = 8192  # rows per run by default: a table's rows are small, a run's overhead is not

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ... import contract as c
-from ...errors import InputError
+from ...graph import contract as c
+from ...support.errors import InputError
 from .base import BatchedOptions, Context, Cost, Facts, Method, Options, finite_array, register, sample_rows
 from .gradients import broadcast
 

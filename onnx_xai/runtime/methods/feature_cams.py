@@ -28,8 +28,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ... import contract as c
-from ...errors import InputError
+from ...graph import contract as c
+from ...support.errors import InputError
 from ..maps import upsample
 from .base import IMAGES, Context, Cost, Facts, Method, finite, register, whole
 from .cams import CamMethod, CamOptions, GradCam

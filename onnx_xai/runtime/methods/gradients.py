@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ... import contract as c
-from ...errors import InputError
+from ...graph import contract as c
+from ...support.errors import InputError
 from ..maps import upsample
 from .base import (
     IMAGES,

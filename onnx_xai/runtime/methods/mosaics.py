@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ...progress import copies_done
+from ...support.progress import copies_done
 from .base import IMAGES, BatchedOptions, Context, Cost, Facts, Method, chunks, register
 
 GAUSSIAN = np.array([[1, 2, 1], [2, 4, 2], [1, 2, 1]]) / 16.0

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ... import contract as c
-from ...progress import copies_done
+from ...graph import contract as c
+from ...support.progress import copies_done
 from .base import IMAGES, BatchedOptions, Context, Cost, Facts, Method, chunks, finite, register, whole
 
 
@@ -148,7 +148,7 @@ class RiseOptions(BatchedOptions):
         whole("noise_seed", self.noise_seed, 0, optional=True)
         finite("p", self.p, 0.0)
         if not 0 < self.p <= 1:
-            from ...errors import InputError
+            from ...support.errors import InputError
 
             raise InputError(f"p must be in (0, 1], not {self.p!r}")
 

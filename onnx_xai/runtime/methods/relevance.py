@@ -15,8 +15,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ...errors import InputError
 from ...graph.rules.relevance import COMPOSITES, Composite
+from ...support.errors import InputError
 from .base import Context, Cost, Facts, Method, Options, finite, register
 
 

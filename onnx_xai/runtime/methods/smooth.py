@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ...errors import InputError
+from ...support.errors import InputError
 from .base import (
     REGISTRY,
     BatchedOptions,

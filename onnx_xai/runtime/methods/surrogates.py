@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import InputError
+from ...support.errors import InputError
 from ..superpixels import slic
 from .base import IMAGES, BatchedOptions, Context, Cost, Facts, Method, chunks, finite, register, whole
 from .coalitions import coalition_count, table_kernel_shap

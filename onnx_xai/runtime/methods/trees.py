@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import InputError
+from ...support.errors import InputError
 from ..margins import TreeScores
 from .base import Context, Cost, Facts, Method, Options, register
 from .coalitions import background_of

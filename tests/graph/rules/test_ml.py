@@ -22,8 +22,8 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from onnx_xai.errors import UnsupportedModelError
 from onnx_xai.graph.assemble import vjp_model
+from onnx_xai.support.errors import UnsupportedModelError
 
 from ...reference_runtime import reference
 from .harness import Case, build, check, node

@@ -81,6 +81,7 @@ class OutputFolder:
         """Rename ``source`` (on the same file system) to ``name``, creating its folders."""
         parts = _parts(name)
         fd = self._open(parts[:-1], create=True)
+        assert fd is not None  # with create, a missing folder is made, never None
         try:
             os.replace(source, parts[-1], dst_dir_fd=fd)
         finally:

@@ -15,7 +15,7 @@ import os
 from importlib import resources
 from pathlib import Path
 
-from .errors import InputError
+from ..support.errors import InputError
 
 IMAGENET_LABELS = resources.files("onnx_xai") / "data" / "imagenet_classes.txt"
 
@@ -29,15 +29,17 @@ def read_labels(
     """Class names from a file (one per line); else from the model's metadata; else the bundled
     ImageNet names for 1000-class models. ``classes`` None (a model whose output does not declare its
     size) skips the count check."""
+    source: object = path
     if path is None:
         found = labels_from_metadata(metadata or {}, classes)
         if found is not None:
             return found[0]
         if classes != 1000:
             return []
-        path = IMAGENET_LABELS
+        source = IMAGENET_LABELS
+    path = str(source)
     try:
-        names = [line.strip() for line in Path(str(path)).read_text(encoding="utf-8").splitlines()]
+        names = [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines()]
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"cannot read labels file {path}: {exc}") from None
     names = [n for n in names if n]

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import InputError
+from ..support.errors import InputError
 
 PRESETS = {
     "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),

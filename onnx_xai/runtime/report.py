@@ -12,22 +12,22 @@ from __future__ import annotations
 
 import json
 
-from ..contract import METADATA_KEY
-from ..errors import InputError, ModelError
-from ..labels import labels_from_metadata
-from ..seeds import output_kind
-from .analysis import probability_outputs
-from .attention import attention_input, attention_mixers
-from .augment import analyze
-from .autodiff import path_problems, prepare_path
-from .emitter import Emitter
-from .head import CamHead
-from .info import GraphInfo
-from .layer import candidates, convention
-from .model_io import load_model
-from .rules.relevance import relevance_obstacles
-from .scales import PROBE_SIZE, scale_candidates
-from .trees import read_ensemble
+from ..graph.analysis import probability_outputs
+from ..graph.attention import attention_input, attention_mixers
+from ..graph.augment import analyze
+from ..graph.autodiff import path_problems, prepare_path
+from ..graph.contract import METADATA_KEY
+from ..graph.emitter import Emitter
+from ..graph.head import CamHead
+from ..graph.info import GraphInfo
+from ..graph.layer import candidates, convention
+from ..graph.model_io import load_model
+from ..graph.rules.relevance import relevance_obstacles
+from ..graph.scales import PROBE_SIZE, scale_candidates
+from ..graph.trees import read_ensemble
+from ..objectives.labels import labels_from_metadata
+from ..objectives.seeds import output_kind
+from ..support.errors import InputError, ModelError
 
 
 def _describe(info: GraphInfo, name: str) -> dict:
@@ -137,8 +137,8 @@ def _output(info: GraphInfo, name: str, layout: str | None) -> dict:
 def _detector_roles(outputs: list[dict], info: GraphInfo, a) -> list[dict]:
     """The outputs with, for a detector's, what they hold (``detector``): scores and where their boxes
     are and how they decode, boxes of which scores, or a YOLO-style layout of boxes and scores."""
-    from ..boxes import detector_outputs
-    from ..seeds import detection_layout
+    from ..objectives.boxes import detector_outputs
+    from ..objectives.seeds import detection_layout
 
     shapes = {o["name"]: tuple(o["shape"] or ()) for o in outputs}
     image = info.shape(a.image) or ()

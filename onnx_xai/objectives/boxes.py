@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import InputError
+from ..support.errors import InputError
 
 FORMS = ("xyxy", "cxcywh", "dfl", "anchors")
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import InputError
+from ..support.errors import InputError
 from .images import FITS, normalization
 
 

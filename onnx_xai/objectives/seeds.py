@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import InputError
+from ..support.errors import InputError
 
 KINDS = ("class", "segmentation", "detection", "dense", "regression")
 

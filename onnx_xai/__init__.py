@@ -1,10 +1,10 @@
-"""onnx_xai: gradient explanations (gradient, SmoothGrad, CAM, Grad-CAM, ...) from an ONNX file.
+"""onnx_xai: explanations (gradients, CAMs, LRP, SHAP, perturbations, ...) from an ONNX file.
 
-``onnx_xai.augment`` rewrites an image model into an ordinary ONNX model that also outputs activations
+``onnx_xai.augment`` rewrites any model into an ordinary ONNX model that also outputs activations
 and exact gradients (needs only ``onnx`` and ``numpy``); ``onnx_xai.Explainer`` computes the methods
-on onnxruntime or OpenVINO; ``onnx_xai.audit`` scores the maps and writes an HTML report. They are
-imported on first use, so that the command line starts (and handles signals) before the heavy
-libraries load.
+on onnxruntime or OpenVINO, for an ``onnx_xai.Objective`` (a class, a value, a seed over an
+output); ``onnx_xai.audit`` scores the maps and writes an HTML report. They are imported on first
+use, so that the command line starts (and handles signals) before the heavy libraries load.
 """
 
 from .support.errors import (
@@ -22,6 +22,7 @@ __version__ = "0.1.0"
 __all__ = [
     "METHOD_NAMES",
     "OUTPUT_SETS",
+    "Objective",
     "CamNotApplicableError",
     "DeadlineExceeded",
     "Explainer",
@@ -44,6 +45,7 @@ _LAZY = {
     "Explainer": "runtime",
     "Explanation": "runtime",
     "Work": "runtime",
+    "Objective": "objectives.objective",
 }
 
 

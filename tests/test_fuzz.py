@@ -99,7 +99,7 @@ def test_valid_batches_with_random_options(n, scale, seed, method, target, thres
 
 def check_explain(x, method, target, threshold, options) -> None:
     try:
-        result = EX.explain(x, method, target=target, box_threshold=threshold, **options)
+        result = EX.explain(x, method, objective=target, box_threshold=threshold, **options)
     except XaiError:
         return
     height, width = x.shape[2:]

@@ -108,7 +108,7 @@ def test_external_data_outside_the_folder_is_one_line(tmp_path):
         ["--crop", "0"],
         ["--smooth", "0"],
         ["--mean", "nan", "0", "0"],
-        ["--seed", "-3"],
+        ["--noise-seed", "-3"],
         ["--alpha", "x"],
     ],
 )

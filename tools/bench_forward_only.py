@@ -97,36 +97,36 @@ def runs(ex, net, x: np.ndarray, target: int) -> dict[str, tuple]:
 
     xt = torch.tensor(x)
     features = torch.as_tensor(grid_features())[None, None]
-    masks = rise_masks(1000, 7, 0.5, 224, 224, seed=0)
+    masks = rise_masks(1000, 7, 0.5, 224, 224, noise_seed=0)
     batched = {"batch_size": PER_RUN}
     lime, shap = lime_and_shap(net)
     surrogate = {"feature_mask": grid_features(), "n_samples": 200, **batched}
     return {
         "occlusion": (
-            lambda: ex.explain(x, "occlusion", target=target, **batched),
+            lambda: ex.explain(x, "occlusion", objective=target, **batched),
             lambda: Occlusion(net).attribute(
                 xt, sliding_window_shapes=(3, 16, 16), strides=(3, 8, 8), target=target,
                 perturbations_per_eval=PER_RUN,
             ),
         ),
         "lime": (
-            lambda: ex.explain(x, "lime", target=target, **surrogate),
+            lambda: ex.explain(x, "lime", objective=target, **surrogate),
             lambda: lime.attribute(
                 xt, target=target, feature_mask=features, n_samples=200, perturbations_per_eval=PER_RUN
             ),
         ),
         "kernel_shap": (
-            lambda: ex.explain(x, "kernel_shap", target=target, **surrogate),
+            lambda: ex.explain(x, "kernel_shap", objective=target, **surrogate),
             lambda: shap.attribute(
                 xt, target=target, feature_mask=features, n_samples=200, perturbations_per_eval=PER_RUN
             ),
         ),
         "rise": (
-            lambda: ex.explain(x, "rise", target=target, n_masks=1000, noise_seed=0, **batched),
+            lambda: ex.explain(x, "rise", objective=target, n_masks=1000, noise_seed=0, **batched),
             lambda: rise_in_torch(net, xt, torch.tensor(masks), target),
         ),
         "reciprocam": (
-            lambda: ex.explain(x, "reciprocam", target=target),
+            lambda: ex.explain(x, "reciprocam", objective=target),
             lambda: reciprocam_in_torch(net, xt, target),
         ),
     }  # fmt: skip

@@ -146,7 +146,7 @@ def kernel_shap(args: argparse.Namespace) -> None:
         return session.run(None, {"X": batch.astype(np.float32)})[0][:, 1]
 
     def ours():
-        return ex.explain(rows, "kernel_shap", background=background, target=1).raw
+        return ex.explain(rows, "kernel_shap", background=background, objective=1).raw
 
     def theirs():
         return shap.KernelExplainer(f, background).shap_values(rows, nsamples=2**features - 2, silent=True)

@@ -51,8 +51,8 @@ def compare(path: Path, batch: int = 2) -> dict[str, float]:
     options = {"smoothgrad": {"noise_seed": 0, "n_samples": 8}, "integrated_gradients": {"n_steps": 8}}
     for method in onnx_xai.METHOD_NAMES:
         opts = options.get(method, {})
-        a = gpu.explain(x, method, target=[-1, 3], **opts)
-        b = cpu.explain(x, method, target=[-1, 3], **opts)
+        a = gpu.explain(x, method, objective=[-1, 3], **opts)
+        b = cpu.explain(x, method, objective=[-1, 3], **opts)
         diffs[method] = float(np.abs(a.raw - b.raw).max() / max(np.abs(b.raw).max(), 1e-12))
     return diffs
 

@@ -57,8 +57,8 @@ def quantized_row() -> str:
     targets = original.explain(x, "gradcam").targets
     methods = ["gradient", "gradcam", "cam"]
     q, f = (
-        quantized.explain_many(x, methods, target=targets),
-        original.explain_many(x, methods, target=targets),
+        quantized.explain_many(x, methods, objective=targets),
+        original.explain_many(x, methods, objective=targets),
     )
     low = {m: correlations(q[m].raw, f[m].raw).min() for m in methods}
     return (

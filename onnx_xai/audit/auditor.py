@@ -40,7 +40,7 @@ class AuditOptions:
     target: int | str | None = None  # a class index or label; None: each photo's top-1 class
     labels: list[str] = field(default_factory=list)
     preprocessing: Preprocessing = Preprocessing()
-    seed: int = 0  # SmoothGrad's noise (the protocol has its own seed)
+    noise_seed: int = 0  # SmoothGrad's noise (the protocol has its own noise_seed)
     batch_size: int = 8
     metrics: Sequence[str] = METRICS
     sanity: Sequence[str] = SANITY
@@ -72,7 +72,7 @@ class Auditor:
         self.scorer = Scorer(
             explainer.predict, self.probabilities, explainer.input_dtype, opts.batch_size * 2
         )
-        self.options = options_for(opts.methods, opts.seed)
+        self.options = options_for(opts.methods, opts.noise_seed)
 
     def model_facts(self) -> dict:
         ex, record = self.ex, self.ex.record
@@ -112,14 +112,16 @@ def audit_batch(auditor: Auditor, photos: list[tuple[Path, str]], start: int) ->
     opts, ex = auditor.opts, auditor.ex
     prepared = [prepare(load_image(path), **auditor.preprocessing) for path, _ in photos]
     batch = np.concatenate([p.array for p in prepared])
-    results = ex.explain_many(batch, list(opts.methods), target=auditor.target, **auditor.options)
+    results = ex.explain_many(batch, list(opts.methods), objective=auditor.target, **auditor.options)
     first = results[opts.methods[0]]
     out = []
     for i, ((path, shown), photo) in enumerate(zip(photos, prepared)):
         target, score = int(first.targets[i]), float(first.scores[i])
         chw = np.moveaxis(photo.array[0], ex.layout.replace("N", "").index("C"), 0)
         maps = {m: results[m].maps[i] for m in opts.methods}
-        maps.update({k: v.astype(np.float32) for k, v in baseline_maps(chw, opts.protocol.seed).items()})
+        maps.update(
+            {k: v.astype(np.float32) for k, v in baseline_maps(chw, opts.protocol.noise_seed).items()}
+        )
         raws = {m: results[m].raw[i] for m in opts.methods} | {b: maps[b] for b in BASELINES}
         boxes = {m: tuple(int(v) for v in results[m].boxes[i]) for m in opts.methods}
         boxes.update({b: map_box(maps[b], 0.2) for b in BASELINES})

@@ -13,8 +13,8 @@ import numpy as np
 BASELINES = ("baseline_random", "baseline_sobel", "baseline_center")
 
 
-def random_map(height: int, width: int, seed: int) -> np.ndarray:
-    return np.random.default_rng(seed).random((height, width))
+def random_map(height: int, width: int, noise_seed: int) -> np.ndarray:
+    return np.random.default_rng(noise_seed).random((height, width))
 
 
 def sobel_map(image_chw: np.ndarray) -> np.ndarray:
@@ -34,11 +34,11 @@ def center_map(height: int, width: int) -> np.ndarray:
     return np.exp(-0.5 * (y[:, None] ** 2 + x[None, :] ** 2))
 
 
-def baseline_maps(image_chw: np.ndarray, seed: int) -> dict[str, np.ndarray]:
+def baseline_maps(image_chw: np.ndarray, noise_seed: int) -> dict[str, np.ndarray]:
     """Every baseline for one input ``(C, H, W)``, by its method name."""
     _, height, width = image_chw.shape
     return {
-        "baseline_random": random_map(height, width, seed),
+        "baseline_random": random_map(height, width, noise_seed),
         "baseline_sobel": sobel_map(image_chw),
         "baseline_center": center_map(height, width),
     }

@@ -42,7 +42,7 @@ class Protocol:
     blur_sigma: float = 5.0  # the blurred copy's Gaussian sigma, input pixels
     road_fractions: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
     road_noise: float = 0.01  # ROAD's imputation noise, input units
-    seed: int = 0  # tie-breaking order and imputation noise
+    noise_seed: int = 0  # tie-breaking order and imputation noise
 
     def describe(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -91,9 +91,9 @@ class Scorer:
         return images.astype(self.dtype)
 
 
-def ranking(saliency: np.ndarray, seed: int) -> np.ndarray:
+def ranking(saliency: np.ndarray, noise_seed: int) -> np.ndarray:
     """Flat pixel indices, most relevant first; ties in a seeded random order."""
-    jitter = np.random.default_rng(seed).random(saliency.size)
+    jitter = np.random.default_rng(noise_seed).random(saliency.size)
     return np.lexsort((jitter, -saliency.reshape(-1).astype(np.float64)))
 
 
@@ -134,7 +134,7 @@ def deletion(
     """(AUC, curve): the most relevant pixels removed first. ``image`` is one input without the batch
     axis in ``layout``; ``saliency`` ``(H, W)``."""
     chw, back = _to_chw(image, layout)
-    order = ranking(saliency, protocol.seed)
+    order = ranking(saliency, protocol.noise_seed)
     curve = score(
         back(_progressive(_filled(chw, protocol.deletion_fill, protocol), chw, order, protocol.steps)), target
     )
@@ -151,7 +151,7 @@ def insertion(
 ) -> tuple[float, np.ndarray]:
     """(AUC, curve): from the start image, the most relevant original pixels put back first."""
     chw, back = _to_chw(image, layout)
-    order = ranking(saliency, protocol.seed)
+    order = ranking(saliency, protocol.noise_seed)
     curve = score(
         back(_progressive(chw, _filled(chw, protocol.insertion_start, protocol), order, protocol.steps)),
         target,
@@ -169,8 +169,8 @@ def road(
 ) -> dict:
     """ROAD's MoRF and LeRF curves over ``protocol.road_fractions`` and their means (module docstring)."""
     chw, back = _to_chw(image, layout)
-    order = ranking(saliency, protocol.seed)
-    rng = np.random.default_rng(protocol.seed)
+    order = ranking(saliency, protocol.noise_seed)
+    rng = np.random.default_rng(protocol.noise_seed)
     images = []
     for most_first in (True, False):
         for fraction in protocol.road_fractions:

@@ -24,6 +24,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ..runtime.features import Columns
 from .curves import ranking
 
 Score = Callable[[np.ndarray, int], np.ndarray]  # (rows [n, F], class) -> the class's score [n]
@@ -54,9 +55,9 @@ def area(fractions: np.ndarray, curve: np.ndarray) -> float:
     return float(np.sum((curve[1:] + curve[:-1]) * np.diff(fractions)) / 2)
 
 
-def random_attribution(features: int, seed: int, row: int) -> np.ndarray:
-    """The random baseline's attribution of one row: uniform draws, seeded by ``(seed, row)``."""
-    return np.random.default_rng((seed, row)).random(features)
+def random_attribution(features: int, noise_seed: int, row: int) -> np.ndarray:
+    """The random baseline's attribution of one row: uniform draws, seeded by ``(noise_seed, row)``."""
+    return np.random.default_rng((noise_seed, row)).random(features)
 
 
 def ends(score: Score, row: np.ndarray, background: np.ndarray, target: int) -> tuple[float, float]:
@@ -72,7 +73,7 @@ def feature_curves(
     attribution: np.ndarray,
     target: int,
     steps: int,
-    seed: int,
+    noise_seed: int,
     scored_ends: tuple[float, float] | None = None,
 ) -> dict:
     """One row's deletion and insertion curves and areas for one attribution (module docstring).
@@ -81,7 +82,7 @@ def feature_curves(
         score: the scorer of copies (:class:`RowScorer`).
         row: ``[F]``; background: ``[B, F]``; attribution: ``[F]``.
         steps: at most this many steps (one feature per step when there are fewer features).
-        seed: the tie order's seed.
+        noise_seed: the seed of the tie order's random draws.
         scored_ends: the row's score and the background's mean score, when already known (:func:`ends`).
 
     Returns:
@@ -90,14 +91,13 @@ def feature_curves(
     """
     features = row.size
     own, base = scored_ends if scored_ends is not None else ends(score, row, background, target)
-    order = ranking(np.abs(np.asarray(attribution, np.float64)), seed)
+    order = ranking(np.abs(np.asarray(attribution, np.float64)), noise_seed)
     inner = counts(features, steps)[1:-1]
     removed = np.zeros((len(inner), features), bool)
     for i, k in enumerate(inner):
         removed[i, order[:k]] = True
-    deleted = np.where(removed[:, None, :], background[None], row[None, None, :])
-    inserted = np.where(removed[:, None, :], row[None, None, :], background[None])
-    copies = np.concatenate([deleted, inserted]).reshape(-1, features)
+    columns = Columns(["row"], [row], [background])  # a removed feature takes each background row's value
+    copies = np.concatenate([columns.copies(~removed)[0], columns.copies(removed)[0]])
     means = score(copies, target).reshape(2, len(inner), len(background)).mean(axis=2)
     fractions = counts(features, steps) / features
     deletion = np.r_[own, means[0], base]

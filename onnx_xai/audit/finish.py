@@ -4,7 +4,7 @@ sanity figures' attachment, the JSON writing and the commit).
 
 Nothing is written until every photo has been explained and scored. The files are written into a
 staging folder inside ``out`` and moved in as one set with signals held
-(:class:`onnx_xai.files.Staging`): a full disk or a read-only folder leaves the previous set as it
+(:class:`onnx_xai.support.files.Staging`): a full disk or a read-only folder leaves the previous set as it
 was and says which file could not be written; a rerun replaces the set and removes what the new set
 lacks (``results.parquet`` of an earlier Ray run); nothing else in the folder is touched.
 """
@@ -48,7 +48,7 @@ def run_sanity(auditor: Auditor, done: list[PhotoAudit], explainer_args: dict, t
     if "random_target" in opts.sanity:
         classes = ex.num_classes or int(ex.predict(x[:1]).shape[-1])
         others, methods = random_target_check(
-            ex, x, opts.methods, targets, original, classes, opts.protocol.seed, auditor.options
+            ex, x, opts.methods, targets, original, classes, opts.protocol.noise_seed, auditor.options
         )
         result["random_target"] = {"targets": others.tolist(), "methods": methods}
     if "randomization" in opts.sanity:
@@ -65,7 +65,7 @@ def run_sanity(auditor: Auditor, done: list[PhotoAudit], explainer_args: dict, t
                 targets,
                 original,
                 opts.randomization_steps,
-                opts.protocol.seed,
+                opts.protocol.noise_seed,
                 auditor.options,
                 tick,
             )

@@ -48,31 +48,31 @@ def learned_layers(model) -> list[Layer]:
     return found[::-1]
 
 
-def randomized_learned(model, keys: set, seed: int):
+def randomized_learned(model, keys: set, noise_seed: int):
     """A copy of ``model`` with the layers of ``keys`` re-drawn (module docstring): initializer names
     as :func:`.randomization.randomized` re-draws them, node attributes here."""
-    copy = randomized(model, {k for k in keys if isinstance(k, str)}, seed)
+    copy = randomized(model, {k for k in keys if isinstance(k, str)}, noise_seed)
     chosen: dict[int, list] = {}
     for key in keys:
         if isinstance(key, tuple):
             chosen.setdefault(key[0], []).append(key[1])
     for index, trees in chosen.items():
-        _redraw_node(copy.graph.node[index], index, trees, seed)
+        _redraw_node(copy.graph.node[index], index, trees, noise_seed)
     return copy
 
 
-def _redraw_node(node, index: int, trees: list, seed: int) -> None:
+def _redraw_node(node, index: int, trees: list, noise_seed: int) -> None:
     """Re-draw a linear model's coefficients and intercepts, or the leaf values of ``trees``."""
     attributes = _attributes(node)
     if node.op_type in LINEAR:
         for k, name in enumerate(LINEAR[node.op_type]):
             if name in attributes:
-                rng = np.random.default_rng((seed, index, k))
+                rng = np.random.default_rng((noise_seed, index, k))
                 _write(attributes[name], _redraw(_values(attributes[name]), rng))
         return
     owners, name = _leaf_owners(node)
     if name in attributes:
-        _write(attributes[name], _redraw_trees(_values(attributes[name]), owners, trees, seed, index))
+        _write(attributes[name], _redraw_trees(_values(attributes[name]), owners, trees, noise_seed, index))
 
 
 def _attributes(node) -> dict:
@@ -146,11 +146,13 @@ def _redraw(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return rng.normal(values.mean(), values.std(), values.shape) if values.size else values
 
 
-def _redraw_trees(values: np.ndarray, owners: np.ndarray, trees: list, seed: int, index: int) -> np.ndarray:
+def _redraw_trees(
+    values: np.ndarray, owners: np.ndarray, trees: list, noise_seed: int, index: int
+) -> np.ndarray:
     """The leaf values of ``trees`` re-drawn, each tree from its own mean and deviation."""
     drawn = values.copy()
     for tree in trees:
         mine = owners == tree
         if mine.any():
-            drawn[mine] = _redraw(values[mine], np.random.default_rng((seed, index, int(tree))))
+            drawn[mine] = _redraw(values[mine], np.random.default_rng((noise_seed, index, int(tree))))
     return drawn

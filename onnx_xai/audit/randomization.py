@@ -85,14 +85,14 @@ def groups(layers: list, steps: int) -> list:
     ]
 
 
-def randomized(model, tensors: set, seed: int):
+def randomized(model, tensors: set, noise_seed: int):
     """A copy of ``model`` with the named constant tensors re-drawn (module docstring)."""
     import onnx
     from onnx import numpy_helper
 
     copy = onnx.ModelProto()
     copy.CopyFrom(model)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(noise_seed)
     for init in copy.graph.initializer:
         if init.name in tensors:
             init.CopyFrom(numpy_helper.from_array(_redraw(numpy_helper.to_array(init), rng), init.name))

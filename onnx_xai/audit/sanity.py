@@ -63,7 +63,7 @@ def cascading_randomization(
     targets: np.ndarray,
     original: dict,
     steps: int,
-    seed: int,
+    noise_seed: int,
     options: dict,
     on_step: Callable[[], None] | None = None,
     likeness: Likeness = MAPS,
@@ -73,7 +73,7 @@ def cascading_randomization(
     """One entry per step (step 0: the model itself): the layers randomized so far, the lowest of
     them, and per method the per-sample measures of ``likeness`` with ``original`` (``{method: (N,
     ...)}``). ``layers`` (default: :func:`.randomization.parameter_layers`) are re-drawn top first by
-    ``randomize(model, keys, seed)``. A step whose results are not finite (a re-drawn model can
+    ``randomize(model, keys, noise_seed)``. A step whose results are not finite (a re-drawn model can
     overflow) records None for them."""
     layers = parameter_layers(model) if layers is None else layers
     entries = [
@@ -88,7 +88,7 @@ def cascading_randomization(
     for k, group in enumerate(groups(layers, steps), start=1):
         chosen.update(t for layer in group for t in layer.tensors)
         count += len(group)
-        explainer = make_explainer(randomize(model, chosen, seed + k))
+        explainer = make_explainer(randomize(model, chosen, noise_seed + k))
         found = _results(explainer, x, methods, targets, options, likeness.field)
         entries.append(
             {
@@ -103,9 +103,9 @@ def cascading_randomization(
     return entries
 
 
-def random_targets(targets: np.ndarray, classes: int, seed: int) -> np.ndarray:
+def random_targets(targets: np.ndarray, classes: int, noise_seed: int) -> np.ndarray:
     """For each class, another drawn uniformly from the rest (seeded)."""
-    drawn = np.random.default_rng(seed).integers(0, classes - 1, size=len(targets))
+    drawn = np.random.default_rng(noise_seed).integers(0, classes - 1, size=len(targets))
     return np.where(drawn >= targets, drawn + 1, drawn).astype(np.int64)
 
 
@@ -116,12 +116,12 @@ def random_target_check(
     targets: np.ndarray,
     original: dict,
     classes: int,
-    seed: int,
+    noise_seed: int,
     options: dict,
     likeness: Likeness = MAPS,
 ) -> tuple[np.ndarray, dict]:
     """The classes drawn, and per method the per-sample likeness of their results with ``original``."""
-    others = random_targets(targets, classes, seed)
+    others = random_targets(targets, classes, noise_seed)
     found = _results(explainer, x, methods, others, options, likeness.field)
     return others, {m: likeness.compare(original[m], found.get(m)) for m in methods}
 
@@ -131,7 +131,7 @@ def _results(
 ) -> dict:
     """Each method's ``field`` for ``x``; a method that fails (overflows) is left out."""
     try:  # one run for all the methods that share a graph
-        found = explainer.explain_many(x, methods, target=targets, **options)
+        found = explainer.explain_many(x, methods, objective=targets, **options)
         return {m: getattr(e, field) for m, e in found.items()}
     except XaiError:
         pass
@@ -139,7 +139,7 @@ def _results(
     for method in methods:  # one at a time: one overflowing method must not hide the others
         try:
             taken = {k: v for k, v in options.items() if k in get(method).Options.__dataclass_fields__}
-            out[method] = getattr(explainer.explain(x, method, target=targets, **taken), field)
+            out[method] = getattr(explainer.explain(x, method, objective=targets, **taken), field)
         except XaiError:
             pass
     return out

@@ -42,10 +42,10 @@ class TableAuditOptions:
     methods: Sequence[str] = ("kernel_shap",)
     target: int | None = None  # a class index; None: each row's top-1 class
     labels: list[str] = field(default_factory=list)
-    seed: int = 0  # tie order, the random baseline, re-drawn weights, the methods' noise
+    noise_seed: int = 0  # tie order, the random baseline, re-drawn weights, the methods' noise
     metrics: Sequence[str] = TABLE_METRICS
     sanity: Sequence[str] = SANITY
-    protocol: Protocol = field(default_factory=Protocol)  # its steps and seed apply to tables
+    protocol: Protocol = field(default_factory=Protocol)  # its steps and noise_seed apply to tables
     randomization_steps: int = 8
     sanity_rows: int = 8
     batch_rows: int = 8192  # perturbed rows per run of the model
@@ -63,7 +63,9 @@ class TableAuditor:
         self.ex, self.model_path, self.opts = explainer, model_path, opts
         self.scorer = RowScorer(explainer, opts.batch_rows)
         self.background = opts.background.values
-        self.options = method_options(opts.methods, self.background.astype(explainer.input_dtype), opts.seed)
+        self.options = method_options(
+            opts.methods, self.background.astype(explainer.input_dtype), opts.noise_seed
+        )
 
     def model_facts(self, rows: Rows) -> dict:
         ex, record = self.ex, self.ex.record
@@ -87,10 +89,10 @@ class TableAuditor:
         }
 
 
-def method_options(methods: Sequence[str], background: np.ndarray, seed: int) -> dict:
+def method_options(methods: Sequence[str], background: np.ndarray, noise_seed: int) -> dict:
     """``background`` and ``noise_seed`` for the methods that take them."""
     taken = {name for m in methods for name in get(m).Options.__dataclass_fields__}
-    found = {"background": background, "noise_seed": seed}
+    found = {"background": background, "noise_seed": noise_seed}
     return {k: v for k, v in found.items() if k in taken}
 
 
@@ -119,11 +121,13 @@ def audit_rows(auditor: TableAuditor, rows: Rows, tick=None) -> TableAudit:
     ``tick(n)`` is told of each ``n`` rows done."""
     opts, ex = auditor.opts, auditor.ex
     x = rows.values.astype(ex.input_dtype)
-    results = ex.explain_many(x, list(opts.methods), target=opts.target, **auditor.options)
+    results = ex.explain_many(x, list(opts.methods), objective=opts.target, **auditor.options)
     first = results[opts.methods[0]]
     targets = np.asarray(first.targets, np.int64)
     raws = {m: np.asarray(r.raw, np.float64).reshape(len(x), -1) for m, r in results.items()}
-    raws[RANDOM] = np.stack([random_attribution(x.shape[1], opts.protocol.seed, i) for i in range(len(x))])
+    raws[RANDOM] = np.stack(
+        [random_attribution(x.shape[1], opts.protocol.noise_seed, i) for i in range(len(x))]
+    )
     bases = {m: np.asarray(r.base, np.float64).reshape(-1) for m, r in results.items() if r.base is not None}
     done = []
     for i in range(len(x)):
@@ -144,7 +148,7 @@ def _record(
     """One row x method record: the facts, the most relevant features, the curves asked for."""
     opts, i, target = auditor.opts, facts["row"], facts["target"]
     labels = opts.labels
-    order = ranking(np.abs(attribution), opts.protocol.seed)[:TOP_FEATURES]
+    order = ranking(np.abs(attribution), opts.protocol.noise_seed)[:TOP_FEATURES]
     record = {
         "row": i,
         "method": facts["method"],
@@ -156,9 +160,9 @@ def _record(
     if base is not None:
         record["base"] = float(base[i])
     if set(opts.metrics) & {"deletion", "insertion"}:
-        steps, seed = opts.protocol.steps, opts.protocol.seed
+        steps, noise_seed = opts.protocol.steps, opts.protocol.noise_seed
         curves = feature_curves(
-            auditor.scorer, rows.values[i], auditor.background, attribution, target, steps, seed, scored
+            auditor.scorer, rows.values[i], auditor.background, attribution, target, steps, noise_seed, scored
         )
         for metric in ("deletion", "insertion"):
             if metric in opts.metrics:
@@ -178,5 +182,5 @@ def describe(auditor: TableAuditor, features: int) -> dict:
         "removed_to": "background rows",
         "background_rows": len(auditor.background),
         "score": auditor.ex.record.score_kind,
-        "seed": protocol.seed,
+        "noise_seed": protocol.noise_seed,
     }

@@ -6,7 +6,7 @@ randomization of what the model learned (:mod:`.learned`: initializer weights, a
 leaves from the last tree back, a linear model's coefficients), and, for a model with several
 classes, a random class. A check that cannot run says why in one line, in the results and the
 report. As for photos (:mod:`.finish`), nothing is written until every row is done, and the files are
-moved into ``out`` together (:func:`onnx_xai.files.commit_set`).
+moved into ``out`` together (:func:`onnx_xai.support.files.commit_set`).
 """
 
 from __future__ import annotations
@@ -78,9 +78,9 @@ def table_sanity(auditor: TableAuditor, audit: TableAudit, explainer_args: dict,
                 "one class's attributions are the other's, negated"
             )
         else:
-            seed = opts.protocol.seed
+            noise_seed = opts.protocol.noise_seed
             others, methods = random_target_check(
-                ex, x, opts.methods, targets, original, classes, seed, auditor.options, ATTRIBUTIONS
+                ex, x, opts.methods, targets, original, classes, noise_seed, auditor.options, ATTRIBUTIONS
             )
             result["random_target"] = {"targets": others.tolist(), "methods": methods}
     if "randomization" in opts.sanity:
@@ -109,7 +109,7 @@ def _randomization(auditor: TableAuditor, x, targets, original: dict, explainer_
         return {"randomization_skipped": NOTHING}
     steps = cascading_randomization(
         model, lambda m: Explainer(m, **explainer_args), x, opts.methods, targets, original,
-        opts.randomization_steps, opts.protocol.seed, auditor.options, tick,
+        opts.randomization_steps, opts.protocol.noise_seed, auditor.options, tick,
         likeness=ATTRIBUTIONS, layers=layers, randomize=randomized_learned,
     )  # fmt: skip
     return {"randomization": steps, "randomized": _what(layers)}

@@ -2,7 +2,7 @@
 
 One module per command (``add_parser(sub)`` and ``run(args)``), sharing argument types and flag groups
 through :mod:`.options` and never importing each other. Every command turns the package's errors
-(:class:`~onnx_xai.errors.XaiError`) and I/O errors into one line on stderr and exit status 1, and
+(:class:`~onnx_xai.support.errors.XaiError`) and I/O errors into one line on stderr and exit status 1, and
 flags that cannot go together into a usage error (exit status 2); nothing is half-written (outputs
 go through atomic renames).
 """
@@ -71,8 +71,8 @@ def _run(argv: Sequence[str] | None) -> int:
 
 
 def _stages():
-    """Long steps said on a terminal after a few seconds (:mod:`onnx_xai.progress`); nothing in a pipe,
-    where standard error is the one-line error channel."""
+    """Long steps said on a terminal after a few seconds (:mod:`onnx_xai.support.progress`); nothing
+    in a pipe, where standard error is the one-line error channel."""
     from contextlib import nullcontext
 
     from ..support.progress import StageReporter

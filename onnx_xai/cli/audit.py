@@ -78,7 +78,7 @@ def add_parser(sub) -> None:
     _add_sanity(p)
     _add_protocol(p)
     p.add_argument(
-        "--seed",
+        "--noise-seed",
         type=at_least(0),
         default=0,
         help="baselines, tie order, imputation noise, "
@@ -289,10 +289,10 @@ def _table_options(args: argparse.Namespace, ex):
         methods=list(dict.fromkeys(args.methods)) if args.methods else _table_methods(ex),
         target=parse_target(args.target, labels, ex.num_classes) if ex.num_classes else None,
         labels=labels,
-        seed=args.seed,
+        noise_seed=args.noise_seed,
         metrics=list(dict.fromkeys(args.metrics or TABLE_METRICS)),
         sanity=[s for s in args.sanity if s != "none"],
-        protocol=Protocol(steps=args.curve_steps, seed=args.seed),
+        protocol=Protocol(steps=args.curve_steps, noise_seed=args.noise_seed),
         randomization_steps=args.randomization_steps,
         sanity_rows=args.sanity_photos,
     )
@@ -320,7 +320,7 @@ def _options(args: argparse.Namespace):
         insertion_start=args.insertion_start,
         fill_value=args.fill_value,
         blur_sigma=args.blur_sigma,
-        seed=args.seed,
+        noise_seed=args.noise_seed,
         road_fractions=tuple(sorted(set(args.road_fractions))),
     )
     return AuditOptions(
@@ -335,7 +335,7 @@ def _options(args: argparse.Namespace):
         target=args.target,
         labels=_labels(args),
         preprocessing=preprocessing(args),
-        seed=args.seed,
+        noise_seed=args.noise_seed,
         batch_size=args.batch_size,
     )
 

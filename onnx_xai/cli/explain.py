@@ -93,7 +93,7 @@ def _add_sampling(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="integration points of integrated_gradients (default 50)",
     )
-    p.add_argument("--seed", type=at_least(0), default=0, help="SmoothGrad noise seed (default 0)")
+    p.add_argument("--noise-seed", type=at_least(0), default=0, help="SmoothGrad noise seed (default 0)")
     p.add_argument(
         "--baselines",
         metavar="FILE.npy",
@@ -213,7 +213,7 @@ def _run_table(args: argparse.Namespace, ex) -> int:
         )
     labels = read_labels(args.labels, ex.num_classes, ex.metadata) if ex.num_classes else []
     target = parse_target(args.target, labels, ex.num_classes) if ex.num_classes else None
-    opts = TableOptions(methods, target, background, labels, args.seed, figures=not args.no_overlays)
+    opts = TableOptions(methods, target, background, labels, args.noise_seed, figures=not args.no_overlays)
     explain_rows(ex, rows, Path(args.out), opts, sha256_of(args.model))
     out = Path(args.out)
     figures = f", {out}/summary.*.png" if opts.figures else ""
@@ -267,7 +267,7 @@ def _options(args: argparse.Namespace, ex):
         target=parse_target(args.target, labels, classes),
         preprocessing=preprocessing(args),
         smooth=args.smooth,
-        seed=args.seed,
+        noise_seed=args.noise_seed,
         steps=args.steps,
         cmap=args.cmap,
         alpha=args.alpha,

@@ -100,7 +100,7 @@ def detection_layout(args: argparse.Namespace):
 
 
 def decoder(args: argparse.Namespace, outputs: dict):
-    """The :class:`~onnx_xai.boxes.BoxDecoder` of ``--decoder``'s file, or None."""
+    """The :class:`~onnx_xai.objectives.boxes.BoxDecoder` of ``--decoder``'s file, or None."""
     from ..objectives.boxes import decoder_from_spec
 
     if args.decoder is None:

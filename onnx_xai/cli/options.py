@@ -147,7 +147,8 @@ def add_preprocessing(p: argparse.ArgumentParser) -> None:
 
 
 def preprocessing(args: argparse.Namespace):
-    """The :class:`~onnx_xai.preprocessing.Preprocessing` that :func:`add_preprocessing`'s flags say."""
+    """The :class:`~onnx_xai.imaging.preprocessing.Preprocessing` that :func:`add_preprocessing`'s
+    flags say."""
     from ..imaging.preprocessing import Preprocessing
 
     return Preprocessing(

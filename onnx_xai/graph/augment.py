@@ -1,6 +1,6 @@
 """``augment``: an ONNX model in, an ordinary ONNX model with explanation outputs out.
 
-The rewritten-model contract is :mod:`onnx_xai.contract` (names, output sets, the record stored in
+The rewritten-model contract is :mod:`onnx_xai.graph.contract` (names, output sets, the record stored in
 ``metadata_props``), documented in the README; the graph is pruned to the requested output sets,
 and the record describes the rewrite so that the runtime never re-derives anything.
 """
@@ -210,7 +210,7 @@ def augment(
         target_layer: name of the tensor to explain (4-D, or a vision transformer's tokens), or a
             list of names (a multi-scale neck: each layer's outputs suffixed ``_1``, ``_2`` ...);
             default: the input of the head's spatial collapse (see :mod:`onnx_xai.graph.layer`).
-        outputs: the output sets to emit (:data:`onnx_xai.contract.OUTPUT_SETS`: ``"activation"``,
+        outputs: the output sets to emit (:data:`onnx_xai.graph.contract.OUTPUT_SETS`: ``"activation"``,
             ``"cam"``, ``"gradcam"``, ``"input_grad"``, ``"guided"``, ``"deconv"``); default ``"cam"``,
             ``"gradcam"`` and ``"input_grad"``, CAM only on a GAP -> linear head.
         input_name: the image input (default: the first 4-D float input, else integer input).

@@ -54,12 +54,23 @@ OUTPUT_SETS: dict[str, tuple[str, ...]] = {
 DEFAULT_SETS = ("cam", "gradcam", "input_grad")  # what `augment` writes unless told otherwise
 LAYER_OUTPUTS = (ACTIVATION, ACTIVATION_GRAD, GRADCAM)  # one of each per target layer
 LAYERED_SETS = ("activation", "cam", "gradcam")  # the sets that read a target layer
+NUMBERED = {"fullgrad": FULLGRAD}  # sets that also give one output per layer found at rewrite, _1, _2 ...
 
 
 def layer_output(name: str, layer: int) -> str:
     """The name of a per-layer output for the ``layer``-th target layer: ``xai_activation`` for the
     first, ``xai_activation_1`` for the second, and so on."""
     return name if layer == 0 else f"{name}_{layer}"
+
+
+def numbered_outputs(output_set: str, given: set[str]) -> list[str]:
+    """The outputs of ``given`` (a graph's output names) that ``output_set`` numbers per layer
+    found at rewrite time (:data:`NUMBERED`: FullGrad's ``xai_fullgrad_1`` ...), in layer order."""
+    if output_set not in NUMBERED:
+        return []
+    prefix = NUMBERED[output_set] + "_"
+    found = [n for n in given if n.startswith(prefix) and n[len(prefix) :].isdigit()]
+    return sorted(found, key=lambda n: int(n[len(prefix) :]))
 
 
 def outputs_of(output_set: str, layers: int = 1) -> tuple[str, ...]:

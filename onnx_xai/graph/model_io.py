@@ -3,7 +3,7 @@
 A model loaded from a path brings its external data (the PyTorch dynamo exporter writes
 ``model.onnx.data`` beside the file). The source's SHA-256 is that of the bytes the user handed over
 (the file, or the serialized proto). Saving never writes over the input, writes to a temporary file
-in the destination folder and renames it into place (:func:`onnx_xai.files.write_atomic`), and
+in the destination folder and renames it into place (:func:`onnx_xai.support.files.write_atomic`), and
 switches to external data only when the model is too large for one protobuf (2 GiB). Every model is
 checked (:mod:`.validate`) before anything is read or allocated from what it declares: malformed
 ones (data that contradicts its dims, external data outside the model's folder, cycles, tensors

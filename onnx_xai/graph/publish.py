@@ -1,7 +1,7 @@
 """Publishing a rewrite's tensors as graph outputs: float32, the input's gradients in its own shape.
 
 Every output set ends here: a tensor computed in the forward's element type is cast to float32 and
-exposed under its contract name (:mod:`onnx_xai.contract`); a cotangent of the differentiated tensor
+exposed under its contract name (:mod:`onnx_xai.graph.contract`); a cotangent of the differentiated tensor
 is carried back through the input's moves (an integer input's cast, a layout change) first.
 """
 

@@ -14,7 +14,7 @@ versions before 4 required every initializer to be an input). Declared sizes are
 integers and never allocated, so a product past what the data holds is refused whatever its size; a
 sparse tensor whose dense form passes :data:`MAX_DENSE_BYTES` and an input declaring more than
 :data:`MAX_INPUT_VALUES` values are refused as absurd. Every problem found is reported, the first
-few written out, in one line, as a :class:`~onnx_xai.errors.ModelError`.
+few written out, in one line, as a :class:`~onnx_xai.support.errors.ModelError`.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Loading applies the EXIF orientation, converts palette, grayscale, 16-bit and alpha images to 8-bit
 RGB (alpha composited on white), and turns every decoding problem into one clear
-:class:`~onnx_xai.errors.InputError` (Pillow's decompression-bomb limit included, and a caller's
+:class:`~onnx_xai.support.errors.InputError` (Pillow's decompression-bomb limit included, and a caller's
 ``max_pixels``, read from the header before any pixel is decoded). A photo held in memory can be
 decoded for its preprocessing (:func:`decode_for`): a JPEG much larger than the model needs is then
 decoded reduced, as libjpeg can. Preprocessing

@@ -1,7 +1,7 @@
 """How a photo becomes a model's input, read from the model: its size, layout, channels and pixel
 type, with the normalization, crop and fit asked for (:class:`Preprocessing`).
 
-:func:`preprocessing_for` gives the arguments of :func:`onnx_xai.images.prepare` for an Explainer's
+:func:`preprocessing_for` gives the arguments of :func:`onnx_xai.imaging.images.prepare` for an Explainer's
 model: a model that takes integer pixels gets them as they are (its normalization is inside; doing it
 again would explain the wrong input), a model of any input size gets each photo at its own size.
 """
@@ -33,7 +33,7 @@ class Preprocessing:
 
 
 def preprocessing_for(ex, p: Preprocessing = Preprocessing()) -> dict:
-    """The arguments of :func:`~onnx_xai.images.prepare` for this model: its size, layout and
+    """The arguments of :func:`~onnx_xai.imaging.images.prepare` for this model: its size, layout and
     channels, and either the normalization asked for or, for a model that takes integer pixels,
     none at all (its preprocessing is inside; normalizing again would explain the wrong input)."""
     pixels = ex.input_dtype.kind in "iu"
@@ -69,7 +69,7 @@ def fit_for(ex, size: tuple[int, int] | None, fit: str = "auto") -> str:
 
 def input_size(ex, size: tuple[int, int] | None = None) -> tuple[int, int] | None:
     """The input's (H, W): the model's, or ``--size``; None when neither fixes it (each photo is
-    then given at its own size, :func:`~onnx_xai.images.natural_size`)."""
+    then given at its own size, :func:`~onnx_xai.imaging.images.natural_size`)."""
     shape = ex.input_shape
     dims = (shape[ex.layout.index("H")], shape[ex.layout.index("W")])
     fixed = [d for d in dims if isinstance(d, int)]

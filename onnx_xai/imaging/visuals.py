@@ -145,7 +145,7 @@ def photo_picture(
     cmap: str = "jet",
     alpha: float = 0.5,
 ) -> Image.Image:
-    """The whole photo of a :class:`~onnx_xai.images.Prepared` input with one method's map over the
+    """The whole photo of a :class:`~onnx_xai.imaging.images.Prepared` input with one method's map over the
     part the input covers: a heatmap for the CAM family, a spotlight (signed maps tinted) for the
     gradient family; ``box`` in photo pixels, or None."""
     if family == "cam":

@@ -209,7 +209,7 @@ def detection_seed(
     IoU >= ``min_iou`` (any box when none is given). After an objectness row (``classes_from`` 5)
     candidates are ranked by objectness x class score, as YOLOv5's NMS ranks them. ``boxes``: the
     candidates' ``[N, A, 4]`` (x0, y0, x1, y1) boxes when the output holds scores only
-    (:mod:`onnx_xai.boxes` decodes them from the box output)."""
+    (:mod:`onnx_xai.objectives.boxes` decodes them from the box output)."""
     output = _batched(output, 3, "detection_seed")
     own_boxes, scores = layout.split(output)
     boxes = own_boxes if boxes is None else np.asarray(boxes, np.float32)

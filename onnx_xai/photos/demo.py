@@ -48,7 +48,7 @@ def classifier_demo(out: Path, threads: int | None, backend: str) -> list[str]:
     ex = Explainer(model, threads=threads, backend=backend)
     files = sorted(Path(str(DEMO_PHOTOS)).glob("*.jpg"))
     opts = ExplainOptions(
-        methods=list(DEMO_METHODS), labels=read_labels(None, 1000), sheets=True, seed=0, steps=16
+        methods=list(DEMO_METHODS), labels=read_labels(None, 1000), sheets=True, noise_seed=0, steps=16
     )
     records = explain_files(ex, files, out, opts, sha256_of(model))
     lines = [f"EfficientNet-Lite0 (ImageNet), {ex.providers[0]}; {', '.join(DEMO_METHODS)}:"]

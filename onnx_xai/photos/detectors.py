@@ -3,7 +3,7 @@ one scores output per grid level (PicoDet, GFL, multi-level SSD heads).
 
 Exporters often declare a head's candidate count as a symbolic dimension; :func:`output_shapes` runs
 the model once at the input's size to read the real ones, so that outputs pair by candidate count
-(:func:`onnx_xai.boxes.detector_outputs`). Each level is a scores output paired with its own box
+(:func:`onnx_xai.objectives.boxes.detector_outputs`). Each level is a scores output paired with its own box
 output; levels are the pairs whose scores have as many classes. A photo's candidate may be on any of them, so
 each photo is explained on the level that holds the candidate its objective picks (the best of
 ``--target``'s class, or of any, overlapping ``--region`` when given), compared across levels by the

@@ -4,7 +4,7 @@ Every output of a photo starts with the photo's file name, extension kept (``che
 ``chelsea.jpg.json``), under the photo's subfolder when it was found in a folder argument; inputs that
 would still share a name (the same file name from two arguments) get ``_2``, ``_3`` ... before the
 extension, chosen against every name of the run, case-insensitively. Each photo's set is written
-through :class:`onnx_xai.files.Staging` (moved in whole, the JSON record last, the previous set's
+through :class:`onnx_xai.support.files.Staging` (moved in whole, the JSON record last, the previous set's
 leftovers removed, never through a symbolic link).
 """
 

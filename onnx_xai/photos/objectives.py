@@ -8,8 +8,8 @@ several channels (``--target``'s class where it wins, within ``--region``) and a
 (``--channel``, over ``--region`` or its largest region above ``--threshold``); a 4-D output of
 spatial size 1 x 1 holds values (a regression, landmarks), of which ``--objective regression
 --channel I`` explains one: there is no natural default, so none is guessed. Seeds come from
-:mod:`onnx_xai.seeds`, built from each photo's own output; ``--region`` is given in photo pixels and
-mapped to the model's input (detector boxes) or output (maps) pixels.
+:mod:`onnx_xai.objectives.seeds`, built from each photo's own output; ``--region`` is given in photo
+pixels and mapped to the model's input (detector boxes) or output (maps) pixels.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import numpy as np
 
 from ..imaging.images import Prepared
 from ..objectives import boxes, seeds
+from ..objectives.objective import Objective
 from ..support.errors import InputError
 from .detectors import output_shapes
 
@@ -27,18 +28,19 @@ KINDS = ("auto", *seeds.KINDS)
 
 
 def output_kind(shape: tuple, layout: str | None = None) -> str:
-    """The objective an output of this shape and layout calls for (:func:`onnx_xai.seeds.output_kind`)."""
+    """The objective an output of this shape and layout calls for
+    (:func:`onnx_xai.objectives.seeds.output_kind`)."""
     return seeds.output_kind(shape, layout)
 
 
-def objective(ex, batch: np.ndarray, prepared: list[Prepared], opts) -> tuple[dict, list[dict | None]]:
-    """Keyword arguments of ``explain_many`` (``target=`` or ``seed=``) for a batch, and what each
-    photo's seed stands for (None for classes)."""
+def objective(ex, batch: np.ndarray, prepared: list[Prepared], opts) -> tuple[Objective, list[dict | None]]:
+    """The :class:`~onnx_xai.objectives.objective.Objective` of a batch (a class, or a seed per
+    photo), and what each photo's seed stands for (None for classes)."""
     kind = output_kind(ex.output_shape, ex.output_layout) if opts.objective == "auto" else opts.objective
     if opts.region is not None and not (opts.region[2] > opts.region[0] and opts.region[3] > opts.region[1]):
         raise InputError(f"region {list(opts.region)} is empty: give x0 y0 x1 y1 with x1 > x0 and y1 > y0")
     if kind == "class":
-        return {"target": opts.target}, [None] * len(prepared)
+        return Objective.coerce(opts.target), [None] * len(prepared)
     if kind == "regression" and opts.objective == "auto" and not opts.values:
         values = int(np.prod([d for d in ex.output_shape[1:] if isinstance(d, int)]))
         raise InputError(
@@ -72,7 +74,7 @@ def objective(ex, batch: np.ndarray, prepared: list[Prepared], opts) -> tuple[di
             )
         seed_list.append(back(seed))
         chosen.append(_with_photo_box(described[0], to_maps(output[:1]).shape[2:], p))
-    return {"seed": np.concatenate(seed_list)}, chosen
+    return Objective.weighted(np.concatenate(seed_list)), chosen
 
 
 def _channels_first(output: np.ndarray, layout: str | None):

@@ -1,10 +1,10 @@
 """What one photo's explanation is written as: its pictures and its JSON record.
 
 Per method, a picture of the photo with the method's map (a heatmap for the CAM family, a spotlight
-for the gradient family, :mod:`onnx_xai.visuals`), the box in white and the objective's own region
+for the gradient family, :mod:`onnx_xai.imaging.visuals`), the box in white and the objective's own region
 in green; optionally a sheet of the methods side by side; and the JSON record (file, model sha256,
 sizes, objective, per method its target, label, score, box and picture). Everything is staged
-(:class:`onnx_xai.files.Staging`) for the caller to commit as one set; staging is safe to run in
+(:class:`onnx_xai.support.files.Staging`) for the caller to commit as one set; staging is safe to run in
 worker threads (each photo its own files), committing stays with the caller.
 """
 

@@ -4,7 +4,7 @@ Every input is decoded once up front, so a missing, non-image or truncated file 
 anything is written (or, with ``keep_going``, is left out and reported). Per photo: one PNG overlay per
 method (heatmap on the original photo, box in original pixels), optionally a side-by-side sheet of the
 methods, and one JSON record listing them; the set is written aside and moved into place whole
-(:class:`onnx_xai.files.Staging`), so an interrupted run leaves complete sets and no temporary files.
+(:class:`onnx_xai.support.files.Staging`), so an interrupted run leaves complete sets and no temporary files.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ class ExplainOptions:
     target: int | None = None
     preprocessing: Preprocessing = Preprocessing()
     smooth: int | None = None  # SmoothGrad samples: smooth every method with this many
-    seed: int = 0
+    noise_seed: int = 0
     steps: int | None = None  # integrated_gradients' n_steps (None: its default)
     cmap: str = "jet"
     alpha: float = 0.5
@@ -79,7 +79,7 @@ def explain_files(
     """Explain photo files with each method; returns the JSON records written (one per photo).
 
     Args:
-        files: paths, or (path, output name) pairs as :func:`~onnx_xai.images.image_files` gives.
+        files: paths, or (path, output name) pairs as :func:`~onnx_xai.imaging.images.image_files` gives.
         progress: called with the number of photos once they are decoded; returns a progress bar
             (``update(n)``, ``close()``).
         on_skip: called with (path, reason) for a photo left out (``opts.keep_going``).
@@ -226,20 +226,20 @@ def explain_prepared(
                 "smoothgrad",
                 base=m,
                 n_samples=opts.smooth,
-                noise_seed=opts.seed,
-                **wanted,
+                noise_seed=opts.noise_seed,
+                objective=wanted,
                 base_options=references if m in REFERENCED else None,
             )  # fmt: skip
             for m in opts.methods
         }, chosen
-    options = options_for(opts.methods, opts.seed, opts.steps, opts.fuse)
+    options = options_for(opts.methods, opts.noise_seed, opts.steps, opts.fuse)
     apart = [m for m in opts.methods if m == "gradient_shap" and references and opts.baselines is None]
     together = [
         m for m in opts.methods if m not in apart
     ]  # deeplift_shap's own references: not gradient_shap's
-    results = ex.explain_many(batch, together, **wanted, **options, **references)
+    results = ex.explain_many(batch, together, objective=wanted, **options, **references)
     if apart:
-        results |= ex.explain_many(batch, apart, **wanted, **options_for(apart, opts.seed))
+        results |= ex.explain_many(batch, apart, objective=wanted, **options_for(apart, opts.noise_seed))
     return {m: results[m] for m in opts.methods}, chosen
 
 
@@ -263,7 +263,7 @@ def explain_cost(ex: Explainer, shape: tuple, opts: ExplainOptions) -> tuple[int
             for m in opts.methods
         ]  # fmt: skip
         return sum(runs for runs, _ in costs), "; ".join(why for runs, why in costs if runs)
-    options = options_for(opts.methods, opts.seed, opts.steps, opts.fuse)
+    options = options_for(opts.methods, opts.noise_seed, opts.steps, opts.fuse)
     return ex.cost(shape, opts.methods, **options, **references)
 
 
@@ -272,7 +272,7 @@ REFERENCED = ("deeplift_shap", "gradient_shap")  # the methods that take ``basel
 
 def reference_options(ex: Explainer, batch: np.ndarray, opts: ExplainOptions) -> dict:
     """``baselines`` for the methods asked that take them: the ``--baselines`` file's, or for
-    ``deeplift_shap`` each photo's own three (:func:`~onnx_xai.preprocessing.default_references`);
+    ``deeplift_shap`` each photo's own three (:func:`~onnx_xai.imaging.preprocessing.default_references`);
     ``gradient_shap`` keeps its default (zeros) unless a file is given."""
     if not any(m in REFERENCED for m in opts.methods):
         return {}

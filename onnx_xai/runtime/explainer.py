@@ -3,7 +3,7 @@
 Usage::
 
     ex = onnx_xai.Explainer("resnet50.onnx")        # original or rewritten; path, bytes or ModelProto
-    result = ex.explain(x, "gradcam", target=None)  # x: the preprocessed batch the model takes
+    result = ex.explain(x, "gradcam")  # x: the preprocessed batch the model takes; each sample's top class
     result.maps, result.boxes
 
 Methods come from the registry (:mod:`onnx_xai.runtime.methods`); what they return is described in
@@ -22,15 +22,16 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..graph import contract as c
+from ..objectives.objective import Objective
 from ..support.errors import InputError, UnsupportedModelError
 from .checks import (
     check_kinds,
     check_threshold,
-    layer_maps,
     layer_shapes,
     other_inputs,
     seeds_for,
     targets_for,
+    values_for,
 )
 from .explanation import Explanation, explanation
 from .forward_only import forward_only, output_scores
@@ -46,7 +47,7 @@ from .work import Work, current
 if TYPE_CHECKING:
     import onnx
 
-Target = int | Sequence[int] | np.ndarray | None  # a class per sample, -1 or None: top-1
+ObjectiveLike = Objective | int | Sequence[int] | np.ndarray | None  # Objective.coerce reads the plain ones
 
 
 class Explainer(ModelFacts):
@@ -125,31 +126,31 @@ class Explainer(ModelFacts):
         feeds = {self.input_name: x, c.TARGET: np.full(len(x), -1, np.int64), **self._extra(extra_inputs)}
         return self._sessions.run(FORWARD, list(names), feeds)
 
-    def scores(self, x: np.ndarray, target: Target = None, **extra_inputs) -> np.ndarray:
+    def scores(self, x: np.ndarray, objective: ObjectiveLike = None, **extra_inputs) -> np.ndarray:
         """The score the methods explain, per sample (float64 ``[N]``), from one forward run: the
         class's logit before a final Softmax or Sigmoid, a tree ensemble's margin (the record's
-        ``score_kind``); ``target`` as in :meth:`explain`. A model whose graph cannot be rewritten is
+        ``score_kind``); ``objective`` as in :meth:`explain`. A model whose graph cannot be rewritten is
         scored on its output itself, as its forward-only methods are (:mod:`.forward_only`)."""
         x, extra = self._check_input(x), self._extra(extra_inputs)
-        objective = self._targets(target, len(x), x, extra)
+        wanted = Objective.coerce(objective)
+        sets = (self._sessions.cheapest(),)
         try:
-            found = self._run(x, objective, (self._sessions.cheapest(),), extra)
+            found = self._run(x, self._feed(wanted, x, extra, sets), sets, extra)
         except UnsupportedModelError:
-            return output_scores(self.predict(x, **extra), target)
+            return output_scores(self.predict(x, **extra), wanted)
         return found[c.SCORE].astype(np.float64)
 
-    def input_gradient(self, x: np.ndarray, target=None, seed=None, **extra_inputs) -> np.ndarray:
-        """d score / d x, same shape as ``x``; ``target`` and ``seed`` as in :meth:`explain`."""
-        return self.explain(x, "gradient", target, extra_inputs=extra_inputs, seed=seed).raw
+    def input_gradient(self, x: np.ndarray, objective: ObjectiveLike = None, **extra_inputs) -> np.ndarray:
+        """d score / d x, same shape as ``x``; ``objective`` as in :meth:`explain`."""
+        return self.explain(x, "gradient", objective, extra_inputs=extra_inputs).raw
 
     def explain(
         self,
         x: np.ndarray,
         method: str,
-        target: Target = None,
+        objective: ObjectiveLike = None,
         box_threshold: float = 0.2,
         extra_inputs: dict | None = None,
-        seed: np.ndarray | None = None,
         work: Work | None = None,
         **options: object,
     ) -> Explanation:
@@ -158,29 +159,28 @@ class Explainer(ModelFacts):
         Args:
             x: the preprocessed batch the model expects (see :class:`~onnx_xai.runtime.inputs.InputSpec`).
             method: a name from :data:`~onnx_xai.runtime.methods.METHOD_NAMES`.
-            target: None or -1 (each sample's top-1 class), an int, or one int per sample.
+            objective: what is explained (:class:`~onnx_xai.objectives.objective.Objective`): None
+                (each sample's top class), a class (an int, or one int per sample), a regression
+                value (``Objective.of_value(i)``), or any weighted sum of the output (a float array
+                shaped like the explained output, one per sample or one for all: the score is
+                ``sum(seed * output)``; :mod:`onnx_xai.objectives.seeds` builds seeds for
+                segmentation, detection and dense maps).
             box_threshold: fraction of each map's maximum that bounds the box region, in (0, 1].
             extra_inputs: values of the model's other inputs, if it has any.
-            seed: instead of a class, any objective that is a weighted sum of the output: a float
-                array shaped like the explained output (one per sample, or one for all); the score is
-                sum(seed * output). :mod:`onnx_xai.seeds` builds seeds for segmentation,
-                detection and dense maps.
             work: the bounds of this call (:class:`~onnx_xai.runtime.work.Work`: a deadline, a
                 limit on model runs, cancellation from another thread), checked between runs.
             **options: the method's options (the method table of the Python API page).
 
         Raises:
-            InputError: bad input, target, seed or option; CamNotApplicableError for CAM on other heads.
+            InputError: bad input, objective or option; CamNotApplicableError for CAM on other heads.
             TooMuchWork: the method would run the model more times than ``work`` allows.
             WorkStopped: ``work`` was cancelled, or ran past its deadline (DeadlineExceeded).
         """
-        return self.explain_many(x, [method], target, box_threshold, extra_inputs, seed, work, **options)[
-            method
-        ]
+        return self.explain_many(x, [method], objective, box_threshold, extra_inputs, work, **options)[method]
 
     def explain_image(self, photo, method: str = "gradcam", preprocessing=None, **options):
         """Explain one photo file or Pillow image: made into this model's input as the command line
-        does it (``preprocessing``: a :class:`~onnx_xai.preprocessing.Preprocessing`), explained with
+        does it (``preprocessing``: a :class:`~onnx_xai.imaging.preprocessing.Preprocessing`), explained with
         ``method`` (``options`` as :meth:`explain`'s); returns a
         :class:`~onnx_xai.runtime.photo.ImageExplanation` (map, box and picture in photo pixels)."""
         from .photo import explain_image
@@ -191,31 +191,31 @@ class Explainer(ModelFacts):
         self,
         x: np.ndarray,
         methods: Sequence[str],
-        target=None,
+        objective: ObjectiveLike = None,
         box_threshold: float = 0.2,
         extra_inputs: dict | None = None,
-        seed=None,
         work: Work | None = None,
         **options,
     ) -> dict[str, Explanation]:
         """Several methods at once: one run of one graph gives every method's primitives, the
-        sampling methods run more for the classes (or seeds) of that run; each option goes to every
+        sampling methods run more for the objective of that run; each option goes to every
         method that takes it. Forward-only methods (occlusion, RISE) still run on a model whose graph
         cannot be rewritten, on its output itself (:mod:`.forward_only`). Before the runs beyond the
         shared one, their count is admitted by ``work`` (or said, when large)."""
         if isinstance(x, dict):  # every input by name: the explained one, and the others held
             x, extra_inputs = self._split_inputs(x, extra_inputs)
         x, extra = self._check_input(x), self._extra(extra_inputs)
+        wanted = Objective.coerce(objective)
         check_threshold(box_threshold)
         plan = plan_methods(methods, options)
         check_kinds(plan, self.kind)
         with work.active() if work is not None else contextlib.nullcontext():
             try:
-                return self._explain_planned(x, plan, target, box_threshold, extra, seed)
+                return self._explain_planned(x, plan, wanted, box_threshold, extra)
             except UnsupportedModelError as exc:
                 if not all(m.forward_only for m, _ in plan):
                     raise
-                return forward_only(self, x, plan, target, seed, box_threshold, extra, str(exc))
+                return forward_only(self, x, plan, wanted, box_threshold, extra, str(exc))
 
     def _split_inputs(self, given: dict, extra_inputs: dict | None) -> tuple[np.ndarray, dict]:
         if self.input_name not in given:
@@ -235,7 +235,7 @@ class Explainer(ModelFacts):
         facts = Facts(int(shape[0]), tuple(int(d) for d in shape[1:]), self.layout, self._declared_layers())
         return plan_cost(plan_methods(methods, options), facts)
 
-    def _explain_planned(self, x, plan, target, box_threshold, extra, seed) -> dict[str, Explanation]:
+    def _explain_planned(self, x, plan, wanted: Objective, box_threshold, extra) -> dict[str, Explanation]:
         layered = [m.name for m, opts in plan if m.family_for(opts) == "cam" or "gradcam" in m.sets_for(opts)]
         if layered and not self.target_layers:
             raise InputError(
@@ -245,11 +245,8 @@ class Explainer(ModelFacts):
         shared = tuple(sorted({s for m, opts in plan for s in m.sets_for(opts)})) or (
             self._sessions.cheapest(),
         )
-        objective = (
-            self._seeds(seed, len(x), shared) if seed is not None else self._targets(target, len(x), x, extra)
-        )
-        if seed is not None and target is not None:
-            raise InputError("give a target or a seed, not both")
+        objective = self._feed(wanted, x, extra, shared)
+        seeded = objective.dtype.kind == "f"
         outputs = self._run(x, objective, shared, extra)
         facts = Facts(len(x), x.shape[1:], self.layout, layer_shapes(outputs))
         runs, why = plan_cost(plan, facts)
@@ -262,11 +259,11 @@ class Explainer(ModelFacts):
             held = held_inputs(extra, owners, len(x)) | (given or {})
             return self._run(xs, objectives, sets or (self._sessions.cheapest(),), held)
 
-        resolved = targets if seed is None else objective
+        resolved = objective if seeded else targets
         results = {}
         for method, opts in plan:
             record = self._sessions.record()
-            head = lambda: layer_head(self._sessions, self.input_name, seed is not None, extra)  # noqa: E731
+            head = lambda: layer_head(self._sessions, self.input_name, seeded, extra)  # noqa: E731
             context = Context(
                 x, resolved, outputs, call, self.layout, head, record.output, self.score_kind,
                 lambda xs, objectives, rules: self._relevance(xs, objectives, rules, extra),
@@ -325,7 +322,7 @@ class Explainer(ModelFacts):
             + [c.SCORE]
             + ([] if seeded else [c.TARGET_USED])
             + ([output] if output in given else [])
-            + (layer_maps(given) if "fullgrad" in sets else [])
+            + [n for s in sets for n in c.numbered_outputs(s, given)]
         )
         feeds = {self.input_name: self._input.cast(x), c.SEED if seeded else c.TARGET: objective, **extra}
         found = dict(zip(names, self._sessions.run(sets, names, feeds, seeded)))
@@ -334,13 +331,15 @@ class Explainer(ModelFacts):
             found[c.SCORE] = trees.scores(self._input.cast(x), found[c.TARGET_USED]).astype(np.float32)
         return found
 
-    def _seeds(self, seed, n: int, sets: tuple[str, ...]) -> np.ndarray:
-        """The seeds as float32 ``[n, *output shape]`` (one seed is repeated for every sample)."""
-        spec = next(i for i in self._sessions.get(sets, seeded=True).inputs if i.name == c.SEED)
-        return seeds_for(seed, n, tuple(spec.shape))
-
-    def _targets(self, target, n: int, x: np.ndarray, extra: dict) -> np.ndarray:
-        return targets_for(target, n, lambda: self._classes(x, extra))
+    def _feed(self, objective: Objective, x: np.ndarray, extra: dict, sets: tuple[str, ...]) -> np.ndarray:
+        """What the rewritten graph is fed for ``objective``: int64 classes ``[n]`` (-1: each sample's
+        top class), or float32 seeds ``[n, *output shape]``."""
+        if objective.kind == "value":
+            return values_for(objective.values, len(x), self.output_shape)
+        if objective.seeded:
+            spec = next(i for i in self._sessions.get(sets, seeded=True).inputs if i.name == c.SEED)
+            return seeds_for(objective.values, len(x), tuple(spec.shape))
+        return targets_for(objective.values, len(x), lambda: self._classes(x, extra))
 
     def _extra(self, extra_inputs) -> dict:
         """The model's other inputs: a dict of arrays, never the explained input or the target."""

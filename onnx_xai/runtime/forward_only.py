@@ -12,7 +12,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..graph import contract as c
+from ..objectives.objective import Objective
 from ..support.errors import InputError
+from .checks import seeds_for, targets_for, values_for
 from .explanation import Explanation, explanation
 from .head import layer_head
 from .inputs import held_inputs
@@ -20,11 +22,11 @@ from .methods import Context
 
 
 def forward_only(
-    ex, x: np.ndarray, plan, target, seed, box_threshold: float, extra: dict, reason: str
+    ex, x: np.ndarray, plan, wanted: Objective, box_threshold: float, extra: dict, reason: str
 ) -> dict:
     """Every method of ``plan`` (all forward-only) on the model itself (see the module docstring)."""
     output = ex.predict(x, **extra)
-    objective = _objective(output, target, seed)
+    objective = _objective(output, wanted)
 
     def call(xs: np.ndarray, objectives: np.ndarray, sets: tuple, owners=None, given=None) -> dict:
         held = held_inputs(extra, owners, len(x)) | (given or {})
@@ -36,7 +38,7 @@ def forward_only(
     results: dict[str, Explanation] = {}
     size = ex._spatial_size(x)
     for method, opts in plan:
-        head = lambda: layer_head(ex._sessions, ex.input_name, seed is not None, extra)  # noqa: E731
+        head = lambda: layer_head(ex._sessions, ex.input_name, wanted.seeded, extra)  # noqa: E731
         context = Context(
             x, objective, {c.SCORE: scores}, call, ex.layout, head, inputs=extra, input_name=ex.input_name
         )
@@ -58,27 +60,21 @@ def forward_only(
     return results
 
 
-def output_scores(output: np.ndarray, target) -> np.ndarray:
-    """Each sample's score on the output itself for ``target`` (as :meth:`Explainer.explain` takes it)."""
-    return _scores(output, _objective(output, target, None)).astype(np.float64)
+def output_scores(output: np.ndarray, objective: Objective) -> np.ndarray:
+    """Each sample's score on the output itself for ``objective``."""
+    return _scores(output, _objective(output, objective)).astype(np.float64)
 
 
-def _objective(output: np.ndarray, target, seed) -> np.ndarray:
-    """The classes (``-1`` resolved to each sample's top class) or the seeds, one per sample."""
+def _objective(output: np.ndarray, objective: Objective) -> np.ndarray:
+    """The classes (each sample's top class resolved) or the seeds, one per sample, on the output."""
     n = len(output)
-    if seed is not None:
-        if target is not None:
-            raise InputError("give a target or a seed, not both")
-        seeds = np.asarray(seed, np.float32)
-        seeds = np.broadcast_to(seeds, output.shape) if seeds.shape == output.shape[1:] else seeds
-        if seeds.shape != output.shape:
-            raise InputError(f"seed has shape {seeds.shape}; the explained output has shape {output.shape}")
-        return np.ascontiguousarray(seeds)
+    if objective.kind == "value":
+        return np.asarray(values_for(objective.values, n, output.shape))
+    if objective.seeded:
+        return seeds_for(objective.values, n, output.shape)
     if output.ndim != 2:
-        raise InputError(f"a class target needs an [N, K] output, not {list(output.shape)}: give a seed")
-    classes = np.broadcast_to(np.asarray(-1 if target is None else target), (n,)).astype(np.int64)
-    if ((classes < -1) | (classes >= output.shape[1])).any():
-        raise InputError(f"a target is out of range for a model with {output.shape[1]} classes")
+        raise InputError(f"a class needs an [N, K] output, not {list(output.shape)}: give a seed")
+    classes = targets_for(objective.values, n, lambda: output.shape[1])
     return np.where(classes < 0, output.argmax(axis=1), classes)
 
 

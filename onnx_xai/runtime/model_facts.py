@@ -25,7 +25,7 @@ class ModelFacts:
     # -- facts ---------------------------------------------------------------------------------------
     @property
     def record(self) -> RewriteRecord:
-        """What the rewrite found and did (:class:`onnx_xai.contract.RewriteRecord`)."""
+        """What the rewrite found and did (:class:`onnx_xai.graph.contract.RewriteRecord`)."""
         return self._sessions.record()
 
     @property

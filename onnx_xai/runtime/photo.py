@@ -1,8 +1,8 @@
 """A photo explained from Python in one call: ``Explainer(...).explain_image("cat.jpg", "gradcam")``.
 
 The photo (a path or a Pillow image) is made into the model's input as the command line makes it
-(:func:`onnx_xai.preprocessing.preprocessing_for`: the model's size, layout, channels and pixel type,
-with the normalization and crop of a :class:`~onnx_xai.preprocessing.Preprocessing`), explained, and
+(:func:`onnx_xai.imaging.preprocessing.preprocessing_for`: the model's size, layout, channels and pixel type,
+with the normalization and crop of a :class:`~onnx_xai.imaging.preprocessing.Preprocessing`), explained, and
 the result given back over the whole photo: the map in photo pixels, the box in photo pixels, and a
 picture (heatmap or spotlight) ready to save.
 """
@@ -52,7 +52,7 @@ class ImageExplanation:
         return self.prepared.box_to_photo(box) if box[2] > box[0] else None
 
     def picture(self, cmap: str = "jet", alpha: float = 0.5) -> Image.Image:
-        """The photo with the map drawn over it and the box in white (:mod:`onnx_xai.visuals`)."""
+        """The photo with the map drawn over it and the box in white (:mod:`onnx_xai.imaging.visuals`)."""
         signed = self.explanation.signed[0] if self.explanation.signed is not None else None
         return photo_picture(
             self.prepared, self.explanation.family, self._maps()[0], signed, self.box, cmap, alpha

@@ -164,7 +164,8 @@ def _detector_roles(outputs: list[dict], info: GraphInfo, a) -> list[dict]:
 
 
 def _class_names(proto, score_shape) -> dict | None:
-    """How many class names the model's metadata holds, and under which key (:mod:`onnx_xai.labels`)."""
+    """How many class names the model's metadata holds, and under which key
+    (:mod:`onnx_xai.objectives.labels`)."""
     classes = (
         score_shape[-1]
         if score_shape and len(score_shape) == 2 and isinstance(score_shape[-1], int)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,6 +28,19 @@ if TYPE_CHECKING:
     from ..graph.augment import Analysis
 
 FORWARD = "forward"
+
+
+@dataclass(frozen=True)
+class GraphKey:
+    """Which graph a session runs: the output sets it gives (none: the model's own forward), whether
+    it takes a seed (``xai_seed``) or a class (``xai_target``), and for an LRP graph its composite."""
+
+    sets: tuple[str, ...] = ()
+    seeded: bool = False
+    composite: object = None
+
+
+FORWARD_KEY = GraphKey()
 # The graphs an original model is rewritten into, cheapest first: a request is served by the first
 # that holds every output set it needs (the whole set as a last resort). A graph costs its most
 # expensive set (runtimes execute every node whatever is fetched): the light one about a forward
@@ -48,8 +62,15 @@ def _fixed_batch(shape) -> bool:
     return len(shape) > 1 and isinstance(shape[0], int)
 
 
+def _predicts(key: GraphKey) -> bool:
+    """Whether a built graph can serve predictions: a class-objective graph of a tier, not the
+    DeepLIFT graph (it runs on pairs of samples) nor an LRP graph."""
+    return bool(key.sets) and not key.seeded and key.composite is None and key.sets != ("deeplift",)
+
+
 class SessionSet:
-    """Lazily built sessions of one model, keyed by output set (``"forward"``, ``"cam"``, ...).
+    """Lazily built sessions of one model, one per :class:`GraphKey` (the output sets a graph
+    gives, its objective's input, an LRP graph's composite).
 
     Args:
         model: path, bytes or ``onnx.ModelProto``, original or rewritten.
@@ -85,7 +106,7 @@ class SessionSet:
         ) | ({"objective": objective} if objective is not None else {})
         self._providers, self._threads, self.backend = providers, threads, backend
         self._lock = threading.Lock()
-        self._sessions: dict = {}
+        self._sessions: dict[GraphKey, Session] = {}
         self._split: dict[bool, tuple] = {}  # body, head and boundary, per objective (split)
         self._analysis: Analysis | None = None
         given = self._bytes_or_path()
@@ -97,10 +118,10 @@ class SessionSet:
         stored = self.metadata.get(METADATA_KEY)
         self.rewritten = stored is not None
         self._record: RewriteRecord | None = RewriteRecord.from_json(stored) if stored else None
-        self._sessions[FORWARD] = first
+        self._sessions[FORWARD_KEY] = first
         if not self.rewritten and any(_fixed_batch(i.shape) for i in first.inputs):
             # An export with a fixed batch size: serve the forward from the batch-freed copy.
-            self._sessions[FORWARD] = self._session_from(self._analyze().model.SerializeToString())
+            self._sessions[FORWARD_KEY] = self._session_from(self._analyze().model.SerializeToString())
         if self.rewritten:
             if any(v is not None for v in self._choice.values()):
                 raise InputError(
@@ -110,9 +131,9 @@ class SessionSet:
             self._whole = first
             seeded = self.record().objective == "seed"
             for output_set in self._provided():
-                self._sessions[((output_set,), seeded)] = first
+                self._sessions[GraphKey((output_set,), seeded)] = first
             if seeded:  # its graph needs a seed shaped like the output
-                self._sessions[FORWARD] = self._session_from(self._forward_of_rewritten())
+                self._sessions[FORWARD_KEY] = self._session_from(self._forward_of_rewritten())
 
     @property
     def source(self):
@@ -144,7 +165,7 @@ class SessionSet:
     def providers(self) -> list[str]:
         """What the sessions actually run on (onnxruntime's providers, e.g. CPU when CUDA could not
         be loaded; the OpenVINO device)."""
-        forward = self._sessions[FORWARD]
+        forward = self._sessions[FORWARD_KEY]
         return getattr(forward, "providers", [forward.device])
 
     def record(self) -> RewriteRecord:
@@ -195,16 +216,18 @@ class SessionSet:
         """The session serving ``output_sets`` (one name, or a tuple served by one graph) for the
         class objective (``xai_target``) or the seeded one (``xai_seed``), built on first use."""
         if output_sets == FORWARD:
-            return self._sessions[FORWARD]
+            return self._sessions[FORWARD_KEY]
         sets = (output_sets,) if isinstance(output_sets, str) else tuple(sorted(output_sets))
         with self._lock:
             if self._lean and not self.rewritten:
                 self._asked[seeded].update(sets)  # one graph for everything asked so far
                 sets = tuple(sorted(self._asked[seeded]))
-            key = (sets, seeded) if self.rewritten else (self._tier(sets, seeded), seeded)
+            key = GraphKey(sets if self.rewritten else self._tier(sets, seeded), seeded)
             if key not in self._sessions:
                 self._sessions[key] = (
-                    self._build(*key) if not self.rewritten else self._rewritten_serves(*key)
+                    self._build(key.sets, seeded)
+                    if not self.rewritten
+                    else self._rewritten_serves(key.sets, seeded)
                 )
                 self._serve_forward_cheaply(key)
             return self._sessions[key]
@@ -236,7 +259,7 @@ class SessionSet:
         stage(f"compiling the {'+'.join(output_sets)} graph on {self.backend}")
         return self._session_from(rewritten)
 
-    def _serve_forward_cheaply(self, key) -> None:
+    def _serve_forward_cheaply(self, key: GraphKey) -> None:
         """Serve predictions from the cheapest class-objective graph built, and let the original
         model's own session go (one copy of the weights fewer); in lean mode, drop every other
         graph of the same objective."""
@@ -244,15 +267,17 @@ class SessionSet:
             return
         if self._lean:
             self._sessions = {
-                k: v for k, v in self._sessions.items() if k == FORWARD or k == key or k[1] != key[1]
+                k: v
+                for k, v in self._sessions.items()
+                if k == FORWARD_KEY or k == key or k.seeded != key.seeded or k.composite is not None
             }
-        if not key[1]:
-            built = [k for k in self._sessions if k != FORWARD and not k[1] and k[0] != ("deeplift",)]
-            if built:  # the DeepLIFT graph runs on pairs of samples: never a prediction's
+        if not key.seeded:
+            built = [k for k in self._sessions if _predicts(k)]
+            if built:
                 cheapest = min(
-                    built, key=lambda k: TIERS.index(next(t for t in TIERS if set(k[0]) <= set(t)))
+                    built, key=lambda k: TIERS.index(next(t for t in TIERS if set(k.sets) <= set(t)))
                 )
-                self._sessions[FORWARD] = self._sessions[cheapest]
+                self._sessions[FORWARD_KEY] = self._sessions[cheapest]
         release_memory()
 
     def _rewritten_serves(self, output_sets: tuple[str, ...], seeded: bool) -> Session:
@@ -313,7 +338,7 @@ class SessionSet:
                 )
             return self._rewritten_serves(("relevance",), seeded)
         with self._lock:
-            key = ("relevance", composite, seeded)
+            key = GraphKey(("relevance",), seeded, composite)
             if key not in self._sessions:
                 from ..graph.augment import augment
 

@@ -67,7 +67,7 @@ class Work:
         return None if self.deadline is None else self.deadline - time.monotonic()
 
     def check(self) -> None:
-        """Raise :class:`~onnx_xai.errors.WorkStopped` if the work was cancelled or is late."""
+        """Raise :class:`~onnx_xai.support.errors.WorkStopped` if the work was cancelled or is late."""
         if self._stopped is not None:
             raise WorkStopped(self._stopped)
         if self.deadline is not None and time.monotonic() > self.deadline:

@@ -38,7 +38,7 @@ MIN_RATE = 64 * 1024  # bytes a second a body must keep up, on average, after it
 
 class Busy(Exception):
     """The server holds as much as it may: the request is answered 503 with ``Retry-After`` by
-    :class:`BodyLimit`. Not an :class:`~onnx_xai.errors.XaiError`: it is no fault of the request
+    :class:`BodyLimit`. Not an :class:`~onnx_xai.support.errors.XaiError`: it is no fault of the request
     (the model turns those into 400s), and it must reach the middleware as it is."""
 
 

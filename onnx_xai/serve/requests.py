@@ -15,7 +15,7 @@ writes it; false, the default) and ``timeout_s`` (a deadline shorter than the se
 within the server's :class:`PhotoLimits` (set once per process by :func:`limit_photos`): no more
 pixels than ``max_pixels`` (read from the header: 400 before decoding), those of the photos in flight
 within a :class:`~.limits.PixelBudget` (:class:`~.limits.Busy`, 503, beyond it), a large JPEG decoded
-reduced where the model's input allows (:func:`onnx_xai.images.decode_for`).
+reduced where the model's input allows (:func:`onnx_xai.imaging.images.decode_for`).
 """
 
 from __future__ import annotations
@@ -224,7 +224,7 @@ def _target(value, labels: list[str], classes) -> int | None:
 def instances(payload: dict, shape: tuple, dtype, settings: dict, max_instances: int) -> list[Instance]:
     """The request's instances as model inputs (``shape`` and ``dtype``: the model's input, as the
     Explainer says them; ``settings``: the server's preprocessing,
-    :func:`onnx_xai.preprocessing.preprocessing_for`)."""
+    :func:`onnx_xai.imaging.preprocessing.preprocessing_for`)."""
     found = payload.get("instances", payload.get("inputs"))
     if not isinstance(found, list) or not found:
         raise BadRequest('the body needs "instances": a non-empty list of photos or arrays')

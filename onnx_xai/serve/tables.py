@@ -53,7 +53,7 @@ def explain_rows(ex, batch: np.ndarray, params, background: np.ndarray | None, n
     taken = {name for m in params.methods for name in get(m).Options.__dataclass_fields__}
     if "background" in taken and background is not None:
         options["background"] = background.astype(batch.dtype)
-    results = ex.explain_many(batch, list(params.methods), target=params.target, **options)
+    results = ex.explain_many(batch, list(params.methods), objective=params.target, **options)
     outputs = next(iter(results.values())).output
     outputs = outputs if outputs is not None and len(outputs) == len(batch) else ex.predict(batch)
     answers = []

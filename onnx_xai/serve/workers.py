@@ -154,6 +154,6 @@ def _said(status: int) -> str:
 
 def run_workers(count: int, serve_one: Callable[[Callable[[], None]], None]) -> None:
     """``serve_one(ready)`` in ``count`` supervised worker processes (module docstring); returns once
-    every worker has exited after a stop, raises :class:`~onnx_xai.errors.XaiError` when one could
+    every worker has exited after a stop, raises :class:`~onnx_xai.support.errors.XaiError` when one could
     not start."""
     Supervisor(count, serve_one).run()

@@ -9,7 +9,7 @@
   pointing elsewhere) is refused in one line instead of followed, whenever it was planted.
 - :class:`Staging` is a hidden folder inside the output folder where a set of files (one photo's
   pictures and record, an audit's results and report) is written before it moves in whole, signals
-  held (:mod:`onnx_xai.signals`); the files of the previous set that the new one lacks are removed, so
+  held (:mod:`onnx_xai.support.signals`); the files of the previous set that the new one lacks are removed, so
   a rerun never leaves a mix.
 
 Only the standard library is used, so the graph layer can share it.

@@ -2,7 +2,7 @@
 
 Every row is explained with each method (one ``explain_many`` call: a shared run of the model, the
 methods that take ``background`` given the background rows). Written into the output folder as one
-set (:func:`onnx_xai.files.commit_set`: a rerun never leaves a mix, nothing is written outside it):
+set (:func:`onnx_xai.support.files.commit_set`: a rerun never leaves a mix, nothing is written outside it):
 ``attributions.csv`` (``row, method, feature, value``, and a ``base`` line per row and method where
 the method has one), ``rows/<row>.json`` (the row's values, the model's prediction, the objective and
 each method's attributions and base) and ``summary.<method>.png`` (:func:`.figure.summary`).
@@ -34,7 +34,7 @@ class TableOptions:
     target: int | None = None
     background: Rows | None = None
     labels: list[str] = field(default_factory=list)
-    seed: int = 0
+    noise_seed: int = 0
     figures: bool = True
 
 
@@ -43,7 +43,7 @@ def explain_rows(ex, rows: Rows, out: Path, opts: TableOptions, sha256: str) -> 
     inputs = TableInputs.of(ex)
     x = inputs.feeds(rows)
     options = _options(opts, inputs)
-    results = ex.explain_many(x, list(opts.methods), target=opts.target, **options)
+    results = ex.explain_many(x, list(opts.methods), objective=opts.target, **options)
     predictions = next(iter(results.values())).output
     if predictions is None:
         predictions = ex.predict(x)
@@ -72,7 +72,7 @@ def _options(opts: TableOptions, inputs: TableInputs) -> dict:
     if "background" in taken and opts.background is not None:
         found["background"] = inputs.feeds(opts.background)
     if "noise_seed" in taken:
-        found["noise_seed"] = opts.seed
+        found["noise_seed"] = opts.noise_seed
     return found
 
 

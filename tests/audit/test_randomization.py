@@ -85,7 +85,7 @@ def test_layers_top_down_with_their_tensors():
 def test_redrawn_tensors_keep_type_shape_and_statistics():
     model = mixed_model()
     before = tensors_of(model)
-    after = tensors_of(randomized(model, {"w1", "q2", "fc", "bn_s"}, seed=0))
+    after = tensors_of(randomized(model, {"w1", "q2", "fc", "bn_s"}, noise_seed=0))
     assert tensors_of(model).keys() == before.keys() and all(
         np.array_equal(before[k], tensors_of(model)[k]) for k in before
     )  # the original untouched
@@ -126,12 +126,12 @@ def test_cascade_maps_match_the_hand_computed_grad_cam():
     x = np.random.default_rng(2).standard_normal((3, 2, 4, 4)).astype(np.float32)
     targets = np.array([0, 1, 0])
     ex = onnx_xai.Explainer(model)
-    original = {"gradcam": ex.explain(x, "gradcam", target=targets).maps}
+    original = {"gradcam": ex.explain(x, "gradcam", objective=targets).maps}
     steps = cascading_randomization(
         model, onnx_xai.Explainer, x, ["gradcam"], targets, original, steps=2, seed=5, options={}
     )
     assert [s["layers"] for s in steps] == [0, 1, 2] and steps[1]["down_to"].endswith("(Gemm)")
-    fc1 = tensors_of(randomized(model, {"fc", "b"}, 6))["fc"]  # step k draws with seed + k
+    fc1 = tensors_of(randomized(model, {"fc", "b"}, 6))["fc"]  # step k draws with noise_seed + k
     both = tensors_of(randomized(model, {"fc", "b", "w"}, 7))
     for step, (w_conv, w_fc) in ((1, (tiny.W_CONV[:, :, None, None], fc1)), (2, (both["w"], both["fc"]))):
         expected = normalized(by_hand_gradcam(w_conv, w_fc, x, targets))

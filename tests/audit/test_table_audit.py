@@ -97,7 +97,7 @@ def test_curves_are_the_closed_form_of_a_linear_score(table, steps, counts):
     assert np.abs(shap.raw - phi).max() < 1e-5  # KernelSHAP of a linear score is phi, exactly
     fractions = np.array(counts) / 6
     for i in range(len(rows)):
-        found = feature_curves(RowScorer(ex), rows[i], background, phi[i], 0, steps, seed=0)
+        found = feature_curves(RowScorer(ex), rows[i], background, phi[i], 0, steps, noise_seed=0)
         deletion, insertion = closed_form(rows[i], background, np.argsort(-np.abs(phi[i])), np.array(counts))
         assert found["fractions"] == pytest.approx(fractions, abs=1e-6)
         assert found["deletion_curve"] == pytest.approx(deletion, abs=1e-5)
@@ -158,7 +158,7 @@ def test_randomization_of_an_mlp_redraws_its_weights(tmp_path):
     assert steps[0]["methods"]["gradient"]["spearman"] == [1.0] * 5
     everything = {t for layer in layers for t in layer.tensors}
     again = onnx_xai.Explainer(randomized_learned(model, everything, 7 + 3)).explain(
-        x, "gradient", target=targets
+        x, "gradient", objective=targets
     )
     expected = [spearman(np.abs(a), np.abs(b)) for a, b in zip(original.raw, again.raw)]
     assert steps[-1]["methods"]["gradient"]["spearman"] == pytest.approx(expected)

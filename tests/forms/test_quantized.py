@@ -120,8 +120,8 @@ def test_quantized_model_explains_like_its_float_original():
     targets = original.explain(x, "gradcam").targets
     methods = ["gradcam", "cam", "gradient"]
     q, f = (
-        quantized.explain_many(x, methods, target=targets),
-        original.explain_many(x, methods, target=targets),
+        quantized.explain_many(x, methods, objective=targets),
+        original.explain_many(x, methods, objective=targets),
     )
     report = {m: correlations(q[m].raw, f[m].raw) for m in methods}
     print({m: f"min {c.min():.3f} median {np.median(c):.3f}" for m, c in report.items()})

@@ -81,7 +81,7 @@ def test_input_gradient_matches_float64_torch(exported, photo):
     for numeric, t in zip(central_differences(net, x, seed, directions), directions):
         assert abs(numeric - np.sum(exact * t)) <= 1e-5 * max(abs(numeric), 1e-6)  # the reference holds
     own_error = rel(torch_gradient(net, x, seed, torch.float32), exact)
-    ours = onnx_xai.Explainer(path).input_gradient(x, seed=seed)
+    ours = onnx_xai.Explainer(path).input_gradient(x, objective=seed)
     assert rel(ours, exact) <= max(3 * own_error, 1e-5), (rel(ours, exact), own_error)
 
 

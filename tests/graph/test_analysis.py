@@ -104,7 +104,7 @@ def test_integer_pixels_are_differentiated_at_their_cast_and_mapped_back():
     assert image_input(info) == "x" and differentiable_input(info, "x")[0] == "f"
     ex = onnx_xai.Explainer(m)
     x = R.integers(0, 256, size=(2, 8, 8, 3)).astype(np.uint8)
-    grad = ex.input_gradient(x, target=1)
+    grad = ex.input_gradient(x, objective=1)
     # y_1 = fc[1] . mean_hw(W x): d y_1 / d pixel(h, w, c) = sum_k fc[1, k] W[k, c] / 64, everywhere
     fc, w = numpy_helper.to_array(m.graph.initializer[1]), numpy_helper.to_array(m.graph.initializer[0])
     expected = np.broadcast_to(fc[1] @ w[:, :, 0, 0] / 64, (2, 8, 8, 3))

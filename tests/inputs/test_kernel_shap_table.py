@@ -102,9 +102,9 @@ def test_kernel_shap_explains_a_table_model_the_gradient_cannot_cross(tmp_path):
     rng = np.random.default_rng(3)
     x, background = rng.normal(size=(2, 5)).astype(np.float32), rng.normal(size=(9, 5)).astype(np.float32)
     ex = onnx_xai.Explainer(path)
-    r = ex.explain(x, "kernel_shap", background=background, target=1)
+    r = ex.explain(x, "kernel_shap", background=background, objective=1)
     with pytest.raises(onnx_xai.UnsupportedModelError, match="CumSum"):
-        ex.explain(x, "gradient", target=1)
+        ex.explain(x, "gradient", objective=1)
     for i in range(2):
         want = shapley_by_enumeration(f, x[i], background, 1)
         assert np.abs(r.raw[i] - want).max() < 1e-5 * max(1.0, np.abs(want).max())

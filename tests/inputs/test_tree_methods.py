@@ -45,7 +45,7 @@ def test_tree_shap_is_shap_for_each_class(models):
         )
         values, expected = np.asarray(reference.shap_values(rows)), np.ravel(reference.expected_value)
         for target in range(classes):
-            r = ex.explain(rows, "tree_shap", background=background, target=target)
+            r = ex.explain(rows, "tree_shap", background=background, objective=target)
             if classes == 2:  # SHAP's one output is class 1's log-odds; class 0's is its negative
                 want, base = (values if target == 1 else -values), (1 if target == 1 else -1) * expected[0]
             else:
@@ -109,7 +109,7 @@ def test_trees_behind_a_normalizer_are_explained_on_the_output_and_say_why(tmp_p
     onnx.save(to_onnx(pipeline, x[:1], options={"zipmap": False}), path)
     ex = onnx_xai.Explainer(str(path))
     assert ex.score_kind == "output" and ex.tree_model() is None
-    r = ex.explain(x[:3], "kernel_shap", background=x[:16], target=1)
+    r = ex.explain(x[:3], "kernel_shap", background=x[:16], objective=1)
     assert "output as given" in r.note and "Normalizer" in r.note
     np.testing.assert_allclose(r.raw.sum(axis=1) + r.base, pipeline.predict_proba(x[:3])[:, 1], atol=1e-5)
     with pytest.raises(onnx_xai.InputError, match="trees of this model cannot be read"):

@@ -65,7 +65,7 @@ def setup(net: nn.Module):
 def input_gradient_matches_torch(net: nn.Module, ex, x: np.ndarray, seed: np.ndarray) -> None:
     xt = torch.tensor(x, dtype=torch.float64, requires_grad=True)
     (net.double()(xt) * torch.tensor(seed, dtype=torch.float64)).sum().backward()
-    assert rel(ex.input_gradient(x, seed=seed), xt.grad.numpy()) < 1e-5
+    assert rel(ex.input_gradient(x, objective=seed), xt.grad.numpy()) < 1e-5
 
 
 def test_a_channels_last_segmenter():
@@ -78,9 +78,9 @@ def test_a_channels_last_segmenter():
     mask = output[0].argmax(-1) == 1
     want = np.zeros_like(output)
     want[0, :, :, 1] = mask
-    np.testing.assert_array_equal(wanted["seed"], want)
+    np.testing.assert_array_equal(wanted.values, want)
     assert chosen[0]["kind"] == "segmentation" and chosen[0]["pixels"] == int(mask.sum()) > 0
-    input_gradient_matches_torch(net, ex, p.array, wanted["seed"])
+    input_gradient_matches_torch(net, ex, p.array, wanted.values)
 
 
 def test_a_channels_last_dense_map():
@@ -90,9 +90,9 @@ def test_a_channels_last_dense_map():
     wanted, chosen = objective(ex, p.array, [p], ExplainOptions(threshold=threshold))
     regions, count = ndimage.label(output[0, :, :, 0] > threshold, structure=np.ones((3, 3)))
     largest = regions == 1 + np.argmax(ndimage.sum(np.ones_like(regions), regions, range(1, count + 1)))
-    np.testing.assert_array_equal(wanted["seed"][0, :, :, 0], largest.astype(np.float32))
+    np.testing.assert_array_equal(wanted.values[0, :, :, 0], largest.astype(np.float32))
     assert chosen[0]["kind"] == "dense"
-    input_gradient_matches_torch(net, ex, p.array, wanted["seed"])
+    input_gradient_matches_torch(net, ex, p.array, wanted.values)
 
 
 def test_a_value_vector_is_never_explained_on_a_guessed_index():
@@ -104,7 +104,7 @@ def test_a_value_vector_is_never_explained_on_a_guessed_index():
     wanted, chosen = objective(ex, p.array, [p], ExplainOptions(objective="regression", channel=7))
     want = np.zeros_like(output)
     want[0, 0, 0, 7] = 1
-    np.testing.assert_array_equal(wanted["seed"], want)
+    np.testing.assert_array_equal(wanted.values, want)
     assert chosen[0] == {
         "kind": "regression",
         "index": 7,
@@ -112,4 +112,4 @@ def test_a_value_vector_is_never_explained_on_a_guessed_index():
         "output": "y",
         "score_kind": "logit",
     }
-    input_gradient_matches_torch(net, ex, p.array, wanted["seed"])
+    input_gradient_matches_torch(net, ex, p.array, wanted.values)

@@ -73,7 +73,7 @@ def iou(a, b) -> float:
 def gradient_matches_differences(path: Path, output: str, seed: np.ndarray, x: np.ndarray, f) -> None:
     """The explainer's input gradient of sum(seed * output) against float64 central differences of
     ``f`` (the torch model's objective) along six random directions."""
-    gradient = onnx_xai.Explainer(path, output_name=output).input_gradient(x, seed=seed)
+    gradient = onnx_xai.Explainer(path, output_name=output).input_gradient(x, objective=seed)
     rng, h = np.random.default_rng(0), 1e-6
     xd = torch.tensor(x, dtype=torch.float64)
     ours, differences = [], []

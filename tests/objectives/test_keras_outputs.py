@@ -106,7 +106,7 @@ def setup(path: Path):
 
 def gradient_matches_differences(path: Path, output: str, seed: np.ndarray, x: np.ndarray, f) -> None:
     """The input gradient of sum(seed * output) against float64 central differences of ``f``."""
-    gradient = onnx_xai.Explainer(path, output_name=output).input_gradient(x, seed=seed)
+    gradient = onnx_xai.Explainer(path, output_name=output).input_gradient(x, objective=seed)
     rng, h = np.random.default_rng(0), 1e-6
     ours, differences = [], []
     for _ in range(6):

@@ -86,7 +86,7 @@ def test_inspect_lists_the_neck_per_scale_and_cams_fuse_as_pytorch_grad_cam(expo
         assert rel(got["xai_activation_grad" + suffix], g) < 1e-5, (exporter, NECK[k])
     for method, per_layer in PER_LAYER.items():
         for fuse in ("mean", "max"):
-            maps = ex.explain(x, method, seed=seed, fuse=fuse).maps
+            maps = ex.explain(x, method, objective=seed, fuse=fuse).maps
             np.testing.assert_allclose(
                 maps,
                 fused_reference(want, per_layer, x.shape[2:], fuse),
@@ -102,10 +102,11 @@ def test_one_target_layer_ignores_fuse_and_cam_needs_one_layer(tmp_path):
     one = onnx_xai.Explainer(path, target_layer=layers[0])
     seed = seeds.detection_seed(one.predict(x), candidate=5)[0]
     assert np.array_equal(
-        one.explain(x, "gradcam", seed=seed, fuse="max").raw, one.explain(x, "gradcam", seed=seed).raw
+        one.explain(x, "gradcam", objective=seed, fuse="max").raw,
+        one.explain(x, "gradcam", objective=seed).raw,
     )
     with pytest.raises(onnx_xai.InputError, match="fuse must be one of mean, max"):
-        one.explain(x, "gradcam", seed=seed, fuse="sum")
+        one.explain(x, "gradcam", objective=seed, fuse="sum")
     with pytest.raises(onnx_xai.InputError, match="distinct"):
         onnx_xai.Explainer(path, target_layer=[layers[0], layers[0]])
 
@@ -123,7 +124,7 @@ def test_a_multi_scale_detector_defaults_to_its_neck(exporter):
     seed = seeds.detection_seed(ex.predict(x), category=1)[0]
     want = neck_outputs(x.astype(np.float64), seed)
     np.testing.assert_allclose(
-        ex.explain(x, "gradcam", seed=seed).maps,
+        ex.explain(x, "gradcam", objective=seed).maps,
         fused_reference(want, PER_LAYER["gradcam"], x.shape[2:], "mean"),
         atol=2e-5,
     )

@@ -68,7 +68,7 @@ def test_query_selection_and_deformable_sampling(tmp_path):
     assert (chosen["candidate"], chosen["class"]) == (index, category)
     seed = np.zeros((1, *rows.shape), np.float32)
     seed[0, index, 4 + category] = 1
-    gradient = onnx_xai.Explainer(path).input_gradient(p.array, seed=seed)
+    gradient = onnx_xai.Explainer(path).input_gradient(p.array, objective=seed)
     xt = torch.tensor(p.array, dtype=torch.float64, requires_grad=True)
     net.double()(xt)[0, index, 4 + category].backward()
     assert rel(gradient, xt.grad.numpy()) < 1e-5

@@ -72,10 +72,10 @@ def test_a_scores_output_is_read_as_scores(classes, sigmoid):
     assert chosen[0]["layout"] == "class scores only, [N, A, C]"
     want = np.zeros_like(scores)
     want[0, index, category] = 1
-    np.testing.assert_array_equal(wanted["seed"], want)
+    np.testing.assert_array_equal(wanted.values, want)
     xt = torch.tensor(p.array, dtype=torch.float64, requires_grad=True)
     net.double().logits(xt)[0, index, category].backward()
-    assert rel(ex.input_gradient(p.array, seed=wanted["seed"]), xt.grad.numpy()) < 1e-5
+    assert rel(ex.input_gradient(p.array, objective=wanted.values), xt.grad.numpy()) < 1e-5
     with pytest.raises(InputError, match="a --region needs the candidates' boxes.*raw values"):
         objective(ex, p.array, [p], ExplainOptions(target=category, region=(10.0, 10.0, 200.0, 200.0)))
 

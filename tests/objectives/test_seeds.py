@@ -123,5 +123,5 @@ def test_seeds_match_float64_autograd_at_two_sizes(name, exporter):
             assert rel(got["xai_score"], want["score"]) < 1e-5
             for key in ("input_grad", "activation_grad", "gradcam"):
                 assert rel(got[f"xai_{key}"], want[key]) < 1e-5, (name, exporter, size, key)
-            assert rel(ex.explain(x, "gradcam", seed=seed).raw, want["gradcam"]) < 1e-5
-            assert rel(ex.input_gradient(x, seed=seed), want["input_grad"]) < 1e-5
+            assert rel(ex.explain(x, "gradcam", objective=seed).raw, want["gradcam"]) < 1e-5
+            assert rel(ex.input_gradient(x, objective=seed), want["input_grad"]) < 1e-5

@@ -47,11 +47,11 @@ def test_a_sigmoid_before_shape_moves_is_explained_on_the_logit():
     x = np.random.default_rng(1).standard_normal((2, 3, 16, 16)).astype(np.float32)
     seed = np.zeros((2, 64, 5), np.float32)
     seed[0, 10, 2], seed[1, 33, 4], seed[1, 5, 0] = 1.0, 1.0, 0.5
-    got = ex.input_gradient(x, seed=seed)
+    got = ex.input_gradient(x, objective=seed)
     xt = torch.tensor(x, dtype=torch.float64, requires_grad=True)
     (net.double().logits(xt) * torch.tensor(seed, dtype=torch.float64)).sum().backward()
     assert rel(got, xt.grad.numpy()) < 1e-5
-    scores = ex.explain(x, "gradient", seed=seed).scores
+    scores = ex.explain(x, "gradient", objective=seed).scores
     with torch.no_grad():
         want = (
             net.logits(torch.tensor(x, dtype=torch.float64)) * torch.tensor(seed, dtype=torch.float64)

@@ -92,7 +92,7 @@ def test_a_yolov8_head_decoded_in_the_graph(tmp_path):
     seed[0, 4 + category, index] = 1
     xt = torch.tensor(p.array, dtype=torch.float64, requires_grad=True)
     net.double()(xt)[0, 4 + category, index].backward()
-    assert rel(ex.input_gradient(p.array, seed=seed), xt.grad.numpy()) < 1e-5
+    assert rel(ex.input_gradient(p.array, objective=seed), xt.grad.numpy()) < 1e-5
 
 
 def run_outputs_rewritten(model, x: np.ndarray) -> dict:

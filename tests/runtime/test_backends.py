@@ -48,13 +48,13 @@ def test_every_method_agrees_across_backends(net):
     methods = [m for m in onnx_xai.METHOD_NAMES if ort_ex.cam_available or m != "cam"]
     for method in [m for m in methods if ort_ex.kind in REGISTRY[m].kinds]:
         try:
-            a = ort_ex.explain(x, method, target=[-1, 1], **OPTIONS.get(method, {}))
+            a = ort_ex.explain(x, method, objective=[-1, 1], **OPTIONS.get(method, {}))
         except onnx_xai.ModelError as refused:  # LRP on a net with products of activations (LayerNorm)
             assert method == "lrp" and "LRP has no rule" in str(refused)
             with pytest.raises(onnx_xai.ModelError, match="LRP has no rule"):
-                ov_ex.explain(x, method, target=[-1, 1])
+                ov_ex.explain(x, method, objective=[-1, 1])
             continue
-        b = ov_ex.explain(x, method, target=[-1, 1], **OPTIONS.get(method, {}))
+        b = ov_ex.explain(x, method, objective=[-1, 1], **OPTIONS.get(method, {}))
         assert list(a.targets) == list(b.targets), method
         assert rel(b.raw, a.raw) < 1e-4, (net, method, rel(b.raw, a.raw))
 

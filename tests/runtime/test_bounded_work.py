@@ -124,6 +124,6 @@ def test_smoothgrad_of_every_method_is_that_method_averaged_over_the_noise(ex, b
     by_hand = np.zeros_like(smooth, dtype=np.float64)
     for copy in noise:
         for i in range(len(x)):
-            one = ex.explain(x[i : i + 1] + copy, base, target=int(targets[i]), **given, **seeded).raw
+            one = ex.explain(x[i : i + 1] + copy, base, objective=int(targets[i]), **given, **seeded).raw
             by_hand[i] += one[0] / len(noise)
     assert np.allclose(smooth, by_hand, rtol=1e-5, atol=1e-6), base

@@ -53,7 +53,7 @@ def test_cam_of_a_class_head_beside_another_head():
     m.graph.output.append(helper.make_tensor_value_info("r", TensorProto.FLOAT, ["N", 4, 8, 8]))
     session = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
     activation = session.run(["r"], {"x": x})[0]
-    result = onnx_xai.Explainer(model(second_layer=False)).explain(x, "cam", target=[0, 2])
+    result = onnx_xai.Explainer(model(second_layer=False)).explain(x, "cam", objective=[0, 2])
     want = np.einsum("nk,nkhw->nhw", FC[[0, 2]], activation)
     np.testing.assert_allclose(result.raw, want, rtol=1e-5, atol=1e-6)
 

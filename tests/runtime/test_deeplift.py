@@ -53,7 +53,7 @@ def test_deeplift_matches_captum(net_and_explainer, baseline):
 
     net, ex = net_and_explainer
     x = _x()
-    ours = ex.explain(x, "deeplift", target=[1, 3], baseline=baseline).raw
+    ours = ex.explain(x, "deeplift", objective=[1, 3], baseline=baseline).raw
     want = DeepLift(net).attribute(
         torch.tensor(x, dtype=torch.float64), baselines=baseline, target=torch.tensor([1, 3])
     )
@@ -63,7 +63,7 @@ def test_deeplift_matches_captum(net_and_explainer, baseline):
 def test_deeplift_adds_up_to_the_change_of_the_score(net_and_explainer):
     _, ex = net_and_explainer
     x, reference = _x(), _x(seed=9, count=1)
-    found = ex.explain(x, "deeplift", target=[0, 4], baseline=reference)
+    found = ex.explain(x, "deeplift", objective=[0, 4], baseline=reference)
     change = found.scores - ex.predict(np.repeat(reference, 2, axis=0))[np.arange(2), [0, 4]]
     np.testing.assert_allclose(found.raw.reshape(2, -1).sum(1), change, rtol=1e-4, atol=1e-6)
 
@@ -73,7 +73,7 @@ def test_deeplift_shap_matches_captum(net_and_explainer):
 
     net, ex = net_and_explainer
     x, references = _x(), _x(seed=5, count=4)
-    ours = ex.explain(x, "deeplift_shap", target=[2, 0], baselines=references, batch_size=6).raw
+    ours = ex.explain(x, "deeplift_shap", objective=[2, 0], baselines=references, batch_size=6).raw
     want = DeepLiftShap(net).attribute(
         torch.tensor(x, dtype=torch.float64), baselines=torch.tensor(references, dtype=torch.float64),
         target=torch.tensor([2, 0]),

@@ -50,7 +50,7 @@ def kpca_by_torch(a: torch.Tensor, kernel: str, gamma: float | None) -> np.ndarr
 @pytest.mark.parametrize("kernel, gamma", [("sigmoid", None), ("rbf", 0.05)])
 def test_kpca_cam_matches_kernel_pca(setup, kernel, gamma):  # noqa: F811
     ex, net, x, targets = setup
-    ours = ex.explain(x, "kpca_cam", target=targets, kernel=kernel, gamma=gamma).raw
+    ours = ex.explain(x, "kpca_cam", objective=targets, kernel=kernel, gamma=gamma).raw
     assert rel(ours, kpca_by_torch(_activations(net, x), kernel, gamma)) < 1e-5
 
 
@@ -66,14 +66,14 @@ def test_a_linear_kernel_pca_is_the_principal_component(setup):  # noqa: F811
 
 def test_activation_map_is_the_channel_mean(setup):  # noqa: F811
     ex, net, x, targets = setup
-    ours = ex.explain(x, "activation_map", target=targets).raw
+    ours = ex.explain(x, "activation_map", objective=targets).raw
     assert rel(ours, _activations(net, x).mean(1).numpy()) < 1e-5
 
 
 @pytest.mark.parametrize("k", [2.0, 0.5])
 def test_fem_matches_its_definition(setup, k):  # noqa: F811
     ex, net, x, targets = setup
-    ours = ex.explain(x, "fem", target=targets, k=k).raw
+    ours = ex.explain(x, "fem", objective=targets, k=k).raw
     a = _activations(net, x)
     threshold = a.mean((2, 3), keepdim=True) + k * a.std((2, 3), unbiased=False, keepdim=True)
     weights = (a > threshold).double().mean((2, 3))
@@ -107,7 +107,7 @@ def finer_by_torch(net, x, targets, alpha=1.0, ranks=(1, 2, 3)) -> np.ndarray:
 @pytest.mark.parametrize("alpha, ranks", [(1.0, (1, 2, 3)), (0.6, (1, 3))])
 def test_finer_cam_matches_pytorch_grad_cams_target(setup, alpha, ranks):  # noqa: F811
     ex, net, x, targets = setup
-    ours = ex.explain(x, "finer_cam", target=targets, alpha=alpha, comparisons=ranks).raw
+    ours = ex.explain(x, "finer_cam", objective=targets, alpha=alpha, comparisons=ranks).raw
     assert rel(ours, finer_by_torch(net, x, targets, alpha, ranks)) < 1e-5
 
 
@@ -128,7 +128,7 @@ def test_finer_cam_reaches_the_logits_through_a_softmax(setup):  # noqa: F811
     wrapped = WithSoftmax(copy.deepcopy(net).float()).eval()
     ex = onnx_xai.Explainer(onnx_bytes(wrapped))
     assert ex.record.score_kind == "pre-softmax"
-    ours = ex.explain(x, "finer_cam", target=targets, alpha=0.6).raw
+    ours = ex.explain(x, "finer_cam", objective=targets, alpha=0.6).raw
     assert rel(ours, finer_by_torch(wrapped.double(), x, targets, 0.6)) < 1e-5
 
 
@@ -177,5 +177,5 @@ def test_fullgrad_matches_pytorch_grad_cams_definition(setup):  # noqa: F811
     net = copy.deepcopy(net)
     net.stem[0].bias = None
     ex = onnx_xai.Explainer(onnx_bytes(copy.deepcopy(net).float()))
-    ours = ex.explain(x, "fullgrad", target=targets).raw
+    ours = ex.explain(x, "fullgrad", objective=targets).raw
     assert rel(ours, fullgrad_by_torch(net, x, targets)) < 1e-5

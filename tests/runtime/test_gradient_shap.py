@@ -21,7 +21,7 @@ def _baselines() -> np.ndarray:
 def test_gradient_shap_matches_captum_on_the_same_draws(setup):  # noqa: F811
     ex, net, x, targets = setup
     ours = ex.explain(
-        x, "gradient_shap", target=targets, baselines=_baselines(), n_samples=6, noise_seed=11
+        x, "gradient_shap", objective=targets, baselines=_baselines(), n_samples=6, noise_seed=11
     ).raw
     np.random.seed(11)
     want = GradientShap(net).attribute(
@@ -35,7 +35,7 @@ def test_gradient_shap_with_noise_is_its_definition(setup):  # noqa: F811
     ex, net, x, targets = setup
     opts = GradientShapOptions(baselines=_baselines(), n_samples=4, stdevs=0.3, noise_seed=5)
     ours = ex.explain(
-        x, "gradient_shap", target=targets, baselines=_baselines(), n_samples=4, stdevs=0.3, noise_seed=5
+        x, "gradient_shap", objective=targets, baselines=_baselines(), n_samples=4, stdevs=0.3, noise_seed=5
     )
     draws = list(gradient_shap_draws(opts, len(x), x.shape[1:], 3, per_run=3))  # chunked unlike the run
     indexes, alphas, noise = (np.concatenate([d[k] for d in draws]) for k in (1, 2, 3))

@@ -19,7 +19,7 @@ def test_channels_last_input():
     ex = onnx_xai.Explainer(export(net, (1, 8, 8, 3)))
     assert ex.layout == "NHWC"
     x = np.random.default_rng(0).standard_normal((2, 8, 8, 3)).astype(np.float32)
-    gradient = ex.explain(x, "gradient", target=[0, 2])
+    gradient = ex.explain(x, "gradient", objective=[0, 2])
     xt = torch.tensor(x, requires_grad=True)
     net(xt)[[0, 1], [0, 2]].sum().backward()
     np.testing.assert_allclose(gradient.raw, xt.grad.numpy(), rtol=1e-4, atol=1e-6)
@@ -66,7 +66,7 @@ def test_several_inputs_and_outputs_are_selected_by_name():
     bias = np.array([[0.0, 5.0, 0.0], [0.0, 0.0, 5.0]], np.float32)
     result = ex.explain(x, "gradient", extra_inputs={"bias": bias})
     assert result.targets.tolist() == [1, 2]  # the bias decides the top-1 class
-    assert ex.explain(x, "gradient", target=[1, 2], extra_inputs={"bias": bias}).targets.tolist() == [1, 2]
+    assert ex.explain(x, "gradient", objective=[1, 2], extra_inputs={"bias": bias}).targets.tolist() == [1, 2]
     xt = torch.tensor(x, requires_grad=True)
     TwoInTwoOut().eval()(torch.tensor(bias), xt)[1][[0, 1], [1, 2]].sum().backward()
     np.testing.assert_allclose(result.raw, xt.grad.numpy(), rtol=1e-4, atol=1e-7)

@@ -162,7 +162,7 @@ CAMS = {
 def test_cam_family(setup, name):
     ex, net, x, targets = setup
     a, g = hooked(net, x, targets)
-    assert rel(ex.explain(x, name, target=targets).raw, CAMS[name](net, x, targets, a, g)) < 1e-5
+    assert rel(ex.explain(x, name, objective=targets).raw, CAMS[name](net, x, targets, a, g)) < 1e-5
 
 
 def captum(attributor, net, x, targets, **kwargs) -> np.ndarray:
@@ -184,7 +184,7 @@ def test_gradient_family_matches_captum(setup, name):
     make, captum_options, options = GRADIENTS[name]
     assert (
         rel(
-            ex.explain(x, name, target=targets, **options).raw,
+            ex.explain(x, name, objective=targets, **options).raw,
             captum(make(net), net, x, targets, **captum_options),
         )
         < 1e-4
@@ -198,7 +198,7 @@ def test_integrated_gradients_quadratures_and_baselines(setup, integration):
     ours = ex.explain(
         x,
         "integrated_gradients",
-        target=targets,
+        objective=targets,
         n_steps=12,
         integration=integration,
         baseline=baseline,
@@ -227,7 +227,7 @@ def test_guided_gradcam_is_guided_backprop_times_bilinear_gradcam(setup):
     upsampled = F.interpolate(
         torch.tensor(gradcam), size=x.shape[2:], mode="bilinear", align_corners=False
     ).numpy()
-    assert rel(ex.explain(x, "guided_gradcam", target=targets).raw, guided * upsampled) < 1e-4
+    assert rel(ex.explain(x, "guided_gradcam", objective=targets).raw, guided * upsampled) < 1e-4
 
 
 @pytest.mark.parametrize(
@@ -236,7 +236,7 @@ def test_guided_gradcam_is_guided_backprop_times_bilinear_gradcam(setup):
 def test_smoothgrad_kinds_match_noise_tunnel(setup, kind, captum_kind):
     ex, net, x, targets = setup
     noise = np.random.default_rng(1).standard_normal((6,) + x.shape[1:]).astype(np.float32) * 0.3
-    ours = ex.explain(x, "smoothgrad", target=targets, noise=noise, kind=kind, batch_size=4).raw
+    ours = ex.explain(x, "smoothgrad", objective=targets, noise=noise, kind=kind, batch_size=4).raw
     tunnel, want = NoiseTunnel(Saliency(net)), []
     for i in range(2):  # one sample at a time, one noisy copy per partition: the draws come in order
         with _fixed_noise(torch.tensor(noise, dtype=torch.float64)):

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import onnx_xai
+from onnx_xai.objectives.objective import Objective
 from onnx_xai.runtime.maps import upsample
 from onnx_xai.support.errors import CamNotApplicableError, InputError
 
@@ -24,13 +25,13 @@ def ex():
 def test_hand_computed_values(ex):
     ref = tiny.by_hand(X, np.array([0, 1, 1]))
     np.testing.assert_allclose(ex.predict(X), ref["logits"], rtol=1e-5, atol=1e-6)
-    cam = ex.explain(X, "cam", target=[0, 1, 1])
+    cam = ex.explain(X, "cam", objective=[0, 1, 1])
     np.testing.assert_allclose(cam.raw, ref["cam"], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(cam.scores, ref["logits"][[0, 1, 2], [0, 1, 1]], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(
-        ex.explain(X, "gradcam", target=[0, 1, 1]).raw, ref["gradcam"], rtol=1e-5, atol=1e-7
+        ex.explain(X, "gradcam", objective=[0, 1, 1]).raw, ref["gradcam"], rtol=1e-5, atol=1e-7
     )
-    grad = ex.explain(X, "gradient", target=[0, 1, 1])
+    grad = ex.explain(X, "gradient", objective=[0, 1, 1])
     np.testing.assert_allclose(grad.raw, ref["grad"], rtol=1e-5, atol=1e-7)
     summed = np.abs(ref["grad"]).sum(1)  # PAIR's grayscale map: channels summed, 99th percentile
     low, high = (
@@ -44,25 +45,25 @@ def test_hand_computed_values(ex):
 def test_default_target_is_top1_and_int_target_broadcasts(ex):
     top1 = tiny.by_hand(X, np.zeros(3, int))["logits"].argmax(1)
     assert ex.explain(X, "cam").targets.tolist() == top1.tolist()
-    assert ex.explain(X, "cam", target=1).targets.tolist() == [1, 1, 1]
+    assert ex.explain(X, "cam", objective=1).targets.tolist() == [1, 1, 1]
 
 
 def test_gradcam_is_relu_cam_over_hw_on_a_gap_linear_head(ex):
-    cam, gradcam = ex.explain(X, "cam", target=1), ex.explain(X, "gradcam", target=1)
+    cam, gradcam = ex.explain(X, "cam", objective=1), ex.explain(X, "gradcam", objective=1)
     np.testing.assert_allclose(gradcam.raw, np.maximum(cam.raw, 0) / tiny.HW, rtol=1e-5, atol=1e-7)
 
 
 @pytest.mark.parametrize("base", ["gradient", "gradcam", "cam"])
 def test_smoothgrad_without_noise_is_the_base_method(ex, base):
-    plain = ex.explain(X, base, target=[1, 0, 1])
-    smooth = ex.explain(X, "smoothgrad", target=[1, 0, 1], base=base, noise_level=0.0, n_samples=3)
+    plain = ex.explain(X, base, objective=[1, 0, 1])
+    smooth = ex.explain(X, "smoothgrad", objective=[1, 0, 1], base=base, noise_level=0.0, n_samples=3)
     np.testing.assert_allclose(smooth.raw, plain.raw, rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(smooth.maps, plain.maps, atol=1e-6)
 
 
 def test_smoothgrad_with_explicit_noise_is_the_mean_of_gradients(ex):
     noise = np.random.default_rng(1).standard_normal((5, 2, 4, 4)).astype(np.float32)
-    smooth = ex.explain(X[:2], "smoothgrad", target=[0, 1], noise=noise, batch_size=3)
+    smooth = ex.explain(X[:2], "smoothgrad", objective=[0, 1], noise=noise, batch_size=3)
     for i, c in enumerate([0, 1]):
         expected = np.mean([tiny.by_hand(X[i : i + 1] + n, np.array([c]))["grad"][0] for n in noise], axis=0)
         np.testing.assert_allclose(smooth.raw[i], expected, rtol=1e-5, atol=1e-7)
@@ -77,9 +78,9 @@ def test_smoothgrad_is_reproducible_and_batch_size_free(ex):
 
 def test_a_batch_equals_single_calls(ex):
     for method in ("gradient", "cam", "gradcam"):
-        batch = ex.explain(X, method, target=[0, 1, 0])
+        batch = ex.explain(X, method, objective=[0, 1, 0])
         for i, t in enumerate([0, 1, 0]):
-            one = ex.explain(X[i : i + 1], method, target=t)
+            one = ex.explain(X[i : i + 1], method, objective=t)
             np.testing.assert_allclose(batch.raw[i], one.raw[0], rtol=1e-6, atol=1e-7)
             np.testing.assert_array_equal(batch.boxes[i], one.boxes[0])
 
@@ -116,7 +117,9 @@ def test_rewritten_model_is_used_as_is():
     rewritten = onnx_xai.augment(tiny.model(), outputs=("gradcam",))
     ex = onnx_xai.Explainer(rewritten.SerializeToString())
     ref = tiny.by_hand(X, np.array([1, 1, 1]))
-    np.testing.assert_allclose(ex.explain(X, "gradcam", target=1).raw, ref["gradcam"], rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(
+        ex.explain(X, "gradcam", objective=1).raw, ref["gradcam"], rtol=1e-5, atol=1e-7
+    )
     with pytest.raises(InputError, match="no 'input_grad' outputs"):
         ex.explain(X, "gradient")
     assert ex.target_layer == "a" and ex.providers == ["CPUExecutionProvider"]
@@ -125,8 +128,14 @@ def test_rewritten_model_is_used_as_is():
 @pytest.mark.parametrize(
     "call,message",
     [
-        (lambda ex: ex.explain(X, "gradcam", target=2), "class 2 is out of range for a model with 2 classes"),
-        (lambda ex: ex.explain(X, "gradcam", target=[0, 1]), "target must be"),
+        (
+            lambda ex: ex.explain(X, "gradcam", objective=2),
+            "class 2 is out of range for a model with 2 classes",
+        ),
+        (lambda ex: ex.explain(X, "gradcam", objective=[0, 1]), "gives 2 classes for 3 samples"),
+        (lambda ex: ex.explain(X, "gradcam", objective=1.5), "a class is an int or a list of ints"),
+        (lambda ex: ex.explain(X, "gradcam", objective=np.zeros((3, 2), int)), "a class is an int"),
+        (lambda ex: ex.explain(X, "gradcam", objective=Objective.of_value(2)), "value 2 is out of range"),
         (lambda ex: ex.explain(X, "saliency"), "unknown method 'saliency'"),
         (lambda ex: ex.explain(np.full_like(X, np.nan), "cam"), "NaN"),
         (lambda ex: ex.explain(X[:, :1], "cam"), r"x has shape \(3, 1, 4, 4\), expected"),
@@ -158,14 +167,14 @@ def test_cam_on_another_head_suggests_gradcam():
 
 def test_explain_many_equals_separate_calls(ex):
     many = ex.explain_many(
-        X, ["gradient", "cam", "gradcam", "smoothgrad"], target=[0, 1, 1], noise_seed=1, n_samples=3
+        X, ["gradient", "cam", "gradcam", "smoothgrad"], objective=[0, 1, 1], noise_seed=1, n_samples=3
     )
     assert list(many) == ["gradient", "cam", "gradcam", "smoothgrad"]
     for method in ("gradient", "cam", "gradcam"):
-        one = ex.explain(X, method, target=[0, 1, 1])
+        one = ex.explain(X, method, objective=[0, 1, 1])
         np.testing.assert_allclose(many[method].raw, one.raw, rtol=1e-6, atol=1e-7)
         np.testing.assert_array_equal(many[method].boxes, one.boxes)
-    smooth = ex.explain(X, "smoothgrad", target=[0, 1, 1], noise_seed=1, n_samples=3)
+    smooth = ex.explain(X, "smoothgrad", objective=[0, 1, 1], noise_seed=1, n_samples=3)
     np.testing.assert_allclose(many["smoothgrad"].raw, smooth.raw, rtol=1e-6)
 
 

@@ -28,7 +28,7 @@ def _features(net, x: np.ndarray) -> torch.Tensor:
 @pytest.mark.parametrize("gaussian", [False, True])
 def test_reciprocam_is_each_positions_class_probability(setup, gaussian):  # noqa: F811
     ex, net, x, targets = setup
-    ours = ex.explain(x, "reciprocam", target=targets, gaussian=gaussian, batch_size=10).raw
+    ours = ex.explain(x, "reciprocam", objective=targets, gaussian=gaussian, batch_size=10).raw
     features = _features(net, x)
     masks = torch.tensor(reciprocam_masks(*features.shape[2:], gaussian), dtype=torch.float64)
     for i in range(len(x)):
@@ -47,7 +47,7 @@ def test_reciprocam_masks_are_one_hot_or_a_gaussian_cut_at_the_edges():
 
 def test_ablationcam_matches_pytorch_grad_cams_definition(setup):  # noqa: F811
     ex, net, x, targets = setup
-    ours = ex.explain(x, "ablationcam", target=targets, batch_size=5).raw
+    ours = ex.explain(x, "ablationcam", objective=targets, batch_size=5).raw
     features = _features(net, x)
     for i in range(len(x)):
         a = features[i : i + 1]
@@ -88,7 +88,7 @@ def test_vit_reciprocam_masks_the_layer_and_the_residual_stream():
     net = TorchvisionViT().eval()
     x = np.random.default_rng(4).standard_normal((2, 3, 32, 32)).astype(np.float32)
     ex = onnx_xai.Explainer(onnx_bytes_32(net))
-    ours = ex.explain(x, "reciprocam", target=[1, 3])
+    ours = ex.explain(x, "reciprocam", objective=[1, 3])
     net = net.double()
     masks = torch.tensor(reciprocam_masks(4, 4, True), dtype=torch.float64)
     keep = torch.cat([torch.ones(16, 1), masks.reshape(16, 16)], 1)[:, :, None]  # class token kept

@@ -23,7 +23,7 @@ from .test_method_references import setup  # noqa: F401  (the module's fixture)
 @pytest.mark.parametrize("window,stride,baseline", [(4, 2, 0.0), (5, 3, -0.5), (16, 16, 0.0)])
 def test_occlusion_matches_captum(setup, window, stride, baseline):  # noqa: F811
     ex, net, x, targets = setup
-    ours = ex.explain(x, "occlusion", target=targets, window=window, stride=stride, baseline=baseline).raw
+    ours = ex.explain(x, "occlusion", objective=targets, window=window, stride=stride, baseline=baseline).raw
     want = Occlusion(net).attribute(
         torch.tensor(x, dtype=torch.float64),
         sliding_window_shapes=(3, window, window),
@@ -54,13 +54,13 @@ def rise_by_hand(session, x: np.ndarray, masks: np.ndarray, score, p: float) -> 
 def test_rise_matches_its_definition_on_the_same_masks(setup):  # noqa: F811
     ex, _, x, targets = setup
     session = ort.InferenceSession(ex._sessions._bytes_or_path(), providers=["CPUExecutionProvider"])
-    masks = rise_masks(40, 4, 0.5, 16, 16, seed=3)
+    masks = rise_masks(40, 4, 0.5, 16, 16, noise_seed=3)
     assert masks.min() >= 0 and masks.max() <= 1 and abs(masks.mean() - 0.5) < 0.1
-    ours = ex.explain(x, "rise", target=targets, n_masks=40, grid=4, noise_seed=3, batch_size=7).raw
+    ours = ex.explain(x, "rise", objective=targets, n_masks=40, grid=4, noise_seed=3, batch_size=7).raw
     want = rise_by_hand(session, x, masks, lambda out, i: out[0, targets[i]], 0.5)
     assert rel(ours[:, 0], want) < 1e-5 and np.array_equal(ours[:, 0], ours[:, 2])
     seed = np.random.default_rng(1).standard_normal((len(x), 5)).astype(np.float32)
-    ours = ex.explain(x, "rise", seed=seed, n_masks=40, grid=4, noise_seed=3).raw
+    ours = ex.explain(x, "rise", objective=seed, n_masks=40, grid=4, noise_seed=3).raw
     want = rise_by_hand(session, x, masks, lambda out, i: float(out[0] @ seed[i]), 0.5)
     assert rel(ours[:, 1], want) < 1e-5
 
@@ -89,7 +89,7 @@ def test_forward_only_methods_run_where_the_gradient_cannot(tmp_path):
     x = np.random.default_rng(5).standard_normal((2, 3, 16, 16)).astype(np.float32)
     with pytest.raises(UnsupportedModelError, match="CumSum"):
         ex.explain(x, "gradcam")
-    result = ex.explain(x, "occlusion", target=[1, 3], window=4, stride=4)
+    result = ex.explain(x, "occlusion", objective=[1, 3], window=4, stride=4)
     assert "cannot be rewritten" in result.note and "CumSum" in result.note
     want = Occlusion(net.double()).attribute(
         torch.tensor(x, dtype=torch.float64), sliding_window_shapes=(3, 4, 4), strides=(3, 4, 4),
@@ -97,8 +97,8 @@ def test_forward_only_methods_run_where_the_gradient_cannot(tmp_path):
     )  # fmt: skip
     assert rel(result.raw, want.numpy()) < 1e-4
     seed = np.random.default_rng(6).standard_normal((2, 5)).astype(np.float32)
-    masks = rise_masks(16, 4, 0.5, 16, 16, seed=1)
-    ours = ex.explain(x, "rise", seed=seed, n_masks=16, grid=4, noise_seed=1).raw
+    masks = rise_masks(16, 4, 0.5, 16, 16, noise_seed=1)
+    ours = ex.explain(x, "rise", objective=seed, n_masks=16, grid=4, noise_seed=1).raw
     session = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
     assert (
         rel(ours[:, 0], rise_by_hand(session, x, masks, lambda out, i: float(out[0] @ seed[i]), 0.5)) < 1e-5
@@ -123,7 +123,7 @@ def test_reciprocam_runs_the_head_of_a_model_the_gradient_cannot_cross():
     net, model = cumulative()
     ex = onnx_xai.Explainer(model)
     x = np.random.default_rng(5).standard_normal((2, 3, 16, 16)).astype(np.float32)
-    result = ex.explain(x, "reciprocam", target=[1, 3])
+    result = ex.explain(x, "reciprocam", objective=[1, 3])
     assert "cannot be rewritten" in result.note and "CumSum" in result.note
     net = net.double()
     with torch.no_grad():

@@ -79,7 +79,7 @@ def test_lrp_matches_zennits_composites(name):
 
     net = _net()
     ex, x = onnx_xai.Explainer(onnx_bytes(net)), _x()
-    ours = ex.explain(x, "lrp", target=[1, 3], composite=name)
+    ours = ex.explain(x, "lrp", objective=[1, 3], composite=name)
     composite = {"epsilon_plus_flat": EpsilonPlusFlat, "epsilon_plus": EpsilonPlus,
                  "epsilon_alpha2_beta1_flat": EpsilonAlpha2Beta1Flat}[name]  # fmt: skip
     canonized = composite(canonizers=[SequentialMergeBatchNorm()])
@@ -94,7 +94,9 @@ def test_lrp_gamma_box_matches_zennit():
     net = _net()
     ex, x = onnx_xai.Explainer(onnx_bytes(net)), _x()
     low, high = [-2.1, -2.0, -1.8], [2.2, 2.4, 2.6]
-    ours = ex.explain(x, "lrp", target=[0, 2], composite="epsilon_gamma_box", low=low, high=high, gamma=0.3)
+    ours = ex.explain(
+        x, "lrp", objective=[0, 2], composite="epsilon_gamma_box", low=low, high=high, gamma=0.3
+    )
     bounds = [
         torch.tensor(v, dtype=torch.float64).reshape(1, 3, 1, 1).expand(1, 3, 16, 16) for v in (low, high)
     ]
@@ -109,7 +111,7 @@ def test_lrp_epsilon_matches_captum():
 
     net = _net(residual=False, batchnorm=False)  # Captum's BatchNorm rule is not a folded BatchNorm's
     ex, x = onnx_xai.Explainer(onnx_bytes(net)), _x()
-    ours = ex.explain(x, "lrp", target=[4, 2], composite="epsilon")
+    ours = ex.explain(x, "lrp", objective=[4, 2], composite="epsilon")
     torch_net = copy.deepcopy(net).double()
     want = LRP(torch_net).attribute(torch.tensor(x, dtype=torch.float64), target=torch.tensor([4, 2]))
     assert rel(ours.raw, want.detach().numpy()) < 1e-4
@@ -122,7 +124,7 @@ def test_without_biases_the_relevance_adds_up_to_the_logit(name, tolerance):
     exactly, z-plus to its stabilizer's share (1e-6 over sums of a few hundredths)."""
     net = _net(seed=1, bias=False, gated=True, batchnorm=False)
     ex, x = onnx_xai.Explainer(onnx_bytes(net)), _x()
-    found = ex.explain(x, "lrp", target=[1, 3], composite=name)
+    found = ex.explain(x, "lrp", objective=[1, 3], composite=name)
     np.testing.assert_allclose(found.raw.reshape(2, -1).sum(1), found.scores, rtol=tolerance)
 
 

@@ -61,7 +61,7 @@ def test_lime_matches_captum_on_the_same_samples(setup, baseline, alpha):  # noq
     mask = _grid(16, 16, 4)
     for i in range(len(x)):
         ours = ex.explain(
-            x[i : i + 1], "lime", target=targets[i : i + 1], feature_mask=mask, n_samples=80,
+            x[i : i + 1], "lime", objective=targets[i : i + 1], feature_mask=mask, n_samples=80,
             noise_seed=7, baseline=baseline, alpha=alpha, batch_size=16,
         ).raw  # fmt: skip
         lime = Lime(
@@ -77,7 +77,7 @@ def test_lime_matches_captum_on_the_same_samples(setup, baseline, alpha):  # noq
 def test_kernel_shap_matches_captum_on_the_same_samples(setup):  # noqa: F811
     ex, net, x, targets = setup
     mask = _grid(16, 16, 8)  # 4 features
-    ours = ex.explain(x, "kernel_shap", target=targets, feature_mask=mask, n_samples=60, noise_seed=2).raw
+    ours = ex.explain(x, "kernel_shap", objective=targets, feature_mask=mask, n_samples=60, noise_seed=2).raw
     for i in range(len(x)):
         shap = KernelShap(net)
         shap.interpretable_model = WeightedRidge(0.0)
@@ -96,7 +96,7 @@ def test_kernel_shap_is_efficient_and_near_the_exact_shapley_values(setup):  # n
     ex, net, x, targets = setup
     mask = np.repeat(np.arange(3), [6, 6, 4])[:, None].repeat(16, 1)  # three bands of rows
     found = ex.explain(
-        x[:1], "kernel_shap", target=targets[:1], feature_mask=mask, n_samples=400, noise_seed=0
+        x[:1], "kernel_shap", objective=targets[:1], feature_mask=mask, n_samples=400, noise_seed=0
     )
     values = np.array([found.raw[0, 0][mask == k][0] for k in range(3)])
     sample = torch.tensor(x[:1], dtype=torch.float64)
@@ -116,7 +116,7 @@ def test_kernel_shap_is_efficient_and_near_the_exact_shapley_values(setup):  # n
 
 
 def test_kernel_shap_samples_follow_the_shapley_kernel():
-    samples = kernel_shap_samples(20000, 6, seed=1)
+    samples = kernel_shap_samples(20000, 6, noise_seed=1)
     assert samples[0].all() and not samples[1].any()
     sizes = np.bincount(samples[2:].sum(1).astype(int), minlength=7)[1:6] / (len(samples) - 2)
     chances = np.array([5 / (k * (6 - k)) for k in range(1, 6)])

@@ -55,16 +55,16 @@ def autograd_input_gradient(net, x: np.ndarray, targets, dtype):
 def test_methods_match_torch(name):
     ex = onnx_xai.Explainer(export(name, "torchscript-17", True))
     net = build(name)
-    gradcam = ex.explain(X, "gradcam", target=[-1, 3])
+    gradcam = ex.explain(X, "gradcam", objective=[-1, 3])
     targets = gradcam.targets
     torch_map, activation = torch_gradcam(build(name), X, targets)
     assert rel(gradcam.raw, torch_map) < 1e-4
-    gradient = ex.explain(X, "gradient", target=targets)
+    gradient = ex.explain(X, "gradient", objective=targets)
     ref64 = autograd_input_gradient(build(name), X.astype(np.float64), targets, torch.float64)
     ref32 = autograd_input_gradient(build(name), X, targets, torch.float32)
     assert rel(gradient.raw, ref64) <= max(2 * rel(ref32, ref64), 2e-6)
     if net.cam_weight is not None:
-        cam = ex.explain(X, "cam", target=targets)
+        cam = ex.explain(X, "cam", objective=targets)
         w = net.cam_weight.detach().numpy()[targets]
         assert rel(cam.raw, np.einsum("nk,nkhw->nhw", w, activation)) < 1e-5
 
@@ -72,7 +72,7 @@ def test_methods_match_torch(name):
 def test_smoothgrad_with_explicit_noise_matches_torch_autograd():
     ex = onnx_xai.Explainer(export("resnet", "torchscript-17", True))
     noise = 0.3 * np.random.default_rng(2).standard_normal((4, 3, SIZE, SIZE)).astype(np.float32)
-    smooth = ex.explain(X, "smoothgrad", target=[1, 2], noise=noise, batch_size=3)
+    smooth = ex.explain(X, "smoothgrad", objective=[1, 2], noise=noise, batch_size=3)
     for i, c in enumerate([1, 2]):
         noisy = (X[i : i + 1] + noise).astype(np.float64)
         grads = autograd_input_gradient(build("resnet"), noisy, [c] * len(noise), torch.float64)

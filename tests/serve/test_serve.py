@@ -72,7 +72,7 @@ def test_explain_equals_the_explainer(served, reference):
     p = PHOTOS[1]
     status, answer = served.call("explain", [photo(p)], methods=["gradcam", "gradient"], raw=True, target=281)
     assert status == 200 and answer["predictions"][0]["top_k"]
-    results = ex.explain_many(inputs[p].array, ["gradcam", "gradient"], target=281)
+    results = ex.explain_many(inputs[p].array, ["gradcam", "gradient"], objective=281)
     for entry in answer["explanations"][0]:
         want = results[entry["method"]]
         assert entry["target"] == 281 and entry["label"] == "tabby"
@@ -299,7 +299,7 @@ def test_a_model_the_gradient_cannot_cross_is_served_by_the_forward_only_methods
     ex = onnx_xai.Explainer(str(path))
     p = prepare(load_image(PHOTOS[0]), **preprocessing_for(ex))
     np.testing.assert_allclose(
-        np.asarray(entry["map"]), ex.explain(p.array, "occlusion", target=2).maps[0], atol=1e-6
+        np.asarray(entry["map"]), ex.explain(p.array, "occlusion", objective=2).maps[0], atol=1e-6
     )
     assert refused[0] == 400 and "CumSum" in refused[1]["error"] and "\n" not in refused[1]["error"]
 

@@ -240,7 +240,7 @@ def test_a_large_jpeg_decodes_reduced_within_the_pixel_limit(served):
     p = decode_for(data, preprocessing_for(ex))
     assert p.photo.size == (750, 500) and p.full_size == (6000, 4000)
     entry = answer["explanations"][0][0]
-    want = ex.explain_many(p.array, ["gradcam"], target=entry["target"])["gradcam"]
+    want = ex.explain_many(p.array, ["gradcam"], objective=entry["target"])["gradcam"]
     assert entry["box"] == list(p.box_to_photo(want.boxes[0])) and entry["box"][2] > 3000
     assert Image.open(io.BytesIO(base64.b64decode(entry["overlay_png"]))).size == (750, 500)
     status, _, answer = post(served, "predict", encoded(jpeg((6000, 4000), progressive=True)))
@@ -261,7 +261,7 @@ def test_a_jpeg_decoded_reduced_changes_the_explanation_only_as_resampling_does(
     by_decode, by_box = (np.abs(x.array - whole.array) * scale for x in (reduced, boxed))
     assert by_decode.mean() < 1.0 and by_decode.max() < 12
     assert by_decode.mean() < 2 * by_box.mean() and by_decode.max() < 2 * by_box.max()
-    maps = {k: ex.explain_many(x.array, ["gradcam"], target=967)["gradcam"] for k, x in
+    maps = {k: ex.explain_many(x.array, ["gradcam"], objective=967)["gradcam"] for k, x in
             (("whole", whole), ("reduced", reduced), ("boxed", boxed))}  # fmt: skip
     assert np.abs(maps["reduced"].maps - maps["whole"].maps).max() < 0.06
     assert ex.predict(reduced.array).argmax() == ex.predict(whole.array).argmax() == 967

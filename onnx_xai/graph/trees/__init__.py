@@ -5,7 +5,7 @@ opsets 1 and 3) or ``TreeEnsemble`` (opset 5) that a model output depends on, re
 (:mod:`.forms`), maps the trees' features back to the model input's columns through the per-column
 ops in front of them (:mod:`.columns`), and returns a :class:`TreeModel` (:mod:`.model`) that computes
 the ensemble's margins as onnxruntime does and lists the root-to-leaf paths exact TreeSHAP walks.
-Anything it cannot map exactly is refused with a one-line :class:`~onnx_xai.errors.ModelError`.
+Anything it cannot map exactly is refused with a one-line :class:`~onnx_xai.support.errors.ModelError`.
 """
 
 from .columns import InputMap

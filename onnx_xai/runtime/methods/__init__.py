@@ -100,17 +100,12 @@ def plan_cost(plan: Sequence[tuple[Method, Options]], facts: Facts) -> tuple[int
 
 
 def options_for(methods, noise_seed: int = 0, n_steps: int | None = None, fuse: str = "mean") -> dict:
-    """The options one ``explain_many`` call of ``methods`` takes from a command's flags: the noise
-    seed of the sampling methods (SmoothGrad, RISE), integrated gradients' points, how the CAM family
-    fuses several layers."""
-    options: dict = {}
-    if any("noise_seed" in get(m).Options.__dataclass_fields__ for m in methods):
-        options["noise_seed"] = noise_seed
-    if n_steps and "integrated_gradients" in methods:
-        options["n_steps"] = n_steps
-    if any("fuse" in get(m).Options.__dataclass_fields__ for m in methods):
-        options["fuse"] = fuse
-    return options
+    """The options one ``explain_many`` call of ``methods`` takes from a command's flags, each given
+    where a method's options have it: the noise seed of the sampling methods (SmoothGrad, RISE), the
+    points of an integral (integrated gradients), how the CAM family fuses several layers."""
+    flags = {"noise_seed": noise_seed, "n_steps": n_steps, "fuse": fuse}
+    taken = {name for m in methods for name in get(m).Options.__dataclass_fields__}
+    return {name: value for name, value in flags.items() if name in taken and value is not None}
 
 
 __all__ = [

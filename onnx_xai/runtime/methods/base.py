@@ -3,7 +3,7 @@
 A method is one class (pytorch-grad-cam's shape for the CAM family; PAIR saliency's
 ``call_model_function`` for the rest). It declares:
 
-- ``sets``: the output sets (:data:`onnx_xai.contract.OUTPUT_SETS`) one run of the model must give
+- ``sets``: the output sets (:data:`onnx_xai.graph.contract.OUTPUT_SETS`) one run of the model must give
   it; methods of one ``explain_many`` call share that run;
 - ``attribute(ctx, opts)``: its raw attribution from the shared run's outputs (``ctx.outputs``), and
   from more runs (``ctx.call``) for sampling and perturbation methods;

@@ -71,7 +71,7 @@ class DeepLift(Method):
 class DeepLiftShapOptions(BatchedOptions):
     """``baselines``: the references, ``[B, ...]`` for every input or ``[N, B, ...]`` per input
     (required in the library: a distribution, e.g. a few photos; the command line and the server
-    give each photo three, :func:`onnx_xai.preprocessing.default_references`)."""
+    give each photo three, :func:`onnx_xai.imaging.preprocessing.default_references`)."""
 
     baselines: object = None
 

@@ -124,7 +124,7 @@ class FullGrad(Method):
         term = term - term.min(axis=(2, 3), keepdims=True)
         total = (term / (1e-7 + term.max(axis=(2, 3), keepdims=True))).sum(axis=1)
         size = (x.shape[height], x.shape[width])
-        for name in sorted(n for n in outputs if n.startswith(c.FULLGRAD + "_") and n[-1].isdigit()):
+        for name in c.numbered_outputs("fullgrad", set(outputs)):
             total += upsample(outputs[name].astype(np.float64), *size)
         return total.astype(np.float32)
 

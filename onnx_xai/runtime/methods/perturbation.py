@@ -154,13 +154,13 @@ class RiseOptions(BatchedOptions):
 
 
 def rise_mask_chunks(
-    count: int, grid: int, p: float, height: int, width: int, seed: int | None, per_chunk: int
+    count: int, grid: int, p: float, height: int, width: int, noise_seed: int | None, per_chunk: int
 ) -> Iterator[np.ndarray]:
     """RISE's masks in chunks of ``[k, height, width]`` in [0, 1] (see the module docstring), each
     mask drawn in turn (its cells, then its offset), so the masks do not depend on the chunking."""
     from scipy import ndimage
 
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(noise_seed)
     cell_h, cell_w = math.ceil(height / grid), math.ceil(width / grid)
     big_h, big_w = (grid + 1) * cell_h, (grid + 1) * cell_w
     for part in chunks(count, per_chunk):
@@ -173,9 +173,11 @@ def rise_mask_chunks(
         yield masks
 
 
-def rise_masks(count: int, grid: int, p: float, height: int, width: int, seed: int | None) -> np.ndarray:
+def rise_masks(
+    count: int, grid: int, p: float, height: int, width: int, noise_seed: int | None
+) -> np.ndarray:
     """All of RISE's masks ``[count, height, width]`` at once (the method draws them in chunks)."""
-    return np.concatenate(list(rise_mask_chunks(count, grid, p, height, width, seed, 64)))
+    return np.concatenate(list(rise_mask_chunks(count, grid, p, height, width, noise_seed, 64)))
 
 
 @register

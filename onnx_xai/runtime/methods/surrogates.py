@@ -29,10 +29,11 @@ from typing import Any
 import numpy as np
 
 from ...support.errors import InputError
+from ..features import Superpixels
 from ..superpixels import slic
 from .base import IMAGES, BatchedOptions, Context, Cost, Facts, Method, chunks, finite, register, whole
 from .coalitions import coalition_count, table_kernel_shap
-from .perturbation import score_copies, spread
+from .perturbation import score_copies
 
 ENDPOINT_WEIGHT = 1e6  # KernelSHAP's weight of the all-on and all-off copies (Captum's)
 
@@ -78,18 +79,20 @@ class LimeOptions(SurrogateOptions):
         finite("alpha", self.alpha, 0.0)
 
 
-def lime_sample_chunks(count: int, features: int, seed: int | None, per_chunk: int) -> Iterator[np.ndarray]:
+def lime_sample_chunks(
+    count: int, features: int, noise_seed: int | None, per_chunk: int
+) -> Iterator[np.ndarray]:
     """LIME's on/off vectors in chunks ``[k, features]``: each feature on with probability 1/2."""
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(noise_seed)
     for part in chunks(count, per_chunk):
         yield (rng.random((part.stop - part.start, features)) < 0.5).astype(np.float64)
 
 
 def kernel_shap_sample_chunks(
-    count: int, features: int, seed: int | None, per_chunk: int
+    count: int, features: int, noise_seed: int | None, per_chunk: int
 ) -> Iterator[np.ndarray]:
     """KernelSHAP's on/off vectors in chunks ``[k, features]`` (module docstring)."""
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(noise_seed)
     sizes = np.arange(1, features)
     chances = (features - 1) / (sizes * (features - sizes)) if features > 1 else sizes
     for part in chunks(count, per_chunk):
@@ -103,14 +106,14 @@ def kernel_shap_sample_chunks(
         yield samples
 
 
-def lime_samples(count: int, features: int, seed: int | None) -> np.ndarray:
+def lime_samples(count: int, features: int, noise_seed: int | None) -> np.ndarray:
     """All of LIME's on/off vectors ``[count, features]`` at once."""
-    return np.concatenate(list(lime_sample_chunks(count, features, seed, 256)))
+    return np.concatenate(list(lime_sample_chunks(count, features, noise_seed, 256)))
 
 
-def kernel_shap_samples(count: int, features: int, seed: int | None) -> np.ndarray:
+def kernel_shap_samples(count: int, features: int, noise_seed: int | None) -> np.ndarray:
     """All of KernelSHAP's on/off vectors ``[count, features]`` at once."""
-    return np.concatenate(list(kernel_shap_sample_chunks(count, features, seed, 256)))
+    return np.concatenate(list(kernel_shap_sample_chunks(count, features, noise_seed, 256)))
 
 
 class WeightedFit:
@@ -140,7 +143,7 @@ class _Surrogate(Method):
     forward_only = True
     sets = ("activation",)
 
-    def sample_chunks(self, count: int, features: int, seed: int | None, per_chunk: int):
+    def sample_chunks(self, count: int, features: int, noise_seed: int | None, per_chunk: int):
         raise NotImplementedError
 
     def cost(self, opts: SurrogateOptions, facts: Facts) -> Cost:
@@ -168,19 +171,15 @@ class _Surrogate(Method):
         raw = np.zeros(x.shape, np.float32)
         channel = ctx.layout.index("C") - 1
         for i in range(len(x)):
-            sample = x[i : i + 1]
-            pixels = np.moveaxis(sample[0], channel, -1).astype(np.float64)
-            mask = _features(pixels, opts)
-            features = int(mask.max()) + 1
-            fit = WeightedFit(features, self.penalty(opts))
-            for z in self.sample_chunks(opts.n_samples, features, opts.noise_seed, opts.copies_per_run(x)):
-                keep = spread(ctx, z[:, mask].astype(np.float32))
-                found = score_copies(ctx, i, sample * keep + opts.baseline * (1 - keep))
-                fit.add(z, found, self.weights(pixels, mask, z, opts))
-            coefficients = fit.coefficients()
-            raw[i] = np.broadcast_to(
-                np.expand_dims(coefficients[mask].astype(np.float32), channel), x.shape[1:]
-            )
+            pixels = np.moveaxis(x[i], channel, -1).astype(np.float64)
+            features = Superpixels(x[i], _features(pixels, opts), channel, opts.baseline)
+            fit = WeightedFit(features.count, self.penalty(opts))
+            for z in self.sample_chunks(
+                opts.n_samples, features.count, opts.noise_seed, opts.copies_per_run(x)
+            ):
+                found = score_copies(ctx, i, features.copies(z)[0])
+                fit.add(z, found, self.weights(pixels, features.mask, z, opts))
+            raw[i] = features.spread(fit.coefficients())
         return raw
 
     def on_table(self, ctx: Context, opts: SurrogateOptions) -> np.ndarray:
@@ -210,8 +209,8 @@ class Lime(_Surrogate):
     reference = "Captum `Lime` (cosine-distance kernel), ridge fit; superpixels by SLIC"
     agreement = "1e-4, Captum (same samples)"
 
-    def sample_chunks(self, count: int, features: int, seed: int | None, per_chunk: int):
-        return lime_sample_chunks(count, features, seed, per_chunk)
+    def sample_chunks(self, count: int, features: int, noise_seed: int | None, per_chunk: int):
+        return lime_sample_chunks(count, features, noise_seed, per_chunk)
 
     def weights(self, pixels: np.ndarray, mask: np.ndarray, z: np.ndarray, opts: LimeOptions) -> np.ndarray:
         """Each copy's similarity to the input, from per-feature sums (no copy made: a copy's dot
@@ -244,8 +243,8 @@ class KernelShap(_Surrogate):
     )
     agreement = "1e-4, Captum (same samples); 1e-5, enumeration"
 
-    def sample_chunks(self, count: int, features: int, seed: int | None, per_chunk: int):
-        return kernel_shap_sample_chunks(count, features, seed, per_chunk)
+    def sample_chunks(self, count: int, features: int, noise_seed: int | None, per_chunk: int):
+        return kernel_shap_sample_chunks(count, features, noise_seed, per_chunk)
 
     def weights(self, pixels, mask, z, opts) -> np.ndarray:
         ends = (z.sum(axis=1) == 0) | (z.sum(axis=1) == z.shape[1])

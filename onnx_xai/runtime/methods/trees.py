@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 
 from ...support.errors import InputError
+from ..features import table_background
 from ..margins import TreeScores
 from .base import Context, Cost, Facts, Method, Options, register
-from .coalitions import background_of
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ class TreeShap(Method):
         if ctx.trees is None:
             raise InputError("tree_shap explains tree ensembles: this model's output does not come from one")
         trees: TreeScores = ctx.trees()
-        background = background_of(opts, ctx.x, "tree_shap")
+        background = table_background(opts.background, ctx.x, "tree_shap")
         values, base = interventional_tree_shap(trees.tree, ctx.x, background)
         raw = np.zeros(ctx.x.shape, np.float64)
         found = np.zeros(len(ctx.x))

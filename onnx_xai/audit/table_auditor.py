@@ -30,6 +30,7 @@ SCORES = {
     "logit": "the output itself",
     "pre-softmax": "the logit before the Softmax",
     "pre-sigmoid": "the logit before the Sigmoid",
+    "pre-probit": "the margin before the PROBIT",
     "margin": "the trees' margin before their post-transform",
 }
 

@@ -24,8 +24,9 @@ def add_parser(sub) -> None:
 
 SCORE_KINDS = {
     "logit": "the output itself",
-    "pre-softmax": "before the Softmax",
-    "pre-sigmoid": "before the Sigmoid: multi-label",
+    "pre-softmax": "before the Softmax, or a linear classifier's SOFTMAX",
+    "pre-sigmoid": "before the Sigmoid (multi-label), or a linear classifier's LOGISTIC",
+    "pre-probit": "a linear classifier's margin, before its PROBIT",
     "margin": "the trees' margin, before their post-transform",
     "output": "the output as given: probabilities and all",
 }

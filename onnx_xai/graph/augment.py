@@ -38,6 +38,7 @@ from .head import CamHead, cam_head
 from .info import GraphInfo
 from .layer import check_layer, default_layer, view_of
 from .layout import NCHW, tensor_layouts
+from .linear_margin import linear_margin
 from .model_io import load_model
 from .opsets import at_rule_opset
 from .publish import as_float32, input_gradient, publish
@@ -139,6 +140,9 @@ def analyze(
     if objective not in OBJECTIVES:
         raise InputError(f"objective must be one of {', '.join(OBJECTIVES)}, not {objective!r}")
     score = score_tensor(info, output_name, as_given=objective == "probability")
+    margin = linear_margin(proto, info, score)
+    if margin is not None:  # a linear classifier's raw scores, before its post-transform
+        score, info = margin, GraphInfo(proto)
     check_batch_free(info, score.name, batch)
     source, moves = differentiable_input(info, image, embedding)
     ids = info.dtype(image) in ID_TYPES and not info.is_float(image)

@@ -72,21 +72,32 @@ def softmax(z: np.ndarray) -> np.ndarray:
 
 @pytest.mark.parametrize("classes", [2, 3])
 def test_scaler_and_logistic_regression(classes):
+    """Explained on its margins (scikit-learn's decision_function, before the post-transform; for two
+    classes [-d, d]), and on its probabilities with objective="probability"."""
     pipe = make_pipeline(StandardScaler(), LogisticRegression())
     model = converted(pipe, TWO if classes == 2 else THREE)
     assert ai_onnx_opset(model) < MIN_OPSET  # skl2onnx writes ai.onnx 9 here
     xs, slope = standardized(pipe)
     lr = pipe[-1]
-    z = xs @ lr.coef_.T + lr.intercept_
+    weights = np.concatenate([-lr.coef_, lr.coef_]) if classes == 2 else lr.coef_
+    margins = xs @ weights.T + (np.r_[-lr.intercept_, lr.intercept_] if classes == 2 else lr.intercept_)
+    np.testing.assert_allclose(
+        margins[:, -1], pipe.decision_function(ROWS.astype(np.float64)).reshape(80, -1)[:, -1]
+    )
+    a = analyze(model)
+    assert a.score.kind == ("pre-sigmoid" if classes == 2 else "pre-softmax")
     seed = np.random.default_rng(1).standard_normal((len(ROWS), classes))
-    name, grad = score_gradient(model, seed.astype(np.float32))
-    written = {"LinearClassifier", "Normalizer"}
-    assert GraphInfo(at_rule_opset(model)).producer[name].op_type in written  # the probabilities
-    np.testing.assert_allclose(grad, probability_gradient(z, seed) @ lr.coef_ * slope, rtol=0, atol=1e-5)
-    # the product's rewrite explains one class per row: d p[target] / d input
+    _, grad = score_gradient(model, seed.astype(np.float32))
+    np.testing.assert_allclose(grad, seed @ weights * slope, rtol=0, atol=1e-5)
     target = np.arange(len(ROWS)) % classes
-    rewritten = augment(model, outputs=["input_grad"])
-    (got,) = session(rewritten).run(["xai_input_grad"], {"X": ROWS, "xai_target": target})
+    feeds = {"X": ROWS, "xai_target": target}
+    score, got = session(augment(model, outputs=["input_grad"])).run(["xai_score", "xai_input_grad"], feeds)
+    np.testing.assert_allclose(score, margins[np.arange(len(ROWS)), target], rtol=0, atol=1e-5)
+    np.testing.assert_allclose(got, weights[target] * slope, rtol=0, atol=1e-5)
+    # as given: one class's probability per row, d p[target] / d input
+    as_given = augment(analyze(model, objective="probability"), outputs=["input_grad"])
+    (got,) = session(as_given).run(["xai_input_grad"], feeds)
+    z = xs @ lr.coef_.T + lr.intercept_
     expected = probability_gradient(z, np.eye(classes)[target]) @ lr.coef_ * slope
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5)
 

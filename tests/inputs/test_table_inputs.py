@@ -51,14 +51,21 @@ def pipeline(tmp_path_factory):
     return folder, frame, fitted
 
 
-def shapley(probability, row, background, target: int) -> np.ndarray:
-    """Each column's Shapley value of the mean probability over the background, by enumeration."""
+def margins(fitted, frame) -> np.ndarray:
+    """The two-class logistic regression's margins [-d, d] (d: its decision function): the score
+    explained, before the post-transform."""
+    d = fitted.decision_function(frame)
+    return np.stack([-d, d], axis=1)
+
+
+def shapley(score, row, background, target: int) -> np.ndarray:
+    """Each column's Shapley value of the mean score over the background, by enumeration."""
 
     def value(kept) -> float:
         mixed = background.copy()
         for column in kept:
             mixed[column] = row[column]
-        return float(probability(mixed)[:, target].mean())
+        return float(score(mixed)[:, target].mean())
 
     found = np.zeros(len(COLUMNS))
     for j, column in enumerate(COLUMNS):
@@ -86,10 +93,10 @@ def test_every_column_explained_by_name_against_the_pipeline(pipeline, tmp_path,
         assert entry["method"] == "kernel_shap" and list(entry["attributions"]) == list(COLUMNS)
         assert record["values"]["city"] == frame.city[i]  # text as written, "7" included
         target = record["objective"]["class"]
-        want = shapley(fitted.predict_proba, frame.iloc[i], background, target)
+        want = shapley(lambda f: margins(fitted, f), frame.iloc[i], background, target)
         got = np.array([entry["attributions"][c] for c in COLUMNS])
         assert np.abs(got - want).max() < 2e-5, (got, want)
-        assert entry["base"] == pytest.approx(fitted.predict_proba(background)[:, target].mean(), abs=1e-5)
+        assert entry["base"] == pytest.approx(margins(fitted, background)[:, target].mean(), abs=1e-5)
     with open(out / "attributions.csv") as f:
         assert {r["feature"] for r in csv.DictReader(f)} == {*COLUMNS, "base"}
 
@@ -106,7 +113,7 @@ def test_the_gradient_explains_one_input_and_says_which(pipeline, tmp_path, caps
     step, row = 1e-2, frame[:1].astype({"income": np.float64})
     higher, lower = row.assign(income=row.income + step), row.assign(income=row.income - step)
     target = record["objective"]["class"]
-    slope = (fitted.predict_proba(higher)[0, target] - fitted.predict_proba(lower)[0, target]) / (2 * step)
+    slope = (margins(fitted, higher)[0, target] - margins(fitted, lower)[0, target]) / (2 * step)
     assert found["income"] == pytest.approx(slope, rel=1e-3, abs=1e-6)
 
 

@@ -161,7 +161,7 @@ def linear_regressor(e: Emitter, node, g_out):
     return (_back(e, e.op("MatMul", [g_out[0], w]), x, y),)
 
 
-def _classes(node) -> tuple[int, bool]:
+def classifier_rows(node) -> tuple[int, bool]:
     """The number of score rows (intercepts), and whether one row is written as two classes."""
     rows = len(attr(node, "intercepts") or [])
     labels = attr(node, "classlabels_ints") or attr(node, "classlabels_strings") or []
@@ -170,7 +170,7 @@ def _classes(node) -> tuple[int, bool]:
 
 def _classifier_check(info, node, wants) -> list[str]:
     post = attr(node, "post_transform", "NONE")
-    rows, binary = _classes(node)
+    rows, binary = classifier_rows(node)
     problems = [] if post in POST_TRANSFORMS else [f"post_transform={post!r}"]
     if binary and post == "PROBIT":
         problems.append(
@@ -185,7 +185,7 @@ def linear_classifier(e: Emitter, node, g_out):
 
     dz/ds per post_transform and layout in the module docstring; SOFTMAX_ZERO and PROBIT recompute s."""
     x, z = node.input[0], node.output[1]
-    rows, _ = _classes(node)
+    rows, _ = classifier_rows(node)
     ds = _score_cotangent(e, node, e.t(g_out[1], like=z), z)
     return (_back(e, e.op("MatMul", [ds, _coefficients(e, node, rows, z)]), x, z),)
 
@@ -193,7 +193,7 @@ def linear_classifier(e: Emitter, node, g_out):
 def _score_cotangent(e: Emitter, node, dz: Tensor, z: str) -> Tensor:
     """The cotangent of the raw scores s from that of the written scores z (module docstring)."""
     post = attr(node, "post_transform", "NONE")
-    rows, binary = _classes(node)
+    rows, binary = classifier_rows(node)
     zt = e.t(z)
     if binary:
         ds = _columns(e, dz, 1, 2) - _columns(e, dz, 0, 1)
@@ -212,7 +212,7 @@ def _score_cotangent(e: Emitter, node, dz: Tensor, z: str) -> Tensor:
 def _raw_scores(e: Emitter, node, z: str) -> Tensor:
     """s = x W^T + b, recomputed in the scores' type (SOFTMAX_ZERO and PROBIT need it)."""
     x = node.input[0]
-    rows, _ = _classes(node)
+    rows, _ = classifier_rows(node)
     xf = _computed(e, x, z)
     if e.info.rank(x) == 1:
         xf = e.t(e.op("Reshape", [xf, e.ints([1, -1])]), like=z)

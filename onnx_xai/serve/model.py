@@ -44,6 +44,13 @@ from .batching import LONG, Batcher
 from .disconnects import REQUEST_WORK
 from .lanes import LongLane
 
+V2_TYPES = {
+    "tensor(string)": "BYTES",
+    "tensor(double)": "FP64",
+    "tensor(int64)": "INT64",
+    "tensor(int32)": "INT32",
+}
+
 
 @dataclass(frozen=True)
 class ServeConfig:
@@ -86,8 +93,10 @@ class ExplainedModel(Model):
         self.labels = (
             read_labels(c.labels, self.ex.num_classes, self.ex.metadata) if self.ex.num_classes else []
         )
-        self.columns, self.background = self._table_facts() if self.table else ((), None)
-        self.methods = c.methods or default_methods(self.ex, self.background is not None)
+        self.facts = tables.TableFacts(self.ex, c.background) if self.table else None
+        self.methods = c.methods or default_methods(
+            self.ex, self.facts is not None and self.facts.background is not None
+        )
         self.encoders = ThreadPoolExecutor(max_workers=2, thread_name_prefix="onnx-xai-encode")
         max_runs, self.max_runs_said = (
             (c.max_runs, "given") if c.max_runs else measured_max_runs(self.ex, c.timeout_s)
@@ -108,22 +117,6 @@ class ExplainedModel(Model):
             backend=c.backend,
             output_name=c.output,
         )
-
-    def _table_facts(self) -> tuple[tuple[str, ...], np.ndarray | None]:
-        """A table model's column names (the background file's header, else x0, x1 ...) and rows."""
-        from ..tables.rows import read_rows
-
-        if len(self.ex.inputs) > 1:
-            raise InputError(
-                f"this table model takes its columns as {len(self.ex.inputs)} inputs "
-                f"({', '.join(self.ex.inputs)}): serving such a model is not supported yet; "
-                "explain its rows with onnx-xai explain or the Python API"
-            )
-        width = self.ex.input_shape[-1]
-        if self.config.background is None:
-            return tuple(f"x{k}" for k in range(width if isinstance(width, int) else 0)), None
-        rows = read_rows(self.config.background, width if isinstance(width, int) else None)
-        return rows.names, rows.values
 
     def stop(self) -> None:
         """Long requests stop at their next run of the model, with 503 (KServe calls this when the
@@ -177,7 +170,7 @@ class ExplainedModel(Model):
 
     async def _infer_v2(self, request: InferRequest) -> InferResponse:
         """The V2 protocol's infer: the model's input as a tensor, its explained output back."""
-        if len(request.inputs) != 1:
+        if len(request.inputs) != 1 and (self.facts is None or self.facts.inputs.single):
             raise InvalidInput(
                 f"the model takes one input tensor ({self.ex.input_name}), not {len(request.inputs)}"
             )
@@ -188,6 +181,11 @@ class ExplainedModel(Model):
 
     def _read_tensor(self, request: InferRequest) -> tuple[tuple, list, None]:
         try:
+            if self.facts is not None and not self.facts.inputs.single:
+                tensors = {i.name: i.as_numpy() for i in request.inputs}
+                found = self.facts.read_tensors(tensors, self.config.max_instances)
+                items = [(item, None) for item in found]
+                return _key("predict", None, items), items, None
             array = np.asarray(request.inputs[0].as_numpy())
             found = requests.instances(
                 {"instances": list(array)}, self.ex.input_shape, self.ex.input_dtype, self.settings,
@@ -199,6 +197,11 @@ class ExplainedModel(Model):
         return _key("predict", None, items), items, None
 
     def get_input_types(self) -> list[dict]:
+        if self.facts is not None and not self.facts.inputs.single:  # a split table: every input
+            return [
+                {"name": name, "datatype": V2_TYPES.get(kind, "FP32"), "shape": _dims(shape)}
+                for name, (shape, kind) in self.ex.inputs.items()
+            ]
         return [{"name": self.ex.input_name, "datatype": "FP32", "shape": _dims(self.ex.input_shape)}]
 
     def get_output_types(self) -> list[dict]:
@@ -217,8 +220,8 @@ class ExplainedModel(Model):
             params = requests.parameters(
                 payload, self.methods, METHOD_NAMES, self.labels, self.ex.num_classes
             )
-            if self.table:
-                found = tables.rows(payload, self.columns, self.ex.input_dtype, self.config.max_instances)
+            if self.facts is not None:
+                found = self.facts.read(payload, self.config.max_instances)
             else:
                 found = requests.instances(
                     payload,
@@ -237,11 +240,12 @@ class ExplainedModel(Model):
         if len({item.array.shape for item, _ in items}) > 1:  # photos at their own sizes: one at a time
             return [answer for one in items for answer in self._run(key, [one], ex)]
         batch = np.concatenate([item.array for item, _ in items])
+        held = {n: np.concatenate([item.others[n] for item, _ in items]) for n in items[0][0].others or {}}
         if key[0] == "predict":
-            return [(o,) for o in ex.predict(batch)]
+            return [(o,) for o in ex.predict(batch, **held)]
         params: requests.Parameters = items[0][1]
-        if self.table:
-            return tables.explain_rows(ex, batch, params, self.background, self.columns, self.labels)
+        if self.facts is not None:
+            return tables.explain_rows(ex, batch, params, self.facts, self.labels, held)
         photos = [item.photo or _array_photo(item.array, ex.layout) for item, _ in items]
         results, chosen = explain_prepared(ex, photos, self._options(params))
         shared = next(iter(results.values())).output
@@ -253,7 +257,8 @@ class ExplainedModel(Model):
         """The model runs an instance of ``shape`` costs beyond its shared run, and what asks for them."""
         if not self.table:
             return explain_cost(self.ex, shape, self._options(params))
-        options = {"background": self.background} if self.background is not None else {}
+        given = self.facts.background if self.facts is not None else None
+        options = {"background": given} if given is not None else {}
         taken = {n for m in params.methods for n in REGISTRY[m].Options.__dataclass_fields__}
         return self.ex.cost(shape, list(params.methods), **{k: v for k, v in options.items() if k in taken})
 

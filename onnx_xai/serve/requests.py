@@ -79,6 +79,7 @@ class Instance:
 
     array: np.ndarray
     photo: Prepared | None = field(default=None, repr=False)
+    others: dict[str, np.ndarray] | None = None  # a split table's other inputs, a batch of one each
 
 
 @dataclass

@@ -86,7 +86,7 @@ def row(name: str, path: Path, flags: list[str], photo: Path, out: Path) -> str:
     p = prepare(load_image(photo), **preprocessing_for(ex, Preprocessing(size=size)))
     opts = _options(ex, chosen, flags)
     wanted, _ = objective(ex, p.array, [p], opts)
-    heat = ex.explain(p.array, "gradcam", **wanted).maps[0]
+    heat = ex.explain(p.array, "gradcam", wanted).maps[0]
     y, x = np.unravel_index(int(heat.argmax()), heat.shape)
     at = p.box_to_photo((x, y, x + 1, y + 1))[:2]
     box = chosen.get("photo_box")

@@ -128,7 +128,7 @@ def test_cascade_maps_match_the_hand_computed_grad_cam():
     ex = onnx_xai.Explainer(model)
     original = {"gradcam": ex.explain(x, "gradcam", objective=targets).maps}
     steps = cascading_randomization(
-        model, onnx_xai.Explainer, x, ["gradcam"], targets, original, steps=2, seed=5, options={}
+        model, onnx_xai.Explainer, x, ["gradcam"], targets, original, steps=2, noise_seed=5, options={}
     )
     assert [s["layers"] for s in steps] == [0, 1, 2] and steps[1]["down_to"].endswith("(Gemm)")
     fc1 = tensors_of(randomized(model, {"fc", "b"}, 6))["fc"]  # step k draws with noise_seed + k
@@ -147,6 +147,6 @@ def test_cascade_maps_match_the_hand_computed_grad_cam():
 
 def test_random_targets_are_other_classes_uniformly():
     targets = np.zeros(4000, np.int64)
-    drawn = random_targets(targets, 5, seed=0)
+    drawn = random_targets(targets, 5, noise_seed=0)
     assert not np.any(drawn == targets) and set(drawn) == {1, 2, 3, 4}
     assert np.allclose(np.bincount(drawn, minlength=5)[1:] / 4000, 0.25, atol=0.03)

@@ -222,7 +222,7 @@ def test_a_segmenter_and_a_detector_through_their_objectives(net, parameters):
         [p],
         ExplainOptions(objective=parameters.get("objective", "auto"), target=parameters["target"]),
     )
-    results = ex.explain_many(p.array, parameters["methods"], **wanted)
+    results = ex.explain_many(p.array, parameters["methods"], wanted)
     server = Served("--size", "64", "96", model=path, name=net)
     try:
         status, answer = server.call("explain", [photo(PHOTOS[2])], raw=True, **parameters)

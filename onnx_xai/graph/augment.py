@@ -272,6 +272,8 @@ def _objective_and_sets(a: Analysis, seeded: bool | None, outputs) -> tuple[bool
             f"{', '.join(layered)} needs a target layer, which this {a.kind} model does not have "
             "(name a 4-D feature map with target_layer)"
         )
+    if "embedding" in wanted and not a.embedded:
+        raise InputError("the embedding output set is for ids explained at their embedding")
     if "cam" in wanted and not cam_allowed:
         raise CamNotApplicableError(
             f"CAM needs a global-average-pool -> linear head: {a.head}"
@@ -327,6 +329,10 @@ def _emit(
         outs.append(deeplift(e, a, seed))
     if "fullgrad" in wanted:
         outs += fullgrad(e, a, seed, maxpool)
+    if "embedding" in wanted:
+        outs.append(
+            publish(e, c.EMBEDDING, as_float32(e, a.source, a.source), list(info.known_shape(a.source)))
+        )
     return build_model(info, e, [seed_vi], outs)
 
 

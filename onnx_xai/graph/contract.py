@@ -6,7 +6,9 @@ here once and this module imports neither onnx nor onnxruntime.
 - Inputs added to the model: :data:`TARGET` (int64 ``[N]``, the class per sample, -1 = top-1) for
   the ``class`` objective, or :data:`SEED` (float32, the explained output's shape) for the ``seed``
   objective: the score is then sum(seed * output) per sample (a segmentation mask, one detection
-  candidate, a region of a dense map). A rewrite has one of the two.
+  candidate, a region of a dense map). A rewrite has one of the two. A rewrite *fed at its point*
+  (integer ids explained at their embedding) also takes :data:`POINT`, the embedding itself, in place
+  of the lookup that reads it from the ids (the ids are still fed for what else reads them).
 - Outputs added (float32 whatever the model's float type), grouped in *output sets*, each a pruned
   graph (runtimes execute every node of a graph whatever is fetched): see :data:`OUTPUT_SETS`.
   Every set also gives :data:`SCORE` and, for the class objective, :data:`TARGET_USED`. With several
@@ -35,6 +37,8 @@ RELEVANCE = "xai_relevance"
 DEEPLIFT = "xai_deeplift"
 FULLGRAD = "xai_fullgrad"  # FullGrad's per-layer maps, xai_fullgrad_1 ..., one per bias layer
 FULLGRAD_INPUT = "xai_fullgrad_input"
+EMBEDDING = "xai_embedding"  # the explained point's value: ids' embedding
+POINT = "xai_point"  # the input of a rewrite fed at its point, in place of the embedding lookup
 METADATA_KEY = "onnx_xai"
 FORMAT = 2
 
@@ -50,6 +54,7 @@ OUTPUT_SETS: dict[str, tuple[str, ...]] = {
     "relevance": (RELEVANCE,),  # LRP, by the composite the rewrite names (record.composite)
     "deeplift": (DEEPLIFT,),  # DeepLIFT's multipliers of a batch [x; x_ref] (the first half seeded)
     "fullgrad": (FULLGRAD_INPUT,),  # and xai_fullgrad_1 ... (as many as the model has bias layers)
+    "embedding": (EMBEDDING,),  # the point's value, where ids are explained at their embedding
 }
 DEFAULT_SETS = ("cam", "gradcam", "input_grad")  # what `augment` writes unless told otherwise
 LAYER_OUTPUTS = (ACTIVATION, ACTIVATION_GRAD, GRADCAM)  # one of each per target layer

@@ -33,7 +33,7 @@ from .checks import (
     targets_for,
     values_for,
 )
-from .explanation import Explanation, explanation
+from .explanation import Explanation, explanation, feature_scores
 from .forward_only import forward_only, output_scores
 from .head import layer_head
 from .inputs import InputSpec, held_inputs
@@ -245,6 +245,8 @@ class Explainer(ModelFacts):
         shared = tuple(sorted({s for m, opts in plan for s in m.sets_for(opts)})) or (
             self._sessions.cheapest(),
         )
+        if self.kind == "tokens":  # the point is the ids' embedding: the shared run gives it
+            shared = tuple(sorted({*shared, "embedding"}))
         objective = self._feed(wanted, x, extra, shared)
         seeded = objective.dtype.kind == "f"
         outputs = self._run(x, objective, shared, extra)
@@ -260,15 +262,18 @@ class Explainer(ModelFacts):
             return self._run(xs, objectives, sets or (self._sessions.cheapest(),), held)
 
         resolved = objective if seeded else targets
+        point, at_point, tokens = x, call, {}
+        if self.kind == "tokens":
+            point, at_point, tokens = self._token_parts(x, outputs, call, extra)
         results = {}
         for method, opts in plan:
             record = self._sessions.record()
             head = lambda: layer_head(self._sessions, self.input_name, seeded, extra)  # noqa: E731
             context = Context(
-                x, resolved, outputs, call, self.layout, head, record.output, self.score_kind,
+                point, resolved, outputs, at_point, self.layout, head, record.output, self.score_kind,
                 lambda xs, objectives, rules: self._relevance(xs, objectives, rules, extra),
                 trees=self._trees.required if record.score_kind == "margin" else None, inputs=extra,
-                input_name=self.input_name,
+                input_name=self.input_name, **tokens,
             )  # fmt: skip
             raw = method.attribute(context, opts)
             if not np.isfinite(raw).all():
@@ -290,6 +295,7 @@ class Explainer(ModelFacts):
             results[method.name].output = outputs.get(self._sessions.record().output)
             results[method.name].base = context.found.get("base")
             results[method.name].features = context.found.get("features")
+            results[method.name].feature_scores = feature_scores(raw, self.kind, method.signed_for(opts))
             results[method.name].note = self._trees.note()
         return results
 
@@ -310,12 +316,30 @@ class Explainer(ModelFacts):
         feeds = {self.input_name: x, (c.SEED if seeded else c.TARGET): objective, **extra}
         return self._sessions.run_on(self._sessions.relevance(composite, seeded), [c.RELEVANCE], feeds)[0]
 
-    def _run(self, x: np.ndarray, objective: np.ndarray, sets: tuple[str, ...], extra: dict) -> dict:
+    def _token_parts(self, ids: np.ndarray, outputs: dict, call, extra: dict) -> tuple:
+        """A token model's point (the ids' embedding, from the shared run), the runs fed at it (the
+        ids held for what else reads them) and the Context's token fields (:mod:`onnx_xai.graph.point`)."""
+
+        def at_point(points, objectives, sets, owners=None, given=None) -> dict:
+            held = held_inputs(extra | {self.input_name: ids}, owners, len(ids)) | (given or {})
+            return self._run(points, objectives, sets or (self._sessions.cheapest(),), held, fed=True)
+
+        def embed(rows: np.ndarray) -> np.ndarray:
+            owners = np.arange(len(rows)) if len(rows) == len(ids) else np.zeros(len(rows), np.int64)
+            return call(rows, np.full(len(rows), -1, np.int64), ("embedding",), owners)[c.EMBEDDING]
+
+        fields = {"ids": ids, "call_ids": call, "embed": embed}
+        return outputs[c.EMBEDDING], at_point, fields
+
+    def _run(
+        self, x: np.ndarray, objective: np.ndarray, sets: tuple[str, ...], extra: dict, fed: bool = False
+    ) -> dict:
         """One run of the graph serving ``sets`` for ``objective`` (int classes, or float seeds):
-        every output of those sets, the score and, for classes, the classes used, by name."""
+        every output of those sets, the score and, for classes, the classes used, by name; ``fed``:
+        ``x`` is a token model's point, fed in place of its ids' embedding."""
         seeded = objective.dtype.kind == "f"
         layers = len(self._sessions.record().target_layers)
-        given = {o.name for o in self._sessions.get(sets, seeded).outputs}
+        given = {o.name for o in self._sessions.get(sets, seeded, fed).outputs}
         output = self._sessions.record().output
         names = (
             list(dict.fromkeys(n for s in sets for n in c.outputs_of(s, layers)))
@@ -324,8 +348,9 @@ class Explainer(ModelFacts):
             + ([output] if output in given else [])
             + [n for s in sets for n in c.numbered_outputs(s, given)]
         )
-        feeds = {self.input_name: self._input.cast(x), c.SEED if seeded else c.TARGET: objective, **extra}
-        found = dict(zip(names, self._sessions.run(sets, names, feeds, seeded)))
+        given_x = {c.POINT: x.astype(np.float32)} if fed else {self.input_name: self._input.cast(x)}
+        feeds = {**given_x, c.SEED if seeded else c.TARGET: objective, **extra}
+        found = dict(zip(names, self._sessions.run(sets, names, feeds, seeded, fed)))
         trees = self._trees.get() if not seeded else None
         if trees is not None:  # the trees' margin, not the post-transformed output the graph reads
             found[c.SCORE] = trees.scores(self._input.cast(x), found[c.TARGET_USED]).astype(np.float32)

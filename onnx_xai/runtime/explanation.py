@@ -10,7 +10,8 @@ percentile) min-max normalized; ``signed`` is the signed map in [-1, 1] of signe
 otherwise). ``boxes`` are ``(N, 4)`` int (x0, y0, x1, y1), half-open, around the largest region above
 ``box_threshold`` (20 %) of each map's maximum, thresholding the map before normalization (as Zhou
 et al. threshold the CAM itself, so negative evidence elsewhere never lowers the threshold). Other
-inputs (tables, ids, signals) have no maps or boxes here: ``maps``, ``signed`` and ``boxes`` are None.
+inputs (tables, ids, signals) have no maps or boxes here: ``maps``, ``signed`` and ``boxes`` are None;
+``feature_scores`` gives a value per token of a text or column of a table (:func:`feature_scores`).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ class Explanation:
     note: str | None = None  # how it was computed, when not as usual (forward-only on the output)
     base: np.ndarray | None = None  # (N, ...) what the attributions add up from (SHAP's expected value)
     features: list[str] | None = None  # a table's feature per column of ``raw``, where a method names them
+    feature_scores: np.ndarray | None = None  # a value per natural feature (token, column): feature_scores()
 
     @property
     def boxes(self) -> np.ndarray | None:
@@ -63,6 +65,24 @@ class Explanation:
         if self._boxes is not None:
             return self._boxes[i]
         return find_boxes(self.pixels[i : i + 1], self.box_threshold)[0]
+
+
+def feature_scores(raw: np.ndarray, kind: str, signed: bool) -> np.ndarray | None:
+    """A value per feature where features are natural, else None: per token for a text ``[N, T]``
+    (the L2 norm over the embedding of an unsigned attribution such as the gradient's, the sum of a
+    signed one, the value itself for the perturbation methods, which give one per token), per
+    column for a table (``raw`` itself)."""
+    if kind == "tokens":
+        if raw.ndim == 2:
+            return raw
+        return (
+            raw.sum(axis=-1)
+            if signed
+            else np.sqrt((raw.astype(np.float64) ** 2).sum(axis=-1)).astype(np.float32)
+        )
+    if kind == "table" and raw.ndim == 2:
+        return raw
+    return None
 
 
 def explanation(

@@ -4,12 +4,14 @@ every kind of input.
 A sample's features are a partition of the explained point into groups, each with how it is
 *removed*: superpixels of a photo replaced by a baseline colour (:class:`Superpixels`), columns of a
 table replaced by each background row's values in turn (:class:`Columns`, also a table split over
-several inputs). A coalition ``z`` (``[k, F]``, 1 where a feature is kept) becomes model inputs
-through :meth:`Features.copies` (``draws`` copies per coalition: one for a baseline, one per
-background row for a table; the methods average a coalition's scores over its draws), and a value
-per feature goes back to the point's shape through :meth:`Features.spread`. KernelSHAP and LIME on
-photos, KernelSHAP on tables and the table audits' deletion and insertion curves are written over
-it.
+several inputs), a text's tokens replaced by the baseline's id at their position, the mask token's
+(:class:`Tokens`: their copies are ids, run as the model takes them, not at the embedding). A
+coalition ``z`` (``[k, F]``, 1 where a feature is kept) becomes model inputs through
+:meth:`Features.copies` (``draws`` copies per coalition: one for a baseline, one per background row
+for a table; the methods average a coalition's scores over its draws), and a value per feature goes
+back to the point's shape through :meth:`Features.spread`. KernelSHAP and LIME on photos and texts,
+KernelSHAP on tables, occlusion of tokens and the table audits' deletion and insertion curves are
+written over it.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ class Features:
 
     count: int  # how many features
     draws: int  # model inputs per coalition (their scores are averaged)
+    on_ids = False  # the copies are a token model's ids (run as given), not points
 
     def copies(self, z: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """The explained input's copies for coalitions ``z`` ``[k, F]`` (``[k * draws, ...]``,
@@ -100,6 +103,46 @@ class Columns(Features):
     def background(self) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """The background rows themselves, as model inputs (every feature removed)."""
         return self.copies(np.zeros((1, self.count), bool))
+
+
+@dataclass
+class Tokens(Features):
+    """A text's tokens ``ids`` ``[T]``: a removed token takes ``baseline``'s id at its position (the
+    mask token's); a position whose baseline is the token itself (a special token, padding) is no
+    feature, and gets 0."""
+
+    ids: np.ndarray
+    baseline: np.ndarray
+    on_ids = True
+
+    def __post_init__(self):
+        self.positions = np.flatnonzero(self.baseline != self.ids)
+        self.count, self.draws = len(self.positions), 1
+
+    def copies(self, z: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        copies = np.repeat(self.ids[None], len(z), axis=0)
+        kept = z.astype(bool)
+        copies[:, self.positions] = np.where(kept, self.ids[self.positions], self.baseline[self.positions])
+        return copies, {}
+
+    def spread(self, values: np.ndarray) -> np.ndarray:
+        found = np.zeros(len(self.ids), np.float64)
+        found[self.positions] = values
+        return found
+
+
+def token_baseline(value, ids: np.ndarray, method: str) -> np.ndarray:
+    """The ids a removed token takes, ``[N, T]`` like ``ids``: one id, or ids per position."""
+    given = np.asarray(value)
+    if isinstance(value, bool) or given.dtype.kind not in "iu":
+        raise InputError(
+            f"{method} on tokens: baseline= is the id a removed token takes (the mask token's), "
+            f"an int or ids shaped like the input {list(ids.shape)}, not {value!r}"
+        )
+    try:
+        return np.broadcast_to(given.astype(ids.dtype), ids.shape).copy()
+    except ValueError:
+        raise InputError(f"baseline has shape {list(given.shape)}; the ids have {list(ids.shape)}") from None
 
 
 def table_background(given, x: np.ndarray, method: str) -> np.ndarray:

@@ -33,11 +33,13 @@ FORWARD = "forward"
 @dataclass(frozen=True)
 class GraphKey:
     """Which graph a session runs: the output sets it gives (none: the model's own forward), whether
-    it takes a seed (``xai_seed``) or a class (``xai_target``), and for an LRP graph its composite."""
+    it takes a seed (``xai_seed``) or a class (``xai_target``), for an LRP graph its composite, and
+    whether it is fed at its point (ids' embedding given as ``xai_point``: :mod:`onnx_xai.graph.point`)."""
 
     sets: tuple[str, ...] = ()
     seeded: bool = False
     composite: object = None
+    fed: bool = False
 
 
 FORWARD_KEY = GraphKey()
@@ -48,8 +50,8 @@ FORWARD_KEY = GraphKey()
 # each session holds its own (about 2.5x the file in onnxruntime, prepacked and reordered).
 MEMORY_MODES = ("fast", "lean")
 TIERS = (
-    ("activation", "cam", "gradcam"),
-    ("activation", "cam", "gradcam", "input_grad"),
+    ("activation", "cam", "gradcam", "embedding"),
+    ("activation", "cam", "gradcam", "input_grad", "embedding"),
     ("activation", "cam", "gradcam", "guided"),
     ("activation", "cam", "gradcam", "deconv"),
     tuple(s for s in OUTPUT_SETS if s not in ("relevance", "deeplift", "fullgrad")),  # LRP: relevance()
@@ -65,7 +67,13 @@ def _fixed_batch(shape) -> bool:
 def _predicts(key: GraphKey) -> bool:
     """Whether a built graph can serve predictions: a class-objective graph of a tier, not the
     DeepLIFT graph (it runs on pairs of samples) nor an LRP graph."""
-    return bool(key.sets) and not key.seeded and key.composite is None and key.sets != ("deeplift",)
+    return (
+        bool(key.sets)
+        and not key.seeded
+        and key.composite is None
+        and not key.fed
+        and key.sets != ("deeplift",)
+    )
 
 
 class SessionSet:
@@ -212,20 +220,26 @@ class SessionSet:
             self._analysis = analyze(self._source, **self._choice)
         return self._analysis
 
-    def get(self, output_sets: str | tuple[str, ...], seeded: bool = False) -> Session:
+    def get(self, output_sets: str | tuple[str, ...], seeded: bool = False, fed: bool = False) -> Session:
         """The session serving ``output_sets`` (one name, or a tuple served by one graph) for the
-        class objective (``xai_target``) or the seeded one (``xai_seed``), built on first use."""
+        class objective (``xai_target``) or the seeded one (``xai_seed``), fed at its point or not,
+        built on first use."""
         if output_sets == FORWARD:
             return self._sessions[FORWARD_KEY]
         sets = (output_sets,) if isinstance(output_sets, str) else tuple(sorted(output_sets))
         with self._lock:
-            if self._lean and not self.rewritten:
+            if self._lean and not self.rewritten and not fed:
                 self._asked[seeded].update(sets)  # one graph for everything asked so far
                 sets = tuple(sorted(self._asked[seeded]))
-            key = GraphKey(sets if self.rewritten else self._tier(sets, seeded), seeded)
+            key = GraphKey(sets if self.rewritten else self._tier(sets, seeded), seeded, fed=fed)
             if key not in self._sessions:
+                if fed and self.rewritten:
+                    raise InputError(
+                        "this rewritten model cannot be fed its embedding (integrated gradients and the "
+                        "other path methods on ids need it): explain the original model"
+                    )
                 self._sessions[key] = (
-                    self._build(key.sets, seeded)
+                    self._build(key.sets, seeded, fed)
                     if not self.rewritten
                     else self._rewritten_serves(key.sets, seeded)
                 )
@@ -246,17 +260,26 @@ class SessionSet:
         wanted = set(sets) - {"score"}
         tier = next(t for t in TIERS if wanted <= set(t)) if wanted else TIERS[0]
         layered = record.target is not None
-        kept = tuple(s for s in tier if (cam or s != "cam") and (layered or s not in LAYERED_SETS))
+        kept = tuple(
+            s
+            for s in tier
+            if (cam or s != "cam")
+            and (layered or s not in LAYERED_SETS)
+            and (s != "embedding" or record.kind == "tokens")
+        )
         return kept or ("score",)
 
-    def _build(self, output_sets: tuple[str, ...], seeded: bool) -> Session:
+    def _build(self, output_sets: tuple[str, ...], seeded: bool, fed: bool = False) -> Session:
         from ..graph.augment import augment
+        from ..graph.point import fed_at_point
 
+        analysis = fed_at_point(self._analyze()) if fed else self._analyze()
         rewritten = augment(
-            self._analyze(), outputs=output_sets, seeded=seeded, maxpool=MAXPOOL_BACKWARD[self.backend]
+            analysis, outputs=output_sets, seeded=seeded, maxpool=MAXPOOL_BACKWARD[self.backend]
         ).SerializeToString()
         self._analysis = None  # the model's copy: analyzed again if another graph is ever needed
-        stage(f"compiling the {'+'.join(output_sets)} graph on {self.backend}")
+        where = " fed at its point" if fed else ""
+        stage(f"compiling the {'+'.join(output_sets)} graph{where} on {self.backend}")
         return self._session_from(rewritten)
 
     def _serve_forward_cheaply(self, key: GraphKey) -> None:
@@ -354,8 +377,9 @@ class SessionSet:
         names: list[str],
         feeds: dict[str, np.ndarray],
         seeded: bool = False,
+        fed: bool = False,
     ) -> list[np.ndarray]:
-        return self.run_on(self.get(output_sets, seeded), names, feeds)
+        return self.run_on(self.get(output_sets, seeded, fed), names, feeds)
 
     def run_on(self, session: Session, names: list[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         """``names`` from one of this set's sessions, fed the inputs it takes of ``feeds``."""

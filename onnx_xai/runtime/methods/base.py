@@ -53,6 +53,11 @@ class Context:
     inputs: dict = field(default_factory=dict)  # the model's other inputs, as given (batch first)
     input_name: str = ""  # the explained input's name
     trees: Callable[[], Any] | None = None  # the tree ensemble behind the output (runtime.margins)
+    # a token model's ids (``x`` is then their embedding), the runs of the model on ids (the
+    # perturbation methods' copies) and the embedding of any ids
+    ids: np.ndarray | None = None
+    call_ids: Call | None = None
+    embed: Callable[[np.ndarray], np.ndarray] | None = None
 
     def image_layout(self) -> str:
         """The input's layout, for the methods that work on images only."""
@@ -65,6 +70,37 @@ class Context:
         if self.head is None:
             raise InputError("this method needs the model's target layer, which this run has not found")
         return self.head()
+
+    def reference(self, value) -> np.ndarray:
+        """A baseline as a point shaped like ``x``, float32: zeros for None; for a token model, token
+        ids (one id, ``[T]`` or ``[N, T]``) become their embeddings; else broadcast to ``x``."""
+        x = self.x.astype(np.float32)
+        if value is None:
+            return np.zeros_like(x)
+        if self.embed is not None and self.ids is not None and _integers(value):
+            return self.embed(np.broadcast_to(np.asarray(value, np.int64), self.ids.shape))
+        try:
+            return np.broadcast_to(np.asarray(value, np.float32), x.shape).copy()
+        except ValueError:
+            raise InputError(
+                f"baseline has shape {np.shape(value)}, which does not broadcast to the batch's {x.shape}"
+            ) from None
+
+    def references(self, values) -> np.ndarray:
+        """Several baselines (``[B, ...]``, or ``[N, B, ...]`` per sample) as points, float32; a token
+        model's ids ``[B, T]`` (``[N, B, T]``) become their embeddings."""
+        if self.embed is not None and _integers(values):
+            ids = np.asarray(values, np.int64)
+            return self.embed(ids.reshape(-1, ids.shape[-1])).reshape(*ids.shape, -1)
+        return np.asarray(values, np.float32)
+
+    def run_ids(
+        self, ids: np.ndarray, targets: np.ndarray, sets: tuple[str, ...], owners: np.ndarray
+    ) -> dict:
+        """A run of a token model on ids (copies of rows ``owners`` of the batch)."""
+        if self.call_ids is None:
+            raise InputError("this method's copies are of token ids; the model's input is not ids")
+        return self.call_ids(ids, targets, sets, owners if self.rows is None else self.rows[owners], None)
 
     def run(
         self,
@@ -83,6 +119,11 @@ class Context:
         if owners is not None and self.rows is not None:
             owners = self.rows[owners]
         return self.call(x, targets, sets, owners, given)
+
+
+def _integers(value) -> bool:
+    """Whether a baseline is token ids (integers) rather than points."""
+    return not isinstance(value, bool) and np.asarray(value).dtype.kind in "iu"
 
 
 @dataclass(frozen=True)
@@ -120,6 +161,14 @@ def finite(name: str, value, low: float = -math.inf) -> None:
         or not low <= value < math.inf
     ):
         raise InputError(f"{name} must be a finite number >= {low}, not {value!r}")
+
+
+def number_or_ids(name: str, value) -> None:
+    """A value that replaces removed features: a finite number, or token ids (an integer array)."""
+    if np.ndim(value) == 0 or isinstance(value, (str, bool)):
+        finite(name, value)
+    elif np.asarray(value).dtype.kind not in "iu":
+        raise InputError(f"{name} must be a finite number, or token ids (an integer array)")
 
 
 def finite_array(name: str, value) -> np.ndarray:

@@ -1,6 +1,8 @@
-"""KernelSHAP on a table's columns, against background rows (SHAP's ``KernelExplainer``).
+"""KernelSHAP over features (SHAP's ``KernelExplainer``): a table's columns against background rows,
+a text's tokens against the mask token.
 
-A row's features are its columns. A coalition ``z`` (the columns kept) is scored as SHAP scores it:
+A row's features are its columns (:mod:`onnx_xai.runtime.features`; a text's: its tokens, removed to
+the mask id, one draw). A coalition ``z`` (the columns kept) is scored as SHAP scores it:
 the mean over the background rows ``b`` of ``f(x where z, b elsewhere)``; the base is the mean of
 ``f(b)``. The Shapley values are the weighted least-squares fit of the coalitions' scores minus the
 base on ``z``, under the Shapley kernel ``(M - 1) / (C(M, |z|) |z| (M - |z|))``, constrained to add up
@@ -15,7 +17,7 @@ chunk, whatever the count.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
@@ -68,35 +70,45 @@ def table_kernel_shap(ctx: Context, opts) -> tuple[np.ndarray, np.ndarray]:
     and base ``[N]``."""
     if opts.background is None:
         table_background(None, ctx.x, "kernel_shap")  # refused: says what background is for
+    columns = lambda i: table_columns(ctx.x, i, opts.background, ctx.inputs, ctx.input_name, "kernel_shap")  # noqa: E731
+    raw, base = kernel_shap(ctx, opts, columns)
+    named = columns(0)
+    if len(named.names) > 1:  # columns over several inputs: named (one input's are its own columns)
+        ctx.found["features"] = named.labels()
+    return raw, base
+
+
+def kernel_shap(ctx: Context, opts, features_of: Callable[[int], Features]) -> tuple[np.ndarray, np.ndarray]:
+    """Each sample's Shapley values over its features (``features_of(i)``), spread back to the
+    sample's shape, and its base (the score with every feature removed); exact when every coalition
+    fits ``n_samples``, else drawn from the Shapley kernel (module docstring)."""
+    x = ctx.ids if ctx.ids is not None else ctx.x
     per_run = opts.batch_size or (
-        max(1, opts.max_batch_bytes // max(1, ctx.x[:1].nbytes)) if opts.max_batch_bytes else TABLE_RUN
+        max(1, opts.max_batch_bytes // max(1, x[:1].nbytes)) if opts.max_batch_bytes else TABLE_RUN
     )
-    raw, base = None, np.zeros(len(ctx.x))
-    bases: dict = {}  # the background's mean score, per objective (rows that share one share it)
-    for i in range(len(ctx.x)):
-        columns = table_columns(ctx.x, i, opts.background, ctx.inputs, ctx.input_name, "kernel_shap")
-        features = columns.count
-        raw = np.zeros((len(ctx.x), features), np.float64) if raw is None else raw
-        key = ctx.targets[i].tobytes()
-        if key not in bases:
-            bases[key] = mean_scores(ctx, i, columns, np.zeros((1, features)), per_run)[0]
+    raw: list[np.ndarray] = []
+    base = np.zeros(len(x))
+    bases: dict = {}  # the mean score with every feature removed, per objective, for shared draws
+    for i in range(len(x)):
+        features = features_of(i)
+        count = features.count
+        key = (ctx.targets[i].tobytes(), features.on_ids)
+        if key not in bases or features.on_ids:  # a text's removed tokens are its own
+            bases[key] = mean_scores(ctx, i, features, np.zeros((1, count)), per_run)[0]
         base[i] = bases[key]
         whole = float(ctx.outputs[c.SCORE][i]) - base[i]
-        if features == 1:
-            raw[i, 0] = whole
+        if count <= 1:
+            raw.append(features.spread(np.full(count, whole)))
             continue
-        per_chunk = max(1, per_run // columns.draws)
-        exact = coalition_count(features, opts.n_samples) == 2**features - 2
+        per_chunk = max(1, per_run // features.draws)
+        exact = coalition_count(count, opts.n_samples) == 2**count - 2
         coalitions = (
-            all_coalitions(features, per_chunk)
+            all_coalitions(count, per_chunk)
             if exact
-            else drawn_coalitions(features, opts.n_samples, opts.noise_seed, per_chunk)
+            else drawn_coalitions(count, opts.n_samples, opts.noise_seed, per_chunk)
         )
-        raw[i] = _fit(ctx, i, columns, coalitions, base[i], whole, per_run)
-        if len(columns.names) > 1:  # columns over several inputs: named (one input's are its own columns)
-            ctx.found["features"] = columns.labels()
-    assert raw is not None
-    return raw.astype(np.float32), base.astype(np.float32)
+        raw.append(features.spread(_fit(ctx, i, features, coalitions, base[i], whole, per_run)))
+    return np.stack(raw).astype(np.float32), base.astype(np.float32)
 
 
 def mean_scores(ctx: Context, i: int, features: Features, z: np.ndarray, per_run: int) -> np.ndarray:
@@ -106,9 +118,12 @@ def mean_scores(ctx: Context, i: int, features: Features, z: np.ndarray, per_run
     found = np.zeros(len(first))
     for part in chunks(len(first), per_run):
         count = part.stop - part.start
-        targets = np.repeat(ctx.targets[i : i + 1], count, axis=0)
-        given = {n: b[part] for n, b in others.items()}
-        found[part] = ctx.run(first[part], targets, ("activation",), np.full(count, i), given)[c.SCORE]
+        targets, owners = np.repeat(ctx.targets[i : i + 1], count, axis=0), np.full(count, i)
+        if features.on_ids:
+            found[part] = ctx.run_ids(first[part], targets, ("activation",), owners)[c.SCORE]
+        else:
+            given = {n: b[part] for n, b in others.items()}
+            found[part] = ctx.run(first[part], targets, ("activation",), owners, given)[c.SCORE]
         copies_done(count)
     return found.reshape(len(z), -1).mean(axis=1)
 

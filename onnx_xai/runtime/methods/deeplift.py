@@ -20,7 +20,6 @@ import numpy as np
 from ...graph import contract as c
 from ...support.errors import InputError
 from .base import BatchedOptions, Context, Cost, Facts, Method, Options, finite_array, register, sample_rows
-from .gradients import broadcast
 
 
 @dataclass(frozen=True)
@@ -61,7 +60,7 @@ class DeepLift(Method):
 
     def attribute(self, ctx: Context, opts: DeepLiftOptions) -> np.ndarray:
         x = ctx.x.astype(np.float32)
-        reference = np.zeros_like(x) if opts.baseline is None else broadcast(opts.baseline, x)
+        reference = ctx.reference(opts.baseline)
         return ((x - reference) * multipliers(ctx, x, reference, ctx.targets, np.arange(len(x)))).astype(
             np.float32
         )
@@ -98,7 +97,7 @@ class DeepLiftShap(Method):
 
     def attribute(self, ctx: Context, opts: DeepLiftShapOptions) -> np.ndarray:
         x = ctx.x.astype(np.float32)
-        references = np.asarray(opts.baselines, np.float32)
+        references = ctx.references(opts.baselines)
         each = references.ndim == x.ndim + 1  # [N, B, ...]: every input its own references
         if references.shape[1 + each :] != x.shape[1:] or (each and len(references) != len(x)):
             one = ", ".join(map(str, x.shape[1:]))

@@ -122,7 +122,7 @@ class IntegratedGradients(Method):
 
     def attribute(self, ctx: Context, opts: IntegratedGradientsOptions) -> np.ndarray:
         x = ctx.x.astype(np.float32)
-        baseline = np.zeros_like(x) if opts.baseline is None else broadcast(opts.baseline, x)
+        baseline = ctx.reference(opts.baseline)
         total = np.zeros(x.shape, np.float64)
         for owners, steps in sample_rows(len(x), opts.n_steps, opts.copies_per_run(x)):
             alphas, weights = quadrature(opts.integration, opts.n_steps, steps)
@@ -195,7 +195,7 @@ class GradientShap(Method):
         baselines = (
             np.zeros((1, *x.shape[1:]), np.float32)
             if opts.baselines is None
-            else np.asarray(opts.baselines, np.float32)
+            else ctx.references(opts.baselines)
         )
         if baselines.shape == x.shape[1:]:
             baselines = baselines[None]
@@ -262,13 +262,3 @@ class GuidedGradCam(Method):
 
         gradcam = GradCam().attribute(ctx, opts)
         return ctx.outputs[c.GUIDED_INPUT_GRAD] * spread(gradcam, ctx.image_layout(), ctx.x)
-
-
-def broadcast(baseline, x: np.ndarray) -> np.ndarray:
-    """A baseline (a number or an array) broadcast to the batch ``x``, as float32."""
-    try:
-        return np.broadcast_to(np.asarray(baseline, np.float32), x.shape).copy()
-    except ValueError:
-        raise InputError(
-            f"baseline has shape {np.shape(baseline)}, which does not broadcast to the batch's {x.shape}"
-        ) from None

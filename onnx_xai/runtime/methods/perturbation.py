@@ -21,12 +21,26 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from ...graph import contract as c
 from ...support.progress import copies_done
-from .base import IMAGES, BatchedOptions, Context, Cost, Facts, Method, chunks, finite, register, whole
+from .base import (
+    IMAGES,
+    BatchedOptions,
+    Context,
+    Cost,
+    Facts,
+    Method,
+    chunks,
+    finite,
+    number_or_ids,
+    register,
+    whole,
+)
+from .tokens import occlude_tokens
 
 
 def _axes(layout: str) -> tuple[int, int, int]:
@@ -55,13 +69,13 @@ class OcclusionOptions(BatchedOptions):
 
     window: int = 16
     stride: int = 8
-    baseline: float = 0.0
+    baseline: Any = 0.0  # on tokens: the id a removed token takes (an int, or ids like the input)
 
     def check(self) -> None:
         super().check()
         whole("window", self.window, 1)
         whole("stride", self.stride, 1)
-        finite("baseline", self.baseline)
+        number_or_ids("baseline", self.baseline)
 
 
 def occlusion_shape(height: int, width: int, window: int, stride: int) -> tuple[int, int]:
@@ -100,7 +114,7 @@ class Occlusion(Method):
     name = "occlusion"
     signed = True
     forward_only = True
-    kinds = IMAGES
+    kinds = (*IMAGES, "tokens")
     sets = ("activation",)
     Options = OcclusionOptions
     summary = "the score's mean drop when a sliding patch covering each pixel is replaced by a baseline"
@@ -108,10 +122,15 @@ class Occlusion(Method):
     agreement = "1e-4, Captum"
 
     def cost(self, opts: OcclusionOptions, facts: Facts) -> Cost:
+        if facts.layout is None:  # tokens: one copy per token
+            count = int(facts.sample[0]) if facts.sample and isinstance(facts.sample[0], int) else 0
+            return facts.batch * count, f"{count} tokens"
         rows, cols = occlusion_shape(facts.size("H"), facts.size("W"), opts.window, opts.stride)
         return facts.batch * rows * cols, f"{rows * cols} patches of {opts.window} by stride {opts.stride}"
 
     def attribute(self, ctx: Context, opts: OcclusionOptions) -> np.ndarray:
+        if ctx.ids is not None:
+            return occlude_tokens(ctx, opts)
         x = ctx.x.astype(np.float32)
         _, h_axis, w_axis = _axes(ctx.image_layout())
         height, width = x.shape[h_axis], x.shape[w_axis]

@@ -31,9 +31,22 @@ import numpy as np
 from ...support.errors import InputError
 from ..features import Superpixels
 from ..superpixels import slic
-from .base import IMAGES, BatchedOptions, Context, Cost, Facts, Method, chunks, finite, register, whole
-from .coalitions import coalition_count, table_kernel_shap
+from .base import (
+    IMAGES,
+    BatchedOptions,
+    Context,
+    Cost,
+    Facts,
+    Method,
+    chunks,
+    finite,
+    number_or_ids,
+    register,
+    whole,
+)
+from .coalitions import coalition_count, kernel_shap, table_kernel_shap
 from .perturbation import score_copies
+from .tokens import lime_tokens, tokens_of
 
 ENDPOINT_WEIGHT = 1e6  # KernelSHAP's weight of the all-on and all-off copies (Captum's)
 
@@ -49,7 +62,7 @@ class SurrogateOptions(BatchedOptions):
     segments: int = 50
     compactness: float = 3.0
     feature_mask: Any = None
-    baseline: float = 0.0
+    baseline: Any = 0.0  # on tokens: the id a removed token takes (an int, or ids like the input)
     noise_seed: int | None = None
     background: Any = None  # a table's rows its columns are drawn from when left out
 
@@ -58,7 +71,7 @@ class SurrogateOptions(BatchedOptions):
         whole("n_samples", self.n_samples, 2)
         whole("segments", self.segments, 1)
         finite("compactness", self.compactness, 0.0)
-        finite("baseline", self.baseline)
+        number_or_ids("baseline", self.baseline)
         whole("noise_seed", self.noise_seed, 0, optional=True)
         if self.feature_mask is not None:
             mask = np.asarray(self.feature_mask)
@@ -165,6 +178,8 @@ class _Surrogate(Method):
         return 0.0
 
     def attribute(self, ctx: Context, opts: SurrogateOptions) -> np.ndarray:
+        if ctx.ids is not None:
+            return self.on_tokens(ctx, opts)
         if ctx.layout is None:
             return self.on_table(ctx, opts)
         x = ctx.x.astype(np.float32)
@@ -189,6 +204,9 @@ class _Surrogate(Method):
             )
         raise InputError(f"{self.name} on a table: use kernel_shap (its Shapley values over the columns)")
 
+    def on_tokens(self, ctx: Context, opts: SurrogateOptions) -> np.ndarray:
+        raise NotImplementedError
+
 
 def _features(pixels: np.ndarray, opts: SurrogateOptions) -> np.ndarray:
     """The sample's feature index per pixel ``[H, W]``: the mask given, or its superpixels."""
@@ -203,7 +221,7 @@ def _features(pixels: np.ndarray, opts: SurrogateOptions) -> np.ndarray:
 @register
 class Lime(_Surrogate):
     name = "lime"
-    kinds = IMAGES
+    kinds = (*IMAGES, "tokens")
     Options = LimeOptions
     summary = "a weighted linear model of the score on which superpixels are kept, fitted to random copies"
     reference = "Captum `Lime` (cosine-distance kernel), ridge fit; superpixels by SLIC"
@@ -227,11 +245,14 @@ class Lime(_Surrogate):
     def penalty(self, opts: LimeOptions) -> float:
         return opts.alpha
 
+    def on_tokens(self, ctx: Context, opts: LimeOptions) -> np.ndarray:
+        return lime_tokens(ctx, opts, self.sample_chunks, lambda count: WeightedFit(count, opts.alpha))
+
 
 @register
 class KernelShap(_Surrogate):
     name = "kernel_shap"
-    kinds = ("image", "table")
+    kinds = ("image", "table", "tokens")
     Options = SurrogateOptions
     summary = (
         "Shapley values of superpixels (or a table's columns against background rows), by a linear "
@@ -256,5 +277,10 @@ class KernelShap(_Surrogate):
                 f"kernel_shap needs an image or a table's rows [N, columns], not {list(ctx.x.shape)}"
             )
         raw, base = table_kernel_shap(ctx, opts)
+        ctx.found["base"] = base
+        return raw
+
+    def on_tokens(self, ctx: Context, opts: SurrogateOptions) -> np.ndarray:
+        raw, base = kernel_shap(ctx, opts, tokens_of(ctx, opts, "kernel_shap"))
         ctx.found["base"] = base
         return raw

@@ -117,7 +117,11 @@ def embedding_of(info: GraphInfo, ids: str) -> str | None:
         ]  # fmt: skip
         if gathers:
             return gathers[0].output[0]
-        moves = [c for c in consumers if c.op_type in MOVES]
+        moves = [
+            c
+            for c in consumers
+            if c.op_type in MOVES or (c.op_type == "Cast" and not info.is_float(c.output[0]))
+        ]  # a Cast between integer types too (the transformer optimizer's int32 ids)
         if len(moves) != 1:
             return None
         current = moves[0].output[0]

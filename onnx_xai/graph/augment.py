@@ -47,6 +47,7 @@ from .rules.relevance import COMPOSITES, Composite
 from .scales import neck_layers
 from .simplify import fold_zero_pads
 from .sweeps import deeplift, fullgrad, relevance
+from .unfuse import unfuse_embeddings
 from .views import channels_first, channels_first_shape
 
 OUTPUT_SETS = tuple(c.OUTPUT_SETS)
@@ -129,6 +130,7 @@ def analyze(
     if c.METADATA_KEY in {p.key for p in proto.metadata_props}:
         raise ModelError("the model was already rewritten by onnx_xai")
     proto = at_rule_opset(proto)  # converters write ai.onnx 8-9, or none (onnxmltools' XGBoost)
+    unfuse_embeddings(proto)  # onnxruntime's fused embedding layer: its word lookup made a tensor
     info = GraphInfo(proto)
     stage("finding the explained input, the score and the target layer")
     image = explained_input(info, input_name)

@@ -111,6 +111,7 @@ class Analysis:
             output_layout=self.layouts.get(self.output),
             probability_outputs=probability_outputs(self.info),
             kind=self.kind,
+            per_sample_runs=any(n.op_type == "DynamicQuantizeLinear" for n in self.model.graph.node),
         )
 
 

@@ -135,6 +135,8 @@ class RewriteRecord:
     probability_outputs: list[str] = field(default_factory=list)  # outputs all through Sigmoid/Softmax
     composite: str | None = None  # the LRP composite of the relevance output, when there is one
     kind: str = "image"  # what the explained input is: image, table, signal, tokens or tensor
+    # DynamicQuantizeLinear: one activation scale per run, so the runtime runs one sample per run
+    per_sample_runs: bool = False
     format: int = FORMAT
 
     @property

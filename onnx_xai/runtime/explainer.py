@@ -36,12 +36,13 @@ from .checks import (
 from .explanation import Explanation, explanation, feature_scores
 from .forward_only import forward_only, output_scores
 from .head import layer_head
-from .inputs import InputSpec, held_inputs
+from .inputs import InputSpec, held_inputs, per_sample
 from .margins import EnsembleMargins
 from .methods import METHOD_NAMES, Context, Facts, plan_cost
 from .methods import plan as plan_methods
 from .model_facts import ModelFacts
 from .sessions import FORWARD, SessionSet
+from .token_point import token_parts
 from .work import Work, current
 
 if TYPE_CHECKING:
@@ -264,7 +265,8 @@ class Explainer(ModelFacts):
         resolved = objective if seeded else targets
         point, at_point, tokens = x, call, {}
         if self.kind == "tokens":
-            point, at_point, tokens = self._token_parts(x, outputs, call, extra)
+            fed = lambda xs, objectives, sets, held: self._run(xs, objectives, sets, held, fed=True)  # noqa: E731
+            point, at_point, tokens = token_parts(x, outputs, call, fed, extra, self.input_name)
         results = {}
         for method, opts in plan:
             record = self._sessions.record()
@@ -316,21 +318,6 @@ class Explainer(ModelFacts):
         feeds = {self.input_name: x, (c.SEED if seeded else c.TARGET): objective, **extra}
         return self._sessions.run_on(self._sessions.relevance(composite, seeded), [c.RELEVANCE], feeds)[0]
 
-    def _token_parts(self, ids: np.ndarray, outputs: dict, call, extra: dict) -> tuple:
-        """A token model's point (the ids' embedding, from the shared run), the runs fed at it (the
-        ids held for what else reads them) and the Context's token fields (:mod:`onnx_xai.graph.point`)."""
-
-        def at_point(points, objectives, sets, owners=None, given=None) -> dict:
-            held = held_inputs(extra | {self.input_name: ids}, owners, len(ids)) | (given or {})
-            return self._run(points, objectives, sets or (self._sessions.cheapest(),), held, fed=True)
-
-        def embed(rows: np.ndarray) -> np.ndarray:
-            owners = np.arange(len(rows)) if len(rows) == len(ids) else np.zeros(len(rows), np.int64)
-            return call(rows, np.full(len(rows), -1, np.int64), ("embedding",), owners)[c.EMBEDDING]
-
-        fields = {"ids": ids, "call_ids": call, "embed": embed}
-        return outputs[c.EMBEDDING], at_point, fields
-
     def _run(
         self, x: np.ndarray, objective: np.ndarray, sets: tuple[str, ...], extra: dict, fed: bool = False
     ) -> dict:
@@ -350,7 +337,15 @@ class Explainer(ModelFacts):
         )
         given_x = {c.POINT: x.astype(np.float32)} if fed else {self.input_name: self._input.cast(x)}
         feeds = {**given_x, c.SEED if seeded else c.TARGET: objective, **extra}
-        found = dict(zip(names, self._sessions.run(sets, names, feeds, seeded, fed)))
+        if self._sessions.record().per_sample_runs and len(x) > 1:  # one activation scale per run
+            found = dict(
+                zip(
+                    names,
+                    per_sample(lambda f: self._sessions.run(sets, names, f, seeded, fed), feeds, len(x)),
+                )
+            )
+        else:
+            found = dict(zip(names, self._sessions.run(sets, names, feeds, seeded, fed)))
         trees = self._trees.get() if not seeded else None
         if trees is not None:  # the trees' margin, not the post-transformed output the graph reads
             found[c.SCORE] = trees.scores(self._input.cast(x), found[c.TARGET_USED]).astype(np.float32)

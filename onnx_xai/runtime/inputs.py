@@ -91,3 +91,14 @@ def held_inputs(extra: dict, owners: np.ndarray | None, batch: int) -> dict:
     if owners is None:
         return extra
     return {k: v[owners] if v.ndim >= 1 and len(v) == batch else v for k, v in extra.items()}
+
+
+def per_sample(run, feeds: dict, batch: int) -> list[np.ndarray]:
+    """``run(feeds)`` one sample at a time (each batch-first feed's row alone), the outputs stacked:
+    a model whose runs share one activation scale (dynamic quantization) gives each sample the
+    numbers it gives it alone."""
+    rows = [
+        run({k: v[i : i + 1] if np.ndim(v) >= 1 and len(v) == batch else v for k, v in feeds.items()})
+        for i in range(batch)
+    ]
+    return [np.concatenate(parts) for parts in zip(*rows)]

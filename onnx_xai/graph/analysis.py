@@ -104,19 +104,28 @@ def _type_name(info: GraphInfo, name: str) -> str:
 
 
 def embedding_of(info: GraphInfo, ids: str) -> str | None:
-    """The output of the Gather that reads ``ids``' rows from a float ``[V, D]`` table, when the ids
-    reach one through shape moves only (else None)."""
+    """The output of the Gather that reads ``ids``' rows from a float ``[V, D]`` table (for a table
+    quantized by dynamic quantization, the DequantizeLinear that reads the rows), when the ids reach
+    one through shape moves and integer Casts only (else None)."""
     current = ids
     while True:
         consumers = data_consumers(info, current)
         gathers = [
             c
             for c in consumers
-            if c.op_type == "Gather" and c.input[1] == current and info.is_float(c.input[0])
-            and info.rank(c.input[0]) == 2 and _attr_axis(c) == 0
-        ]  # fmt: skip
-        if gathers:
-            return gathers[0].output[0]
+            if c.op_type == "Gather"
+            and c.input[1] == current
+            and info.rank(c.input[0]) == 2
+            and _attr_axis(c) == 0
+        ]
+        for gather in gathers:
+            if info.is_float(gather.input[0]):
+                return gather.output[0]
+            read = data_consumers(
+                info, gather.output[0]
+            )  # a quantized table: read through its dequantization
+            if len(read) == 1 and read[0].op_type == "DequantizeLinear":
+                return read[0].output[0]
         moves = [
             c
             for c in consumers

@@ -64,8 +64,9 @@ BROADCASTING = frozenset(
 FLOAT_TYPES = frozenset(
     {onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16}
 )
-# Ops whose integer output still carries data (a quantized activation), unlike shape arithmetic.
-QUANTIZING = frozenset({"QuantizeLinear"})
+# Ops whose integer output still carries data (a quantized activation, an integer product), unlike
+# shape arithmetic.
+QUANTIZING = frozenset({"QuantizeLinear", "DynamicQuantizeLinear", "MatMulInteger", "ConvInteger"})
 
 
 def default_opset(model: onnx.ModelProto) -> int:

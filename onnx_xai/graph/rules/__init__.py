@@ -16,6 +16,8 @@ from . import activation, conv, elementwise, linear, ml, norm, pool, quantize, r
 from .guided import deconv_relu, guided_relu
 from .maxpool_windows import max_pool_by_windows
 
+from . import integer  # noqa: F401  # isort: skip
+
 CONTROL_FLOW = frozenset({"If", "Loop", "Scan"})
 OVERLAYS: dict[str, dict[str, Rule]] = {
     "scatter": {},

@@ -7,6 +7,7 @@ import math
 from ..emitter import Emitter
 from ..registry import vjp
 from ._shared import broadcast_check, unbroadcast
+from .integer import RAW_INTEGERS
 
 
 def _each(e: Emitter, node, grads) -> tuple:
@@ -159,9 +160,12 @@ def identity(e: Emitter, node, g_out):
 
 @vjp("Cast")
 def cast(e: Emitter, node, g_out):
-    """Cast between float types: dx = cast(dy) back to the input's type."""
+    """Cast: dx = cast(dy) to the input's float type; from a quantized integer (.integer), dx = dy."""
     x = node.input[0]
-    return (e.cast_like(g_out[0], x) if e.info.is_float(x) else None,)
+    if e.info.is_float(x):
+        return (e.cast_like(g_out[0], x),)
+    producer = e.info.producer.get(x)
+    return (g_out[0] if producer is not None and producer.op_type in RAW_INTEGERS else None,)
 
 
 @vjp(

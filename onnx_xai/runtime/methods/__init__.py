@@ -36,7 +36,11 @@ def method_table(with_options: bool = True) -> str:
             if method.family == "cam"
             else (f"signed, {shaped}" if method.signed else shaped)
         )
-        inputs = "any" if set(method.kinds) == set(KINDS) else ", ".join(k + "s" for k in method.kinds)
+        inputs = (
+            "any"
+            if set(method.kinds) == set(KINDS)
+            else ", ".join(k if k.endswith("s") else k + "s" for k in method.kinds)
+        )
         cells = [f"`{name}`", f"{method.summary}; {family}", inputs]
         cells += [", ".join(f"`{f}`" for f in names) or "-"] if with_options else []
         cells += [method.reference or "-", method.agreement or "-"]

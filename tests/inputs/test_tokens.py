@@ -228,3 +228,36 @@ def test_a_float_baseline_for_token_occlusion_is_refused(encoder):
     ids, extra = batch(names)
     with pytest.raises(onnx_xai.InputError, match="baseline= is the id a removed token takes"):
         ex.explain(ids, "occlusion", extra_inputs=extra)
+
+
+def test_a_dynamo_export_is_explained_at_its_word_embeddings(tmp_path):
+    """torch.onnx's dynamo exporter writes other patterns (and names): the same gradient."""
+    torch.manual_seed(3)
+    config = transformers.DistilBertConfig(
+        vocab_size=60, dim=16, n_layers=2, n_heads=2, hidden_dim=32, max_position_embeddings=40,
+        num_labels=3, initializer_range=0.3,
+    )  # fmt: skip
+    model = transformers.DistilBertForSequenceClassification(config).eval()
+    path = str(tmp_path / "dynamo.onnx")
+    batch_dim, length = torch.export.Dim("batch"), torch.export.Dim("length")
+    examples = (torch.ones(2, T, dtype=torch.int64), torch.ones(2, T, dtype=torch.int64))
+    torch.onnx.export(
+        model, examples, path, dynamo=True, input_names=["input_ids", "attention_mask"],
+        output_names=["logits"], dynamic_shapes=({0: batch_dim, 1: length}, {0: batch_dim, 1: length}),
+    )  # fmt: skip
+    ex = onnx_xai.Explainer(path)
+    ids, extra = batch(["input_ids", "attention_mask"])
+    r = ex.explain(ids, "gradient", 2, extra_inputs=extra)
+    found = {}
+
+    def keep(module, inputs, out):
+        out.retain_grad()
+        found["e"] = out
+
+    model = model.double()
+    hook = embeddings_of(model).register_forward_hook(keep)
+    forward(model, extra)(torch.as_tensor(ids))[:, 2].sum().backward()
+    hook.remove()
+    want = found["e"].grad.numpy()
+    assert ex.kind == "tokens" and np.abs(r.raw - want).max() <= 1e-4 * np.abs(want).max()
+    assert (r.raw[1, 5:] == 0).all()

@@ -17,7 +17,7 @@ import onnx
 from ..support.errors import RuleContractError, UnsupportedModelError
 from .emitter import Emitter
 from .paths import ancestors, dependents, path_nodes
-from .registry import Rule
+from .registry import Rule, rule_key
 from .rules import check_node, rule_table, supported_ops
 
 
@@ -81,7 +81,7 @@ def backward(
         if all(g is None for g in grads_out):
             continue
         e.context = f"vjp of {node.op_type} {node.name or node.output[0]!r}"
-        grads_in = rules[node.op_type](e, node, grads_out)
+        grads_in = rules[rule_key(node.op_type, node.domain)](e, node, grads_out)
         if len(grads_in) != len(node.input):  # the rule contract (registry), checked under python -O too
             raise RuleContractError(
                 f"the VJP rule of {node.op_type} returned {len(grads_in)} cotangents "

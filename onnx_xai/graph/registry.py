@@ -8,6 +8,10 @@ or ``None`` where no gradient flows (shape tensors, indices, running statistics)
 does not depend on the differentiated input (``e.wants(name)`` is False), so that no work is emitted
 for constants. Rules emit standard ``ai.onnx`` ops valid at ``e.opset`` through the emitter only.
 
+**Keys.** A rule is registered under its op type in the standard domains (``ai.onnx``,
+``ai.onnx.ml``) and under ``domain.op_type`` in any other (:func:`rule_key`): com.microsoft's
+``Attention`` is not ai.onnx's ``Attention``, and an op of a domain without rules is refused as such.
+
 A rule may come with a ``check(info, node, wants) -> list[str]`` that returns the unsupported
 attributes or inputs of a node (each a short phrase); the gradient builder calls every check on the
 path before emitting anything, and reports all problems in one error.
@@ -24,8 +28,14 @@ from collections.abc import Callable
 Rule = Callable[..., tuple]
 Check = Callable[..., list]
 
+STANDARD_DOMAINS = frozenset({"", "ai.onnx", "ai.onnx.ml"})
 RULES: dict[str, Rule] = {}
 CHECKS: dict[str, Check] = {}
+
+
+def rule_key(op_type: str, domain: str = "") -> str:
+    """The registry's key of an op: its type in a standard domain, ``domain.op_type`` in another."""
+    return op_type if domain in STANDARD_DOMAINS else f"{domain}.{op_type}"
 
 
 def vjp(*op_types: str, check: Check | None = None):

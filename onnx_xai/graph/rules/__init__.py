@@ -10,13 +10,26 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..ml_shapes import ML_DOMAIN
-from ..registry import CHECKS, RULES, Rule
-from . import activation, conv, elementwise, linear, ml, norm, pool, quantize, reduce, resize, sample, shape  # noqa: F401
+from ..registry import CHECKS, RULES, STANDARD_DOMAINS, Rule, rule_key
+from . import (  # noqa: F401
+    activation,
+    contrib,
+    contrib_attention,
+    conv,
+    elementwise,
+    integer,
+    linear,
+    ml,
+    norm,
+    pool,
+    quantize,
+    reduce,
+    resize,
+    sample,
+    shape,
+)
 from .guided import deconv_relu, guided_relu
 from .maxpool_windows import max_pool_by_windows
-
-from . import integer  # noqa: F401  # isort: skip
 
 CONTROL_FLOW = frozenset({"If", "Loop", "Scan"})
 OVERLAYS: dict[str, dict[str, Rule]] = {
@@ -46,16 +59,17 @@ def supported_ops() -> list[str]:
 
 def check_node(info, node, wants: Callable[[str], bool]) -> list[str]:
     """Problems that keep ``node`` from being differentiated (empty when it is fine)."""
-    if node.domain not in ("", "ai.onnx", ML_DOMAIN):
+    key = rule_key(node.op_type, node.domain)
+    if node.domain not in STANDARD_DOMAINS and key not in RULES:
         return [f"op from non-standard domain {node.domain!r}"]
     if node.op_type in CONTROL_FLOW:
         return [
             "control flow is not supported (export the model with the branch resolved, e.g. by "
             "tracing instead of scripting)"
         ]
-    if node.op_type not in RULES:
+    if key not in RULES:
         return ["no VJP rule"]
-    check = CHECKS.get(node.op_type)
+    check = CHECKS.get(key)
     return check(info, node, wants) if check else []
 
 

@@ -7,6 +7,8 @@ from onnx_xai.graph.rules import supported_ops
 
 from . import (
     test_activation,
+    test_contrib,
+    test_contrib_attention,
     test_conv,
     test_elementwise,
     test_integer,
@@ -38,6 +40,8 @@ TABLES = [
 
 def test_every_rule_has_a_case():
     covered = {spec[0] for table in TABLES for case in table.CASES for spec in case.nodes}
+    contrib = [*test_contrib.CASES, test_contrib.BIAS_ADD, *test_contrib_attention.CASES]
+    covered |= test_contrib.covered(contrib)  # com.microsoft ops, keyed by domain
     missing = sorted(set(supported_ops()) - covered)
     assert not missing, f"rules without a test case: {missing}"
 

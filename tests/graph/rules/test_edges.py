@@ -29,13 +29,13 @@ import pytest
 from onnx_xai.graph.assemble import vjp_model
 
 from ...reference_runtime import float64_runner
-from . import test_quantize
+from . import test_integer, test_quantize
 from .harness import build
 from .test_coverage import TABLES
 
-# QuantizeLinear takes no float64, and the straight-through estimator is no derivative: the
-# quantization rules have their own checks (test_quantize)
-CASES = [case for table in TABLES if table is not test_quantize for case in table.CASES]
+# QuantizeLinear and DynamicQuantizeLinear take no float64, and the straight-through estimator is no
+# derivative: the quantization rules have their own checks (test_quantize, test_integer)
+CASES = [case for table in TABLES if table not in (test_quantize, test_integer) for case in table.CASES]
 KINDS = ("ties", "bounds", "infinities")
 EPS = 1e-7
 GROUPS = 4

@@ -1,5 +1,6 @@
 """``onnx-xai explain``: photos explained with one or more methods, a picture per method and a JSON
-record per photo, each photo's set written whole (:mod:`onnx_xai.photos.run`)."""
+record per photo, each photo's set written whole (:mod:`onnx_xai.photos.run`); a table's rows
+(:mod:`onnx_xai.tables.run`) and a text encoder's texts (:mod:`.text_options`) likewise."""
 
 from __future__ import annotations
 
@@ -12,13 +13,13 @@ from ..support.errors import XaiError
 from .objectives import add_objective, decoder, detection_layout, settled_output
 from .options import (
     UsageError,
-    add_model_and_images,
     add_preprocessing,
     add_runtime,
     at_least,
     fraction,
     preprocessing,
 )
+from .text_options import add_text_flags, run_text, text_asked
 
 
 def add_parser(sub) -> None:
@@ -32,14 +33,15 @@ def add_parser(sub) -> None:
         "white) and <name>.json (file, model sha256, and per method: target class, "
         "label, score, box in original pixels).",
     )
-    add_model_and_images(p, "ONNX classifier (original or rewritten by 'augment')")
+    p.add_argument("model", help="ONNX model (original or rewritten by 'augment'), or its export folder")
+    p.add_argument("images", nargs="*", help="image files or folders (a table model: its rows' file)")
     p.add_argument(
         "--method",
         nargs="+",
         choices=METHOD_NAMES,
         metavar="METHOD",
-        help="default: gradcam for photos, tree_shap or kernel_shap for tables; any of "
-        + ", ".join(METHOD_NAMES),
+        help="default: gradcam for photos, tree_shap or kernel_shap for tables, integrated_gradients for "
+        "texts; any of " + ", ".join(METHOD_NAMES),
     )
     p.add_argument(
         "--background",
@@ -79,6 +81,7 @@ def add_parser(sub) -> None:
         help="how the maps of several target layers combine (default mean, as pytorch-grad-cam)",
     )
     add_objective(p)
+    add_text_flags(p)
     p.set_defaults(run=run)
 
 
@@ -134,8 +137,14 @@ def run(args: argparse.Namespace) -> int:
     from ..imaging.images import image_files
     from ..photos.detectors import explain_levels, levels_of
     from ..support.files import sha256_of
+    from ..text.files import model_file
 
+    args.model = model_file(args.model)
     first = _explainer(args, args.output)
+    if first.kind == "tokens" or text_asked(args):
+        return run_text(args, first)
+    if not args.images:
+        raise UsageError("give photos (or a table model's rows; a text encoder --text)")
     if first.kind == "table":
         return _run_table(args, first)
     args.method = args.method or ["gradcam"]

@@ -16,7 +16,7 @@ def add_parser(sub) -> None:
         "supported methods and ops without a gradient rule",
         description="Describe a model as the rewriter sees it.",
     )
-    ins.add_argument("model", help="ONNX classifier")
+    ins.add_argument("model", help="ONNX model, or its export folder")
     ins.add_argument("--json", action="store_true", help="print JSON instead of text")
     add_model_choice(ins)
     ins.set_defaults(run=run)
@@ -34,7 +34,9 @@ SCORE_KINDS = {
 
 def run(args: argparse.Namespace) -> int:
     from ..runtime.report import inspect_model
+    from ..text.files import model_file
 
+    args.model = model_file(args.model)
     r = inspect_model(args.model, args.target_layer, args.input, args.output)
     if args.json:
         print(json.dumps(r, indent=2))
@@ -57,6 +59,8 @@ def run(args: argparse.Namespace) -> int:
             ("ids", "their embedding") if r["kind"] == "tokens" else ("pixels", "their first float cast")
         )
         print(f"integer {what}: gradients are taken at {r['differentiated']!r}, {where}")
+    if "text" in r:
+        _print_text_files(r["text"])
     moves = f", then {' -> '.join(r['score_moves'])} as the output" if r.get("score_moves") else ""
     print(f"score: {r['score']!r} ({SCORE_KINDS[r['score_kind']]}{moves})")
     if r.get("trees_unread"):
@@ -113,6 +117,18 @@ def _print_methods(r: dict) -> None:
     if lrp_out:
         shown = ", ".join(lrp_out[:3]) + (f" and {len(lrp_out) - 3} more" if len(lrp_out) > 3 else "")
         print(f"no lrp: LRP has no rule for {shown}")
+
+
+def _print_text_files(found: dict) -> None:
+    """The tokenizer beside a text encoder (or that there is none) and its class names."""
+    tok = found["tokenizer"]
+    if tok is None:
+        print("tokenizer: none beside the model (explain --text needs --tokenizer PATH)")
+    else:
+        special = ", ".join(tok["special"]) or "none"
+        print(f"tokenizer: {tok['path']} ({tok['model']}, {tok['vocabulary']} tokens; special: {special})")
+    if found["labels"]:
+        print(f"class names: {', '.join(found['labels'])} (config.json id2label)")
 
 
 def _print_rewrite(path: str, report: dict) -> int:

@@ -236,6 +236,14 @@ class Explainer(ModelFacts):
         facts = Facts(int(shape[0]), tuple(int(d) for d in shape[1:]), self.layout, self._declared_layers())
         return plan_cost(plan_methods(methods, options), facts)
 
+    def explain_text(self, texts, method: str = "integrated_gradients", tokenizer=None, **options):
+        """Texts explained token by token (:func:`onnx_xai.text.explain_text`; ``tokenizer`` default:
+        the ``tokenizer.json`` beside the model's file); a :class:`~onnx_xai.text.TextExplanation`."""
+        from ..text import explain_text
+
+        beside = self._sessions.source if isinstance(self._sessions.source, (str, os.PathLike)) else None
+        return explain_text(self, texts, method, tokenizer if tokenizer is not None else beside, **options)
+
     def _explain_planned(self, x, plan, wanted: Objective, box_threshold, extra) -> dict[str, Explanation]:
         layered = [m.name for m, opts in plan if m.family_for(opts) == "cam" or "gradcam" in m.sets_for(opts)]
         if layered and not self.target_layers:

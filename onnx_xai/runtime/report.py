@@ -4,13 +4,15 @@ Inputs and outputs, the image input's layout and type (and, for integer pixels, 
 gradients start from), the score and what it is (logit, pre-softmax, pre-sigmoid), the target-layer
 candidates with their layouts (the default first), one candidate per scale for multi-scale models
 (with the grid and stride at a probe size), the head and whether CAM applies, and every node
-on the input-gradient path that cannot be differentiated (listed instead of raised). A model
+on the input-gradient path that cannot be differentiated (listed instead of raised); for a text
+encoder, the tokenizer and class names beside its file. A model
 already rewritten by onnx_xai is described by the rewrite's own record.
 """
 
 from __future__ import annotations
 
 import json
+import os
 
 from ..graph.analysis import probability_outputs
 from ..graph.attention import attention_input, attention_mixers
@@ -102,8 +104,18 @@ def inspect_model(
         "not_differentiable": problems,
         "no_relevance_rule": relevance_obstacles(e, path),
         "class_names": _class_names(proto, info.shape(a.score.name)),
+        **_text_files(model, a.kind),
         "rewritten": False,
     }
+
+
+def _text_files(model, kind: str) -> dict:
+    """A text encoder's tokenizer and class names, found beside its file (:mod:`onnx_xai.text.files`)."""
+    if kind != "tokens" or not isinstance(model, (str, os.PathLike)):
+        return {}
+    from ..text.files import describe_text_model
+
+    return {"text": describe_text_model(model)}
 
 
 def _score_kind(proto, a) -> dict:

@@ -135,7 +135,8 @@ class IntegratedGradients(Method):
 
 @dataclass(frozen=True)
 class GradientShapOptions(BatchedOptions):
-    """``baselines``: ``[B, *sample shape]`` (or one sample's shape; default: one of zeros);
+    """``baselines``: ``[B, *sample shape]``, ``[N, B, *sample shape]`` (each sample its own), or one
+    sample's shape (default: one of zeros);
     ``n_samples`` per input; ``stdevs``: the Gaussian noise added to the input; ``noise_seed``."""
 
     baselines: object = None
@@ -199,15 +200,18 @@ class GradientShap(Method):
         )
         if baselines.shape == x.shape[1:]:
             baselines = baselines[None]
-        if baselines.shape[1:] != x.shape[1:]:
+        each = baselines.ndim == x.ndim + 1  # [N, B, ...]: every sample its own baselines
+        if baselines.shape[1 + each :] != x.shape[1:] or (each and len(baselines) != len(x)):
+            one = ", ".join(map(str, x.shape[1:]))
             raise InputError(
-                f"baselines have shape {list(baselines.shape)}; want [B, {', '.join(map(str, x.shape[1:]))}]"
+                f"baselines have shape {list(baselines.shape)}; want [B, {one}] or [{len(x)}, B, {one}]"
             )
         total = np.zeros(x.shape, np.float64)
-        draws = gradient_shap_draws(opts, len(x), x.shape[1:], len(baselines), opts.copies_per_run(x))
+        count = baselines.shape[1] if each else len(baselines)
+        draws = gradient_shap_draws(opts, len(x), x.shape[1:], count, opts.copies_per_run(x))
         for owners, indexes, alphas, noise in draws:
             noisy = x[owners] + noise.astype(np.float32)
-            start = baselines[indexes]
+            start = baselines[owners, indexes] if each else baselines[indexes]
             alpha = alphas.reshape((-1,) + (1,) * (x.ndim - 1)).astype(np.float32)
             point = start + alpha * (noisy - start)
             grads = ctx.run(point, ctx.targets[owners], ("input_grad",), owners)[c.INPUT_GRAD]

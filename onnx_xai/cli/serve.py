@@ -32,13 +32,19 @@ def add_parser(sub) -> None:
         nargs="+",
         choices=METHOD_NAMES,
         metavar="METHOD",
-        help="methods of :explain when a request names none (default: gradcam for photos; for tables "
-        "tree_shap or kernel_shap with --background, else gradient)",
+        help="methods of :explain when a request names none (default: gradcam for photos; "
+        "integrated_gradients for texts; for tables tree_shap or kernel_shap with --background, "
+        "else gradient)",
     )
     p.add_argument(
         "--background",
         metavar="ROWS",
         help="a table model's background rows (.csv with a header naming the columns, .parquet, .npy)",
+    )
+    p.add_argument(
+        "--tokenizer",
+        metavar="PATH",
+        help="a text encoder's tokenizer.json, or a folder holding one (default: beside the model)",
     )
     _add_model_flags(p)
     _add_load_flags(p)
@@ -179,6 +185,7 @@ def run(args: argparse.Namespace) -> int:
         max_pixels=args.max_pixels,
         max_pending_pixels=args.max_pending_pixels,
         background=args.background,
+        tokenizer=args.tokenizer,
         max_runs=args.max_runs,
         timeout_s=args.timeout_s,
         grace_s=args.grace_s,

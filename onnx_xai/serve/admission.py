@@ -23,6 +23,7 @@ from .limits import Busy
 
 STOPPING = "the server is stopping: the request was not finished (retry on another replica)"
 FALLBACK_RUNS = 2000  # --max-runs where a run cannot be timed (a model with other inputs to feed)
+TEXT_LENGTH = 128  # tokens of the texts a text encoder's forward is timed on, where its length is free
 RUN_COST = 2.0  # a run beyond the shared one, in forwards: a Grad-CAM copy ~1, a gradient's ~4
 
 
@@ -43,16 +44,23 @@ def measured_max_runs(ex, timeout_s: float) -> tuple[int, str]:
 
     import numpy as np
 
+    from ..runtime.inputs import ONNXRUNTIME_TYPES
+
     dims = ex.input_shape[1:]
-    if not all(isinstance(d, int) for d in dims) or ex.kind == "tokens":
-        return FALLBACK_RUNS, "the input's shape is not fixed: the default"
     batch = 1024 if ex.kind == "table" else 8
-    x = np.zeros((batch, *(int(d) for d in dims)), ex.input_dtype)
+    if ex.kind == "tokens":  # texts of TEXT_LENGTH tokens, every input (the mask) ones
+        length = dims[0] if dims and isinstance(dims[0], int) else TEXT_LENGTH
+        types = {name: ONNXRUNTIME_TYPES.get(kind, np.int64) for name, (_, kind) in ex.inputs.items()}
+        feeds = {name: np.ones((batch, length), dtype) for name, dtype in types.items()}
+    elif all(isinstance(d, int) for d in dims):
+        feeds = {ex.input_name: np.zeros((batch, *(int(d) for d in dims)), ex.input_dtype)}
+    else:
+        return FALLBACK_RUNS, "the input's shape is not fixed: the default"
     timings = []
     try:
         for _ in range(3):  # the best of three: a busy moment at load does not lower the limit
             started = time.perf_counter()
-            ex.predict(x)
+            ex.predict(feeds)
             timings.append(time.perf_counter() - started)
     except XaiError:
         return FALLBACK_RUNS, "a forward could not be timed: the default"

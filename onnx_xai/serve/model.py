@@ -38,7 +38,7 @@ from ..runtime import Explainer
 from ..runtime.methods import METHOD_NAMES, REGISTRY
 from ..runtime.work import Work
 from ..support.errors import InputError, WorkStopped, XaiError
-from . import requests, tables
+from . import requests, tables, texts
 from .admission import STOPPING, WorkLimits, bind, is_long, measured_max_runs, refusal
 from .batching import LONG, Batcher
 from .disconnects import REQUEST_WORK
@@ -73,6 +73,7 @@ class ServeConfig:
     max_pixels: int = 40_000_000  # a photo's, decoded (:mod:`.requests`)
     max_pending_pixels: int = 100_000_000  # the decoded photos in flight, together
     background: str | None = None  # a table model's background rows (.csv, .parquet, .npy)
+    tokenizer: str | None = None  # a text encoder's tokenizer.json (default: beside the model)
     max_runs: int | None = None  # model runs a request's methods may take; None: measured at load
     timeout_s: float = 60.0  # a request's deadline
     grace_s: float = 30.0  # after SIGTERM, how long requests in flight are given
@@ -89,10 +90,14 @@ class ExplainedModel(Model):
         c = self.config
         self.ex = self._explainer()
         self.table = self.ex.kind == "table"
-        self.settings = {} if self.table else preprocessing_for(self.ex, c.preprocessing)
+        self.texts = texts.TextFacts(self.ex, self.path, c.tokenizer) if self.ex.kind == "tokens" else None
+        self.settings = (
+            {} if self.ex.kind in ("table", "tokens") else preprocessing_for(self.ex, c.preprocessing)
+        )
         self.labels = (
             read_labels(c.labels, self.ex.num_classes, self.ex.metadata) if self.ex.num_classes else []
         )
+        self.labels = self.texts.labels if self.texts is not None and not c.labels else self.labels
         self.facts = tables.TableFacts(self.ex, c.background) if self.table else None
         self.methods = c.methods or default_methods(
             self.ex, self.facts is not None and self.facts.background is not None
@@ -220,7 +225,9 @@ class ExplainedModel(Model):
             params = requests.parameters(
                 payload, self.methods, METHOD_NAMES, self.labels, self.ex.num_classes
             )
-            if self.facts is not None:
+            if self.texts is not None:
+                found = self.texts.read(payload, self.config.max_instances)
+            elif self.facts is not None:
                 found = self.facts.read(payload, self.config.max_instances)
             else:
                 found = requests.instances(
@@ -244,6 +251,8 @@ class ExplainedModel(Model):
         if key[0] == "predict":
             return [(o,) for o in ex.predict(batch, **held)]
         params: requests.Parameters = items[0][1]
+        if self.texts is not None:
+            return self.texts.answer(ex, batch, params, held, [item for item, _ in items])
         if self.facts is not None:
             return tables.explain_rows(ex, batch, params, self.facts, self.labels, held)
         photos = [item.photo or _array_photo(item.array, ex.layout) for item, _ in items]
@@ -255,7 +264,7 @@ class ExplainedModel(Model):
 
     def _cost(self, shape: tuple, params: requests.Parameters) -> tuple[int, str]:
         """The model runs an instance of ``shape`` costs beyond its shared run, and what asks for them."""
-        if not self.table:
+        if not self.table and self.texts is None:
             return explain_cost(self.ex, shape, self._options(params))
         given = self.facts.background if self.facts is not None else None
         options = {"background": given} if given is not None else {}
@@ -326,9 +335,12 @@ class ExplainedModel(Model):
 
 def default_methods(ex: Explainer, background: bool) -> tuple[str, ...]:
     """The methods of a request that names none, when the server was given none: Grad-CAM for
-    photos; for a table, as the command line chooses them (:mod:`onnx_xai.tables.defaults`)."""
+    photos, integrated gradients for texts; for a table, as the command line chooses them
+    (:mod:`onnx_xai.tables.defaults`)."""
     from ..tables.defaults import table_methods
 
+    if ex.kind == "tokens":
+        return ("integrated_gradients",)
     return ("gradcam",) if ex.kind != "table" else tuple(table_methods(ex, background)[0])
 
 

@@ -24,6 +24,7 @@ import base64
 import binascii
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -80,6 +81,7 @@ class Instance:
     array: np.ndarray
     photo: Prepared | None = field(default=None, repr=False)
     others: dict[str, np.ndarray] | None = None  # a split table's other inputs, a batch of one each
+    text: Any = field(default=None, repr=False)  # a text: its tokens, special flags and length
 
 
 @dataclass

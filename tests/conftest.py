@@ -8,6 +8,7 @@ import onnx
 import pytest
 
 from .graph.test_augment import export, small_cnn
+from .text.conftest import bert, distilbert, roberta  # noqa: F401 - the text models, for the audits' tests too
 from .torch_fixes import exact_batch_norm
 
 

@@ -7,7 +7,9 @@ randomization of the ONNX file's weights, a random class), and writes ``results.
 ``maps.npz`` and ``report.html``. A table model's rows are audited the same way by
 :func:`.table_run.audit_table` (curves over features removed to background rows, a random ranking
 beside the methods, the randomization of weights, trees and linear models: ``attributions.npz`` in
-place of ``maps.npz``). The metric functions are usable on their own (:mod:`.curves`,
+place of ``maps.npz``), and a text encoder's texts by :func:`.text_run.audit_texts` (ERASER's
+comprehensiveness and sufficiency over bins of the top tokens, beside a random ranking). The metric
+functions are usable on their own (:mod:`.curves`,
 :mod:`.features`, :mod:`.localization`, :mod:`.similarity`).
 """
 

@@ -22,9 +22,9 @@ from ..objectives.labels import parse_target, read_labels
 from ..runtime.maps import box as map_box
 from ..runtime.methods import options_for
 from ..support.errors import InputError
-from ..support.files import sha256_of
 from .baselines import BASELINES, baseline_maps
 from .curves import Protocol, Scorer, deletion, insertion, road
+from .facts import model_facts
 from .localization import POINTING_TOLERANCE, box_iou, boxes_for, pointing_hit
 
 METRICS = ("deletion", "insertion", "road")  # pointing game and box IoU come with a boxes file
@@ -75,23 +75,8 @@ class Auditor:
         self.options = options_for(opts.methods, opts.noise_seed)
 
     def model_facts(self) -> dict:
-        ex, record = self.ex, self.ex.record
-        return {
-            "file": str(self.model_path),
-            "name": Path(self.model_path).name,
-            "sha256": sha256_of(self.model_path),
-            "input": record.input,
-            "input_shape": [str(d) for d in ex.input_shape],
-            "input_type": str(ex.input_dtype),
-            "layout": ex.layout,
-            "output": record.output,
-            "output_shape": [str(d) for d in ex.output_shape],
-            "classes": ex.num_classes,
-            "target_layers": list(ex.target_layers),
-            "score": record.score_kind,
-            "curve": "model probability" if self.probabilities else "softmax of logits",
-            "backend": ", ".join(ex.providers),
-        }
+        curve = "model probability" if self.probabilities else "softmax of logits"
+        return model_facts(self.ex, self.model_path, curve)
 
 
 @dataclass

@@ -3,9 +3,10 @@
 The page is a Jinja2 template (``templates/report.html.j2``); this module turns the audit's records
 into what it shows: the model and protocol, the summary table (each metric's mean over photos or rows
 per method, baselines beside them, the best of each column marked), the mean deletion and insertion
-curves, the randomization curves, and then the photos one by one (:func:`render`) or, for a table,
-each feature's mean |attribution| per method (:func:`render_table`). What differs between the two is
-said in :class:`Words`.
+curves, the randomization curves, and then the photos one by one (:func:`render`), for a table each
+feature's mean |attribution| per method (:func:`render_table`), or for texts ERASER's
+comprehensiveness and sufficiency curves and each text's tokens coloured by each method
+(:func:`render_texts`). What differs between them is said in :class:`Words`.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ COLUMNS = (
     ("road_morf", "ROAD MoRF", "low"),
     ("road_lerf", "ROAD LeRF", "high"),
     ("road", "ROAD gap", "high"),
+    ("comprehensiveness", "Comprehensiveness", "high"),
+    ("sufficiency", "Sufficiency", "low"),
     ("pointing_hit", "Pointing game", "high"),
     ("box_iou", "Box IoU", "high"),
     ("random_target_spearman", "Random-class ρ", "zero"),
@@ -52,6 +55,8 @@ class Words:
     measures: tuple[tuple[str, str], ...]  # the sanity checks' two (measure, name)
     heading: str  # the two measures, short, as the randomization table's columns say them
     result: str  # what a method gives per sample
+    # the charts of the records' curves: (record key, title, x label); () for deletion and insertion
+    curves: tuple[tuple[str, str, str], ...] = ()
 
 
 PHOTOS = Words(
@@ -81,6 +86,31 @@ TABLES = Words(
 )
 
 
+TEXTS = Words(
+    kind="text",
+    title="Token attribution audit",
+    sample="text",
+    unit="tokens",
+    score="drop of the class probability",
+    y_range=None,
+    measures=(),
+    heading="",
+    result="token scores",
+    curves=(
+        (
+            "comprehensiveness_curve",
+            "Comprehensiveness: most relevant tokens removed first (higher is better)",
+            "fraction of tokens removed (the top k %)",
+        ),
+        (
+            "sufficiency_curve",
+            "Sufficiency: only the most relevant tokens kept (lower is better)",
+            "fraction of tokens kept (the top k %)",
+        ),
+    ),
+)
+
+
 def render(model: dict, opts, photos: Sequence, records: list, sanity: dict, failures: Sequence = ()) -> str:
     methods = list(opts.methods) + list(BASELINES)
     return _page(
@@ -96,6 +126,15 @@ def render_table(model: dict, opts, audit, records: list, sanity: dict) -> str:
         TABLES, model, records, sanity, methods, opts.methods, len(audit.rows.values),
         features=feature_view(audit, list(opts.methods)), randomized=sanity.get("randomized"),
         random_target_skipped=sanity.get("random_target_skipped"),
+    )  # fmt: skip
+
+
+def render_texts(model: dict, opts, audit, sanity: dict) -> str:
+    """A text audit's page (:mod:`.text_run`): ``audit`` is its :class:`~.text_auditor.TextAudit`."""
+    methods = list(dict.fromkeys(opts.methods)) + [RANDOM]
+    return _page(
+        TEXTS, model, audit.records, sanity, methods, opts.methods, len(audit.texts),
+        texts=text_view(audit, opts.report_texts),
     )  # fmt: skip
 
 
@@ -162,9 +201,9 @@ def _value(record: dict, key: str):
 def curve_charts(records: list, methods: list, words: Words = PHOTOS) -> list:
     """The mean deletion and insertion curve of each method (a curve's fractions are its records')."""
     charts = []
-    for key, title in (
-        ("deletion_curve", f"Deletion: most relevant {words.unit} removed first (lower is better)"),
-        ("insertion_curve", f"Insertion: most relevant {words.unit} put back first (higher is better)"),
+    for key, title, x_label in words.curves or (
+        ("deletion_curve", f"Deletion: most relevant {words.unit} removed first (lower is better)", ""),
+        ("insertion_curve", f"Insertion: most relevant {words.unit} put back first (higher is better)", ""),
     ):
         series = []
         for method in methods:
@@ -174,7 +213,8 @@ def curve_charts(records: list, methods: list, words: Words = PHOTOS) -> list:
                 xs = mine[0].get("fractions") or np.linspace(0, 1, len(mean)).tolist()
                 series.append((method, xs, mean.tolist()))
         if series:
-            charts.append(line_chart(title, f"fraction of {words.unit}", words.score, series, words.y_range))
+            x_label = x_label or f"fraction of {words.unit}"
+            charts.append(line_chart(title, x_label, words.score, series, words.y_range))
     return charts
 
 
@@ -222,6 +262,50 @@ def feature_view(audit, methods: list) -> dict:
             {"name": audit.rows.names[k], "values": [float(means[m][k]) for m in methods]} for k in order
         ],
     }
+
+
+def text_view(audit, limit: int) -> dict:
+    """The first ``limit`` texts of a text audit, each with every method's tokens coloured by its
+    scores (the colours of :mod:`onnx_xai.text.page`) and each method's figures, the random
+    baseline's beside them."""
+    records: dict = {}
+    for r in audit.records:
+        records.setdefault(r["index"], {})[r["method"]] = r
+    shown = []
+    for i in range(min(limit, len(audit.texts))):
+        mine = records[i]
+        first = mine[RANDOM]
+        rows = [
+            {"method": m, "signed": e.signed, "record": mine[m], "tokens": token_view(e, i)}
+            for m, e in audit.explanations.items()
+        ]
+        rows.append({"method": RANDOM, "signed": False, "record": mine[RANDOM], "tokens": []})
+        facts = {k: first[k] for k in ("index", "label", "target", "probability", "truncated", "text")}
+        shown.append(facts | {"methods": rows})
+    return {"texts": shown, "total": len(audit.texts)}
+
+
+def token_view(explanation, i: int) -> list[dict]:
+    """Text ``i``'s tokens as the template draws them: the text shown, a space before it where the
+    text has one (or beside a special token), its background colour and its score."""
+    from ..text.page import colour, largest
+
+    scores, special, spans = explanation.scores[i], explanation.special[i], explanation.spans[i]
+    top = largest(scores, special)
+    tokens = []
+    for k, token in enumerate(explanation.shown(i)):
+        (r, g, b), alpha = colour(float(scores[k]), top, explanation.signed)
+        gap = k > 0 and (spans[k][0] > spans[k - 1][1] or special[k] or special[k - 1])
+        tokens.append(
+            {
+                "text": token,
+                "special": bool(special[k]),
+                "space": bool(gap),
+                "background": f"rgba({r},{g},{b},{alpha:.3f})",
+                "score": float(scores[k]),
+            }
+        )
+    return tokens
 
 
 def _mean(values) -> float | None:

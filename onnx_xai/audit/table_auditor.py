@@ -12,16 +12,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
 from ..runtime.methods import get
 from ..support.errors import InputError
-from ..support.files import sha256_of
 from ..tables.rows import Rows
 from .auditor import SANITY
 from .curves import Protocol, ranking
+from .facts import model_facts
 from .features import RANDOM, RowScorer, counts, ends, feature_curves, random_attribution
 
 TABLE_METRICS = ("deletion", "insertion")
@@ -69,25 +68,10 @@ class TableAuditor:
         )
 
     def model_facts(self, rows: Rows) -> dict:
-        ex, record = self.ex, self.ex.record
-        return {
-            "file": str(self.model_path),
-            "name": Path(self.model_path).name,
-            "sha256": sha256_of(self.model_path),
-            "input": record.input,
-            "input_shape": [str(d) for d in ex.input_shape],
-            "input_type": str(ex.input_dtype),
-            "layout": None,
-            "features": len(rows.names),
-            "background_rows": len(self.background),
-            "output": record.output,
-            "output_shape": [str(d) for d in ex.output_shape],
-            "classes": ex.num_classes,
-            "target_layers": [],
-            "score": record.score_kind,
-            "curve": f"mean score ({SCORES.get(record.score_kind, record.score_kind)}) over the background",
-            "backend": ", ".join(ex.providers),
-        }
+        kind = self.ex.record.score_kind
+        curve = f"mean score ({SCORES.get(kind, kind)}) over the background"
+        features = {"features": len(rows.names), "background_rows": len(self.background)}
+        return model_facts(self.ex, self.model_path, curve, **features)
 
 
 def method_options(methods: Sequence[str], background: np.ndarray, noise_seed: int) -> dict:

@@ -1,12 +1,15 @@
-"""``onnx-xai audit``: faithfulness metrics, sanity checks and an HTML report for photos or a table's
-rows on a model.
+"""``onnx-xai audit``: faithfulness metrics, sanity checks and an HTML report for photos, a table's
+rows or a text encoder's texts on a model.
 
 Reads the model's kind first (as ``explain`` does): photos' flags become
 :class:`onnx_xai.audit.AuditOptions` for :func:`onnx_xai.audit.run.audit`, a table's rows and
 background :class:`~onnx_xai.audit.table_auditor.TableAuditOptions` for
-:func:`onnx_xai.audit.table_run.audit_table`; either runs with a progress bar and prints the summary:
-one line per method with its mean deletion and insertion AUC (and ROAD, for photos), and the paths
-written.
+:func:`onnx_xai.audit.table_run.audit_table`, texts (``--text``, ``--text-file``, as ``explain``
+reads them) :class:`~onnx_xai.audit.text_auditor.TextAuditOptions` for
+:func:`onnx_xai.audit.text_run.audit_texts`; each runs with a progress bar and prints the summary:
+one line per method with its mean deletion and insertion AUC (and ROAD, for photos; comprehensiveness
+and sufficiency for texts), and the paths written. A photo's or a table's flag given to a text encoder
+is a usage error.
 """
 
 from __future__ import annotations
@@ -15,10 +18,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..support.errors import InputError, XaiError
+from ..support.errors import XaiError
+from .audit_inputs import NOT_FOR_TEXTS, bar, run_table, run_text, summary_lines
 from .options import (
     UsageError,
-    add_model_and_images,
     add_model_choice,
     add_preprocessing,
     add_runtime,
@@ -28,6 +31,7 @@ from .options import (
     positive,
     preprocessing,
 )
+from .text_options import add_text_flags, text_asked
 
 METRIC_CHOICES = ("deletion", "insertion", "road")
 SANITY_CHOICES = ("randomization", "random_target", "none")
@@ -41,20 +45,24 @@ def add_parser(sub) -> None:
         "audit",
         help="score the methods' maps (deletion, insertion, ROAD, pointing game) "
         "beside baselines, run sanity checks, write report.html",
-        description="Explain photos (or a table's rows) with each method, score every map "
+        description="Explain photos (or a table's rows, or texts) with each method, score every map "
         "(or attribution) with faithfulness metrics beside trivial baselines, check them against a "
         "randomized model and a random class, and write report.html (self-contained), "
-        "results.jsonl (one record per photo or row and method) and maps.npz (photos) or "
+        "results.jsonl (one record per photo, row or text and method) and maps.npz (photos) or "
         "attributions.npz (rows) into --out.",
     )
-    add_model_and_images(p, "ONNX model (the original: randomization re-draws its weights)")
+    p.add_argument(
+        "model", help="ONNX model (the original: randomization re-draws its weights), or its folder"
+    )
+    p.add_argument("images", nargs="*", help="image files or folders (a table model: its rows' file)")
     p.add_argument(
         "--methods",
         nargs="+",
         choices=METHOD_NAMES,
         metavar="METHOD",
         help="default: gradient gradcam for photos; tree_shap kernel_shap for a tree ensemble's "
-        f"rows, else kernel_shap gradient; any of {', '.join(METHOD_NAMES)}",
+        "rows, else kernel_shap gradient; integrated_gradients gradient for texts; any of "
+        f"{', '.join(METHOD_NAMES)}",
     )
     p.add_argument(
         "--metrics",
@@ -86,10 +94,11 @@ def add_parser(sub) -> None:
     )
     p.add_argument(
         "--report-photos",
+        "--report-texts",
         type=at_least(0),
         default=48,
         metavar="N",
-        help="photos shown one by one in the report (default 48; the tables count them all)",
+        help="photos (or texts) shown one by one in the report (default 48; the tables count them all)",
     )
     add_preprocessing(p)
     _add_engine(p)
@@ -100,7 +109,8 @@ def add_parser(sub) -> None:
         help="output folder (default: onnx-xai-audit; never searched for input photos)",
     )
     add_model_choice(p)
-    p.set_defaults(run=run)
+    add_text_flags(p, explaining=False)
+    p.set_defaults(run=run, flag_defaults={dest: p.get_default(dest) for dest, _ in NOT_FOR_TEXTS})
 
 
 def _add_sanity(p: argparse.ArgumentParser) -> None:
@@ -202,6 +212,7 @@ def run(args: argparse.Namespace) -> int:
     from ..audit.run import audit
     from ..imaging.images import image_files
     from ..runtime import Explainer
+    from ..text.files import model_file
 
     if "none" in args.sanity and len(args.sanity) > 1:
         raise UsageError("--sanity none cannot be combined with a check")
@@ -212,9 +223,16 @@ def run(args: argparse.Namespace) -> int:
         "input_name": args.input,
         "output_name": args.output,
     }
+    args.model = model_file(args.model)
     ex = Explainer(args.model, **explainer_args)
+    if ex.kind == "tokens" or text_asked(args):
+        return run_text(args, ex, explainer_args)
+    if args.bins:
+        raise UsageError("--bins is for texts; this model's input is a " + ex.kind)
+    if not args.images:
+        raise UsageError("give photos (or a table model's rows; a text encoder --text)")
     if ex.kind == "table":
-        return _run_table(args, ex, explainer_args)
+        return run_table(args, ex, explainer_args)
     if args.background:
         raise UsageError("--background is for tables; this model takes photos")
     files = image_files(args.images, exclude=args.out)
@@ -223,7 +241,7 @@ def run(args: argparse.Namespace) -> int:
     if args.engine == "ray":
         ex = None  # each actor makes its own
     written = audit(
-        args.model, files, Path(args.out), opts, explainer_args, _bar, args.engine, ray_options, ex
+        args.model, files, Path(args.out), opts, explainer_args, bar, args.engine, ray_options, ex
     )
     failures = written.pop("failures", [])
     for name, reason in failures:
@@ -233,79 +251,6 @@ def run(args: argparse.Namespace) -> int:
     if failures:
         raise XaiError(f"{len(failures)} of {len(files)} photos could not be audited; the others were")
     return 0
-
-
-def _bar(total: int):
-    from tqdm import tqdm
-
-    return tqdm(total=total, unit="step", desc="audit", disable=not sys.stderr.isatty(), file=sys.stderr)
-
-
-def _run_table(args: argparse.Namespace, ex, explainer_args: dict) -> int:
-    """A table model's rows audited (:mod:`onnx_xai.audit.table_run`)."""
-    from ..audit.table_run import audit_table
-
-    opts, rows = _table_options(args, ex)
-    explainer_args = {k: v for k, v in explainer_args.items() if k != "target_layer"}
-    written = audit_table(args.model, rows, Path(args.out), opts, explainer_args, _bar, ex)
-    print(summary_lines(written["results.jsonl"]))
-    print("wrote " + ", ".join(written.values()))
-    return 0
-
-
-def _table_options(args: argparse.Namespace, ex):
-    """The :class:`~onnx_xai.audit.table_auditor.TableAuditOptions` the flags say, and the rows."""
-    from ..audit.curves import Protocol
-    from ..audit.table_auditor import TABLE_METRICS, TableAuditOptions
-    from ..objectives.labels import parse_target, read_labels
-    from ..tables.rows import read_rows
-
-    if len(args.images) != 1:
-        raise UsageError("a table model audits the rows of one file (.csv, .parquet or .npy)")
-    if len(ex.inputs) > 1:
-        raise InputError(
-            f"this table model takes its columns as {len(ex.inputs)} inputs ({', '.join(ex.inputs)}): "
-            "auditing such a model is not supported yet; explain its rows with onnx-xai explain"
-        )
-    if not args.background:
-        raise UsageError(
-            "a table audit needs --background ROWS: a removed feature is replaced by the background "
-            "rows' values (and the SHAP methods draw from them)"
-        )
-    photo_only = [
-        f for f, given in (("--boxes", args.boxes), ("--engine ray", args.engine == "ray")) if given
-    ]
-    if photo_only or "road" in (args.metrics or []):
-        raise UsageError(
-            f"{(photo_only or ['--metrics road'])[0]} is for photos; a table is audited here with "
-            "--metrics deletion insertion"
-        )
-    columns = ex.input_shape[-1] if isinstance(ex.input_shape[-1], int) else None
-    rows = read_rows(args.images[0], columns)
-    background = read_rows(args.background, columns, rows.names)
-    labels = read_labels(args.labels, ex.num_classes, ex.metadata) if ex.num_classes else []
-    opts = TableAuditOptions(
-        background=background,
-        methods=list(dict.fromkeys(args.methods)) if args.methods else _table_methods(ex),
-        target=parse_target(args.target, labels, ex.num_classes) if ex.num_classes else None,
-        labels=labels,
-        noise_seed=args.noise_seed,
-        metrics=list(dict.fromkeys(args.metrics or TABLE_METRICS)),
-        sanity=[s for s in args.sanity if s != "none"],
-        protocol=Protocol(steps=args.curve_steps, noise_seed=args.noise_seed),
-        randomization_steps=args.randomization_steps,
-        sanity_rows=args.sanity_photos,
-    )
-    return opts, rows
-
-
-def _table_methods(ex) -> list[str]:
-    """The methods a table is audited with when none is named (:mod:`onnx_xai.tables.defaults`), said."""
-    from ..tables.defaults import table_methods
-
-    chosen, why = table_methods(ex, background=True, audit=True)
-    print(f"methods: {', '.join(chosen)} ({why}; --methods to choose)")
-    return chosen
 
 
 def _options(args: argparse.Namespace):
@@ -344,34 +289,3 @@ def _labels(args: argparse.Namespace) -> list[str]:
     from ..objectives.labels import read_labels
 
     return read_labels(args.labels, None) if args.labels else []
-
-
-def summary_lines(results: str) -> str:
-    """One line per method: its mean of each metric over the photos."""
-    import json
-
-    import numpy as np
-
-    records = [json.loads(line) for line in Path(results).read_text(encoding="utf-8").splitlines()]
-    keys = [
-        k
-        for k in (
-            "deletion_auc",
-            "insertion_auc",
-            "road",
-            "pointing_hit",
-            "box_iou",
-            "random_target_spearman",
-        )
-        if any(k in r for r in records)
-    ]
-    lines = []
-    for method in dict.fromkeys(r["method"] for r in records):
-        mine = [r for r in records if r["method"] == method]
-        cells = [
-            f"{k} {np.mean([float(r[k]) for r in mine if r.get(k) is not None]):.3f}"
-            for k in keys
-            if any(r.get(k) is not None for r in mine)
-        ]
-        lines.append(f"{method}: " + ", ".join(cells))
-    return "\n".join(lines)

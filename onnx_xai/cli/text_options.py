@@ -4,7 +4,8 @@ read, explained and written (:mod:`onnx_xai.text.run`), and a line per text said
 A text encoder (integer token ids read by an embedding) explains ``--text`` and ``--text-file`` (``.txt``:
 a text per line; ``.jsonl``: ``{"text": ...}`` per line); photos or rows given to one, or texts given to
 another model, are usage errors. On a terminal each token is coloured by its score; in a pipe it is
-written ``token(score)``.
+written ``token(score)``. ``audit`` takes the same flags (without ``--words`` and ``--occlude-special``),
+texts and usage checks.
 """
 
 from __future__ import annotations
@@ -15,13 +16,13 @@ import sys
 from pathlib import Path
 
 from ..support.errors import InputError
-from .options import UsageError
+from .options import UsageError, finite
 
 PHOTO_AND_TABLE_FLAGS = (("background", "--background"), ("baselines", "--baselines"), ("smooth", "--smooth"))
 
 
-def add_text_flags(p: argparse.ArgumentParser) -> None:
-    """The flags of a text encoder's texts."""
+def add_text_flags(p: argparse.ArgumentParser, explaining: bool = True) -> None:
+    """The flags of a text encoder's texts (``explaining``: also how tokens are shown and scored)."""
     g = p.add_argument_group("text encoders (a model that takes token ids)")
     g.add_argument("--text", action="append", metavar="TEXT", help="a text to explain (repeat for several)")
     g.add_argument(
@@ -34,12 +35,29 @@ def add_text_flags(p: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="tokenizer.json, or a folder holding one (default: beside the model)",
     )
+    if not explaining:  # audit: the rationales' sizes
+        g.add_argument(
+            "--bins",
+            type=percent,
+            nargs="+",
+            metavar="K",
+            help="the rationales' sizes, in percent of a text's tokens (default 1 5 10 20 50, as ERASER)",
+        )
+        return
     g.add_argument("--words", action="store_true", help="merge word pieces into words, summing their scores")
     g.add_argument(
         "--occlude-special",
         action="store_true",
         help="make special tokens ([CLS], [SEP], <s> ...) features too (default: shown, not scored)",
     )
+
+
+def percent(text: str) -> float:
+    """argparse type: a number in (0, 100]."""
+    value = finite(text)
+    if not 0 < value <= 100:
+        raise argparse.ArgumentTypeError(f"must be in (0, 100], not {text}")
+    return value
 
 
 def text_asked(args: argparse.Namespace) -> bool:
@@ -54,8 +72,8 @@ def run_text(args: argparse.Namespace, ex) -> int:
     from ..text.run import RECORDS, REPORT, TextOptions, explain_texts
     from ..text.tokenizer import TextTokenizer
 
-    _check_usage(args, ex)
-    texts = (args.text or []) + (read_texts(args.text_file) if args.text_file else [])
+    check_text_usage(args, ex)
+    texts = given_texts(args)
     tokenizer = TextTokenizer.load(args.tokenizer or args.model)
     labels = read_labels(args.labels, ex.num_classes) if args.labels else class_names(ex, tokenizer)
     if labels and not args.labels and tokenizer.labels == labels:
@@ -78,8 +96,14 @@ def run_text(args: argparse.Namespace, ex) -> int:
     return 0
 
 
-def _check_usage(args: argparse.Namespace, ex) -> None:
-    """Texts for a text encoder only, and nothing else for it."""
+def given_texts(args: argparse.Namespace) -> list[str]:
+    """The texts of ``--text`` and ``--text-file``, in that order."""
+    return (args.text or []) + (read_texts(args.text_file) if args.text_file else [])
+
+
+def check_text_usage(args: argparse.Namespace, ex, refused=PHOTO_AND_TABLE_FLAGS) -> None:
+    """Texts for a text encoder only, and nothing else for it: a flag of ``refused`` (``(dest, flag)``)
+    given a value other than its default (``args.flag_defaults``, else None) is a usage error."""
     if ex.kind != "tokens":
         if text_asked(args):
             raise UsageError(
@@ -90,8 +114,10 @@ def _check_usage(args: argparse.Namespace, ex) -> None:
         raise UsageError(f"a text encoder explains --text or --text-file, not files ({args.images[0]})")
     if not text_asked(args):
         raise UsageError("a text encoder explains texts: give --text TEXT or --text-file FILE")
-    for name, flag in PHOTO_AND_TABLE_FLAGS:
-        if getattr(args, name, None):
+    defaults = getattr(args, "flag_defaults", {})
+    for name, flag in refused:
+        value = getattr(args, name, None)
+        if value not in (None, False) and value != defaults.get(name):
             raise UsageError(f"{flag} is for photos and tables, not texts")
 
 

@@ -137,18 +137,13 @@ def test_a_file_the_inputs_cannot_take_is_one_line(pipeline, tmp_path, capsys, c
     assert len(error) == 1 and message in error[0] and not out.exists()
 
 
-def test_serving_a_table_split_over_inputs_is_refused_in_one_line(pipeline, capsys):
+def test_auditing_a_table_split_over_inputs_is_refused_in_one_line(pipeline, tmp_path, capsys):
     folder, _, _ = pipeline
-    args = [
-        "serve",
-        str(folder / "model.onnx"),
-        "--name",
-        "m",
-        "--background",
-        str(folder / "background.csv"),
-    ]
-    assert main(args) == 1
+    out = tmp_path / "out"
+    args = ["audit", str(folder / "model.onnx"), str(folder / "rows.csv"), "--background"]
+    assert main([*args, str(folder / "background.csv"), "--out", str(out)]) == 1
     error = capsys.readouterr().err.strip().splitlines()
     assert (
-        len(error) == 1 and "3 inputs (age, income, city): serving such a model is not supported" in error[0]
+        len(error) == 1 and "3 inputs (age, income, city): auditing such a model is not supported" in error[0]
     )
+    assert not out.exists()

@@ -1,5 +1,5 @@
 """Text encoders explained at their word embeddings, as Captum's layer methods on ``word_embeddings``:
-tiny random-init DistilBERT, BERT and RoBERTa exported by torch.onnx. The gradient against float64
+tiny random-init DistilBERT, BERT, RoBERTa and XLM-R exported by torch.onnx. The gradient against float64
 autograd at the embedding lookup; integrated gradients against Captum's LayerIntegratedGradients
 from baseline ids (and its completeness); occlusion against Captum's FeatureAblation over the ids;
 KernelSHAP against the Shapley values by enumeration (a removed token takes the mask id, special
@@ -36,15 +36,15 @@ def build(family: str, tmp_path) -> tuple[str, torch.nn.Module, list[str]]:
             ["input_ids", "attention_mask"],
         )
     else:
-        config = (transformers.BertConfig if family == "bert" else transformers.RobertaConfig)(
+        configs = {"bert": transformers.BertConfig, "roberta": transformers.RobertaConfig}
+        config = configs.get(family, transformers.XLMRobertaConfig)(
             hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
             pad_token_id=PAD, **common,
         )  # fmt: skip
-        kind = (
-            transformers.BertForSequenceClassification
-            if family == "bert"
-            else transformers.RobertaForSequenceClassification
-        )
+        kind = {
+            "bert": transformers.BertForSequenceClassification,
+            "roberta": transformers.RobertaForSequenceClassification,
+        }.get(family, transformers.XLMRobertaForSequenceClassification)
         model = kind(config)
         names = ["input_ids", "attention_mask"] + (["token_type_ids"] if family == "bert" else [])
     model.eval()
@@ -98,7 +98,7 @@ def embeddings_of(model) -> torch.nn.Module:
     )
 
 
-@pytest.fixture(scope="module", params=["distilbert", "bert", "roberta"])
+@pytest.fixture(scope="module", params=["distilbert", "bert", "roberta", "xlm-roberta"])
 def encoder(request, tmp_path_factory):
     path, model, names = build(request.param, tmp_path_factory.mktemp(request.param))
     return onnx_xai.Explainer(path), model, names

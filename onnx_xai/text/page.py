@@ -11,12 +11,8 @@ from __future__ import annotations
 
 import html
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import numpy as np
-
-if TYPE_CHECKING:
-    from .explain import TextExplanation
 
 FOR, AGAINST, UNSIGNED = (214, 39, 40), (31, 119, 180), (230, 126, 34)
 STRONGEST = 0.85  # the opacity of the text's largest score
@@ -49,7 +45,7 @@ def largest(scores: np.ndarray, special: np.ndarray) -> float:
     return float(scored.max()) if scored.size else 0.0
 
 
-def page(explanations: Sequence[TextExplanation], title: str = "Token attributions", model: str = "") -> str:
+def page(explanations: Sequence, title: str = "Token attributions", model: str = "") -> str:
     """One HTML page of ``explanations`` (one per method, of the same texts), text after text."""
     first = explanations[0]
     sections = "\n".join(_section(i, explanations) for i in range(len(first.texts)))
@@ -61,7 +57,7 @@ def page(explanations: Sequence[TextExplanation], title: str = "Token attributio
     )
 
 
-def _section(i: int, explanations: Sequence[TextExplanation]) -> str:
+def _section(i: int, explanations: Sequence) -> str:
     first = explanations[0]
     name = first.labels[i] if first.labels[i] is not None else f"class {int(first.targets[i])}"
     cut = " <span class='note'>(truncated)</span>" if first.truncated and first.truncated[i] else ""
@@ -76,7 +72,7 @@ def _section(i: int, explanations: Sequence[TextExplanation]) -> str:
     )
 
 
-def _tokens(e: TextExplanation, i: int) -> str:
+def _tokens(e, i: int) -> str:
     """Text ``i``'s tokens as coloured spans, a space where the text has one between them."""
     scores, special, spans = e.scores[i], e.special[i], e.spans[i]
     top = largest(scores, special)
@@ -118,7 +114,7 @@ def _e(text) -> str:
     return html.escape(str(text), quote=True)
 
 
-def terminal_line(e: TextExplanation, i: int, colours: bool) -> str:
+def terminal_line(e, i: int, colours: bool) -> str:
     """Text ``i``'s tokens on one line: ANSI backgrounds (``colours``) or ``token(score)``."""
     top = largest(e.scores[i], e.special[i])
     out = []

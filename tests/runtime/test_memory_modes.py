@@ -71,9 +71,9 @@ def test_a_byte_budget_sets_the_copies_per_run_and_changes_no_result(model, meth
     sizes = []
     real = ex._sessions.run
 
-    def counting(sets, names, feeds, seeded=False):
+    def counting(sets, names, feeds, *objective):
         sizes.append(len(feeds["x"]))
-        return real(sets, names, feeds, seeded)
+        return real(sets, names, feeds, *objective)
 
     ex._sessions.run = counting
     budget = ex.explain(x, method, max_batch_bytes=x[0].nbytes, **options).raw

@@ -119,6 +119,8 @@ def embedding_of(info: GraphInfo, ids: str) -> str | None:
             and _attr_axis(c) == 0
         ]
         for gather in gathers:
+            if not data_consumers(info, gather.output[0]):
+                continue  # read for its shape only (an optimizer's leftover lookup): not the point
             if info.is_float(gather.input[0]):
                 return gather.output[0]
             read = data_consumers(

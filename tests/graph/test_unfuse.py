@@ -22,19 +22,15 @@ transformers = pytest.importorskip("transformers")
 T = 8
 
 
-@pytest.fixture(scope="module", params=["embeddings", "served"])
+@pytest.fixture(scope="module", params=[("bert", "embeddings"), ("bert", "served"), ("distilbert", "served")])
 def models(request, tmp_path_factory):
     from onnxruntime.transformers.fusion_options import FusionOptions
     from onnxruntime.transformers.optimizer import optimize_model
 
+    family, fusions = request.param
     folder = tmp_path_factory.mktemp("fused")
     torch.manual_seed(4)
-    config = transformers.BertConfig(
-        vocab_size=50, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-        max_position_embeddings=32, num_labels=2, initializer_range=0.3, attn_implementation="eager",
-    )  # fmt: skip
-    model = transformers.BertForSequenceClassification(config).eval()
-    names = ["input_ids", "attention_mask", "token_type_ids"]
+    model, names = encoder(family)
     plain = str(folder / "bert.onnx")
     torch.onnx.export(
         model, tuple(torch.ones(1, T, dtype=torch.int64) for _ in names), plain, dynamo=False,
@@ -42,7 +38,7 @@ def models(request, tmp_path_factory):
         opset_version=17,  # the optimizer's fusions match the patterns of this opset (Gelu as Erf)
     )  # fmt: skip
     options = FusionOptions("bert")  # "served": every fusion the optimizer makes for BERT
-    for name in vars(options) if request.param == "embeddings" else ():
+    for name in vars(options) if fusions == "embeddings" else ():
         if name.startswith("enable_") and name not in (
             "enable_embed_layer_norm",
             "enable_layer_norm",
@@ -56,25 +52,41 @@ def models(request, tmp_path_factory):
     ).save_model_to_file(fused)
     fused_ops = {n.op_type for n in onnx.load(fused).graph.node}
     served = "SkipLayerNormalization" in fused_ops and fused_ops & {"Gelu", "BiasGelu", "FastGelu"}
-    assert request.param == "embeddings" or served, fused_ops
-    return plain, fused, model.double()
+    assert fusions == "embeddings" or served, fused_ops
+    return plain, fused, model.double(), names
 
 
-def feeds() -> tuple[np.ndarray, dict]:
+def encoder(family: str) -> tuple[torch.nn.Module, list[str]]:
+    """A tiny random-init BERT (with token types) or DistilBERT (without), eager attention."""
+    common = dict(vocab_size=50, max_position_embeddings=32, num_labels=2, initializer_range=0.3)
+    if family == "distilbert":  # no token types; the optimizer leaves its unfused word lookup for a Shape
+        config = transformers.DistilBertConfig(dim=32, n_layers=2, n_heads=2, hidden_dim=64, **common)
+        config._attn_implementation = "eager"
+        return transformers.DistilBertForSequenceClassification(config).eval(), [
+            "input_ids",
+            "attention_mask",
+        ]
+    config = transformers.BertConfig(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+        attn_implementation="eager", **common,
+    )  # fmt: skip
+    model = transformers.BertForSequenceClassification(config).eval()
+    return model, ["input_ids", "attention_mask", "token_type_ids"]
+
+
+def feeds(names: list[str]) -> tuple[np.ndarray, dict]:
     ids = np.random.default_rng(2).integers(5, 50, (2, T))
     mask = np.ones_like(ids)
     mask[1, 6:] = 0
-    return ids, {
-        "attention_mask": mask,
-        "token_type_ids": (np.arange(T) >= 4).astype(np.int64)[None].repeat(2, 0),
-    }
+    types = {"token_type_ids": (np.arange(T) >= 4).astype(np.int64)[None].repeat(2, 0)}
+    return ids, {"attention_mask": mask} | (types if "token_type_ids" in names else {})
 
 
 def test_the_fused_embeddings_are_explained_at_the_word_lookup(models):
-    plain, fused, model = models
+    plain, fused, model, names = models
     ops = [n.op_type for n in onnx.load(fused).graph.node]
     assert {"EmbedLayerNormalization", "Attention"} <= set(ops)
-    ids, extra = feeds()
+    ids, extra = feeds(names)
     session = ort.InferenceSession(fused, providers=["CPUExecutionProvider"])
     (served,) = session.run(None, {"input_ids": ids, **extra})
     ex = onnx_xai.Explainer(fused)
@@ -89,7 +101,7 @@ def test_the_fused_embeddings_are_explained_at_the_word_lookup(models):
         out.retain_grad()
         found["e"] = out
 
-    hook = model.bert.embeddings.word_embeddings.register_forward_hook(keep)
+    hook = model.base_model.embeddings.word_embeddings.register_forward_hook(keep)
     logits = model(input_ids=torch.as_tensor(ids), **{k: torch.as_tensor(v) for k, v in extra.items()}).logits
     hook.remove()
     logits[:, 1].sum().backward()
@@ -97,7 +109,7 @@ def test_the_fused_embeddings_are_explained_at_the_word_lookup(models):
 
 
 def test_the_mask_index_is_each_rows_mask_sum(models):
-    _, fused, _ = models
+    _, fused, _, names = models
     model = onnx.load(fused)
     node = next(n for n in model.graph.node if n.op_type == "EmbedLayerNormalization")
     if len(node.output) < 2 or not node.output[1]:
@@ -106,7 +118,7 @@ def test_the_mask_index_is_each_rows_mask_sum(models):
     model.graph.output.append(
         onnx.helper.make_tensor_value_info(node.output[1], onnx.TensorProto.INT32, None)
     )
-    ids, extra = feeds()
+    ids, extra = feeds(names)
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     index = session.run([node.output[1]], {"input_ids": ids, **extra})[0]
     np.testing.assert_array_equal(index, extra["attention_mask"].sum(1))

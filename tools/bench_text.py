@@ -8,13 +8,15 @@ of ``--length`` token ids (128 by default) in batches of ``--batch`` (1 and 16 b
 gauss-legendre, ``internal_batch_size`` = the batch) and, for the gradient (Captum has no layer
 ``Saliency``), the gradient at the word embeddings by ``torch.autograd`` through a forward hook, what
 ``Saliency`` computes there; both on torch's CPU build in float32, torch's and onnxruntime's threads
-at the machine's cores. Also ours: the gradient's
-cost against a forward of the same graph (``--fused`` explains the transformer optimizer's fused
-graph too, once its ops have rules). Rounds interleave ours and Captum's; prints the median of
-each, the ratio Captum / ours (above 1: ours is faster) and the largest difference of the
-attributions relative to their largest value.
+at the machine's cores. Also ours: the gradient's cost against a forward of the same graph, and with
+``--fused`` of the graph onnxruntime's transformer optimizer fuses (EmbedLayerNormalization,
+Attention, SkipLayerNormalization, BiasGelu: the model is then exported with eager attention, the
+pattern the optimizer fuses) with its gradient against the unfused one's. Rounds interleave ours and
+Captum's; prints the median of each, the ratio Captum / ours (above 1: ours is faster) and the
+largest difference of the attributions relative to their largest value.
 
     python tools/bench_text.py [--size distilbert|small] [--batch 1 16] [--length 128] [--rounds 3]
+                               [--fused]
 """
 
 from __future__ import annotations
@@ -39,11 +41,13 @@ SIZES = {
 PAD = 0
 
 
-def encoder(size: str, folder: Path) -> tuple[str, torch.nn.Module]:
+def encoder(size: str, folder: Path, eager: bool = False) -> tuple[str, torch.nn.Module]:
     from transformers import DistilBertConfig, DistilBertForSequenceClassification
 
     torch.manual_seed(0)
     config = DistilBertConfig(max_position_embeddings=512, num_labels=2, **SIZES[size])
+    if eager:
+        config._attn_implementation = "eager"
     model = DistilBertForSequenceClassification(config).eval()
     names = ["input_ids", "attention_mask"]
     path = str(folder / f"{size}.onnx")
@@ -117,7 +121,10 @@ def main() -> None:
     parser.add_argument("--batch", type=int, nargs="+", default=[1, 16])
     parser.add_argument("--length", type=int, default=128)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--fused", action="store_true", help="the optimizer's fused graph's gradient cost")
     args = parser.parse_args()
+    if args.fused:
+        return fused(args)
     threads = torch.get_num_threads()
     with tempfile.TemporaryDirectory() as folder:
         path, model = encoder(args.size, Path(folder))
@@ -134,6 +141,32 @@ def main() -> None:
             gradient, forward = forward_ratio(ex, ids, mask, args.rounds)
             ratio = gradient / forward
             print(f"  gradient / forward at batch {batch}: {gradient:.3f} s / {forward:.3f} s = {ratio:.2f}")
+
+
+def fused(args) -> None:
+    """The gradient's cost against a forward on the optimizer's fused graph, and its difference from
+    the unfused graph's gradient."""
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    size = SIZES[args.size]
+    with tempfile.TemporaryDirectory() as folder:
+        path, _ = encoder(args.size, Path(folder), eager=True)
+        optimized = str(Path(folder) / "fused.onnx")
+        optimize_model(
+            path, model_type="bert", num_heads=size["n_heads"], hidden_size=size["dim"]
+        ).save_model_to_file(optimized)
+        plain, ex = onnx_xai.Explainer(path), onnx_xai.Explainer(optimized)
+        print(f"{args.size}, length {args.length}, fused graph (onnxruntime's transformer optimizer)")
+        for batch in args.batch:
+            ids = np.random.default_rng(batch).integers(1000, size["vocab_size"], (batch, args.length))
+            mask = np.ones_like(ids)
+            gradient, forward = forward_ratio(ex, ids, mask, args.rounds)
+            unfused, _ = forward_ratio(plain, ids, mask, args.rounds)
+            a = ex.explain(ids, "gradient", 1, extra_inputs={"attention_mask": mask}).raw
+            b = plain.explain(ids, "gradient", 1, extra_inputs={"attention_mask": mask}).raw
+            gap = float(np.abs(a - b).max() / np.abs(b).max())
+            said = f"gradient {gradient:.3f} s, forward {forward:.3f} s, ratio {gradient / forward:.2f}"
+            print(f"  batch {batch}: {said}; unfused gradient {unfused:.3f} s; fused vs unfused {gap:.1e}")
 
 
 if __name__ == "__main__":

@@ -117,14 +117,21 @@ def _typed(value: np.ndarray, kind: str, name: str) -> np.ndarray:
         raise BadRequest(f"input {name!r} takes numbers ({kind})") from None
 
 
+def _in_order(item, k: int, names: tuple[str, ...]):
+    """An instance given as an object by column name, as a row in the columns' order (any other
+    instance as it is)."""
+    if not isinstance(item, dict):
+        return item
+    unknown = sorted(set(item) - set(names))
+    missing = [n for n in names if n not in item]
+    if unknown or missing:
+        said = f"unknown column(s) {unknown}" if unknown else f"no value for column {missing[0]!r}"
+        raise BadRequest(f"instance {k}: {said}; columns: {', '.join(names)}")
+    return [item[n] for n in names]
+
+
 def _row(item, k: int, names: tuple[str, ...], dtype: np.dtype) -> np.ndarray:
-    if isinstance(item, dict):
-        unknown = sorted(set(item) - set(names))
-        missing = [n for n in names if n not in item]
-        if unknown or missing:
-            said = f"unknown column(s) {unknown}" if unknown else f"no value for column {missing[0]!r}"
-            raise BadRequest(f"instance {k}: {said}; columns: {', '.join(names)}")
-        item = [item[n] for n in names]
+    item = _in_order(item, k, names)
     if not isinstance(item, list) or len(item) != len(names):
         raise BadRequest(f"instance {k} must be a row of {len(names)} numbers (or an object by column name)")
     values = []
@@ -140,13 +147,7 @@ def _split_rows(found: list, names: tuple[str, ...]) -> Rows:
     kept), for :meth:`~onnx_xai.tables.feeds.TableInputs.feeds` to convert per input."""
     cells, values, text = [], [], set()
     for k, item in enumerate(found):
-        if isinstance(item, dict):
-            unknown = sorted(set(item) - set(names))
-            missing = [n for n in names if n not in item]
-            if unknown or missing:
-                said = f"unknown column(s) {unknown}" if unknown else f"no value for column {missing[0]!r}"
-                raise BadRequest(f"instance {k}: {said}; columns: {', '.join(names)}")
-            item = [item[n] for n in names]
+        item = _in_order(item, k, names)
         if not isinstance(item, list) or len(item) != len(names):
             raise BadRequest(
                 f"instance {k} must be a row of {len(names)} values (or an object by column name)"

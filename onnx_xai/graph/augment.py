@@ -37,18 +37,18 @@ from .emitter import Emitter
 from .head import CamHead, cam_head
 from .info import GraphInfo
 from .layer import check_layer, default_layer, view_of
+from .layer_outputs import input_outputs, layer_outputs
 from .layout import NCHW, tensor_layouts
 from .linear_margin import linear_margin
 from .model_io import load_model
 from .opsets import at_rule_opset
-from .publish import as_float32, input_gradient, publish
+from .publish import as_float32, publish
 from .rules import rule_table
 from .rules.relevance import COMPOSITES, Composite
 from .scales import neck_layers
 from .simplify import fold_zero_pads
 from .sweeps import deeplift, fullgrad, relevance
 from .unfuse import unfuse_embeddings
-from .views import channels_first, channels_first_shape
 
 OUTPUT_SETS = tuple(c.OUTPUT_SETS)
 LAYERED_SETS = c.LAYERED_SETS
@@ -325,7 +325,7 @@ def _emit(
     )
     stage(f"differentiating the graph for {', '.join(wanted)}")
     grads = backward(e, score, seed, wrt, rules=rule_table(maxpool)) if wrt else {}  # one sweep serves both
-    outs += _layer_outputs(e, a, wanted, used, grads) + _input_outputs(e, a, wanted, grads, seed, maxpool)
+    outs += layer_outputs(e, a, wanted, used, grads) + input_outputs(e, a, wanted, grads, seed, maxpool)
     if "relevance" in wanted:
         outs.append(relevance(e, a, seed, composite))
     if "deeplift" in wanted:
@@ -359,48 +359,6 @@ def _seeded_objective(e: Emitter, objective: str, like: str, shape) -> tuple:
     return seed_vi, seed, e.reduce("ReduceSum", product, [1], keepdims=False), []
 
 
-def _layer_outputs(e: Emitter, a: Analysis, wanted, used: str | None, grads: dict) -> list:
-    """Each target layer's activation (channels-first), its gradient and Grad-CAM; CAM (one layer)."""
-    if not {"activation", "cam", "gradcam"} & set(wanted):
-        return []
-    outs = []
-    for k, view in enumerate(a.views):
-        target, shape = view.name, channels_first_shape(a.info, view)
-        activation = as_float32(e, channels_first(e, view, target), target)
-        outs.append(publish(e, c.layer_output(c.ACTIVATION, k), activation, shape))
-        if "gradcam" in wanted:
-            grad = grads[target] or e.zeros_like(target)
-            d_activation = as_float32(e, channels_first(e, view, grad), target)
-            outs.append(publish(e, c.layer_output(c.ACTIVATION_GRAD, k), d_activation, shape))
-            outs.append(
-                publish(
-                    e,
-                    c.layer_output(c.GRADCAM, k),
-                    _gradcam(e, activation, d_activation),
-                    shape[:1] + shape[2:],
-                )
-            )
-        if "cam" in wanted and k == 0 and isinstance(a.head, CamHead) and used is not None:
-            outs.append(publish(e, c.CAM, _cam(e, activation, a.head, used), shape[:1] + shape[2:]))
-    return outs
-
-
-def _input_outputs(e: Emitter, a: Analysis, wanted, grads: dict, seed: str, maxpool: str) -> list:
-    """d score / d input, plain, guided and deconvolved (the ReLU rule swapped), in the input's own
-    shape."""
-    outs, shape = [], list(a.info.known_shape(a.point))
-    if "input_grad" in wanted:
-        outs.append(publish(e, c.INPUT_GRAD, input_gradient(e, a, grads[a.source]), shape))
-    for output_set, table, name in (
-        ("guided", "guided", c.GUIDED_INPUT_GRAD),
-        ("deconv", "deconv", c.DECONV_INPUT_GRAD),
-    ):
-        if output_set in wanted:
-            modified = backward(e, a.score.name, seed, [a.source], rules=rule_table(maxpool, table))[a.source]
-            outs.append(publish(e, name, input_gradient(e, a, modified), shape))
-    return outs
-
-
 def _resolve_target(e: Emitter, score: str, target_in: str) -> str:
     """``xai_target_used``: the requested class, or the top-1 class where -1 was given."""
     top1 = e.op("ArgMax", [score], axis=1, keepdims=0)
@@ -414,22 +372,3 @@ def _seed(e: Emitter, score: str, used: str, like: str) -> str:
     classes = e.op("Gather", [e.op("Shape", [score]), e.const(np.array(1, "int64"))])
     rng = e.op("Range", [e.const(np.array(0, "int64")), classes, e.const(np.array(1, "int64"))])
     return e.cast_like(e.op("Equal", [rng, e.unsqueeze(used, [1])]), like)
-
-
-def _gradcam(e: Emitter, activation: str, d_activation: str) -> str:
-    """ReLU(sum_k alpha_k A_k), alpha_k = spatial mean of dS/dA_k (float32 tensors)."""
-    alpha = e.reduce("ReduceMean", d_activation, [2, 3], keepdims=True)
-    return e.op("Relu", [e.reduce("ReduceSum", e.op("Mul", [alpha, activation]), [1], keepdims=False)])
-
-
-def _cam(e: Emitter, activation: str, head: CamHead, used: str) -> str:
-    """sum_k w[c, k] A_k with the head's weights, read in-graph from the original initializer."""
-    if head.transposed:
-        rows = e.op("Transpose", [e.op("Gather", [head.weight, used], axis=1)], perm=[1, 0])
-    else:
-        rows = e.op("Gather", [head.weight, used], axis=0)
-    rows = as_float32(e, rows, head.weight)
-    if head.alpha != 1.0:
-        rows = e.op("Mul", [rows, e.const(np.array(head.alpha, np.float32))])
-    weights = e.unsqueeze(rows, [2, 3])
-    return e.reduce("ReduceSum", e.op("Mul", [weights, activation]), [1], keepdims=False)

@@ -286,30 +286,31 @@ class Explainer(ModelFacts):
                 input_name=self.input_name, **tokens,
             )  # fmt: skip
             raw = method.attribute(context, opts)
-            if not np.isfinite(raw).all():
-                raise InputError(
-                    f"{method.name} is not finite for this input: the model's values overflow "
-                    f"{self.input_dtype} (check the input's scale and the noise level)"
-                )
-            results[method.name] = explanation(
-                method.name,
-                method.family_for(opts),
-                method.signed_for(opts),
-                raw,
-                targets,
-                scores,
-                self.layout,
-                self._spatial_size(x),
-                box_threshold,
+            results[method.name] = self._explanation(
+                method, opts, raw, context, targets, scores, x, box_threshold
             )
-            results[method.name].output = outputs.get(self._sessions.record().output)
-            results[method.name].base = context.found.get("base")
-            results[method.name].features = context.found.get("features")
-            results[method.name].feature_scores = feature_scores(raw, self.kind, method.signed_for(opts))
-            results[method.name].note = self._trees.note()
         return results
 
     # -- internals -----------------------------------------------------------------------------------
+    def _explanation(self, method, opts, raw, context, targets, scores, x, box_threshold) -> Explanation:
+        """A method's result: its raw attribution checked finite, with maps, boxes and what the run
+        handed back (the output, SHAP's base, the features' names and scores, the trees' note)."""
+        if not np.isfinite(raw).all():
+            raise InputError(
+                f"{method.name} is not finite for this input: the model's values overflow "
+                f"{self.input_dtype} (check the input's scale and the noise level)"
+            )
+        signed = method.signed_for(opts)
+        found = explanation(
+            method.name, method.family_for(opts), signed, raw, targets, scores, self.layout,
+            self._spatial_size(x), box_threshold,
+        )  # fmt: skip
+        found.output = context.outputs.get(self._sessions.record().output)
+        found.base, found.features = context.found.get("base"), context.found.get("features")
+        found.feature_scores = feature_scores(raw, self.kind, signed)
+        found.note = self._trees.note()
+        return found
+
     def _declared_layers(self) -> tuple[tuple[int, int, int], ...]:
         """Each target layer's ``(K, h, w)`` as a graph built so far declares it, if all are known
         and static (else none: a cost that depends on them is admitted again once they are)."""

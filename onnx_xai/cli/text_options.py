@@ -46,10 +46,24 @@ def add_text_flags(p: argparse.ArgumentParser, explaining: bool = True) -> None:
         return
     g.add_argument("--words", action="store_true", help="merge word pieces into words, summing their scores")
     g.add_argument(
+        "--token",
+        type=token_index_or_text,
+        metavar="TOKEN",
+        help="a model that labels every token: the token whose label is explained, its index or its text",
+    )
+    g.add_argument(
         "--occlude-special",
         action="store_true",
         help="make special tokens ([CLS], [SEP], <s> ...) features too (default: shown, not scored)",
     )
+
+
+def token_index_or_text(text: str) -> int | str:
+    """argparse type: a token's index (an integer) or its text."""
+    try:
+        return int(text)
+    except ValueError:
+        return text
 
 
 def percent(text: str) -> float:
@@ -87,6 +101,7 @@ def run_text(args: argparse.Namespace, ex) -> int:
         batch_size=args.batch_size,
         noise_seed=args.noise_seed,
         steps=args.steps,
+        token=args.token,
     )
     out = Path(args.out)
     found = explain_texts(ex, texts, tokenizer, out, opts, sha256_of(args.model))
@@ -153,6 +168,8 @@ def _say(found, colours: bool) -> None:
     first = found[0]
     for i in range(len(first.texts)):
         name = printable(first.labels[i]) if first.labels[i] is not None else f"class {int(first.targets[i])}"
+        if first.positions is not None:
+            name = f"{printable(first.shown(i)[first.positions[i]])!r} is {name}"
         cut = " (truncated)" if first.truncated and first.truncated[i] else ""
         for e in found:
             line = terminal_line(e, i, colours)

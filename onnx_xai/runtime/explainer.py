@@ -274,7 +274,7 @@ class Explainer(ModelFacts):
         point, at_point, tokens = x, call, {}
         if self.kind == "tokens":
             fed = lambda xs, objectives, sets, held: self._run(xs, objectives, sets, held, fed=True)  # noqa: E731
-            point, at_point, tokens = token_parts(x, outputs, call, fed, extra, self.input_name)
+            point, at_point, tokens = token_parts(x, outputs, call, fed, extra, self.input_name, resolved)
         results = {}
         for method, opts in plan:
             record = self._sessions.record()

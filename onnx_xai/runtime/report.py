@@ -75,7 +75,7 @@ def inspect_model(
         "nodes": len(info.graph.node),
         "inputs": [_describe(info, n) for n in info.graph_input_names()],
         "outputs": _detector_roles(
-            [_output(info, o.name, a.layouts.get(o.name)) for o in info.graph.output], info, a
+            [_output(info, o.name, a.layouts.get(o.name), a.kind) for o in info.graph.output], info, a
         ),
         "image_input": a.image,
         "differentiated": a.source,
@@ -136,9 +136,12 @@ def _attention(info: GraphInfo, source: str) -> str | None:
     return attention_input(info, mixers[-1], source) if mixers else None
 
 
-def _output(info: GraphInfo, name: str, layout: str | None) -> dict:
-    """An output described with its layout (4-D, as tracked) and the objective it calls for."""
+def _output(info: GraphInfo, name: str, layout: str | None, kind: str) -> dict:
+    """An output described with its layout (4-D, as tracked) and the objective it calls for (a
+    text encoder's ``[N, T, K]``: a label per token, explained one token at a time)."""
     described = _describe(info, name) | {"layout": layout}
+    if kind == "tokens" and len(described["shape"] or ()) == 3:
+        return described | {"kind": "a label per token: explain one with --token"}
     try:
         described["kind"] = output_kind(tuple(described["shape"] or ()), layout)
     except InputError:
@@ -152,6 +155,8 @@ def _detector_roles(outputs: list[dict], info: GraphInfo, a) -> list[dict]:
     from ..objectives.boxes import detector_outputs
     from ..objectives.seeds import detection_layout
 
+    if a.kind == "tokens":
+        return outputs
     shapes = {o["name"]: tuple(o["shape"] or ()) for o in outputs}
     image = info.shape(a.image) or ()
     size = tuple(image[a.layout.index(axis)] for axis in "HW") if len(image) == 4 else ()

@@ -19,11 +19,12 @@ from .inputs import held_inputs
 
 
 def token_parts(
-    ids: np.ndarray, outputs: dict, call: Callable, fed: Callable, extra: dict, input_name: str
+    ids: np.ndarray, outputs: dict, call: Callable, fed: Callable, extra: dict, input_name: str, resolved
 ) -> tuple:
     """The point (from the shared run's ``outputs``), the call that runs the model fed at a point
     (``fed(points, objectives, sets, held)``), and the Context's token fields; ``call`` runs the
-    model on ids (copies of rows ``owners``)."""
+    model on ids (copies of rows ``owners``); ``resolved`` is the objective fed per row (classes, or
+    a seed per row for a model explained with one, which the embedding's run takes too)."""
 
     def at_point(points, objectives, sets, owners=None, given=None) -> dict:
         held = held_inputs(extra | {input_name: ids}, owners, len(ids)) | (given or {})
@@ -31,6 +32,8 @@ def token_parts(
 
     def embed(rows: np.ndarray) -> np.ndarray:
         owners = np.arange(len(rows)) if len(rows) == len(ids) else np.zeros(len(rows), np.int64)
-        return call(rows, np.full(len(rows), -1, np.int64), ("embedding",), owners)[c.EMBEDDING]
+        seeded = resolved.dtype.kind == "f"
+        objectives = resolved[owners] if seeded else np.full(len(rows), -1, np.int64)
+        return call(rows, objectives, ("embedding",), owners)[c.EMBEDDING]
 
     return outputs[c.EMBEDDING], at_point, {"ids": ids, "call_ids": call, "embed": embed}

@@ -19,10 +19,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..objectives.objective import Objective
 from ..runtime.methods import get, plan
 from ..support.errors import InputError
+from .token_target import TokenTarget, labels_tokens, token_target
 from .tokenizer import Encoded, TextTokenizer
-from .words import merge
+from .words import merge, word_groups
 
 # the methods that start from the baseline ids' embeddings, for which a removed token is pad
 FROM_EMBEDDINGS = ("integrated_gradients", "deeplift", "gradient_shap", "deeplift_shap")
@@ -45,6 +47,7 @@ class TextExplanation:
     raw: list[np.ndarray]  # the method's attribution per text, per token ([T_i, D] at the embedding)
     words: bool = False  # tokens merged into words, their scores summed
     truncated: list[bool] | None = None  # texts cut at the longest sequence the tokenizer allows
+    positions: list[int] | None = None  # token classification: each text's explained token (or word)
 
     def shown(self, i: int) -> list[str]:
         """Text ``i``'s tokens as the text writes them (the characters they cover, where known)."""
@@ -69,6 +72,7 @@ class TextExplanation:
             every("texts"), first.method, first.signed, every("tokens"), every("spans"), every("scores"),
             every("special"), np.concatenate([p.targets for p in parts]), every("labels"),
             np.concatenate([p.target_scores for p in parts]), every("raw"), first.words, every("truncated"),
+            every("positions") if first.positions is not None else None,
         )  # fmt: skip
 
 
@@ -81,6 +85,7 @@ def explain_text(
     words: bool = False,
     occlude_special: bool = False,
     labels: Sequence[str] | None = None,
+    token=None,
     **options,
 ) -> TextExplanation:
     """Explain texts with a text encoder's tokenizer, token by token (module docstring).
@@ -98,6 +103,8 @@ def explain_text(
         occlude_special: make special tokens ([CLS], [SEP], <s> ...) features too.
         labels: class names (default: ``id2label`` of the tokenizer's ``config.json``, else the
             model's metadata).
+        token: for a model that labels every token, the token whose label is explained: its index
+            or its text, one for all texts or one per text (:mod:`.token_target`).
         **options: the method's options; a ``baseline`` given here (token ids ``[N, T]`` or one id)
             replaces the one decided per position.
 
@@ -112,9 +119,32 @@ def explain_text(
         options["baseline"] = baseline_ids(batch, tok, method, occlude_special)
     if "baselines" in taken and "baselines" not in options:  # one per text: [N, 1, T]
         options["baselines"] = baseline_ids(batch, tok, method, occlude_special)[:, None, :]
-    r = ex.explain(batch.ids, method, _objective(objective, names), extra_inputs=batch.feeds, **options)
+    objective, target = _explained(ex, batch, texts, _objective(objective, names), token)
+    r = ex.explain(batch.ids, method, objective, extra_inputs=batch.feeds, **options)
     values = np.asarray(r.feature_scores if r.feature_scores is not None else r.raw)  # forward-only: [N, T]
-    return _per_text(texts, batch, r, values, names, method, options, words, occlude_special)
+    return _per_text(texts, batch, r, values, names, (method, options, words, occlude_special), target)
+
+
+def _explained(ex, batch: Encoded, texts, objective, token) -> tuple[object, TokenTarget | None]:
+    """The objective to explain, and for a model that labels every token, the token explained."""
+    if labels_tokens(ex):
+        target = token_target(ex, batch, texts, token, _token_classes(objective))
+        return target.objective, target
+    if token is not None:
+        raise InputError("token= is for models that label every token; this model classifies each text")
+    return objective, None
+
+
+def _token_classes(objective):
+    """The class asked at the explained token: None (its top class), an int or one per text."""
+    found = Objective.coerce(objective)
+    if found.kind == "top":
+        return None
+    if found.kind != "class" or found.values is None:
+        raise InputError(
+            f"at a token, the objective is a class (an index or a label's name), not a {found.kind}"
+        )
+    return int(found.values) if found.values.ndim == 0 else found.values
 
 
 def _checked(ex, texts, tokenizer) -> tuple[list[str], TextTokenizer]:
@@ -148,18 +178,24 @@ def baseline_ids(
 
 
 def _per_text(
-    texts, batch: Encoded, r, values, names, method, options, words, occlude_special
+    texts, batch: Encoded, r, values, names, how: tuple, target: TokenTarget | None
 ) -> TextExplanation:
     """The batch's explanation cut per text, padding dropped, special tokens zeroed, words merged."""
+    method, options, words, occlude_special = how
+    targets = (target.classes if target else r.targets).astype(np.int64)
     found = TextExplanation(
-        texts, method, _signed(method, options), [], [], [], [], r.targets.astype(np.int64),
-        [names[t] if 0 <= t < len(names) else None for t in r.targets], np.asarray(r.scores),
-        [], words, batch.truncated,
+        texts, method, _signed(method, options), [], [], [], [], targets,
+        [names[t] if 0 <= t < len(names) else None for t in targets],
+        np.asarray(target.scores if target else r.scores), [], words, batch.truncated,
+        [] if target else None,
     )  # fmt: skip
     for i, n in enumerate(batch.lengths):
         special = batch.special[i, :n]
         scores = np.where(special & (not occlude_special), 0.0, values[i, :n].astype(np.float64))
         tokens, spans = batch.tokens[i], batch.spans[i]
+        if target is not None and found.positions is not None:
+            k = int(target.positions[i])
+            found.positions.append(_word_of(tokens, spans, special, k) if words else k)
         if words:
             tokens, spans, special, scores = merge(texts[i], tokens, spans, special, scores)
         found.tokens.append(list(tokens))
@@ -168,6 +204,12 @@ def _per_text(
         found.scores.append(scores)
         found.raw.append(np.asarray(r.raw[i, :n]))
     return found
+
+
+def _word_of(tokens, spans, special, k: int) -> int:
+    """The index of the word that token ``k`` is part of."""
+    groups = word_groups(tokens, spans, list(map(bool, special)))
+    return next(w for w, group in enumerate(groups) if k in group)
 
 
 def class_names(ex, tok: TextTokenizer) -> list[str]:

@@ -2,7 +2,8 @@
 
 Each token's background says its score against the text's largest ``|score|`` for that method: red
 for the class and blue against it for signed methods, one amber hue for unsigned ones; special tokens
-are outlined and not coloured. The page is one file (inline CSS, no script, nothing fetched); every
+are outlined and not coloured; the token whose label is explained (a model that labels every
+token) is outlined in black. The page is one file (inline CSS, no script, nothing fetched); every
 piece of text on it (tokens, labels, the texts themselves) is escaped, since texts are untrusted. On a
 terminal the same colours are ANSI backgrounds; in a pipe each token is written ``token(score)``.
 """
@@ -25,6 +26,7 @@ section { border-top: 1px solid #ddd; padding: .8em 0; }
 .tokens { margin: .2em 0; line-height: 2.1; white-space: pre-wrap; word-break: break-word; }
 .tok { padding: .15em .1em; border-radius: 3px; }
 .special { outline: 1px dashed #999; color: #777; font-size: .85em; margin: 0 .2em; }
+.explained { outline: 2px solid #222; font-weight: 600; }
 .legend { display: flex; gap: 2em; flex-wrap: wrap; font-size: 13px; color: #444; }
 .bar { width: 14em; height: .9em; border: 1px solid #ccc; margin: .2em 0; }
 .ends { display: flex; justify-content: space-between; width: 14em; }
@@ -60,6 +62,8 @@ def page(explanations: Sequence, title: str = "Token attributions", model: str =
 def _section(i: int, explanations: Sequence) -> str:
     first = explanations[0]
     name = first.labels[i] if first.labels[i] is not None else f"class {int(first.targets[i])}"
+    if first.positions is not None:
+        name = f"“{first.shown(i)[first.positions[i]]}” is {name}"
     cut = " <span class='note'>(truncated)</span>" if first.truncated and first.truncated[i] else ""
     rows = "".join(
         f"<div class='method' data-method='{_e(e.method)}'><span class='name'>{_e(e.method)}</span>"
@@ -76,6 +80,7 @@ def _tokens(e, i: int) -> str:
     """Text ``i``'s tokens as coloured spans, a space where the text has one between them."""
     scores, special, spans = e.scores[i], e.special[i], e.spans[i]
     top = largest(scores, special)
+    explained = e.positions[i] if e.positions is not None else -1
     out = []
     for k, token in enumerate(e.shown(i)):
         if k and (spans[k][0] > spans[k - 1][1] or special[k] or special[k - 1]):
@@ -84,8 +89,9 @@ def _tokens(e, i: int) -> str:
             out.append(f"<span class='tok special' title='special token, not scored'>{_e(token)}</span>")
             continue
         (r, g, b), alpha = colour(float(scores[k]), top, e.signed)
+        kind = "tok explained" if k == explained else "tok"
         out.append(
-            f"<span class='tok' style='background:rgba({r},{g},{b},{alpha:.3f})' "
+            f"<span class='{kind}' style='background:rgba({r},{g},{b},{alpha:.3f})' "
             f"title='{_e(token)}: {float(scores[k]):+.4g}'>{_e(token)}</span>"
         )
     return "".join(out)

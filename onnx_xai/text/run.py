@@ -2,8 +2,9 @@
 
 Written into the output folder as one set (:func:`onnx_xai.support.files.commit_set`: a rerun never
 leaves a mix, and the records of texts a rerun lacks are removed): ``texts/<i>.json`` per text (the
-text, its tokens, which are special, the class explained, its label and score, the model's SHA-256,
-and each method's score per token) and ``report.html``, the page of :mod:`.page`.
+text, its tokens, which are special, the class explained, its label and score (at the explained
+token's index, ``token``, for a model that labels every token), the model's SHA-256, and each
+method's score per token) and ``report.html``, the page of :mod:`.page`.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class TextOptions:
     batch_size: int = 8
     noise_seed: int = 0
     steps: int | None = None
+    token: int | str | None = None  # a model that labels every token: the token explained
 
 
 def explain_texts(
@@ -66,6 +68,7 @@ def _explain(ex, texts: Sequence[str], tokenizer, method: str, opts: TextOptions
             opts.words,
             opts.occlude_special,
             opts.labels,
+            opts.token,
             **options,
         )  # fmt: skip
         for k in range(0, len(texts), opts.batch_size)
@@ -90,6 +93,7 @@ def _record(i: int, found: list[TextExplanation], sha256: str) -> dict:
         "target": int(first.targets[i]),
         "label": first.labels[i],
         "score": float(first.target_scores[i]),
+        **({} if first.positions is None else {"token": first.positions[i]}),
         "explanations": [
             {"method": e.method, "signed": e.signed, "scores": [float(s) for s in e.scores[i]]} for e in found
         ],

@@ -1,7 +1,7 @@
 """Tiny random-init Hugging Face text encoders with tokenizers built offline, each exported to ONNX in
 an Optimum-like folder (model.onnx, tokenizer.json, config.json): a DistilBERT with a WordPiece
 tokenizer and two labels, a BERT taking token types, a RoBERTa with a byte-level BPE tokenizer and
-three labels. Nothing is downloaded."""
+three labels, and a BERT that labels every token (four entity tags). Nothing is downloaded."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ CORPUS = [
     "playing the script was good",
 ]
 LABELS = {"distilbert": ["negative", "positive"], "bert": ["no", "yes"], "roberta": ["sad", "calm", "glad"]}
+LABELS["bert_tokens"] = ["O", "B-PER", "I-PER", "B-LOC"]
 
 
 @dataclass
@@ -67,9 +68,9 @@ def byte_level_bpe(path: Path) -> int:
     return tok.get_vocab_size()
 
 
-def export(net, names: list[str], path: Path) -> None:
+def export(net, names: list[str], path: Path, per_token: bool = False) -> None:
     examples = tuple(torch.ones(2, 7, dtype=torch.int64) for _ in names)
-    axes = {n: {0: "N", 1: "T"} for n in names} | {"logits": {0: "N"}}
+    axes = {n: {0: "N", 1: "T"} for n in names} | {"logits": {0: "N", 1: "T"} if per_token else {0: "N"}}
     torch.onnx.export(
         net, examples, str(path), dynamo=False, input_names=names, output_names=["logits"],
         dynamic_axes=axes, opset_version=17,
@@ -87,13 +88,11 @@ def build(folder: Path, family: str) -> TextModel:
         wordpiece(folder)
         config = hf.DistilBertConfig(vocab_size=100, dim=32, hidden_dim=64, n_layers=2, n_heads=2, **shared)
         net, names = hf.DistilBertForSequenceClassification(config), ["input_ids", "attention_mask"]
-    elif family == "bert":
+    elif family in ("bert", "bert_tokens"):
         wordpiece(folder)
         config = hf.BertConfig(vocab_size=100, **small, **shared)
-        net, names = (
-            hf.BertForSequenceClassification(config),
-            ["input_ids", "attention_mask", "token_type_ids"],
-        )
+        head = hf.BertForTokenClassification if family == "bert_tokens" else hf.BertForSequenceClassification
+        net, names = head(config), ["input_ids", "attention_mask", "token_type_ids"]
     else:
         vocab = byte_level_bpe(folder)
         shared["max_position_embeddings"] = 42  # RoBERTa's positions start after the pad id
@@ -102,9 +101,9 @@ def build(folder: Path, family: str) -> TextModel:
         )
         net, names = hf.RobertaForSequenceClassification(config), ["input_ids", "attention_mask"]
     net.eval()
-    export(net, names, folder / "model.onnx")
+    export(net, names, folder / "model.onnx", per_token=family == "bert_tokens")
     (folder / "config.json").write_text(json.dumps(config.to_dict()))
-    embeddings = {"distilbert": "distilbert", "bert": "bert", "roberta": "roberta"}[family]
+    embeddings = {"distilbert": "distilbert", "roberta": "roberta"}.get(family, "bert")
     return TextModel(folder, net, f"{embeddings}.embeddings.word_embeddings", names)
 
 
@@ -121,3 +120,9 @@ def bert(tmp_path_factory) -> TextModel:
 @pytest.fixture(scope="session")
 def roberta(tmp_path_factory) -> TextModel:
     return build(tmp_path_factory.mktemp("roberta"), "roberta")
+
+
+@pytest.fixture(scope="session")
+def bert_tokens(tmp_path_factory) -> TextModel:
+    """A BERT that labels every token (named-entity tags)."""
+    return build(tmp_path_factory.mktemp("bert_tokens"), "bert_tokens")

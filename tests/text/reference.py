@@ -10,8 +10,11 @@ import torch
 from .conftest import TextModel
 
 
-def embedding_gradients(model: TextModel, ids: np.ndarray, feeds: dict, targets) -> np.ndarray:
-    """d logit[target] / d word embeddings, float64, ``[N, T, D]`` (a forward hook keeps the output)."""
+def embedding_gradients(
+    model: TextModel, ids: np.ndarray, feeds: dict, targets, positions=None
+) -> np.ndarray:
+    """d logit[target] / d word embeddings, float64, ``[N, T, D]`` (a forward hook keeps the output);
+    a model that labels every token: the logit of ``targets`` at each row's token of ``positions``."""
     net = copy.deepcopy(model.net).double()
     kept = {}
 
@@ -22,5 +25,7 @@ def embedding_gradients(model: TextModel, ids: np.ndarray, feeds: dict, targets)
     net.get_submodule(model.embeddings).register_forward_hook(keep)
     given = {name: torch.as_tensor(np.asarray(value, np.int64)) for name, value in feeds.items()}
     logits = net(input_ids=torch.as_tensor(ids), **given).logits
-    logits[torch.arange(len(ids)), torch.as_tensor(targets)].sum().backward()
+    rows = torch.arange(len(ids))
+    at = logits if positions is None else logits[rows, torch.as_tensor(positions)]
+    at[rows, torch.as_tensor(targets)].sum().backward()
     return kept["embeddings"].grad.numpy()

@@ -52,3 +52,25 @@ def test_tokens_and_scores_as_the_library_gives_them(served):
 def test_a_bad_text_is_one_line(served, instance, message):
     status, body = served[0].call("explain", [instance])
     assert status == 400 and body["error"].startswith(message)
+
+
+def test_a_tagger_explains_the_token_each_instance_names(bert_tokens):
+    server = Served("--methods", "gradient", model=bert_tokens.folder / "model.onnx", name="tagger")
+    try:
+        ex = onnx_xai.Explainer(str(bert_tokens.folder / "model.onnx"))
+        texts = [TEXTS[0], TEXTS[1]]
+        status, body = server.call(
+            "explain", [{"text": texts[0], "token": "great"}, {"text": texts[1], "token": 3}]
+        )
+        assert status == 200, body
+        want = ex.explain_text(texts, "gradient", token=["great", 3])
+        for i, (entry,) in enumerate(body["explanations"]):
+            assert entry["token"] == want.positions[i] and entry["label"] == want.labels[i]
+            assert np.isclose(entry["score"], want.target_scores[i], rtol=1e-4)
+            np.testing.assert_allclose(entry["scores"], want.scores[i], rtol=1e-4, atol=1e-6)
+        status, body = server.call("explain", [texts[0]])
+        assert status == 400 and body["error"].startswith("instance 0: this model labels every token")
+        status, body = server.call("explain", [{"text": texts[0], "token": "film"}])
+        assert status == 400 and body["error"].startswith("text 0 has no token or word 'film'")
+    finally:
+        server.stop()

@@ -44,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
     if r["rewritten"]:
         return _print_rewrite(args.model, r)
     layout = f", input layout {r['layout']}" if r["layout"] else ""
+    layout += f" ({r['layout_note']})" if r.get("layout_note") else ""
     print(f"{args.model}: a {r['kind']} model, opset {r['opset']}, {r['nodes']} nodes{layout}")
     for kind, key, mark in (
         ("input", "inputs", r["image_input"]),

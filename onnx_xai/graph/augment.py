@@ -38,14 +38,16 @@ from .head import CamHead, cam_head
 from .info import GraphInfo
 from .layer import check_layer, default_layer, view_of
 from .layer_outputs import input_outputs, layer_outputs
-from .layout import NCHW, tensor_layouts
+from .layout import NCHW, signal_layouts, tensor_layouts
 from .linear_margin import linear_margin
 from .model_io import load_model
 from .opsets import at_rule_opset
+from .paths import dominators
 from .publish import as_float32, publish
 from .rules import rule_table
 from .rules.relevance import COMPOSITES, Composite
 from .scales import neck_layers
+from .signals import is_waveform, signal_candidates, signal_layout
 from .simplify import fold_zero_pads
 from .sweeps import deeplift, fullgrad, relevance
 from .unfuse import unfuse_embeddings
@@ -73,6 +75,7 @@ class Analysis:
     head: CamHead | str
     kind: str = "image"  # what the explained input is (:data:`.analysis.KINDS`)
     embedded: bool = False  # ``source`` is an embedding of the input's ids, not the input itself
+    layout_note: str = ""  # a signal's: how its layout was found (read from the graph, or guessed)
 
     @property
     def view(self) -> LayerView:
@@ -83,7 +86,10 @@ class Analysis:
 
     @property
     def layout(self) -> str | None:
-        """The explained input's layout (a permutation of NCHW) when it is an image."""
+        """The explained input's layout: a permutation of NCHW for an image, NCT, NTC or NT for a
+        signal."""
+        if self.kind == "signal":
+            return self.layouts.get(self.image)
         return self.layouts.get(self.image, NCHW) if self.kind == "image" else None
 
     @property
@@ -151,10 +157,12 @@ def analyze(
     ids = info.dtype(image) in ID_TYPES and not info.is_float(image)
     embedded = embedding is not None or (ids and source != image and info.rank(source) != info.rank(image))
     kind = input_kind(info, image, source)
-    layouts = tensor_layouts(info, image) if kind == "image" else {}
+    layouts, layout_note = _layouts(info, image, kind)
+    if kind == "table" and layout_note:
+        kind = "signal"  # a raw waveform
     views = (
-        _layer_views(info, target_layer, source, score.name, layouts)
-        if kind == "image" or target_layer
+        _layer_views(info, target_layer, source, score.name, layouts, kind)
+        if kind in ("image", "signal") or target_layer
         else []
     )
     head = _head(info, views, score.name)
@@ -172,7 +180,22 @@ def analyze(
         head,
         kind,
         embedded,
+        layout_note,
     )
+
+
+def _layouts(info: GraphInfo, image: str, kind: str) -> tuple[dict[str, str], str]:
+    """The tracked layouts an input of ``kind`` needs, and for a signal (a table's ``[N, T]`` that
+    is a waveform included) how its layout was found."""
+    if kind == "image":
+        return tensor_layouts(info, image), ""
+    if kind not in ("signal", "table"):
+        return {}, ""
+    layouts = signal_layouts(info)
+    if kind == "table" and not is_waveform(info, image, layouts):
+        return {}, ""
+    layouts[image], note = signal_layout(info, image, layouts)
+    return layouts, note
 
 
 def _head(info: GraphInfo, views: list[LayerView], score: str) -> CamHead | str:
@@ -183,8 +206,14 @@ def _head(info: GraphInfo, views: list[LayerView], score: str) -> CamHead | str:
     return cam_head(info, views[0], score)
 
 
-def _layer_views(info: GraphInfo, target_layer, source: str, score: str, layouts: dict) -> list[LayerView]:
-    """The target layers named (one name or several), or the default one."""
+def _layer_views(
+    info: GraphInfo, target_layer, source: str, score: str, layouts: dict, kind: str
+) -> list[LayerView]:
+    """The target layers named (one name or several), or the default one (for a signal, none
+    where no candidate is found: the CAM family is then unavailable)."""
+    if not target_layer and kind == "signal":
+        doms = [d for d in dominators(info, source, score) if d != score]
+        return signal_candidates(info, doms, layouts)[:1]
     if not target_layer:
         views = neck_layers(info, source, score, layouts) or [default_layer(info, source, score, layouts)]
     else:

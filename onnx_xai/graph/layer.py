@@ -28,7 +28,7 @@ from ..support.errors import ModelError
 from .attention import attention_input, attention_mixers
 from .contract import LayerView
 from .info import GraphInfo, attr
-from .layout import NCHW, spatial_axes
+from .layout import NCHW, NCT, NTC, spatial_axes
 from .paths import ancestors, dependents, dominators, reaches
 
 TOKENS = "tokens"
@@ -108,6 +108,8 @@ def convention(views: list[LayerView], named: bool, attention: str | None) -> st
             "windowed-attention transformer: the last block's first LayerNorm (the map entering the last "
             f"attention's windows), read {view.layout}"
         )
+    if view.layout in (NCT, NTC):
+        return "signal: the last feature map [N, C, T'] every path crosses, before the collapse over time"
     cnn = "the last feature map before the head's global pooling (after the last conv's BN/ReLU)"
     if attention is not None:
         return (
@@ -261,12 +263,14 @@ def view_of(info: GraphInfo, name: str, source: str, score: str, layouts: dict[s
     rank = info.rank(name)
     if rank == 4 and info.is_float(name):
         return LayerView(name, layouts.get(name, NCHW))
+    if rank == 3 and info.is_float(name) and layouts.get(name) in (NCT, NTC):
+        return LayerView(name, layouts[name])  # a signal's feature map
     grid = token_grid(info, source, dominators(info, source, score), layouts) if rank == 3 else None
     if grid is not None and grid.holds(info, name):
         return grid.view(info, name)
     raise ModelError(
         f"target layer {name!r} has shape {info.shape(name)}: it must be a 4-D float tensor, "
-        "or a vision transformer's token sequence [N, prefix + h*w, C]"
+        "a vision transformer's token sequence [N, prefix + h*w, C], or a signal's [N, C, T] map"
     )
 
 

@@ -11,6 +11,11 @@ letters with them; a linear layer on a channels-last map's channels (Swin's patc
 MatMul by constant weights) keeps its layout. A layout is a string of the letters
 N, C, H, W; tensors that no evidence reaches stay unknown. The image input, when no evidence
 reaches it, is guessed from its shape (colour channels last, an image before them).
+
+Signals are tracked the same way over their 3-D tensors with the letters N, C, T: 1-D convolutions,
+pooling and normalization anchor ``NCT``, a recurrent op's ``X`` anchors ``TNC`` (``layout=0``) or
+``NTC`` (``layout=1``), and the same Transposes, axis-keeping ops and linear layers spread them
+(:func:`signal_layouts`).
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ import onnx
 from .info import BROADCASTING, GraphInfo, attr
 
 NCHW, NHWC = "NCHW", "NHWC"
+NCT, NTC = "NCT", "NTC"
+RECURRENT = frozenset({"LSTM", "GRU", "RNN"})
 CHANNELS_FIRST = frozenset(
     {
         "Conv",
@@ -59,16 +66,25 @@ MAX_ROUNDS = 4
 
 def tensor_layouts(info: GraphInfo, image: str) -> dict[str, str]:
     """The layout of every 4-D tensor that evidence reaches, the image input included."""
-    layouts = _anchors(info)
-    for _ in range(MAX_ROUNDS):
-        before = len(layouts)
-        _spread_forward(info, layouts)
-        _spread_backward(info, layouts)
-        if len(layouts) == before:
-            break
+    layouts = _spread(info, _anchors(info, 4), 4)
     if image not in layouts and info.rank(image) == 4:
         layouts[image] = guess_from_shape(info.shape(image))
-        _spread_forward(info, layouts)
+        _spread_forward(info, layouts, 4)
+    return layouts
+
+
+def signal_layouts(info: GraphInfo) -> dict[str, str]:
+    """The layout (``NCT``, ``NTC``, ``TNC`` ...) of every 3-D tensor that evidence reaches."""
+    return _spread(info, _anchors(info, 3), 3)
+
+
+def _spread(info: GraphInfo, layouts: dict[str, str], rank: int) -> dict[str, str]:
+    for _ in range(MAX_ROUNDS):
+        before = len(layouts)
+        _spread_forward(info, layouts, rank)
+        _spread_backward(info, layouts, rank)
+        if len(layouts) == before:
+            break
     return layouts
 
 
@@ -83,8 +99,9 @@ def guess_from_shape(shape) -> str:
 
 
 def spatial_axes(layout: str) -> list[int]:
-    """The height and width axes of a layout (``[2, 3]`` for NCHW, ``[1, 2]`` for NHWC)."""
-    return [layout.index("H"), layout.index("W")]
+    """The height and width axes of a layout (``[2, 3]`` for NCHW, ``[1, 2]`` for NHWC), or a
+    signal's time axis (``[2]`` for NCT)."""
+    return [layout.index(axis) for axis in "HWT" if axis in layout]
 
 
 def permuted(layout: str, perm) -> str:
@@ -92,13 +109,16 @@ def permuted(layout: str, perm) -> str:
     return "".join(layout[p] for p in perm)
 
 
-def _anchors(info: GraphInfo) -> dict[str, str]:
+def _anchors(info: GraphInfo, rank: int) -> dict[str, str]:
     layouts: dict[str, str] = {}
+    first = NCHW if rank == 4 else NCT
     for node in info.nodes():
         if node.op_type in CHANNELS_FIRST:
             for name in list(node.input[:1]) + list(node.output[:1]):
-                if name and info.rank(name) == 4:
-                    layouts.setdefault(name, NCHW)
+                if name and info.rank(name) == rank:
+                    layouts.setdefault(name, first)
+        elif node.op_type in RECURRENT and rank == 3 and info.rank(node.input[0]) == 3:
+            layouts.setdefault(node.input[0], NTC if attr(node, "layout", 0) else "TNC")
     return layouts
 
 
@@ -108,22 +128,22 @@ def _perm(info: GraphInfo, node: onnx.NodeProto) -> list[int] | None:
     return list(perm) if perm else (list(reversed(range(rank))) if rank else None)
 
 
-def _data_inputs(info: GraphInfo, node: onnx.NodeProto) -> list[str]:
-    """The 4-D inputs that are computed tensors or graph inputs (not weights)."""
-    return [i for i in node.input if i and info.rank(i) == 4 and not info.is_literal(i)]
+def _data_inputs(info: GraphInfo, node: onnx.NodeProto, rank: int) -> list[str]:
+    """The inputs of ``rank`` that are computed tensors or graph inputs (not weights)."""
+    return [i for i in node.input if i and info.rank(i) == rank and not info.is_literal(i)]
 
 
-def _spread_forward(info: GraphInfo, layouts: dict[str, str]) -> None:
+def _spread_forward(info: GraphInfo, layouts: dict[str, str], rank: int) -> None:
     for node in info.nodes():
-        outputs = [o for o in node.output if o and info.rank(o) == 4 and o not in layouts]
+        outputs = [o for o in node.output if o and info.rank(o) == rank and o not in layouts]
         if not outputs:
             continue
         if node.op_type == "Transpose":
             perm, known = _perm(info, node), layouts.get(node.input[0])
-            if known and perm and len(perm) == 4:
+            if known and perm and len(perm) == rank:
                 layouts[node.output[0]] = permuted(known, perm)
         elif node.op_type in AXES_KEPT:
-            known = next((layouts[i] for i in _data_inputs(info, node) if i in layouts), None)
+            known = next((layouts[i] for i in _data_inputs(info, node, rank) if i in layouts), None)
             for o in outputs:
                 if known:
                     layouts[o] = known
@@ -133,7 +153,7 @@ def _spread_forward(info: GraphInfo, layouts: dict[str, str]) -> None:
             and layouts.get(node.input[0], "").endswith("C")
         ):
             layouts[node.output[0]] = layouts[node.input[0]]  # a linear layer on the channels of a map
-        elif node.op_type == "Reshape" and node.input[0] in layouts:
+        elif node.op_type == "Reshape" and node.input[0] in layouts and rank == 4:
             moved = _unit_axes_moved(
                 info.shape(node.input[0]), info.shape(node.output[0]), layouts[node.input[0]]
             )
@@ -156,16 +176,16 @@ def _unit_axes_moved(before, after, layout: str) -> str | None:
     return "N" + "".join(next(units) if d == 1 else next(others) for d in rest_after)
 
 
-def _spread_backward(info: GraphInfo, layouts: dict[str, str]) -> None:
+def _spread_backward(info: GraphInfo, layouts: dict[str, str], rank: int) -> None:
     for node in reversed(list(info.nodes())):
         known = layouts.get(node.output[0]) if node.output else None
         if known is None:
             continue
         if node.op_type == "Transpose":
             perm = _perm(info, node)
-            if perm and len(perm) == 4 and info.rank(node.input[0]) == 4:
-                inverse = [perm.index(i) for i in range(4)]
+            if perm and len(perm) == rank and info.rank(node.input[0]) == rank:
+                inverse = [perm.index(i) for i in range(rank)]
                 layouts.setdefault(node.input[0], permuted(known, inverse))
         elif node.op_type in AXES_KEPT:
-            for i in _data_inputs(info, node):
+            for i in _data_inputs(info, node, rank):
                 layouts.setdefault(i, known)

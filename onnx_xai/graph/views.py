@@ -4,7 +4,8 @@ The contract publishes ``xai_activation`` and ``xai_activation_grad`` channels-f
 target's own layout: a 4-D tensor is transposed from its layout (NHWC and any other order of the
 four axes), a vision transformer's token sequence ``[N, prefix + h*w, C]`` (first made batch-first
 when it is ``[T, N, C]``) loses its first ``prefix`` tokens and is reshaped to ``[N, h, w, C]``, then
-transposed.
+transposed; a signal's ``[N, C, T]`` (or ``[N, T, C]``, first transposed) gets a unit height,
+``[N, C, 1, T]``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from .contract import LayerView
 from .emitter import Emitter
 from .info import GraphInfo
 from .layer import TOKENS
-from .layout import NCHW
+from .layout import NCHW, NCT, NTC
 
 INT64_MAX = 2**63 - 1
 
@@ -30,6 +31,9 @@ def channels_first(e: Emitter, view: LayerView, name: str) -> str:
         return e.op("Transpose", [_runtime_grid(e, name, view.grid_from)], perm=[0, 3, 1, 2])
     if view.layout == NCHW:
         return name
+    if view.layout in (NCT, NTC):
+        first = name if view.layout == NCT else e.op("Transpose", [name], perm=[0, 2, 1])
+        return e.unsqueeze(first, [2])
     return e.op("Transpose", [name], perm=[view.layout.index(axis) for axis in NCHW])
 
 
@@ -53,5 +57,8 @@ def channels_first_shape(info: GraphInfo, view: LayerView) -> list:
         return [shape[0], shape[2], *view.grid]
     if view.layout == TOKENS and shape is not None:
         return [shape[0], shape[2], None, None]
+    if view.layout in (NCT, NTC):
+        dims = list(shape) if shape is not None and len(shape) == 3 else [None] * 3
+        return [dims[view.layout.index("N")], dims[view.layout.index("C")], 1, dims[view.layout.index("T")]]
     dims = list(shape) if shape is not None and len(shape) == 4 else [None] * 4
     return [dims[view.layout.index(axis)] for axis in NCHW]

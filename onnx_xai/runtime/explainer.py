@@ -33,7 +33,7 @@ from .checks import (
     targets_for,
     values_for,
 )
-from .explanation import Explanation, explanation, feature_scores
+from .explanation import Explanation, explanation, feature_scores, signal_explanation
 from .forward_only import forward_only, output_scores
 from .head import layer_head
 from .inputs import InputSpec, held_inputs, per_sample
@@ -300,11 +300,15 @@ class Explainer(ModelFacts):
                 f"{method.name} is not finite for this input: the model's values overflow "
                 f"{self.input_dtype} (check the input's scale and the noise level)"
             )
-        signed = method.signed_for(opts)
-        found = explanation(
-            method.name, method.family_for(opts), signed, raw, targets, scores, self.layout,
-            self._spatial_size(x), box_threshold,
-        )  # fmt: skip
+        signed, family = method.signed_for(opts), method.family_for(opts)
+        if self.kind == "signal" and self.layout:
+            length = x.shape[self.layout.index("T")]
+            found = signal_explanation(method.name, family, signed, raw, targets, scores, self.layout, length)
+        else:
+            found = explanation(
+                method.name, family, signed, raw, targets, scores, self.layout, self._spatial_size(x),
+                box_threshold,
+            )  # fmt: skip
         found.output = context.outputs.get(self._sessions.record().output)
         found.base, found.features = context.found.get("base"), context.found.get("features")
         found.feature_scores = feature_scores(raw, self.kind, signed)
@@ -383,7 +387,7 @@ class Explainer(ModelFacts):
         return self._input.check(x)
 
     def _spatial_size(self, x: np.ndarray) -> tuple[int, int] | None:
-        if self.layout is None:
+        if self.layout is None or self.kind != "image":
             return None
         return x.shape[self.layout.index("H")], x.shape[self.layout.index("W")]
 

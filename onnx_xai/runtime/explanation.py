@@ -9,9 +9,12 @@ normalized, gradient-family maps as importance (|raw| summed over channels, clip
 percentile) min-max normalized; ``signed`` is the signed map in [-1, 1] of signed methods (None
 otherwise). ``boxes`` are ``(N, 4)`` int (x0, y0, x1, y1), half-open, around the largest region above
 ``box_threshold`` (20 %) of each map's maximum, thresholding the map before normalization (as Zhou
-et al. threshold the CAM itself, so negative evidence elsewhere never lowers the threshold). Other
-inputs (tables, ids, signals) have no maps or boxes here: ``maps``, ``signed`` and ``boxes`` are None;
-``feature_scores`` gives a value per token of a text or column of a table (:func:`feature_scores`).
+et al. threshold the CAM itself, so negative evidence elsewhere never lowers the threshold). A
+signal's ``maps`` are ``(N, T)`` at the input's length, the same way (the CAM family's ``raw`` is
+``[N, T']`` on the layer's grid, upsampled linearly; the gradient family's |raw| summed over channels),
+with ``signed`` ``(N, T)`` and no boxes (:func:`signal_explanation`). Other inputs (tables, ids) have
+no maps or boxes here: ``maps``, ``signed`` and ``boxes`` are None; ``feature_scores`` gives a value
+per token of a text or column of a table (:func:`feature_scores`).
 """
 
 from __future__ import annotations
@@ -20,8 +23,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .maps import PERCENTILE, importance, normalize, signed_map, upsample
 from .maps import boxes as find_boxes
-from .maps import importance, normalize, signed_map, upsample
 
 
 @dataclass
@@ -112,3 +115,21 @@ def explanation(
         box_threshold,
         signed_map(raw, layout) if signed and family != "cam" else None,
     )
+
+
+def signal_explanation(
+    name: str, family: str, signed: bool, raw: np.ndarray, targets, scores, layout: str, length: int
+) -> Explanation:
+    """A signal's explanation (module docstring): maps ``(N, T)``, no boxes."""
+    if family == "cam":
+        raw = raw[:, 0]  # [N, 1, T'] -> the layer's grid [N, T']
+        strength, signed_values = upsample(raw[:, None], 1, length)[:, 0], None
+    else:
+        channels = layout.index("C") if "C" in layout else None
+        summed = raw.sum(axis=channels, dtype=np.float32) if channels else raw.astype(np.float32)
+        magnitude = np.abs(raw).sum(axis=channels, dtype=np.float32) if channels else np.abs(summed)
+        strength = np.minimum(magnitude, np.percentile(magnitude, PERCENTILE, axis=1)[:, None])
+        scale = np.percentile(np.abs(summed), PERCENTILE, axis=1)[:, None]
+        signed_values = np.clip(summed / np.where(scale > 0, scale, 1.0), -1, 1) if signed else None
+    maps = normalize(strength.astype(np.float32))
+    return Explanation(name, family, targets, scores, raw, maps, None, signed=signed_values)

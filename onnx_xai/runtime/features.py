@@ -47,22 +47,25 @@ class Features:
 @dataclass
 class Superpixels(Features):
     """A photo's superpixels: ``mask`` ``[H, W]`` gives each pixel's feature, a removed feature takes
-    ``baseline`` (in the model's input units); ``channel`` is the sample's channel axis."""
+    ``baseline`` (in the model's input units); ``channel`` is the sample's channel axis. A signal's
+    time windows are the same with ``mask`` ``[T]`` (``channel`` None for a waveform ``[T]``)."""
 
     sample: np.ndarray  # one sample, as the model takes it (no batch axis)
     mask: np.ndarray
-    channel: int
+    channel: int | None
     baseline: float = 0.0
 
     def __post_init__(self):
         self.count, self.draws = int(self.mask.max()) + 1, 1
 
     def copies(self, z: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        keep = np.expand_dims(z[:, self.mask].astype(np.float32), self.channel + 1)
+        keep = z[:, self.mask].astype(np.float32)
+        keep = keep if self.channel is None else np.expand_dims(keep, self.channel + 1)
         return self.sample[None] * keep + self.baseline * (1 - keep), {}
 
     def spread(self, values: np.ndarray) -> np.ndarray:
-        per_pixel = np.expand_dims(values[self.mask].astype(np.float32), self.channel)
+        per_pixel = values[self.mask].astype(np.float32)
+        per_pixel = per_pixel if self.channel is None else np.expand_dims(per_pixel, self.channel)
         return np.broadcast_to(per_pixel, self.sample.shape)
 
 

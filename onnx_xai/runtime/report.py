@@ -24,8 +24,10 @@ from ..graph.head import CamHead
 from ..graph.info import GraphInfo
 from ..graph.layer import candidates, convention
 from ..graph.model_io import load_model
+from ..graph.paths import dominators
 from ..graph.rules.relevance import relevance_obstacles
 from ..graph.scales import PROBE_SIZE, scale_candidates
+from ..graph.signals import signal_candidates
 from ..graph.trees import read_ensemble
 from ..objectives.labels import labels_from_metadata
 from ..objectives.seeds import output_kind
@@ -67,6 +69,9 @@ def inspect_model(
     path = prepare_path(e, a.score.name, [a.source])
     problems = path_problems(e, path)
     found = candidates(info, a.source, a.score.name, a.layouts) if a.kind == "image" else []
+    if a.kind == "signal":
+        doms = [d for d in dominators(info, a.source, a.score.name) if d != a.score.name]
+        found = signal_candidates(info, doms, a.layouts)
     if a.views and all(c.name != a.view.name for c in found):
         found.insert(0, a.view)
     return {
@@ -84,6 +89,7 @@ def inspect_model(
         **_score_kind(proto, a),
         "score_moves": [n.op_type for n in a.score.moves],
         "layout": a.layout,
+        "layout_note": a.layout_note,
         "target_layer": a.views[0].name if a.views else None,
         "convention": convention(a.views, target_layer is not None, _attention(info, a.source))
         if a.views

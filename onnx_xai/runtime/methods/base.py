@@ -73,10 +73,15 @@ class Context:
 
     def reference(self, value) -> np.ndarray:
         """A baseline as a point shaped like ``x``, float32: zeros for None; for a token model, token
-        ids (one id, ``[T]`` or ``[N, T]``) become their embeddings; else broadcast to ``x``."""
+        ids (one id, ``[T]`` or ``[N, T]``) become their embeddings; for a signal, ``"mean"`` is each
+        channel's mean over time, per sample; else broadcast to ``x``."""
         x = self.x.astype(np.float32)
         if value is None:
             return np.zeros_like(x)
+        if isinstance(value, str):
+            if value != "mean" or self.layout is None or "T" not in self.layout:
+                raise InputError(f"baseline {value!r}: a number or an array ('mean' for a signal)")
+            return np.broadcast_to(x.mean(axis=self.layout.index("T"), keepdims=True), x.shape).copy()
         if self.embed is not None and self.ids is not None and _integers(value):
             return self.embed(np.broadcast_to(np.asarray(value, np.int64), self.ids.shape))
         try:
@@ -164,7 +169,10 @@ def finite(name: str, value, low: float = -math.inf) -> None:
 
 
 def number_or_ids(name: str, value) -> None:
-    """A value that replaces removed features: a finite number, or token ids (an integer array)."""
+    """A value that replaces removed features: a finite number, token ids (an integer array), or a
+    signal's ``"mean"``."""
+    if isinstance(value, str) and value == "mean":
+        return
     if np.ndim(value) == 0 or isinstance(value, (str, bool)):
         finite(name, value)
     elif np.asarray(value).dtype.kind not in "iu":
@@ -186,7 +194,7 @@ class Facts:
 
     batch: int
     sample: tuple[int, ...]
-    layout: str | None  # an image's, None for other inputs
+    layout: str | None  # an image's (or a signal's: NCT, NTC, NT), None for other inputs
     layers: tuple[tuple[int, int, int], ...] = ()
 
     def size(self, axis: str) -> int:

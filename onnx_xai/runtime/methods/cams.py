@@ -66,7 +66,10 @@ class CamMethod(Method):
     """``ReLU(image(A, G))``, ``image = sum_k weights_k A_k``; subclasses override one of the two."""
 
     family = "cam"
-    kinds = IMAGES
+    kinds: ClassVar[tuple[str, ...]] = (
+        *IMAGES,
+        "signal",
+    )  # a signal's layer read with a unit height, [N, K, 1, T']
     sets = ("gradcam",)
     Options: ClassVar[type[MethodOptions]] = CamOptions
     relu = True
@@ -228,6 +231,7 @@ class ScoreCamOptions(CamOptions, BatchedOptions):
 @register
 class ScoreCam(CamMethod):
     name = "scorecam"
+    kinds = IMAGES  # its masks are upsampled to an image's height and width
     sets = ("activation",)
     Options = ScoreCamOptions
     summary = "weights = softmax_k of the score of x masked by each normalized map (Wang et al. 2020)"

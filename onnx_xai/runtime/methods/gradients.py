@@ -104,7 +104,7 @@ class IntegratedGradientsOptions(BatchedOptions):
                 f"n_steps {self.n_steps} with gausslegendre: its points need an n x n eigenproblem; "
                 f"at most {GAUSS_LEGENDRE_MOST}, or integration='riemann_trapezoid' for more"
             )
-        if self.baseline is not None:
+        if self.baseline is not None and not isinstance(self.baseline, str):  # "mean": a signal's
             finite_array("baseline", self.baseline)
 
 

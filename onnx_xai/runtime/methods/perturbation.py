@@ -1,9 +1,10 @@
 """Forward-only methods: the score of masked copies of the input, no gradient.
 
 - ``occlusion`` (Zeiler & Fergus 2014, as Captum's ``Occlusion``): a ``window`` x ``window`` patch over
-  every channel slides by ``stride`` (the last patch of a row or column clipped at the edge, as
-  Captum's shift count ``ceil((size - window) / stride) + 1`` places it), replaced by ``baseline``;
-  each pixel gets the mean, over the patches that cover it, of the score's drop.
+  every channel (a signal's: ``window`` time steps, :mod:`.time_windows`) slides by ``stride`` (the
+  last patch of a row or column clipped at the edge, as Captum's shift count
+  ``ceil((size - window) / stride) + 1`` places it), replaced by ``baseline``; each pixel gets the
+  mean, over the patches that cover it, of the score's drop.
 - ``rise`` (Petsiuk et al. 2018): ``n_masks`` random masks, each a ``grid`` x ``grid`` field of
   cells kept with probability ``p``, upsampled bilinearly to ``(grid + 1)`` cells' worth of the image
   and cut at a random offset within one cell (so cells do not align with pixels); the saliency is
@@ -40,6 +41,7 @@ from .base import (
     register,
     whole,
 )
+from .time_windows import is_signal, occlude_signal, occlusion_count
 from .tokens import occlude_tokens
 
 
@@ -70,6 +72,7 @@ class OcclusionOptions(BatchedOptions):
     window: int = 16
     stride: int = 8
     baseline: Any = 0.0  # on tokens: the id a removed token takes (an int, or ids like the input)
+    per_channel: bool = False  # a signal's windows over each channel alone (:mod:`.time_windows`)
 
     def check(self) -> None:
         super().check()
@@ -114,7 +117,7 @@ class Occlusion(Method):
     name = "occlusion"
     signed = True
     forward_only = True
-    kinds = (*IMAGES, "tokens")
+    kinds = (*IMAGES, "tokens", "signal")
     sets = ("activation",)
     Options = OcclusionOptions
     summary = "the score's mean drop when a sliding patch covering each pixel is replaced by a baseline"
@@ -125,12 +128,17 @@ class Occlusion(Method):
         if facts.layout is None:  # tokens: one copy per token
             count = int(facts.sample[0]) if facts.sample and isinstance(facts.sample[0], int) else 0
             return facts.batch * count, f"{count} tokens"
+        if is_signal(facts.layout):
+            count = occlusion_count(facts.sample, str(facts.layout), opts)
+            return facts.batch * count, f"{count} windows of {opts.window} steps by stride {opts.stride}"
         rows, cols = occlusion_shape(facts.size("H"), facts.size("W"), opts.window, opts.stride)
         return facts.batch * rows * cols, f"{rows * cols} patches of {opts.window} by stride {opts.stride}"
 
     def attribute(self, ctx: Context, opts: OcclusionOptions) -> np.ndarray:
         if ctx.ids is not None:
             return occlude_tokens(ctx, opts)
+        if is_signal(ctx.layout):
+            return occlude_signal(ctx, opts, score_copies)
         x = ctx.x.astype(np.float32)
         _, h_axis, w_axis = _axes(ctx.image_layout())
         height, width = x.shape[h_axis], x.shape[w_axis]

@@ -46,6 +46,7 @@ from .base import (
 )
 from .coalitions import coalition_count, kernel_shap, table_kernel_shap
 from .perturbation import score_copies
+from .time_windows import channel_axis, is_signal, time_segments
 from .tokens import lime_tokens, tokens_of
 
 ENDPOINT_WEIGHT = 1e6  # KernelSHAP's weight of the all-on and all-off copies (Captum's)
@@ -182,12 +183,21 @@ class _Surrogate(Method):
             return self.on_tokens(ctx, opts)
         if ctx.layout is None:
             return self.on_table(ctx, opts)
+        if isinstance(opts.baseline, str):
+            raise InputError(f"{self.name}'s baseline is a number (the value a removed feature takes)")
         x = ctx.x.astype(np.float32)
         raw = np.zeros(x.shape, np.float32)
-        channel = ctx.layout.index("C") - 1
+        signal = is_signal(ctx.layout)
+        channel = channel_axis(ctx.layout) if signal else ctx.layout.index("C") - 1
         for i in range(len(x)):
-            pixels = np.moveaxis(x[i], channel, -1).astype(np.float64)
-            features = Superpixels(x[i], _features(pixels, opts), channel, opts.baseline)
+            pixels = (x[i] if channel is None else np.moveaxis(x[i], channel, -1)).astype(np.float64)
+            pixels = pixels[..., None] if channel is None else pixels  # [T, C] or [H, W, C]
+            mask = (
+                time_segments(len(pixels), opts.segments, opts.feature_mask)
+                if signal
+                else _features(pixels, opts)
+            )
+            features = Superpixels(x[i], mask, channel, opts.baseline)
             fit = WeightedFit(features.count, self.penalty(opts))
             for z in self.sample_chunks(
                 opts.n_samples, features.count, opts.noise_seed, opts.copies_per_run(x)
@@ -221,7 +231,7 @@ def _features(pixels: np.ndarray, opts: SurrogateOptions) -> np.ndarray:
 @register
 class Lime(_Surrogate):
     name = "lime"
-    kinds = (*IMAGES, "tokens")
+    kinds = (*IMAGES, "tokens", "signal")
     Options = LimeOptions
     summary = "a weighted linear model of the score on which superpixels are kept, fitted to random copies"
     reference = "Captum `Lime` (cosine-distance kernel), ridge fit; superpixels by SLIC"
@@ -252,7 +262,7 @@ class Lime(_Surrogate):
 @register
 class KernelShap(_Surrogate):
     name = "kernel_shap"
-    kinds = ("image", "table", "tokens")
+    kinds = ("image", "table", "tokens", "signal")
     Options = SurrogateOptions
     summary = (
         "Shapley values of superpixels (or a table's columns against background rows), by a linear "

@@ -1,0 +1,96 @@
+"""Signals: a time series or a waveform as the explained input, its layout and its target layers.
+
+A float input ``[N, C, T]`` or ``[N, T, C]`` is a signal; its layout is read from the graph as an
+image's is (:func:`.layout.signal_layouts`: 1-D convolutions anchor ``NCT``, a recurrent op's input
+``TNC`` or ``NTC``, Transposes carry them back to the input); where no evidence reaches the input its
+layout is guessed from its shape, fewer channels than time steps (``NCT`` when ``[N, a, b]`` has
+``a <= b``), and the guess said. A model that takes its input time first (``[T, N, C]``, torch's
+recurrent layers without ``batch_first``) is refused: the batch must come first. A float ``[N, T]``
+input is a raw waveform (layout ``NT``) when the graph makes it one channel of a 1-D convolution
+(an Unsqueeze or Reshape to ``[N, 1, T]``) or frames it (``STFT``, ``DFT``); any other ``[N, F]``
+input is a table's rows.
+
+The CAM family's candidates are, as for images, the tensors every path from the input to the score
+crosses: 3-D tensors with a tracked layout after the first convolution, with more than one channel,
+before the collapse over time (a 2-D tensor, or a time axis of 1); the default is the last. Each is
+read channels-first with a unit height, ``[N, C, 1, T']`` (:mod:`.views`), so the maps of photos
+serve signals unchanged.
+"""
+
+from __future__ import annotations
+
+from ..support.errors import ModelError
+from .contract import LayerView
+from .info import GraphInfo
+from .layout import NCT, NTC
+from .paths import dependents
+
+CONVOLUTIONS = frozenset({"Conv", "ConvTranspose", "QLinearConv", "ConvInteger"})
+WAVEFORM_MOVES = frozenset({"Unsqueeze", "Reshape", "Cast", "Sub", "Div", "Mul", "Add", "Pad", "Identity"})
+FRAMING = frozenset({"STFT", "DFT"})
+LAYOUTS = (NCT, NTC, "NT")
+MAX_DEPTH = 8
+
+
+def is_waveform(info: GraphInfo, name: str, layouts: dict[str, str]) -> bool:
+    """True when the 2-D float input ``name`` reaches a one-channel ``NCT`` tensor or a framing op
+    through shape moves and elementwise arithmetic only."""
+    frontier, seen = [name], {name}
+    for _ in range(MAX_DEPTH):
+        following = []
+        for tensor in frontier:
+            for node in info.consumers.get(tensor, []):
+                if node.op_type in FRAMING and node.input[0] == tensor:
+                    return True
+                if node.op_type not in WAVEFORM_MOVES:
+                    continue
+                out = node.output[0]
+                shape = info.shape(out)
+                if layouts.get(out) == NCT and shape is not None and shape[1] == 1:
+                    return True
+                if out not in seen:
+                    seen.add(out)
+                    following.append(out)
+        frontier = following
+    return False
+
+
+def signal_layout(info: GraphInfo, name: str, layouts: dict[str, str]) -> tuple[str, str]:
+    """The explained signal's layout and how it was found (``"read from the graph"`` or the guess)."""
+    shape = info.shape(name) or ()
+    if len(shape) == 2:
+        return "NT", "a waveform: one channel over time"
+    found = layouts.get(name)
+    if found is not None and found[0] != "N":
+        raise ModelError(
+            f"the input {name!r} is laid out {found} (time first, as torch's recurrent layers without "
+            "batch_first export): export the model with the batch first"
+        )
+    if found in (NCT, NTC):
+        return found, "read from the graph"
+    a, b = (shape[1], shape[2]) if len(shape) == 3 else (None, None)
+    guess = NTC if isinstance(a, int) and isinstance(b, int) and a > b else NCT
+    return guess, f"guessed from the shape {list(shape)} (fewer channels than time steps)"
+
+
+def signal_candidates(info: GraphInfo, doms: list[str], layouts: dict[str, str]) -> list[LayerView]:
+    """3-D target-layer candidates, the default first (module docstring)."""
+    convolved = dependents(info, [n.output[0] for n in info.nodes() if n.op_type in CONVOLUTIONS])
+    found = []
+    for name in doms[1:]:
+        layout = layouts.get(name)
+        shape = info.shape(name)
+        if info.rank(name) == 2 or (
+            layout in (NCT, NTC) and shape is not None and shape[layout.index("T")] == 1
+        ):
+            break
+        if (
+            info.rank(name) == 3
+            and info.is_float(name)
+            and layout in (NCT, NTC)
+            and name in convolved
+            and shape is not None
+            and shape[layout.index("C")] != 1
+        ):
+            found.append(LayerView(name, layout))
+    return found[::-1]

@@ -19,6 +19,7 @@ from .options import (
     fraction,
     preprocessing,
 )
+from .signal_options import add_signal_flags, run_signal
 from .text_options import add_text_flags, run_text, text_asked
 
 
@@ -34,7 +35,11 @@ def add_parser(sub) -> None:
         "label, score, box in original pixels).",
     )
     p.add_argument("model", help="ONNX model (original or rewritten by 'augment'), or its export folder")
-    p.add_argument("images", nargs="*", help="image files or folders (a table model: its rows' file)")
+    p.add_argument(
+        "images",
+        nargs="*",
+        help="image files or folders (a table model: its rows' file; a signal model: .npy, .csv, .wav files)",
+    )
     p.add_argument(
         "--method",
         nargs="+",
@@ -82,6 +87,7 @@ def add_parser(sub) -> None:
     )
     add_objective(p)
     add_text_flags(p)
+    add_signal_flags(p)
     p.set_defaults(run=run)
 
 
@@ -143,6 +149,8 @@ def run(args: argparse.Namespace) -> int:
     first = _explainer(args, args.output)
     if first.kind == "tokens" or text_asked(args):
         return run_text(args, first)
+    if first.kind == "signal":
+        return run_signal(args, first)
     if not args.images:
         raise UsageError("give photos (or a table model's rows; a text encoder --text)")
     if first.kind == "table":

@@ -24,7 +24,7 @@ from ..imaging.images import load_image, prepare
 from ..imaging.preprocessing import preprocessing_for
 from ..objectives import boxes, seeds
 from ..support.errors import InputError
-from .names import unique_names
+from ..support.names import unique_names
 
 
 def output_shapes(ex, size: tuple[int, int] | None = None) -> dict[str, tuple]:

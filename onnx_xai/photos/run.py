@@ -28,7 +28,7 @@ from ..runtime.methods import options_for
 from ..support.errors import InputError
 from ..support.files import OutputFolder, Staging, output_folder
 from ..support.signals import critical, interruptible
-from .names import unique_names
+from ..support.names import unique_names
 from .objectives import objective
 from .records import picks, stage_photo
 

@@ -1,6 +1,6 @@
 """The names of the files ``explain`` writes, which never collide.
 
-Every output of a photo starts with the photo's file name, extension kept (``chelsea.jpg.gradcam.png``,
+Every output of a photo (or a signal file) starts with the photo's file name, extension kept (``chelsea.jpg.gradcam.png``,
 ``chelsea.jpg.json``), under the photo's subfolder when it was found in a folder argument; inputs that
 would still share a name (the same file name from two arguments) get ``_2``, ``_3`` ... before the
 extension, chosen against every name of the run, case-insensitively. Each photo's set is written

@@ -27,8 +27,8 @@ from ..runtime import Explainer
 from ..runtime.methods import options_for
 from ..support.errors import InputError
 from ..support.files import OutputFolder, Staging, output_folder
-from ..support.signals import critical, interruptible
 from ..support.names import unique_names
+from ..support.signals import critical, interruptible
 from .objectives import objective
 from .records import picks, stage_photo
 

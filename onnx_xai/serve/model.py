@@ -38,7 +38,7 @@ from ..runtime import Explainer
 from ..runtime.methods import METHOD_NAMES, REGISTRY
 from ..runtime.work import Work
 from ..support.errors import InputError, WorkStopped, XaiError
-from . import requests, tables, texts
+from . import requests, signals, tables, texts
 from .admission import STOPPING, WorkLimits, bind, is_long, measured_max_runs, refusal
 from .batching import LONG, Batcher
 from .disconnects import REQUEST_WORK
@@ -92,13 +92,16 @@ class ExplainedModel(Model):
         self.table = self.ex.kind == "table"
         self.texts = texts.TextFacts(self.ex, self.path, c.tokenizer) if self.ex.kind == "tokens" else None
         self.settings = (
-            {} if self.ex.kind in ("table", "tokens") else preprocessing_for(self.ex, c.preprocessing)
+            {}
+            if self.ex.kind in ("table", "tokens", "signal")
+            else preprocessing_for(self.ex, c.preprocessing)
         )
         self.labels = (
             read_labels(c.labels, self.ex.num_classes, self.ex.metadata) if self.ex.num_classes else []
         )
         self.labels = self.texts.labels if self.texts is not None and not c.labels else self.labels
         self.facts = tables.TableFacts(self.ex, c.background) if self.table else None
+        self.signals = signals.SignalFacts(self.ex, self.labels) if self.ex.kind == "signal" else None
         self.methods = c.methods or default_methods(
             self.ex, self.facts is not None and self.facts.background is not None
         )
@@ -227,6 +230,8 @@ class ExplainedModel(Model):
             )
             if self.texts is not None:
                 found = self.texts.read(payload, self.config.max_instances)
+            elif self.signals is not None:
+                found = self.signals.read(payload, self.config.max_instances)
             elif self.facts is not None:
                 found = self.facts.read(payload, self.config.max_instances)
             else:
@@ -253,6 +258,8 @@ class ExplainedModel(Model):
         params: requests.Parameters = items[0][1]
         if self.texts is not None:
             return self.texts.answer(ex, batch, params, held, [item for item, _ in items])
+        if self.signals is not None:
+            return self.signals.answer(ex, batch, params, held)
         if self.facts is not None:
             return tables.explain_rows(ex, batch, params, self.facts, self.labels, held)
         photos = [item.photo or _array_photo(item.array, ex.layout) for item, _ in items]
@@ -264,7 +271,7 @@ class ExplainedModel(Model):
 
     def _cost(self, shape: tuple, params: requests.Parameters) -> tuple[int, str]:
         """The model runs an instance of ``shape`` costs beyond its shared run, and what asks for them."""
-        if not self.table and self.texts is None:
+        if not self.table and self.texts is None and self.signals is None:
             return explain_cost(self.ex, shape, self._options(params))
         given = self.facts.background if self.facts is not None else None
         options = {"background": given} if given is not None else {}
@@ -335,11 +342,12 @@ class ExplainedModel(Model):
 
 def default_methods(ex: Explainer, background: bool) -> tuple[str, ...]:
     """The methods of a request that names none, when the server was given none: Grad-CAM for
-    photos, integrated gradients for texts; for a table, as the command line chooses them
+    photos and signals with a target layer, integrated gradients for texts and other signals; for a
+    table, as the command line chooses them
     (:mod:`onnx_xai.tables.defaults`)."""
     from ..tables.defaults import table_methods
 
-    if ex.kind == "tokens":
+    if ex.kind == "tokens" or (ex.kind == "signal" and ex.target_layer is None):
         return ("integrated_gradients",)
     return ("gradcam",) if ex.kind != "table" else tuple(table_methods(ex, background)[0])
 

@@ -51,9 +51,24 @@ def read_signal(path: str, layout: str, declared: tuple, dtype, sample_rate: int
     if suffix == ".csv":
         time_major, found.channels = _csv(path)
     else:
-        time_major, found.rate = _wav(path, sample_rate)
+        time_major, found.rate = wav_samples(path, path, sample_rate)
         found.audio = True
     return _checked(found, _in_layout(path, time_major, layout), layout, declared, dtype)
+
+
+def signal_from(
+    name: str, values, layout: str, declared: tuple, dtype, rate: int | None = None, audio: bool = False
+) -> Signal:
+    """A signal given as values (an array in the model's layout, or ``[T]``/``[T, C]`` samples of a
+    WAV when ``audio``), checked as a file's are; ``name`` says where it came from in messages."""
+    if audio:
+        return _checked(Signal(name, np.zeros(0), rate, audio=True), _in_layout(name, values, layout), layout,
+                        declared, dtype)  # fmt: skip
+    try:
+        array = np.asarray(values, np.float64)
+    except (TypeError, ValueError):
+        raise InputError(f"{name} is not an array of numbers") from None
+    return _checked(Signal(name, np.zeros(0)), array, layout, declared, dtype)
 
 
 def _in_layout(path: str, time_major: np.ndarray, layout: str) -> np.ndarray:
@@ -119,14 +134,15 @@ def _numeric(row: list[str]) -> bool:
     return True
 
 
-def _wav(path: str, sample_rate: int | None) -> tuple[np.ndarray, int]:
-    """The samples ``[T]`` or ``[T, C]`` as floats (module docstring), and their rate."""
+def wav_samples(source, name: str, sample_rate: int | None = None) -> tuple[np.ndarray, int]:
+    """The samples ``[T]`` or ``[T, C]`` of a WAV file (a path or a binary file object) as floats
+    (module docstring), and their rate."""
     from scipy.io import wavfile
 
     try:
-        rate, data = wavfile.read(path)
-    except (ValueError, OSError) as exc:
-        raise InputError(f"{path} is not a readable WAV file ({exc})") from None
+        rate, data = wavfile.read(source)
+    except (ValueError, OSError, EOFError) as exc:
+        raise InputError(f"{name} is not a readable WAV file ({exc})") from None
     scale = {"int16": 2.0**15, "int32": 2.0**31}.get(data.dtype.name)
     if data.dtype == np.uint8:
         values = (data.astype(np.float64) - 128) / 128
@@ -135,7 +151,7 @@ def _wav(path: str, sample_rate: int | None) -> tuple[np.ndarray, int]:
     elif data.dtype.kind == "f":
         values = data.astype(np.float64)
     else:
-        raise InputError(f"{path}: WAV samples of type {data.dtype} are not read")
+        raise InputError(f"{name}: WAV samples of type {data.dtype} are not read")
     if sample_rate is not None and sample_rate != rate:
         from scipy.signal import resample_poly
 

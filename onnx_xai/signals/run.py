@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..support.names import unique_names
 from ..runtime.methods import options_for
 from ..support.files import commit_set, output_folder
+from ..support.names import unique_names
 from .figure import signal_figure
 from .files import Signal
 

@@ -1,11 +1,12 @@
 """The names of the files ``explain`` writes, which never collide.
 
-Every output of a photo (or a signal file) starts with the photo's file name, extension kept (``chelsea.jpg.gradcam.png``,
-``chelsea.jpg.json``), under the photo's subfolder when it was found in a folder argument; inputs that
-would still share a name (the same file name from two arguments) get ``_2``, ``_3`` ... before the
-extension, chosen against every name of the run, case-insensitively. Each photo's set is written
-through :class:`onnx_xai.support.files.Staging` (moved in whole, the JSON record last, the previous set's
-leftovers removed, never through a symbolic link).
+Every output of a photo (or a signal file) starts with its file name, extension kept
+(``chelsea.jpg.gradcam.png``, ``chelsea.jpg.json``), under the photo's subfolder when it was found
+in a folder argument; inputs that would still share a name (the same file name from two arguments)
+get ``_2``, ``_3`` ... before the extension, chosen against every name of the run,
+case-insensitively. Each photo's set is written through :class:`onnx_xai.support.files.Staging`
+(moved in whole, the JSON record last, the previous set's leftovers removed, never through a
+symbolic link).
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ layout."""
 
 from __future__ import annotations
 
+import base64
 import json
 
 import numpy as np
@@ -111,3 +112,30 @@ def test_inspect_says_a_signal_model_and_its_layout(tmp_path, capsys):
     said = capsys.readouterr().out
     assert "a signal model" in said and "input layout NTC (read from the graph)" in said
     assert "signal: the last feature map [N, C, T']" in said
+
+
+def test_the_server_explains_arrays_and_base64_wavs(tmp_path):
+    from ..serve.server import Served
+
+    model = exported(tmp_path, "NT", (1, 400))
+    samples = (np.sin(np.arange(400) / 5) * 8192).astype(np.int16)
+    buffer = tmp_path / "clip.wav"
+    wavfile.write(buffer, 8000, samples)
+    wav_b64 = base64.b64encode(buffer.read_bytes()).decode()
+    wave = (samples / 32768.0).astype(np.float32)
+    server = Served("--methods", "gradient", "occlusion", model=model, name="signals")
+    try:
+        status, body = server.call("explain", [wave.tolist(), {"wav_b64": wav_b64}], raw=True)
+        assert status == 200, body
+        want = onnx_xai.Explainer(model).explain_many(np.stack([wave, wave]), ["gradient", "occlusion"])
+        for i, entries in enumerate(body["explanations"]):
+            for entry in entries:
+                r = want[entry["method"]]
+                assert entry["target"] == int(r.targets[i]) and len(entry["over_time"]) == 400
+                np.testing.assert_allclose(entry["raw"], r.raw[i], rtol=1e-4, atol=1e-6 * np.abs(r.raw).max())
+        status, body = server.call("explain", [[[1.0, 2.0]]])
+        assert status == 400 and body["error"].startswith("instance 0 is [1, 2] as read; this model takes one")
+        status, body = server.call("explain", [{"wav_b64": "not base64!"}])
+        assert status == 400 and body["error"] == "instance 0: wav_b64 is not base64"
+    finally:
+        server.stop()

@@ -66,12 +66,12 @@ def test_rise_matches_its_definition_on_the_same_masks(setup):  # noqa: F811
 
 
 def cumulative():
-    """The method table's small CNN ending in CumSum (no gradient rule), and its ONNX bytes."""
+    """The method table's small CNN ending in Atan (no gradient rule), and its ONNX bytes."""
     from .test_method_references import Net, onnx_bytes
 
     class Cumulative(Net):
         def forward(self, x):
-            return torch.cumsum(super().forward(x), 1)
+            return torch.atan(super().forward(x))
 
     torch.manual_seed(4)
     net = Cumulative().eval()
@@ -79,7 +79,7 @@ def cumulative():
 
 
 def test_forward_only_methods_run_where_the_gradient_cannot(tmp_path):
-    """A model whose output goes through an op without a gradient rule (CumSum): the gradient
+    """A model whose output goes through an op without a gradient rule (Atan): the gradient
     methods are refused naming it; occlusion still runs, on the output itself, as Captum's does."""
     import onnx_xai
     from onnx_xai.support.errors import UnsupportedModelError
@@ -87,10 +87,10 @@ def test_forward_only_methods_run_where_the_gradient_cannot(tmp_path):
     net, model = cumulative()
     ex = onnx_xai.Explainer(model)
     x = np.random.default_rng(5).standard_normal((2, 3, 16, 16)).astype(np.float32)
-    with pytest.raises(UnsupportedModelError, match="CumSum"):
+    with pytest.raises(UnsupportedModelError, match="Atan"):
         ex.explain(x, "gradcam")
     result = ex.explain(x, "occlusion", objective=[1, 3], window=4, stride=4)
-    assert "cannot be rewritten" in result.note and "CumSum" in result.note
+    assert "cannot be rewritten" in result.note and "Atan" in result.note
     want = Occlusion(net.double()).attribute(
         torch.tensor(x, dtype=torch.float64), sliding_window_shapes=(3, 4, 4), strides=(3, 4, 4),
         baselines=0.0, target=torch.tensor([1, 3]),
@@ -115,8 +115,8 @@ def test_forward_only_methods_run_where_the_gradient_cannot(tmp_path):
 
 
 def test_reciprocam_runs_the_head_of_a_model_the_gradient_cannot_cross():
-    """The CumSum net: the gradient methods are refused, ReciproCAM still cuts the model at its
-    target layer and scores the masked activations through the head (CumSum included)."""
+    """The Atan net: the gradient methods are refused, ReciproCAM still cuts the model at its
+    target layer and scores the masked activations through the head (Atan included)."""
     import onnx_xai
     from onnx_xai.runtime.methods.mosaics import reciprocam_masks
 
@@ -124,12 +124,12 @@ def test_reciprocam_runs_the_head_of_a_model_the_gradient_cannot_cross():
     ex = onnx_xai.Explainer(model)
     x = np.random.default_rng(5).standard_normal((2, 3, 16, 16)).astype(np.float32)
     result = ex.explain(x, "reciprocam", objective=[1, 3])
-    assert "cannot be rewritten" in result.note and "CumSum" in result.note
+    assert "cannot be rewritten" in result.note and "Atan" in result.note
     net = net.double()
     with torch.no_grad():
         features = net.features(torch.tensor(x, dtype=torch.float64))
         masks = torch.tensor(reciprocam_masks(8, 8, False), dtype=torch.float64)
         for i, target in enumerate([1, 3]):
-            logits = torch.cumsum(net.fc((features[i : i + 1] * masks[:, None]).mean((2, 3))), 1)
+            logits = torch.atan(net.fc((features[i : i + 1] * masks[:, None]).mean((2, 3))))
             want = torch.softmax(logits, 1)[:, target].reshape(8, 8)
             assert rel(result.raw[i], want.numpy()) < 1e-5

@@ -281,7 +281,7 @@ def test_a_port_in_use_is_one_line_and_exit_1():
 
 
 def test_a_model_the_gradient_cannot_cross_is_served_by_the_forward_only_methods(tmp_path):
-    """A classifier ending in CumSum (no gradient rule): :explain with occlusion answers, saying that
+    """A classifier ending in Atan (no gradient rule): :explain with occlusion answers, saying that
     it scored the output itself, equal to the Explainer's; Grad-CAM is a one-line 400 naming the node."""
     from ..runtime.test_perturbation import cumulative
 
@@ -301,7 +301,7 @@ def test_a_model_the_gradient_cannot_cross_is_served_by_the_forward_only_methods
     np.testing.assert_allclose(
         np.asarray(entry["map"]), ex.explain(p.array, "occlusion", objective=2).maps[0], atol=1e-6
     )
-    assert refused[0] == 400 and "CumSum" in refused[1]["error"] and "\n" not in refused[1]["error"]
+    assert refused[0] == 400 and "Atan" in refused[1]["error"] and "\n" not in refused[1]["error"]
 
 
 def test_workers_share_the_port_are_replaced_when_killed_and_stop_together(reference):

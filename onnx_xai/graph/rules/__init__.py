@@ -27,6 +27,7 @@ from . import (  # noqa: F401
     resize,
     sample,
     shape,
+    spectral,
 )
 from .guided import deconv_relu, guided_relu
 from .maxpool_windows import max_pool_by_windows

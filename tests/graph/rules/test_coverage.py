@@ -20,6 +20,7 @@ from . import (
     test_reduce,
     test_sample,
     test_shape,
+    test_spectral,
 )
 
 TABLES = [
@@ -35,6 +36,7 @@ TABLES = [
     test_reduce,
     test_sample,
     test_shape,
+    test_spectral,
 ]
 
 

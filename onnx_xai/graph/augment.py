@@ -47,7 +47,7 @@ from .publish import as_float32, publish
 from .rules import rule_table
 from .rules.relevance import COMPOSITES, Composite
 from .scales import neck_layers
-from .signals import is_waveform, signal_candidates, signal_layout
+from .signals import is_waveform, signal_candidates, signal_layout, unit_axis_layouts
 from .simplify import fold_zero_pads
 from .sweeps import deeplift, fullgrad, relevance
 from .unfuse import unfuse_embeddings
@@ -191,7 +191,7 @@ def _layouts(info: GraphInfo, image: str, kind: str) -> tuple[dict[str, str], st
         return tensor_layouts(info, image), ""
     if kind not in ("signal", "table"):
         return {}, ""
-    layouts = signal_layouts(info)
+    layouts = signal_layouts(info, unit_axis_layouts(info))
     if kind == "table" and not is_waveform(info, image, layouts):
         return {}, ""
     layouts[image], note = signal_layout(info, image, layouts)

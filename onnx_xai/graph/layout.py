@@ -73,9 +73,15 @@ def tensor_layouts(info: GraphInfo, image: str) -> dict[str, str]:
     return layouts
 
 
-def signal_layouts(info: GraphInfo) -> dict[str, str]:
-    """The layout (``NCT``, ``NTC``, ``TNC`` ...) of every 3-D tensor that evidence reaches."""
-    return _spread(info, _anchors(info, 3), 3)
+def signal_layouts(info: GraphInfo, known: dict[str, str] | None = None) -> dict[str, str]:
+    """The layout (``NCT``, ``NTC``, ``TNC`` ...) of every 3-D tensor that evidence reaches, from the
+    anchors and the ``known`` layouts given."""
+    return _spread(info, _anchors(info, 3) | (known or {}), 3)
+
+
+def map_layouts(info: GraphInfo) -> dict[str, str]:
+    """The layout of every 4-D tensor that evidence reaches, with no guess at the input."""
+    return _spread(info, _anchors(info, 4), 4)
 
 
 def _spread(info: GraphInfo, layouts: dict[str, str], rank: int) -> dict[str, str]:

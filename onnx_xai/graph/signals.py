@@ -10,6 +10,11 @@ input is a raw waveform (layout ``NT``) when the graph makes it one channel of a
 (an Unsqueeze or Reshape to ``[N, 1, T]``) or frames it (``STFT``, ``DFT``); any other ``[N, F]``
 input is a table's rows.
 
+A 1-D convolution written as a 2-D one on a unit axis (tf2onnx's ``Conv1D``: ``ExpandDims``, a 2-D
+``Conv``, ``Squeeze``) is read too: the 3-D tensors an ``Unsqueeze`` or ``Squeeze`` of that unit axis
+joins to a tracked 4-D map take its layout, the unit axis dropped and the other spatial one named
+``T`` (:func:`unit_axis_layouts`).
+
 The CAM family's candidates are, as for images, the tensors every path from the input to the score
 crosses: 3-D tensors with a tracked layout after the first convolution, with more than one channel,
 before the collapse over time (a 2-D tensor, or a time axis of 1); the default is the last. Each is
@@ -21,8 +26,8 @@ from __future__ import annotations
 
 from ..support.errors import ModelError
 from .contract import LayerView
-from .info import GraphInfo
-from .layout import NCT, NTC
+from .info import GraphInfo, attr
+from .layout import NCT, NTC, map_layouts
 from .paths import dependents
 
 CONVOLUTIONS = frozenset({"Conv", "ConvTranspose", "QLinearConv", "ConvInteger"})
@@ -30,6 +35,36 @@ WAVEFORM_MOVES = frozenset({"Unsqueeze", "Reshape", "Cast", "Sub", "Div", "Mul",
 FRAMING = frozenset({"STFT", "DFT"})
 LAYOUTS = (NCT, NTC, "NT")
 MAX_DEPTH = 8
+
+
+def unit_axis_layouts(info: GraphInfo) -> dict[str, str]:
+    """The 3-D layouts that Squeeze and Unsqueeze of a unit spatial axis give to or take from a
+    tracked 4-D map (module docstring)."""
+    maps, found = map_layouts(info), {}
+    for node in info.nodes():
+        if node.op_type not in ("Squeeze", "Unsqueeze"):
+            continue
+        three, four = (
+            (node.output[0], node.input[0]) if node.op_type == "Squeeze" else (node.input[0], node.output[0])
+        )
+        axes = _axes(info, node)
+        if four not in maps or info.rank(three) != 3 or axes is None or len(axes) != 1:
+            continue
+        letters = maps[four][: axes[0] % 4] + maps[four][axes[0] % 4 + 1 :]
+        if maps[four][axes[0] % 4] in "HW" and sorted(letters.replace("H", "T").replace("W", "T")) == sorted(
+            NCT
+        ):
+            found[three] = letters.replace("H", "T").replace("W", "T")
+    return found
+
+
+def _axes(info: GraphInfo, node) -> list[int] | None:
+    """A Squeeze's or Unsqueeze's axes (attribute, or a constant second input), None when unknown."""
+    given = attr(node, "axes")
+    if given is None and len(node.input) > 1 and node.input[1]:
+        value = info.const_value(node.input[1])
+        given = None if value is None else value.reshape(-1).tolist()
+    return None if given is None else [int(a) for a in given]
 
 
 def is_waveform(info: GraphInfo, name: str, layouts: dict[str, str]) -> bool:

@@ -7,8 +7,8 @@ layout is guessed from its shape, fewer channels than time steps (``NCT`` when `
 ``a <= b``), and the guess said. A model that takes its input time first (``[T, N, C]``, torch's
 recurrent layers without ``batch_first``) is refused: the batch must come first. A float ``[N, T]``
 input is a raw waveform (layout ``NT``) when the graph makes it one channel of a 1-D convolution
-(an Unsqueeze or Reshape to ``[N, 1, T]``) or frames it (``STFT``, ``DFT``); any other ``[N, F]``
-input is a table's rows.
+(an Unsqueeze or Reshape to ``[N, 1, T]``, ``[N, T, 1]`` or a unit-height map) or frames it
+(``STFT``, ``DFT``); any other ``[N, F]`` input is a table's rows.
 
 A 1-D convolution written as a 2-D one on a unit axis (tf2onnx's ``Conv1D``: ``ExpandDims``, a 2-D
 ``Conv``, ``Squeeze``) is read too: the 3-D tensors an ``Unsqueeze`` or ``Squeeze`` of that unit axis
@@ -68,8 +68,10 @@ def _axes(info: GraphInfo, node) -> list[int] | None:
 
 
 def is_waveform(info: GraphInfo, name: str, layouts: dict[str, str]) -> bool:
-    """True when the 2-D float input ``name`` reaches a one-channel ``NCT`` tensor or a framing op
-    through shape moves and elementwise arithmetic only."""
+    """True when the 2-D float input ``name`` reaches a one-channel ``NCT`` or ``NTC`` tensor (or a
+    4-D map of one channel, a 1-D convolution written as a 2-D one) or a framing op through shape
+    moves and elementwise arithmetic only."""
+    maps = map_layouts(info)
     frontier, seen = [name], {name}
     for _ in range(MAX_DEPTH):
         following = []
@@ -81,7 +83,8 @@ def is_waveform(info: GraphInfo, name: str, layouts: dict[str, str]) -> bool:
                     continue
                 out = node.output[0]
                 shape = info.shape(out)
-                if layouts.get(out) == NCT and shape is not None and shape[1] == 1:
+                layout = layouts.get(out) or maps.get(out)
+                if layout and "C" in layout and shape is not None and shape[layout.index("C")] == 1:
                     return True
                 if out not in seen:
                     seen.add(out)

@@ -22,7 +22,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from . import contrib_shapes, ml_shapes
+from . import contrib_shapes, ml_shapes, stft_shapes
 
 FOLDABLE = frozenset(
     {
@@ -161,8 +161,12 @@ def _numel(t: onnx.TensorProto) -> int:
 
 def _infer(shell: onnx.ModelProto) -> dict[str, onnx.TypeProto]:
     types = _infer_once(shell)
-    # ai.onnx.ml outputs and onnxruntime's fused ops, which ONNX cannot infer, then what follows
-    while ml_shapes.declare(shell, types) or contrib_shapes.declare(shell, types):
+    # ai.onnx.ml outputs, onnxruntime's fused ops and STFT, which ONNX cannot infer, then what follows
+    while (
+        ml_shapes.declare(shell, types)
+        or contrib_shapes.declare(shell, types)
+        or stft_shapes.declare(shell, types)
+    ):
         types = _infer_once(shell)
     return types
 

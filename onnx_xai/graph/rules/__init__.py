@@ -21,6 +21,7 @@ from . import (  # noqa: F401
     linear,
     ml,
     norm,
+    pad,
     pool,
     quantize,
     reduce,

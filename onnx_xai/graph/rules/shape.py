@@ -1,5 +1,5 @@
 """VJP rules of ops that move data without arithmetic: reshapes, transposes, concatenation, slicing,
-gathering, padding, tiling and the depth/space rearrangements.
+gathering, tiling and the depth/space rearrangements (Pad, in all its modes, has :mod:`.pad`).
 
 Selections (Slice with any steps, Gather, GatherElements, TopK's values) are differentiated by one
 shared trick: apply the same selection to a tensor of flat element indices, then scatter the cotangent
@@ -201,20 +201,6 @@ def tile(e: Emitter, node, g_out):
     pairs = e.op("Concat", [e.unsqueeze(repeats, [1]), e.unsqueeze(e.op("Shape", [x]), [1])], axis=1)
     tiled = e.op("Reshape", [g_out[0], e.op("Reshape", [pairs, e.ints([-1])])])
     return (e.reduce("ReduceSum", tiled, list(range(0, 2 * rank, 2)), keepdims=False), None)
-
-
-def _pad_check(info, node, wants) -> list[str]:
-    """What keeps a Pad node from being differentiated."""
-    return [] if attr(node, "mode", "constant") == "constant" else [f"mode={attr(node, 'mode')!r}"]
-
-
-@vjp("Pad", check=_pad_check)
-def pad(e: Emitter, node, g_out):
-    """Pad (constant): dx = Pad(dy, -pads), i.e. the padded border cropped away."""
-    pads = e.op("Neg", [node.input[1]]) if len(node.input) > 1 else e.ints([-p for p in attr(node, "pads")])
-    axes = [node.input[3]] if len(node.input) > 3 and node.input[3] else []
-    dx = e.op("Pad", [g_out[0], pads, ""] + axes if axes else [g_out[0], pads])
-    return (dx,) + (None,) * (len(node.input) - 1)
 
 
 @vjp("SpaceToDepth")

@@ -4,9 +4,10 @@ The page is a Jinja2 template (``templates/report.html.j2``); this module turns 
 into what it shows: the model and protocol, the summary table (each metric's mean over photos or rows
 per method, baselines beside them, the best of each column marked), the mean deletion and insertion
 curves, the randomization curves, and then the photos one by one (:func:`render`), for a table each
-feature's mean |attribution| per method (:func:`render_table`), or for texts ERASER's
+feature's mean |attribution| per method (:func:`render_table`), for texts ERASER's
 comprehensiveness and sufficiency curves and each text's tokens coloured by each method
-(:func:`render_texts`). What differs between them is said in :class:`Words`.
+(:func:`render_texts`), or for signals the curves over time windows and each signal's windows
+coloured by each method (:func:`render_signals`). What differs between them is said in :class:`Words`.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ FEATURES_SHOWN = 50  # a table's features listed by mean |attribution| in the re
 class Words:
     """What a report says of its samples: photos and pixels, or rows and features."""
 
-    kind: str  # "photo" or "table"
+    kind: str  # "photo", "table", "text" or "signal"
     title: str
     sample: str  # what one sample is called
     unit: str  # what the curves remove
@@ -111,6 +112,19 @@ TEXTS = Words(
 )
 
 
+SIGNALS = Words(
+    kind="signal",
+    title="Attribution audit over time",
+    sample="signal",
+    unit="time windows",
+    score="target probability",
+    y_range=(0.0, 1.0),
+    measures=(),
+    heading="",
+    result="attribution",
+)
+
+
 def render(model: dict, opts, photos: Sequence, records: list, sanity: dict, failures: Sequence = ()) -> str:
     methods = list(opts.methods) + list(BASELINES)
     return _page(
@@ -136,6 +150,31 @@ def render_texts(model: dict, opts, audit, sanity: dict) -> str:
         TEXTS, model, audit.records, sanity, methods, opts.methods, len(audit.texts),
         texts=text_view(audit, opts.report_texts),
     )  # fmt: skip
+
+
+def render_signals(model: dict, methods: list, records: list, view: dict, sanity: dict) -> str:
+    """A signal audit's page (:mod:`.signal_run`): ``view`` its signals as
+    :func:`.signal_run.signal_view` shows them."""
+    return _page(
+        SIGNALS, model, on_one_grid(records), sanity, list(methods) + [RANDOM], methods, view["total"],
+        signals=view,
+    )  # fmt: skip
+
+
+def on_one_grid(records: list) -> list:
+    """Records whose curves have different numbers of steps (signals of different lengths) with their
+    curves interpolated linearly onto the finest one's fractions, so that their means can be drawn."""
+    sizes = {len(r["fractions"]) for r in records if "fractions" in r}
+    if len(sizes) < 2:
+        return records
+    grid = np.linspace(0, 1, max(sizes))
+    curves = ("deletion_curve", "insertion_curve")
+    return [
+        r
+        | {k: np.interp(grid, r["fractions"], r[k]).tolist() for k in curves if k in r}
+        | {"fractions": grid.tolist()}
+        for r in records
+    ]
 
 
 def _page(

@@ -1,15 +1,17 @@
 """``onnx-xai audit``: faithfulness metrics, sanity checks and an HTML report for photos, a table's
-rows or a text encoder's texts on a model.
+rows, a text encoder's texts or a signal model's files on a model.
 
 Reads the model's kind first (as ``explain`` does): photos' flags become
 :class:`onnx_xai.audit.AuditOptions` for :func:`onnx_xai.audit.run.audit`, a table's rows and
 background :class:`~onnx_xai.audit.table_auditor.TableAuditOptions` for
 :func:`onnx_xai.audit.table_run.audit_table`, texts (``--text``, ``--text-file``, as ``explain``
 reads them) :class:`~onnx_xai.audit.text_auditor.TextAuditOptions` for
-:func:`onnx_xai.audit.text_run.audit_texts`; each runs with a progress bar and prints the summary:
+:func:`onnx_xai.audit.text_run.audit_texts`, signal files (:mod:`.audit_signals`)
+:class:`~onnx_xai.audit.signal_auditor.SignalAuditOptions` for
+:func:`onnx_xai.audit.signal_run.audit_signals`; each runs with a progress bar and prints the summary:
 one line per method with its mean deletion and insertion AUC (and ROAD, for photos; comprehensiveness
 and sufficiency for texts), and the paths written. A photo's or a table's flag given to a text encoder
-is a usage error.
+or a signal model, and a signal's flag given to another model, is a usage error.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 
 from ..support.errors import XaiError
 from .audit_inputs import NOT_FOR_TEXTS, bar, run_table, run_text, summary_lines
+from .audit_signals import refuse_signal_flags, run_signal_audit
 from .options import (
     UsageError,
     add_model_choice,
@@ -31,6 +34,7 @@ from .options import (
     positive,
     preprocessing,
 )
+from .signal_options import add_signal_flags
 from .text_options import add_text_flags, text_asked
 
 METRIC_CHOICES = ("deletion", "insertion", "road")
@@ -54,14 +58,19 @@ def add_parser(sub) -> None:
     p.add_argument(
         "model", help="ONNX model (the original: randomization re-draws its weights), or its folder"
     )
-    p.add_argument("images", nargs="*", help="image files or folders (a table model: its rows' file)")
+    p.add_argument(
+        "images",
+        nargs="*",
+        help="image files or folders (a table model: its rows' file; a signal model: .npy, .csv, .wav files)",
+    )
     p.add_argument(
         "--methods",
         nargs="+",
         choices=METHOD_NAMES,
         metavar="METHOD",
         help="default: gradient gradcam for photos; tree_shap kernel_shap for a tree ensemble's "
-        "rows, else kernel_shap gradient; integrated_gradients gradient for texts; any of "
+        "rows, else kernel_shap gradient; integrated_gradients gradient for texts, and for signals "
+        "(with gradcam where the model has a target layer); any of "
         f"{', '.join(METHOD_NAMES)}",
     )
     p.add_argument(
@@ -110,6 +119,7 @@ def add_parser(sub) -> None:
     )
     add_model_choice(p)
     add_text_flags(p, explaining=False)
+    add_signal_flags(p, auditing=True)
     p.set_defaults(run=run, flag_defaults={dest: p.get_default(dest) for dest, _ in NOT_FOR_TEXTS})
 
 
@@ -225,6 +235,9 @@ def run(args: argparse.Namespace) -> int:
     }
     args.model = model_file(args.model)
     ex = Explainer(args.model, **explainer_args)
+    if ex.kind == "signal" and not text_asked(args):
+        return run_signal_audit(args, ex, explainer_args)
+    refuse_signal_flags(args, ex.kind)
     if ex.kind == "tokens" or text_asked(args):
         return run_text(args, ex, explainer_args)
     if args.bins:

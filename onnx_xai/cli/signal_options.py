@@ -19,7 +19,9 @@ from ..support.errors import InputError
 from .options import UsageError, at_least
 
 
-def add_signal_flags(p: argparse.ArgumentParser) -> None:
+def add_signal_flags(p: argparse.ArgumentParser, auditing: bool = False) -> None:
+    """The flags of signal files and the methods' windows and baseline (``auditing``: also the audit's
+    windows, ``--segments``, and the baseline as what a removed window becomes)."""
     g = p.add_argument_group("signal models (time series, sensor data, audio)")
     g.add_argument(
         "--sample-rate",
@@ -39,9 +41,18 @@ def add_signal_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--baseline",
         metavar="zero|mean|FILE.npy",
-        help="what integrated gradients start from and occlusion fills in: zero (default), each "
-        "channel's mean over time, or a signal shaped like the input",
+        help="what integrated gradients start from and occlusion fills in"
+        + (" (and, in an audit, what a removed window becomes)" if auditing else "")
+        + ": zero (default), each channel's mean over time, or a signal shaped like the input",
     )
+    if auditing:
+        g.add_argument(
+            "--segments",
+            type=at_least(1),
+            metavar="W",
+            help="audit: the windows over time that deletion and insertion remove, one per time step in "
+            "a shorter signal; LIME's and KernelSHAP's features too (default 20)",
+        )
 
 
 def run_signal(args: argparse.Namespace, ex) -> int:
@@ -64,7 +75,7 @@ def run_signal(args: argparse.Namespace, ex) -> int:
         labels=labels,
         noise_seed=args.noise_seed,
         steps=args.steps,
-        method_options=_method_options(args),
+        method_options=method_options(args),
         figures=not args.no_overlays,
     )
     out = Path(args.out)
@@ -83,7 +94,8 @@ def _default_methods(ex) -> list[str]:
     return ["integrated_gradients"]
 
 
-def _method_options(args: argparse.Namespace) -> dict:
+def method_options(args: argparse.Namespace) -> dict:
+    """Occlusion's window, stride and channels, and the baseline, where the flags give them."""
     found: dict = {}
     if args.window is not None:
         found["window"] = args.window

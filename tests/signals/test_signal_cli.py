@@ -134,7 +134,9 @@ def test_the_server_explains_arrays_and_base64_wavs(tmp_path):
                 assert entry["target"] == int(r.targets[i]) and len(entry["over_time"]) == 400
                 np.testing.assert_allclose(entry["raw"], r.raw[i], rtol=1e-4, atol=1e-6 * np.abs(r.raw).max())
         status, body = server.call("explain", [[[1.0, 2.0]]])
-        assert status == 400 and body["error"].startswith("instance 0 is [1, 2] as read; this model takes one")
+        assert status == 400 and body["error"].startswith(
+            "instance 0 is [1, 2] as read; this model takes one"
+        )
         status, body = server.call("explain", [{"wav_b64": "not base64!"}])
         assert status == 400 and body["error"] == "instance 0: wav_b64 is not base64"
     finally:

@@ -190,3 +190,29 @@ def test_lrp_without_rules_for_the_attention_is_refused_in_one_line(bert):
         ModelError, match="LRP has no rule for Mul .*explain this model with a gradient method"
     ):
         ex.explain_text(TEXTS, "lrp")
+
+
+def test_deeplift_from_pad_against_captums_layer_deeplift(bert):
+    """BERT's nonlinearities that Captum's DeepLift rescales are its registered modules (the pooler's
+    Tanh); GELU and the attention's softmax keep their gradients on both sides."""
+    import torch
+
+    captum_attr = pytest.importorskip("captum.attr")
+    ex = onnx_xai.Explainer(str(bert.folder / "model.onnx"))
+    batch, tok = encoded(bert, ex), TextTokenizer.load(bert.folder)
+    baseline = baseline_ids(batch, tok, "deeplift")
+    r = ex.explain(batch.ids, "deeplift", 1, extra_inputs=batch.feeds, baseline=baseline)
+
+    class Logits(torch.nn.Module):
+        def __init__(self, net):
+            super().__init__()
+            self.net = net
+
+        def forward(self, ids, mask, types):
+            return self.net(input_ids=ids, attention_mask=mask, token_type_ids=types).logits
+
+    layer = captum_attr.LayerDeepLift(Logits(bert.net), bert.net.get_submodule(bert.embeddings))
+    others = tuple(torch.as_tensor(batch.feeds[k]) for k in ("attention_mask", "token_type_ids"))
+    ids, base = torch.as_tensor(batch.ids), torch.as_tensor(baseline)
+    want = layer.attribute(ids, baselines=base, target=1, additional_forward_args=others).detach().numpy()
+    assert np.abs(r.raw - want).max() <= 1e-4 * np.abs(want).max()

@@ -24,6 +24,7 @@ from . import (  # noqa: F401
     pad,
     pool,
     quantize,
+    recurrent,
     reduce,
     resize,
     sample,

@@ -96,8 +96,14 @@ def check_kinds(plan, kind: str) -> None:
     """Every method asked explains this kind of input, or one line says which do not."""
     wrong = [m for m, opts in plan if kind not in m.kinds]
     if wrong:
-        names = ", ".join(f"{m.name} ({' and '.join(m.kinds)})" for m in wrong)
+        names = ", ".join(f"{m.name} ({_listed(m.kinds)})" for m in wrong)
         raise InputError(f"this model's input is a {kind}; these methods explain other inputs only: {names}")
+
+
+def _listed(kinds) -> str:
+    """``image``, ``image and signal``, ``image, tokens and signal``."""
+    kinds = list(kinds)
+    return kinds[0] if len(kinds) == 1 else f"{', '.join(kinds[:-1])} and {kinds[-1]}"
 
 
 def check_threshold(value) -> None:

@@ -67,7 +67,8 @@ def test_a_table_is_explained_by_its_gradients(tmp_path):
     at_zero = net(torch.zeros(5, 6, dtype=torch.float64))[np.arange(5), r.targets].detach().numpy()
     assert np.allclose(ig.sum(1), scores - at_zero, atol=1e-3)  # completeness
     with pytest.raises(
-        InputError, match=r"input is a table; these methods explain other inputs only: gradcam \(image\)"
+        InputError,
+        match=r"input is a table; these methods explain other inputs only: gradcam \(image and signal\)",
     ):
         ex.explain(x, "gradcam")
 

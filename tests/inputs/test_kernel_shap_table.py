@@ -74,7 +74,7 @@ def test_a_table_without_background_is_one_line(mlp):
         ex.explain(np.zeros((1, 6), np.float32), "kernel_shap")
     with pytest.raises(InputError, match=r"want \[rows, 6\]"):
         ex.explain(np.zeros((1, 6), np.float32), "kernel_shap", background=np.zeros((3, 5)))
-    with pytest.raises(InputError, match=r"explain other inputs only: lime \(image and tokens\)"):
+    with pytest.raises(InputError, match=r"explain other inputs only: lime \(image, tokens and signal\)"):
         ex.explain(np.zeros((1, 6), np.float32), "lime")
 
 

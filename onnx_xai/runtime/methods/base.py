@@ -279,16 +279,27 @@ def sample_rows(samples: int, per_sample: int, per_run: int):
         yield rows // per_sample, rows % per_sample
 
 
-def chunk_size(batch: int) -> int:
-    """Copies per run for sampling methods, by default: as many as the caller's batch, within 4..16.
+SMALL_SAMPLES = 4 << 20  # input bytes a chunk of small samples may hold (4 MiB)
+MOST_COPIES = 64
+
+
+def chunk_size(batch: int, sample_bytes: int = 0) -> int:
+    """Copies per run for sampling methods, by default: as many as the caller's batch, within 4..16;
+    for small samples (a signal, a table's row) as many as fit :data:`SMALL_SAMPLES` bytes of input,
+    up to :data:`MOST_COPIES`.
 
     Measured on 2 CPU cores (tools/bench_methods.py, input gradients at 224 x 224): the cost per image
     falls from batch 1 to 4 (ResNet-50: 145 to 109 ms) and is flat beyond (110 ms at 16 and 32;
     EfficientNet-Lite0: 25-28 ms at any batch), while the activation memory a run holds grows with
     the batch; a chunk the size of the caller's own batch, at least 4, takes the gain and keeps the
-    peak close to that of one gradient call of that batch.
+    peak close to that of one gradient call of that batch. Small samples are dominated by each run's
+    own cost (integrated gradients of one 12 x 1,000 signal, 50 steps: a Conv1d-LSTM 542 ms in chunks
+    of 4, 333 ms in one chunk of 50; a 1-D CNN 70 and 60 ms: ``tools/bench_signals.py``'s models).
     """
-    return max(4, min(16, batch))
+    usual = max(4, min(16, batch))
+    if sample_bytes <= 0 or sample_bytes * usual >= SMALL_SAMPLES:
+        return usual
+    return max(usual, min(MOST_COPIES, SMALL_SAMPLES // sample_bytes))
 
 
 @dataclass(frozen=True)
@@ -313,7 +324,7 @@ class BatchedOptions(Options):
             return self.batch_size
         if self.max_batch_bytes is not None:
             return max(1, self.max_batch_bytes // max(1, x[:1].astype(np.float32).nbytes))
-        return default if default is not None else chunk_size(len(x))
+        return default if default is not None else chunk_size(len(x), x[:1].astype(np.float32).nbytes)
 
 
 def accumulate(total: np.ndarray, owners: np.ndarray, values: np.ndarray) -> None:

@@ -1,22 +1,23 @@
 """Our token explanations against Captum on the same text encoder, in one process.
 
-A DistilBERT-size classifier (``--size distilbert``: 6 layers, 768 wide, 12 heads, vocabulary 30,522;
-``--size small``: 2 layers, 128 wide, for a quick look), random init, exported by torch.onnx. Texts
-of ``--length`` token ids (128 by default) in batches of ``--batch`` (1 and 16 by default). Ours:
-``Explainer.explain(ids, "integrated_gradients", baseline=pad ids, n_steps=50)`` and
+A DistilBERT-size classifier (``--size distilbert``: 6 layers, 768 wide, 12 heads, vocabulary
+30,522; ``--size small``: 2 layers, 128 wide, for a quick look), random init, exported by
+torch.onnx. Texts of ``--length`` token ids (128 by default) in batches of ``--batch`` (1 and 16 by
+default). Ours: ``Explainer.explain(ids, "integrated_gradients", baseline=pad ids, n_steps=50)`` and
 ``explain(ids, "gradient")``; Captum: ``LayerIntegratedGradients`` on ``word_embeddings`` (50 steps,
 gauss-legendre, ``internal_batch_size`` = the batch) and, for the gradient (Captum has no layer
-``Saliency``), the gradient at the word embeddings by ``torch.autograd`` through a forward hook, what
-``Saliency`` computes there; both on torch's CPU build in float32, torch's and onnxruntime's threads
-at the machine's cores. Also ours: the gradient's cost against a forward of the same graph, and with
-``--fused`` of the graph onnxruntime's transformer optimizer fuses (EmbedLayerNormalization,
-Attention, SkipLayerNormalization, BiasGelu: the model is then exported with eager attention, the
-pattern the optimizer fuses) with its gradient against the unfused one's. Rounds interleave ours and
-Captum's; prints the median of each, the ratio Captum / ours (above 1: ours is faster) and the
-largest difference of the attributions relative to their largest value.
+``Saliency``), the gradient at the word embeddings by ``torch.autograd.grad`` through a forward
+hook, what ``Saliency`` computes there (no weight gradients); both on torch's CPU build in float32,
+torch's and onnxruntime's threads at the machine's cores. Also ours: the gradient's cost against a
+forward of the same graph, and with ``--fused`` of the graph onnxruntime's transformer optimizer
+fuses (EmbedLayerNormalization, Attention, SkipLayerNormalization, BiasGelu: the model is then
+exported with eager attention, the pattern the optimizer fuses) with its gradient against the
+unfused one's. Rounds interleave ours and Captum's; prints the median of each, the ratio Captum /
+ours (above 1: ours is faster) and the largest difference of the attributions relative to their
+largest value.
 
     python tools/bench_text.py [--size distilbert|small] [--batch 1 16] [--length 128] [--rounds 3]
-                               [--fused]
+                               [--methods integrated_gradients gradient] [--fused]
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ SIZES = {
     "small": dict(vocab_size=5000, dim=128, n_layers=2, n_heads=4, hidden_dim=512),
 }
 PAD = 0
+METHODS = ("integrated_gradients", "gradient")
 
 
 def encoder(size: str, folder: Path, eager: bool = False) -> tuple[str, torch.nn.Module]:
@@ -67,7 +69,9 @@ def timed(fn, rounds: int) -> tuple[float, object]:
     return statistics.median(times), result
 
 
-def ours_and_captum(ex, model, ids: np.ndarray, mask: np.ndarray, rounds: int) -> list[tuple]:
+def ours_and_captum(
+    ex, model, ids: np.ndarray, mask: np.ndarray, rounds: int, methods=METHODS
+) -> list[tuple]:
     from captum.attr import LayerIntegratedGradients
 
     base = np.where(np.arange(ids.shape[1])[None] == 0, ids, PAD)
@@ -81,12 +85,12 @@ def ours_and_captum(ex, model, ids: np.ndarray, mask: np.ndarray, rounds: int) -
         return lig.attribute(t_ids, baselines=t_base, target=1, n_steps=50, additional_forward_args=(t_mask,),
                              internal_batch_size=len(ids)).detach().numpy()  # fmt: skip
 
-    def captum_gradient():
+    def captum_gradient():  # as Saliency: torch.autograd.grad to the embedding only (no weight gradients)
         found = {}
-        hook = layer.register_forward_hook(lambda m, i, out: found.__setitem__("e", out) or out.retain_grad())
-        forward(t_ids, t_mask)[:, 1].sum().backward()
+        hook = layer.register_forward_hook(lambda m, i, out: found.__setitem__("e", out))
+        score = forward(t_ids, t_mask)[:, 1].sum()
         hook.remove()
-        return found["e"].grad.numpy()
+        return torch.autograd.grad(score, found["e"])[0].numpy()
 
     rows = []
     for name, ours, theirs in (
@@ -94,6 +98,8 @@ def ours_and_captum(ex, model, ids: np.ndarray, mask: np.ndarray, rounds: int) -
                                                     baseline=base, n_steps=50).raw, captum_ig),
         ("gradient", lambda: ex.explain(ids, "gradient", 1, extra_inputs=extra).raw, captum_gradient),
     ):  # fmt: skip
+        if name not in methods:
+            continue
         ours(), theirs()  # warm: graphs built, sessions and torch's kernels ready
         ours_t, theirs_t = [], []
         for _ in range(rounds):  # interleaved
@@ -126,6 +132,7 @@ def main() -> None:
     parser.add_argument("--length", type=int, default=128)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--fused", action="store_true", help="the optimizer's fused graph's gradient cost")
+    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
     args = parser.parse_args()
     if args.fused:
         return fused(args)
@@ -140,7 +147,7 @@ def main() -> None:
             ids = rng.integers(1000, SIZES[args.size]["vocab_size"], (batch, args.length))
             ids[:, 0] = 101
             mask = np.ones_like(ids)
-            for name, ours, theirs, gap in ours_and_captum(ex, model, ids, mask, args.rounds):
+            for name, ours, theirs, gap in ours_and_captum(ex, model, ids, mask, args.rounds, args.methods):
                 print(f"{name:21} {batch:5} {ours:8.3f} {theirs:10.3f} {theirs / ours:13.2f} {gap:18.1e}")
             gradient, forward = forward_ratio(path, ids, mask, args.rounds)
             ratio = gradient / forward

@@ -27,7 +27,8 @@ def add_signal_flags(p: argparse.ArgumentParser, auditing: bool = False) -> None
         "--sample-rate",
         type=at_least(1),
         metavar="HZ",
-        help="resample WAV files to this rate (default: as recorded; never resampled unless asked)",
+        help="WAV files resampled to this rate (default: as recorded); .npy and .csv files recorded at it "
+        "(their time axis in seconds)",
     )
     g.add_argument(
         "--window", type=at_least(1), metavar="STEPS", help="occlusion's window over time (default 16)"

@@ -5,8 +5,9 @@ From the top: the title (the file, the class explained, its score, the method); 
 name; for audio, the spectrogram under the waveform (log power, SciPy's ``spectrogram``); then the
 attribution over time as a coloured band, red for the class and blue against it for signed methods,
 dark to bright yellow (``inferno``) from 0 to the largest for unsigned ones and the CAM family, each
-pixel column the strongest value of the steps it covers; a time axis in seconds (a WAV's rate) or
-steps; and a legend. Drawn with Pillow only.
+pixel column the strongest value of the steps it covers (a band that is zero everywhere says so); a
+time axis in seconds (at a WAV's rate, or the rate given) or steps; and a legend. Drawn with Pillow
+only.
 """
 
 from __future__ import annotations
@@ -48,6 +49,10 @@ def signal_figure(
         y += SPECTRUM
     image.paste(_band(over_time, signed), (LEFT, y))
     draw.text((8, y + 10), "attribution", fill=INK, font=font)
+    if not np.any(over_time):
+        draw.text(
+            (LEFT + 8, y + 10), "zero everywhere: no evidence for the class", fill=(235, 235, 235), font=font
+        )
     _time_axis(draw, y + BAND + 2, len(over_time), rate, font)
     _legend(image, draw, y + BAND + AXIS_ROOM, signed, font)
     return image

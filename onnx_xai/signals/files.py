@@ -7,7 +7,9 @@
 - ``.wav`` (read with SciPy): float samples as they are, integer PCM scaled to [-1, 1) (16-bit by
   1/32768, 32-bit by 1/2^31, 8-bit unsigned centred at 128), never normalized beyond that; each of
   its channels a channel of the signal. It is resampled to ``sample_rate`` (polyphase, SciPy's
-  ``resample_poly``) only when one is given and differs from the file's rate.
+  ``resample_poly``) only when one is given and differs from the file's rate. For ``.npy`` and
+  ``.csv``, which carry no rate, ``sample_rate`` is the rate they were recorded at (the figures' time
+  axis in seconds, the record's ``sample_rate``), never a resampling.
 
 The values are checked against the model's declared input (its channel count and any fixed
 length) and cast to its input type; anything else is one line naming the file and the shape wanted.
@@ -47,9 +49,11 @@ def read_signal(path: str, layout: str, declared: tuple, dtype, sample_rate: int
         raise InputError(f"{path}: no such file")
     found = Signal(path, np.zeros(0))
     if suffix == ".npy":  # already in the model's layout
+        found.rate = sample_rate
         return _checked(found, _npy(path), layout, declared, dtype)
     if suffix == ".csv":
         time_major, found.channels = _csv(path)
+        found.rate = sample_rate
     else:
         time_major, found.rate = wav_samples(path, path, sample_rate)
         found.audio = True

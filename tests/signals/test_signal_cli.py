@@ -141,3 +141,14 @@ def test_the_server_explains_arrays_and_base64_wavs(tmp_path):
         assert status == 400 and body["error"] == "instance 0: wav_b64 is not base64"
     finally:
         server.stop()
+
+
+def test_a_csv_is_taken_at_the_rate_given_never_resampled(ecg, tmp_path, capsys):
+    beat = np.random.default_rng(5).standard_normal((T, 3))
+    (tmp_path / "beat.csv").write_text("\n".join(",".join(f"{v:.6f}" for v in row) for row in beat) + "\n")
+    out = tmp_path / "out"
+    args = ["explain", ecg, str(tmp_path / "beat.csv"), "--method", "gradient", "--sample-rate", "250"]
+    assert main([*args, "--out", str(out)]) == 0
+    record = json.loads((out / "beat.csv.json").read_text())
+    assert record["sample_rate"] == 250 and record["shape"] == [3, T] and record["channels"] is None
+    capsys.readouterr()

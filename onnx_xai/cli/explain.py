@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..support.errors import XaiError
+from .generation_options import add_generation_flags, run_generation
 from .objectives import add_objective, decoder, detection_layout, settled_output
 from .options import (
     UsageError,
@@ -88,6 +89,7 @@ def add_parser(sub) -> None:
     add_objective(p)
     add_text_flags(p)
     add_signal_flags(p)
+    add_generation_flags(p)
     p.set_defaults(run=run)
 
 
@@ -147,6 +149,8 @@ def run(args: argparse.Namespace) -> int:
 
     args.model = model_file(args.model)
     first = _explainer(args, args.output)
+    if args.prompt is not None:
+        return run_generation(args, first)
     if first.kind == "tokens" or text_asked(args):
         return run_text(args, first)
     if first.kind == "signal":

@@ -244,6 +244,14 @@ class Explainer(ModelFacts):
         beside = self._sessions.source if isinstance(self._sessions.source, (str, os.PathLike)) else None
         return explain_text(self, texts, method, tokenizer if tokenizer is not None else beside, **options)
 
+    def explain_generation(self, prompt: str, tokenizer=None, max_new_tokens: int = 10, **options):
+        """A causal language model's generation from ``prompt`` attributed token by token to what came
+        before (:func:`onnx_xai.generation.explain_generation`); a
+        :class:`~onnx_xai.generation.GenerationExplanation`."""
+        from ..generation import explain_generation
+
+        return explain_generation(self, prompt, tokenizer, max_new_tokens, **options)
+
     def _explain_planned(self, x, plan, wanted: Objective, box_threshold, extra) -> dict[str, Explanation]:
         layered = [m.name for m, opts in plan if m.family_for(opts) == "cam" or "gradcam" in m.sets_for(opts)]
         if layered and not self.target_layers:

@@ -6,6 +6,8 @@ count, the metadata and the providers. :class:`~onnx_xai.runtime.explainer.Expla
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from ..graph import contract as c
@@ -111,6 +113,27 @@ class ModelFacts:
     def providers(self) -> list[str]:
         """The execution providers the sessions actually run on."""
         return self._sessions.providers
+
+    @property
+    def backend(self) -> str:
+        """The runtime that runs the sessions (``onnxruntime`` or ``openvino``)."""
+        return self._sessions.backend
+
+    @property
+    def output_name(self) -> str:
+        """The explained output's name."""
+        return self._sessions.record().output
+
+    def source_model(self):
+        """A private copy of the model as the caller gave it (``onnx.ModelProto``)."""
+        from ..graph.model_io import load_model
+
+        return load_model(self._sessions.source)[0]
+
+    def source_path(self) -> str | None:
+        """The model's file, where the caller gave one (its folder holds its tokenizer)."""
+        source = self._sessions.source
+        return str(source) if isinstance(source, (str, os.PathLike)) else None
 
     @property
     def cam_available(self) -> bool:

@@ -158,6 +158,13 @@ class TextTokenizer:
         )
 
 
+def prompt_feeds(inputs: dict[str, tuple], ids_name: str, ids: np.ndarray) -> dict[str, np.ndarray]:
+    """The other inputs of unpadded token ids ``[N, T]``: a mask of ones, positions from 0, types 0."""
+    return _feeds(
+        inputs, ids_name, {"mask": np.ones(ids.shape, bool), "types": np.zeros(ids.shape, np.int64)}
+    )
+
+
 def _token_id(backend, named, defaults: tuple[str, ...]) -> int | None:
     """The id of the token ``tokenizer_config.json`` names (a string or ``{"content": ...}``), else of
     the first of ``defaults`` in the vocabulary."""

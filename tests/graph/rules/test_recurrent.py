@@ -18,8 +18,8 @@ Finite differences hold only where the function is smooth along the segment ``x 
 (drawn from a seed per case) is drawn again until the reference finds every activation input on the
 same side of its kinks (Relu, LeakyRelu, Elu, ThresholdedRelu's jump, HardSigmoid's corners) and of
 the clip bounds all along the segment (at ``SAMPLES`` points); the choice reads the reference only,
-never the rule. ``layout = 1`` has no kernel: (a) and (c) are skipped there with the
-reason, and the reference's layout 1 is checked against the kernel's layout 0 on transposed data.
+never the rule. ``layout = 1`` has no kernel: (a) and (c) do not apply there, and the reference's
+layout 1 is checked against the kernel's layout 0 on transposed data.
 """
 
 from __future__ import annotations
@@ -347,9 +347,7 @@ CASES = [spec.case() for spec in SPECS]  # the common form, for test_coverage an
 
 @pytest.mark.parametrize("case", SPECS, ids=lambda c: c.name)
 def test_rule(case):
-    check(case)
-    if case.layout:
-        pytest.skip(f"(a) and (c): {NO_LAYOUT_1}; (b) passed")
+    check(case)  # layout 1: (b) only, onnxruntime's kernels refusing the layout (NO_LAYOUT_1)
 
 
 def test_every_activation_on_every_op():

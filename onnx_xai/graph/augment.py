@@ -38,7 +38,7 @@ from .head import CamHead, cam_head
 from .info import GraphInfo
 from .layer import check_layer, default_layer, view_of
 from .layer_outputs import input_outputs, layer_outputs
-from .layout import NCHW, signal_layouts, tensor_layouts
+from .layout import NCHW
 from .linear_margin import linear_margin
 from .model_io import load_model
 from .opsets import at_rule_opset
@@ -47,7 +47,7 @@ from .publish import as_float32, publish
 from .rules import rule_table
 from .rules.relevance import COMPOSITES, Composite
 from .scales import neck_layers
-from .signals import is_waveform, signal_candidates, signal_layout, unit_axis_layouts
+from .signals import input_layouts, signal_candidates
 from .simplify import fold_zero_pads
 from .sweeps import deeplift, fullgrad, relevance
 from .unfuse import unfuse_embeddings
@@ -157,7 +157,7 @@ def analyze(
     ids = info.dtype(image) in ID_TYPES and not info.is_float(image)
     embedded = embedding is not None or (ids and source != image and info.rank(source) != info.rank(image))
     kind = input_kind(info, image, source)
-    layouts, layout_note = _layouts(info, image, kind)
+    layouts, layout_note = input_layouts(info, image, kind)
     if kind == "table" and layout_note:
         kind = "signal"  # a raw waveform
     views = (
@@ -182,20 +182,6 @@ def analyze(
         embedded,
         layout_note,
     )
-
-
-def _layouts(info: GraphInfo, image: str, kind: str) -> tuple[dict[str, str], str]:
-    """The tracked layouts an input of ``kind`` needs, and for a signal (a table's ``[N, T]`` that
-    is a waveform included) how its layout was found."""
-    if kind == "image":
-        return tensor_layouts(info, image), ""
-    if kind not in ("signal", "table"):
-        return {}, ""
-    layouts = signal_layouts(info, unit_axis_layouts(info))
-    if kind == "table" and not is_waveform(info, image, layouts):
-        return {}, ""
-    layouts[image], note = signal_layout(info, image, layouts)
-    return layouts, note
 
 
 def _head(info: GraphInfo, views: list[LayerView], score: str) -> CamHead | str:

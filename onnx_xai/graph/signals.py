@@ -27,7 +27,7 @@ from __future__ import annotations
 from ..support.errors import ModelError
 from .contract import LayerView
 from .info import GraphInfo, attr
-from .layout import NCT, NTC, map_layouts
+from .layout import NCT, NTC, map_layouts, signal_layouts, tensor_layouts
 from .paths import dependents
 
 CONVOLUTIONS = frozenset({"Conv", "ConvTranspose", "QLinearConv", "ConvInteger"})
@@ -132,3 +132,17 @@ def signal_candidates(info: GraphInfo, doms: list[str], layouts: dict[str, str])
         ):
             found.append(LayerView(name, layout))
     return found[::-1]
+
+
+def input_layouts(info: GraphInfo, image: str, kind: str) -> tuple[dict[str, str], str]:
+    """The tracked layouts an input of ``kind`` needs, and for a signal (a table's ``[N, T]`` that
+    is a waveform included) how its layout was found."""
+    if kind == "image":
+        return tensor_layouts(info, image), ""
+    if kind not in ("signal", "table"):
+        return {}, ""
+    layouts = signal_layouts(info, unit_axis_layouts(info))
+    if kind == "table" and not is_waveform(info, image, layouts):
+        return {}, ""
+    layouts[image], note = signal_layout(info, image, layouts)
+    return layouts, note

@@ -33,7 +33,7 @@ from .checks import (
     targets_for,
     values_for,
 )
-from .explanation import Explanation, explanation, feature_scores, signal_explanation
+from .explanation import Explanation, explanation, feature_scores
 from .forward_only import forward_only, output_scores
 from .head import layer_head
 from .inputs import InputSpec, held_inputs, per_sample
@@ -309,14 +309,10 @@ class Explainer(ModelFacts):
                 f"{self.input_dtype} (check the input's scale and the noise level)"
             )
         signed, family = method.signed_for(opts), method.family_for(opts)
-        if self.kind == "signal" and self.layout:
-            length = x.shape[self.layout.index("T")]
-            found = signal_explanation(method.name, family, signed, raw, targets, scores, self.layout, length)
-        else:
-            found = explanation(
-                method.name, family, signed, raw, targets, scores, self.layout, self._spatial_size(x),
-                box_threshold,
-            )  # fmt: skip
+        size = self._spatial_size(x)
+        found = explanation(
+            method.name, family, signed, raw, targets, scores, self.layout, size, box_threshold
+        )
         found.output = context.outputs.get(self._sessions.record().output)
         found.base, found.features = context.found.get("base"), context.found.get("features")
         found.feature_scores = feature_scores(raw, self.kind, signed)
@@ -394,7 +390,10 @@ class Explainer(ModelFacts):
     def _check_input(self, x) -> np.ndarray:
         return self._input.check(x)
 
-    def _spatial_size(self, x: np.ndarray) -> tuple[int, int] | None:
+    def _spatial_size(self, x: np.ndarray) -> tuple[int, int] | int | None:
+        """An image's height and width, a signal's length, else None."""
+        if self.kind == "signal" and self.layout:
+            return x.shape[self.layout.index("T")]
         if self.layout is None or self.kind != "image":
             return None
         return x.shape[self.layout.index("H")], x.shape[self.layout.index("W")]

@@ -96,12 +96,15 @@ def explanation(
     targets: np.ndarray,
     scores: np.ndarray,
     layout: str | None,
-    size: tuple[int, int] | None,
+    size: tuple[int, int] | int | None,
     box_threshold: float,
 ) -> Explanation:
     """Maps, signed map and the rest from a method's raw attribution (see the module docstring);
-    no maps without an image (``size`` None)."""
-    if size is None or layout is None:
+    a signal's (``size`` its length) by :func:`signal_explanation`; no maps for other inputs
+    (``size`` None)."""
+    if isinstance(size, int) and layout is not None:
+        return signal_explanation(name, family, signed, raw, targets, scores, layout, size)
+    if not isinstance(size, tuple) or layout is None:
         return Explanation(name, family, targets, scores, raw, None, None, box_threshold)
     pixels = upsample(raw, *size) if family == "cam" else importance(raw, layout)
     return Explanation(

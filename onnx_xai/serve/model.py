@@ -41,6 +41,7 @@ from ..support.errors import InputError, WorkStopped, XaiError
 from . import requests, signals, tables, texts
 from .admission import STOPPING, WorkLimits, bind, is_long, measured_max_runs, refusal
 from .batching import LONG, Batcher
+from .defaults import default_methods
 from .disconnects import REQUEST_WORK
 from .lanes import LongLane
 
@@ -338,18 +339,6 @@ class ExplainedModel(Model):
                 for k in best
             ]
         }
-
-
-def default_methods(ex: Explainer, background: bool) -> tuple[str, ...]:
-    """The methods of a request that names none, when the server was given none: Grad-CAM for
-    photos and signals with a target layer, integrated gradients for texts and other signals; for a
-    table, as the command line chooses them
-    (:mod:`onnx_xai.tables.defaults`)."""
-    from ..tables.defaults import table_methods
-
-    if ex.kind == "tokens" or (ex.kind == "signal" and ex.target_layer is None):
-        return ("integrated_gradients",)
-    return ("gradcam",) if ex.kind != "table" else tuple(table_methods(ex, background)[0])
 
 
 def _dims(shape: tuple) -> list[int]:

@@ -4,7 +4,9 @@ contrastive forms of each (the token's against another's), as Inseq's step funct
 A causal language model outputs logits ``[N, T, V]``: the logits at position ``t`` predict the token
 at ``t + 1``. Each copy explained scores one step: an in-memory copy of the model (the user's file is
 never changed) takes one more input, :data:`STEP`, a one-hot ``[N, T]`` float row per copy that
-selects the step's position (``MatMul`` of it with the logits: ``[N, V]``), and squashes the row by
+selects the step's position (``MatMul`` of it with the logits: ``[N, V]``; where the logits are a
+``MatMul`` of the hidden states by constant weights, the language-model head, with the hidden states
+before it, so that the head runs at one position instead of ``T``), and squashes the row by
 a softmax or a log-softmax over the vocabulary for the probability and the log-probability, so that
 every method differentiates through them exactly (integrated gradients walks a path on which the
 softmax changes). A step's score is then a class of that ``[N, V]`` output (the token), or for a
@@ -27,8 +29,8 @@ STEP = "xai_step"
 
 
 def step_model(model: onnx.ModelProto, output: str, score: str) -> tuple[onnx.ModelProto, str]:
-    """A copy of ``model`` whose first output is one step's ``score`` ``[N, V]`` (module docstring),
-    and that output's name."""
+    """A copy of ``model`` whose first output is one step's ``score`` ``[N, V]`` in place of
+    ``output`` (module docstring), and that output's name."""
     if score not in SCORES:
         raise InputError(f"a generated token's score is one of {', '.join(SCORES)}, not {score!r}")
     copy = onnx.ModelProto()
@@ -43,12 +45,32 @@ def step_model(model: onnx.ModelProto, output: str, score: str) -> tuple[onnx.Mo
     else:
         unsqueeze = helper.make_node("Unsqueeze", [STEP], ["xai_step_row"], axes=[1])
         squeeze = helper.make_node("Squeeze", ["xai_step_picked"], [last], axes=[1])
-    selected = [unsqueeze, helper.make_node("MatMul", ["xai_step_row", output], ["xai_step_picked"]), squeeze]
+    head = _head(copy, output)
+    if head is None:
+        picked = [helper.make_node("MatMul", ["xai_step_row", output], ["xai_step_picked"])]
+    else:  # the hidden states' row, then the head: [N, 1, D] @ W -> [N, 1, V]
+        hidden, weight = head
+        picked = [helper.make_node("MatMul", ["xai_step_row", hidden], ["xai_step_hidden"])]
+        picked.append(helper.make_node("MatMul", ["xai_step_hidden", weight], ["xai_step_picked"]))
+    selected = [unsqueeze, *picked, squeeze]
     if score != "logit":
         selected.append(helper.make_node(SQUASH[score], [last], [name], axis=-1))
     graph.node.extend(selected)
-    graph.output.insert(0, helper.make_tensor_value_info(name, TensorProto.FLOAT, ["N", "V"]))
+    kept = [o for o in graph.output if o.name != output]  # the full logits: not computed any more
+    del graph.output[:]
+    graph.output.extend([helper.make_tensor_value_info(name, TensorProto.FLOAT, ["N", "V"]), *kept])
     return copy, name
+
+
+def _head(model: onnx.ModelProto, output: str) -> tuple[str, str] | None:
+    """The hidden states and the constant weights of the MatMul that makes ``output`` (a language
+    model's head, as torch.onnx writes a bias-free ``Linear``), else None."""
+    producer = next((n for n in model.graph.node if output in n.output), None)
+    constants = {i.name for i in model.graph.initializer}
+    constants |= {o for n in model.graph.node if n.op_type == "Constant" for o in n.output}
+    if producer is None or producer.op_type != "MatMul" or producer.input[1] not in constants:
+        return None
+    return producer.input[0], producer.input[1]
 
 
 def _opset(model: onnx.ModelProto) -> int:

@@ -74,14 +74,15 @@ def inspect_model(
         found = signal_candidates(info, doms, a.layouts)
     if a.views and all(c.name != a.view.name for c in found):
         found.insert(0, a.view)
+    outputs = _detector_roles(
+        [_output(info, o.name, a.layouts.get(o.name), a.kind) for o in info.graph.output], info, a
+    )
     return {
         "kind": a.kind,
         "opset": info.opset,
         "nodes": len(info.graph.node),
         "inputs": [_describe(info, n) for n in info.graph_input_names()],
-        "outputs": _detector_roles(
-            [_output(info, o.name, a.layouts.get(o.name), a.kind) for o in info.graph.output], info, a
-        ),
+        "outputs": outputs,
         "image_input": a.image,
         "differentiated": a.source,
         "explained_output": a.output,
@@ -110,18 +111,26 @@ def inspect_model(
         "not_differentiable": problems,
         "no_relevance_rule": relevance_obstacles(e, path),
         "class_names": _class_names(proto, info.shape(a.score.name)),
-        **_text_files(model, a.kind),
+        **_text_files(model, a.kind, outputs),
         "rewritten": False,
     }
 
 
-def _text_files(model, kind: str) -> dict:
-    """A text encoder's tokenizer and class names, found beside its file (:mod:`onnx_xai.text.files`)."""
+def _text_files(model, kind: str, outputs: list[dict]) -> dict:
+    """A text encoder's tokenizer and class names, found beside its file (:mod:`onnx_xai.text.files`);
+    an output of one value per token of that tokenizer's vocabulary is said to be a language model's
+    next-token logits (in ``outputs``)."""
     if kind != "tokens" or not isinstance(model, (str, os.PathLike)):
         return {}
     from ..text.files import describe_text_model
 
-    return {"text": describe_text_model(model)}
+    found = describe_text_model(model)
+    vocabulary = (found["tokenizer"] or {}).get("vocabulary")
+    for o in outputs:
+        shape = o.get("shape") or []
+        if len(shape) == 3 and vocabulary and shape[-1] == vocabulary:
+            o["kind"] = "next-token logits: a language model, explain a generation with --prompt"
+    return {"text": found}
 
 
 def _score_kind(proto, a) -> dict:

@@ -47,3 +47,9 @@ def test_a_prompt_for_a_model_that_takes_no_ids_is_a_usage_error(tmp_path, capsy
     path = export(Mlp().eval(), (torch.zeros(1, 6),), ["X"], tmp_path / "mlp.onnx")
     assert main(["explain", path, "--prompt", "hello", "--out", str(tmp_path / "out")]) == 2
     assert "--prompt is for language models" in capsys.readouterr().err
+
+
+def test_inspect_says_a_language_models_logits(gpt2, capsys):
+    assert main(["inspect", str(gpt2.folder)]) == 0
+    said = capsys.readouterr().out
+    assert "(next-token logits: a language model, explain a generation with --prompt)  <- explained" in said

@@ -106,7 +106,7 @@ def write_outputs(
 
     out = output_folder(Path(out))
     records = [r for p in done for r in p.records]
-    lines = "".join(json.dumps(finite_json(r), allow_nan=False, default=plain_json) + "\n" for r in records)
+    lines = json_lines(records)
     html = render(auditor.model_facts(), auditor.opts, done, records, sanity, failures)
     arrays = {"files": np.array([p.file for p in done])}
     for i, photo in enumerate(done):
@@ -125,6 +125,14 @@ def write_outputs(
 def save_npz(path: str, arrays: dict) -> None:
     with open(path, "wb") as f:
         np.savez_compressed(f, **arrays)
+
+
+def json_lines(records, ascii_only: bool = True) -> str:
+    """``results.jsonl``: one record per line, non-finite numbers as null (:func:`finite_json`)."""
+    return "".join(
+        json.dumps(finite_json(r), allow_nan=False, default=plain_json, ensure_ascii=ascii_only) + "\n"
+        for r in records
+    )
 
 
 def finite_json(value):

@@ -11,7 +11,6 @@ set (its ``maps.npz`` or ``attributions.npz`` removed).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import numpy as np
 from ..support.errors import InputError
 from ..support.files import commit_set, output_folder
 from .features import RANDOM
-from .finish import KNOWN_OUTPUTS, finite_json, plain_json
+from .finish import KNOWN_OUTPUTS, json_lines
 from .signal_auditor import SignalAudit, SignalAuditOptions, SignalAuditor, audit_signal_list
 
 OUTPUTS = ("results.jsonl", "report.html")
@@ -82,10 +81,7 @@ def write_signal_outputs(out: Path, auditor: SignalAuditor, audit: SignalAudit) 
     from .report import render_signals
 
     out = output_folder(Path(out))
-    lines = "".join(
-        json.dumps(finite_json(r), allow_nan=False, default=plain_json, ensure_ascii=False) + "\n"
-        for r in audit.records
-    )
+    lines = json_lines(audit.records, ascii_only=False)
     methods = list(dict.fromkeys(auditor.opts.methods))
     view = signal_view(audit, methods + [RANDOM], auditor.opts.report_signals)
     html = render_signals(

@@ -11,7 +11,6 @@ moved into ``out`` together (:func:`onnx_xai.support.files.commit_set`).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import numpy as np
 
 from ..support.files import commit_set, output_folder
 from ..tables.rows import Rows
-from .finish import KNOWN_OUTPUTS, attach_sanity, finite_json, plain_json, save_npz
+from .finish import KNOWN_OUTPUTS, attach_sanity, json_lines, save_npz
 from .learned import NOTHING, learned_layers, randomized_learned
 from .sanity import ATTRIBUTIONS, cascading_randomization, random_target_check
 from .table_auditor import TableAudit, TableAuditOptions, TableAuditor, audit_rows
@@ -133,7 +132,7 @@ def write_table_outputs(out: Path, auditor: TableAuditor, audit: TableAudit, san
 
     out = output_folder(Path(out))
     records = [r for row in audit.done for r in row.records]
-    lines = "".join(json.dumps(finite_json(r), allow_nan=False, default=plain_json) + "\n" for r in records)
+    lines = json_lines(records)
     html = render_table(auditor.model_facts(audit.rows), auditor.opts, audit, records, sanity)
     writers = {
         "results.jsonl": lambda path: path.write_text(lines, encoding="utf-8"),

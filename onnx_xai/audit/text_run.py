@@ -9,13 +9,12 @@ a previous audit's set (its ``maps.npz`` or ``attributions.npz`` removed).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ..support.errors import InputError
 from ..support.files import commit_set, output_folder
-from .finish import KNOWN_OUTPUTS, finite_json, plain_json
+from .finish import KNOWN_OUTPUTS, json_lines
 from .text_auditor import TextAudit, TextAuditOptions, TextAuditor, audit_text_list
 
 OUTPUTS = ("results.jsonl", "report.html")
@@ -75,10 +74,7 @@ def write_text_outputs(out: Path, auditor: TextAuditor, audit: TextAudit) -> dic
     from .report import render_texts
 
     out = output_folder(Path(out))
-    lines = "".join(
-        json.dumps(finite_json(r), allow_nan=False, default=plain_json, ensure_ascii=False) + "\n"
-        for r in audit.records
-    )
+    lines = json_lines(audit.records, ascii_only=False)
     html = render_texts(auditor.model_facts(), auditor.opts, audit, {"randomization_skipped": NOT_RUN})
     writers = {
         "results.jsonl": lambda path: path.write_text(lines, encoding="utf-8"),

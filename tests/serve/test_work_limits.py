@@ -116,6 +116,7 @@ def test_sigterm_answers_short_requests_stops_long_ones_and_exits_0():
             target=lambda: short.update(r=server.call("predict", [photo(PHOTOS[1])]))
         )
         predicting.start()
+        time.sleep(0.3)  # the short request connected before the signal (else it raced the listener's close)
         server.process.send_signal(signal.SIGTERM)
         started = time.monotonic()
         assert server.process.wait(timeout=15) == 0 and time.monotonic() - started < 10

@@ -62,6 +62,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"integer {what}: gradients are taken at {r['differentiated']!r}, {where}")
     if "text" in r:
         _print_text_files(r["text"])
+    if "cache" in r:
+        past, merged = r["cache"]["inputs"], r["cache"]["merged"]
+        flag = ", chosen by use_cache_branch (a merged decoder)" if merged else ""
+        print(
+            f"cache: {len(past)} past key-value inputs ({past[0]} ...){flag}: generation runs on it; "
+            "attributions run the full prefix without it"
+        )
     moves = f", then {' -> '.join(r['score_moves'])} as the output" if r.get("score_moves") else ""
     print(f"score: {r['score']!r} ({SCORE_KINDS[r['score_kind']]}{moves})")
     if r.get("trees_unread"):

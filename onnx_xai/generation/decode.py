@@ -2,8 +2,9 @@
 with ``do_sample=False``: the token with the largest logit at the last position, appended, until
 ``max_new_tokens`` or the end-of-sequence token (which is kept, and ends the text).
 
-Each step runs the whole prefix (the file needs no cache inputs; a model whose file takes
-``past_key_values`` is refused in one line for now). The model's other inputs are what a tokenizer
+A file with a cache (:mod:`.cache`: past key values in, present ones out, a merged decoder's
+``use_cache_branch``) runs the prompt once and then one token per step on the cache it gave back; a
+file without one runs the whole prefix at each step. The model's other inputs are what a tokenizer
 gives a single unpadded text: an attention mask of ones, positions ``0 .. T-1``, token types 0.
 """
 
@@ -12,18 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..support.errors import InputError, ModelError
-from ..text.tokenizer import prompt_feeds
-
-CACHE_PREFIXES = ("past_key_values", "past.", "past_")
-
-
-def check_no_cache(inputs: dict) -> None:
-    cached = [n for n in inputs if n.startswith(CACHE_PREFIXES) or n == "use_cache_branch"]
-    if cached:
-        raise ModelError(
-            f"the model takes a cache ({cached[0]!r} ...): explain its export without past key values "
-            "(Optimum's model.onnx, or torch.onnx with use_cache=False)"
-        )
+from .cache import cache_of, cached_feeds
 
 
 def greedy(ex, prompt_ids: list[int], max_new_tokens: int, eos: int | None = None) -> list[int]:
@@ -32,15 +22,21 @@ def greedy(ex, prompt_ids: list[int], max_new_tokens: int, eos: int | None = Non
         raise InputError(f"max_new_tokens must be 1 or more, not {max_new_tokens}")
     if not prompt_ids:
         raise InputError("the prompt has no tokens")
-    check_no_cache(ex.inputs)
-    ids, generated = list(prompt_ids), []
+    cache = cache_of(ex.inputs, ex.outputs)
+    names = [ex.output_name, *(cache.present if cache else [])]
+    ids, generated, fed = list(prompt_ids), [], 0
+    past = cache.empty(1) if cache else {}
     for _ in range(max_new_tokens):
-        batch = np.asarray([ids], np.int64)
-        logits = np.asarray(ex.predict(batch, **prompt_feeds(ex.inputs, ex.input_name, batch)))
-        if logits.ndim != 3 or logits.shape[:2] != batch.shape:
+        step = np.asarray([ids[fed:]], np.int64)
+        feeds = cached_feeds(ex.inputs, ex.input_name, ids, fed) | past
+        logits, *present = ex.predict_outputs(step, names, **feeds)
+        logits = np.asarray(logits)
+        if logits.ndim != 3 or logits.shape[:2] != step.shape:
             raise ModelError(f"the output is {list(logits.shape)}, not a language model's logits [N, T, V]")
         token = int(logits[0, -1].argmax())
         generated.append(token)
+        if cache:
+            past, fed = dict(zip(cache.past, present)), len(ids)
         ids.append(token)
         if eos is not None and token == eos:
             break

@@ -23,11 +23,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..graph.branches import without_cache_branch
 from ..objectives.objective import Objective
 from ..runtime.methods import get, plan
 from ..support.errors import InputError
 from ..text.tokenizer import TextTokenizer, prompt_feeds
-from .decode import check_no_cache, greedy
+from .cache import cache_of, plain_inputs
+from .decode import greedy
 from .scores import STEP, contrast_seeds, step_model, step_rows
 
 REPLACEMENTS = ("[MASK]", "<mask>", "[PAD]", "<pad>", "<|pad|>", "[UNK]", "<unk>", "<|endoftext|>")
@@ -65,17 +67,18 @@ def explain_generation(
     before it with ``method`` (module docstring); ``contrast``: a text whose tokens, one per step (the
     last repeated), each step's token is scored against."""
     tok = TextTokenizer.load(tokenizer if tokenizer is not None else ex.source_path())
-    check_no_cache(ex.inputs)
     if ex.kind != "tokens":
         raise InputError(f"explain_generation explains language models; this model's input is a {ex.kind}")
     prompt_ids = list(tok.tokenizer.encode(prompt).ids)
     generated = _continuation(ex, tok, prompt_ids, max_new_tokens, targets)
-    found = _attribute(ex, tok, prompt_ids, generated, method, score, contrast, options)
+    matrix, steps, replaced, contrasts = _attribute(
+        ex, tok, prompt_ids, generated, method, score, contrast, options
+    )
     names = tok.tokenizer.id_to_token
     (chosen, opts), *_ = plan([method], options)
     return GenerationExplanation(
         prompt, method, score, [names(i) for i in prompt_ids], [names(i) for i in generated],
-        prompt_ids + generated, *found, signed=chosen.signed_for(opts),
+        prompt_ids + generated, matrix, steps, replaced, contrasts, signed=chosen.signed_for(opts),
     )  # fmt: skip
 
 
@@ -105,7 +108,10 @@ def _attribute(ex, tok, prompt_ids, generated, method, score, contrast, options)
     ids = np.tile(sequence, (steps, 1))
     positions = prompt_length - 1 + np.arange(steps)
     scorer = _scorer(ex, score)
-    feeds = prompt_feeds(ex.inputs, ex.input_name, ids) | {STEP: step_rows(steps, ids.shape[1], positions)}
+    inputs = {name: spec for name, spec in scorer.inputs.items() if name != STEP}
+    feeds = prompt_feeds(plain_inputs(inputs), ex.input_name, ids)
+    cache = cache_of(inputs, scorer.outputs)  # an export that always takes one: empty
+    feeds |= (cache.empty(steps) if cache else {}) | {STEP: step_rows(steps, ids.shape[1], positions)}
     objective, contrasts = _objective(scorer, tok, generated, contrast)
     replaced = None
     if method in PERTURBING and "baseline" not in options:
@@ -123,7 +129,9 @@ def _scorer(ex, score: str):
     once."""
     made = _SCORERS.setdefault(ex, {})
     if score not in made:
-        model, output = step_model(ex.source_model(), ex.output_name, score)
+        source = ex.source_model()
+        without_cache_branch(source)  # a merged decoder: its no-cache branch
+        model, output = step_model(source, ex.output_name, score)
         made[score] = type(ex)(
             model, input_name=ex.input_name, output_name=output, objective="probability",
             providers=ex.providers, backend=ex.backend,

@@ -3,7 +3,8 @@
 - Explained input: the named input; else the first 4-D input of a float type (a photo), else the
   first 4-D input of an integer type (edge exports with the preprocessing baked in take uint8
   pixels), else the first integer input that an embedding reads (token ids, beside their float
-  masks), else the first float input of any rank (a table's rows, a signal). What kind of model
+  masks), else the first float input of any rank (a table's rows, a signal); a language model's
+  cache inputs (``past_key_values.*``) are never chosen. What kind of model
   that makes (:func:`input_kind`): ``image``, ``table``, ``signal``, ``tokens`` or ``tensor``.
 - Differentiable point: a float input itself; for integer pixels, the first float tensor computed
   from them (the Cast, after any Transpose/Reshape of the integers), so that gradients are d score /
@@ -31,6 +32,7 @@ from dataclasses import dataclass
 import onnx
 
 from ..support.errors import ModelError
+from .branches import PAST_PREFIXES
 from .info import GraphInfo
 
 INTEGER_TYPES = frozenset(
@@ -69,6 +71,7 @@ def explained_input(info: GraphInfo, name: str | None = None) -> str:
         if name not in inputs:
             raise ModelError(f"the model has no input {name!r}; inputs: {', '.join(inputs)}")
         return name
+    inputs = [n for n in inputs if not n.startswith(PAST_PREFIXES)]  # a language model's cache
     four_d = [n for n in inputs if info.rank(n) == 4]
     pixels = [n for n in four_d if info.is_float(n)] + [n for n in four_d if info.dtype(n) in INTEGER_TYPES]
     floats = [n for n in inputs if info.is_float(n) and (info.rank(n) or 0) >= 1]

@@ -32,6 +32,7 @@ from .analysis import (
 from .assemble import build_model
 from .autodiff import backward, undo_moves
 from .batch import check_batch_free, free_batch, static_batch
+from .branches import without_cache_branch
 from .contract import LayerView, RewriteRecord
 from .emitter import Emitter
 from .head import CamHead, cam_head
@@ -138,6 +139,7 @@ def analyze(
         raise ModelError("the model was already rewritten by onnx_xai")
     proto = at_rule_opset(proto)  # converters write ai.onnx 8-9, or none (onnxmltools' XGBoost)
     unfuse_embeddings(proto)  # onnxruntime's fused embedding layer: its word lookup made a tensor
+    without_cache_branch(proto)  # a merged decoder: its generation is attributed without a cache
     info = GraphInfo(proto)
     stage("finding the explained input, the score and the target layer")
     image = explained_input(info, input_name)

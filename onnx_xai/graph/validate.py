@@ -8,7 +8,8 @@ two numbers per complex value, one string per element); external data must stay 
 folder (no absolute location, no ``..``, no symbolic link leading out), exist, and hold the
 tensor's bytes; a graph's nodes must have an order that computes them (no cycle), read only
 tensors something defines, and never produce a tensor twice (two nodes, or a node and an input or
-initializer, or a subgraph's node and a tensor of an enclosing graph: onnx's checker's rules). An
+initializer, or a subgraph's node and a tensor of an enclosing graph other than its node's own
+outputs: onnx's checker's rules). An
 input and an initializer of the same name stay legal: the initializer is the input's default (IR
 versions before 4 required every initializer to be an input). Declared sizes are compared as Python
 integers and never allocated, so a product past what the data holds is refused whatever its size; a
@@ -154,11 +155,12 @@ class _Check:
                     self._produced(name, k, nodes, producers, declared, where, scopes or [])
         clashes = len(self.problems) - clashes
         names = declared | producers.keys()
-        inner_scopes = None if scopes is None else [*scopes, names]
         free: set[str] = set()
         reads: list[list[str]] = []
         for k, node in enumerate(nodes):
             read = [i for i in node.input if i]
+            # a branch may write its node's own outputs' names (Optimum's merged decoders do)
+            inner_scopes = None if scopes is None else [*scopes, names - set(node.output)]
             inner = self._attributes(node, k, where, inner_scopes)
             read += [i for i in inner if i not in read]
             for name in read:

@@ -18,6 +18,7 @@ from ..graph.analysis import probability_outputs
 from ..graph.attention import attention_input, attention_mixers
 from ..graph.augment import analyze
 from ..graph.autodiff import path_problems, prepare_path
+from ..graph.branches import PAST_PREFIXES, PRESENT_PREFIX, has_cache_branch
 from ..graph.contract import METADATA_KEY
 from ..graph.emitter import Emitter
 from ..graph.head import CamHead
@@ -112,6 +113,7 @@ def inspect_model(
         "no_relevance_rule": relevance_obstacles(e, path),
         "class_names": _class_names(proto, info.shape(a.score.name)),
         **_text_files(model, a.kind, outputs),
+        **_cache(proto),
         "rewritten": False,
     }
 
@@ -130,7 +132,16 @@ def _text_files(model, kind: str, outputs: list[dict]) -> dict:
         shape = o.get("shape") or []
         if len(shape) == 3 and vocabulary and shape[-1] == vocabulary:
             o["kind"] = "next-token logits: a language model, explain a generation with --prompt"
+        elif o["name"].startswith(PRESENT_PREFIX):
+            o["kind"] = "the cache: fed back as past key values while generating"
     return {"text": found}
+
+
+def _cache(proto) -> dict:
+    """A language model's cache inputs (as the file has them: the analysis of a merged decoder keeps
+    its no-cache branch) and whether a ``use_cache_branch`` flag chooses between two graphs."""
+    past = [i.name for i in proto.graph.input if i.name.startswith(PAST_PREFIXES)]
+    return {"cache": {"inputs": past, "merged": has_cache_branch(proto)}} if past else {}
 
 
 def _score_kind(proto, a) -> dict:

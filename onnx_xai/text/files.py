@@ -21,13 +21,18 @@ CONFIG_FILE = "config.json"
 TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
 
 
+PREFERRED_FILES = ("model.onnx", "decoder_model_merged.onnx")  # a folder's model, in this order
+
+
 def model_file(path: str | os.PathLike) -> str:
-    """``path`` itself, or for a folder the one ONNX model inside it (``model.onnx`` first)."""
+    """``path`` itself, or for a folder the one ONNX model inside it (``model.onnx`` first, then
+    Optimum's ``decoder_model_merged.onnx`` beside its two halves)."""
     folder = Path(path)
     if not folder.is_dir():
         return str(path)
-    if (folder / "model.onnx").is_file():
-        return str(folder / "model.onnx")
+    for name in PREFERRED_FILES:
+        if (folder / name).is_file():
+            return str(folder / name)
     found = sorted(p for p in folder.glob("*.onnx") if p.is_file())
     if len(found) != 1:
         what = (

@@ -4,7 +4,7 @@ greedy tokens are torch's ``generate``; each step's gradient at the word embeddi
 autograd of that token's probability on its prefix; integrated gradients from zero embeddings is
 Captum's ``IntegratedGradients`` on ``inputs_embeds``; occlusion is the probability's drop computed by
 hand with the replacement token; KernelSHAP adds up; the logit, log-probability and contrastive
-scores are torch's; a model with a cache input is refused in one line."""
+scores are torch's. Files with a cache: test_cache.py."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ import pytest
 import torch
 
 import onnx_xai
-from onnx_xai.support.errors import ModelError
 
 captum_attr = pytest.importorskip("captum.attr")
 
@@ -125,14 +124,7 @@ def test_the_logit_and_log_probability_scores_and_a_contrast(gpt2, score):
             assert np.isclose(r.step_scores[k], float(values[token] - values[contrast]), rtol=1e-4, atol=1e-5)
 
 
-def test_given_targets_are_explained_and_a_cached_model_is_refused(gpt2, tmp_path):
+def test_given_targets_are_explained(gpt2):
     ex = onnx_xai.Explainer(str(gpt2.folder / "model.onnx"))
     r = ex.explain_generation(PROMPT, targets=" paris", method="input_x_gradient")
     assert "".join(r.generated_tokens).replace("Ġ", " ") == " paris"
-    import onnx
-    from onnx import TensorProto, helper
-
-    model = onnx.load(str(gpt2.folder / "model.onnx"))
-    model.graph.input.append(helper.make_tensor_value_info("past_key_values.0.key", TensorProto.FLOAT, [1]))
-    with pytest.raises(ModelError, match="the model takes a cache"):
-        onnx_xai.Explainer(model).explain_generation(PROMPT, tokenizer=str(gpt2.folder), max_new_tokens=1)

@@ -33,8 +33,8 @@ def add_parser(sub) -> None:
         choices=METHOD_NAMES,
         metavar="METHOD",
         help="methods of :explain when a request names none (default: gradcam for photos; "
-        "integrated_gradients for texts; for tables tree_shap or kernel_shap with --background, "
-        "else gradient)",
+        "integrated_gradients for texts; input_x_gradient for language models; for tables tree_shap or "
+        "kernel_shap with --background, else gradient)",
     )
     p.add_argument(
         "--background",
@@ -146,6 +146,13 @@ def _add_work_flags(p: argparse.ArgumentParser) -> None:
         "the bundled model: about 2000)",
     )
     p.add_argument(
+        "--max-new-tokens",
+        type=at_least(1),
+        default=64,
+        help="a language model's requests: the most tokens one prompt may generate or explain "
+        "(max_new_tokens, targets); beyond: 400 (default 64)",
+    )
+    p.add_argument(
         "--timeout-s",
         type=positive,
         default=60.0,
@@ -187,6 +194,7 @@ def run(args: argparse.Namespace) -> int:
         background=args.background,
         tokenizer=args.tokenizer,
         max_runs=args.max_runs,
+        max_new_tokens=args.max_new_tokens,
         timeout_s=args.timeout_s,
         grace_s=args.grace_s,
     )

@@ -79,9 +79,15 @@ def bind(work: Work, limits: WorkLimits, asked_timeout_s: float | None = None) -
     return work.bound(timeout, limits.max_runs, "--max-runs")
 
 
-def is_long(cost: Callable[[tuple], tuple[int, str]], shapes: list[tuple], limits: WorkLimits) -> bool:
+def is_long(
+    cost: Callable[[tuple], tuple[int, str]],
+    shapes: list[tuple],
+    limits: WorkLimits,
+    fewer: str = "smooth, instances",
+) -> bool:
     """Whether instances of ``shapes`` (each a batch of one), whose ``cost`` in model runs (and what
-    asks for them) is known per shape, take the long lane; refused (400) over ``--max-runs``."""
+    asks for them) is known per shape, take the long lane; refused (400) over ``--max-runs``, the
+    refusal saying what to ask ``fewer`` of."""
     costs = [cost(shape) for shape in dict.fromkeys(shapes)]
     per_shape = {shape: cost for shape, cost in zip(dict.fromkeys(shapes), costs)}
     runs = sum(per_shape[shape][0] for shape in shapes)
@@ -90,7 +96,7 @@ def is_long(cost: Callable[[tuple], tuple[int, str]], shapes: list[tuple], limit
         asked = why.replace("on 1 sample", f"on {count} instance{'s' if count != 1 else ''}")
         raise InvalidInput(
             f"{asked}: {runs} model runs; at most {limits.max_runs} (--max-runs): ask for fewer "
-            "(smooth, instances) or methods that run the model less"
+            f"({fewer}) or methods that run the model less"
         )
     return runs > limits.long_runs
 

@@ -5,11 +5,11 @@ their labels and probabilities (the output itself after a Softmax/Sigmoid, else 
 other output the output itself. ``:explain`` answers the same predictions and, per instance, one
 explanation per method (method, target, label, score, box in photo pixels, the objective, for photos
 a transparent PNG overlay of the photo's size in base64 (and on request the map drawn on the photo),
-the raw map on request), from one run of the graph per batch: the
-Explainer's shared run gives the output, the activations and the gradients together. Requests are
-read by :mod:`.requests`, admitted by :mod:`.admission` (their cost in model runs, their deadline),
-batched by :mod:`.batching` or, when they run the model many times, run alone in the long lane
-(:mod:`.lanes`); any problem with a request is KServe's ``InvalidInput`` (HTTP 400, one line), a
+the raw map on request), from one run of the graph per batch: the Explainer's shared run gives the
+output, the activations and the gradients together (a language model's prompts: :mod:`.prompts`).
+Requests are read by :mod:`.requests`, admitted by :mod:`.admission` (their cost in model runs, their
+deadline), batched by :mod:`.batching` or, when they run the model many times, run alone in the long
+lane (:mod:`.lanes`); any problem with a request is KServe's ``InvalidInput`` (HTTP 400, one line), a
 request stopped before its end (deadline, the server stopping) gets 503.
 """
 
@@ -38,7 +38,7 @@ from ..runtime import Explainer
 from ..runtime.methods import METHOD_NAMES, REGISTRY
 from ..runtime.work import Work
 from ..support.errors import InputError, WorkStopped, XaiError
-from . import requests, signals, tables, texts
+from . import prompts, requests, signals, tables, texts
 from .admission import STOPPING, WorkLimits, bind, is_long, measured_max_runs, refusal
 from .batching import LONG, Batcher
 from .defaults import default_methods
@@ -75,6 +75,7 @@ class ServeConfig:
     max_pending_pixels: int = 100_000_000  # the decoded photos in flight, together
     background: str | None = None  # a table model's background rows (.csv, .parquet, .npy)
     tokenizer: str | None = None  # a text encoder's tokenizer.json (default: beside the model)
+    max_new_tokens: int = 64  # the most tokens a language model's request may generate or explain
     max_runs: int | None = None  # model runs a request's methods may take; None: measured at load
     timeout_s: float = 60.0  # a request's deadline
     grace_s: float = 30.0  # after SIGTERM, how long requests in flight are given
@@ -91,7 +92,9 @@ class ExplainedModel(Model):
         c = self.config
         self.ex = self._explainer()
         self.table = self.ex.kind == "table"
-        self.texts = texts.TextFacts(self.ex, self.path, c.tokenizer) if self.ex.kind == "tokens" else None
+        tokens = self.ex.kind == "tokens"  # a language model's prompts, else a text encoder's texts
+        self.prompts = prompts.PromptFacts.of(self.ex, self.path, c) if tokens else None
+        self.texts = texts.TextFacts(self.ex, self.path, c.tokenizer) if tokens and not self.prompts else None
         self.settings = (
             {}
             if self.ex.kind in ("table", "tokens", "signal")
@@ -104,7 +107,7 @@ class ExplainedModel(Model):
         self.facts = tables.TableFacts(self.ex, c.background) if self.table else None
         self.signals = signals.SignalFacts(self.ex, self.labels) if self.ex.kind == "signal" else None
         self.methods = c.methods or default_methods(
-            self.ex, self.facts is not None and self.facts.background is not None
+            self.ex, self.facts is not None and self.facts.background is not None, self.prompts is not None
         )
         self.encoders = ThreadPoolExecutor(max_workers=2, thread_name_prefix="onnx-xai-encode")
         max_runs, self.max_runs_said = (
@@ -166,6 +169,8 @@ class ExplainedModel(Model):
         items, params = self._read(payload, headers)
         bind(work, self.limits, params.timeout_s).check()
         key = _key(verb, params, items)
+        if self.prompts is not None:
+            return self.prompts.keyed(verb, key, work, items, params, self.limits), items, params
         if verb == "explain":
             shapes = [item.array.shape for item, _ in items]
             if is_long(lambda shape: self._cost(shape, params), shapes, self.limits):
@@ -229,7 +234,9 @@ class ExplainedModel(Model):
             params = requests.parameters(
                 payload, self.methods, METHOD_NAMES, self.labels, self.ex.num_classes
             )
-            if self.texts is not None:
+            if self.prompts is not None:
+                found = self.prompts.read(payload, self.config.max_instances)
+            elif self.texts is not None:
                 found = self.texts.read(payload, self.config.max_instances)
             elif self.signals is not None:
                 found = self.signals.read(payload, self.config.max_instances)
@@ -250,6 +257,8 @@ class ExplainedModel(Model):
     # -- one batched run -----------------------------------------------------------------------------
     def _run(self, key: tuple, items: list, ex: Explainer | None = None) -> list:
         ex = ex or self.ex
+        if self.prompts is not None:
+            return self.prompts.run(ex, key[0], items)
         if len({item.array.shape for item, _ in items}) > 1:  # photos at their own sizes: one at a time
             return [answer for one in items for answer in self._run(key, [one], ex)]
         batch = np.concatenate([item.array for item, _ in items])
@@ -324,7 +333,9 @@ class ExplainedModel(Model):
             entry["map"] = np.asarray(r["map"], np.float32).tolist()
         return entry
 
-    def _prediction(self, output: np.ndarray, top_k: int) -> dict:
+    def _prediction(self, output, top_k: int) -> dict:
+        if isinstance(output, dict):  # a prompt's continuation (:mod:`.prompts`)
+            return output
         if output.ndim != 1:
             return {"output": np.asarray(output, np.float32).tolist()}
         probabilities = output if self.ex.record.score_kind != "logit" else _softmax(output)

@@ -7,7 +7,10 @@ follow from the inputs as onnxruntime 1.32 computes them: the norms and the Gelu
 input's type and shape (a norm's mean and 1/sigma outputs are 1 along the normalized axes, and the
 skip norms' fourth output is the sum, shaped like the input); Attention gives ``[B, S, Dv]`` (``Dv``
 the third of ``qkv_hidden_sizes``, or a third of its weights' columns) and MultiHeadAttention the
-query's ``[B, S]`` with the value's last dimension. :func:`declare` writes them into a model as
+query's ``[B, S]`` with the value's last dimension. Of the decoder ops, RotaryEmbedding keeps its
+input's shape, MatMulNBits gives ``[..., N]`` and GroupQueryAttention ``[B, S, num_heads H]`` (H from
+the query, or from a packed one's ``(num_heads + 2 kv_num_heads) H``) with, without a past,
+``present_key`` and ``present_value`` ``[B, kv_num_heads, S, H]``. :func:`declare` writes them into a model as
 ``value_info``, as :mod:`.ml_shapes` does for ``ai.onnx.ml``.
 """
 
@@ -21,6 +24,7 @@ from .ml_shapes import _dims
 MS_DOMAIN = "com.microsoft"
 SAME = frozenset({"Gelu", "BiasGelu", "FastGelu", "QuickGelu", "BiasAdd"})
 SKIP_NORMS = frozenset({"SkipLayerNormalization", "SkipSimplifiedLayerNormalization"})
+DECODER = frozenset({"RotaryEmbedding", "MatMulNBits", "GroupQueryAttention"})
 
 
 def _attr(node: onnx.NodeProto, name: str, default=None):
@@ -56,7 +60,25 @@ def output_dims(node: onnx.NodeProto, types: dict[str, onnx.TypeProto]) -> list[
         return [dims, _statistics(dims, _attr(node, "axis", -1))]
     if node.op_type in ("Attention", "MultiHeadAttention") and node.domain == MS_DOMAIN and len(dims) == 3:
         return [dims[:2] + [_attention_width(node, types)]]
+    if node.domain == MS_DOMAIN and node.op_type in DECODER:
+        return _decoder_dims(node, dims)
     return [None] * len(node.output)
+
+
+def _decoder_dims(node: onnx.NodeProto, dims: list) -> list[list | None]:
+    if node.op_type == "RotaryEmbedding":
+        return [dims]
+    if node.op_type == "MatMulNBits":
+        return [dims[:-1] + [_attr(node, "N")]]
+    n, nk = _attr(node, "num_heads", 0), _attr(node, "kv_num_heads", 0)
+    if len(dims) != 3 or n <= 0:
+        return [None] * len(node.output)
+    packed = len(node.input) < 2 or not node.input[1]
+    width = dims[2] if isinstance(dims[2], int) else None
+    head = None if width is None else width // (n + 2 * nk) if packed else width // n
+    hidden = (n * head if head else None) if packed else dims[2]
+    present = None if len(node.input) > 3 and node.input[3] else [dims[0], nk, dims[1], head]
+    return [dims[:2] + [hidden], present, present] + [None] * (len(node.output) - 3)
 
 
 def declare(model: onnx.ModelProto, types: dict[str, onnx.TypeProto]) -> bool:

@@ -15,6 +15,8 @@ from . import (  # noqa: F401
     activation,
     contrib,
     contrib_attention,
+    contrib_decoder,
+    contrib_gqa,
     conv,
     elementwise,
     integer,

@@ -9,6 +9,7 @@ from . import (
     test_activation,
     test_contrib,
     test_contrib_attention,
+    test_contrib_decoder,
     test_conv,
     test_elementwise,
     test_integer,
@@ -46,7 +47,12 @@ TABLES = [
 
 def test_every_rule_has_a_case():
     covered = {spec[0] for table in TABLES for case in table.CASES for spec in case.nodes}
-    contrib = [*test_contrib.CASES, test_contrib.BIAS_ADD, *test_contrib_attention.CASES]
+    contrib = [
+        *test_contrib.CASES,
+        test_contrib.BIAS_ADD,
+        *test_contrib_attention.CASES,
+        *test_contrib_decoder.CASES,
+    ]
     covered |= test_contrib.covered(contrib)  # com.microsoft ops, keyed by domain
     missing = sorted(set(supported_ops()) - covered)
     assert not missing, f"rules without a test case: {missing}"

@@ -60,12 +60,21 @@ class Session:
 
 class OnnxRuntimeSession(Session):
     def __init__(
-        self, model: bytes | str, providers: list[str] | None, threads: int | None, arena: bool = True
+        self,
+        model: bytes | str,
+        providers: list[str] | None,
+        threads: int | None,
+        arena: bool = True,
+        shared: tuple[list[str], list] = ([], []),
     ):
         import onnxruntime as ort
 
         options = ort.SessionOptions()
         options.enable_cpu_mem_arena = arena
+        if shared[0]:  # weights held once for every session (runtime.shared_weights)
+            options.add_external_initializers(*shared)
+        if not arena:  # lean: no prepacked copies of the weights either
+            options.add_session_config_entry("session.disable_prepacking", "1")
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 4  # its errors come back as exceptions, said in one line
         # Several sessions (one per method) share the cores: spinning worker threads of one would
@@ -194,11 +203,14 @@ def make_session(
     providers: list[str] | None = None,
     threads: int | None = None,
     arena: bool = True,
+    shared: tuple[list[str], list] = ([], []),
 ) -> Session:
     """A session of ``backend`` (one of :data:`BACKENDS`) for ``model``; ``arena=False`` lets
-    onnxruntime return activation memory after each run (about 10 % slower on a backward graph)."""
+    onnxruntime return activation memory after each run (about 10 % slower on a backward graph) and
+    keeps no prepacked weights; ``shared``: the names and OrtValues of the external initializers
+    that onnxruntime reads from the caller's buffers (:mod:`.shared_weights`)."""
     if backend == "onnxruntime":
-        return OnnxRuntimeSession(model, providers, threads, arena)
+        return OnnxRuntimeSession(model, providers, threads, arena, shared)
     if backend == "openvino":
         return OpenVinoSession(model, threads)
     raise InputError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")

@@ -23,6 +23,7 @@ from ..graph.contract import LAYERED_SETS, METADATA_KEY, OUTPUT_SETS, RewriteRec
 from ..support.errors import CamNotApplicableError, InputError, ModelError
 from ..support.progress import stage
 from .backends import MAXPOOL_BACKWARD, Session, make_session, release_memory
+from .shared_weights import SharedWeights
 
 if TYPE_CHECKING:
     from ..graph.augment import Analysis
@@ -58,6 +59,7 @@ TIERS = (
     ("deeplift",),  # on a batch of inputs and references: a graph of its own
     ("fullgrad",),  # a sweep to every bias layer: a graph of its own
 )
+SEPARATE = (("deeplift",), ("fullgrad",))  # graphs that never join another, lean or not
 
 
 def _fixed_batch(shape) -> bool:
@@ -116,6 +118,7 @@ class SessionSet:
         self._lock = threading.Lock()
         self._sessions: dict[GraphKey, Session] = {}
         self._split: dict[bool, tuple] = {}  # body, head and boundary, per objective (split)
+        self._weights = SharedWeights()  # the rewritten graphs' weights, one copy for all sessions
         self._analysis: Analysis | None = None
         given = self._bytes_or_path()
         from ..graph.model_io import check_model  # onnx, imported here: no runtime reads a model unchecked
@@ -166,8 +169,17 @@ class SessionSet:
 
         return forward_only(load_model(self._source)[0]).SerializeToString()
 
-    def _session_from(self, model: bytes | str) -> Session:
-        return make_session(self.backend, model, self._providers, self._threads, arena=not self._lean)
+    def _session_from(self, model) -> Session:
+        """A session of ``model`` (a path, bytes, or a rewritten ``onnx.ModelProto``, whose large
+        weights onnxruntime's sessions share: :mod:`.shared_weights`)."""
+        shared: tuple[list[str], list] = ([], [])
+        if not isinstance(model, (bytes, str)):
+            if self.backend == "onnxruntime":
+                shared = self._weights.detach(model)
+            model = model.SerializeToString()
+        return make_session(
+            self.backend, model, self._providers, self._threads, arena=not self._lean, shared=shared
+        )
 
     @property
     def providers(self) -> list[str]:
@@ -228,7 +240,7 @@ class SessionSet:
             return self._sessions[FORWARD_KEY]
         sets = (output_sets,) if isinstance(output_sets, str) else tuple(sorted(output_sets))
         with self._lock:
-            if self._lean and not self.rewritten and not fed:
+            if self._lean and not self.rewritten and not fed and sets not in SEPARATE:
                 self._asked[seeded].update(sets)  # one graph for everything asked so far
                 sets = tuple(sorted(self._asked[seeded]))
             key = GraphKey(sets if self.rewritten else self._tier(sets, seeded), seeded, fed=fed)
@@ -276,7 +288,7 @@ class SessionSet:
         analysis = fed_at_point(self._analyze()) if fed else self._analyze()
         rewritten = augment(
             analysis, outputs=output_sets, seeded=seeded, maxpool=MAXPOOL_BACKWARD[self.backend]
-        ).SerializeToString()
+        )
         self._analysis = None  # the model's copy: analyzed again if another graph is ever needed
         where = " fed at its point" if fed else ""
         stage(f"compiling the {'+'.join(output_sets)} graph{where} on {self.backend}")
@@ -344,7 +356,7 @@ class SessionSet:
                 stage("cutting the model at its target layer")
                 grid_from = [g for g in [(record.target or {}).get("grid_from")] if g]
                 cut = split(model, record.target_layers[0], record.output, record.input, grid_from)
-                made = [self._session_from(part.SerializeToString()) for part in (cut.body, cut.head)]
+                made = [self._session_from(part) for part in (cut.body, cut.head)]
                 self._split[seeded] = (made[0], made[1], cut.boundary)
             return self._split[seeded]
 
@@ -368,7 +380,7 @@ class SessionSet:
                 model = augment(self._analyze(), outputs=("relevance",), seeded=seeded, composite=composite)
                 self._analysis = None
                 stage(f"compiling the {composite.name} LRP graph on {self.backend}")
-                self._sessions[key] = self._session_from(model.SerializeToString())
+                self._sessions[key] = self._session_from(model)
             return self._sessions[key]
 
     def run(

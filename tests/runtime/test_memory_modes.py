@@ -82,3 +82,45 @@ def test_a_byte_budget_sets_the_copies_per_run_and_changes_no_result(model, meth
     default = ex.explain(x, method, **options).raw
     assert max(sizes[1:]) > 1
     assert rel(budget, default) < 1e-6
+
+
+def test_lean_mode_runs_deeplift_and_fullgrad_after_other_methods(model):
+    """Their graphs join no other: asked after a gradient, lean mode builds them on their own."""
+    fast, lean = onnx_xai.Explainer(model), onnx_xai.Explainer(model, memory="lean")
+    x = np.random.default_rng(3).standard_normal((1, 3, SIZE, SIZE)).astype(np.float32)
+    for method in ("gradient", "deeplift", "fullgrad", "guided_backprop"):
+        assert rel(lean.explain(x, method).raw, fast.explain(x, method).raw) < 1e-6, method
+
+
+def test_the_sessions_share_one_copy_of_each_large_weight(model, monkeypatch):
+    """Every graph's large weights (here 4 KiB and more) are one array, handed to each onnxruntime
+    session; a tensor of a known name whose bytes differ stays in its graph."""
+    import onnx
+    from onnx import numpy_helper
+
+    from onnx_xai.runtime import shared_weights
+    from onnx_xai.runtime.shared_weights import SharedWeights
+
+    monkeypatch.setattr(shared_weights, "SHARED_BYTES", 4096)
+    SHARED_BYTES = 4096
+    ex = onnx_xai.Explainer(model)
+    x = np.random.default_rng(4).standard_normal((1, 3, SIZE, SIZE)).astype(np.float32)
+    for method in ("gradcam", "gradient", "guided_backprop"):
+        ex.explain(x, method)
+    source = onnx.load(model)
+    large = {
+        t.name: numpy_helper.to_array(t) for t in source.graph.initializer if t.ByteSize() >= SHARED_BYTES
+    }
+    shared = ex._sessions._weights._arrays
+    assert large and set(large) <= set(shared)
+    for name, array in large.items():
+        np.testing.assert_array_equal(shared[name], array)
+    weights = SharedWeights()
+    first, changed = onnx.load(model), onnx.load(model)
+    names, _ = weights.detach(first)
+    assert set(names) == set(large)
+    name = next(iter(large))
+    tensor = next(t for t in changed.graph.initializer if t.name == name)
+    tensor.CopyFrom(numpy_helper.from_array(large[name] + 1, name))
+    again, _ = weights.detach(changed)
+    assert name not in again and set(again) == set(large) - {name}

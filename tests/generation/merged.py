@@ -52,10 +52,10 @@ def _export(net, layers: int, heads: int, size: int, with_past: bool, path: Path
 
 def export_merged(net, layers: int, heads: int, size: int, folder: Path) -> Path:
     """``folder/decoder_model_merged.onnx`` of ``net`` (``heads`` cache heads of ``size``)."""
-    plain = _export(net, layers, heads, size, False, folder / "no_past.onnx")
-    cached = _export(net, layers, heads, size, True, folder / "with_past.onnx")
-    (folder / "no_past.onnx").unlink()
-    (folder / "with_past.onnx").unlink()
+    plain = _export(net, layers, heads, size, False, folder / "merging_no_past.onnx")
+    cached = _export(net, layers, heads, size, True, folder / "merging_with_past.onnx")
+    (folder / "merging_no_past.onnx").unlink()
+    (folder / "merging_with_past.onnx").unlink()
     shared = _share_weights([plain.graph, cached.graph])
     branches = [_branch(g, f"{side}_") for g, side in ((cached.graph, "with_past"), (plain.graph, "no_past"))]
     flag = helper.make_tensor_value_info("use_cache_branch", TensorProto.BOOL, [1])

@@ -29,12 +29,12 @@ STEP = "xai_step"
 
 
 def step_model(model: onnx.ModelProto, output: str, score: str) -> tuple[onnx.ModelProto, str]:
-    """A copy of ``model`` whose first output is one step's ``score`` ``[N, V]`` in place of
-    ``output`` (module docstring), and that output's name."""
+    """``model`` (the caller's private copy, changed in place: no second copy of a language model's
+    weights) with one step's ``score`` ``[N, V]`` as its first output in place of ``output`` (module
+    docstring), and that output's name."""
     if score not in SCORES:
         raise InputError(f"a generated token's score is one of {', '.join(SCORES)}, not {score!r}")
-    copy = onnx.ModelProto()
-    copy.CopyFrom(model)
+    copy = model
     graph, name = copy.graph, f"xai_step_{score}"
     graph.input.append(helper.make_tensor_value_info(STEP, TensorProto.FLOAT, ["N", "T"]))
     last = name if score == "logit" else "xai_step_logits"

@@ -32,6 +32,18 @@ def load_model(source: str | os.PathLike | bytes | onnx.ModelProto) -> tuple[onn
     Raises:
         ModelError: the file is missing, is not an ONNX model, or is malformed.
     """
+    model, data = _checked_copy(source)
+    if isinstance(source, onnx.ModelProto):  # the hash of what the user handed over
+        data = source.SerializeToString()
+    return model, hashlib.sha256(data or b"").hexdigest()
+
+
+def private_copy(source: str | os.PathLike | bytes | onnx.ModelProto) -> onnx.ModelProto:
+    """:func:`load_model`'s copy without the hash (what a runtime's session is made from)."""
+    return _checked_copy(source)[0]
+
+
+def _checked_copy(source) -> tuple[onnx.ModelProto, bytes | None]:
     model, folder, data = _read(source)
     validate(model, folder, sort=True)
     if folder is not None:
@@ -39,9 +51,7 @@ def load_model(source: str | os.PathLike | bytes | onnx.ModelProto) -> tuple[onn
             onnx.external_data_helper.load_external_data_for_model(model, str(folder))
         except Exception as exc:  # noqa: BLE001 - OSError, ValueError, onnx's ValidationError (outside paths)
             raise ModelError(f"cannot read the external data in {folder}: {_first_line(exc)}") from None
-    if isinstance(source, onnx.ModelProto):  # the hash of what the user handed over
-        data = source.SerializeToString()
-    return model, hashlib.sha256(data or b"").hexdigest()
+    return model, data
 
 
 def check_model(source: str | os.PathLike | bytes | onnx.ModelProto) -> None:

@@ -71,8 +71,9 @@ class OnnxRuntimeSession(Session):
 
         options = ort.SessionOptions()
         options.enable_cpu_mem_arena = arena
-        if shared[0]:  # weights held once for every session (runtime.shared_weights)
-            options.add_external_initializers(*shared)
+        self.shared = dict(zip(*shared))  # weights held once for every session (runtime.shared_weights)
+        for name, held in self.shared.items():
+            options.add_initializer(name, held.value)
         if not arena:  # lean: no prepacked copies of the weights either
             options.add_session_config_entry("session.disable_prepacking", "1")
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -89,6 +90,11 @@ class OnnxRuntimeSession(Session):
             self._session = ort.InferenceSession(model, options, providers=providers or default_providers())
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
             raise ModelError(f"onnxruntime cannot load the model: {describe(exc)}") from None
+        # onnxruntime's Python session keeps the bytes it was made from (a whole copy of the graph
+        # and its weights), only to remake itself on another provider after a provider's failure:
+        # that fallback is off (a failure is a RunError), and the copy goes.
+        self._session.disable_fallback()
+        self._session._model_bytes = None
         self.inputs = [Port(i.name, tuple(i.shape), i.type) for i in self._session.get_inputs()]
         self.outputs = [Port(o.name, tuple(o.shape), o.type) for o in self._session.get_outputs()]
         self.device = self._session.get_providers()[0]

@@ -23,7 +23,7 @@ from ..graph.contract import LAYERED_SETS, METADATA_KEY, OUTPUT_SETS, RewriteRec
 from ..support.errors import CamNotApplicableError, InputError, ModelError
 from ..support.progress import stage
 from .backends import MAXPOOL_BACKWARD, Session, make_session, release_memory
-from .shared_weights import SharedWeights
+from .shared_weights import shared_initializers
 
 if TYPE_CHECKING:
     from ..graph.augment import Analysis
@@ -118,13 +118,19 @@ class SessionSet:
         self._lock = threading.Lock()
         self._sessions: dict[GraphKey, Session] = {}
         self._split: dict[bool, tuple] = {}  # body, head and boundary, per objective (split)
-        self._weights = SharedWeights()  # the rewritten graphs' weights, one copy for all sessions
         self._analysis: Analysis | None = None
-        given = self._bytes_or_path()
-        from ..graph.model_io import check_model  # onnx, imported here: no runtime reads a model unchecked
+        # onnx, imported here: no runtime reads a model unchecked
+        from ..graph.model_io import check_model, private_copy
 
-        check_model(model)
-        first = self._session_from(given)
+        if backend == "onnxruntime" and hasattr(model, "SerializeToString"):
+            check_model(model)  # read, not changed: its weights shared with every other session's
+            first = self._session_from(model)
+        elif backend == "onnxruntime":
+            first = self._session_from(private_copy(self._bytes_or_path()))
+        else:
+            given = self._bytes_or_path()
+            check_model(model)
+            first = self._session_from(given)
         self.metadata = first.metadata()  # the model's metadata_props (a rewrite keeps the original's)
         stored = self.metadata.get(METADATA_KEY)
         self.rewritten = stored is not None
@@ -170,16 +176,19 @@ class SessionSet:
         return forward_only(load_model(self._source)[0]).SerializeToString()
 
     def _session_from(self, model) -> Session:
-        """A session of ``model`` (a path, bytes, or a rewritten ``onnx.ModelProto``, whose large
+        """A session of ``model`` (a path, bytes, or an ``onnx.ModelProto`` of ours, whose large
         weights onnxruntime's sessions share: :mod:`.shared_weights`)."""
         shared: tuple[list[str], list] = ([], [])
         if not isinstance(model, (bytes, str)):
             if self.backend == "onnxruntime":
-                shared = self._weights.detach(model)
+                shared = shared_initializers(model)
             model = model.SerializeToString()
-        return make_session(
+        made = make_session(
             self.backend, model, self._providers, self._threads, arena=not self._lean, shared=shared
         )
+        del model  # the graph's serialized bytes, the large transient
+        release_memory()
+        return made
 
     @property
     def providers(self) -> list[str]:

@@ -93,34 +93,41 @@ def test_lean_mode_runs_deeplift_and_fullgrad_after_other_methods(model):
 
 
 def test_the_sessions_share_one_copy_of_each_large_weight(model, monkeypatch):
-    """Every graph's large weights (here 4 KiB and more) are one array, handed to each onnxruntime
-    session; a tensor of a known name whose bytes differ stays in its graph."""
+    """Every session's large weights (here 4 KiB and more) are one array in the process, each the
+    file's tensor, held while a session uses it; a tensor of a known name whose bytes differ gets
+    its own array."""
+    import gc
+
     import onnx
     from onnx import numpy_helper
 
     from onnx_xai.runtime import shared_weights
-    from onnx_xai.runtime.shared_weights import SharedWeights
+    from onnx_xai.runtime.shared_weights import shared_initializers
 
     monkeypatch.setattr(shared_weights, "SHARED_BYTES", 4096)
-    SHARED_BYTES = 4096
-    ex = onnx_xai.Explainer(model)
-    x = np.random.default_rng(4).standard_normal((1, 3, SIZE, SIZE)).astype(np.float32)
-    for method in ("gradcam", "gradient", "guided_backprop"):
-        ex.explain(x, method)
     source = onnx.load(model)
-    large = {
-        t.name: numpy_helper.to_array(t) for t in source.graph.initializer if t.ByteSize() >= SHARED_BYTES
-    }
-    shared = ex._sessions._weights._arrays
-    assert large and set(large) <= set(shared)
-    for name, array in large.items():
-        np.testing.assert_array_equal(shared[name], array)
-    weights = SharedWeights()
-    first, changed = onnx.load(model), onnx.load(model)
-    names, _ = weights.detach(first)
+    large = {t.name: numpy_helper.to_array(t) for t in source.graph.initializer if t.ByteSize() >= 4096}
+    assert len(large) >= 3
+    x = np.random.default_rng(4).standard_normal((1, 3, SIZE, SIZE)).astype(np.float32)
+    one, two = onnx_xai.Explainer(model), onnx_xai.Explainer(model)
+    for ex in (one, two):
+        for method in ("gradcam", "gradient", "guided_backprop"):
+            ex.explain(x, method)
+    shared = [s.shared for ex in (one, two) for s in ex._sessions._sessions.values()]
+    assert len(shared) >= 4 and all(set(large) <= set(weights) for weights in shared)
+    for name in large:
+        assert len({id(weights[name].array) for weights in shared}) == 1, name  # one array for all
+    names, first = shared_initializers(onnx.load(model))
     assert set(names) == set(large)
-    name = next(iter(large))
+    for name, weight in zip(names, first):
+        np.testing.assert_array_equal(weight.array, large[name])
+    changed = onnx.load(model)
+    name = names[0]
     tensor = next(t for t in changed.graph.initializer if t.name == name)
     tensor.CopyFrom(numpy_helper.from_array(large[name] + 1, name))
-    again, _ = weights.detach(changed)
-    assert name not in again and set(again) == set(large) - {name}
+    again = dict(zip(*shared_initializers(changed)))
+    assert again[name] is not first[0] and np.array_equal(again[name].array, large[name] + 1)
+    assert all(again[n] is w for n, w in zip(names[1:], first[1:]))
+    del one, two, ex, shared, first, again, weight
+    gc.collect()
+    assert shared_weights.pooled() == 0  # no session uses them any more

@@ -51,20 +51,22 @@ def run_generation(args: argparse.Namespace, ex) -> int:
     methods = args.method or ["input_x_gradient"]
     if not args.method:
         print("methods: input_x_gradient (--method to choose)")
-    found = [
-        explain_generation(
-            ex,
-            args.prompt,
-            tokenizer,
-            args.max_new_tokens,
-            method,
-            score=args.score,
-            targets=args.targets,
-            contrast=args.contrast,
-            **_options(method, args),
-        )  # fmt: skip
-        for method in dict.fromkeys(methods)
-    ]
+    found: list = []
+    for method in dict.fromkeys(methods):  # one generation: the first method's, explained by each
+        targets = args.targets if not found else found[0].ids[len(found[0].prompt_tokens) :]
+        found.append(
+            explain_generation(
+                ex,
+                args.prompt,
+                tokenizer,
+                args.max_new_tokens,
+                method,
+                score=args.score,
+                targets=targets,
+                contrast=args.contrast,
+                **_options(method, args),
+            )  # fmt: skip
+        )
     sha256 = sha256_of(args.model)
     record = json.dumps(_record(found, sha256), indent=1, ensure_ascii=False)
     page = generation_page(found, model=f"sha256 {sha256}")

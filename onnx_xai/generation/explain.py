@@ -61,11 +61,13 @@ class GenerationExplanation:
 
 def explain_generation(
     ex, prompt: str, tokenizer=None, max_new_tokens: int = 10, method: str = "input_x_gradient",
-    score: str = "probability", targets: str | None = None, contrast: str | None = None, **options,
+    score: str = "probability", targets: str | list[int] | None = None, contrast: str | None = None,
+    **options,
 ) -> GenerationExplanation:  # fmt: skip
-    """Generate from ``prompt`` (or take ``targets``) and attribute each generated token to the tokens
-    before it with ``method`` (module docstring); ``contrast``: a text whose tokens, one per step (the
-    last repeated), each step's token is scored against."""
+    """Generate from ``prompt`` (or take ``targets``: a text, or token ids such as another method's
+    ``ids`` after the prompt) and attribute each generated token to the tokens before it with
+    ``method`` (module docstring); ``contrast``: a text whose tokens, one per step (the last
+    repeated), each step's token is scored against."""
     tok = TextTokenizer.load(tokenizer if tokenizer is not None else ex.source_path())
     if ex.kind != "tokens":
         raise InputError(f"explain_generation explains language models; this model's input is a {ex.kind}")
@@ -85,7 +87,10 @@ def explain_generation(
 def _continuation(ex, tok: TextTokenizer, prompt_ids, max_new_tokens: int, targets) -> list[int]:
     if targets is None:
         return greedy(ex, prompt_ids, max_new_tokens, eos_id(tok))
-    given = list(tok.tokenizer.encode(targets, add_special_tokens=False).ids)
+    if isinstance(targets, str):
+        given = list(tok.tokenizer.encode(targets, add_special_tokens=False).ids)
+    else:  # token ids: another method's generation, explained again
+        given = [int(i) for i in targets]
     if not given:
         raise InputError("targets has no tokens")
     return given

@@ -11,9 +11,10 @@ ids); ``:explain`` the continuation explained (the greedy one, or ``targets``) a
 method holding what ``explain --prompt`` writes in ``generation.json``: the prompt's and the generated
 tokens, each step's score and the matrix (``null`` after each step's prefix). Before anything runs, a
 request's cost in model runs is admitted against ``--max-runs`` (:func:`.admission.is_long`): per
-instance and method, the greedy decoding's ``K`` forwards (none with ``targets``), the ``K`` copies of
-the shared run and the method's runs on them (``K`` x integrated gradients' steps, ``K`` x the
-sequence's positions for occlusion ...). Every ``:explain`` of a prompt is a long request (the long
+instance, the greedy decoding's ``K`` forwards (once, every method explains that generation; none
+with ``targets``), and per method the ``K`` copies of the shared run and the method's runs on them
+(``K`` x integrated gradients' steps, ``K`` x the sequence's positions for occlusion ...). Every
+``:explain`` of a prompt is a long request (the long
 lane, :mod:`.lanes`); a ``:predict`` is one when its ``K`` forwards pass ``--max-batch``.
 """
 
@@ -155,8 +156,8 @@ class PromptFacts:
         if verb == "predict":
             return p.max_new_tokens, f"generation: {p.max_new_tokens} greedy forwards, on 1 sample"
         length = len(p.ids) + p.steps - 1
-        greedy_runs = 0 if p.targets is not None else p.steps
-        runs = sum(greedy_runs + p.steps + self.ex.cost((p.steps, length), [m])[0] for m in methods)
+        greedy_runs = 0 if p.targets is not None else p.steps  # once: every method explains it
+        runs = greedy_runs + sum(p.steps + self.ex.cost((p.steps, length), [m])[0] for m in methods)
         asked = self.ex.cost((1, length), methods)[1].rsplit(", on ", 1)[0] or ", ".join(methods)
         return runs, f"generation: {p.steps} tokens, each explained by {asked}, on 1 sample"
 
@@ -169,15 +170,17 @@ class PromptFacts:
         methods, answers = items[0][1].methods, []
         for item, _ in items:
             p: Prompt = item.text
-            found = [self._explained(ex, p, method) for method in methods]
-            generated = found[0].ids[len(p.ids) :]
+            found = [self._explained(ex, p, methods[0], p.targets)]
+            generated = found[0].ids[len(p.ids) :]  # one generation, explained by each method
+            found += [self._explained(ex, p, method, generated) for method in methods[1:]]
             answers.append((self._continuation(p, generated), [_entry(e) for e in found]))
         return answers
 
-    def _explained(self, ex, p: Prompt, method: str):
-        """One prompt's generation explained by one method, as the library explains it."""
+    def _explained(self, ex, p: Prompt, method: str, targets):
+        """One prompt's generation (``targets``: a text, ids, or None to generate) explained by one
+        method, as the library explains it."""
         return explain_generation(
-            ex, p.text, self.tok, p.max_new_tokens, method, score=p.score, targets=p.targets,
+            ex, p.text, self.tok, p.max_new_tokens, method, score=p.score, targets=targets,
             contrast=p.contrast,
         )  # fmt: skip
 

@@ -159,9 +159,9 @@ class _Check:
         reads: list[list[str]] = []
         for k, node in enumerate(nodes):
             read = [i for i in node.input if i]
-            # a branch may write its node's own outputs' names (Optimum's merged decoders do)
-            inner_scopes = None if scopes is None else [*scopes, names - set(node.output)]
-            inner = self._attributes(node, k, where, inner_scopes)
+            inner = self._attributes(
+                node, k, where, None if scopes is None else [*scopes, names], node.output
+            )
             read += [i for i in inner if i not in read]
             for name in read:
                 if name in names or scopes is None:
@@ -187,8 +187,11 @@ class _Check:
         else:
             producers[name] = k
 
-    def _attributes(self, node: onnx.NodeProto, k: int, where: str, scopes: list[set[str]] | None) -> set:
-        """Check the tensors and subgraphs of a node's attributes; the outer names its subgraphs read."""
+    def _attributes(
+        self, node: onnx.NodeProto, k: int, where: str, scopes: list[set[str]] | None, own=()
+    ) -> set:
+        """Check the tensors and subgraphs of a node's attributes; the outer names its subgraphs read.
+        A subgraph may write the node's ``own`` outputs' names (Optimum's merged decoders do)."""
         free: set[str] = set()
         for a in node.attribute:
             tensors = ([a.t] if a.HasField("t") else []) + list(a.tensors)
@@ -201,6 +204,8 @@ class _Check:
                 self.tensor(tensor, what)
             for sparse in sparses:
                 self.sparse(sparse, what)
+            if graphs and scopes is not None and own:
+                scopes = [*scopes[:-1], scopes[-1] - set(own)]
             for sub in graphs:
                 free |= self.graph(sub, f" in the {a.name!r} graph of {describe(node, k)}{where}", scopes)
         return free

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,59 +22,11 @@ from ..graph.contract import LAYERED_SETS, METADATA_KEY, OUTPUT_SETS, RewriteRec
 from ..support.errors import CamNotApplicableError, InputError, ModelError
 from ..support.progress import stage
 from .backends import MAXPOOL_BACKWARD, Session, make_session, release_memory
+from .graph_keys import FORWARD, FORWARD_KEY, MEMORY_MODES, SEPARATE, TIERS, GraphKey, fixed_batch, predicts
 from .shared_weights import shared_initializers
 
 if TYPE_CHECKING:
     from ..graph.augment import Analysis
-
-FORWARD = "forward"
-
-
-@dataclass(frozen=True)
-class GraphKey:
-    """Which graph a session runs: the output sets it gives (none: the model's own forward), whether
-    it takes a seed (``xai_seed``) or a class (``xai_target``), for an LRP graph its composite, and
-    whether it is fed at its point (ids' embedding given as ``xai_point``: :mod:`onnx_xai.graph.point`)."""
-
-    sets: tuple[str, ...] = ()
-    seeded: bool = False
-    composite: object = None
-    fed: bool = False
-
-
-FORWARD_KEY = GraphKey()
-# The graphs an original model is rewritten into, cheapest first: a request is served by the first
-# that holds every output set it needs (the whole set as a last resort). A graph costs its most
-# expensive set (runtimes execute every node whatever is fetched): the light one about a forward
-# (ResNet-50: 1.0-1.15x), the others a full backward more. Few graphs, few copies of the weights:
-# each session holds its own (about 2.5x the file in onnxruntime, prepacked and reordered).
-MEMORY_MODES = ("fast", "lean")
-TIERS = (
-    ("activation", "cam", "gradcam", "embedding"),
-    ("activation", "cam", "gradcam", "input_grad", "embedding"),
-    ("activation", "cam", "gradcam", "guided"),
-    ("activation", "cam", "gradcam", "deconv"),
-    tuple(s for s in OUTPUT_SETS if s not in ("relevance", "deeplift", "fullgrad")),  # LRP: relevance()
-    ("deeplift",),  # on a batch of inputs and references: a graph of its own
-    ("fullgrad",),  # a sweep to every bias layer: a graph of its own
-)
-SEPARATE = (("deeplift",), ("fullgrad",))  # graphs that never join another, lean or not
-
-
-def _fixed_batch(shape) -> bool:
-    return len(shape) > 1 and isinstance(shape[0], int)
-
-
-def _predicts(key: GraphKey) -> bool:
-    """Whether a built graph can serve predictions: a class-objective graph of a tier, not the
-    DeepLIFT graph (it runs on pairs of samples) nor an LRP graph."""
-    return (
-        bool(key.sets)
-        and not key.seeded
-        and key.composite is None
-        and not key.fed
-        and key.sets != ("deeplift",)
-    )
 
 
 class SessionSet:
@@ -119,38 +70,47 @@ class SessionSet:
         self._sessions: dict[GraphKey, Session] = {}
         self._split: dict[bool, tuple] = {}  # body, head and boundary, per objective (split)
         self._analysis: Analysis | None = None
-        # onnx, imported here: no runtime reads a model unchecked
-        from ..graph.model_io import check_model, private_copy
-
-        if backend == "onnxruntime" and hasattr(model, "SerializeToString"):
-            check_model(model)  # read, not changed: its weights shared with every other session's
-            first = self._session_from(model)
-        elif backend == "onnxruntime":
-            first = self._session_from(private_copy(self._bytes_or_path()))
-        else:
-            given = self._bytes_or_path()
-            check_model(model)
-            first = self._session_from(given)
+        first = self._first_session()
         self.metadata = first.metadata()  # the model's metadata_props (a rewrite keeps the original's)
         stored = self.metadata.get(METADATA_KEY)
         self.rewritten = stored is not None
         self._record: RewriteRecord | None = RewriteRecord.from_json(stored) if stored else None
         self._sessions[FORWARD_KEY] = first
-        if not self.rewritten and any(_fixed_batch(i.shape) for i in first.inputs):
+        if not self.rewritten and any(fixed_batch(i.shape) for i in first.inputs):
             # An export with a fixed batch size: serve the forward from the batch-freed copy.
-            self._sessions[FORWARD_KEY] = self._session_from(self._analyze().model.SerializeToString())
+            self._sessions[FORWARD_KEY] = self._session_from(self._analyze().model)
         if self.rewritten:
-            if any(v is not None for v in self._choice.values()):
-                raise InputError(
-                    "target_layer, input_name, output_name, embedding and objective apply to original "
-                    "models; this one was already rewritten"
-                )
-            self._whole = first
-            seeded = self.record().objective == "seed"
-            for output_set in self._provided():
-                self._sessions[GraphKey((output_set,), seeded)] = first
-            if seeded:  # its graph needs a seed shaped like the output
-                self._sessions[FORWARD_KEY] = self._session_from(self._forward_of_rewritten())
+            self._serve_rewritten(first)
+
+    def _first_session(self) -> Session:
+        """The session of the model as given, checked first (onnx, imported here: no runtime reads a
+        model unchecked); for onnxruntime from a parsed copy (a ModelProto itself: read, not
+        changed) whose weights every other session shares."""
+        from ..graph.model_io import check_model, private_copy
+
+        model = self._source
+        if self.backend == "onnxruntime" and hasattr(model, "SerializeToString"):
+            check_model(model)
+            return self._session_from(model)
+        if self.backend == "onnxruntime":
+            return self._session_from(private_copy(self._bytes_or_path()))
+        given = self._bytes_or_path()
+        check_model(model)
+        return self._session_from(given)
+
+    def _serve_rewritten(self, first: Session) -> None:
+        """A model rewritten by ``onnx-xai augment``: its one session serves every set it gives."""
+        if any(v is not None for v in self._choice.values()):
+            raise InputError(
+                "target_layer, input_name, output_name, embedding and objective apply to original "
+                "models; this one was already rewritten"
+            )
+        self._whole = first
+        seeded = self.record().objective == "seed"
+        for output_set in self._provided():
+            self._sessions[GraphKey((output_set,), seeded)] = first
+        if seeded:  # its graph needs a seed shaped like the output
+            self._sessions[FORWARD_KEY] = self._session_from(self._forward_of_rewritten())
 
     @property
     def source(self):
@@ -169,11 +129,11 @@ class SessionSet:
             return source.SerializeToString()
         raise InputError(f"model must be a path, bytes or onnx.ModelProto, not {type(source).__name__}")
 
-    def _forward_of_rewritten(self) -> bytes:
+    def _forward_of_rewritten(self):
         from ..graph.assemble import forward_only
         from ..graph.model_io import load_model
 
-        return forward_only(load_model(self._source)[0]).SerializeToString()
+        return forward_only(load_model(self._source)[0])
 
     def _session_from(self, model) -> Session:
         """A session of ``model`` (a path, bytes, or an ``onnx.ModelProto`` of ours, whose large
@@ -316,7 +276,7 @@ class SessionSet:
                 if k == FORWARD_KEY or k == key or k.seeded != key.seeded or k.composite is not None
             }
         if not key.seeded:
-            built = [k for k in self._sessions if _predicts(k)]
+            built = [k for k in self._sessions if predicts(k)]
             if built:
                 cheapest = min(
                     built, key=lambda k: TIERS.index(next(t for t in TIERS if set(k.sets) <= set(t)))

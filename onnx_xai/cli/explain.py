@@ -20,6 +20,7 @@ from .options import (
     fraction,
     preprocessing,
 )
+from .photo_runs import reads_ahead, run_with_progress
 from .signal_options import add_signal_flags, run_signal
 from .text_options import add_text_flags, run_text, text_asked
 
@@ -142,27 +143,38 @@ def _add_pictures(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..imaging.images import image_files
-    from ..photos.detectors import explain_levels, levels_of
-    from ..support.files import sha256_of
     from ..text.files import model_file
 
     args.model = model_file(args.model)
-    first = _explainer(args, args.output)
-    if args.prompt is not None:
-        return run_generation(args, first)
-    if first.kind == "tokens" or text_asked(args):
-        return run_text(args, first)
-    if first.kind == "signal":
-        return run_signal(args, first)
-    if not args.images:
-        raise UsageError("give photos (or a table model's rows; a text encoder --text)")
-    if first.kind == "table":
-        return _run_table(args, first)
+    ahead = None if args.prompt is not None or text_asked(args) else reads_ahead(args)
+    try:
+        first = _explainer(args, args.output)
+        if args.prompt is not None:
+            return run_generation(args, first)
+        if first.kind == "tokens" or text_asked(args):
+            return run_text(args, first)
+        if first.kind == "signal":
+            return run_signal(args, first)
+        if not args.images:
+            raise UsageError("give photos (or a table model's rows; a text encoder --text)")
+        if first.kind == "table":
+            return _run_table(args, first)
+        return _run_photos(args, first, ahead)
+    finally:
+        if ahead is not None:
+            ahead[1].close()
+
+
+def _run_photos(args: argparse.Namespace, first, ahead) -> int:
+    """Photos explained (:mod:`.photo_runs`); ``ahead``: the photos and their reading, started."""
+    from ..imaging.images import image_files
+    from ..photos.detectors import explain_levels, levels_of
+    from ..support.files import sha256_of
+
     args.method = args.method or ["gradcam"]
     if args.background:
         raise UsageError("--background is for tables; this model takes photos")
-    files = image_files(args.images, exclude=args.out)
+    files, reads = ahead if ahead is not None else (image_files(args.images, exclude=args.out), None)
     explainers: dict = {args.output: first}
 
     def explainer(output: str | None):
@@ -188,7 +200,8 @@ def run(args: argparse.Namespace) -> int:
     show = any(Path(p).is_dir() for p in args.images)
 
     def run_on(level_ex, found):
-        return _run_with_progress(level_ex, found, Path(args.out), opts, sha256_of(args.model), show, skip)
+        sha256 = sha256_of(args.model)
+        return run_with_progress(level_ex, found, Path(args.out), opts, sha256, show, skip, reads)
 
     if levels:
         print(
@@ -198,15 +211,18 @@ def run(args: argparse.Namespace) -> int:
         records = explain_levels(explainer, levels, files, run_on, opts, skip)
     else:
         records = run_on(ex, files)
-    for rec in records:
-        first = rec["explanations"][0]
-        print(
-            f"{rec['file']}: {_explained(rec['objective'], first)} ({first['score']:.2f}) -> "
-            f"{Path(args.out) / rec['name']}.*"
-        )
+    _say_records(records, Path(args.out))
     if skipped:
         raise XaiError(f"{len(skipped)} of {len(files)} photos could not be read; the others were explained")
     return 0
+
+
+def _say_records(records: list[dict], out: Path) -> None:
+    """One line per photo explained: what, its score, and where its files are."""
+    for rec in records:
+        first = rec["explanations"][0]
+        what = _explained(rec["objective"], first)
+        print(f"{rec['file']}: {what} ({first['score']:.2f}) -> {out / rec['name']}.*")
 
 
 def _run_table(args: argparse.Namespace, ex) -> int:
@@ -362,21 +378,3 @@ def _methods(methods: Sequence[str], smooth: int | None) -> list[str]:
     if smooth and "smoothgrad" in chosen:
         raise UsageError("--smooth already smooths every method; drop 'smoothgrad' from --method")
     return chosen
-
-
-def _run_with_progress(ex, files, out, opts, sha256, show: bool, on_skip):
-    from tqdm import tqdm
-
-    from ..photos.run import explain_files
-    from ..runtime.methods import get
-    from ..support.progress import CopiesListener
-
-    def bar(total: int):
-        return tqdm(total=total, unit="image", disable=not show, file=sys.stderr)
-
-    sampled = any(get(m).forward_only for m in opts.methods)
-    with tqdm(
-        unit="copy", desc="perturbed copies", position=1, disable=not (show and sampled), file=sys.stderr
-    ) as copies:
-        with CopiesListener(copies.update):
-            return explain_files(ex, files, out, opts, sha256, progress=bar, on_skip=on_skip)

@@ -1,25 +1,25 @@
 """Explaining photo files end to end: load, preprocess, explain in batches, write overlays and JSON.
 
 Every input is decoded once up front, so a missing, non-image or truncated file stops the run before
-anything is written (or, with ``keep_going``, is left out and reported). Per photo: one PNG overlay per
-method (heatmap on the original photo, box in original pixels), optionally a side-by-side sheet of the
-methods, and one JSON record listing them; the set is written aside and moved into place whole
+anything is written (or, with ``keep_going``, is left out and reported). Then the work goes in stages
+that never overlap, as the server's (:mod:`.reading`): a wave of photos made into inputs in worker
+threads, then per batch of photos of one input shape the model's run, with every core, and its
+pictures and records written in the worker threads. Per photo: one PNG overlay per method (heatmap on
+the original photo, box in original pixels), optionally a side-by-side sheet of the methods, and one
+JSON record listing them; the set is written aside and moved into place whole
 (:class:`onnx_xai.support.files.Staging`), so an interrupted run leaves complete sets and no temporary files.
 """
 
 from __future__ import annotations
 
-import threading
-from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
-from importlib import import_module
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from ..imaging.images import Prepared, load_image, prepare
+from ..imaging.images import Prepared
 from ..imaging.preprocessing import Preprocessing, default_references, preprocessing_for
 from ..objectives.boxes import BoxDecoder
 from ..objectives.seeds import DetectionLayout
@@ -28,12 +28,13 @@ from ..runtime.methods import options_for
 from ..support.errors import InputError
 from ..support.files import OutputFolder, Staging, output_folder
 from ..support.names import unique_names
-from ..support.signals import critical, interruptible
+from ..support.signals import interruptible
 from .objectives import objective
+from .reading import PhotoReads
 from .records import picks, stage_photo
 
-WORKERS = 2  # decoding and encoding threads beside inference (measured on 2 cores: see docs/benchmarks.md)
-CACHE_PIXELS = 64 * 2**20  # photos decoded up front and kept for the run: at most 192 MiB of RGB
+WAVE_BYTES = 64 * 2**20  # the inputs one read stage prepares, at most (at least one batch's)
+BATCH_PIXELS = 2**18  # a model of any input size: a batch's input pixels per photo of --batch-size
 
 
 @dataclass
@@ -75,6 +76,7 @@ def explain_files(
     sha256: str,
     progress: Callable | None = None,
     on_skip: Callable | None = None,
+    reads: PhotoReads | None = None,
 ) -> list[dict]:
     """Explain photo files with each method; returns the JSON records written (one per photo).
 
@@ -83,77 +85,120 @@ def explain_files(
         progress: called with the number of photos once they are decoded; returns a progress bar
             (``update(n)``, ``close()``).
         on_skip: called with (path, reason) for a photo left out (``opts.keep_going``).
+        reads: the photos' reading, started ahead (:class:`~.reading.PhotoReads`; the caller closes
+            it); None: started here.
 
     Every photo is decoded before anything is written: a bad one stops the run, or, with
-    ``opts.keep_going``, is left out.
+    ``opts.keep_going``, is left out. Then reading, the model's runs and writing go in stages that
+    never overlap (:mod:`.reading`).
     """
     pairs = [f if isinstance(f, tuple) else (Path(f), Path(f).name) for f in files]
-    with interruptible():
-        cache = DecodedCache()
-        pairs = _readable(pairs, opts.keep_going, on_skip, cache)
-        preprocessing = preprocessing_for(ex, opts.preprocessing)
+    with interruptible(), ExitStack() as stack:
+        if reads is None:
+            reads = stack.enter_context(PhotoReads([path for path, _ in pairs]))
+        preprocessing, problem = _preprocessing(ex, opts)
+        if preprocessing is not None:
+            reads.settle(preprocessing)
+        pairs = reads.readable(pairs, opts.keep_going, on_skip)
+        if problem is not None:  # said after the photos' own problems, as ever
+            raise problem
+        assert preprocessing is not None
         out = output_folder(out)
-        names = dict(zip([path for path, _ in pairs], unique_names([name for _, name in pairs])))
-        OutputFolder(out).check(str(PurePosixPath(name).parent) for name in names.values())
-        step = opts.batch_size if preprocessing["size"] is not None else 1  # any size: each photo its own
-        chunks = [[path for path, _ in pairs[k : k + step]] for k in range(0, len(pairs), step)]
+        paths = [path for path, _ in pairs]
+        by_path = dict(zip(paths, unique_names([name for _, name in pairs])))
+        OutputFolder(out).check(str(PurePosixPath(name).parent) for name in by_path.values())
+        names = [by_path[path] for path in paths]
+        batches = _batches([reads.size(path) for path in paths], preprocessing, opts.batch_size)
         bar = progress(len(pairs)) if progress is not None else None
-        try:
-            with Staging(out) as staging:
-                return _run_chunks(
-                    ex,
-                    chunks,
-                    names,
-                    lambda f: prepare(cache.take(f), **preprocessing),
-                    staging,
-                    opts,
-                    sha256,
-                    bar,
-                )
-        finally:
-            if bar is not None:
-                bar.close()
+        if bar is not None:
+            stack.callback(bar.close)
+        staging = stack.enter_context(Staging(out))
+        run = _Run(ex, reads, preprocessing, staging, opts, sha256, bar)
+        records: dict[int, dict] = {}
+        for wave in _waves(batches, paths, reads, preprocessing):
+            records |= run.wave(wave, paths, names)
+        return [records[k] for k in range(len(paths))]
 
 
-def _run_chunks(
-    ex: Explainer,
-    chunks: list[list[Path]],
-    names: dict,
-    prepared_photo: Callable,
-    staging: Staging,
-    opts: ExplainOptions,
-    sha256: str,
-    bar,
-) -> list[dict]:
-    """Inference on one batch while the next is decoded and the last ones' pictures are encoded, in
-    worker threads (Pillow and the runtime release the GIL); commits stay in this thread, in order,
-    with signals held; at most two batches of pictures are in flight."""
-
-    def load(chunk):
-        return [prepared_photo(f) for f in chunk]
-
-    pool = ThreadPoolExecutor(max_workers=WORKERS)
-    records, staged = [], deque()
+def _preprocessing(ex: Explainer, opts: ExplainOptions) -> tuple[dict | None, InputError | None]:
+    """:func:`~onnx_xai.imaging.preprocessing.preprocessing_for` the model and the options, or why not."""
     try:
-        pool.submit(import_module, "scipy.ndimage")  # the boxes need it; half a second, meanwhile
-        upcoming = pool.submit(load, chunks[0])
-        for k, chunk in enumerate(chunks):
-            prepared = upcoming.result()
-            if k + 1 < len(chunks):
-                upcoming = pool.submit(load, chunks[k + 1])
-            results, chosen = explain_prepared(ex, prepared, opts)
+        return preprocessing_for(ex, opts.preprocessing), None
+    except InputError as exc:
+        return None, exc
 
-            def stage(i: int, f, p: Prepared, results=results, chosen=chosen):  # picked in the worker
-                return stage_photo(f, names[f], p, picks(results, i), chosen[i], staging, opts, sha256)
 
-            for i, (f, p) in enumerate(zip(chunk, prepared)):
-                staged.append(pool.submit(stage, i, f, p))
-            while len(staged) > 2 * len(chunk) or (k + 1 == len(chunks) and staged):
-                records.append(_commit(staging, staged.popleft().result(), bar))
-    finally:
-        with critical():  # the workers finish before the staging folder goes
-            pool.shutdown(wait=True, cancel_futures=True)
-    return records
+def _batches(sizes: list[tuple[int, int]], preprocessing: dict, batch_size: int) -> list[list[int]]:
+    """The photos (indices) of each run: ``batch_size`` at a time in order for a model of one input
+    size; for a model that takes any size, photos of one size together (the same input shape), at
+    most ``batch_size`` of them and no more input pixels than ``batch_size`` x :data:`BATCH_PIXELS`,
+    in the order of their first photo."""
+    if preprocessing["size"] is not None:
+        return [list(range(k, min(k + batch_size, len(sizes)))) for k in range(0, len(sizes), batch_size)]
+    batches: list[list[int]] = []
+    open_batch: dict[tuple[int, int], list[int]] = {}
+    for k, size in enumerate(sizes):
+        limit = max(1, min(batch_size, batch_size * BATCH_PIXELS // _input_pixels(size, preprocessing)))
+        batch = open_batch.get(size)
+        if batch is None or len(batch) >= limit:
+            batch = open_batch[size] = []
+            batches.append(batch)
+        batch.append(k)
+    return batches
+
+
+def _input_pixels(size: tuple[int, int], preprocessing: dict) -> int:
+    """About the pixels of a photo of ``size`` (W, H) as the model's input."""
+    if preprocessing["size"] is not None:
+        return preprocessing["size"][0] * preprocessing["size"][1]
+    scale = min(1.0, 960 / max(size))  # images.natural_size
+    return max(1, int(size[0] * scale) * int(size[1] * scale))
+
+
+def _waves(batches: list[list[int]], paths: list[Path], reads: PhotoReads, preprocessing: dict):
+    """Consecutive batches whose photos and inputs, together, stay under :data:`WAVE_BYTES` (at
+    least one batch): what one read stage prepares."""
+    wave: list[list[int]] = []
+    held = 0
+    for batch in batches:
+        sizes = [reads.size(paths[k]) for k in batch]  # RGB bytes, and float32 RGB inputs
+        size = sum(3 * w * h + 12 * _input_pixels((w, h), preprocessing) for w, h in sizes)
+        if wave and held + size > WAVE_BYTES:
+            yield wave
+            wave, held = [], 0
+        wave.append(batch)
+        held += size
+    if wave:
+        yield wave
+
+
+class _Run:
+    """The stages of a wave of batches: its photos read (the workers), then per batch the model's
+    run (this thread, every core to it), its pictures and records staged (the workers), and each
+    photo's set committed in order (this thread, signals held)."""
+
+    def __init__(self, ex, reads: PhotoReads, preprocessing: dict, staging: Staging, opts, sha256: str, bar):
+        self.ex, self.reads, self.preprocessing, self.staging = ex, reads, preprocessing, staging
+        self.opts, self.sha256, self.bar = opts, sha256, bar
+
+    def wave(self, wave: list[list[int]], paths: list[Path], names: list[str]) -> dict[int, dict]:
+        flat = [k for batch in wave for k in batch]
+        prepared = dict(zip(flat, self.reads.prepared([paths[k] for k in flat], self.preprocessing)))
+        records = {}
+        for batch in wave:
+            results, chosen = explain_prepared(self.ex, [prepared[k] for k in batch], self.opts)
+
+            def stage(i: int, batch=batch, results=results, chosen=chosen):  # picked in the worker
+                k = batch[i]
+                found, opts = picks(results, i), self.opts
+                return stage_photo(
+                    paths[k], names[k], prepared[k], found, chosen[i], self.staging, opts, self.sha256
+                )
+
+            for k, done in zip(batch, self.reads.stage(stage, range(len(batch)))):
+                records[k] = _commit(self.staging, done, self.bar)
+                del prepared[k]
+        return records
 
 
 def _commit(staging: Staging, done: tuple[list[str], str, dict], bar) -> dict:
@@ -162,53 +207,6 @@ def _commit(staging: Staging, done: tuple[list[str], str, dict], bar) -> dict:
     if bar is not None:
         bar.update(1)
     return record
-
-
-class DecodedCache:
-    """Photos decoded while checking them, kept (up to :data:`CACHE_PIXELS`) so that the run does
-    not decode them again; each is handed out once."""
-
-    def __init__(self):
-        self._photos, self._pixels, self._lock = {}, 0, threading.Lock()
-
-    def keep(self, path: Path, photo) -> None:
-        with self._lock:
-            if self._pixels + photo.width * photo.height <= CACHE_PIXELS:
-                self._photos[path] = photo
-                self._pixels += photo.width * photo.height
-
-    def take(self, path: Path):
-        with self._lock:
-            photo = self._photos.pop(path, None)
-        return photo if photo is not None else load_image(path)
-
-
-def _readable(
-    pairs: list[tuple[Path, str]], keep_going: bool, on_skip, cache: DecodedCache
-) -> list[tuple[Path, str]]:
-    """The photos that decode (decoded in worker threads, and kept in ``cache``); without
-    ``keep_going`` the first that does not raises."""
-
-    def problem(path: Path) -> str | None:
-        try:
-            cache.keep(path, load_image(path))
-        except InputError as exc:
-            return str(exc)
-        return None
-
-    kept = []
-    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-        for (path, name), reason in zip(pairs, pool.map(problem, [path for path, _ in pairs])):
-            if reason is not None:
-                if not keep_going:
-                    raise InputError(reason)
-                if on_skip is not None:
-                    on_skip(path, reason)
-                continue
-            kept.append((path, name))
-    if not kept:
-        raise InputError("none of the photos could be read")
-    return kept
 
 
 def explain_prepared(

@@ -50,12 +50,18 @@ def child(path: str, config: str) -> None:
         keep.run(None, {keep.get_inputs()[0].name: x})
     else:
         keep = onnx_xai.Explainer(path, threads=2, memory=mode)
+        references = np.zeros((2, 3, 224, 224), np.float32)
         options = {
             "smoothgrad": {"n_samples": 2},
             "integrated_gradients": {"n_steps": 2},
             "scorecam": {"batch_size": 64},
+            "deeplift_shap": {"baselines": references},
+            "gradient_shap": {"baselines": references, "n_samples": 2},
         }
-        for methods in [[m] for m in onnx_xai.METHOD_NAMES] if calls == "all" else calls:
+        from onnx_xai.runtime.methods import get
+
+        every = [[m] for m in onnx_xai.METHOD_NAMES if "image" in get(m).kinds]
+        for methods in every if calls == "all" else calls:
             keep.explain_many(x, methods, **options.get(methods[0], {}))
     del x
     gc.collect()

@@ -30,7 +30,7 @@ FORWARD_KEY = GraphKey()
 # that holds every output set it needs (the whole set as a last resort). A graph costs its most
 # expensive set (runtimes execute every node whatever is fetched): the light one about a forward
 # (ResNet-50: 1.0-1.15x), the others a full backward more. Few graphs, few copies of the weights:
-# each session holds its own prepacked and reordered weights (the weights themselves are shared).
+# each session holds its own reordered convolution kernels (the weights themselves are shared).
 MEMORY_MODES = ("fast", "lean")
 TIERS = (
     ("activation", "cam", "gradcam", "embedding"),

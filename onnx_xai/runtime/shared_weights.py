@@ -9,8 +9,8 @@ graph's tensor, which it drops once the session is made (measured: GPT-2 small, 
 one file, 8 MB each instead of 480 MB). :func:`shared_initializers` finds a graph's weights in the
 pool by name, type, dims and a checksum of their bytes, compared in full; anything else gets its own
 array. The pool holds its arrays weakly: each session holds the ones it was given, so an array lives
-as long as a session uses it. onnxruntime's prepacked copy of a weight (a GEMM operand packed for its
-kernel) stays each session's own unless prepacking is off (``memory="lean"``).
+as long as a session uses it. onnxruntime would also keep a prepacked copy of each weight per
+session (a GEMM operand packed for its kernel): prepacking is off (:mod:`.backends`).
 """
 
 from __future__ import annotations

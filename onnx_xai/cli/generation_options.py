@@ -95,17 +95,7 @@ def _record(found, sha256: str) -> dict:
         "prompt_tokens": first.prompt_tokens,
         "generated_tokens": first.generated_tokens,
         "ids": first.ids,
-        "explanations": [
-            {
-                "method": e.method,
-                "score": e.score,
-                "contrast": e.contrast,
-                "replaced_by": e.replaced_by,
-                "step_scores": [float(v) for v in e.step_scores],
-                "matrix": [[None if np.isnan(v) else float(v) for v in row] for row in e.matrix],
-            }
-            for e in found
-        ],
+        "explanations": [e.method_record() for e in found],
     }
 
 

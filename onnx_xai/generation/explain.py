@@ -53,6 +53,19 @@ class GenerationExplanation:
     contrast: list[str] | None = None  # per step, the token scored against, where one was given
     signed: bool = True  # whether a value's sign means for or against the token
 
+    def method_record(self) -> dict:
+        """This method's part of a JSON record (``generation.json``, the server's answer): the
+        method, the score, the contrast tokens, the replacement, each step's score and the matrix,
+        ``None`` after each step's prefix."""
+        return {
+            "method": self.method,
+            "score": self.score,
+            "contrast": self.contrast,
+            "replaced_by": self.replaced_by,
+            "step_scores": [float(v) for v in self.step_scores],
+            "matrix": [[None if np.isnan(v) else float(v) for v in row] for row in self.matrix],
+        }
+
     @property
     def tokens(self) -> list[str]:
         """The columns' tokens: the prompt's, then every generated token but the last."""

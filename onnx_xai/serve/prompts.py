@@ -192,16 +192,11 @@ class PromptFacts:
 
 
 def _entry(e) -> dict:
-    """One method's attribution, as ``explain --prompt`` writes it in ``generation.json``."""
-    return {
-        "method": e.method,
-        "score": e.score,
+    """One method's attribution, as ``explain --prompt`` writes it in ``generation.json``, with the
+    tokens and whether its sign means for or against the token."""
+    return e.method_record() | {
         "prompt_tokens": e.prompt_tokens,
         "generated_tokens": e.generated_tokens,
         "ids": e.ids,
-        "contrast": e.contrast,
-        "replaced_by": e.replaced_by,
         "signed": e.signed,
-        "step_scores": [float(v) for v in e.step_scores],
-        "matrix": [[None if np.isnan(v) else float(v) for v in row] for row in e.matrix],
     }

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -40,6 +40,7 @@ from .inputs import InputSpec, held_inputs, per_sample
 from .margins import EnsembleMargins
 from .methods import METHOD_NAMES, Context, Facts, plan_cost
 from .methods import plan as plan_methods
+from .methods.run_sizes import RunSizes
 from .model_facts import ModelFacts
 from .sessions import FORWARD, SessionSet
 from .token_point import token_parts
@@ -92,22 +93,21 @@ class Explainer(ModelFacts):
         objective: str | None = None,
     ):
         self._sessions = SessionSet(
-            model,
-            target_layer,
-            list(providers) if providers else None,
-            threads,
-            input_name,
-            output_name,
-            backend,
-            memory,
-            embedding,
-            objective,
-        )
+            model, target_layer, list(providers) if providers else None, threads, input_name, output_name,
+            backend, memory, embedding, objective,
+        )  # fmt: skip
+        self._run_sizes = RunSizes()  # the copies per run the batched methods found (copies_per_run)
         forward = self._sessions.get(FORWARD)
         spec = next(i for i in forward.inputs if i.name == self.input_name)
         self._input = InputSpec.of(spec.name, spec.shape, spec.type)
         self._num_classes: int | None = None
         self._trees = EnsembleMargins(self._sessions.source, self._sessions.record)
+
+    @property
+    def copies_per_run(self) -> Mapping:
+        """Copies per run the batched methods found here, by (graph, sample shape, dtype): the size
+        chosen (None while exploring), ms per copy of each size tried (:mod:`.methods.run_sizes`)."""
+        return self._run_sizes.view()
 
     # -- calls ---------------------------------------------------------------------------------------
     def predict(self, x: np.ndarray | dict, **extra_inputs) -> np.ndarray:
@@ -291,7 +291,7 @@ class Explainer(ModelFacts):
                 point, resolved, outputs, at_point, self.layout, head, record.output, self.score_kind,
                 lambda xs, objectives, rules: self._relevance(xs, objectives, rules, extra),
                 trees=self._trees.required if record.score_kind == "margin" else None, inputs=extra,
-                input_name=self.input_name, **tokens,
+                input_name=self.input_name, sizes=self._run_sizes, **tokens,
             )  # fmt: skip
             raw = method.attribute(context, opts)
             results[method.name] = self._explanation(

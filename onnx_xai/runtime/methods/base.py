@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ...support.errors import InputError
+from .run_sizes import PerRun, RunSizes, cap, size_of
 
 Call = Callable[..., dict]  # (x, objectives, sets, owners) -> the run's outputs by name
 KINDS = ("image", "table", "signal", "tokens", "tensor")  # what an explained input is (the record's kind)
@@ -58,6 +59,7 @@ class Context:
     ids: np.ndarray | None = None
     call_ids: Call | None = None
     embed: Callable[[np.ndarray], np.ndarray] | None = None
+    sizes: RunSizes = field(default_factory=RunSizes)  # the copies per run found (the Explainer's)
 
     def image_layout(self) -> str:
         """The input's layout, for the methods that work on images only."""
@@ -264,13 +266,16 @@ def get(name) -> Method:
     return REGISTRY[name]
 
 
-def chunks(total: int, size: int):
-    """``range`` slices of at most ``size`` covering ``total`` items."""
-    for start in range(0, total, size):
-        yield slice(start, min(start + size, total))
+def chunks(total: int, size: PerRun):
+    """``range`` slices of at most ``size`` covering ``total`` items (a ladder's sizes as it says)."""
+    start = 0
+    while start < total:
+        stop = min(start + size_of(size), total)
+        yield slice(start, stop)
+        start = stop
 
 
-def sample_rows(samples: int, per_sample: int, per_run: int):
+def sample_rows(samples: int, per_sample: int, per_run: PerRun):
     """Chunks of rows over ``samples`` x ``per_sample`` copies, grouped by sample: each chunk's
     ``(owners, indexes)``, the sample and the copy's index within it, made as the chunks are taken
     (memory a function of the chunk, whatever the count)."""
@@ -325,6 +330,18 @@ class BatchedOptions(Options):
         if self.max_batch_bytes is not None:
             return max(1, self.max_batch_bytes // max(1, x[:1].astype(np.float32).nbytes))
         return default if default is not None else chunk_size(len(x), x[:1].astype(np.float32).nbytes)
+
+    def runs(self, x: np.ndarray, sizes: RunSizes, graph: str, copies: int = 1) -> PerRun:
+        """:meth:`copies_per_run`, explored (:mod:`.run_sizes`) when neither ``batch_size`` nor
+        ``max_batch_bytes`` is given: the Explainer's ladder for ``graph`` and one sample of ``x``;
+        ``copies``: model copies per item (DeepLIFT-SHAP's pairs: 2)."""
+        if self.batch_size is not None or self.max_batch_bytes is not None:
+            return max(1, self.copies_per_run(x) // copies)
+        sample_bytes = x[:1].astype(np.float32).nbytes
+        start = chunk_size(len(x), sample_bytes)
+        key = (graph, tuple(x.shape[1:]), str(x.dtype))
+        most = cap(start, sample_bytes, MOST_COPIES)
+        return sizes.ladder(key, max(1, start // copies), max(1, most // copies))
 
 
 def accumulate(total: np.ndarray, owners: np.ndarray, values: np.ndarray) -> None:

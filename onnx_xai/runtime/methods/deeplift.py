@@ -20,6 +20,7 @@ import numpy as np
 from ...graph import contract as c
 from ...support.errors import InputError
 from .base import BatchedOptions, Context, Cost, Facts, Method, Options, finite_array, register, sample_rows
+from .run_sizes import timed
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,8 @@ class DeepLiftShap(Method):
             )
         count = references.shape[1] if each else len(references)
         total = np.zeros(x.shape, np.float64)
-        for owners, which in sample_rows(len(x), count, max(1, opts.copies_per_run(x) // 2)):
+        per_run = opts.runs(ctx.x, ctx.sizes, self.name, copies=2)  # pairs: an input and a reference
+        for owners, which in timed(sample_rows(len(x), count, per_run), per_run):
             chosen = references[owners, which] if each else references[which]
             found = (x[owners] - chosen) * multipliers(ctx, x[owners], chosen, ctx.targets[owners], owners)
             np.add.at(total, owners, found)

@@ -33,12 +33,14 @@ from .base import (
     Method,
     Options,
     accumulate,
+    chunks,
     finite,
     finite_array,
     register,
     sample_rows,
     whole,
 )
+from .run_sizes import PerRun, timed
 
 
 @register
@@ -124,7 +126,8 @@ class IntegratedGradients(Method):
         x = ctx.x.astype(np.float32)
         baseline = ctx.reference(opts.baseline)
         total = np.zeros(x.shape, np.float64)
-        for owners, steps in sample_rows(len(x), opts.n_steps, opts.copies_per_run(x)):
+        per_run = opts.runs(ctx.x, ctx.sizes, self.name)
+        for owners, steps in timed(sample_rows(len(x), opts.n_steps, per_run), per_run):
             alphas, weights = quadrature(opts.integration, opts.n_steps, steps)
             alpha = alphas.reshape((-1,) + (1,) * (x.ndim - 1)).astype(np.float32)
             points = baseline[owners] + alpha * (x[owners] - baseline[owners])
@@ -157,20 +160,21 @@ DRAW_BLOCK = 2**18  # rows whose baselines and points are drawn together, in Cap
 
 
 def gradient_shap_draws(
-    opts: GradientShapOptions, samples: int, sample: tuple, count: int, per_run: int
+    opts: GradientShapOptions, samples: int, sample: tuple, count: int, per_run: PerRun
 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
     """Chunks of the ``samples * n_samples`` rows (sample i's rows together), each chunk's owners,
     baseline indexes (among ``count``), points on the path and noise, drawn from NumPy's
     ``RandomState(noise_seed)`` in Captum's order (baseline indexes, then the points, then the noise),
     block by block of :data:`DRAW_BLOCK` rows so that memory stays that of a chunk (a single block,
-    as Captum draws, up to 262,144 rows); Captum's noise comes from torch."""
+    as Captum draws, up to 262,144 rows; the noise of each chunk drawn in turn, the same whatever the
+    chunks' sizes); Captum's noise comes from torch."""
     rng = np.random.RandomState(opts.noise_seed)
     rows = samples * opts.n_samples
     for block in range(0, rows, DRAW_BLOCK):
         size = min(DRAW_BLOCK, rows - block)
         indexes, alphas = rng.choice(count, size), rng.uniform(0.0, 1.0, size)
-        for start in range(0, size, per_run):
-            stop = min(start + per_run, size)
+        for part in chunks(size, per_run):
+            start, stop = part.start, part.stop
             noise = rng.normal(0.0, opts.stdevs, (stop - start, *sample)) if opts.stdevs > 0 else None
             owners = np.arange(block + start, block + stop) // opts.n_samples
             zeros = np.zeros((stop - start, *sample))
@@ -208,8 +212,9 @@ class GradientShap(Method):
             )
         total = np.zeros(x.shape, np.float64)
         count = baselines.shape[1] if each else len(baselines)
-        draws = gradient_shap_draws(opts, len(x), x.shape[1:], count, opts.copies_per_run(x))
-        for owners, indexes, alphas, noise in draws:
+        per_run = opts.runs(ctx.x, ctx.sizes, self.name)
+        draws = gradient_shap_draws(opts, len(x), x.shape[1:], count, per_run)
+        for owners, indexes, alphas, noise in timed(draws, per_run):
             noisy = x[owners] + noise.astype(np.float32)
             start = baselines[owners, indexes] if each else baselines[indexes]
             alpha = alphas.reshape((-1,) + (1,) * (x.ndim - 1)).astype(np.float32)

@@ -38,6 +38,7 @@ from .base import (
     sample_rows,
     whole,
 )
+from .run_sizes import PerRun, timed
 
 KINDS = ("mean", "square", "var")
 
@@ -106,7 +107,8 @@ class SmoothGrad(Method):
         base_opts = base_options(base, opts)
         total: np.ndarray | None = None
         squares: np.ndarray | None = None
-        for noisy, owners in noisy_batches(ctx.x, opts):
+        per_run = per_noisy_run(ctx, opts, base_opts)
+        for noisy, owners in timed(noisy_batches(ctx.x, opts, per_run), per_run):
             targets = ctx.targets[owners]
             sets = base.sets_for(base_opts)
             outputs = ctx.run(noisy, targets, sets, owners) if sets else {}
@@ -135,13 +137,25 @@ def base_options(base: Method, opts: SmoothGradOptions) -> Options:
     return base.Options.parse(base.name, given)
 
 
+def per_noisy_run(ctx: Context, opts: SmoothGradOptions, base_opts: Options) -> PerRun:
+    """Noisy copies per run: explored (:mod:`.run_sizes`) where the base runs each copy once; a base
+    that batches its own copies (integrated gradients, Score-CAM ...) explores its own, so the copies
+    it is given keep the usual size."""
+    if isinstance(base_opts, BatchedOptions):
+        return opts.copies_per_run(ctx.x)
+    return opts.runs(ctx.x, ctx.sizes, f"smoothgrad of {opts.base}")
+
+
 def _count(opts: SmoothGradOptions) -> int:
     return len(np.asarray(opts.noise)) if opts.noise is not None else opts.n_samples
 
 
-def noisy_batches(x: np.ndarray, opts: SmoothGradOptions) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def noisy_batches(
+    x: np.ndarray, opts: SmoothGradOptions, per_run: PerRun | None = None
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Chunks of (noisy copies, index of the sample each copy belongs to), grouped by sample, made
-    as they are taken."""
+    as they are taken, of ``per_run`` copies (default: :meth:`~.base.BatchedOptions.copies_per_run`);
+    the noise is drawn chunk after chunk from one generator, the same whatever the chunks' sizes."""
     if opts.noise is not None:
         noise = np.asarray(opts.noise, np.float32)
         if noise.shape[1:] != x.shape[1:]:
@@ -153,7 +167,8 @@ def noisy_batches(x: np.ndarray, opts: SmoothGradOptions) -> Iterator[tuple[np.n
         n_samples, rng = opts.n_samples, np.random.default_rng(opts.noise_seed)
         flat = x.reshape(len(x), -1).astype(np.float64)
         sigmas = opts.noise_level * (flat.max(axis=1) - flat.min(axis=1))
-    for owners, copies in sample_rows(len(x), n_samples, opts.copies_per_run(x)):
+    per_run = opts.copies_per_run(x) if per_run is None else per_run
+    for owners, copies in sample_rows(len(x), n_samples, per_run):
         if opts.noise is not None:
             added = noise[copies]
         else:

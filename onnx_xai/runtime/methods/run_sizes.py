@@ -12,12 +12,17 @@ and said once on the ``onnx_xai.progress`` logger.
 
 A chunk's time is the time its consumer held it (from the generator's ``yield`` to its resumption:
 the run, the accumulation, and the drawing of the next chunk's noise), divided by its copies. The
-first chunk of each size is not trusted (arena growth, first-touch pages: a size's first run on 2
-cores costs up to 1.5x its later ones); a size is judged on the least of :data:`TRUSTED` later chunks
-(noise on a shared machine only adds time, so the least is the estimate nearest the true cost).
-Measured (``tools/bench_run_sizes.py``, 2 cores, ResNet-50 224 x 224): input gradients cost 93-100 ms
-per copy at any batch from 4 to 32, while the peak memory grows from 995 MB at batch 4 to 1,478 MB at
-16 and 2,165 MB at 32 (VmHWM); so the cap: 32 copies of a 224 x 224 image, fewer of bigger ones.
+first chunk of each size is not trusted (arena growth, first-touch pages: ResNet-50's first gradient
+run at batch 4 and 8 took 1.08-1.12x the median of the next five, 2 cores); a size is judged on the
+least of :data:`TRUSTED` later chunks (noise on a shared machine only adds time, so the least is the
+estimate nearest the true cost), and wins only by :data:`GAIN`. Simulated with 10 % log-normal noise
+on every chunk and one chunk in ten 1.6x slower (``tests/runtime/test_run_sizes.py``, 1,000 runs): on
+ResNet-50's flat curve 99 % choose 4 or 8 (the cheapest within 1 %), 0.7 % 16; on a curve falling to
+32 (a GPU's), 96 % choose 32. Measured on 2 cores, ResNet-50 at 224 x 224: input gradients cost
+93-100 ms per copy at any batch from 4 to 64, while the peak memory (VmHWM, ``tools/bench_run_sizes.py
+--peak``) grows from 995 MB at batch 4 to 1,478 MB at 16, 2,165 MB at 32 and 4,635 MB at 64
+(EfficientNet-Lite0: 325, 763, 1,300 MB at 4, 16, 32); so the cap: 32 copies of a 224 x 224 image,
+fewer of bigger ones, never more than :data:`~.base.MOST_COPIES`.
 """
 
 from __future__ import annotations

@@ -5,9 +5,11 @@ on the CPU with 2 threads: the plain forward and the rewritten Grad-CAM and inpu
 each compiled by both runtimes (the input gradient also with MaxPool's scatter-free backward;
 OpenVINO with f32 inference precision, as the Explainer sets it);
 rounds interleave the two runtimes so that a drift of the machine hits both. Prints the median of
-each and the ratio OpenVINO / onnxruntime (below 1: OpenVINO is faster).
+each and the ratio OpenVINO / onnxruntime (below 1: OpenVINO is faster). Then the Explainer with
+``backend="auto"`` against onnxruntime's, per method, once the race of each graph is decided, and
+what auto chose (``--auto``: that part alone).
 
-    python tools/bench_backends.py [--rounds 15] [--models resnet50 efficientnet_lite0]
+    python tools/bench_backends.py [--rounds 15] [--models resnet50 efficientnet_lite0] [--auto]
 """
 
 from __future__ import annotations
@@ -75,13 +77,41 @@ def bench(name: str, rounds: int) -> None:
         print(f"| {graph} | {ort_ms:.1f} | {ov_ms:.1f} | {ov_ms / ort_ms:.2f} |")
 
 
+def bench_auto(name: str, rounds: int, methods=("gradient", "gradcam", "smoothgrad")) -> None:
+    """The Explainer with ``backend="auto"`` against onnxruntime's, per method, once the race of each
+    graph is decided (warm-up calls), then interleaved rounds; and the runtime auto chose."""
+    path = model_path(name)
+    x = np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)
+    explainers = {b: onnx_xai.Explainer(path, threads=2, backend=b) for b in ("onnxruntime", "auto")}
+    options = {"smoothgrad": {"n_samples": 8, "noise_seed": 0}}
+    print(f"\n{name}, the Explainer, batch 1 (smoothgrad: 8 copies), 2 threads")
+    print("| method | onnxruntime ms | auto ms | auto / onnxruntime | auto chose |\n|---|---|---|---|---|")
+    for method in methods:
+        call = {b: (lambda ex=ex: ex.explain(x, method, **options.get(method, {}))) for b, ex in explainers.items()}
+        for _ in range(8):  # warm-up, and the race of each graph decided
+            for fn in call.values():
+                fn()
+        times: dict = {b: [] for b in call}
+        for _ in range(rounds):
+            for backend, fn in call.items():
+                start = time.perf_counter()
+                fn()
+                times[backend].append((time.perf_counter() - start) * 1000)
+        ort_ms, auto_ms = (statistics.median(times[b]) for b in call)
+        chose = "; ".join(f"{g}: {c.split(' ')[0]}" for g, c in explainers["auto"].backend_choices.items())
+        print(f"| {method} | {ort_ms:.1f} | {auto_ms:.1f} | {auto_ms / ort_ms:.2f} | {chose} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--models", nargs="+", default=["resnet50", "efficientnet_lite0"])
+    parser.add_argument("--auto", action="store_true", help="only the Explainer on auto against onnxruntime")
     args = parser.parse_args()
     for name in args.models:
-        bench(name, args.rounds)
+        if not args.auto:
+            bench(name, args.rounds)
+        bench_auto(name, args.rounds)
 
 
 if __name__ == "__main__":

@@ -30,4 +30,5 @@ def model_facts(ex, model_path, curve: str, **more) -> dict:
         "score": record.score_kind,
         "curve": curve,
         "backend": ", ".join(ex.providers),
+        **({"backend_choices": ex.backend_choices} if ex.backend == "auto" else {}),
     }

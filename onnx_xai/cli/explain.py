@@ -149,20 +149,28 @@ def run(args: argparse.Namespace) -> int:
     ahead = None if args.prompt is not None or text_asked(args) else reads_ahead(args)
     try:
         first = _explainer(args, args.output)
-        if args.prompt is not None:
-            return run_generation(args, first)
-        if first.kind == "tokens" or text_asked(args):
-            return run_text(args, first)
-        if first.kind == "signal":
-            return run_signal(args, first)
-        if not args.images:
-            raise UsageError("give photos (or a table model's rows; a text encoder --text)")
-        if first.kind == "table":
-            return _run_table(args, first)
-        return _run_photos(args, first, ahead)
+        code = _run_kind(args, first, ahead)
+        for graph, choice in first.backend_choices.items():  # --backend auto: what ran where
+            where = "both runtimes in turn (too few runs to time them)" if choice == "racing" else choice
+            print(f"onnx-xai: the {graph} graph ran on {where}", file=sys.stderr)
+        return code
     finally:
         if ahead is not None:
             ahead[1].close()
+
+
+def _run_kind(args: argparse.Namespace, first, ahead) -> int:
+    if args.prompt is not None:
+        return run_generation(args, first)
+    if first.kind == "tokens" or text_asked(args):
+        return run_text(args, first)
+    if first.kind == "signal":
+        return run_signal(args, first)
+    if not args.images:
+        raise UsageError("give photos (or a table model's rows; a text encoder --text)")
+    if first.kind == "table":
+        return _run_table(args, first)
+    return _run_photos(args, first, ahead)
 
 
 def _run_photos(args: argparse.Namespace, first, ahead) -> int:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import math
 
-BACKENDS = ("onnxruntime", "openvino")  # as onnx_xai.runtime.backends, without importing a runtime
+BACKENDS = ("onnxruntime", "openvino", "auto")  # as onnx_xai.runtime.backends, without importing a runtime
 
 
 class UsageError(Exception):
@@ -169,5 +169,6 @@ def add_runtime(p: argparse.ArgumentParser) -> None:
         "--backend",
         choices=BACKENDS,
         default="onnxruntime",
-        help="the runtime (default onnxruntime; openvino needs the openvino package)",
+        help="the runtime (default onnxruntime; openvino needs the openvino package; auto: each graph on "
+        "the faster of the two, timed on its first runs)",
     )

@@ -22,11 +22,13 @@ from ..support.errors import InputError, ModelError, RunError
 from .failures import describe
 from .work import checkpoint
 
-BACKENDS = ("onnxruntime", "openvino")  # the CLI repeats this tuple (it must not import a runtime)
+# the CLI repeats this tuple (it must not import a runtime); "auto" races the two (.auto_backend)
+BACKENDS = ("onnxruntime", "openvino", "auto")
 # MaxPool's backward each runtime runs fastest (augment's ``maxpool``): OpenVINO's CPU plugin runs a
 # MaxPool with Indices on a reference kernel (ResNet-50's input gradient: 1.5x onnxruntime's time with
-# it, 1.0x with the window masks; tools/bench_backends.py).
-MAXPOOL_BACKWARD = {"onnxruntime": "scatter", "openvino": "windows"}
+# it, 1.0x with the window masks; tools/bench_backends.py). The window masks cost onnxruntime 1-2 %
+# (ResNet-50, same tool), so one graph serves both candidates of "auto".
+MAXPOOL_BACKWARD = {"onnxruntime": "scatter", "openvino": "windows", "auto": "windows"}
 
 
 @dataclass(frozen=True)

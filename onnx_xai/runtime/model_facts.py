@@ -116,8 +116,14 @@ class ModelFacts:
 
     @property
     def backend(self) -> str:
-        """The runtime that runs the sessions (``onnxruntime`` or ``openvino``)."""
+        """The runtime that runs the sessions (``onnxruntime`` or ``openvino``), or ``auto``."""
         return self._sessions.backend
+
+    @property
+    def backend_choices(self) -> dict[str, str]:
+        """With ``backend="auto"``: each graph built so far, the runtime that runs it and why
+        ("racing" while its first runs are timed); empty with one runtime."""
+        return self._sessions.backend_choices()
 
     @property
     def output_name(self) -> str:

@@ -21,7 +21,8 @@ import numpy as np
 from ..graph.contract import LAYERED_SETS, METADATA_KEY, OUTPUT_SETS, RewriteRecord
 from ..support.errors import CamNotApplicableError, InputError, ModelError
 from ..support.progress import stage
-from .backends import MAXPOOL_BACKWARD, Session, make_session, release_memory
+from .auto_backend import raced_session
+from .backends import BACKENDS, MAXPOOL_BACKWARD, Session, make_session, release_memory
 from .graph_keys import FORWARD, FORWARD_KEY, MEMORY_MODES, SEPARATE, TIERS, GraphKey, fixed_batch, predicts
 from .shared_weights import shared_initializers
 
@@ -38,7 +39,8 @@ class SessionSet:
         target_layer, input_name, output_name: as :func:`onnx_xai.augment` (original models only).
         providers: onnxruntime execution providers (default: CUDA, then CPU, where available).
         threads: intra-op threads per session (None: the runtime's default).
-        backend: ``"onnxruntime"`` or ``"openvino"``.
+        backend: ``"onnxruntime"``, ``"openvino"`` or ``"auto"`` (each graph on the faster of the two,
+            :mod:`.auto_backend`).
         memory: ``"fast"``: one graph per kind of request (:data:`TIERS`), each about a forward's
             cost or a backward's; ``"lean"``: one graph at a time, the cheapest that serves every
             request so far (after a gradient, Grad-CAM costs a gradient), and no activation arena.
@@ -57,6 +59,8 @@ class SessionSet:
         embedding: str | None = None,
         objective: str | None = None,
     ):
+        if backend not in BACKENDS:
+            raise InputError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
         if memory not in MEMORY_MODES:
             raise InputError(f"memory must be one of {', '.join(MEMORY_MODES)}, not {memory!r}")
         self._asked: dict[bool, set[str]] = {False: set(), True: set()}
@@ -89,10 +93,10 @@ class SessionSet:
         from ..graph.model_io import check_model, private_copy
 
         model = self._source
-        if self.backend == "onnxruntime" and hasattr(model, "SerializeToString"):
+        if self.backend != "openvino" and hasattr(model, "SerializeToString"):
             check_model(model)
             return self._session_from(model)
-        if self.backend == "onnxruntime":
+        if self.backend != "openvino":
             return self._session_from(private_copy(self._bytes_or_path()))
         given = self._bytes_or_path()
         check_model(model)
@@ -135,17 +139,21 @@ class SessionSet:
 
         return forward_only(load_model(self._source)[0])
 
-    def _session_from(self, model) -> Session:
+    def _session_from(self, model, label: str = "forward") -> Session:
         """A session of ``model`` (a path, bytes, or an ``onnx.ModelProto`` of ours, whose large
-        weights onnxruntime's sessions share: :mod:`.shared_weights`)."""
+        weights onnxruntime's sessions share: :mod:`.shared_weights`); with ``backend="auto"`` the
+        two runtimes' sessions raced (:mod:`.auto_backend`), ``label`` naming the graph."""
         shared: tuple[list[str], list] = ([], [])
         if not isinstance(model, (bytes, str)):
-            if self.backend == "onnxruntime":
+            if self.backend != "openvino":
                 shared = shared_initializers(model)
             model = model.SerializeToString()
-        made = make_session(
-            self.backend, model, self._providers, self._threads, arena=not self._lean, shared=shared
-        )
+        if self.backend == "auto":
+            made = raced_session(label, model, self._providers, self._threads, not self._lean, shared)
+        else:
+            made = make_session(
+                self.backend, model, self._providers, self._threads, arena=not self._lean, shared=shared
+            )
         del model  # the graph's serialized bytes, the large transient
         release_memory()
         return made
@@ -178,6 +186,15 @@ class SessionSet:
         with self._lock:
             sessions = list(self._sessions.values())
         return next((o.shape for s in sessions for o in s.outputs if o.name == name), None)
+
+    def backend_choices(self) -> dict[str, str]:
+        """With ``backend="auto"``: each graph built so far, the runtime that runs it and why
+        ("racing" while its first runs are timed)."""
+        with self._lock:
+            sessions = {id(s): s for s in self._sessions.values()} | {
+                id(s): s for made in self._split.values() for s in made[:2]
+            }
+        return {s.label: s.choice or "racing" for s in sessions.values() if hasattr(s, "label")}
 
     def held(self) -> int:
         """How many sessions (copies of the model) are held now."""
@@ -261,7 +278,7 @@ class SessionSet:
         self._analysis = None  # the model's copy: analyzed again if another graph is ever needed
         where = " fed at its point" if fed else ""
         stage(f"compiling the {'+'.join(output_sets)} graph{where} on {self.backend}")
-        return self._session_from(rewritten)
+        return self._session_from(rewritten, "+".join(output_sets) + where)
 
     def _serve_forward_cheaply(self, key: GraphKey) -> None:
         """Serve predictions from the cheapest class-objective graph built, and let the original
@@ -325,7 +342,9 @@ class SessionSet:
                 stage("cutting the model at its target layer")
                 grid_from = [g for g in [(record.target or {}).get("grid_from")] if g]
                 cut = split(model, record.target_layers[0], record.output, record.input, grid_from)
-                made = [self._session_from(part) for part in (cut.body, cut.head)]
+                made = [
+                    self._session_from(part, name) for name, part in (("body", cut.body), ("head", cut.head))
+                ]
                 self._split[seeded] = (made[0], made[1], cut.boundary)
             return self._split[seeded]
 
@@ -349,7 +368,7 @@ class SessionSet:
                 model = augment(self._analyze(), outputs=("relevance",), seeded=seeded, composite=composite)
                 self._analysis = None
                 stage(f"compiling the {composite.name} LRP graph on {self.backend}")
-                self._sessions[key] = self._session_from(model)
+                self._sessions[key] = self._session_from(model, f"{composite.name} LRP")
             return self._sessions[key]
 
     def run(

@@ -5,9 +5,12 @@ For ResNet-50 (random init, exported by ``models.py``) and the bundled Efficient
 with the size the Explainer explores (its first call, which explores, timed apart), with today's
 default (``chunk_size``: 6 copies of a 224 x 224 image) and with ``batch_size=1``, in interleaved
 rounds; the medians, the ratios to the default's, and the size chosen (``Explainer.copies_per_run``).
-``--peak`` adds the peak memory (VmHWM) of input gradients at each batch, a process per batch.
+``--explore N``: the sizes N fresh stores choose for SmoothGrad-50 on the same Explainer (how much the
+choice varies with the machine's noise); ``--peak``: the peak memory (VmHWM) of input gradients at
+each batch, a process per batch.
 
-    python tools/bench_run_sizes.py [--rounds 3] [--models resnet50 efficientnet_lite0] [--peak 4 8 16 32]
+    python tools/bench_run_sizes.py [--rounds 3] [--models resnet50 efficientnet_lite0] [--explore 5]
+        [--peak 4 8 16 32]
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from bench_methods import model_path  # noqa: E402
 
 import onnx_xai  # noqa: E402
 from onnx_xai.runtime.methods import chunk_size  # noqa: E402
+from onnx_xai.runtime.methods.run_sizes import RunSizes  # noqa: E402
 
 CALLS = {"smoothgrad": {"n_samples": 50, "noise_seed": 0}, "integrated_gradients": {"n_steps": 32}}
 
@@ -60,6 +64,23 @@ def bench(name: str, rounds: int) -> None:
         print(f"| {method} | ms per copy by size tried | {tried} | |", flush=True)
 
 
+def explore(name: str, times: int) -> None:
+    """The size each of ``times`` fresh stores chooses (calls of SmoothGrad-50 until it has)."""
+    ex = onnx_xai.Explainer(model_path(name), threads=2)
+    x = np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)
+    ex.explain(x, "smoothgrad", n_samples=2, batch_size=1)
+    for _ in range(times):
+        ex._run_sizes = RunSizes()  # a store as a new Explainer's, on the same sessions
+        calls = 0
+        while (
+            found := ex.copies_per_run.get(("smoothgrad of gradient", x.shape[1:], "float32"))
+        ) is None or (found.size is None):
+            ex.explain(x, "smoothgrad", **CALLS["smoothgrad"])
+            calls += 1
+        tried = ", ".join(f"{s}: {ms:.1f}" for s, ms in found.ms_per_copy.items())
+        print(f"| {name} | {found.size} | {calls} | {tried} |", flush=True)
+
+
 def peak(path: str, batch: int) -> None:
     """One process: VmHWM after input gradients of ``batch`` copies."""
     ex = onnx_xai.Explainer(path, threads=2)
@@ -76,13 +97,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--models", nargs="+", default=["resnet50", "efficientnet_lite0"])
+    parser.add_argument("--explore", type=int, default=0, help="fresh stores whose choice to show")
     parser.add_argument("--peak", nargs="*", type=int, default=[], help="batches whose VmHWM to measure")
     parser.add_argument("--one-peak", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--no-rounds", action="store_true", help="only --explore and --peak")
     args = parser.parse_args()
     if args.one_peak:
         return peak(args.one_peak[0], int(args.one_peak[1]))
-    for name in args.models:
+    for name in [] if args.no_rounds else args.models:
         bench(name, args.rounds)
+    if args.explore:
+        print("\n| model | size chosen | calls | ms per copy by size |\n|---|---|---|---|", flush=True)
+    for name in args.models if args.explore else []:
+        explore(name, args.explore)
     if args.peak:
         print("\n| model | batch | VmHWM (MB) |\n|---|---|---|", flush=True)
     for name in args.models:

@@ -6,23 +6,29 @@ usual size (:func:`~.base.chunk_size`), doubles while the cost per copy falls by
 (:data:`GAIN`: memory grows only for a real gain), halves instead if the first doubling is clearly
 worse, and never passes :func:`cap`. Every chunk of the exploration is real work of the call (no
 extra run); a call too short to finish it leaves it where it stopped, and the next call of the same
-key goes on from there. The size found is kept by key (:data:`Key`: the graph the copies run, one
-sample's shape and dtype) in the Explainer's :class:`RunSizes`, shown by ``Explainer.copies_per_run``
-and said once on the ``onnx_xai.progress`` logger.
+key goes on from there (a key whose calls all have fewer copies than the size to measure stays
+exploring, each call's copies then in one chunk under the cap). The size found is kept by
+:data:`Key` (the graph the copies run, one sample's shape and dtype) in the Explainer's
+:class:`RunSizes`, shown by ``Explainer.copies_per_run`` and said once on the ``onnx_xai.progress``
+logger.
 
 A chunk's time is the time its consumer held it (from the generator's ``yield`` to its resumption:
 the run, the accumulation, and the drawing of the next chunk's noise), divided by its copies. The
 first chunk of each size is not trusted (arena growth, first-touch pages: ResNet-50's first gradient
 run at batch 4 and 8 took 1.08-1.12x the median of the next five, 2 cores); a size is judged on the
 least of :data:`TRUSTED` later chunks (noise on a shared machine only adds time, so the least is the
-estimate nearest the true cost), and wins only by :data:`GAIN`. Simulated with 10 % log-normal noise
-on every chunk and one chunk in ten 1.6x slower (``tests/runtime/test_run_sizes.py``, 1,000 runs): on
-ResNet-50's flat curve 99 % choose 4 or 8 (the cheapest within 1 %), 0.7 % 16; on a curve falling to
-32 (a GPU's), 96 % choose 32. Measured on 2 cores, ResNet-50 at 224 x 224: input gradients cost
-93-100 ms per copy at any batch from 4 to 64, while the peak memory (VmHWM, ``tools/bench_run_sizes.py
---peak``) grows from 995 MB at batch 4 to 1,478 MB at 16, 2,165 MB at 32 and 4,635 MB at 64
-(EfficientNet-Lite0: 325, 763, 1,300 MB at 4, 16, 32); so the cap: 32 copies of a 224 x 224 image,
-fewer of bigger ones, never more than :data:`~.base.MOST_COPIES`.
+estimate nearest the true cost), and wins only by :data:`GAIN`. Measured (``tools/bench_run_sizes.py
+--explore 5``, 2 cores shared with other work): 10 fresh stores of 10 chose 6 for SmoothGrad-50 of
+ResNet-50 and EfficientNet-Lite0, where 12 was within 2 % (and 3 to 50 % worse when tried).
+Simulated with 10 % log-normal noise on every chunk and one chunk in ten 1.6x slower (the model of
+``tests/runtime/test_run_sizes.py``, 1,000 explorations): on ResNet-50's flat curve 99 % choose 4 or
+8, the cheapest within 1 % (0.7 %: 16); on a curve falling to 32 (a GPU's), 96 % choose 32.
+
+The cap: on 2 cores, ResNet-50's input gradients cost 93-105 ms per copy at any batch from 4 to 64,
+while the peak memory (VmHWM, ``tools/bench_run_sizes.py --peak``) grows from 995 MB at batch 4 to
+1,478 MB at 16, 2,165 MB at 32 and 4,635 MB at 64 (EfficientNet-Lite0: 325, 763, 1,300 MB at 4,
+16, 32); so at most 32 copies of a 224 x 224 image, fewer of bigger ones, never more than
+:data:`~.base.MOST_COPIES`.
 """
 
 from __future__ import annotations

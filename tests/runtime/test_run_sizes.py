@@ -73,7 +73,7 @@ def test_the_ladder_keeps_its_start_when_doubling_gains_less_than_its_margin():
 
 def test_a_slow_first_chunk_of_each_size_is_not_trusted():
     ladder = explore(Ladder(4, 64), lambda s: 100.0, first=3.0)
-    assert ladder.chosen == 4 and dict(ladder.choice().ms_per_copy) == pytest.approx({4: 100, 8: 100})
+    assert ladder.chosen == 4 and ladder.times == {4: [pytest.approx(100)] * 2, 8: [pytest.approx(100)] * 2}
 
 
 def test_a_ladder_at_its_cap_chooses_without_timing():
@@ -184,7 +184,8 @@ def test_the_work_counted_and_a_cancellation_are_unchanged(model, monkeypatch):
     work = Work()
     ex.explain(x, "smoothgrad", work=work, **options)
     assert runs == 2 * 30 and work.runs == 2 + runs
-    work, seen = Work(), runs_seen(ex, monkeypatch)
+    ex, work = onnx_xai.Explainer(model), Work()  # a fresh ladder: three chunks of 8 first
+    seen = runs_seen(ex, monkeypatch)
     real = ex._run
 
     def cancel_after_three(xs, *args, **kw):
@@ -194,5 +195,5 @@ def test_the_work_counted_and_a_cancellation_are_unchanged(model, monkeypatch):
 
     monkeypatch.setattr(ex, "_run", cancel_after_three)
     with pytest.raises(WorkStopped):
-        ex.explain(x, "smoothgrad", work=work, **options)
-    assert work.runs == sum(seen[:4])  # stopped before the fourth chunk's run
+        ex.explain(x, "smoothgrad", work=work, n_samples=200)
+    assert seen[:4] == [2, 8, 8, 8] and work.runs == 2 + 3 * 8  # stopped before the fourth chunk's run

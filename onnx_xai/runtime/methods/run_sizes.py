@@ -58,7 +58,7 @@ def cap(start: int, sample_bytes: int, most: int) -> int:
 @dataclass(frozen=True)
 class Choice:
     """What was found for one key: ``size`` (None while exploring) and the least ms per copy measured
-    at each size tried."""
+    at each size tried (DeepLIFT-SHAP's sizes and costs are of pairs: an input and a reference)."""
 
     size: int | None
     ms_per_copy: Mapping[int, float]

@@ -87,7 +87,10 @@ def bench_auto(name: str, rounds: int, methods=("gradient", "gradcam", "smoothgr
     print(f"\n{name}, the Explainer, batch 1 (smoothgrad: 8 copies), 2 threads")
     print("| method | onnxruntime ms | auto ms | auto / onnxruntime | auto chose |\n|---|---|---|---|---|")
     for method in methods:
-        call = {b: (lambda ex=ex: ex.explain(x, method, **options.get(method, {}))) for b, ex in explainers.items()}
+        call = {
+            b: (lambda ex=ex, method=method: ex.explain(x, method, **options.get(method, {})))
+            for b, ex in explainers.items()
+        }
         for _ in range(8):  # warm-up, and the race of each graph decided
             for fn in call.values():
                 fn()

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -72,11 +72,12 @@ class Explainer(ModelFacts):
         objective: what a class's score is: ``"logit"`` (the default: before the model's final
             Softmax or Sigmoid, a tree ensemble's margin before its post-transform) or
             ``"probability"`` (the output as given, probabilities and all); said in the record.
-        backend: ``"onnxruntime"`` (default) or ``"openvino"`` (CPU; needs the ``openvino`` package).
-        memory: ``"fast"`` (default): a graph per kind of request, so Grad-CAM costs about a forward
-            and a gradient about a backward, at up to three copies of the weights once every kind has
-            been asked; ``"lean"``: one graph at a time (the cheapest serving every request so far;
-            after a gradient, Grad-CAM costs a gradient) and no activation arena, for small machines.
+        backend: ``"onnxruntime"`` (default), ``"openvino"`` (CPU; needs the ``openvino`` package) or
+            ``"auto"``: each graph on the faster of the two, timed on its first runs (``backend_choices``).
+        memory: ``"fast"`` (default): a graph per kind of request (Grad-CAM costs about a forward, a
+            gradient about a backward), sessions sharing the weights and one activation arena;
+            ``"lean"``: one graph at a time (the cheapest serving every request so far; after a
+            gradient, Grad-CAM costs a gradient) and no activation arena, for small machines.
     """
 
     def __init__(
@@ -102,12 +103,6 @@ class Explainer(ModelFacts):
         self._input = InputSpec.of(spec.name, spec.shape, spec.type)
         self._num_classes: int | None = None
         self._trees = EnsembleMargins(self._sessions.source, self._sessions.record)
-
-    @property
-    def copies_per_run(self) -> Mapping:
-        """Copies per run the batched methods found here, by (graph, sample shape, dtype): the size
-        chosen (None while exploring), ms per copy of each size tried (:mod:`.methods.run_sizes`)."""
-        return self._run_sizes.view()
 
     # -- calls ---------------------------------------------------------------------------------------
     def predict(self, x: np.ndarray | dict, **extra_inputs) -> np.ndarray:

@@ -7,6 +7,7 @@ count, the metadata and the providers. :class:`~onnx_xai.runtime.explainer.Expla
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -14,6 +15,7 @@ from ..graph import contract as c
 from ..graph.contract import RewriteRecord
 from .inputs import InputSpec
 from .margins import EnsembleMargins
+from .methods.run_sizes import RunSizes
 from .sessions import FORWARD, SessionSet
 
 
@@ -23,6 +25,7 @@ class ModelFacts:
     _sessions: SessionSet
     _input: InputSpec
     _trees: EnsembleMargins
+    _run_sizes: RunSizes
 
     # -- facts ---------------------------------------------------------------------------------------
     @property
@@ -124,6 +127,12 @@ class ModelFacts:
         """With ``backend="auto"``: each graph built so far, the runtime that runs it and why
         ("racing" while its first runs are timed); empty with one runtime."""
         return self._sessions.backend_choices()
+
+    @property
+    def copies_per_run(self) -> Mapping:
+        """Copies per run the batched methods found here, by (graph, sample shape, dtype): the size
+        chosen (None while exploring), ms per copy of each size tried (:mod:`.methods.run_sizes`)."""
+        return self._run_sizes.view()
 
     @property
     def output_name(self) -> str:

@@ -12,12 +12,14 @@ read n/a.
     python tools/bench.py [--models resnet50 efficientnet_lite0] [--batches 1 16] [--rounds 5]
                           [--json bench.json] [--chart ratios.png]
     python tools/bench.py --quick          # a tiny model, seconds: keeps the script from rotting
+    ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 python tools/bench.py ...   # torch capped to AVX2
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -68,6 +70,19 @@ def peak_memory_mb(model: str, batch: int, config: str, quick: bool) -> float | 
         return float(done.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):
         return None
+
+
+def instruction_sets() -> str:
+    """What each side runs: torch's kernels (capped by ``ATEN_CPU_CAPABILITY`` and oneDNN's by
+    ``ONEDNN_MAX_CPU_ISA``, set before the run) and onnxruntime's, which follow the CPU's flags
+    (MLAS has no cap: an AVX2-only figure for it needs an AVX2-only machine)."""
+    flags = set(Path("/proc/cpuinfo").read_text().split()) if Path("/proc/cpuinfo").exists() else set()
+    cpu = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "below AVX2"
+    capped = ", ".join(
+        f"{k}={os.environ[k]}" for k in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA") if k in os.environ
+    )
+    torch_isa = torch.backends.cpu.get_cpu_capability() + (f" ({capped})" if capped else "")
+    return f"torch {torch_isa}; onnxruntime {cpu} (the CPU's)"
 
 
 def bench_one(model: str, batch: int, rounds: int, quick: bool, memory: bool) -> list[dict]:
@@ -144,6 +159,7 @@ def main() -> int:
         f"onnx_xai benchmark: {platform.processor() or platform.machine()}, {THREADS} threads, "
         f"torch {torch.__version__}, tools: {configs.tool_versions()}"
     )
+    print(f"instruction sets: {instruction_sets()}")
     rows = [
         r for m in models for b in batches for r in bench_one(m, b, rounds, args.quick, not args.no_memory)
     ]

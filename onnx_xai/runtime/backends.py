@@ -20,7 +20,6 @@ import numpy as np
 
 from ..support.errors import InputError, ModelError, RunError
 from .failures import describe
-from .shared_arena import use_shared_arena
 from .work import checkpoint
 
 # the CLI repeats this tuple (it must not import a runtime); "auto" races the two (.auto_backend)
@@ -74,8 +73,6 @@ class OnnxRuntimeSession(Session):
 
         options = ort.SessionOptions()
         options.enable_cpu_mem_arena = arena
-        if arena:
-            use_shared_arena(options)  # one arena for every session of the process (.shared_arena)
         self.shared = dict(zip(*shared))  # weights held once for every session (runtime.shared_weights)
         for name, held in self.shared.items():
             options.add_initializer(name, held.value)

@@ -75,7 +75,7 @@ class Explainer(ModelFacts):
         backend: ``"onnxruntime"`` (default), ``"openvino"`` (CPU; needs the ``openvino`` package) or
             ``"auto"``: each graph on the faster of the two, timed on its first runs (``backend_choices``).
         memory: ``"fast"`` (default): a graph per kind of request (Grad-CAM costs about a forward, a
-            gradient about a backward), sessions sharing the weights and one activation arena;
+            gradient about a backward), sessions sharing the weights;
             ``"lean"``: one graph at a time (the cheapest serving every request so far; after a
             gradient, Grad-CAM costs a gradient) and no activation arena, for small machines.
     """

@@ -20,6 +20,7 @@ from contextvars import ContextVar
 
 from ..support.errors import DeadlineExceeded, TooMuchWork, WorkStopped
 from ..support.progress import stage
+from ..support.signals import raise_if_lost
 
 LARGE = 1000  # runs beyond which a cost is said before the work starts
 
@@ -101,7 +102,10 @@ def current() -> Work | None:
 
 
 def checkpoint(instances: int = 1) -> None:
-    """Before a run of ``instances``: the active work's bounds checked and the run counted."""
+    """Before a run of ``instances``: a signal Python dropped raised again
+    (:func:`~onnx_xai.support.signals.raise_if_lost`), the active work's bounds checked and the run
+    counted."""
+    raise_if_lost()
     work = _CURRENT.get()
     if work is not None:
         work.check()

@@ -3,12 +3,18 @@
 :func:`interruptible` turns SIGTERM (and SIGINT) into an :class:`Interrupted` exception in the main
 thread, so ``finally`` blocks run and temporary files are removed (SIGTERM's default action kills the
 process mid-write); :func:`critical` holds both signals while a group of renames that belong together
-(one photo's outputs) completes, and delivers the first that came when it ends. Standard library only.
+(one photo's outputs) completes, and delivers the first that came when it ends. An
+:class:`Interrupted` raised where Python cannot propagate it (inside a ``__del__`` or a weakref
+callback, e.g. a shared weight's pool letting an array go) is handed to ``sys.unraisablehook``,
+which would print it as "ignored": the block's hook notes it instead, :func:`raise_if_lost` raises it
+again at the next run's checkpoint, and the block's end raises it if no checkpoint came. Standard
+library only.
 """
 
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +27,7 @@ class _Hold:
 
     depth = 0
     pending: list[int] = []
+    unseen: int | None = None  # the signal of an Interrupted that Python dropped, not raised again yet
 
 
 class Interrupted(BaseException):
@@ -49,11 +56,30 @@ def interruptible() -> Iterator[None]:
             raise Interrupted(signum)
 
     previous = {s: signal.signal(s, handler) for s in SIGNALS}
+    hook = sys.unraisablehook
+
+    def dropped(unraisable) -> None:
+        if isinstance(unraisable.exc_value, Interrupted):
+            _Hold.unseen = unraisable.exc_value.signum  # raised again, not printed
+        else:
+            hook(unraisable)
+
+    sys.unraisablehook = dropped
     try:
         yield
+        raise_if_lost()
     finally:
+        sys.unraisablehook = hook
+        _Hold.unseen = None
         for s, old in previous.items():
             signal.signal(s, old)
+
+
+def raise_if_lost() -> None:
+    """Raise again, in the main thread, an :class:`Interrupted` that Python dropped (raised while it
+    ran a ``__del__`` or a weakref callback, where an exception is printed and ignored)."""
+    if _Hold.unseen is not None and not _Hold.depth and _in_main_thread():
+        raise Interrupted(_Hold.unseen)
 
 
 @contextmanager

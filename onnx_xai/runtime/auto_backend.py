@@ -40,10 +40,11 @@ def raced_session(
     threads: int | None,
     arena: bool,
     shared: tuple[list[str], list],
+    kernels: bool = True,
 ) -> Session:
     """onnxruntime's session of ``model`` raced against OpenVINO's (module docstring), or
     onnxruntime's alone with the reason in its ``choice``."""
-    ort_session = make_session("onnxruntime", model, providers, threads, arena, shared)
+    ort_session = make_session("onnxruntime", model, providers, threads, arena, shared, kernels)
     if ort_session.device != "CPUExecutionProvider":
         return _alone(ort_session, label, f"onnxruntime on {ort_session.device} (no CPU race)")
     try:

@@ -20,6 +20,8 @@ import numpy as np
 
 from ..support.errors import InputError, ModelError, RunError
 from .failures import describe
+from .shared_kernels import optimized_form, shares_kernels
+from .shared_weights import shared_initializers
 from .work import checkpoint
 
 # the CLI repeats this tuple (it must not import a runtime); "auto" races the two (.auto_backend)
@@ -68,29 +70,23 @@ class OnnxRuntimeSession(Session):
         threads: int | None,
         arena: bool = True,
         shared: tuple[list[str], list] = ([], []),
+        kernels: bool = True,
     ):
         import onnxruntime as ort
 
-        options = ort.SessionOptions()
-        options.enable_cpu_mem_arena = arena
+        self._settings = (arena, threads)
+        providers = providers or default_providers()
         self.shared = dict(zip(*shared))  # weights held once for every session (runtime.shared_weights)
-        for name, held in self.shared.items():
-            options.add_initializer(name, held.value)
-        # No prepacked copy of each weight per session (sessions share the weights themselves):
-        # measured, the same speed within 2 % (ResNet-50's gradient at batch 1 and 16, GPT-2's).
-        options.add_session_config_entry("session.disable_prepacking", "1")
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.log_severity_level = 4  # its errors come back as exceptions, said in one line
-        # Several sessions (one per method) share the cores: spinning worker threads of one would
-        # slow the next; measured, not spinning costs nothing on 2 cores.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        # QDQ models run as the ONNX definition says (dequantize, float op, quantize) on every CPU:
-        # fused int8 kernels are chosen per instruction set and need not agree with it.
-        options.add_session_config_entry("session.disable_quant_qdq", "1")
-        if threads:
-            options.intra_op_num_threads = threads
+        level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if kernels and shares_kernels(providers, sum(held.array.nbytes for held in self.shared.values())):
+            optimized = optimized_form(model, lambda path: self._made(model, providers, level, path))
+            if optimized is not None:  # its kernels shared too (runtime.shared_kernels)
+                import onnx
+
+                model, level = optimized, ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+                self.shared = dict(zip(*shared_initializers(onnx.load_from_string(optimized))))
         try:
-            self._session = ort.InferenceSession(model, options, providers=providers or default_providers())
+            self._session = self._made(model, providers, level)
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
             raise ModelError(f"onnxruntime cannot load the model: {describe(exc)}") from None
         # onnxruntime's Python session keeps the bytes it was made from (a whole copy of the graph
@@ -101,6 +97,33 @@ class OnnxRuntimeSession(Session):
         self.inputs = [Port(i.name, tuple(i.shape), i.type) for i in self._session.get_inputs()]
         self.outputs = [Port(o.name, tuple(o.shape), o.type) for o in self._session.get_outputs()]
         self.device = self._session.get_providers()[0]
+
+    def _made(self, model: bytes | str, providers: list[str], level, save_to: str | None = None):
+        """An onnxruntime session of ``model`` at optimization ``level`` (saving its optimized form
+        at ``save_to``), given the shared weights."""
+        import onnxruntime as ort
+
+        arena, threads = self._settings
+        options = ort.SessionOptions()
+        options.enable_cpu_mem_arena = arena
+        for name, held in self.shared.items():
+            options.add_initializer(name, held.value)
+        # No prepacked copy of each weight per session (sessions share the weights themselves):
+        # measured, the same speed within 2 % (ResNet-50's gradient at batch 1 and 16, GPT-2's).
+        options.add_session_config_entry("session.disable_prepacking", "1")
+        options.graph_optimization_level = level
+        options.log_severity_level = 4  # its errors come back as exceptions, said in one line
+        # Several sessions (one per method) share the cores: spinning worker threads of one would
+        # slow the next; measured, not spinning costs nothing on 2 cores.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # QDQ models run as the ONNX definition says (dequantize, float op, quantize) on every CPU:
+        # fused int8 kernels are chosen per instruction set and need not agree with it.
+        options.add_session_config_entry("session.disable_quant_qdq", "1")
+        if threads:
+            options.intra_op_num_threads = threads
+        if save_to is not None:
+            options.optimized_model_filepath = save_to
+        return ort.InferenceSession(model, options, providers=providers)
 
     @property
     def providers(self) -> list[str]:
@@ -213,13 +236,15 @@ def make_session(
     threads: int | None = None,
     arena: bool = True,
     shared: tuple[list[str], list] = ([], []),
+    kernels: bool = True,
 ) -> Session:
     """A session of ``backend`` (one of :data:`BACKENDS`) for ``model``; ``arena=False`` lets
     onnxruntime return activation memory after each run (about 10 % slower on a backward graph);
     ``shared``: the names and OrtValues of the external initializers
-    that onnxruntime reads from the caller's buffers (:mod:`.shared_weights`)."""
+    that onnxruntime reads from the caller's buffers (:mod:`.shared_weights`); ``kernels``: whether
+    an onnxruntime CPU session of a large model shares its optimized kernels (:mod:`.shared_kernels`)."""
     if backend == "onnxruntime":
-        return OnnxRuntimeSession(model, providers, threads, arena, shared)
+        return OnnxRuntimeSession(model, providers, threads, arena, shared, kernels)
     if backend == "openvino":
         return OpenVinoSession(model, threads)
     raise InputError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")

@@ -89,15 +89,17 @@ class SessionSet:
     def _first_session(self) -> Session:
         """The session of the model as given, checked first (onnx, imported here: no runtime reads a
         model unchecked); for onnxruntime from a parsed copy (a ModelProto itself: read, not
-        changed) whose weights every other session shares."""
+        changed) whose weights every other session shares. It optimizes alone (its kernels are not
+        shared): the first graph an original model builds serves predictions in its place, and a
+        rewritten model's session is its only one."""
         from ..graph.model_io import check_model, private_copy
 
         model = self._source
         if self.backend != "openvino" and hasattr(model, "SerializeToString"):
             check_model(model)
-            return self._session_from(model)
+            return self._session_from(model, kernels=False)
         if self.backend != "openvino":
-            return self._session_from(private_copy(self._bytes_or_path()))
+            return self._session_from(private_copy(self._bytes_or_path()), kernels=False)
         given = self._bytes_or_path()
         check_model(model)
         return self._session_from(given)
@@ -139,20 +141,23 @@ class SessionSet:
 
         return forward_only(load_model(self._source)[0])
 
-    def _session_from(self, model, label: str = "forward") -> Session:
+    def _session_from(self, model, label: str = "forward", kernels: bool = True) -> Session:
         """A session of ``model`` (a path, bytes, or an ``onnx.ModelProto`` of ours, whose large
-        weights onnxruntime's sessions share: :mod:`.shared_weights`); with ``backend="auto"`` the
-        two runtimes' sessions raced (:mod:`.auto_backend`), ``label`` naming the graph."""
+        weights onnxruntime's sessions share: :mod:`.shared_weights`, and with ``kernels`` their
+        optimized kernels: :mod:`.shared_kernels`); with ``backend="auto"`` the two runtimes'
+        sessions raced (:mod:`.auto_backend`), ``label`` naming the graph."""
         shared: tuple[list[str], list] = ([], [])
         if not isinstance(model, (bytes, str)):
             if self.backend != "openvino":
                 shared = shared_initializers(model)
             model = model.SerializeToString()
         if self.backend == "auto":
-            made = raced_session(label, model, self._providers, self._threads, not self._lean, shared)
+            made = raced_session(
+                label, model, self._providers, self._threads, not self._lean, shared, kernels
+            )
         else:
             made = make_session(
-                self.backend, model, self._providers, self._threads, arena=not self._lean, shared=shared
+                self.backend, model, self._providers, self._threads, not self._lean, shared, kernels
             )
         del model  # the graph's serialized bytes, the large transient
         release_memory()

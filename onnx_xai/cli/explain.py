@@ -138,7 +138,7 @@ def _add_pictures(p: argparse.ArgumentParser) -> None:
         "--memory",
         choices=("fast", "lean"),
         default="fast",
-        help="lean: hold one copy of the model at a time (slower when methods of different costs are mixed)",
+        help="lean: no activation memory kept between runs, one backward graph at a time",
     )
 
 

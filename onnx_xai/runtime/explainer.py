@@ -76,8 +76,9 @@ class Explainer(ModelFacts):
             ``"auto"``: each graph on the faster of the two, timed on its first runs (``backend_choices``).
         memory: ``"fast"`` (default): a graph per kind of request (Grad-CAM costs about a forward, a
             gradient about a backward), sessions sharing the weights;
-            ``"lean"``: one graph at a time (the cheapest serving every request so far; after a
-            gradient, Grad-CAM costs a gradient) and no activation arena, for small machines.
+            ``"lean"``: no activation arena, and beside the forward-cost graph (predictions, the CAM
+            family, forward-only methods) one backward graph at a time, the cheapest serving every
+            backward request so far, for small machines.
     """
 
     def __init__(

@@ -42,8 +42,9 @@ class SessionSet:
         backend: ``"onnxruntime"``, ``"openvino"`` or ``"auto"`` (each graph on the faster of the two,
             :mod:`.auto_backend`).
         memory: ``"fast"``: one graph per kind of request (:data:`TIERS`), each about a forward's
-            cost or a backward's; ``"lean"``: one graph at a time, the cheapest that serves every
-            request so far (after a gradient, Grad-CAM costs a gradient), and no activation arena.
+            cost or a backward's; ``"lean"``: no activation arena, and besides the forward-cost
+            graph (predictions, the CAM family, forward-only methods) one backward graph at a time,
+            the cheapest that serves every backward request so far.
     """
 
     def __init__(
@@ -231,8 +232,8 @@ class SessionSet:
             return self._sessions[FORWARD_KEY]
         sets = (output_sets,) if isinstance(output_sets, str) else tuple(sorted(output_sets))
         with self._lock:
-            if self._lean and not self.rewritten and not fed and sets not in SEPARATE:
-                self._asked[seeded].update(sets)  # one graph for everything asked so far
+            if self._lean and not self.rewritten and not fed and sets not in SEPARATE and not _light(sets):
+                self._asked[seeded].update(sets)  # one backward graph for everything asked so far
                 sets = tuple(sorted(self._asked[seeded]))
             key = GraphKey(sets if self.rewritten else self._tier(sets, seeded), seeded, fed=fed)
             if key not in self._sessions:
@@ -288,14 +289,15 @@ class SessionSet:
     def _serve_forward_cheaply(self, key: GraphKey) -> None:
         """Serve predictions from the cheapest class-objective graph built, and let the original
         model's own session go (one copy of the weights fewer); in lean mode, drop every other
-        graph of the same objective."""
+        graph of the same objective but the forward-cost one (an LRP graph too) when a backward
+        graph is built."""
         if self.rewritten:
             return
-        if self._lean:
+        if self._lean and not _light(key.sets):
             self._sessions = {
                 k: v
                 for k, v in self._sessions.items()
-                if k == FORWARD_KEY or k == key or k.seeded != key.seeded or k.composite is not None
+                if k in (FORWARD_KEY, key) or k.seeded != key.seeded or _light(k.sets)
             }
         if not key.seeded:
             built = [k for k in self._sessions if predicts(k)]
@@ -398,3 +400,8 @@ class SessionSet:
         if self._lean:
             release_memory()  # without the arena, a run's activations go back to the heap: return them
         return outputs
+
+
+def _light(sets: tuple[str, ...]) -> bool:
+    """Whether output sets are served by the forward-cost graph (the first of :data:`TIERS`)."""
+    return set(sets) <= {"score", *TIERS[0]}

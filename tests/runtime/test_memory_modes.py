@@ -2,7 +2,8 @@
 
 ``memory="fast"`` serves each kind of request from its own graph (a forward-cost one for the CAM
 family and predictions, a backward one for gradients, one for guided backprop), and lets the original
-model's own session go once a graph can predict; ``memory="lean"`` holds one graph at a time.
+model's own session go once a graph can predict; ``memory="lean"`` holds, beside the forward-cost
+graph, one backward graph at a time.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 
 import onnx_xai
+from onnx_xai.graph import contract as c
 
 from ..conformance.exports import SIZE, export
 from ..forms.reference import rel
@@ -40,15 +42,25 @@ def test_fast_mode_holds_one_graph_per_kind_of_request(model):
     assert held == [1, 2, 2, 2, 3, 3]
 
 
-def test_lean_mode_holds_one_graph_and_gives_the_same_results(model):
+def test_lean_mode_holds_one_backward_graph_and_gives_the_same_results(model):
+    """Beside the forward-cost graph (predictions, the CAM family), lean mode holds one backward
+    graph, the one serving every backward request so far; forward-cost requests never run a
+    backward (a runtime runs every node of a graph whatever outputs are fetched)."""
     fast, lean = onnx_xai.Explainer(model), onnx_xai.Explainer(model, memory="lean")
     x = np.random.default_rng(1).standard_normal((2, 3, SIZE, SIZE)).astype(np.float32)
+    held = []
     for methods in SEQUENCE:
         a, b = fast.explain_many(x, methods), lean.explain_many(x, methods)
-        assert lean._sessions.held() == 1
+        held.append(lean._sessions.held())
+        light = lean._sessions.get(("cam", "gradcam"))
+        assert not {o.name for o in light.outputs} & {c.INPUT_GRAD, c.GUIDED_INPUT_GRAD, c.DECONV_INPUT_GRAD}
         for method in methods:
             assert rel(b[method].raw, a[method].raw) < 1e-6, method
         assert np.allclose(lean.predict(x), fast.predict(x), rtol=1e-6, atol=1e-6)
+    assert held == [1, 2, 2, 2, 2, 2]  # the light graph; then it and one backward graph
+    backward = [s for s in {id(v): v for v in lean._sessions._sessions.values()}.values() if s is not light]
+    outputs = {o.name for o in backward[0].outputs}
+    assert {c.INPUT_GRAD, c.GUIDED_INPUT_GRAD} <= outputs
 
 
 def test_memory_mode_is_checked(model):

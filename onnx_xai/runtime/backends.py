@@ -20,6 +20,7 @@ import numpy as np
 
 from ..support.errors import InputError, ModelError, RunError
 from .failures import describe
+from .openvino_core import openvino_core
 from .shared_kernels import optimized_form, shares_kernels
 from .shared_weights import shared_initializers
 from .work import checkpoint
@@ -173,7 +174,7 @@ OPENVINO_TYPES = {
 class OpenVinoSession(Session):
     def __init__(self, model: bytes | str, threads: int | None):
         try:
-            import openvino as ov
+            import openvino  # noqa: F401 - the package's presence, said in one line
         except ImportError:
             raise InputError(
                 "the openvino backend needs the openvino package: pip install 'onnx_xai[openvino]'"
@@ -186,7 +187,7 @@ class OpenVinoSession(Session):
         proto = activations_in_float(unshared_weights(load_model(model)[0]))
         config = {"INFERENCE_PRECISION_HINT": "f32"} | ({"INFERENCE_NUM_THREADS": threads} if threads else {})
         try:
-            core = ov.Core()
+            core = openvino_core()  # one per process: see .openvino_core
             self._compiled = core.compile_model(core.read_model(proto.SerializeToString()), "CPU", config)
         except Exception as exc:  # noqa: BLE001 - OpenVINO raises its own exception types
             raise ModelError(f"OpenVINO cannot compile the model: {describe(exc)}") from None

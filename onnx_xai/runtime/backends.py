@@ -21,6 +21,7 @@ import numpy as np
 from ..support.errors import InputError, ModelError, RunError
 from .failures import describe
 from .openvino_core import openvino_core
+from .shared_arena import use_shared_arena
 from .shared_kernels import optimized_form, shares_kernels
 from .shared_weights import shared_initializers
 from .work import checkpoint
@@ -107,6 +108,8 @@ class OnnxRuntimeSession(Session):
         arena, threads = self._settings
         options = ort.SessionOptions()
         options.enable_cpu_mem_arena = arena
+        if arena:
+            use_shared_arena(options)  # one arena for every session of the process (.shared_arena)
         for name, held in self.shared.items():
             options.add_initializer(name, held.value)
         # No prepacked copy of each weight per session (sessions share the weights themselves):

@@ -22,7 +22,7 @@ from ..support.errors import InputError, ModelError, RunError
 from .failures import describe
 from .openvino_core import openvino_core
 from .shared_arena import use_shared_arena
-from .shared_kernels import optimized_form, shares_kernels
+from .shared_kernels import saved_optimized_form, shares_kernels
 from .shared_weights import shared_initializers
 from .work import checkpoint
 
@@ -79,16 +79,11 @@ class OnnxRuntimeSession(Session):
         self._settings = (arena, threads)
         providers = providers or default_providers()
         self.shared = dict(zip(*shared))  # weights held once for every session (runtime.shared_weights)
-        level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        made = None
         if kernels and shares_kernels(providers, sum(held.array.nbytes for held in self.shared.values())):
-            optimized = optimized_form(model, lambda path: self._made(model, providers, level, path))
-            if optimized is not None:  # its kernels shared too (runtime.shared_kernels)
-                import onnx
-
-                model, level = optimized, ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-                self.shared = dict(zip(*shared_initializers(onnx.load_from_string(optimized))))
+            made = self._sharing_kernels(model, providers)
         try:
-            self._session = self._made(model, providers, level)
+            self._session = made or self._made(model, providers, ort.GraphOptimizationLevel.ORT_ENABLE_ALL)
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
             raise ModelError(f"onnxruntime cannot load the model: {describe(exc)}") from None
         # onnxruntime's Python session keeps the bytes it was made from (a whole copy of the graph
@@ -99,6 +94,25 @@ class OnnxRuntimeSession(Session):
         self.inputs = [Port(i.name, tuple(i.shape), i.type) for i in self._session.get_inputs()]
         self.outputs = [Port(o.name, tuple(o.shape), o.type) for o in self._session.get_outputs()]
         self.device = self._session.get_providers()[0]
+
+    def _sharing_kernels(self, model: bytes | str, providers: list[str]):
+        """A session made from ``model``'s saved optimized form, its large tensors (the optimizer's
+        kernels among them) from the shared pool (:mod:`.shared_kernels`); None where that fails
+        (the weights given are kept for the usual session)."""
+        import onnx
+        import onnxruntime as ort
+
+        given = self.shared
+        full = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        with saved_optimized_form(lambda path: self._made(model, providers, full, path)) as path:
+            if path is None:
+                return None
+            try:
+                self.shared = dict(zip(*shared_initializers(onnx.load(path))))
+                return self._made(path, providers, ort.GraphOptimizationLevel.ORT_DISABLE_ALL)
+            except Exception:  # noqa: BLE001 - onnx or onnxruntime refusing the form: the usual session
+                self.shared = given
+                return None
 
     def _made(self, model: bytes | str, providers: list[str], level, save_to: str | None = None):
         """An onnxruntime session of ``model`` at optimization ``level`` (saving its optimized form

@@ -24,6 +24,7 @@ from ..support.progress import stage
 from .auto_backend import raced_session
 from .backends import BACKENDS, MAXPOOL_BACKWARD, Session, make_session, release_memory
 from .graph_keys import FORWARD, FORWARD_KEY, MEMORY_MODES, SEPARATE, TIERS, GraphKey, fixed_batch, predicts
+from .shared_kernels import convolutional
 from .shared_weights import shared_initializers
 
 if TYPE_CHECKING:
@@ -144,10 +145,11 @@ class SessionSet:
 
     def _session_from(self, model, label: str = "forward", kernels: bool = True) -> Session:
         """A session of ``model`` (a path, bytes, or an ``onnx.ModelProto`` of ours, whose large
-        weights onnxruntime's sessions share: :mod:`.shared_weights`, and with ``kernels`` their
-        optimized kernels: :mod:`.shared_kernels`); with ``backend="auto"`` the two runtimes'
-        sessions raced (:mod:`.auto_backend`), ``label`` naming the graph."""
+        weights onnxruntime's sessions share: :mod:`.shared_weights`, and with ``kernels`` a
+        convolutional graph's optimized kernels: :mod:`.shared_kernels`); with ``backend="auto"``
+        the two runtimes' sessions raced (:mod:`.auto_backend`), ``label`` naming the graph."""
         shared: tuple[list[str], list] = ([], [])
+        kernels = kernels and not isinstance(model, (bytes, str)) and convolutional(model)
         if not isinstance(model, (bytes, str)):
             if self.backend != "openvino":
                 shared = shared_initializers(model)

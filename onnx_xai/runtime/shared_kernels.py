@@ -11,8 +11,10 @@ itself: no copy of the form in Python), and its large tensors come from the pool
 :mod:`.shared_weights`, found by content: a kernel reordered for one graph is the same array for
 every other graph that has it. The same kernels run, so the results are the same bits. The cost is
 the second compile: ResNet-50's input-gradient graph builds in 1.75 s instead of 1.1. Only CPU
-sessions of models with :data:`KERNEL_BYTES` of large weights or more take this path (smaller ones
-gain little); a graph whose optimized form cannot be saved or loaded gets the usual session.
+sessions of convolutional graphs (where the reordered kernels are) with :data:`KERNEL_BYTES` of
+large weights or more take this path (smaller ones gain little; a transformer's large weights are
+shared already and its gain was not measured); a graph whose optimized form cannot be saved or
+loaded gets the usual session.
 """
 
 from __future__ import annotations
@@ -24,6 +26,11 @@ from contextlib import contextmanager
 
 KERNEL_BYTES = 16 * 2**20  # models with this much in large weights share their optimized kernels
 SAVE_LIMIT = 2**30  # an optimized form is one protobuf (2 GB at most): larger models keep the usual path
+
+
+def convolutional(model) -> bool:
+    """Whether an ``onnx.ModelProto``'s main graph convolves (onnxruntime reorders those kernels)."""
+    return any(node.op_type in ("Conv", "ConvTranspose") for node in model.graph.node)
 
 
 def shares_kernels(providers: list[str], shared_bytes: int) -> bool:

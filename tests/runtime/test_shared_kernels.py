@@ -91,3 +91,48 @@ def test_only_cpu_sessions_of_large_models_share_kernels():
     assert not shared_kernels.shares_kernels(cpu, large - 1)
     assert not shared_kernels.shares_kernels(["CUDAExecutionProvider", "CPUExecutionProvider"], large)
     assert not shared_kernels.shares_kernels(cpu, shared_kernels.SAVE_LIMIT + 1)
+
+
+def _mlp() -> onnx.ModelProto:
+    """A two-layer perceptron on 64 features (weights of 32 KiB and 1.5 KiB)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(5)
+    weights = [
+        numpy_helper.from_array(rng.standard_normal(shape).astype(np.float32), name)
+        for name, shape in (("w1", (64, 128)), ("b1", (128,)), ("w2", (128, 3)), ("b2", (3,)))
+    ]
+    nodes = [
+        helper.make_node("Gemm", ["x", "w1", "b1"], ["h"]),
+        helper.make_node("Relu", ["h"], ["r"]),
+        helper.make_node("Gemm", ["r", "w2", "b2"], ["logits"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "mlp",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 64])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 3])],
+        weights,
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+@pytest.mark.parametrize("convolves", [False, True])
+def test_only_a_convolutional_graph_is_compiled_twice(model, small_counts_as_large, monkeypatch, convolves):
+    """A transformer's or a table model's large weights are shared already: its graphs keep the
+    usual session (no second compile, no optimized form saved, only the file's weights pooled); a
+    convolutional model's graphs are made from their optimized form."""
+    from onnx_xai.runtime import backends
+
+    saved = []
+    real = backends.saved_optimized_form
+    monkeypatch.setattr(backends, "saved_optimized_form", lambda save: saved.append(1) or real(save))
+    source = model if convolves else _mlp()
+    shape = (1, 3, SIZE, SIZE) if convolves else (2, 64)
+    ex = onnx_xai.Explainer(source, threads=1)
+    ex.explain(np.random.default_rng(6).standard_normal(shape).astype(np.float32), "gradient")
+    assert (len(saved) > 0) == convolves
+    if not convolves:
+        sessions = list(ex._sessions._sessions.values())
+        assert any("w1" in s.shared for s in sessions)  # the weight itself is pooled
+        assert all(set(s.shared) <= {"w1", "b1", "w2", "b2"} for s in sessions)

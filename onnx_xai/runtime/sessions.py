@@ -91,9 +91,8 @@ class SessionSet:
     def _first_session(self) -> Session:
         """The session of the model as given, checked first (onnx, imported here: no runtime reads a
         model unchecked); for onnxruntime from a parsed copy (a ModelProto itself: read, not
-        changed) whose weights every other session shares. It optimizes alone (its kernels are not
-        shared): the first graph an original model builds serves predictions in its place, and a
-        rewritten model's session is its only one."""
+        changed) whose weights every other session shares. Its kernels are its own: a graph soon
+        predicts in its place (an original model), or it is the only session (a rewritten one)."""
         from ..graph.model_io import check_model, private_copy
 
         model = self._source
@@ -154,15 +153,9 @@ class SessionSet:
             if self.backend != "openvino":
                 shared = shared_initializers(model)
             model = model.SerializeToString()
-        if self.backend == "auto":
-            made = raced_session(
-                label, model, self._providers, self._threads, not self._lean, shared, kernels
-            )
-        else:
-            made = make_session(
-                self.backend, model, self._providers, self._threads, not self._lean, shared, kernels
-            )
-        del model  # the graph's serialized bytes, the large transient
+        args = (model, self._providers, self._threads, not self._lean, shared, kernels)
+        made = raced_session(label, *args) if self.backend == "auto" else make_session(self.backend, *args)
+        del model, args  # the graph's serialized bytes, the large transient
         release_memory()
         return made
 
@@ -290,9 +283,8 @@ class SessionSet:
 
     def _serve_forward_cheaply(self, key: GraphKey) -> None:
         """Serve predictions from the cheapest class-objective graph built, and let the original
-        model's own session go (one copy of the weights fewer); in lean mode, drop every other
-        graph of the same objective but the forward-cost one (an LRP graph too) when a backward
-        graph is built."""
+        model's own session go (one copy of the weights fewer); in lean mode, a new backward graph
+        drops every other graph of its objective but the forward-cost one (LRP's too)."""
         if self.rewritten:
             return
         if self._lean and not _light(key.sets):
